@@ -1,0 +1,77 @@
+# edgetick — two commands on a fresh machine:
+#   make dev    install what is missing, build, run `wrangler dev` (real Binance upstream)
+#   make test   install what is missing, build, run every test (lint, unit, end to end)
+# Also: make demo (offline: fake exchange + service), make build, make lint, make clean.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PORT ?= 8787
+EXCHANGE_PORT ?= 9001
+WORKER_BUILD_VERSION := 0.8.7
+# wasm-bindgen-cli must match the wasm-bindgen the worker links (pinned in Cargo.toml).
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
+CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+export PATH := $(CARGO_BIN):$(PATH)
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+WRANGLER := node_modules/.bin/wrangler
+DEV_FLAGS := --ip 127.0.0.1 --port $(PORT) --local --show-interactive-dev-session=false
+
+# DESIGN §6 variables set in the environment override wrangler.toml for `make dev`/`make demo`.
+CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOLS_PER_CONNECTION \
+  CLIENT_MESSAGES_PER_SECOND MAX_FRAME_BYTES ALLOWED_ORIGINS AUTH_TOKEN UPSTREAM_MODE LEADER_LOCATION
+VAR_FLAGS = $(foreach v,$(CONFIG_VARS),$(if $($(v)),--var '$(v):$($(v))'))
+
+.PHONY: help setup toolchain npm build dev demo test lint unit e2e clean
+
+help:
+	@echo "make dev    run the service on http://127.0.0.1:$(PORT) (real Binance upstream)"
+	@echo "make demo   run it offline against the bundled fake exchange"
+	@echo "make test   lint, unit tests and end-to-end tests"
+
+setup: toolchain npm
+
+# Each step checks before it installs, so a second run costs seconds.
+toolchain:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@worker-build --version 2>/dev/null | grep -qF "$(WORKER_BUILD_VERSION)" || \
+	  cargo install worker-build --version =$(WORKER_BUILD_VERSION) --locked
+	@wasm-bindgen --version 2>/dev/null | grep -qF " $(WASM_BINDGEN_VERSION)" || \
+	  cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION)
+
+npm: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: setup
+	sh scripts/build-worker.sh
+	cargo build -q -p fake-exchange
+
+dev: build
+	EDGETICK_SKIP_BUILD=1 $(WRANGLER) dev $(DEV_FLAGS) $(VAR_FLAGS)
+
+demo: build
+	@set -m; target/debug/fake-exchange --port $(EXCHANGE_PORT) & fx=$$!; \
+	trap 'kill $$fx 2>/dev/null' EXIT INT TERM; \
+	echo "demo: fake exchange on ws://127.0.0.1:$(EXCHANGE_PORT)/stream; open http://127.0.0.1:$(PORT)/"; \
+	EDGETICK_SKIP_BUILD=1 $(WRANGLER) dev $(DEV_FLAGS) --persist-to .wrangler/demo-state $(VAR_FLAGS) \
+	  --var UPSTREAM_URL:ws://127.0.0.1:$(EXCHANGE_PORT)/stream
+
+test: build lint unit e2e
+
+lint:
+	cargo fmt --all --check
+	cargo clippy -q --all-targets --all-features -- -D warnings
+	cargo clippy -q --target wasm32-unknown-unknown -- -D warnings
+
+unit:
+	cargo test -q --workspace --lib --bins
+
+e2e:
+	cargo test -q --features e2e --test e2e
+
+clean:
+	rm -rf build target node_modules .wrangler test-artifacts

@@ -1,0 +1,73 @@
+//! `fake-exchange`: a Binance-compatible market-stream server for tests and offline demos.
+//!
+//! ```text
+//! fake-exchange [--host 127.0.0.1] [--port 9001] [--rate 20] [--seed 1]
+//!               [--ping-interval-ms 20000] [--pong-timeout-ms 60000]
+//!               [--max-incoming-per-sec 5] [--refuse STATUS] [--stall] [--garbage-every N]
+//! ```
+
+mod market;
+mod server;
+
+use std::time::Duration;
+
+use server::{Exchange, Settings};
+
+fn usage(problem: &str) -> ! {
+    eprintln!("fake-exchange: {problem}\nsee the top of fake-exchange/src/main.rs for the flags");
+    std::process::exit(2)
+}
+
+fn value<T: std::str::FromStr>(args: &mut impl Iterator<Item = String>, flag: &str) -> T {
+    let Some(raw) = args.next() else {
+        usage(&format!("{flag} needs a value"))
+    };
+    raw.parse()
+        .unwrap_or_else(|_| usage(&format!("{flag}: cannot parse {raw:?}")))
+}
+
+#[tokio::main]
+async fn main() {
+    let mut host = "127.0.0.1".to_string();
+    let mut port: u16 = 9001;
+    let mut settings = Settings::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--host" => host = value(&mut args, &flag),
+            "--port" => port = value(&mut args, &flag),
+            "--rate" => settings.rate = value(&mut args, &flag),
+            "--seed" => settings.seed = value(&mut args, &flag),
+            "--ping-interval-ms" => {
+                settings.ping_interval = Duration::from_millis(value(&mut args, &flag))
+            }
+            "--pong-timeout-ms" => {
+                settings.pong_timeout = Duration::from_millis(value(&mut args, &flag))
+            }
+            "--max-incoming-per-sec" => settings.max_incoming_per_sec = value(&mut args, &flag),
+            "--refuse" => settings.refuse = Some(value(&mut args, &flag)),
+            "--stall" => settings.stall = true,
+            "--garbage-every" => settings.garbage_every = value(&mut args, &flag),
+            "-h" | "--help" => usage("usage"),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
+        Ok(l) => l,
+        Err(e) => usage(&format!("cannot listen on {host}:{port}: {e}")),
+    };
+    let ex = Exchange::new(settings);
+    tokio::spawn(ex.clone().run_ticker());
+    eprintln!("fake-exchange listening on ws://{host}:{port}/stream (control: http://{host}:{port}/control/state)");
+    let app = ex.router();
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        eprintln!("fake-exchange: server error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,264 @@
+//! The simulated market: a random-walk price per symbol and payloads in Binance's exact
+//! shapes for every stream kind edgetick reads.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+/// Prices are integers in units of 1e-8, formatted like Binance (`"89879.78000000"`).
+const UNIT: u64 = 100_000_000;
+
+/// A tiny deterministic generator (xorshift64*): seeded runs replay exactly, and no
+/// dependency is needed for a fake.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed (0 is mapped to a fixed non-zero state).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// Next raw value.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Formats 1e-8 units as a Binance decimal string.
+pub fn fmt_units(units: u64) -> String {
+    format!("{}.{:08}", units / UNIT, units % UNIT)
+}
+
+fn fmt_signed(units: i128) -> String {
+    let sign = if units < 0 { "-" } else { "" };
+    format!("{sign}{}", fmt_units(units.unsigned_abs() as u64))
+}
+
+/// One symbol's simulated state.
+#[derive(Debug, Clone)]
+pub struct SymbolState {
+    /// Upper-case symbol.
+    pub symbol: String,
+    /// Last price (1e-8 units).
+    pub last: u64,
+    open: u64,
+    high: u64,
+    low: u64,
+    tick: u64,
+    volume: u64,
+    quote_volume: u64,
+    trades: u64,
+    book_id: u64,
+    /// Event time of the last update (ms).
+    pub event_time: i64,
+}
+
+fn base_price(symbol: &str) -> u64 {
+    let whole = match symbol {
+        "BTCUSDT" => 90_000,
+        "ETHUSDT" => 3_000,
+        "BNBUSDT" => 600,
+        "SOLUSDT" => 150,
+        _ => {
+            let h = symbol
+                .bytes()
+                .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+            1 + h % 500
+        }
+    };
+    whole * UNIT
+}
+
+impl SymbolState {
+    fn new(symbol: &str, now_ms: i64) -> SymbolState {
+        let last = base_price(symbol);
+        // About seven significant digits, like real quotes.
+        let mut tick = 1u64;
+        while last / tick > 10_000_000 {
+            tick *= 10;
+        }
+        SymbolState {
+            symbol: symbol.to_string(),
+            last,
+            open: last,
+            high: last,
+            low: last,
+            tick,
+            volume: 0,
+            quote_volume: 0,
+            trades: 0,
+            book_id: 1,
+            event_time: now_ms,
+        }
+    }
+
+    /// Moves the price by up to ±5 basis points, rounded to the tick.
+    fn step(&mut self, rng: &mut Rng, now_ms: i64) {
+        let max_move = (self.last / 2_000).max(self.tick) as f64;
+        let delta = ((rng.unit() * 2.0 - 1.0) * max_move) as i64;
+        let ticks = delta / self.tick as i64;
+        let ticks = if ticks == 0 {
+            if rng.unit() < 0.5 {
+                -1
+            } else {
+                1
+            }
+        } else {
+            ticks
+        };
+        let next = self.last as i64 + ticks * self.tick as i64;
+        self.last = (next.max(self.tick as i64 * 10)) as u64;
+        self.high = self.high.max(self.last);
+        self.low = self.low.min(self.last);
+        let qty = UNIT / 100 * (1 + rng.next_u64() % 100);
+        self.volume += qty;
+        self.quote_volume += ((qty as u128 * self.last as u128) / UNIT as u128) as u64;
+        self.trades += 1;
+        self.book_id += 1;
+        self.event_time = now_ms.max(self.event_time);
+    }
+
+    fn bid(&self) -> u64 {
+        self.last.saturating_sub(self.tick)
+    }
+
+    fn ask(&self) -> u64 {
+        self.last + self.tick
+    }
+
+    /// The payload (the `data` of a combined-stream frame) for one stream kind.
+    pub fn payload(&self, kind: &str) -> Option<Value> {
+        let s = &self.symbol;
+        let e = self.event_time;
+        let qty = fmt_units(UNIT / 10);
+        Some(match kind {
+            "ticker" => {
+                let change = self.last as i128 - self.open as i128;
+                let pct = change as f64 * 100.0 / self.open as f64;
+                json!({"e":"24hrTicker","E":e,"s":s,"p":fmt_signed(change),"P":format!("{pct:.3}"),
+                    "w":fmt_units(self.last),"x":fmt_units(self.open),"c":fmt_units(self.last),"Q":qty,
+                    "b":fmt_units(self.bid()),"B":qty,"a":fmt_units(self.ask()),"A":qty,
+                    "o":fmt_units(self.open),"h":fmt_units(self.high),"l":fmt_units(self.low),
+                    "v":fmt_units(self.volume),"q":fmt_units(self.quote_volume),
+                    "O":e - 86_400_000,"C":e,"F":0,"L":self.trades,"n":self.trades})
+            }
+            "miniTicker" => json!({"e":"24hrMiniTicker","E":e,"s":s,"c":fmt_units(self.last),
+                "o":fmt_units(self.open),"h":fmt_units(self.high),"l":fmt_units(self.low),
+                "v":fmt_units(self.volume),"q":fmt_units(self.quote_volume)}),
+            "bookTicker" => json!({"u":self.book_id,"s":s,"b":fmt_units(self.bid()),"B":qty,
+                "a":fmt_units(self.ask()),"A":qty}),
+            "aggTrade" => {
+                json!({"e":"aggTrade","E":e,"s":s,"a":self.trades,"p":fmt_units(self.last),
+                "q":qty,"f":self.trades,"l":self.trades,"T":e,"m":true,"M":true})
+            }
+            "trade" => json!({"e":"trade","E":e,"s":s,"t":self.trades,"p":fmt_units(self.last),
+                "q":qty,"T":e,"m":true,"M":true}),
+            k if k.starts_with("kline_") => {
+                let start = e - e.rem_euclid(60_000);
+                json!({"e":"kline","E":e,"s":s,"k":{"t":start,"T":start + 59_999,"s":s,
+                    "i":&k["kline_".len()..],"f":self.trades,"L":self.trades,"o":fmt_units(self.open),
+                    "c":fmt_units(self.last),"h":fmt_units(self.high),"l":fmt_units(self.low),
+                    "v":fmt_units(self.volume),"n":self.trades,"x":false,"q":fmt_units(self.quote_volume),
+                    "V":"0","Q":"0","B":"0"}})
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Stream kinds the fake serves.
+pub fn known_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "ticker" | "miniTicker" | "bookTicker" | "aggTrade" | "trade"
+    ) || kind.strip_prefix("kline_").is_some_and(|i| !i.is_empty())
+}
+
+/// Splits `btcusdt@ticker` into (`BTCUSDT`, `ticker`) when it is a stream the fake serves.
+pub fn parse_stream(stream: &str) -> Option<(String, String)> {
+    let (sym, kind) = stream.split_once('@')?;
+    let ok = !sym.is_empty()
+        && sym.len() <= 20
+        && sym
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (ok && known_kind(kind)).then(|| (sym.to_ascii_uppercase(), kind.to_string()))
+}
+
+/// Every symbol's state.
+#[derive(Debug)]
+pub struct Market {
+    symbols: HashMap<String, SymbolState>,
+    rng: Rng,
+}
+
+impl Market {
+    /// An empty market; symbols appear when first subscribed.
+    pub fn new(seed: u64) -> Market {
+        Market {
+            symbols: HashMap::new(),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// Advances one symbol's random walk.
+    pub fn step(&mut self, symbol: &str, now_ms: i64) -> &SymbolState {
+        let state = self
+            .symbols
+            .entry(symbol.to_string())
+            .or_insert_with(|| SymbolState::new(symbol, now_ms));
+        state.step(&mut self.rng, now_ms);
+        state
+    }
+
+    /// Latest price of every symbol that has moved or been asked for.
+    pub fn latest(&self) -> impl Iterator<Item = &SymbolState> {
+        self.symbols.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_binance() {
+        assert_eq!(fmt_units(8_987_978_000_000), "89879.78000000");
+        assert_eq!(fmt_signed(-150_000_000), "-1.50000000");
+    }
+
+    #[test]
+    fn walk_stays_on_ticks_and_positive() {
+        let mut m = Market::new(3);
+        for i in 0..10_000 {
+            let s = m.step("BTCUSDT", i);
+            assert_eq!(s.last % s.tick, 0);
+            assert!(s.last > 0);
+        }
+    }
+
+    #[test]
+    fn streams_parse() {
+        assert_eq!(
+            parse_stream("btcusdt@ticker"),
+            Some(("BTCUSDT".into(), "ticker".into()))
+        );
+        assert_eq!(
+            parse_stream("btcusdt@kline_1m").map(|x| x.1),
+            Some("kline_1m".into())
+        );
+        assert_eq!(parse_stream("BTCUSDT@ticker"), None);
+        assert_eq!(parse_stream("btcusdt@depth"), None);
+    }
+}

@@ -1,0 +1,278 @@
+//! The latest price per symbol, the hub-wide `seq`, TTL and freshness (DESIGN §3, §5).
+//!
+//! Each price is JSON-encoded once, when it changes; every reader (fan-out, snapshots, REST)
+//! reuses those bytes.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::price::{Price, PriceFields};
+
+/// Below this age (ms) a price is `fresh`.
+pub const FRESH_MS: i64 = 5_000;
+/// Below this age (ms) a price is `acceptable`; beyond it, `stale`.
+pub const ACCEPTABLE_MS: i64 = 60_000;
+
+/// How much a reader can trust a cached price, by its age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Younger than 5 s.
+    Fresh,
+    /// Younger than 60 s.
+    Acceptable,
+    /// Older than that (but within the TTL).
+    Stale,
+}
+
+impl Freshness {
+    /// Classifies an age in milliseconds.
+    pub fn of_age(age_ms: i64) -> Freshness {
+        if age_ms < FRESH_MS {
+            Freshness::Fresh
+        } else if age_ms < ACCEPTABLE_MS {
+            Freshness::Acceptable
+        } else {
+            Freshness::Stale
+        }
+    }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Freshness::Fresh => "fresh",
+            Freshness::Acceptable => "acceptable",
+            Freshness::Stale => "stale",
+        }
+    }
+}
+
+/// One cached price with its encoding.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The structured value.
+    pub price: Price,
+    /// `serde_json` encoding of `price`, shared by every frame that carries it.
+    pub encoded: Rc<str>,
+}
+
+impl Entry {
+    fn new(price: Price) -> Entry {
+        // Invariant: `Price` holds only strings and integers, which always serialise.
+        let encoded: Rc<str> = serde_json::to_string(&price).unwrap_or_default().into();
+        Entry { price, encoded }
+    }
+
+    /// Age at `now`, never negative (clocks may disagree by a little).
+    pub fn age_ms(&self, now_ms: i64) -> i64 {
+        (now_ms - self.price.received_at).max(0)
+    }
+
+    /// The price with `age_ms` and `freshness` appended, as REST answers carry it.
+    pub fn with_age(&self, now_ms: i64) -> String {
+        let age = self.age_ms(now_ms);
+        let base = self.encoded.strip_suffix('}').unwrap_or(&self.encoded);
+        format!(
+            r#"{base},"age_ms":{age},"freshness":"{}"}}"#,
+            Freshness::of_age(age).as_str()
+        )
+    }
+}
+
+/// The price cache.
+#[derive(Debug)]
+pub struct PriceCache {
+    entries: BTreeMap<String, Entry>,
+    seq: u64,
+    ttl_ms: i64,
+}
+
+impl PriceCache {
+    /// An empty cache whose entries live `ttl_ms` after their last update.
+    pub fn new(ttl_ms: i64) -> PriceCache {
+        PriceCache {
+            entries: BTreeMap::new(),
+            seq: 0,
+            ttl_ms,
+        }
+    }
+
+    /// Loads persisted prices after a restart. `seq_floor` is the highest `seq` ever handed
+    /// out (persisted separately, because TTL may have dropped the entry that carried it), so
+    /// numbering continues above everything a client may have seen. Expired entries are skipped.
+    pub fn restore(
+        &mut self,
+        prices: impl IntoIterator<Item = Price>,
+        seq_floor: u64,
+        now_ms: i64,
+    ) {
+        self.seq = self.seq.max(seq_floor);
+        for price in prices {
+            self.seq = self.seq.max(price.seq);
+            if now_ms - price.received_at <= self.ttl_ms {
+                self.entries.insert(price.symbol.clone(), Entry::new(price));
+            }
+        }
+    }
+
+    /// Applies an update received at `now_ms`. Returns the new entry when a client-visible
+    /// field changed (with a fresh `seq`), `None` when the update changed nothing.
+    pub fn apply(&mut self, symbol: &str, fields: &PriceFields, now_ms: i64) -> Option<&Entry> {
+        let mut price = match self.entries.get(symbol) {
+            Some(e) if now_ms - e.price.received_at <= self.ttl_ms => e.price.clone(),
+            _ => Price {
+                symbol: symbol.to_string(),
+                ..Price::default()
+            },
+        };
+        if !fields.merge_into(&mut price) {
+            return None;
+        }
+        self.seq += 1;
+        price.seq = self.seq;
+        price.received_at = now_ms;
+        self.entries.insert(symbol.to_string(), Entry::new(price));
+        self.entries.get(symbol)
+    }
+
+    /// The live entry for `symbol` (expired entries count as absent).
+    pub fn get(&self, symbol: &str, now_ms: i64) -> Option<&Entry> {
+        self.entries
+            .get(symbol)
+            .filter(|e| now_ms - e.price.received_at <= self.ttl_ms)
+    }
+
+    /// Live entries, in symbol order.
+    pub fn live(&self, now_ms: i64) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .values()
+            .filter(move |e| now_ms - e.price.received_at <= self.ttl_ms)
+    }
+
+    /// Drops entries older than the TTL; returns their symbols so storage can follow.
+    pub fn sweep(&mut self, now_ms: i64) -> Vec<String> {
+        let ttl = self.ttl_ms;
+        let expired: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now_ms - e.price.received_at > ttl)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in &expired {
+            self.entries.remove(s);
+        }
+        expired
+    }
+
+    /// When the next entry will expire, so the hub can set its alarm no earlier than needed.
+    pub fn next_expiry(&self) -> Option<i64> {
+        self.entries
+            .values()
+            .map(|e| e.price.received_at + self.ttl_ms + 1)
+            .min()
+    }
+
+    /// The highest `seq` handed out so far.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Number of entries held (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn px(p: &str, t: i64) -> PriceFields {
+        PriceFields {
+            price: Some(p.into()),
+            event_time: Some(t),
+            ..PriceFields::default()
+        }
+    }
+
+    #[test]
+    fn freshness_thresholds_at_explicit_ages() {
+        assert_eq!(Freshness::of_age(0), Freshness::Fresh);
+        assert_eq!(Freshness::of_age(4_999), Freshness::Fresh);
+        assert_eq!(Freshness::of_age(5_000), Freshness::Acceptable);
+        assert_eq!(Freshness::of_age(59_999), Freshness::Acceptable);
+        assert_eq!(Freshness::of_age(60_000), Freshness::Stale);
+    }
+
+    #[test]
+    fn seq_only_grows_and_unchanged_updates_get_none() {
+        let mut c = PriceCache::new(300_000);
+        let a = c.apply("BTCUSDT", &px("1", 1), 1_000).unwrap().price.seq;
+        let b = c.apply("ETHUSDT", &px("2", 1), 1_001).unwrap().price.seq;
+        assert!(b > a);
+        assert!(
+            c.apply("ETHUSDT", &px("2", 1), 1_002).is_none(),
+            "no change, no seq"
+        );
+        let d = c.apply("BTCUSDT", &px("3", 2), 1_003).unwrap().price.seq;
+        assert!(d > b);
+        assert_eq!(c.seq(), d);
+    }
+
+    #[test]
+    fn ttl_drops_old_entries_at_explicit_times() {
+        let mut c = PriceCache::new(300_000);
+        c.apply("BTCUSDT", &px("1", 1), 0);
+        c.apply("ETHUSDT", &px("1", 1), 100_000);
+        assert!(
+            c.get("BTCUSDT", 300_000).is_some(),
+            "exactly at the TTL it still lives"
+        );
+        assert!(c.get("BTCUSDT", 300_001).is_none());
+        assert_eq!(c.live(300_001).count(), 1);
+        assert_eq!(c.next_expiry(), Some(300_001));
+        assert_eq!(c.sweep(300_001), ["BTCUSDT"]);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn restore_continues_seq_above_everything_seen_and_skips_expired() {
+        let mut c = PriceCache::new(1_000);
+        let old = Price {
+            symbol: "BTCUSDT".into(),
+            price: Some("1".into()),
+            received_at: 0,
+            seq: 7,
+            ..Price::default()
+        };
+        let live = Price {
+            symbol: "ETHUSDT".into(),
+            price: Some("2".into()),
+            received_at: 9_500,
+            seq: 5,
+            ..Price::default()
+        };
+        c.restore([old, live], 12, 10_000);
+        assert!(c.get("BTCUSDT", 10_000).is_none());
+        assert_eq!(c.get("ETHUSDT", 10_000).unwrap().price.seq, 5);
+        assert_eq!(
+            c.apply("ETHUSDT", &px("3", 2), 10_001).unwrap().price.seq,
+            13
+        );
+    }
+
+    #[test]
+    fn rest_form_appends_age_and_freshness_to_the_encoding() {
+        let mut c = PriceCache::new(300_000);
+        let e = c.apply("BTCUSDT", &px("1.50", 9), 1_000).unwrap().clone();
+        let v: serde_json::Value = serde_json::from_str(&e.with_age(7_000)).unwrap();
+        assert_eq!(v["price"], "1.50");
+        assert_eq!(v["age_ms"], 6_000);
+        assert_eq!(v["freshness"], "acceptable");
+        assert_eq!(v["seq"], 1);
+    }
+}

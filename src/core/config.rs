@@ -1,0 +1,295 @@
+//! Configuration of DESIGN §6, parsed and validated once; a bad value stops start-up.
+
+use super::error::ConfigError;
+use super::symbol::{canonical, Whitelist};
+
+/// Binance endpoints tried in order (DESIGN §2).
+pub const DEFAULT_UPSTREAM: &str = "wss://stream.binance.com:9443/stream,wss://stream.binance.com:443/stream,wss://data-stream.binance.vision/stream";
+
+/// Twenty liquid USDT pairs: enough for a useful dashboard, far under Binance's stream limits.
+pub const DEFAULT_SYMBOLS: &str = "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,ADAUSDT,DOGEUSDT,AVAXUSDT,DOTUSDT,LINKUSDT,TRXUSDT,LTCUSDT,BCHUSDT,ATOMUSDT,UNIUSDT,ETCUSDT,XLMUSDT,NEARUSDT,APTUSDT,FILUSDT";
+
+/// Durable Object location hints Cloudflare accepts.
+const LOCATION_HINTS: [&str; 9] = [
+    "wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me",
+];
+
+/// Binance's limit of streams on one connection.
+const MAX_STREAMS: usize = 1024;
+
+/// Every configuration variable, in `wrangler.toml` spelling (the Makefile passes the same
+/// names from the environment as `--var`).
+pub const VARIABLES: [&str; 11] = [
+    "UPSTREAM_URL",
+    "SYMBOLS",
+    "PRICE_TTL_SECONDS",
+    "MAX_CONNECTIONS",
+    "MAX_SYMBOLS_PER_CONNECTION",
+    "CLIENT_MESSAGES_PER_SECOND",
+    "MAX_FRAME_BYTES",
+    "ALLOWED_ORIGINS",
+    "AUTH_TOKEN",
+    "UPSTREAM_MODE",
+    "LEADER_LOCATION",
+];
+
+/// When the hub holds its upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamMode {
+    /// Keep every whitelisted symbol subscribed, listeners or not.
+    Always,
+    /// Connect only while someone listens.
+    OnDemand,
+}
+
+/// Which browser origins may open streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    /// `*`: any origin (development).
+    Any,
+    /// Exactly these origins, e.g. `https://example.com`.
+    List(Vec<String>),
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Combined-stream endpoints, tried in order.
+    pub upstream_urls: Vec<String>,
+    /// Symbols served.
+    pub symbols: Whitelist,
+    /// Cached prices older than this are dropped.
+    pub price_ttl_ms: i64,
+    /// Client connections held at most.
+    pub max_connections: usize,
+    /// Symbols one connection may hold.
+    pub max_symbols_per_connection: usize,
+    /// Client frames per second before `RATE_LIMITED`.
+    pub client_messages_per_second: u32,
+    /// Largest client frame accepted.
+    pub max_frame_bytes: usize,
+    /// Origins allowed to connect.
+    pub allowed_origins: Origins,
+    /// Bearer token for `/ws` and `/api/stream`, when set.
+    pub auth_token: Option<String>,
+    /// When to hold the upstream.
+    pub upstream_mode: UpstreamMode,
+    /// Where the leader object is created.
+    pub leader_location: String,
+}
+
+impl Config {
+    /// Parses every variable through `get` (unset or empty means "use the default").
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let upstream_raw = var("UPSTREAM_URL").unwrap_or_else(|| DEFAULT_UPSTREAM.to_string());
+        let upstream_urls = parse_urls(&upstream_raw)?;
+        let symbols_raw = var("SYMBOLS").unwrap_or_else(|| DEFAULT_SYMBOLS.to_string());
+        let symbols = parse_symbols(&symbols_raw)?;
+        let number =
+            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                match var(name) {
+                    None => Ok(default),
+                    Some(v) => match v.parse::<u64>() {
+                        Ok(n) if (min..=max).contains(&n) => Ok(n),
+                        _ => Err(ConfigError {
+                            name,
+                            value: v,
+                            problem: format!("expected a whole number from {min} to {max}"),
+                        }),
+                    },
+                }
+            };
+        let allowed_origins = match var("ALLOWED_ORIGINS") {
+            None => Origins::Any,
+            Some(v) if v == "*" => Origins::Any,
+            Some(v) => Origins::List(parse_origins(&v)?),
+        };
+        let upstream_mode = match var("UPSTREAM_MODE").as_deref() {
+            None | Some("always") => UpstreamMode::Always,
+            Some("on-demand") => UpstreamMode::OnDemand,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "UPSTREAM_MODE",
+                    value: other.to_string(),
+                    problem: "expected `always` or `on-demand`".into(),
+                })
+            }
+        };
+        let leader_location = var("LEADER_LOCATION").unwrap_or_else(|| "apac".into());
+        if !LOCATION_HINTS.contains(&leader_location.as_str()) {
+            return Err(ConfigError {
+                name: "LEADER_LOCATION",
+                value: leader_location,
+                problem: format!("expected one of {}", LOCATION_HINTS.join(", ")),
+            });
+        }
+        Ok(Config {
+            upstream_urls,
+            symbols,
+            price_ttl_ms: number("PRICE_TTL_SECONDS", 300, 1, 86_400)? as i64 * 1000,
+            max_connections: number("MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize,
+            max_symbols_per_connection: number("MAX_SYMBOLS_PER_CONNECTION", 100, 1, 1024)?
+                as usize,
+            client_messages_per_second: number("CLIENT_MESSAGES_PER_SECOND", 10, 1, 10_000)? as u32,
+            max_frame_bytes: number("MAX_FRAME_BYTES", 4096, 64, 1 << 20)? as usize,
+            allowed_origins,
+            auth_token: var("AUTH_TOKEN"),
+            upstream_mode,
+            leader_location,
+        })
+    }
+}
+
+fn parse_urls(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let urls: Vec<String> = raw
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    for u in &urls {
+        let scheme_ok = u.starts_with("ws://") || u.starts_with("wss://");
+        if !scheme_ok || u.contains('?') || u.contains(char::is_whitespace) {
+            return Err(ConfigError {
+                name: "UPSTREAM_URL",
+                value: raw.to_string(),
+                problem: format!(
+                    "{u:?} is not a ws:// or wss:// combined-stream endpoint without a query, \
+                     e.g. wss://stream.binance.com:9443/stream"
+                ),
+            });
+        }
+    }
+    Ok(urls)
+}
+
+fn parse_symbols(raw: &str) -> Result<Whitelist, ConfigError> {
+    let mut out = Vec::new();
+    for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match canonical(s) {
+            Some(c) => out.push(c),
+            None => {
+                return Err(ConfigError {
+                    name: "SYMBOLS",
+                    value: raw.to_string(),
+                    problem: format!("{s:?} is not a symbol such as BTCUSDT"),
+                })
+            }
+        }
+    }
+    if out.is_empty() || out.len() > MAX_STREAMS / 2 {
+        return Err(ConfigError {
+            name: "SYMBOLS",
+            value: raw.to_string(),
+            problem: format!("expected 1 to {} comma-separated symbols", MAX_STREAMS / 2),
+        });
+    }
+    Ok(Whitelist::new(out))
+}
+
+fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> = raw
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    for o in &origins {
+        if !(o.starts_with("http://") || o.starts_with("https://")) || o.contains('*') {
+            return Err(ConfigError {
+                name: "ALLOWED_ORIGINS",
+                value: raw.to_string(),
+                problem: format!(
+                    "{o:?} is not an origin such as https://example.com (or use * alone)"
+                ),
+            });
+        }
+    }
+    Ok(origins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.upstream_urls.len(), 3);
+        assert_eq!(c.upstream_urls[0], "wss://stream.binance.com:9443/stream");
+        assert_eq!(c.symbols.len(), 20);
+        assert_eq!(c.price_ttl_ms, 300_000);
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_symbols_per_connection, 100);
+        assert_eq!(c.client_messages_per_second, 10);
+        assert_eq!(c.max_frame_bytes, 4096);
+        assert_eq!(c.allowed_origins, Origins::Any);
+        assert_eq!(c.auth_token, None);
+        assert_eq!(c.upstream_mode, UpstreamMode::Always);
+        assert_eq!(c.leader_location, "apac");
+    }
+
+    #[test]
+    fn values_are_parsed_and_symbols_canonicalised() {
+        let c = cfg(&[
+            ("UPSTREAM_URL", "ws://127.0.0.1:9001/stream"),
+            ("SYMBOLS", "btc-usdt, ETH/USDT"),
+            ("PRICE_TTL_SECONDS", "60"),
+            (
+                "ALLOWED_ORIGINS",
+                "https://a.example, http://localhost:8787/",
+            ),
+            ("UPSTREAM_MODE", "on-demand"),
+            ("AUTH_TOKEN", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(c.upstream_urls, ["ws://127.0.0.1:9001/stream"]);
+        assert_eq!(
+            c.symbols.iter().cloned().collect::<Vec<_>>(),
+            ["BTCUSDT", "ETHUSDT"]
+        );
+        assert_eq!(c.price_ttl_ms, 60_000);
+        assert_eq!(
+            c.allowed_origins,
+            Origins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:8787".into()
+            ])
+        );
+        assert_eq!(c.upstream_mode, UpstreamMode::OnDemand);
+        assert_eq!(c.auth_token.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("UPSTREAM_URL", "http://x/stream"),
+            ("UPSTREAM_URL", "wss://x/stream?streams=a"),
+            ("SYMBOLS", "BTC USDT"),
+            ("SYMBOLS", ","),
+            ("PRICE_TTL_SECONDS", "0"),
+            ("PRICE_TTL_SECONDS", "ten"),
+            ("MAX_CONNECTIONS", "-1"),
+            ("MAX_FRAME_BYTES", "10"),
+            ("ALLOWED_ORIGINS", "example.com"),
+            ("UPSTREAM_MODE", "sometimes"),
+            ("LEADER_LOCATION", "mars"),
+        ] {
+            let e = cfg(&[(name, value)]).unwrap_err();
+            assert_eq!(e.name, name, "{value}");
+            assert!(e.to_string().contains(name));
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The pure core: every decision edgetick makes, with no I/O, no clock and no randomness.
+//!
+//! Nothing here imports `worker`, `js_sys` or `wasm_bindgen`; it builds and tests natively.
+
+pub mod backoff;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod price;
+pub mod protocol;
+pub mod registry;
+pub mod symbol;
+pub mod upstream;

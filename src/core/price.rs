@@ -1,0 +1,198 @@
+//! The `Price` record clients see, and how partial upstream updates merge into it.
+//!
+//! Prices and quantities stay the decimal strings Binance sent: no float ever touches them,
+//! so a client sees exactly the digits the exchange published.
+
+use serde::{Deserialize, Serialize};
+
+/// Latest known state of one symbol (DESIGN §3). Fields the upstream never gave stay absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Price {
+    /// Canonical symbol, e.g. `BTCUSDT`.
+    pub symbol: String,
+    /// Last traded / close price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+    /// 24 h open price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<String>,
+    /// 24 h high.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high: Option<String>,
+    /// 24 h low.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low: Option<String>,
+    /// 24 h base-asset volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<String>,
+    /// 24 h quote-asset volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_volume: Option<String>,
+    /// 24 h change in percent, as Binance computed it (only `@ticker` carries it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_pct: Option<String>,
+    /// Best bid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid: Option<String>,
+    /// Best ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<String>,
+    /// Exchange event time (ms), when the stream carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<i64>,
+    /// When the hub received the update (ms); freshness and TTL are measured from it.
+    pub received_at: i64,
+    /// Hub-wide sequence number; only grows, also across restarts.
+    pub seq: u64,
+}
+
+/// The fields one upstream frame carries. `None` means "this frame says nothing about it",
+/// so merging never erases what another stream told us.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PriceFields {
+    /// See [`Price::price`].
+    pub price: Option<String>,
+    /// See [`Price::open`].
+    pub open: Option<String>,
+    /// See [`Price::high`].
+    pub high: Option<String>,
+    /// See [`Price::low`].
+    pub low: Option<String>,
+    /// See [`Price::volume`].
+    pub volume: Option<String>,
+    /// See [`Price::quote_volume`].
+    pub quote_volume: Option<String>,
+    /// See [`Price::change_pct`].
+    pub change_pct: Option<String>,
+    /// See [`Price::bid`].
+    pub bid: Option<String>,
+    /// See [`Price::ask`].
+    pub ask: Option<String>,
+    /// See [`Price::event_time`].
+    pub event_time: Option<i64>,
+}
+
+impl PriceFields {
+    /// Merges these fields into `price`; returns whether anything a client sees changed.
+    ///
+    /// An event time older than the one held is ignored with the rest of the frame: a late
+    /// frame (for example from a connection being replaced) must not roll a price back.
+    pub fn merge_into(&self, price: &mut Price) -> bool {
+        if let (Some(new), Some(old)) = (self.event_time, price.event_time) {
+            if new < old {
+                return false;
+            }
+        }
+        let mut changed = false;
+        let mut set = |slot: &mut Option<String>, value: &Option<String>| {
+            if let Some(v) = value {
+                if slot.as_deref() != Some(v.as_str()) {
+                    *slot = Some(v.clone());
+                    changed = true;
+                }
+            }
+        };
+        set(&mut price.price, &self.price);
+        set(&mut price.open, &self.open);
+        set(&mut price.high, &self.high);
+        set(&mut price.low, &self.low);
+        set(&mut price.volume, &self.volume);
+        set(&mut price.quote_volume, &self.quote_volume);
+        set(&mut price.change_pct, &self.change_pct);
+        set(&mut price.bid, &self.bid);
+        set(&mut price.ask, &self.ask);
+        if self.event_time.is_some() && self.event_time != price.event_time {
+            price.event_time = self.event_time;
+            changed = true;
+        }
+        changed
+    }
+}
+
+/// True for a plain decimal string such as `"10456.56000000"`; with `signed`, a leading `-`
+/// is allowed (24 h change). Rejects exponents, blanks and anything a float formatter makes.
+pub fn is_decimal(s: &str, signed: bool) -> bool {
+    let digits = if signed {
+        s.strip_prefix('-').unwrap_or(s)
+    } else {
+        s
+    };
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_plain_digit_strings() {
+        for ok in ["0", "10456.56000000", "0.001"] {
+            assert!(is_decimal(ok, false), "{ok}");
+        }
+        for bad in ["", "-1", "1e5", "1.", ".5", "NaN", "1,5", " 1"] {
+            assert!(!is_decimal(bad, false), "{bad}");
+        }
+        assert!(is_decimal("-2.50", true));
+        assert!(!is_decimal("--2", true));
+    }
+
+    #[test]
+    fn merge_keeps_fields_the_frame_does_not_carry() {
+        let mut p = Price {
+            symbol: "BTCUSDT".into(),
+            price: Some("1.0".into()),
+            bid: Some("0.9".into()),
+            event_time: Some(10),
+            ..Price::default()
+        };
+        let trade = PriceFields {
+            price: Some("1.1".into()),
+            event_time: Some(11),
+            ..PriceFields::default()
+        };
+        assert!(trade.merge_into(&mut p));
+        assert_eq!(p.price.as_deref(), Some("1.1"));
+        assert_eq!(p.bid.as_deref(), Some("0.9"));
+        assert_eq!(p.event_time, Some(11));
+        // Same values again: nothing a client sees changed.
+        assert!(!trade.merge_into(&mut p));
+    }
+
+    #[test]
+    fn merge_ignores_frames_older_than_what_is_held() {
+        let mut p = Price {
+            symbol: "BTCUSDT".into(),
+            price: Some("2".into()),
+            event_time: Some(20),
+            ..Price::default()
+        };
+        let late = PriceFields {
+            price: Some("1".into()),
+            event_time: Some(19),
+            ..PriceFields::default()
+        };
+        assert!(!late.merge_into(&mut p));
+        assert_eq!(p.price.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn absent_fields_are_not_serialised() {
+        let p = Price {
+            symbol: "BTCUSDT".into(),
+            price: Some("1.5".into()),
+            received_at: 7,
+            seq: 3,
+            ..Price::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"symbol":"BTCUSDT","price":"1.5","received_at":7,"seq":3}"#
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! The client WebSocket protocol of DESIGN §3: commands in, frames out.
+//!
+//! Control frames are small and built with serde. Price frames are assembled from
+//! per-price JSON that was encoded once when the price changed, so sending the same update
+//! to many clients costs no JSON work per client.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::error::{ClientError, ErrorCode};
+
+/// Close codes of DESIGN §3. 4000–4499 mean "reconnect with backoff", 4500–4999 "do not".
+pub mod close {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// Policy violation (origin refused).
+    pub const POLICY: u16 = 1008;
+    /// A frame larger than `MAX_FRAME_BYTES`.
+    pub const TOO_LARGE: u16 = 1009;
+    /// Internal error.
+    pub const INTERNAL: u16 = 1011;
+    /// Rate limited for too long.
+    pub const RATE_LIMITED: u16 = 4008;
+    /// Could not keep up.
+    pub const SLOW_CONSUMER: u16 = 4009;
+    /// The service is at `MAX_CONNECTIONS`.
+    pub const AT_CAPACITY: u16 = 4290;
+}
+
+/// A parsed client command. `id` is any JSON number or string the client chose.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Add symbols (raw spellings; the hub resolves them against the whitelist).
+    Subscribe {
+        /// As the client wrote them.
+        symbols: Vec<String>,
+        /// Echoed back.
+        id: Option<Value>,
+    },
+    /// Remove symbols.
+    Unsubscribe {
+        /// As the client wrote them.
+        symbols: Vec<String>,
+        /// Echoed back.
+        id: Option<Value>,
+    },
+    /// List this connection's subscriptions.
+    List {
+        /// Echoed back.
+        id: Option<Value>,
+    },
+    /// Application-level ping, answered with the server's clock.
+    Ping {
+        /// Echoed back.
+        id: Option<Value>,
+    },
+}
+
+/// Parses one client text frame. Errors carry the frame's `id` when it had a usable one.
+pub fn parse_command(text: &str) -> Result<Command, ClientError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|_| ClientError::new(ErrorCode::BadJson, "frame is not valid JSON"))?;
+    let Value::Object(obj) = value else {
+        return Err(ClientError::new(
+            ErrorCode::BadRequest,
+            "frame must be a JSON object such as {\"action\":\"subscribe\",\"symbols\":[\"BTCUSDT\"]}",
+        ));
+    };
+    let id = match obj.get("id") {
+        None | Some(Value::Null) => None,
+        Some(v @ (Value::Number(_) | Value::String(_))) => Some(v.clone()),
+        Some(_) => {
+            return Err(ClientError::new(
+                ErrorCode::BadRequest,
+                "`id` must be a number or a string",
+            ))
+        }
+    };
+    let action = match obj.get("action") {
+        Some(Value::String(a)) => a.as_str(),
+        Some(_) => {
+            return Err(
+                ClientError::new(ErrorCode::BadRequest, "`action` must be a string").with_id(id),
+            )
+        }
+        None => return Err(ClientError::new(ErrorCode::BadRequest, "missing `action`").with_id(id)),
+    };
+    match action {
+        "subscribe" => Ok(Command::Subscribe {
+            symbols: symbols(&obj).map_err(|e| e.with_id(id.clone()))?,
+            id,
+        }),
+        "unsubscribe" => Ok(Command::Unsubscribe {
+            symbols: symbols(&obj).map_err(|e| e.with_id(id.clone()))?,
+            id,
+        }),
+        "list" => Ok(Command::List { id }),
+        "ping" => Ok(Command::Ping { id }),
+        other => Err(ClientError::new(
+            ErrorCode::UnknownAction,
+            format!(
+                "unknown action {:?}; use subscribe, unsubscribe, list or ping",
+                truncate(other, 32)
+            ),
+        )
+        .with_id(id)),
+    }
+}
+
+fn symbols(obj: &Map<String, Value>) -> Result<Vec<String>, ClientError> {
+    let bad = || {
+        ClientError::new(
+            ErrorCode::BadRequest,
+            "`symbols` must be a non-empty array of strings",
+        )
+    };
+    let list = obj
+        .get("symbols")
+        .and_then(Value::as_array)
+        .ok_or_else(bad)?;
+    if list.is_empty() {
+        return Err(bad());
+    }
+    list.iter()
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+        .collect()
+}
+
+/// Cuts client-supplied text before it is echoed into an error message.
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+#[derive(Serialize)]
+struct SymbolsFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    symbols: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: &'a Option<Value>,
+}
+
+/// `subscribed` / `unsubscribed` / `subscriptions` answers.
+pub fn symbols_frame(kind: &str, symbols: &[String], id: &Option<Value>) -> String {
+    to_json(&SymbolsFrame { kind, symbols, id })
+}
+
+#[derive(Serialize)]
+struct PongFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: &'a Option<Value>,
+    ts: i64,
+}
+
+/// `pong` answer carrying the server clock, so clients can estimate skew and lag.
+pub fn pong_frame(id: &Option<Value>, now_ms: i64) -> String {
+    to_json(&PongFrame {
+        kind: "pong",
+        id,
+        ts: now_ms,
+    })
+}
+
+#[derive(Serialize)]
+struct ErrorFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: &'a Option<Value>,
+}
+
+/// `error` frame for a rejected command.
+pub fn error_frame(err: &ClientError) -> String {
+    to_json(&ErrorFrame {
+        kind: "error",
+        code: err.code.as_str(),
+        message: &err.message,
+        id: &err.id,
+    })
+}
+
+/// `status` frame announcing an upstream state change.
+pub fn status_frame(upstream: &str, now_ms: i64) -> String {
+    format!(r#"{{"type":"status","upstream":"{upstream}","ts":{now_ms}}}"#)
+}
+
+/// Assembles `{"type":<kind>,"prices":[p1,p2,...]}` from already-encoded prices.
+pub fn prices_frame<S: AsRef<str>>(kind: &str, encoded: &[S]) -> String {
+    let body: usize = encoded.iter().map(|e| e.as_ref().len() + 1).sum();
+    let mut out = String::with_capacity(body + kind.len() + 24);
+    out.push_str(r#"{"type":""#);
+    out.push_str(kind);
+    out.push_str(r#"","prices":["#);
+    for (i, e) in encoded.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(e.as_ref());
+    }
+    out.push_str("]}");
+    out
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Invariant: these frame structs hold only strings, numbers and serde_json values,
+    // which always serialise; an error here would be a bug in serde_json itself.
+    serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(text: &str) -> ClientError {
+        parse_command(text).unwrap_err()
+    }
+
+    #[test]
+    fn every_action_parses() {
+        assert_eq!(
+            parse_command(r#"{"action":"subscribe","symbols":["BTCUSDT","eth-usdt"],"id":1}"#)
+                .unwrap(),
+            Command::Subscribe {
+                symbols: vec!["BTCUSDT".into(), "eth-usdt".into()],
+                id: Some(json!(1))
+            }
+        );
+        assert_eq!(
+            parse_command(r#"{"action":"unsubscribe","symbols":["BTCUSDT"],"id":"a"}"#).unwrap(),
+            Command::Unsubscribe {
+                symbols: vec!["BTCUSDT".into()],
+                id: Some(json!("a"))
+            }
+        );
+        assert_eq!(
+            parse_command(r#"{"action":"list","id":3}"#).unwrap(),
+            Command::List { id: Some(json!(3)) }
+        );
+        assert_eq!(
+            parse_command(r#"{"action":"ping"}"#).unwrap(),
+            Command::Ping { id: None }
+        );
+    }
+
+    #[test]
+    fn bad_frames_get_their_codes_and_keep_the_id() {
+        assert_eq!(err("{nope").code, ErrorCode::BadJson);
+        assert_eq!(err("ping").code, ErrorCode::BadJson);
+        assert_eq!(err("[1]").code, ErrorCode::BadRequest);
+        assert_eq!(err(r#"{"symbols":[]}"#).code, ErrorCode::BadRequest);
+        let e = err(r#"{"action":"dance","id":9}"#);
+        assert_eq!((e.code, e.id), (ErrorCode::UnknownAction, Some(json!(9))));
+        let e = err(r#"{"action":"subscribe","symbols":"BTCUSDT","id":2}"#);
+        assert_eq!((e.code, e.id), (ErrorCode::BadRequest, Some(json!(2))));
+        assert_eq!(
+            err(r#"{"action":"subscribe","symbols":[]}"#).code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            err(r#"{"action":"subscribe","symbols":[1]}"#).code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            err(r#"{"action":"list","id":{"x":1}}"#).code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(err(r#"{"action":7}"#).code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn unknown_action_message_is_bounded() {
+        let long = "x".repeat(5000);
+        let e = err(&format!(r#"{{"action":"{long}"}}"#));
+        assert!(e.message.len() < 120, "{}", e.message.len());
+    }
+
+    #[test]
+    fn answers_are_json_with_the_id_echoed() {
+        let f: Value = serde_json::from_str(&symbols_frame(
+            "subscribed",
+            &["BTCUSDT".into()],
+            &Some(json!(1)),
+        ))
+        .unwrap();
+        assert_eq!(f, json!({"type":"subscribed","symbols":["BTCUSDT"],"id":1}));
+        let f: Value = serde_json::from_str(&symbols_frame("subscriptions", &[], &None)).unwrap();
+        assert_eq!(f, json!({"type":"subscriptions","symbols":[]}));
+        let f: Value = serde_json::from_str(&pong_frame(&Some(json!(4)), 99)).unwrap();
+        assert_eq!(f, json!({"type":"pong","id":4,"ts":99}));
+        let e = ClientError::new(ErrorCode::UnknownSymbol, "unknown symbol \"X\"")
+            .with_id(Some(json!(5)));
+        let f: Value = serde_json::from_str(&error_frame(&e)).unwrap();
+        assert_eq!(
+            f,
+            json!({"type":"error","code":"UNKNOWN_SYMBOL","message":"unknown symbol \"X\"","id":5})
+        );
+        let f: Value = serde_json::from_str(&status_frame("reconnecting", 5)).unwrap();
+        assert_eq!(f, json!({"type":"status","upstream":"reconnecting","ts":5}));
+    }
+
+    #[test]
+    fn price_frames_are_assembled_from_encoded_parts() {
+        let parts = [r#"{"symbol":"A","seq":1}"#, r#"{"symbol":"B","seq":2}"#];
+        let f: Value = serde_json::from_str(&prices_frame("prices", &parts)).unwrap();
+        assert_eq!(
+            f,
+            json!({"type":"prices","prices":[{"symbol":"A","seq":1},{"symbol":"B","seq":2}]})
+        );
+        let empty: [&str; 0] = [];
+        let f: Value = serde_json::from_str(&prices_frame("snapshot", &empty)).unwrap();
+        assert_eq!(f, json!({"type":"snapshot","prices":[]}));
+    }
+}

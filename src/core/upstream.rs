@@ -1,0 +1,395 @@
+//! Binance combined-stream frames in, typed updates out (DESIGN §2).
+//!
+//! Every frame is validated before it can touch the cache: decimal fields must be decimal
+//! strings and the payload's symbol must match its stream name.
+
+use serde_json::{Map, Value};
+
+use super::error::UpstreamError;
+use super::price::{is_decimal, PriceFields};
+
+/// Which Binance stream a frame came from; decides which fields it may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `@ticker`: full 24 h statistics plus best bid/ask.
+    Ticker,
+    /// `@miniTicker`: 24 h statistics without change percent or book.
+    MiniTicker,
+    /// `@bookTicker`: best bid/ask in real time; carries no event time.
+    BookTicker,
+    /// `@aggTrade`: last price from aggregated trades.
+    AggTrade,
+    /// `@trade`: last price from raw trades.
+    Trade,
+    /// `@kline_<interval>`: only the close is used, as the last price; the candle's
+    /// open/high/low are not 24 h values and would be wrong in those fields.
+    Kline,
+}
+
+impl StreamKind {
+    /// The stream-name suffix, as Binance spells it.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            StreamKind::Ticker => "ticker",
+            StreamKind::MiniTicker => "miniTicker",
+            StreamKind::BookTicker => "bookTicker",
+            StreamKind::AggTrade => "aggTrade",
+            StreamKind::Trade => "trade",
+            StreamKind::Kline => "kline_1m",
+        }
+    }
+
+    fn from_suffix(suffix: &str) -> Option<StreamKind> {
+        Some(match suffix {
+            "ticker" => StreamKind::Ticker,
+            "miniTicker" => StreamKind::MiniTicker,
+            "bookTicker" => StreamKind::BookTicker,
+            "aggTrade" => StreamKind::AggTrade,
+            "trade" => StreamKind::Trade,
+            s if s.starts_with("kline_") => StreamKind::Kline,
+            _ => return None,
+        })
+    }
+}
+
+/// Binance's stream name for a canonical symbol, e.g. `btcusdt@ticker`.
+pub fn stream_name(symbol: &str, kind: StreamKind) -> String {
+    format!("{}@{}", symbol.to_ascii_lowercase(), kind.suffix())
+}
+
+/// One price-bearing frame, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// Canonical symbol.
+    pub symbol: String,
+    /// The stream it came from.
+    pub kind: StreamKind,
+    /// What it says.
+    pub fields: PriceFields,
+}
+
+/// Everything the upstream can send on a combined stream.
+///
+/// `Update` is nearly every frame, so it is kept inline: boxing it would add an allocation
+/// per frame to save stack space on the rare control frames.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpstreamFrame {
+    /// A price update.
+    Update(Update),
+    /// `!serverShutdown`: Binance will cut this connection soon.
+    ServerShutdown {
+        /// When Binance announced it.
+        event_time: Option<i64>,
+    },
+    /// Answer to a `SUBSCRIBE` / `UNSUBSCRIBE` / `LIST_SUBSCRIPTIONS` request.
+    Ack {
+        /// The request id it answers.
+        id: Option<i64>,
+        /// `null`, or the list of subscriptions.
+        result: Value,
+    },
+    /// An error answer (`{"code":..,"msg":..}`), e.g. to a malformed request.
+    Refusal {
+        /// Binance's error code.
+        code: i64,
+        /// Binance's message.
+        msg: String,
+    },
+}
+
+/// Parses one text frame of the combined-stream endpoint.
+pub fn parse_frame(text: &str) -> Result<UpstreamFrame, UpstreamError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| UpstreamError::BadJson(e.to_string()))?;
+    let Value::Object(obj) = value else {
+        return Err(UpstreamError::BadJson("frame is not a JSON object".into()));
+    };
+    if let Some(stream) = obj.get("stream") {
+        let stream = stream
+            .as_str()
+            .ok_or(UpstreamError::MissingField("stream"))?;
+        let data = obj
+            .get("data")
+            .and_then(Value::as_object)
+            .ok_or(UpstreamError::MissingField("data"))?;
+        return parse_stream(stream, data);
+    }
+    if obj.contains_key("result") {
+        return Ok(UpstreamFrame::Ack {
+            id: obj.get("id").and_then(Value::as_i64),
+            result: obj.get("result").cloned().unwrap_or(Value::Null),
+        });
+    }
+    if let Some(code) = obj.get("code").and_then(Value::as_i64) {
+        let msg = obj
+            .get("msg")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        return Ok(UpstreamFrame::Refusal { code, msg });
+    }
+    Err(UpstreamError::MissingField("stream"))
+}
+
+fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame, UpstreamError> {
+    if stream == "!serverShutdown" {
+        return Ok(UpstreamFrame::ServerShutdown {
+            event_time: data.get("E").and_then(Value::as_i64),
+        });
+    }
+    let unknown = || UpstreamError::UnknownStream(stream.to_string());
+    let (sym, suffix) = stream.split_once('@').ok_or_else(unknown)?;
+    let kind = StreamKind::from_suffix(suffix).ok_or_else(unknown)?;
+    let symbol = super::symbol::canonical(sym).ok_or_else(unknown)?;
+    let data_symbol = data
+        .get("s")
+        .and_then(Value::as_str)
+        .ok_or(UpstreamError::MissingField("s"))?;
+    if data_symbol != symbol {
+        return Err(UpstreamError::SymbolMismatch {
+            stream: stream.to_string(),
+            data: data_symbol.to_string(),
+        });
+    }
+    let event_time = data.get("E").and_then(Value::as_i64);
+    let fields = match kind {
+        StreamKind::Ticker => PriceFields {
+            price: Some(dec(data, "c")?),
+            open: Some(dec(data, "o")?),
+            high: Some(dec(data, "h")?),
+            low: Some(dec(data, "l")?),
+            volume: Some(dec(data, "v")?),
+            quote_volume: Some(dec(data, "q")?),
+            change_pct: Some(signed_dec(data, "P")?),
+            bid: Some(dec(data, "b")?),
+            ask: Some(dec(data, "a")?),
+            event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
+        },
+        StreamKind::MiniTicker => PriceFields {
+            price: Some(dec(data, "c")?),
+            open: Some(dec(data, "o")?),
+            high: Some(dec(data, "h")?),
+            low: Some(dec(data, "l")?),
+            volume: Some(dec(data, "v")?),
+            quote_volume: Some(dec(data, "q")?),
+            event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
+            ..PriceFields::default()
+        },
+        StreamKind::BookTicker => PriceFields {
+            bid: Some(dec(data, "b")?),
+            ask: Some(dec(data, "a")?),
+            ..PriceFields::default()
+        },
+        StreamKind::AggTrade | StreamKind::Trade => PriceFields {
+            price: Some(dec(data, "p")?),
+            event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
+            ..PriceFields::default()
+        },
+        StreamKind::Kline => {
+            let k = data
+                .get("k")
+                .and_then(Value::as_object)
+                .ok_or(UpstreamError::MissingField("k"))?;
+            PriceFields {
+                price: Some(dec(k, "c")?),
+                event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
+                ..PriceFields::default()
+            }
+        }
+    };
+    Ok(UpstreamFrame::Update(Update {
+        symbol,
+        kind,
+        fields,
+    }))
+}
+
+fn field<'a>(data: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, UpstreamError> {
+    data.get(name)
+        .and_then(Value::as_str)
+        .ok_or(UpstreamError::MissingField(name))
+}
+
+fn checked(value: &str, name: &'static str, signed: bool) -> Result<String, UpstreamError> {
+    if is_decimal(value, signed) {
+        Ok(value.to_string())
+    } else {
+        Err(UpstreamError::BadDecimal {
+            field: name,
+            value: value.chars().take(40).collect(),
+        })
+    }
+}
+
+fn dec(data: &Map<String, Value>, name: &'static str) -> Result<String, UpstreamError> {
+    checked(field(data, name)?, name, false)
+}
+
+fn signed_dec(data: &Map<String, Value>, name: &'static str) -> Result<String, UpstreamError> {
+    checked(field(data, name)?, name, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str =
+        include_str!("../../../shared/fixtures/binance/combined-stream-samples.jsonl");
+
+    fn fixture(stream_prefix: &str) -> &'static str {
+        FIXTURES
+            .lines()
+            .find(|l| l.contains(stream_prefix))
+            .unwrap_or_else(|| panic!("no fixture line contains {stream_prefix}"))
+    }
+
+    fn update(line: &str) -> Update {
+        match parse_frame(line).unwrap() {
+            UpstreamFrame::Update(u) => u,
+            other => panic!("expected an update, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_fixture_line_is_classified() {
+        let mut kinds = Vec::new();
+        for line in FIXTURES.lines().filter(|l| !l.trim().is_empty()) {
+            let frame = parse_frame(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            kinds.push(match frame {
+                UpstreamFrame::Update(u) => u.kind.suffix(),
+                UpstreamFrame::ServerShutdown { .. } => "shutdown",
+                UpstreamFrame::Ack { .. } => "ack",
+                UpstreamFrame::Refusal { .. } => "refusal",
+            });
+        }
+        assert_eq!(
+            kinds,
+            [
+                "miniTicker",
+                "ticker",
+                "bookTicker",
+                "aggTrade",
+                "trade",
+                "kline_1m",
+                "shutdown",
+                "ack",
+                "refusal"
+            ]
+        );
+    }
+
+    #[test]
+    fn mini_ticker_keeps_decimal_strings_exactly() {
+        let u = update(fixture("btcusdt@miniTicker"));
+        assert_eq!(u.symbol, "BTCUSDT");
+        assert_eq!(u.fields.price.as_deref(), Some("10456.56000000"));
+        assert_eq!(u.fields.open.as_deref(), Some("10884.90000000"));
+        assert_eq!(u.fields.high.as_deref(), Some("10912.83000000"));
+        assert_eq!(u.fields.low.as_deref(), Some("10385.02000000"));
+        assert_eq!(u.fields.volume.as_deref(), Some("64483.09756200"));
+        assert_eq!(u.fields.quote_volume.as_deref(), Some("685180788.34970800"));
+        assert_eq!(u.fields.event_time, Some(1601628771865));
+        assert_eq!(u.fields.change_pct, None);
+        assert_eq!(u.fields.bid, None);
+    }
+
+    #[test]
+    fn ticker_carries_change_and_book() {
+        let u = update(fixture("bnbbtc@ticker"));
+        assert_eq!(u.symbol, "BNBBTC");
+        assert_eq!(u.fields.price.as_deref(), Some("0.0025"));
+        assert_eq!(u.fields.change_pct.as_deref(), Some("250.00"));
+        assert_eq!(u.fields.bid.as_deref(), Some("0.0024"));
+        assert_eq!(u.fields.ask.as_deref(), Some("0.0026"));
+        assert_eq!(u.fields.event_time, Some(1672515782136));
+    }
+
+    #[test]
+    fn book_ticker_has_no_event_time_and_no_price() {
+        let u = update(fixture("btcusdt@bookTicker"));
+        assert_eq!(u.fields.bid.as_deref(), Some("89879.78000000"));
+        assert_eq!(u.fields.ask.as_deref(), Some("89879.79000000"));
+        assert_eq!(u.fields.event_time, None);
+        assert_eq!(u.fields.price, None);
+    }
+
+    #[test]
+    fn trades_and_klines_set_only_the_last_price() {
+        let agg = update(fixture("btcusdt@aggTrade"));
+        assert_eq!(agg.fields.price.as_deref(), Some("89879.78000000"));
+        assert_eq!(agg.fields.event_time, Some(1769224657584));
+        let trade = update(fixture("bnbbtc@trade"));
+        assert_eq!(trade.fields.price.as_deref(), Some("0.001"));
+        let kline = update(fixture("btcusdt@kline_1m"));
+        assert_eq!(kline.fields.price.as_deref(), Some("10441.80000000"));
+        assert_eq!(
+            kline.fields.open, None,
+            "a 1m candle's open is not the 24 h open"
+        );
+    }
+
+    #[test]
+    fn control_answers_are_recognised() {
+        assert_eq!(
+            parse_frame(fixture("\"result\"")).unwrap(),
+            UpstreamFrame::Ack {
+                id: Some(1),
+                result: Value::Null
+            }
+        );
+        assert!(matches!(
+            parse_frame(fixture("\"code\"")).unwrap(),
+            UpstreamFrame::Refusal { code: 3, .. }
+        ));
+        assert_eq!(
+            parse_frame(fixture("serverShutdown")).unwrap(),
+            UpstreamFrame::ServerShutdown {
+                event_time: Some(1770123456789)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_frames_are_rejected_with_their_reason() {
+        assert!(matches!(
+            parse_frame("not json"),
+            Err(UpstreamError::BadJson(_))
+        ));
+        assert!(matches!(
+            parse_frame("[1,2]"),
+            Err(UpstreamError::BadJson(_))
+        ));
+        assert!(matches!(
+            parse_frame(r#"{"stream":"btcusdt@depth","data":{"s":"BTCUSDT"}}"#),
+            Err(UpstreamError::UnknownStream(_))
+        ));
+        assert!(matches!(
+            parse_frame(
+                r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"ETHUSDT","p":"1"}}"#
+            ),
+            Err(UpstreamError::SymbolMismatch { .. })
+        ));
+        assert!(matches!(
+            parse_frame(
+                r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":1.5}}"#
+            ),
+            Err(UpstreamError::MissingField("p"))
+        ));
+        assert!(matches!(
+            parse_frame(
+                r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"1e9"}}"#
+            ),
+            Err(UpstreamError::BadDecimal { field: "p", .. })
+        ));
+        assert!(matches!(
+            parse_frame(r#"{"stream":"btcusdt@miniTicker","data":{"s":"BTCUSDT"}}"#),
+            Err(UpstreamError::MissingField(_))
+        ));
+    }
+
+    #[test]
+    fn stream_names_are_lower_case() {
+        assert_eq!(stream_name("BTCUSDT", StreamKind::Ticker), "btcusdt@ticker");
+    }
+}

@@ -1,0 +1,52 @@
+//! What the core takes as arguments, read from the runtime: configuration, time, randomness,
+//! and the structured log sink.
+
+use worker::{console_error, console_log, console_warn, Env};
+
+use crate::core::config::Config;
+use crate::core::error::ConfigError;
+use crate::core::hub::Level;
+
+/// Reads every DESIGN §6 variable from `[vars]` (or a secret of the same name).
+pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
+    Config::from_lookup(|name| {
+        env.var(name)
+            .map(|v| v.to_string())
+            .ok()
+            .or_else(|| env.secret(name).map(|v| v.to_string()).ok())
+    })
+}
+
+/// Milliseconds since the epoch. In workerd this advances only across I/O, which is exactly
+/// the granularity the core needs.
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// A uniform draw from `[0, 1)` for backoff jitter.
+pub fn jitter() -> f64 {
+    js_sys::Math::random()
+}
+
+/// One JSON object per line (`wrangler tail` shows them as they are).
+pub fn log(level: Level, event: &str, detail: &str) {
+    let line = serde_json::json!({"level": level_name(level), "event": event, "detail": detail})
+        .to_string();
+    match level {
+        Level::Info => console_log!("{line}"),
+        Level::Warn => console_warn!("{line}"),
+    }
+}
+
+/// Logs an error that the core did not anticipate (a runtime API failing).
+pub fn log_error(event: &str, detail: &str) {
+    let line = serde_json::json!({"level": "error", "event": event, "detail": detail}).to_string();
+    console_error!("{line}");
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Info => "info",
+        Level::Warn => "warn",
+    }
+}

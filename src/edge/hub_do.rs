@@ -1,0 +1,366 @@
+//! The `PriceHub` Durable Object: the single leader. It holds the one upstream WebSocket and
+//! the hibernatable client sockets, feeds their events to the core [`Hub`] and carries out
+//! the [`Effect`]s it returns.
+//!
+//! Borrow rule: the hub's `RefCell` is borrowed only inside [`Shared::run`]'s closure, which
+//! never awaits; effects are carried out after the borrow ends.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use worker::{
+    durable_object, wasm_bindgen_futures::spawn_local, DurableObject, Env, Request, Response,
+    Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    WebSocketRequestResponsePair,
+};
+
+use super::env::{jitter, load_config, log, log_error, now_ms};
+use super::http;
+use super::storage::Store;
+use super::upstream;
+use crate::core::error::ApiError;
+use crate::core::hub::{Effect, Hub};
+use crate::core::protocol::close;
+use crate::core::registry::ConnId;
+
+/// Version of the per-socket attachment; a socket carrying another version is closed with a
+/// retryable code so its client reconnects and resubscribes.
+const ATTACHMENT_VERSION: u8 = 1;
+
+/// What each client socket carries through hibernation.
+#[derive(Serialize, Deserialize)]
+struct Attachment {
+    v: u8,
+    id: ConnId,
+    subs: Vec<String>,
+}
+
+/// State shared by the object's handlers and its upstream task.
+pub struct Shared {
+    state: State,
+    hub: RefCell<Hub>,
+    store: Option<Store>,
+    clients: RefCell<HashMap<ConnId, WebSocket>>,
+    /// Open upstream sockets by generation (more than one only while one is being replaced).
+    pub(super) upstreams: RefCell<HashMap<u64, WebSocket>>,
+}
+
+impl Shared {
+    /// Runs one core input and carries out what it returns.
+    pub(super) fn run(self: &Rc<Self>, input: impl FnOnce(&mut Hub) -> Vec<Effect>) {
+        let fx = input(&mut self.hub.borrow_mut());
+        self.execute(fx);
+    }
+
+    fn execute(self: &Rc<Self>, effects: Vec<Effect>) {
+        let mut failed: Vec<ConnId> = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::Send { conn, frame } => self.send(conn, &frame, &mut failed),
+                Effect::Fanout { conns, frame } => {
+                    for conn in conns {
+                        self.send(conn, &frame, &mut failed);
+                    }
+                }
+                Effect::Close { conn, code, reason } => {
+                    if let Some(ws) = self.clients.borrow_mut().remove(&conn) {
+                        let _ = ws.close(Some(code), Some(reason));
+                    }
+                }
+                Effect::SaveSubscriptions { conn, symbols } => {
+                    if let Some(ws) = self.clients.borrow().get(&conn) {
+                        let a = Attachment {
+                            v: ATTACHMENT_VERSION,
+                            id: conn,
+                            subs: symbols,
+                        };
+                        if let Err(e) = ws.serialize_attachment(a) {
+                            log_error("attachment_failed", &e.to_string());
+                        }
+                    }
+                }
+                Effect::ConnectUpstream { generation, url } => {
+                    upstream::spawn(self.clone(), generation, url)
+                }
+                Effect::CloseUpstream { generation } => {
+                    if let Some(ws) = self.upstreams.borrow_mut().remove(&generation) {
+                        let _ = ws.close(Some(close::NORMAL), Some("replaced"));
+                    }
+                }
+                Effect::Persist {
+                    symbol,
+                    encoded,
+                    seq,
+                } => {
+                    if let Some(store) = &self.store {
+                        if let Err(e) = store.save(&symbol, &encoded, seq) {
+                            log_error("persist_failed", &e.to_string());
+                        }
+                    }
+                }
+                Effect::Forget { symbols } => {
+                    if let Some(store) = &self.store {
+                        if let Err(e) = store.forget(&symbols) {
+                            log_error("forget_failed", &e.to_string());
+                        }
+                    }
+                }
+                Effect::SetAlarm { at_ms } => {
+                    let storage = self.state.storage();
+                    let offset = (at_ms - now_ms()).max(1);
+                    spawn_local(async move {
+                        if let Err(e) = storage.set_alarm(offset).await {
+                            log_error("set_alarm_failed", &e.to_string());
+                        }
+                    });
+                }
+                Effect::Log {
+                    level,
+                    event,
+                    detail,
+                } => log(level, event, &detail),
+            }
+        }
+        // A failed send closes only that socket: the others already got their frame.
+        for conn in failed {
+            if let Some(ws) = self.clients.borrow_mut().remove(&conn) {
+                let _ = ws.close(Some(close::INTERNAL), Some("send failed"));
+            }
+            self.hub.borrow_mut().client_closed(conn);
+        }
+    }
+
+    fn send(&self, conn: ConnId, frame: &str, failed: &mut Vec<ConnId>) {
+        if let Some(ws) = self.clients.borrow().get(&conn) {
+            if ws.send_with_str(frame).is_err() {
+                failed.push(conn);
+            }
+        }
+    }
+
+    /// Starts the upstream if it is not running (every event may be the first after a wake).
+    fn kick(self: &Rc<Self>) {
+        self.run(|hub| hub.start(now_ms()));
+    }
+
+    fn accept_client(&self) -> Result<Response> {
+        if !self.hub.borrow().has_capacity() {
+            return http::error(&ApiError::AtCapacity(
+                "the service is at its connection limit; retry shortly".into(),
+            ));
+        }
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        let conn = self.hub.borrow_mut().client_open();
+        pair.server.serialize_attachment(Attachment {
+            v: ATTACHMENT_VERSION,
+            id: conn,
+            subs: Vec::new(),
+        })?;
+        self.clients.borrow_mut().insert(conn, pair.server);
+        Response::from_websocket(pair.client)
+    }
+
+    /// The connection id of a client socket, re-registering it if this instance has not
+    /// seen it (which the constructor normally prevents).
+    fn conn_of(&self, ws: &WebSocket) -> Option<ConnId> {
+        let a: Attachment = ws.deserialize_attachment().ok().flatten()?;
+        if a.v != ATTACHMENT_VERSION {
+            return None;
+        }
+        let mut hub = self.hub.borrow_mut();
+        if !hub.has_client(a.id) {
+            hub.client_restore(a.id, &a.subs);
+            self.clients.borrow_mut().insert(a.id, ws.clone());
+        }
+        Some(a.id)
+    }
+
+    fn forget_client(&self, ws: &WebSocket) {
+        if let Some(conn) = self.conn_of(ws) {
+            self.clients.borrow_mut().remove(&conn);
+            self.hub.borrow_mut().client_closed(conn);
+        }
+    }
+}
+
+/// The leader object. Holds either its running state or the configuration error that
+/// stops it from starting.
+#[durable_object]
+pub struct PriceHub {
+    shared: std::result::Result<Rc<Shared>, String>,
+}
+
+impl PriceHub {
+    fn shared(&self) -> std::result::Result<Rc<Shared>, ApiError> {
+        self.shared.clone().map_err(ApiError::Config)
+    }
+}
+
+impl DurableObject for PriceHub {
+    fn new(state: State, env: Env) -> Self {
+        console_error_panic_hook::set_once();
+        let cfg = match load_config(&env) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                log_error("config_invalid", &e.to_string());
+                return PriceHub {
+                    shared: Err(e.to_string()),
+                };
+            }
+        };
+        let mut hub = Hub::new(cfg);
+        let store = match Store::open(state.storage().sql()) {
+            Ok(store) => {
+                match store.load() {
+                    Ok((prices, floor, skipped)) => {
+                        if skipped > 0 {
+                            log_error(
+                                "restore_skipped_rows",
+                                &format!("{skipped} unreadable rows"),
+                            );
+                        }
+                        hub.restore_prices(prices, floor, now_ms());
+                    }
+                    Err(e) => log_error("restore_failed", &e.to_string()),
+                }
+                Some(store)
+            }
+            Err(e) => {
+                log_error("storage_unavailable", &e.to_string());
+                None
+            }
+        };
+        match WebSocketRequestResponsePair::new("ping", "pong") {
+            Ok(pair) => state.set_websocket_auto_response(&pair),
+            Err(e) => log_error("auto_response_failed", &format!("{e:?}")),
+        }
+        let mut clients = HashMap::new();
+        for ws in state.get_websockets() {
+            match ws.deserialize_attachment::<Attachment>() {
+                Ok(Some(a)) if a.v == ATTACHMENT_VERSION => {
+                    hub.client_restore(a.id, &a.subs);
+                    clients.insert(a.id, ws);
+                }
+                _ => {
+                    let _ = ws.close(Some(close::INTERNAL), Some("session state lost; reconnect"));
+                }
+            }
+        }
+        PriceHub {
+            shared: Ok(Rc::new(Shared {
+                state,
+                hub: RefCell::new(hub),
+                store,
+                clients: RefCell::new(clients),
+                upstreams: RefCell::new(HashMap::new()),
+            })),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let shared = match self.shared() {
+            Ok(s) => s,
+            Err(e) => return http::error(&e),
+        };
+        shared.kick();
+        let url = req.url()?;
+        let now = now_ms();
+        let path = url.path();
+        match path {
+            "/ws" => shared.accept_client(),
+            "/health" => {
+                let (status, body) = shared.hub.borrow().health(now, 0);
+                http::json(status, body)
+            }
+            "/prices" => {
+                let hub = shared.hub.borrow();
+                let raw = url
+                    .query_pairs()
+                    .find(|(k, _)| k == "symbols")
+                    .map(|(_, v)| v.into_owned());
+                match raw.map(|r| hub.parse_symbol_query(&r)).transpose() {
+                    Ok(list) => http::json(200, hub.rest_prices(list.as_deref(), now)),
+                    Err(e) => http::error(&e),
+                }
+            }
+            p if p.starts_with("/prices/") => {
+                let symbol = &p["/prices/".len()..];
+                let hub = shared.hub.borrow();
+                match hub
+                    .parse_symbol_query(symbol)
+                    .and_then(|s| hub.rest_price(&s[0], now))
+                {
+                    Ok(body) => http::json(200, body),
+                    Err(e) => http::error(&e),
+                }
+            }
+            _ => http::error(&ApiError::NotFound(format!("no route for {path}"))),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Ok(shared) = self.shared() {
+            shared.run(|hub| hub.alarm(now_ms(), jitter()));
+        }
+        Response::ok("")
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let shared = match self.shared() {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ws.close(Some(close::INTERNAL), Some("misconfigured"));
+                return Ok(());
+            }
+        };
+        shared.kick();
+        let Some(conn) = shared.conn_of(&ws) else {
+            let _ = ws.close(Some(close::INTERNAL), Some("session state lost; reconnect"));
+            return Ok(());
+        };
+        match message {
+            WebSocketIncomingMessage::String(text) => {
+                shared.run(|hub| hub.client_text(conn, &text, now_ms()))
+            }
+            WebSocketIncomingMessage::Binary(bytes) => {
+                shared.run(|hub| hub.client_binary(conn, bytes.len()))
+            }
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        if let Ok(shared) = self.shared() {
+            shared.forget_client(&ws);
+        }
+        // Reciprocate the close. 1005/1006/1015 are reserved and cannot be sent back.
+        let code = match code {
+            1005 | 1006 | 1015 => close::NORMAL,
+            c => u16::try_from(c).unwrap_or(close::NORMAL),
+        };
+        let _ = ws.close(Some(code), Some(reason));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
+        if let Ok(shared) = self.shared() {
+            shared.forget_client(&ws);
+        }
+        log_error("client_socket_error", &error.to_string());
+        let _ = ws.close(Some(close::INTERNAL), Some("socket error"));
+        Ok(())
+    }
+}

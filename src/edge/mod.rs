@@ -1,0 +1,16 @@
+//! The thin edge (wasm32 only): translates workerd events into core inputs and carries out
+//! the core's effects. It makes no decisions of its own.
+//!
+//! - [`router`]: the stateless Worker, run in every isolate.
+//! - [`hub_do`]: the `PriceHub` Durable Object, the single leader.
+//! - [`upstream`]: the outbound WebSocket to the exchange.
+//! - [`storage`]: SQLite persistence of the latest prices and the `seq` high-water mark.
+//! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
+//! - [`env`]: configuration, clock, randomness and logging from the runtime.
+
+mod env;
+mod http;
+pub mod hub_do;
+mod router;
+mod storage;
+mod upstream;

@@ -1,0 +1,82 @@
+//! SQLite persistence of the leader: the latest price per symbol and the `seq` high-water
+//! mark, so a restarted object serves its cache at once and never reuses a `seq`.
+
+use serde::Deserialize;
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::core::price::Price;
+
+#[derive(Deserialize)]
+struct JsonRow {
+    json: String,
+}
+
+#[derive(Deserialize)]
+struct SeqRow {
+    value: i64,
+}
+
+/// The object's SQL database.
+pub struct Store {
+    sql: SqlStorage,
+}
+
+impl Store {
+    /// Opens the database and creates the tables on first use.
+    pub fn open(sql: SqlStorage) -> worker::Result<Store> {
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS prices (symbol TEXT PRIMARY KEY, json TEXT NOT NULL, seq INTEGER NOT NULL)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            None,
+        )?;
+        Ok(Store { sql })
+    }
+
+    /// Every stored price (rows that no longer parse are skipped and reported in the count)
+    /// and the `seq` high-water mark.
+    pub fn load(&self) -> worker::Result<(Vec<Price>, u64, usize)> {
+        let rows: Vec<JsonRow> = self.sql.exec("SELECT json FROM prices", None)?.to_array()?;
+        let total = rows.len();
+        let prices: Vec<Price> = rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.json).ok())
+            .collect();
+        let skipped = total - prices.len();
+        let seq: Vec<SeqRow> = self
+            .sql
+            .exec("SELECT value FROM meta WHERE key = 'seq'", None)?
+            .to_array()?;
+        let floor = seq.first().map_or(0, |r| r.value.max(0) as u64);
+        Ok((prices, floor, skipped))
+    }
+
+    /// Writes one price through and raises the `seq` high-water mark.
+    pub fn save(&self, symbol: &str, json: &str, seq: u64) -> worker::Result<()> {
+        let seq = SqlStorageValue::try_from_i64(seq as i64)?;
+        self.sql.exec(
+            "INSERT INTO prices (symbol, json, seq) VALUES (?, ?, ?) \
+             ON CONFLICT(symbol) DO UPDATE SET json = excluded.json, seq = excluded.seq",
+            vec![symbol.into(), json.into(), seq.clone()],
+        )?;
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES ('seq', ?) \
+             ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+            vec![seq],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes expired prices (the `seq` high-water mark stays).
+    pub fn forget(&self, symbols: &[String]) -> worker::Result<()> {
+        for s in symbols {
+            self.sql.exec(
+                "DELETE FROM prices WHERE symbol = ?",
+                vec![s.as_str().into()],
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,447 @@
+//! End-to-end tests: the built worker under real `wrangler dev`, the fake exchange as a real
+//! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
+//! scenarios, which run in order; each scenario sets up the state it needs.
+//!
+//! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
+//! --test e2e -- NAME` runs the scenarios whose name contains NAME.
+
+mod support;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{get, request, wait_until, Client, Exchange, Frame, Service};
+
+const SYMBOLS: &str = "BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT";
+const T: Duration = Duration::from_secs(10);
+
+struct Ctx {
+    ex: Exchange,
+    svc: Service,
+}
+
+fn prices_of(frame: &Value) -> Vec<(String, u64)> {
+    frame["prices"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p["symbol"].as_str().unwrap_or_default().to_string(),
+                        p["seq"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_prices(v: &Value) -> bool {
+    v["type"] == "prices"
+}
+
+fn subscribe(c: &mut Client, symbols: &[&str], id: i64) -> (Value, Value) {
+    c.send_json(json!({"action": "subscribe", "symbols": symbols, "id": id}));
+    let ack = c.next_json(T);
+    let snap = c.next_json(T);
+    (ack, snap)
+}
+
+fn wait_connected(svc: &Service) -> Value {
+    wait_until(
+        "/health to report the upstream connected",
+        Duration::from_secs(20),
+        || {
+            let r = request("GET", &svc.url("/health")).ok()?;
+            let v: Value = serde_json::from_str(&r.body).ok()?;
+            (v["upstream"]["state"] == "connected").then_some(v)
+        },
+    )
+}
+
+// ----- scenarios ---------------------------------------------------------------------------
+
+fn no_data_yet_is_503_with_retry_after(ctx: &mut Ctx) {
+    // The exchange starts paused, so the hub is connected but has no price yet.
+    wait_connected(&ctx.svc);
+    let r = get(&ctx.svc.url("/api/prices/BTCUSDT"));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "NO_DATA");
+    assert!(r.retry_after.is_some(), "Retry-After header missing");
+    let all = get(&ctx.svc.url("/api/prices")).json();
+    assert_eq!(all["prices"], json!([]));
+    ctx.ex.control("pause?on=0");
+}
+
+fn health_shows_upstream_connected(ctx: &mut Ctx) {
+    wait_connected(&ctx.svc);
+    let h = wait_until("a healthy status with fresh symbols", T, || {
+        let v = get(&ctx.svc.url("/health")).json();
+        (v["status"] == "healthy" && v["symbols"]["fresh"].as_u64() >= Some(1)).then_some(v)
+    });
+    assert_eq!(h["upstream"]["circuit_breaker"]["state"], "closed");
+    assert!(h["upstream"]["connected_since"].as_i64().is_some());
+    assert!(h["upstream"]["last_message_age_ms"].as_i64().is_some());
+    assert_eq!(
+        ctx.ex.state()["connections"],
+        1,
+        "exactly one upstream connection"
+    );
+}
+
+fn subscribe_gets_subscribed_then_snapshot_then_live_prices(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    wait_until("BTCUSDT cached", T, || {
+        (get(&ctx.svc.url("/api/prices/BTCUSDT")).status == 200).then_some(())
+    });
+    let mut c = ctx.svc.ws();
+    let (ack, snap) = subscribe(&mut c, &["btcusdt", "ETH/USDT"], 1);
+    assert_eq!(
+        ack,
+        json!({"type": "subscribed", "symbols": ["BTCUSDT", "ETHUSDT"], "id": 1})
+    );
+    assert_eq!(snap["type"], "snapshot");
+    let snap_prices = prices_of(&snap);
+    assert!(snap_prices.iter().any(|(s, _)| s == "BTCUSDT"), "{snap}");
+    let max_seq = snap_prices.iter().map(|(_, q)| *q).max().unwrap_or(0);
+    let (live, _) = c.wait_for("a live prices frame", T, is_prices);
+    for (symbol, seq) in prices_of(&live) {
+        assert!(symbol == "BTCUSDT" || symbol == "ETHUSDT", "{symbol}");
+        assert!(seq > max_seq, "live seq {seq} not above snapshot {max_seq}");
+    }
+    let p = &live["prices"][0];
+    for field in [
+        "price",
+        "open",
+        "high",
+        "low",
+        "volume",
+        "quote_volume",
+        "change_pct",
+        "bid",
+        "ask",
+    ] {
+        assert!(
+            p[field].is_string(),
+            "{field} should be a decimal string: {p}"
+        );
+    }
+    assert!(p["event_time"].is_i64() && p["received_at"].is_i64());
+}
+
+fn clients_get_only_their_symbols(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let mut a = ctx.svc.ws();
+    let mut b = ctx.svc.ws();
+    subscribe(&mut a, &["BTCUSDT"], 1);
+    subscribe(&mut b, &["SOL-USDT"], 1);
+    for (client, want) in [(&mut a, "BTCUSDT"), (&mut b, "SOLUSDT")] {
+        let mut seen = 0;
+        let deadline = Instant::now() + T;
+        while seen < 3 {
+            assert!(Instant::now() < deadline, "fewer than 3 updates of {want}");
+            let (f, _) = client.wait_for("prices", T, is_prices);
+            for (symbol, _) in prices_of(&f) {
+                assert_eq!(
+                    symbol, want,
+                    "a client received a symbol it did not subscribe to"
+                );
+            }
+            seen += 1;
+        }
+    }
+}
+
+fn bad_frames_get_errors_and_the_connection_keeps_working(ctx: &mut Ctx) {
+    let mut c = ctx.svc.ws();
+    c.send_json(json!({"action": "subscribe", "symbols": ["DOGEUSDT"], "id": 5}));
+    let e = c.next_json(T);
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str(), e["id"].as_i64()),
+        (Some("error"), Some("UNKNOWN_SYMBOL"), Some(5))
+    );
+    c.send_text("{not json");
+    assert_eq!(c.next_json(T)["code"], "BAD_JSON");
+    c.send_json(json!({"action": "dance", "id": 6}));
+    let e = c.next_json(T);
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_i64()),
+        (Some("UNKNOWN_ACTION"), Some(6))
+    );
+    c.send_binary(vec![1, 2, 3]);
+    assert_eq!(c.next_json(T)["code"], "BAD_REQUEST");
+    c.send_json(json!({"action": "list", "id": 7}));
+    assert_eq!(
+        c.next_json(T),
+        json!({"type": "subscriptions", "symbols": [], "id": 7})
+    );
+    c.send_json(json!({"action": "ping", "id": 8}));
+    let pong = c.next_json(T);
+    assert_eq!(
+        (pong["type"].as_str(), pong["id"].as_i64()),
+        (Some("pong"), Some(8))
+    );
+    assert!(pong["ts"].as_i64().is_some());
+    c.send_text("ping");
+    assert_eq!(
+        c.next(T),
+        Some(Frame::Text("pong".into())),
+        "bare ping is auto-answered"
+    );
+    let (ack, _) = subscribe(&mut c, &["BTC-USDT"], 9);
+    assert_eq!(ack["symbols"], json!(["BTCUSDT"]));
+    c.wait_for("prices after the errors", T, is_prices);
+    assert_eq!(c.closed, None);
+}
+
+fn oversized_frame_closes_1009_and_a_bystander_keeps_receiving(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let mut bystander = ctx.svc.ws();
+    subscribe(&mut bystander, &["BTCUSDT"], 1);
+    let mut c = ctx.svc.ws();
+    c.send_text(&format!(
+        r#"{{"action":"list","pad":"{}"}}"#,
+        "x".repeat(5000)
+    ));
+    assert_eq!(c.wait_closed(T), 1009);
+    bystander.wait_for("prices at the bystander", T, is_prices);
+    let (f, _) = bystander.wait_for("more prices at the bystander", T, is_prices);
+    assert_eq!(prices_of(&f)[0].0, "BTCUSDT");
+}
+
+fn rest_price_equals_the_exchange_latest(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=1");
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    let want = ctx
+        .ex
+        .latest("BTCUSDT")
+        .expect("exchange has a BTCUSDT price");
+    let got = wait_until("the hub to hold the exchange's latest BTCUSDT", T, || {
+        let r = get(&ctx.svc.url("/api/prices/BTC-USDT"));
+        let v = r.json();
+        (v["price"] == want.as_str()).then_some(v)
+    });
+    assert_eq!(got["symbol"], "BTCUSDT");
+    assert!(got["age_ms"].as_i64().is_some());
+    assert!(["fresh", "acceptable"].contains(&got["freshness"].as_str().unwrap_or("")));
+    for alias in ["btcusdt", "BTC%2FUSDT", "BTCUSDT"] {
+        assert_eq!(
+            get(&ctx.svc.url(&format!("/api/prices/{alias}"))).json()["price"],
+            want.as_str(),
+            "{alias}"
+        );
+    }
+    let list = get(&ctx.svc.url("/api/prices?symbols=btc-usdt,ETHUSDT")).json();
+    assert!(list["prices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["price"] == want.as_str()));
+    ctx.ex.control("pause?on=0");
+}
+
+fn rest_errors_are_json_and_leak_nothing(ctx: &mut Ctx) {
+    let cases = [
+        ("GET", "/api/prices/DOGEUSDT", 404, "UNKNOWN_SYMBOL"),
+        (
+            "GET",
+            "/api/prices?symbols=%3Cscript%3E",
+            400,
+            "BAD_REQUEST",
+        ),
+        ("GET", "/api/prices?symbols=DOGEUSDT", 404, "UNKNOWN_SYMBOL"),
+        ("GET", "/ws", 426, "UPGRADE_REQUIRED"),
+        ("POST", "/health", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/nope", 404, "NOT_FOUND"),
+    ];
+    for (method, path, status, code) in cases {
+        let r = request(method, &ctx.svc.url(path)).expect("reachable");
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        assert!(
+            r.content_type.starts_with("application/json"),
+            "{path}: {}",
+            r.content_type
+        );
+        let v = r.json();
+        assert_eq!(v["error"], code, "{path}");
+        assert!(v["message"].is_string());
+        assert!(
+            !r.body.contains("at ") && !r.body.contains(".rs"),
+            "internal detail leaked: {}",
+            r.body
+        );
+    }
+    let page = get(&ctx.svc.url("/"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<title>edgetick</title>"));
+}
+
+fn exchange_pings_are_answered(ctx: &mut Ctx) {
+    let before = ctx.ex.state()["stats"]["pongs"].as_u64().unwrap_or(0);
+    wait_until("two more pongs at the exchange", T, || {
+        let s = ctx.ex.state();
+        (s["stats"]["pongs"].as_u64().unwrap_or(0) >= before + 2).then_some(())
+    });
+    assert_eq!(ctx.ex.state()["stats"]["pong_timeouts"], 0);
+}
+
+fn hub_reconnects_after_the_exchange_restarts(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let mut c = ctx.svc.ws();
+    subscribe(&mut c, &["ETHUSDT"], 1);
+    let (f, _) = c.wait_for("prices before the outage", T, is_prices);
+    let last = prices_of(&f)[0].1;
+    ctx.ex.kill();
+    let (s, _) = c.wait_for("status reconnecting", T, |v| v["type"] == "status");
+    assert_eq!(s["upstream"], "reconnecting");
+    let killed_at = Instant::now();
+    ctx.ex.restart();
+    c.wait_for("status connected", Duration::from_secs(30), |v| {
+        v["type"] == "status" && v["upstream"] == "connected"
+    });
+    let (f, _) = c.wait_for("prices after the restart", T, is_prices);
+    let seq = prices_of(&f)[0].1;
+    assert!(seq > last, "seq went from {last} to {seq}");
+    assert_eq!(c.closed, None, "the same client socket keeps working");
+    eprintln!(
+        "    recovered {:?} after the exchange came back",
+        killed_at.elapsed()
+    );
+}
+
+fn service_restart_serves_cached_prices_from_storage(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let before = wait_until("a cached BTCUSDT", T, || {
+        let r = get(&ctx.svc.url("/api/prices/BTCUSDT"));
+        (r.status == 200).then(|| r.json())
+    });
+    // Keep the exchange away so the restarted hub can only answer from storage.
+    ctx.ex.kill();
+    ctx.svc.restart();
+    let r = get(&ctx.svc.url("/api/prices/BTCUSDT"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after = r.json();
+    assert!(
+        after["seq"].as_u64() >= before["seq"].as_u64(),
+        "{before} vs {after}"
+    );
+    assert!(after["price"].is_string());
+    let h = get(&ctx.svc.url("/health")).json();
+    assert_ne!(
+        h["upstream"]["state"], "connected",
+        "the exchange is down: {h}"
+    );
+    let restored_seq = get(&ctx.svc.url("/health")).json()["seq"]
+        .as_u64()
+        .unwrap_or(0);
+    ctx.ex.restart();
+    ctx.ex.control("pause?on=0");
+    wait_connected(&ctx.svc);
+    let mut c = ctx.svc.ws();
+    subscribe(&mut c, &["BTCUSDT"], 1);
+    let (f, _) = c.wait_for("prices after the service restart", T, is_prices);
+    assert!(
+        prices_of(&f)[0].1 > restored_seq,
+        "seq continues above the restored high-water mark"
+    );
+}
+
+type Scenario = (&'static str, fn(&mut Ctx));
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let scenarios: Vec<Scenario> = vec![
+        (
+            "no_data_yet_is_503_with_retry_after",
+            no_data_yet_is_503_with_retry_after,
+        ),
+        (
+            "health_shows_upstream_connected",
+            health_shows_upstream_connected,
+        ),
+        (
+            "subscribe_gets_subscribed_then_snapshot_then_live_prices",
+            subscribe_gets_subscribed_then_snapshot_then_live_prices,
+        ),
+        (
+            "clients_get_only_their_symbols",
+            clients_get_only_their_symbols,
+        ),
+        (
+            "bad_frames_get_errors_and_the_connection_keeps_working",
+            bad_frames_get_errors_and_the_connection_keeps_working,
+        ),
+        (
+            "oversized_frame_closes_1009_and_a_bystander_keeps_receiving",
+            oversized_frame_closes_1009_and_a_bystander_keeps_receiving,
+        ),
+        (
+            "rest_price_equals_the_exchange_latest",
+            rest_price_equals_the_exchange_latest,
+        ),
+        (
+            "rest_errors_are_json_and_leak_nothing",
+            rest_errors_are_json_and_leak_nothing,
+        ),
+        ("exchange_pings_are_answered", exchange_pings_are_answered),
+        (
+            "hub_reconnects_after_the_exchange_restarts",
+            hub_reconnects_after_the_exchange_restarts,
+        ),
+        (
+            "service_restart_serves_cached_prices_from_storage",
+            service_restart_serves_cached_prices_from_storage,
+        ),
+    ];
+    let selected: Vec<&Scenario> = scenarios
+        .iter()
+        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
+        .collect();
+    let started = Instant::now();
+    let ex = Exchange::start(&[
+        "--rate",
+        "40",
+        "--ping-interval-ms",
+        "1000",
+        "--pong-timeout-ms",
+        "4000",
+    ]);
+    ex.control("pause?on=1");
+    let upstream = ex.stream_url();
+    let svc = Service::start(
+        "main",
+        &[
+            ("UPSTREAM_URL", &upstream),
+            ("SYMBOLS", SYMBOLS),
+            ("MAX_FRAME_BYTES", "4096"),
+        ],
+    );
+    eprintln!(
+        "e2e: exchange on {}, service on {} (ready in {:?})",
+        ex.port,
+        svc.port,
+        started.elapsed()
+    );
+    let mut ctx = Ctx { ex, svc };
+    let (mut passed, mut failed) = (0, Vec::new());
+    for (name, run) in selected {
+        let t = Instant::now();
+        match catch_unwind(AssertUnwindSafe(|| run(&mut ctx))) {
+            Ok(()) => {
+                passed += 1;
+                eprintln!("test {name} ... ok ({:.1?})", t.elapsed());
+            }
+            Err(_) => {
+                failed.push(*name);
+                eprintln!("test {name} ... FAILED ({:.1?})", t.elapsed());
+            }
+        }
+    }
+    drop(ctx);
+    println!("e2e: {passed} passed, {} failed", failed.len());
+    if !failed.is_empty() {
+        eprintln!("failed: {failed:?}; process logs are in target/e2e-logs/");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,428 @@
+//! Test harness: the fake exchange and `wrangler dev` as real processes (each in its own
+//! process group, stopped with it), and real WebSocket and HTTP clients.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where process logs go (kept for CI's output when something fails).
+pub fn log_dir() -> PathBuf {
+    let dir = root().join("target/e2e-logs");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Signals the process group a child leads. Never shells out to `kill`: a misparsed
+/// negative pid there can signal far more than the group.
+fn signal_group(child: &Child, signal: i32) {
+    let pgid = child.id() as libc::pid_t;
+    assert!(pgid > 1, "refusing to signal process group {pgid}");
+    // SAFETY: killpg only sends a signal; the group is the one this harness created with
+    // `process_group(0)`, so its id equals the child's pid and is never ours.
+    unsafe {
+        libc::killpg(pgid, signal);
+    }
+}
+
+fn stop_group(child: &mut Child) {
+    signal_group(child, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal_group(child, libc::SIGKILL);
+    let _ = child.wait();
+}
+
+fn spawn(cmd: &mut Command, log: &Path) -> Child {
+    let out = File::create(log).expect("create log file");
+    let err = out.try_clone().expect("clone log file");
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+}
+
+/// HTTP GET; returns status, headers of interest and body.
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Body text.
+    pub body: String,
+    /// `Retry-After`, if any.
+    pub retry_after: Option<String>,
+    /// `Content-Type`.
+    pub content_type: String,
+}
+
+impl Reply {
+    /// Body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends a request; network errors are returned, HTTP errors are replies.
+pub fn request(method: &str, url: &str) -> Result<Reply, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let resp = match agent.request(method, url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e.to_string()),
+    };
+    let status = resp.status();
+    let retry_after = resp.header("Retry-After").map(str::to_string);
+    let content_type = resp.header("Content-Type").unwrap_or_default().to_string();
+    let body = resp.into_string().map_err(|e| e.to_string())?;
+    Ok(Reply {
+        status,
+        body,
+        retry_after,
+        content_type,
+    })
+}
+
+/// GET that must reach the server.
+pub fn get(url: &str) -> Reply {
+    request("GET", url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// The fake exchange as a child process.
+pub struct Exchange {
+    /// Its port (kept across restarts).
+    pub port: u16,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl Exchange {
+    /// Starts the exchange on a free port with extra CLI flags.
+    pub fn start(args: &[&str]) -> Exchange {
+        let mut ex = Exchange {
+            port: free_port(),
+            child: None,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        ex.restart();
+        ex
+    }
+
+    /// Combined-stream URL for `UPSTREAM_URL`.
+    pub fn stream_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/stream", self.port)
+    }
+
+    /// (Re)starts the process on the same port.
+    pub fn restart(&mut self) {
+        let bin = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"))
+            .join("debug/fake-exchange");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `make test`",
+            bin.display()
+        );
+        let mut cmd = Command::new(bin);
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .args(&self.args);
+        let log = log_dir().join(format!("exchange-{}.log", self.port));
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log);
+        self.child = Some(spawn(&mut cmd, &log));
+        wait_until(
+            "the fake exchange to listen",
+            Duration::from_secs(10),
+            || request("GET", &self.control_url("state")).ok(),
+        );
+    }
+
+    /// Kills the process outright (no close frames: connections just die).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal_group(&c, libc::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+
+    fn control_url(&self, action: &str) -> String {
+        format!("http://127.0.0.1:{}/control/{action}", self.port)
+    }
+
+    /// `/control/state`.
+    pub fn state(&self) -> Value {
+        get(&self.control_url("state")).json()
+    }
+
+    /// Posts a control action such as `pause?on=1`.
+    pub fn control(&self, action_and_query: &str) -> Value {
+        let r = request("POST", &self.control_url(action_and_query))
+            .unwrap_or_else(|e| panic!("control {action_and_query}: {e}"));
+        assert_eq!(r.status, 200, "control {action_and_query}: {}", r.body);
+        r.json()
+    }
+
+    /// The exchange's latest price of `symbol`.
+    pub fn latest(&self, symbol: &str) -> Option<String> {
+        self.state()["prices"][symbol]["price"]
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_group(&mut c);
+        }
+    }
+}
+
+/// The built worker under `wrangler dev`.
+pub struct Service {
+    /// Its port.
+    pub port: u16,
+    child: Option<Child>,
+    vars: Vec<(String, String)>,
+    persist: PathBuf,
+    name: String,
+}
+
+impl Service {
+    /// Starts `wrangler dev` with `--var` overrides and its own persistence folder.
+    pub fn start(name: &str, vars: &[(&str, &str)]) -> Service {
+        let persist = root().join("target/e2e-state").join(name);
+        let _ = std::fs::remove_dir_all(&persist);
+        let mut s = Service {
+            port: free_port(),
+            child: None,
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            persist,
+            name: name.to_string(),
+        };
+        s.restart();
+        s
+    }
+
+    /// Stops the service (its storage stays).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_group(&mut c);
+        }
+    }
+
+    /// Starts it again with the same storage and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let root = root();
+        assert!(
+            root.join("build/index.js").exists(),
+            "build/index.js is missing: run `make test`"
+        );
+        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+        cmd.current_dir(&root)
+            .args(["dev", "--ip", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .args([
+                "--local",
+                "--show-interactive-dev-session=false",
+                "--inspector-port",
+            ])
+            .arg(free_port().to_string())
+            .arg("--persist-to")
+            .arg(&self.persist)
+            .env("EDGETICK_SKIP_BUILD", "1")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
+        for (k, v) in &self.vars {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        let log = log_dir().join(format!("wrangler-{}-{}.log", self.name, self.port));
+        self.child = Some(spawn(&mut cmd, &log));
+        let url = self.url("/health");
+        wait_until(
+            "wrangler dev to answer /health",
+            Duration::from_secs(90),
+            || request("GET", &url).ok(),
+        );
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Opens a WebSocket client to `/ws`.
+    pub fn ws(&self) -> Client {
+        let url = format!("ws://127.0.0.1:{}/ws", self.port);
+        let (ws, _) =
+            tungstenite::connect(url.as_str()).unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .expect("set read timeout");
+        }
+        Client { ws, closed: None }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What a client read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A JSON text frame.
+    Json(Value),
+    /// A text frame that is not JSON (e.g. the bare `pong`).
+    Text(String),
+}
+
+/// A WebSocket client with deadline-bounded reads.
+pub struct Client {
+    ws: WebSocket<MaybeTlsStream<std::net::TcpStream>>,
+    /// Close code once the server closed the connection.
+    pub closed: Option<u16>,
+}
+
+impl Client {
+    /// Sends a JSON value as a text frame.
+    pub fn send_json(&mut self, v: Value) {
+        self.send_text(&v.to_string());
+    }
+
+    /// Sends raw text.
+    pub fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .expect("send a text frame");
+    }
+
+    /// Sends a binary frame.
+    pub fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws
+            .send(Message::binary(bytes))
+            .expect("send a binary frame");
+    }
+
+    /// The next text frame before `timeout`, or `None` (also when closed).
+    pub fn next(&mut self, timeout: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline && self.closed.is_none() {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => {
+                    return Some(match serde_json::from_str(t.as_str()) {
+                        Ok(v) => Frame::Json(v),
+                        Err(_) => Frame::Text(t.to_string()),
+                    })
+                }
+                Ok(Message::Close(c)) => {
+                    self.closed = Some(c.map_or(1005, |f| u16::from(f.code)));
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    self.closed.get_or_insert(1006);
+                }
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+        None
+    }
+
+    /// The next JSON frame (panics on timeout or on a non-JSON frame).
+    pub fn next_json(&mut self, timeout: Duration) -> Value {
+        match self.next(timeout) {
+            Some(Frame::Json(v)) => v,
+            other => panic!("expected a JSON frame within {timeout:?}, got {other:?}"),
+        }
+    }
+
+    /// Reads until a JSON frame satisfies `pred`; frames before it are returned too.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (Value, Vec<Value>) {
+        let deadline = Instant::now() + timeout;
+        let mut skipped = Vec::new();
+        while Instant::now() < deadline {
+            if let Some(Frame::Json(v)) = self.next(deadline - Instant::now()) {
+                if pred(&v) {
+                    return (v, skipped);
+                }
+                skipped.push(v);
+            }
+            if self.closed.is_some() {
+                break;
+            }
+        }
+        panic!(
+            "no frame matching {what} within {timeout:?} (closed: {:?}); saw {skipped:?}",
+            self.closed
+        )
+    }
+
+    /// Waits for the server's close and returns its code.
+    pub fn wait_closed(&mut self, timeout: Duration) -> u16 {
+        let deadline = Instant::now() + timeout;
+        while self.closed.is_none() && Instant::now() < deadline {
+            self.next(deadline - Instant::now());
+        }
+        self.closed
+            .unwrap_or_else(|| panic!("connection not closed within {timeout:?}"))
+    }
+}

@@ -22,7 +22,7 @@ DEV_FLAGS := --ip 127.0.0.1 --port $(PORT) --local --show-interactive-dev-sessio
 # DESIGN §6 variables set in the environment override wrangler.toml for `make dev`/`make demo`.
 CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOLS_PER_CONNECTION \
   CLIENT_MESSAGES_PER_SECOND MAX_FRAME_BYTES ALLOWED_ORIGINS AUTH_TOKEN UPSTREAM_MODE LEADER_LOCATION
-VAR_FLAGS = $(foreach v,$(CONFIG_VARS),$(if $($(v)),--var '$(v):$($(v))'))
+var_flags = $(foreach v,$(1),$(if $($(v)),--var '$(v):$($(v))'))
 
 .PHONY: help setup toolchain npm build dev demo test lint unit e2e clean
 
@@ -51,14 +51,10 @@ build: setup
 	cargo build -q -p fake-exchange
 
 dev: build
-	EDGETICK_SKIP_BUILD=1 $(WRANGLER) dev $(DEV_FLAGS) $(VAR_FLAGS)
+	EDGETICK_SKIP_BUILD=1 $(WRANGLER) dev $(DEV_FLAGS) $(call var_flags,$(CONFIG_VARS))
 
 demo: build
-	@set -m; target/debug/fake-exchange --port $(EXCHANGE_PORT) & fx=$$!; \
-	trap 'kill $$fx 2>/dev/null' EXIT INT TERM; \
-	echo "demo: fake exchange on ws://127.0.0.1:$(EXCHANGE_PORT)/stream; open http://127.0.0.1:$(PORT)/"; \
-	EDGETICK_SKIP_BUILD=1 $(WRANGLER) dev $(DEV_FLAGS) --persist-to .wrangler/demo-state $(VAR_FLAGS) \
-	  --var UPSTREAM_URL:ws://127.0.0.1:$(EXCHANGE_PORT)/stream
+	EXCHANGE_PORT=$(EXCHANGE_PORT) PORT=$(PORT) scripts/demo.sh $(DEV_FLAGS) $(call var_flags,$(filter-out UPSTREAM_URL,$(CONFIG_VARS)))
 
 test: build lint unit e2e
 

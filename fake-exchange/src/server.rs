@@ -75,6 +75,8 @@ enum Out {
 
 struct Conn {
     tx: UnboundedSender<Out>,
+    /// Open but silent (the `stall` fault): pings continue, data does not.
+    stalled: bool,
     streams: BTreeSet<String>,
     combined: bool,
     opened_ms: i64,
@@ -111,6 +113,8 @@ struct Stats {
     pong_timeouts: u64,
     frames_sent: u64,
     updates: u64,
+    /// Most connections open at once (2 during a make-before-break rotation).
+    peak_connections: usize,
     attempt_times_ms: VecDeque<i64>,
     requests: VecDeque<Value>,
 }
@@ -222,7 +226,7 @@ impl Exchange {
         }
         let lower = symbol.to_ascii_lowercase();
         let mut sent = 0;
-        for conn in lock(&self.conns).values() {
+        for conn in lock(&self.conns).values().filter(|c| !c.stalled) {
             for stream in conn
                 .streams
                 .iter()
@@ -307,15 +311,24 @@ impl Exchange {
     async fn serve(self: Arc<Self>, socket: WebSocket, streams: Vec<String>, combined: bool) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = unbounded_channel();
-        lock(&self.conns).insert(
-            id,
-            Conn {
-                tx: tx.clone(),
-                streams: streams.into_iter().collect(),
-                combined,
-                opened_ms: now_ms(),
-            },
-        );
+        let open = {
+            let mut conns = lock(&self.conns);
+            conns.insert(
+                id,
+                Conn {
+                    tx: tx.clone(),
+                    stalled: false,
+                    streams: streams.into_iter().collect(),
+                    combined,
+                    opened_ms: now_ms(),
+                },
+            );
+            conns.len()
+        };
+        {
+            let mut st = lock(&self.stats);
+            st.peak_connections = st.peak_connections.max(open);
+        }
         let (mut sink, mut incoming) = socket.split();
         let mut ping = tokio::time::interval(self.settings.ping_interval);
         ping.tick().await;
@@ -457,7 +470,7 @@ impl Exchange {
         let stats = serde_json::to_value(&*lock(&self.stats)).unwrap_or(Value::Null);
         let conns: Vec<Value> = lock(&self.conns)
             .iter()
-            .map(|(id, c)| json!({"id": id, "streams": c.streams, "combined": c.combined, "opened_ms": c.opened_ms}))
+            .map(|(id, c)| json!({"id": id, "streams": c.streams, "combined": c.combined, "opened_ms": c.opened_ms, "stalled": c.stalled}))
             .collect();
         let prices: serde_json::Map<String, Value> = lock(&self.market)
             .latest()
@@ -547,9 +560,19 @@ async fn control(
             json!({"dropped": n, "clean": clean})
         }
         "stall" => {
+            // Default: the connections open now go silent, new ones flow (a stream that died
+            // without closing). `all=1`: every connection, new ones too.
             let on = flag(&q, "on", true);
-            lock(&ex.faults).stalled = on;
-            json!({"stalled": on})
+            let all = flag(&q, "all", false);
+            let mut n = 0;
+            for c in lock(&ex.conns).values_mut() {
+                c.stalled = on;
+                n += 1;
+            }
+            if all || !on {
+                lock(&ex.faults).stalled = on && all;
+            }
+            json!({"stalled": on, "connections": n, "all": all})
         }
         "pause" => {
             let on = flag(&q, "on", true);
@@ -622,7 +645,11 @@ async fn control(
             }
         },
         "reset" => {
-            *lock(&ex.stats) = Stats::default();
+            let open = lock(&ex.conns).len();
+            *lock(&ex.stats) = Stats {
+                peak_connections: open,
+                ..Stats::default()
+            };
             json!({"reset": true})
         }
         _ => {

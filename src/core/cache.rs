@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::price::{Price, PriceFields};
+use super::price::Price;
+use super::upstream::{StreamKind, Update};
 
 /// Below this age (ms) a price is `fresh`.
 pub const FRESH_MS: i64 = 5_000;
@@ -53,13 +54,20 @@ pub struct Entry {
     pub price: Price,
     /// `serde_json` encoding of `price`, shared by every frame that carries it.
     pub encoded: Rc<str>,
+    /// Per stream kind, the ordering key of the last frame applied (event time, or the
+    /// book update id for `@bookTicker`): a frame at or below it is late and dropped.
+    order: [Option<i64>; StreamKind::COUNT],
 }
 
 impl Entry {
-    fn new(price: Price) -> Entry {
+    fn new(price: Price, order: [Option<i64>; StreamKind::COUNT]) -> Entry {
         // Invariant: `Price` holds only strings and integers, which always serialise.
         let encoded: Rc<str> = serde_json::to_string(&price).unwrap_or_default().into();
-        Entry { price, encoded }
+        Entry {
+            price,
+            encoded,
+            order,
+        }
     }
 
     /// Age at `now`, never negative (clocks may disagree by a little).
@@ -109,29 +117,62 @@ impl PriceCache {
         for price in prices {
             self.seq = self.seq.max(price.seq);
             if now_ms - price.received_at <= self.ttl_ms {
-                self.entries.insert(price.symbol.clone(), Entry::new(price));
+                self.entries
+                    .insert(price.symbol.clone(), Entry::new(price, Default::default()));
             }
         }
     }
 
     /// Applies an update received at `now_ms`. Returns the new entry when a client-visible
-    /// field changed (with a fresh `seq`), `None` when the update changed nothing.
-    pub fn apply(&mut self, symbol: &str, fields: &PriceFields, now_ms: i64) -> Option<&Entry> {
-        let mut price = match self.entries.get(symbol) {
-            Some(e) if now_ms - e.price.received_at <= self.ttl_ms => e.price.clone(),
-            _ => Price {
-                symbol: symbol.to_string(),
-                ..Price::default()
-            },
+    /// field changed (with a fresh `seq`), `None` when the update changed nothing or arrived
+    /// out of order for its stream.
+    ///
+    /// `@bookTicker` carries no event time: a book change sets `event_time` to the receive
+    /// time, and book frames are ordered by their update id instead.
+    pub fn apply(&mut self, update: &Update, now_ms: i64) -> Option<&Entry> {
+        let kind = update.kind;
+        let key = match kind {
+            StreamKind::BookTicker => update.fields.book_update_id.map(|u| u as i64),
+            _ => update.fields.event_time,
         };
-        if !fields.merge_into(&mut price) {
+        let (mut price, mut order) = match self.entries.get(&update.symbol) {
+            Some(e) if now_ms - e.price.received_at <= self.ttl_ms => (e.price.clone(), e.order),
+            _ => (
+                Price {
+                    symbol: update.symbol.clone(),
+                    ..Price::default()
+                },
+                Default::default(),
+            ),
+        };
+        if let (Some(new), Some(held)) = (key, order[kind.index()]) {
+            let late = match kind {
+                StreamKind::BookTicker => new <= held,
+                _ => new < held,
+            };
+            if late {
+                return None;
+            }
+        }
+        if key.is_some() {
+            order[kind.index()] = key;
+        }
+        let changed = update.fields.merge_into(&mut price);
+        if !changed {
+            if let Some(e) = self.entries.get_mut(&update.symbol) {
+                e.order = order;
+            }
             return None;
+        }
+        if kind == StreamKind::BookTicker {
+            price.event_time = Some(now_ms);
         }
         self.seq += 1;
         price.seq = self.seq;
         price.received_at = now_ms;
-        self.entries.insert(symbol.to_string(), Entry::new(price));
-        self.entries.get(symbol)
+        self.entries
+            .insert(update.symbol.clone(), Entry::new(price, order));
+        self.entries.get(&update.symbol)
     }
 
     /// The live entry for `symbol` (expired entries count as absent).
@@ -191,12 +232,39 @@ impl PriceCache {
 mod tests {
     use super::*;
 
-    fn px(p: &str, t: i64) -> PriceFields {
-        PriceFields {
-            price: Some(p.into()),
-            event_time: Some(t),
-            ..PriceFields::default()
+    use crate::core::price::PriceFields;
+
+    fn up(symbol: &str, kind: StreamKind, fields: PriceFields) -> Update {
+        Update {
+            symbol: symbol.into(),
+            kind,
+            fields,
         }
+    }
+
+    fn px(symbol: &str, p: &str, t: i64) -> Update {
+        up(
+            symbol,
+            StreamKind::Ticker,
+            PriceFields {
+                price: Some(p.into()),
+                event_time: Some(t),
+                ..PriceFields::default()
+            },
+        )
+    }
+
+    fn book(symbol: &str, bid: &str, u: u64) -> Update {
+        up(
+            symbol,
+            StreamKind::BookTicker,
+            PriceFields {
+                bid: Some(bid.into()),
+                ask: Some("999".into()),
+                book_update_id: Some(u),
+                ..PriceFields::default()
+            },
+        )
     }
 
     #[test]
@@ -211,23 +279,57 @@ mod tests {
     #[test]
     fn seq_only_grows_and_unchanged_updates_get_none() {
         let mut c = PriceCache::new(300_000);
-        let a = c.apply("BTCUSDT", &px("1", 1), 1_000).unwrap().price.seq;
-        let b = c.apply("ETHUSDT", &px("2", 1), 1_001).unwrap().price.seq;
+        let a = c.apply(&px("BTCUSDT", "1", 1), 1_000).unwrap().price.seq;
+        let b = c.apply(&px("ETHUSDT", "2", 1), 1_001).unwrap().price.seq;
         assert!(b > a);
         assert!(
-            c.apply("ETHUSDT", &px("2", 1), 1_002).is_none(),
+            c.apply(&px("ETHUSDT", "2", 1), 1_002).is_none(),
             "no change, no seq"
         );
-        let d = c.apply("BTCUSDT", &px("3", 2), 1_003).unwrap().price.seq;
+        let d = c.apply(&px("BTCUSDT", "3", 2), 1_003).unwrap().price.seq;
         assert!(d > b);
         assert_eq!(c.seq(), d);
     }
 
     #[test]
+    fn late_frames_are_dropped_per_stream_and_book_uses_receive_time() {
+        let mut c = PriceCache::new(300_000);
+        c.apply(&px("BTCUSDT", "10", 500), 1_000).unwrap();
+        assert!(
+            c.apply(&px("BTCUSDT", "9", 499), 1_001).is_none(),
+            "older ticker frame"
+        );
+        let e = c.apply(&book("BTCUSDT", "9.9", 7), 1_002).unwrap();
+        assert_eq!(
+            e.price.event_time,
+            Some(1_002),
+            "book changes carry the receive time"
+        );
+        assert_eq!(
+            e.price.price.as_deref(),
+            Some("10"),
+            "book frames keep the last price"
+        );
+        assert!(
+            c.apply(&book("BTCUSDT", "9.8", 7), 1_003).is_none(),
+            "same update id"
+        );
+        assert!(
+            c.apply(&book("BTCUSDT", "9.8", 6), 1_003).is_none(),
+            "older update id"
+        );
+        // A ticker frame stamped before the book's receive time still applies: ordering is
+        // per stream, not across the exchange's and the hub's clocks.
+        let e = c.apply(&px("BTCUSDT", "11", 501), 1_004).unwrap();
+        assert_eq!(e.price.price.as_deref(), Some("11"));
+        assert_eq!(e.price.bid.as_deref(), Some("9.9"));
+    }
+
+    #[test]
     fn ttl_drops_old_entries_at_explicit_times() {
         let mut c = PriceCache::new(300_000);
-        c.apply("BTCUSDT", &px("1", 1), 0);
-        c.apply("ETHUSDT", &px("1", 1), 100_000);
+        c.apply(&px("BTCUSDT", "1", 1), 0);
+        c.apply(&px("ETHUSDT", "1", 1), 100_000);
         assert!(
             c.get("BTCUSDT", 300_000).is_some(),
             "exactly at the TTL it still lives"
@@ -260,7 +362,7 @@ mod tests {
         assert!(c.get("BTCUSDT", 10_000).is_none());
         assert_eq!(c.get("ETHUSDT", 10_000).unwrap().price.seq, 5);
         assert_eq!(
-            c.apply("ETHUSDT", &px("3", 2), 10_001).unwrap().price.seq,
+            c.apply(&px("ETHUSDT", "3", 2), 10_001).unwrap().price.seq,
             13
         );
     }
@@ -268,7 +370,7 @@ mod tests {
     #[test]
     fn rest_form_appends_age_and_freshness_to_the_encoding() {
         let mut c = PriceCache::new(300_000);
-        let e = c.apply("BTCUSDT", &px("1.50", 9), 1_000).unwrap().clone();
+        let e = c.apply(&px("BTCUSDT", "1.50", 9), 1_000).unwrap().clone();
         let v: serde_json::Value = serde_json::from_str(&e.with_age(7_000)).unwrap();
         assert_eq!(v["price"], "1.50");
         assert_eq!(v["age_ms"], 6_000);

@@ -19,7 +19,7 @@ const MAX_STREAMS: usize = 1024;
 
 /// Every configuration variable, in `wrangler.toml` spelling (the Makefile passes the same
 /// names from the environment as `--var`).
-pub const VARIABLES: [&str; 11] = [
+pub const VARIABLES: [&str; 14] = [
     "UPSTREAM_URL",
     "SYMBOLS",
     "PRICE_TTL_SECONDS",
@@ -31,6 +31,9 @@ pub const VARIABLES: [&str; 11] = [
     "AUTH_TOKEN",
     "UPSTREAM_MODE",
     "LEADER_LOCATION",
+    "UPSTREAM_WATCHDOG_SECONDS",
+    "UPSTREAM_MAX_AGE_SECONDS",
+    "UPSTREAM_IDLE_CLOSE_SECONDS",
 ];
 
 /// When the hub holds its upstream connection.
@@ -76,6 +79,13 @@ pub struct Config {
     pub upstream_mode: UpstreamMode,
     /// Where the leader object is created.
     pub leader_location: String,
+    /// Upstream silence after which the connection is replaced.
+    pub watchdog_ms: i64,
+    /// Upstream connection age at which it is rotated, make-before-break, ahead of Binance's
+    /// 24 h cut.
+    pub max_age_ms: i64,
+    /// On-demand: how long an upstream nobody needs stays open before it is closed.
+    pub idle_close_ms: i64,
 }
 
 impl Config {
@@ -141,6 +151,9 @@ impl Config {
             auth_token: var("AUTH_TOKEN"),
             upstream_mode,
             leader_location,
+            watchdog_ms: number("UPSTREAM_WATCHDOG_SECONDS", 30, 2, 3_600)? as i64 * 1000,
+            max_age_ms: number("UPSTREAM_MAX_AGE_SECONDS", 84_600, 10, 86_000)? as i64 * 1000,
+            idle_close_ms: number("UPSTREAM_IDLE_CLOSE_SECONDS", 30, 1, 3_600)? as i64 * 1000,
         })
     }
 }
@@ -239,6 +252,12 @@ mod tests {
         assert_eq!(c.auth_token, None);
         assert_eq!(c.upstream_mode, UpstreamMode::Always);
         assert_eq!(c.leader_location, "apac");
+        assert_eq!(c.watchdog_ms, 30_000);
+        assert_eq!(
+            c.max_age_ms, 84_600_000,
+            "rotated 30 minutes before Binance's 24 h cut"
+        );
+        assert_eq!(c.idle_close_ms, 30_000);
     }
 
     #[test]
@@ -286,6 +305,9 @@ mod tests {
             ("ALLOWED_ORIGINS", "example.com"),
             ("UPSTREAM_MODE", "sometimes"),
             ("LEADER_LOCATION", "mars"),
+            ("UPSTREAM_WATCHDOG_SECONDS", "1"),
+            ("UPSTREAM_MAX_AGE_SECONDS", "90000"),
+            ("UPSTREAM_IDLE_CLOSE_SECONDS", "0"),
         ] {
             let e = cfg(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name, "{value}");

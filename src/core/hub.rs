@@ -1,137 +1,44 @@
 //! The hub state machine: inputs (client frames, upstream frames, alarms) in, [`Effect`]s out.
 //!
-//! It owns the cache, the registry and the upstream connection state, and decides everything;
-//! the edge carries effects out in order and feeds results back in. Time (`now_ms`) and
+//! It owns the cache, the registry and the upstream [`Link`], and decides everything; the
+//! edge carries effects out in order and feeds results back in. Time (`now_ms`) and
 //! randomness (`jitter`) are arguments, so every decision can be replayed in a unit test.
 
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use super::backoff;
+pub use super::effect::{Effect, Level};
+
 use super::cache::{Entry, Freshness, PriceCache};
-use super::config::Config;
+use super::config::{Config, UpstreamMode};
 use super::error::{ApiError, ClientError, ErrorCode};
+use super::link::{Failure, FrameVerdict, Link, LinkSettings};
 use super::price::Price;
 use super::protocol::{self, close, Command};
 use super::registry::{ConnId, Registry};
 use super::symbol::canonical;
 use super::upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
 
-/// Housekeeping cadence: TTL sweep and connect time-out checks.
-pub const HOUSEKEEPING_MS: i64 = 30_000;
-/// A connect attempt that has not opened within this long counts as failed.
-pub const CONNECT_TIMEOUT_MS: i64 = 15_000;
-/// Connected but silent for this long: `/health` says `degraded`.
+/// Connected but silent for this long: `/health` says `degraded` (the watchdog replaces the
+/// connection later, at `UPSTREAM_WATCHDOG_SECONDS`).
 pub const SILENT_MS: i64 = 10_000;
-/// Consecutive failures after which clients are told the upstream is `down`.
-pub const DOWN_AFTER_FAILURES: u32 = 5;
-/// Consecutive failures on one endpoint before the next one in `UPSTREAM_URL` is tried.
-pub const FAILURES_PER_ENDPOINT: u32 = 3;
+/// Upstream frames larger than this are skipped unparsed: no market-stream payload comes
+/// near it, so it can only be garbage, and parsing it would cost the hub for nothing.
+pub const MAX_UPSTREAM_FRAME_BYTES: usize = 64 * 1024;
+/// Streams subscribed per symbol: 24 h statistics and the real-time best bid/ask.
+pub const STREAM_KINDS: [StreamKind; 2] = [StreamKind::Ticker, StreamKind::BookTicker];
 /// Capacity above which `/health` raises an alert.
 const CAPACITY_ALERT_PCT: f64 = 80.0;
-
-/// Log severity, mapped by the edge to `console.*`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Routine state changes.
-    Info,
-    /// Something failed and will be retried.
-    Warn,
-}
-
-/// Something the edge must do. Effects are ordered: carry them out in sequence.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Effect {
-    /// Send one frame to one connection.
-    Send {
-        /// Target.
-        conn: ConnId,
-        /// The text frame.
-        frame: Rc<str>,
-    },
-    /// Send the same bytes to many connections (encoded once).
-    Fanout {
-        /// Targets.
-        conns: Vec<ConnId>,
-        /// The text frame.
-        frame: Rc<str>,
-    },
-    /// Close a client connection.
-    Close {
-        /// Target.
-        conn: ConnId,
-        /// A close code from [`protocol::close`].
-        code: u16,
-        /// Short reason text.
-        reason: &'static str,
-    },
-    /// Store the connection's subscriptions where they survive hibernation.
-    SaveSubscriptions {
-        /// Whose.
-        conn: ConnId,
-        /// Its full, sorted subscription set.
-        symbols: Vec<String>,
-    },
-    /// Open an upstream WebSocket; report back with the same `generation`.
-    ConnectUpstream {
-        /// Identifies this attempt; events of older generations are stale.
-        generation: u64,
-        /// Full URL including `?streams=`.
-        url: String,
-    },
-    /// Close the upstream connection of this generation.
-    CloseUpstream {
-        /// Which one.
-        generation: u64,
-    },
-    /// Write a changed price through to durable storage.
-    Persist {
-        /// Canonical symbol.
-        symbol: String,
-        /// The price's JSON.
-        encoded: Rc<str>,
-        /// Its `seq`, which is also the new high-water mark.
-        seq: u64,
-    },
-    /// Delete expired prices from durable storage.
-    Forget {
-        /// Expired symbols.
-        symbols: Vec<String>,
-    },
-    /// Wake the hub at this absolute time (ms).
-    SetAlarm {
-        /// Epoch milliseconds.
-        at_ms: i64,
-    },
-    /// A structured log line.
-    Log {
-        /// Severity.
-        level: Level,
-        /// Stable event name.
-        event: &'static str,
-        /// Details for a person.
-        detail: String,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Idle,
-    Connecting { started: i64 },
-    Connected,
-    Backoff { until: i64 },
-}
 
 /// Counters for `/health` and `/metrics`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
-    /// Upstream frames received.
+    /// Upstream frames received from the active connection.
     pub upstream_frames: u64,
     /// Upstream frames skipped as invalid.
     pub upstream_errors: u64,
-    /// Upstream connections opened after the first.
-    pub reconnects: u64,
     /// Frames sent to clients.
     pub messages_sent: u64,
     /// Client frames answered with an error.
@@ -144,12 +51,7 @@ pub struct Hub {
     cfg: Config,
     cache: PriceCache,
     registry: Registry,
-    phase: Phase,
-    generation: u64,
-    failures: u32,
-    connected_since: Option<i64>,
-    last_message_at: Option<i64>,
-    ever_connected: bool,
+    link: Link,
     announced: &'static str,
     alarm_at: Option<i64>,
     next_conn: ConnId,
@@ -160,17 +62,19 @@ impl Hub {
     /// A hub with an empty cache and no connections.
     pub fn new(cfg: Config) -> Hub {
         let cache = PriceCache::new(cfg.price_ttl_ms);
+        let link = Link::new(LinkSettings {
+            urls: cfg.upstream_urls.clone(),
+            watchdog_ms: cfg.watchdog_ms,
+            max_age_ms: cfg.max_age_ms,
+            idle_close_ms: cfg.idle_close_ms,
+            on_demand: cfg.upstream_mode == UpstreamMode::OnDemand,
+        });
         Hub {
             cfg,
             cache,
             registry: Registry::default(),
-            phase: Phase::Idle,
-            generation: 0,
-            failures: 0,
-            connected_since: None,
-            last_message_at: None,
-            ever_connected: false,
-            announced: "down",
+            link,
+            announced: "reconnecting",
             alarm_at: None,
             next_conn: 1,
             stats: Stats::default(),
@@ -201,70 +105,50 @@ impl Hub {
         self.cache.seq()
     }
 
+    /// Takes back the upstream link's memory persisted by an earlier instance (see
+    /// [`super::link::LinkMemory`]); an unreadable memory is ignored and reported.
+    pub fn restore_link(&mut self, json: &str) -> Result<(), String> {
+        let memory = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        self.link.restore(memory);
+        Ok(())
+    }
+
     // ----- upstream -------------------------------------------------------------------
 
-    /// Starts the upstream if it is not running. Safe to call on every event.
+    /// The streams the upstream should carry: every whitelisted symbol (`always`), or the
+    /// symbols someone listens to (`on-demand`).
+    fn wanted_streams(&self) -> BTreeSet<String> {
+        let symbols: Vec<String> = match self.cfg.upstream_mode {
+            UpstreamMode::Always => self.cfg.symbols.iter().cloned().collect(),
+            UpstreamMode::OnDemand => self.registry.symbols_in_use().into_iter().collect(),
+        };
+        symbols
+            .iter()
+            .flat_map(|s| STREAM_KINDS.iter().map(move |k| stream_name(s, *k)))
+            .collect()
+    }
+
+    fn refresh_wanted(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        let wanted = self.wanted_streams();
+        self.link.want(wanted, now_ms, fx);
+        self.announce(now_ms, fx);
+        self.schedule(now_ms, fx);
+    }
+
+    /// Starts (or re-checks) the upstream. Cheap and safe to call on every event: it does
+    /// something only when the wanted streams are not being served.
     pub fn start(&mut self, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
-        if self.phase == Phase::Idle {
-            self.connect(now_ms, &mut fx);
-            self.schedule(now_ms, &mut fx);
+        if self.alarm_at.is_none() || (!self.link.is_connected() && !self.link.is_idle()) {
+            self.refresh_wanted(now_ms, &mut fx);
         }
         fx
-    }
-
-    fn upstream_url(&self) -> String {
-        let endpoint =
-            (self.failures / FAILURES_PER_ENDPOINT) as usize % self.cfg.upstream_urls.len();
-        let streams: Vec<String> = self
-            .cfg
-            .symbols
-            .iter()
-            .map(|s| stream_name(s, StreamKind::Ticker))
-            .collect();
-        format!(
-            "{}?streams={}",
-            self.cfg.upstream_urls[endpoint],
-            streams.join("/")
-        )
-    }
-
-    fn connect(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        self.generation += 1;
-        self.phase = Phase::Connecting { started: now_ms };
-        let url = self.upstream_url();
-        fx.push(Effect::Log {
-            level: Level::Info,
-            event: "upstream_connecting",
-            detail: format!("generation {} to {}", self.generation, url_host(&url)),
-        });
-        fx.push(Effect::ConnectUpstream {
-            generation: self.generation,
-            url,
-        });
-        self.announce(now_ms, fx);
     }
 
     /// The upstream WebSocket of `generation` is open.
     pub fn upstream_opened(&mut self, generation: u64, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
-        if generation != self.generation || !matches!(self.phase, Phase::Connecting { .. }) {
-            fx.push(Effect::CloseUpstream { generation });
-            return fx;
-        }
-        if self.ever_connected {
-            self.stats.reconnects += 1;
-        }
-        self.ever_connected = true;
-        self.phase = Phase::Connected;
-        self.failures = 0;
-        self.connected_since = Some(now_ms);
-        self.last_message_at = None;
-        fx.push(Effect::Log {
-            level: Level::Info,
-            event: "upstream_connected",
-            detail: format!("generation {generation}"),
-        });
+        self.link.opened(generation, now_ms, &mut fx);
         self.announce(now_ms, &mut fx);
         self.schedule(now_ms, &mut fx);
         fx
@@ -274,106 +158,78 @@ impl Hub {
     pub fn upstream_failed(
         &mut self,
         generation: u64,
-        reason: &str,
+        failure: Failure,
         now_ms: i64,
         jitter: f64,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
-        if generation != self.generation
-            || !matches!(self.phase, Phase::Connecting { .. } | Phase::Connected)
-        {
-            return fx;
-        }
-        self.fail(reason, now_ms, jitter, &mut fx);
+        self.link
+            .failed(generation, failure, now_ms, jitter, &mut fx);
+        self.announce(now_ms, &mut fx);
+        self.schedule(now_ms, &mut fx);
         fx
-    }
-
-    fn fail(&mut self, reason: &str, now_ms: i64, jitter: f64, fx: &mut Vec<Effect>) {
-        fx.push(Effect::CloseUpstream {
-            generation: self.generation,
-        });
-        self.failures = self.failures.saturating_add(1);
-        let delay = backoff::delay_ms(self.failures, jitter);
-        self.phase = Phase::Backoff {
-            until: now_ms + delay,
-        };
-        self.connected_since = None;
-        fx.push(Effect::Log {
-            level: Level::Warn,
-            event: "upstream_failed",
-            detail: format!(
-                "generation {}: {}; retry {} in {} ms",
-                self.generation,
-                protocol::truncate(reason, 200),
-                self.failures,
-                delay
-            ),
-        });
-        self.announce(now_ms, fx);
-        self.schedule(now_ms, fx);
     }
 
     /// One text frame from the upstream of `generation`.
     pub fn upstream_text(&mut self, generation: u64, text: &str, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
-        if generation != self.generation || self.phase != Phase::Connected {
+        let verdict = self.link.frame(generation, now_ms, &mut fx);
+        if verdict == FrameVerdict::Ignore {
             return fx;
         }
         self.stats.upstream_frames += 1;
-        self.last_message_at = Some(now_ms);
-        match parse_frame(text) {
-            Ok(UpstreamFrame::Update(u)) if self.cfg.symbols.contains(&u.symbol) => {
-                if let Some(entry) = self.cache.apply(&u.symbol, &u.fields, now_ms) {
-                    let entry = entry.clone();
-                    self.publish(&entry, &mut fx);
+        if text.len() > MAX_UPSTREAM_FRAME_BYTES {
+            self.skip(
+                format!("{} byte frame skipped unparsed", text.len()),
+                &mut fx,
+            );
+        } else {
+            match parse_frame(text) {
+                Ok(UpstreamFrame::Update(u)) if self.cfg.symbols.contains(&u.symbol) => {
+                    if let Some(entry) = self.cache.apply(&u, now_ms) {
+                        let entry = entry.clone();
+                        self.publish(&entry, &mut fx);
+                    }
                 }
+                Ok(UpstreamFrame::Update(u)) => {
+                    self.skip(format!("unrequested symbol {}", u.symbol), &mut fx)
+                }
+                Ok(UpstreamFrame::ServerShutdown { .. }) => {
+                    self.link.server_shutdown(generation, now_ms, &mut fx);
+                    self.schedule(now_ms, &mut fx);
+                }
+                Ok(UpstreamFrame::Ack { .. }) => {}
+                Ok(UpstreamFrame::Refusal { code, msg }) => self.skip(
+                    format!("refusal {code}: {}", protocol::truncate(&msg, 200)),
+                    &mut fx,
+                ),
+                Err(e) => self.skip(e.to_string(), &mut fx),
             }
-            Ok(UpstreamFrame::Update(u)) => {
-                self.stats.upstream_errors += 1;
-                fx.push(Effect::Log {
-                    level: Level::Warn,
-                    event: "upstream_unrequested_symbol",
-                    detail: u.symbol,
-                });
-            }
-            Ok(UpstreamFrame::ServerShutdown { .. }) => fx.push(Effect::Log {
-                level: Level::Info,
-                event: "upstream_server_shutdown",
-                detail: "exchange announced a cut; reconnecting when it closes".into(),
-            }),
-            Ok(UpstreamFrame::Ack { .. }) => {}
-            Ok(UpstreamFrame::Refusal { code, msg }) => {
-                self.stats.upstream_errors += 1;
-                fx.push(Effect::Log {
-                    level: Level::Warn,
-                    event: "upstream_refusal",
-                    detail: format!("{code}: {}", protocol::truncate(&msg, 200)),
-                });
-            }
-            Err(e) => {
-                self.stats.upstream_errors += 1;
-                fx.push(Effect::Log {
-                    level: Level::Warn,
-                    event: "upstream_bad_frame",
-                    detail: protocol::truncate(&e.to_string(), 200),
-                });
-            }
+        }
+        if verdict == FrameVerdict::Switched {
+            self.announce(now_ms, &mut fx);
+            self.schedule(now_ms, &mut fx);
         }
         fx
     }
 
     /// A binary upstream frame: Binance sends none on market streams, so it is skipped.
     pub fn upstream_binary(&mut self, generation: u64, now_ms: i64) -> Vec<Effect> {
-        if generation == self.generation && self.phase == Phase::Connected {
+        let mut fx = Vec::new();
+        if self.link.frame(generation, now_ms, &mut fx) != FrameVerdict::Ignore {
             self.stats.upstream_frames += 1;
-            self.stats.upstream_errors += 1;
-            self.last_message_at = Some(now_ms);
+            self.skip("binary frame skipped".into(), &mut fx);
         }
-        vec![Effect::Log {
+        fx
+    }
+
+    fn skip(&mut self, detail: String, fx: &mut Vec<Effect>) {
+        self.stats.upstream_errors += 1;
+        fx.push(Effect::Log {
             level: Level::Warn,
             event: "upstream_bad_frame",
-            detail: "binary frame skipped".into(),
-        }]
+            detail: protocol::truncate(&detail, 200),
+        });
     }
 
     fn publish(&mut self, entry: &Entry, fx: &mut Vec<Effect>) {
@@ -398,26 +254,30 @@ impl Hub {
         if !expired.is_empty() {
             fx.push(Effect::Forget { symbols: expired });
         }
-        match self.phase {
-            Phase::Idle => self.connect(now_ms, &mut fx),
-            Phase::Backoff { until } if now_ms >= until => self.connect(now_ms, &mut fx),
-            Phase::Connecting { started } if now_ms - started >= CONNECT_TIMEOUT_MS => {
-                self.fail("connect timed out", now_ms, jitter, &mut fx)
-            }
-            _ => {}
-        }
+        let wanted = self.wanted_streams();
+        self.link.want(wanted, now_ms, &mut fx);
+        self.link.tick(now_ms, jitter, &mut fx);
+        self.announce(now_ms, &mut fx);
         self.schedule(now_ms, &mut fx);
         fx
     }
 
-    /// Keeps exactly one alarm set, at the earliest time the hub has something to do.
+    /// Keeps exactly one alarm set, at the earliest time the hub has something to do: the
+    /// link's next deadline or the next TTL expiry. With nothing to do (an idle on-demand hub
+    /// with an empty cache) no alarm is set and the object may hibernate.
     fn schedule(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        let want = match self.phase {
-            Phase::Backoff { until } => until,
-            Phase::Connecting { started } => {
-                (started + CONNECT_TIMEOUT_MS).min(now_ms + HOUSEKEEPING_MS)
-            }
-            Phase::Idle | Phase::Connected => now_ms + HOUSEKEEPING_MS,
+        if self.link.take_dirty() {
+            // Invariant: LinkMemory holds only numbers, strings and enums of them.
+            let json = serde_json::to_string(&self.link.memory()).unwrap_or_default();
+            fx.push(Effect::SaveLink { json });
+        }
+        let want = [self.link.next_wake(), self.cache.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.max(now_ms + 1));
+        let Some(want) = want else {
+            return;
         };
         match self.alarm_at {
             Some(t) if t > now_ms && t <= want => {}
@@ -428,19 +288,15 @@ impl Hub {
         }
     }
 
-    /// Client-facing upstream state of DESIGN §3.
+    /// Upstream state: `connected`, `reconnecting`, `down`, or `idle` (on-demand, unused).
     pub fn upstream_status(&self) -> &'static str {
-        match self.phase {
-            Phase::Connected => "connected",
-            Phase::Idle => "down",
-            _ if self.failures >= DOWN_AFTER_FAILURES => "down",
-            _ => "reconnecting",
-        }
+        self.link.state()
     }
 
     fn announce(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
         let status = self.upstream_status();
-        if status == self.announced {
+        // `idle` is not a client-facing state: whoever is connected then listens to nothing.
+        if status == self.announced || status == "idle" {
             return;
         }
         self.announced = status;
@@ -493,15 +349,26 @@ impl Hub {
     }
 
     /// A connection closed or errored.
-    pub fn client_closed(&mut self, conn: ConnId) {
-        self.registry.remove_conn(conn);
+    pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if !self.registry.remove_conn(conn).is_empty() {
+            self.listeners_changed(now_ms, &mut fx);
+        }
+        fx
+    }
+
+    /// In on-demand mode the upstream follows the listeners; in `always` mode it does not.
+    fn listeners_changed(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.cfg.upstream_mode == UpstreamMode::OnDemand {
+            self.refresh_wanted(now_ms, fx);
+        }
     }
 
     /// A binary frame from a client: the protocol is JSON text only.
-    pub fn client_binary(&mut self, conn: ConnId, len: usize) -> Vec<Effect> {
+    pub fn client_binary(&mut self, conn: ConnId, len: usize, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
         if len > self.cfg.max_frame_bytes {
-            self.close_client(conn, close::TOO_LARGE, "frame too large", &mut fx);
+            self.close_client(conn, close::TOO_LARGE, "frame too large", now_ms, &mut fx);
             return fx;
         }
         self.reject(
@@ -519,7 +386,7 @@ impl Hub {
     pub fn client_text(&mut self, conn: ConnId, text: &str, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
         if text.len() > self.cfg.max_frame_bytes {
-            self.close_client(conn, close::TOO_LARGE, "frame too large", &mut fx);
+            self.close_client(conn, close::TOO_LARGE, "frame too large", now_ms, &mut fx);
             return fx;
         }
         let cmd = match protocol::parse_command(text) {
@@ -537,8 +404,11 @@ impl Hub {
             Command::Unsubscribe { symbols, id } => match self.resolve(&symbols) {
                 Err(e) => self.reject(conn, e.with_id(id), &mut fx),
                 Ok(wanted) => {
-                    self.registry.unsubscribe(conn, &wanted);
+                    let removed = self.registry.unsubscribe(conn, &wanted);
                     fx.push(self.save(conn));
+                    if !removed.is_empty() {
+                        self.listeners_changed(now_ms, &mut fx);
+                    }
                     self.send(
                         conn,
                         protocol::symbols_frame("unsubscribed", &wanted, &id),
@@ -583,8 +453,11 @@ impl Hub {
             self.reject(conn, e.with_id(id), fx);
             return;
         }
-        self.registry.subscribe(conn, &wanted);
+        let added = self.registry.subscribe(conn, &wanted);
         fx.push(self.save(conn));
+        if !added.is_empty() {
+            self.listeners_changed(now_ms, fx);
+        }
         self.send(
             conn,
             protocol::symbols_frame("subscribed", &wanted, &id),
@@ -630,10 +503,13 @@ impl Hub {
         conn: ConnId,
         code: u16,
         reason: &'static str,
+        now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
-        self.registry.remove_conn(conn);
         fx.push(Effect::Close { conn, code, reason });
+        if !self.registry.remove_conn(conn).is_empty() {
+            self.listeners_changed(now_ms, fx);
+        }
     }
 
     fn save(&self, conn: ConnId) -> Effect {
@@ -694,21 +570,21 @@ impl Hub {
                     "no price for {symbol} yet; the upstream is {}",
                     self.upstream_status()
                 ),
-                retry_after_s: if self.phase == Phase::Connected { 1 } else { 5 },
+                retry_after_s: if self.link.is_connected() { 1 } else { 5 },
             }),
         }
     }
 
     /// `GET /health`: HTTP status and body (DESIGN §5).
     ///
-    /// - `healthy`: upstream connected and not silent for [`SILENT_MS`].
-    /// - `down`: upstream not connected and no cached price is younger than 60 s.
+    /// - `healthy`: upstream connected and a frame within [`SILENT_MS`]; or an on-demand
+    ///   upstream closed because nobody listens.
+    /// - `down` (503): the circuit breaker is open, or the upstream is not connected and no
+    ///   cached price is younger than 60 s.
     /// - `degraded`: anything between (serving usable cached prices while reconnecting,
     ///   or connected but silent).
     pub fn health(&self, now_ms: i64, sse_clients: usize) -> (u16, String) {
-        let mut fresh = 0;
-        let mut acceptable = 0;
-        let mut stale = 0;
+        let (mut fresh, mut acceptable, mut stale) = (0, 0, 0);
         for e in self.cache.live(now_ms) {
             match Freshness::of_age(e.age_ms(now_ms)) {
                 Freshness::Fresh => fresh += 1,
@@ -717,22 +593,33 @@ impl Hub {
             }
         }
         let tracked = fresh + acceptable + stale;
-        let connected = self.phase == Phase::Connected;
-        let last_age = self.last_message_at.map(|t| (now_ms - t).max(0));
+        let link = &self.link;
+        let connected = link.is_connected();
+        let idle = link.is_idle();
+        let breaker = link.breaker();
+        let last_age = link.last_frame_at().map(|t| (now_ms - t).max(0));
         let silent = connected
             && last_age
-                .or(self.connected_since.map(|t| now_ms - t))
+                .or(link.connected_since().map(|t| now_ms - t))
                 .is_some_and(|a| a >= SILENT_MS);
         let ws = self.registry.len();
-        let used_pct = ((ws + sse_clients) as f64 * 100.0 / self.cfg.max_connections as f64 * 10.0)
-            .round()
-            / 10.0;
+        let used_pct =
+            ((ws + sse_clients) as f64 * 1000.0 / self.cfg.max_connections as f64).round() / 10.0;
         let mut alerts = Vec::new();
-        if !connected {
+        if idle {
+            alerts.push("upstream idle: on-demand and nobody listens".to_string());
+        } else if !connected {
+            let why = link
+                .last_failure()
+                .map(|(_, f)| f.describe())
+                .unwrap_or_else(|| "connecting".into());
             alerts.push(format!(
-                "upstream not connected ({} consecutive failures)",
-                self.failures
+                "upstream not connected ({} consecutive failures; last: {why})",
+                breaker.failures()
             ));
+        }
+        if breaker.name() != "closed" {
+            alerts.push(format!("circuit breaker {}", breaker.name()));
         }
         if silent {
             alerts.push(format!(
@@ -744,35 +631,47 @@ impl Hub {
             alerts.push(format!("{stale} symbols stale"));
         }
         let missing = self.cfg.symbols.len().saturating_sub(tracked);
-        if missing > 0 && self.ever_connected {
+        if missing > 0 && link.ever_connected() && self.cfg.upstream_mode == UpstreamMode::Always {
             alerts.push(format!("{missing} symbols have no price"));
         }
         if used_pct >= CAPACITY_ALERT_PCT {
             alerts.push(format!("capacity at {used_pct}%"));
         }
-        let status = if connected && !silent {
+        let status = if (connected && !silent) || idle {
             "healthy"
-        } else if !connected && fresh + acceptable == 0 {
+        } else if breaker.name() == "open" || (!connected && fresh + acceptable == 0) {
             "down"
         } else {
             "degraded"
         };
-        let breaker = if self.failures >= DOWN_AFTER_FAILURES {
-            "open"
-        } else {
-            "closed"
-        };
+        let last_failure = link.last_failure().map(|(at, f)| {
+            let status = match f {
+                Failure::Refused { status, .. } => Some(*status),
+                _ => None,
+            };
+            json!({"kind": f.kind(), "detail": f.describe(), "status": status, "at": at})
+        });
         let body = json!({
             "status": status,
             "upstream": {
                 "state": self.upstream_status(),
-                "connected_since": self.connected_since,
-                "consecutive_errors": self.failures,
-                "circuit_breaker": {"state": breaker, "failures": self.failures},
+                "mode": match self.cfg.upstream_mode { UpstreamMode::Always => "always", UpstreamMode::OnDemand => "on-demand" },
+                "endpoint": link.endpoint(),
+                "connected_since": link.connected_since(),
+                "consecutive_errors": breaker.failures(),
+                "circuit_breaker": {
+                    "state": breaker.name(),
+                    "failures": breaker.failures(),
+                    "open_until": breaker.open_until(),
+                },
                 "last_message_age_ms": last_age,
+                "last_failure": last_failure,
+                "attempts_last_5m": link.attempts_in_window(now_ms),
+                "reconnects": link.reconnects,
+                "rotations": link.rotations,
+                "subscribe_requests": link.requests_sent,
                 "frames": self.stats.upstream_frames,
                 "frame_errors": self.stats.upstream_errors,
-                "reconnects": self.stats.reconnects,
             },
             "clients": {"websocket": ws, "sse": sse_clients},
             "symbols": {
@@ -815,13 +714,10 @@ pub fn parse_symbol_query(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiErr
     Ok(out)
 }
 
-fn url_host(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::link::CONNECT_TIMEOUT_MS;
     use std::collections::HashMap;
 
     const BTC: &str = r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1000,"s":"BTCUSDT","p":"1","P":"0.10","c":"100.5","o":"100","h":"101","l":"99","v":"10","q":"1000","b":"100.4","a":"100.6"}}"#;
@@ -880,7 +776,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             url,
-            "ws://127.0.0.1:1/stream?streams=btcusdt@ticker/ethusdt@ticker/solusdt@ticker"
+            "ws://127.0.0.1:1/stream?streams=btcusdt@bookTicker/btcusdt@ticker/\
+             ethusdt@bookTicker/ethusdt@ticker/solusdt@bookTicker/solusdt@ticker"
         );
         assert!(fx.iter().any(|e| matches!(e, Effect::SetAlarm { .. })));
         assert!(
@@ -1027,13 +924,13 @@ mod tests {
         );
         assert!(!h.has_client(c), "a closed connection is forgotten at once");
         let c = h.client_open();
-        let f = frames(&h.client_binary(c, 3), c);
+        let f = frames(&h.client_binary(c, 3, 0), c);
         assert_eq!(f[0]["code"], "BAD_REQUEST");
         assert!(h.has_capacity());
         h.client_open();
         assert!(!h.has_capacity(), "MAX_CONNECTIONS is 2");
         assert_eq!(
-            h.client_binary(c, 300).len(),
+            h.client_binary(c, 300, 0).len(),
             1,
             "an oversized binary frame closes too"
         );
@@ -1063,11 +960,21 @@ mod tests {
     fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
         let mut h = connected();
         let c = h.client_open();
-        let fx = h.upstream_failed(1, "closed 1006", 100, 0.5);
+        let fx = h.upstream_failed(
+            1,
+            Failure::Closed {
+                code: 1006,
+                reason: String::new(),
+            },
+            100,
+            0.5,
+        );
         assert!(fx.contains(&Effect::CloseUpstream { generation: 1 }));
         assert_eq!(frames(&fx, c)[0]["upstream"], "reconnecting");
         assert!(fx.contains(&Effect::SetAlarm { at_ms: 600 }), "{fx:?}");
-        assert!(h.upstream_failed(1, "late duplicate", 101, 0.5).is_empty());
+        assert!(h
+            .upstream_failed(1, Failure::Network("late duplicate".into()), 101, 0.5)
+            .is_empty());
         assert!(!h
             .alarm(599, 0.5)
             .iter()
@@ -1082,7 +989,7 @@ mod tests {
             .is_empty());
         let fx = h.upstream_opened(2, 700);
         assert_eq!(frames(&fx, c)[0]["upstream"], "connected");
-        assert_eq!(h.stats().reconnects, 1);
+        assert_eq!(h.link.reconnects, 1);
     }
 
     #[test]
@@ -1092,7 +999,15 @@ mod tests {
         let mut now = 0;
         let mut urls = Vec::new();
         for gen in 1..=6 {
-            h.upstream_failed(gen, "refused", now, 1.0);
+            h.upstream_failed(
+                gen,
+                Failure::Refused {
+                    status: 429,
+                    retry_after_ms: None,
+                },
+                now,
+                1.0,
+            );
             now += 120_000;
             for e in h.alarm(now, 1.0) {
                 if let Effect::ConnectUpstream { url, .. } = e {
@@ -1102,6 +1017,13 @@ mod tests {
         }
         assert!(urls[1].starts_with("ws://127.0.0.1:1/"));
         assert!(urls[2].starts_with("ws://127.0.0.1:2/"), "{urls:?}");
+        // The last alarm came after the breaker's minute: a half-open trial is in flight.
+        // It fails too, which re-opens the breaker at once.
+        let refused = Failure::Refused {
+            status: 429,
+            retry_after_ms: None,
+        };
+        h.upstream_failed(7, refused, now, 1.0);
         assert_eq!(h.upstream_status(), "down");
         let (code, body) = h.health(now, 0);
         assert_eq!(code, 503);
@@ -1136,7 +1058,7 @@ mod tests {
         assert_eq!(v["clients"]["sse"], 3);
         let v: Value = serde_json::from_str(&h.health(20_000, 0).1).unwrap();
         assert_eq!(v["status"], "degraded", "connected but silent");
-        h.upstream_failed(1, "gone", 20_000, 0.5);
+        h.upstream_failed(1, Failure::Network("gone".into()), 20_000, 0.5);
         let (code, body) = h.health(21_000, 0);
         assert_eq!(
             (code, body.contains("degraded")),
@@ -1184,6 +1106,158 @@ mod tests {
             f[0]["prices"][0]["seq"], 51,
             "seq continues above the persisted floor"
         );
+    }
+
+    fn hub_with(pairs: &[(&str, &str)]) -> Hub {
+        let mut map: HashMap<&str, &str> = [
+            ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT"),
+            ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),
+        ]
+        .into_iter()
+        .collect();
+        map.extend(pairs.iter().copied());
+        Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap())
+    }
+
+    fn upstream_sends(fx: &[Effect]) -> Vec<Value> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::SendUpstream { text, .. } => Some(serde_json::from_str(text).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn on_demand_follows_listeners() {
+        let mut h = hub_with(&[
+            ("UPSTREAM_MODE", "on-demand"),
+            ("UPSTREAM_IDLE_CLOSE_SECONDS", "5"),
+        ]);
+        assert!(h
+            .start(0)
+            .iter()
+            .all(|e| !matches!(e, Effect::ConnectUpstream { .. })));
+        assert_eq!(h.upstream_status(), "idle");
+        let a = h.client_open();
+        let fx = h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 10);
+        let url = fx
+            .iter()
+            .find_map(|e| match e {
+                Effect::ConnectUpstream { url, .. } => Some(url.clone()),
+                _ => None,
+            })
+            .expect("the first listener opens the upstream");
+        assert!(
+            url.ends_with("?streams=btcusdt@bookTicker/btcusdt@ticker"),
+            "{url}"
+        );
+        h.upstream_opened(1, 20);
+        let b = h.client_open();
+        let fx = h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
+        assert_eq!(
+            upstream_sends(&fx),
+            [json!({"method":"SUBSCRIBE","params":["ethusdt@bookTicker","ethusdt@ticker"],"id":1})]
+        );
+        let fx = h.client_closed(b, 2_000);
+        assert_eq!(upstream_sends(&fx)[0]["method"], "UNSUBSCRIBE");
+        let fx = h.client_closed(a, 3_000);
+        assert_eq!(
+            upstream_sends(&fx),
+            [
+                json!({"method":"UNSUBSCRIBE","params":["btcusdt@bookTicker","btcusdt@ticker"],"id":3})
+            ]
+        );
+        let fx = h.alarm(7_999, 0.0);
+        assert!(
+            !fx.iter().any(|e| matches!(e, Effect::CloseUpstream { .. })),
+            "grace period"
+        );
+        let fx = h.alarm(8_000, 0.0);
+        assert!(
+            fx.contains(&Effect::CloseUpstream { generation: 1 }),
+            "{fx:?}"
+        );
+        assert_eq!(h.upstream_status(), "idle");
+        let v: Value = serde_json::from_str(&h.health(8_000, 0).1).unwrap();
+        assert_eq!(v["status"], "healthy", "idle by design is not a fault");
+    }
+
+    #[test]
+    fn rotation_delivers_every_change_once_with_growing_seq() {
+        let mut h = connected();
+        let c = h.client_open();
+        h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+        let mut seen: Vec<u64> = Vec::new();
+        let mut collect = |fx: &[Effect]| {
+            for f in frames(fx, c) {
+                if f["type"] == "prices" {
+                    seen.push(f["prices"][0]["seq"].as_u64().unwrap());
+                }
+                assert_ne!(f["type"], "status", "no state change is visible: {f}");
+            }
+        };
+        collect(&h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 10));
+        let shutdown = r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":11}}"#;
+        let fx = h.upstream_text(1, shutdown, 11);
+        assert!(fx
+            .iter()
+            .any(|e| matches!(e, Effect::ConnectUpstream { generation: 2, .. })));
+        collect(&fx);
+        collect(&h.upstream_opened(2, 12));
+        collect(&h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 13));
+        // Both connections now carry the same update; only one reaches the client.
+        let fx = h.upstream_text(2, &ticker("BTCUSDT", "2", 2), 14);
+        assert!(fx.contains(&Effect::CloseUpstream { generation: 1 }));
+        collect(&fx);
+        collect(&h.upstream_text(1, &ticker("BTCUSDT", "3", 3), 15));
+        collect(&h.upstream_text(2, &ticker("BTCUSDT", "3", 3), 16));
+        collect(&h.upstream_failed(
+            1,
+            Failure::Closed {
+                code: 1000,
+                reason: "shutdown".into(),
+            },
+            17,
+            0.0,
+        ));
+        assert_eq!(seen, [1, 2, 3], "every change once, in order");
+        assert_eq!(h.upstream_status(), "connected");
+    }
+
+    #[test]
+    fn book_ticker_merges_bid_and_ask_into_the_price() {
+        let mut h = connected();
+        h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
+        let book = r#"{"stream":"btcusdt@bookTicker","data":{"u":5,"s":"BTCUSDT","b":"100.40","B":"1","a":"100.70","A":"2"}}"#;
+        h.upstream_text(1, book, 20);
+        let v: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 20).unwrap()).unwrap();
+        assert_eq!(
+            (v["price"].as_str(), v["bid"].as_str(), v["ask"].as_str()),
+            (Some("100.5"), Some("100.40"), Some("100.70"))
+        );
+        assert_eq!(
+            v["event_time"], 20,
+            "book changes carry the hub's receive time"
+        );
+        assert_eq!(v["seq"], 2);
+    }
+
+    #[test]
+    fn oversized_upstream_frames_are_skipped_unparsed() {
+        let mut h = connected();
+        let big = format!(
+            r#"{{"stream":"btcusdt@ticker","pad":"{}"}}"#,
+            "x".repeat(MAX_UPSTREAM_FRAME_BYTES)
+        );
+        assert!(h.upstream_text(1, &big, 1).iter().any(|e| matches!(
+            e,
+            Effect::Log {
+                event: "upstream_bad_frame",
+                ..
+            }
+        )));
+        assert_eq!(h.stats().upstream_errors, 1);
     }
 
     #[test]

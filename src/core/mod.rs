@@ -5,8 +5,10 @@
 pub mod backoff;
 pub mod cache;
 pub mod config;
+pub mod effect;
 pub mod error;
 pub mod hub;
+pub mod link;
 pub mod price;
 pub mod protocol;
 pub mod registry;

@@ -70,19 +70,15 @@ pub struct PriceFields {
     pub ask: Option<String>,
     /// See [`Price::event_time`].
     pub event_time: Option<i64>,
+    /// `@bookTicker`'s order book update id `u`, which orders book frames (they carry no
+    /// event time).
+    pub book_update_id: Option<u64>,
 }
 
 impl PriceFields {
     /// Merges these fields into `price`; returns whether anything a client sees changed.
-    ///
-    /// An event time older than the one held is ignored with the rest of the frame: a late
-    /// frame (for example from a connection being replaced) must not roll a price back.
+    /// Ordering (dropping frames older than what is held) is the cache's job, per stream.
     pub fn merge_into(&self, price: &mut Price) -> bool {
-        if let (Some(new), Some(old)) = (self.event_time, price.event_time) {
-            if new < old {
-                return false;
-            }
-        }
         let mut changed = false;
         let mut set = |slot: &mut Option<String>, value: &Option<String>| {
             if let Some(v) = value {
@@ -162,23 +158,6 @@ mod tests {
         assert_eq!(p.event_time, Some(11));
         // Same values again: nothing a client sees changed.
         assert!(!trade.merge_into(&mut p));
-    }
-
-    #[test]
-    fn merge_ignores_frames_older_than_what_is_held() {
-        let mut p = Price {
-            symbol: "BTCUSDT".into(),
-            price: Some("2".into()),
-            event_time: Some(20),
-            ..Price::default()
-        };
-        let late = PriceFields {
-            price: Some("1".into()),
-            event_time: Some(19),
-            ..PriceFields::default()
-        };
-        assert!(!late.merge_into(&mut p));
-        assert_eq!(p.price.as_deref(), Some("2"));
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub enum StreamKind {
 }
 
 impl StreamKind {
+    /// Number of kinds, for per-kind tables.
+    pub const COUNT: usize = 6;
+
+    /// A dense index, for per-kind tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The stream-name suffix, as Binance spells it.
     pub fn suffix(self) -> &'static str {
         match self {
@@ -165,6 +173,7 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
             bid: Some(dec(data, "b")?),
             ask: Some(dec(data, "a")?),
             event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
+            book_update_id: None,
         },
         StreamKind::MiniTicker => PriceFields {
             price: Some(dec(data, "c")?),
@@ -179,6 +188,7 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
         StreamKind::BookTicker => PriceFields {
             bid: Some(dec(data, "b")?),
             ask: Some(dec(data, "a")?),
+            book_update_id: data.get("u").and_then(Value::as_u64),
             ..PriceFields::default()
         },
         StreamKind::AggTrade | StreamKind::Trade => PriceFields {
@@ -312,6 +322,7 @@ mod tests {
         assert_eq!(u.fields.ask.as_deref(), Some("89879.79000000"));
         assert_eq!(u.fields.event_time, None);
         assert_eq!(u.fields.price, None);
+        assert_eq!(u.fields.book_update_id, Some(85592068563));
     }
 
     #[test]

@@ -29,6 +29,9 @@ use crate::core::registry::ConnId;
 /// retryable code so its client reconnects and resubscribes.
 const ATTACHMENT_VERSION: u8 = 1;
 
+/// Storage key of the upstream link's memory.
+const LINK_KEY: &str = "link";
+
 /// What each client socket carries through hibernation.
 #[derive(Serialize, Deserialize)]
 struct Attachment {
@@ -89,6 +92,16 @@ impl Shared {
                         let _ = ws.close(Some(close::NORMAL), Some("replaced"));
                     }
                 }
+                Effect::SendUpstream { generation, text } => {
+                    let sent = self
+                        .upstreams
+                        .borrow()
+                        .get(&generation)
+                        .map(|ws| ws.send_with_str(&text));
+                    if let Some(Err(e)) = sent {
+                        log_error("upstream_send_failed", &e.to_string());
+                    }
+                }
                 Effect::Persist {
                     symbol,
                     encoded,
@@ -97,6 +110,13 @@ impl Shared {
                     if let Some(store) = &self.store {
                         if let Err(e) = store.save(&symbol, &encoded, seq) {
                             log_error("persist_failed", &e.to_string());
+                        }
+                    }
+                }
+                Effect::SaveLink { json } => {
+                    if let Some(store) = &self.store {
+                        if let Err(e) = store.put_text(LINK_KEY, &json) {
+                            log_error("save_link_failed", &e.to_string());
                         }
                     }
                 }
@@ -128,7 +148,7 @@ impl Shared {
             if let Some(ws) = self.clients.borrow_mut().remove(&conn) {
                 let _ = ws.close(Some(close::INTERNAL), Some("send failed"));
             }
-            self.hub.borrow_mut().client_closed(conn);
+            self.run(|hub| hub.client_closed(conn, now_ms()));
         }
     }
 
@@ -178,10 +198,10 @@ impl Shared {
         Some(a.id)
     }
 
-    fn forget_client(&self, ws: &WebSocket) {
+    fn forget_client(self: &Rc<Self>, ws: &WebSocket) {
         if let Some(conn) = self.conn_of(ws) {
             self.clients.borrow_mut().remove(&conn);
-            self.hub.borrow_mut().client_closed(conn);
+            self.run(|hub| hub.client_closed(conn, now_ms()));
         }
     }
 }
@@ -225,6 +245,15 @@ impl DurableObject for PriceHub {
                         hub.restore_prices(prices, floor, now_ms());
                     }
                     Err(e) => log_error("restore_failed", &e.to_string()),
+                }
+                match store.get_text(LINK_KEY) {
+                    Ok(Some(json)) => {
+                        if let Err(e) = hub.restore_link(&json) {
+                            log_error("restore_link_failed", &e);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => log_error("restore_link_failed", &e.to_string()),
                 }
                 Some(store)
             }
@@ -330,7 +359,7 @@ impl DurableObject for PriceHub {
                 shared.run(|hub| hub.client_text(conn, &text, now_ms()))
             }
             WebSocketIncomingMessage::Binary(bytes) => {
-                shared.run(|hub| hub.client_binary(conn, bytes.len()))
+                shared.run(|hub| hub.client_binary(conn, bytes.len(), now_ms()))
             }
         }
         Ok(())

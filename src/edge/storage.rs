@@ -12,6 +12,11 @@ struct JsonRow {
 }
 
 #[derive(Deserialize)]
+struct TextRow {
+    value: String,
+}
+
+#[derive(Deserialize)]
 struct SeqRow {
     value: i64,
 }
@@ -30,6 +35,10 @@ impl Store {
         )?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             None,
         )?;
         Ok(Store { sql })
@@ -67,6 +76,25 @@ impl Store {
             vec![seq],
         )?;
         Ok(())
+    }
+
+    /// Stores a small JSON document under `key` (the upstream link's memory).
+    pub fn put_text(&self, key: &str, value: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO kv (key, value) VALUES (?, ?) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), value.into()],
+        )?;
+        Ok(())
+    }
+
+    /// The document stored under `key`, if any.
+    pub fn get_text(&self, key: &str) -> worker::Result<Option<String>> {
+        let rows: Vec<TextRow> = self
+            .sql
+            .exec("SELECT value FROM kv WHERE key = ?", vec![key.into()])?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.value))
     }
 
     /// Deletes expired prices (the `seq` high-water mark stays).

@@ -11,14 +11,15 @@ use worker::{
 
 use super::env::{jitter, now_ms};
 use super::hub_do::Shared;
+use crate::core::link::Failure;
 
 /// Opens the upstream of `generation` and pumps its events into the hub until it ends.
 pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
     spawn_local(async move {
         let ws = match connect(&url).await {
             Ok(ws) => ws,
-            Err(reason) => {
-                shared.run(|hub| hub.upstream_failed(generation, &reason, now_ms(), jitter()));
+            Err(failure) => {
+                shared.run(|hub| hub.upstream_failed(generation, failure, now_ms(), jitter()));
                 return;
             }
         };
@@ -26,40 +27,44 @@ pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
         let mut events = match ws.events() {
             Ok(events) => events,
             Err(e) => {
-                let reason = format!("cannot listen on the socket: {e}");
-                shared.run(|hub| hub.upstream_failed(generation, &reason, now_ms(), jitter()));
+                let failure = Failure::Network(format!("cannot listen on the socket: {e}"));
+                shared.run(|hub| hub.upstream_failed(generation, failure, now_ms(), jitter()));
                 return;
             }
         };
         if let Err(e) = ws.accept() {
-            let reason = format!("cannot accept the socket: {e}");
-            shared.run(|hub| hub.upstream_failed(generation, &reason, now_ms(), jitter()));
+            let failure = Failure::Network(format!("cannot accept the socket: {e}"));
+            shared.run(|hub| hub.upstream_failed(generation, failure, now_ms(), jitter()));
             return;
         }
         shared.upstreams.borrow_mut().insert(generation, ws.clone());
         shared.run(|hub| hub.upstream_opened(generation, now_ms()));
-        let reason = loop {
+        let failure = loop {
             match events.next().await {
                 Some(Ok(WebsocketEvent::Message(msg))) => match msg.text() {
                     Some(text) => shared.run(|hub| hub.upstream_text(generation, &text, now_ms())),
                     None => shared.run(|hub| hub.upstream_binary(generation, now_ms())),
                 },
                 Some(Ok(WebsocketEvent::Close(c))) => {
-                    break format!("closed by the exchange: {} {}", c.code(), c.reason())
+                    break Failure::Closed {
+                        code: c.code(),
+                        reason: c.reason(),
+                    }
                 }
-                Some(Err(e)) => break format!("socket error: {e}"),
-                None => break "event stream ended".to_string(),
+                Some(Err(e)) => break Failure::Network(format!("socket error: {e}")),
+                None => break Failure::Network("event stream ended".into()),
             }
         };
         shared.upstreams.borrow_mut().remove(&generation);
-        shared.run(|hub| hub.upstream_failed(generation, &reason, now_ms(), jitter()));
+        shared.run(|hub| hub.upstream_failed(generation, failure, now_ms(), jitter()));
     });
 }
 
 /// Upgrades a `ws://`/`wss://` URL through `fetch`, so a refusal reports its HTTP status
-/// (429, 418, 451) instead of an anonymous failure.
-async fn connect(url: &str) -> Result<WebSocket, String> {
-    let mut parsed = Url::parse(url).map_err(|e| format!("bad upstream URL: {e}"))?;
+/// (429, 418, 451) and `Retry-After` instead of an anonymous failure.
+async fn connect(url: &str) -> Result<WebSocket, Failure> {
+    let network = |what: &str, e: String| Failure::Network(format!("{what}: {e}"));
+    let mut parsed = Url::parse(url).map_err(|e| network("bad upstream URL", e.to_string()))?;
     let scheme = if parsed.scheme() == "wss" {
         "https"
     } else {
@@ -67,19 +72,29 @@ async fn connect(url: &str) -> Result<WebSocket, String> {
     };
     parsed
         .set_scheme(scheme)
-        .map_err(|_| "cannot map the upstream URL to http(s)".to_string())?;
+        .map_err(|_| Failure::Network("cannot map the upstream URL to http(s)".into()))?;
     let headers = Headers::new();
     headers
         .set("Upgrade", "websocket")
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| network("headers", e.to_string()))?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
-    let req = Request::new_with_init(parsed.as_str(), &init).map_err(|e| e.to_string())?;
+    let req = Request::new_with_init(parsed.as_str(), &init)
+        .map_err(|e| network("request", e.to_string()))?;
     let resp = Fetch::Request(req)
         .send()
         .await
-        .map_err(|e| format!("connect failed: {e}"))?;
+        .map_err(|e| network("connect failed", e.to_string()))?;
     let status = resp.status_code();
-    resp.websocket()
-        .ok_or_else(|| format!("HTTP {status} instead of a WebSocket upgrade"))
+    let retry_after_ms = resp
+        .headers()
+        .get("Retry-After")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|s| s.saturating_mul(1000));
+    resp.websocket().ok_or(Failure::Refused {
+        status,
+        retry_after_ms,
+    })
 }

@@ -373,7 +373,11 @@ impl Client {
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Err(
+                    tungstenite::Error::ConnectionClosed
+                    | tungstenite::Error::AlreadyClosed
+                    | tungstenite::Error::Protocol(_),
+                ) => {
                     self.closed.get_or_insert(1006);
                 }
                 Err(e) => panic!("read failed: {e}"),

@@ -1,0 +1,102 @@
+//! What the core asks the edge to do. Effects are data, carried out in order by the edge.
+
+use std::rc::Rc;
+
+use super::registry::ConnId;
+
+/// Log severity, mapped by the edge to `console.*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Routine state changes.
+    Info,
+    /// Something failed and will be retried.
+    Warn,
+}
+
+/// Something the edge must do. Effects are ordered: carry them out in sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Send one frame to one connection.
+    Send {
+        /// Target.
+        conn: ConnId,
+        /// The text frame.
+        frame: Rc<str>,
+    },
+    /// Send the same bytes to many connections (encoded once).
+    Fanout {
+        /// Targets.
+        conns: Vec<ConnId>,
+        /// The text frame.
+        frame: Rc<str>,
+    },
+    /// Close a client connection.
+    Close {
+        /// Target.
+        conn: ConnId,
+        /// A close code from [`protocol::close`].
+        code: u16,
+        /// Short reason text.
+        reason: &'static str,
+    },
+    /// Store the connection's subscriptions where they survive hibernation.
+    SaveSubscriptions {
+        /// Whose.
+        conn: ConnId,
+        /// Its full, sorted subscription set.
+        symbols: Vec<String>,
+    },
+    /// Open an upstream WebSocket; report back with the same `generation`.
+    ConnectUpstream {
+        /// Identifies this attempt; events of older generations are stale.
+        generation: u64,
+        /// Full URL including `?streams=`.
+        url: String,
+    },
+    /// Close the upstream connection of this generation.
+    CloseUpstream {
+        /// Which one.
+        generation: u64,
+    },
+    /// Send a text frame (a live `SUBSCRIBE`/`UNSUBSCRIBE`) on the upstream of this generation.
+    SendUpstream {
+        /// Which connection.
+        generation: u64,
+        /// The JSON request.
+        text: String,
+    },
+    /// Write a changed price through to durable storage.
+    Persist {
+        /// Canonical symbol.
+        symbol: String,
+        /// The price's JSON.
+        encoded: Rc<str>,
+        /// Its `seq`, which is also the new high-water mark.
+        seq: u64,
+    },
+    /// Persist the upstream link's memory (breaker, attempt budget), so an evicted and
+    /// re-created leader keeps honouring them.
+    SaveLink {
+        /// Serialised [`super::link::LinkMemory`].
+        json: String,
+    },
+    /// Delete expired prices from durable storage.
+    Forget {
+        /// Expired symbols.
+        symbols: Vec<String>,
+    },
+    /// Wake the hub at this absolute time (ms).
+    SetAlarm {
+        /// Epoch milliseconds.
+        at_ms: i64,
+    },
+    /// A structured log line.
+    Log {
+        /// Severity.
+        level: Level,
+        /// Stable event name.
+        event: &'static str,
+        /// Details for a person.
+        detail: String,
+    },
+}

@@ -22,10 +22,10 @@ DEV_FLAGS := --ip 127.0.0.1 --port $(PORT) --local --show-interactive-dev-sessio
 # DESIGN §6 variables set in the environment override wrangler.toml for `make dev`/`make demo`.
 CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOLS_PER_CONNECTION \
   CLIENT_MESSAGES_PER_SECOND MAX_FRAME_BYTES ALLOWED_ORIGINS AUTH_TOKEN UPSTREAM_MODE LEADER_LOCATION \
-  UPSTREAM_WATCHDOG_SECONDS UPSTREAM_MAX_AGE_SECONDS UPSTREAM_IDLE_CLOSE_SECONDS
+  UPSTREAM_WATCHDOG_SECONDS UPSTREAM_MAX_AGE_SECONDS UPSTREAM_IDLE_CLOSE_SECONDS REST_CACHE_SECONDS
 var_flags = $(foreach v,$(1),$(if $($(v)),--var '$(v):$($(v))'))
 
-.PHONY: help setup toolchain npm build dev demo test lint unit e2e clean
+.PHONY: help setup toolchain npm tools build dev demo test lint unit e2e clean
 
 help:
 	@echo "make dev    run the service on http://127.0.0.1:$(PORT) (real Binance upstream)"
@@ -42,6 +42,17 @@ toolchain:
 	@wasm-bindgen --version 2>/dev/null | grep -qF " $(WASM_BINDGEN_VERSION)" || \
 	  cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION)
 
+# Test-only tools: promtool (Debian's prometheus) and schemathesis (PyPI, in a venv).
+VENV := .tools/venv
+tools: $(VENV)/.installed
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; fi; }
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	@touch $@
+
 npm: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -57,7 +68,7 @@ dev: build
 demo: build
 	EXCHANGE_PORT=$(EXCHANGE_PORT) PORT=$(PORT) scripts/demo.sh $(DEV_FLAGS) $(call var_flags,$(filter-out UPSTREAM_URL,$(CONFIG_VARS)))
 
-test: build lint unit e2e
+test: build tools lint unit e2e
 
 lint:
 	cargo fmt --all --check

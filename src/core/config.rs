@@ -19,7 +19,7 @@ const MAX_STREAMS: usize = 1024;
 
 /// Every configuration variable, in `wrangler.toml` spelling (the Makefile passes the same
 /// names from the environment as `--var`).
-pub const VARIABLES: [&str; 14] = [
+pub const VARIABLES: [&str; 15] = [
     "UPSTREAM_URL",
     "SYMBOLS",
     "PRICE_TTL_SECONDS",
@@ -34,6 +34,7 @@ pub const VARIABLES: [&str; 14] = [
     "UPSTREAM_WATCHDOG_SECONDS",
     "UPSTREAM_MAX_AGE_SECONDS",
     "UPSTREAM_IDLE_CLOSE_SECONDS",
+    "REST_CACHE_SECONDS",
 ];
 
 /// When the hub holds its upstream connection.
@@ -86,6 +87,8 @@ pub struct Config {
     pub max_age_ms: i64,
     /// On-demand: how long an upstream nobody needs stays open before it is closed.
     pub idle_close_ms: i64,
+    /// `max-age` of REST price answers at the edge (0 disables edge caching).
+    pub rest_cache_seconds: u32,
 }
 
 impl Config {
@@ -154,6 +157,7 @@ impl Config {
             watchdog_ms: number("UPSTREAM_WATCHDOG_SECONDS", 30, 2, 3_600)? as i64 * 1000,
             max_age_ms: number("UPSTREAM_MAX_AGE_SECONDS", 84_600, 10, 86_000)? as i64 * 1000,
             idle_close_ms: number("UPSTREAM_IDLE_CLOSE_SECONDS", 30, 1, 3_600)? as i64 * 1000,
+            rest_cache_seconds: number("REST_CACHE_SECONDS", 1, 0, 60)? as u32,
         })
     }
 }
@@ -258,6 +262,7 @@ mod tests {
             "rotated 30 minutes before Binance's 24 h cut"
         );
         assert_eq!(c.idle_close_ms, 30_000);
+        assert_eq!(c.rest_cache_seconds, 1);
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub enum ApiError {
     /// The service is at `MAX_CONNECTIONS`.
     #[error("{0}")]
     AtCapacity(String),
+    /// The request's `Origin` is not allowed.
+    #[error("{0}")]
+    Forbidden(String),
     /// Misconfiguration found at start-up: the operator must fix `wrangler.toml`.
     #[error("{0}")]
     Config(String),
@@ -153,6 +156,7 @@ impl ApiError {
             ApiError::UnknownSymbol(_) | ApiError::NotFound(_) => 404,
             ApiError::NoData { .. } | ApiError::AtCapacity(_) => 503,
             ApiError::BadRequest(_) => 400,
+            ApiError::Forbidden(_) => 403,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::UpgradeRequired(_) => 426,
             ApiError::Config(_) | ApiError::Internal => 500,
@@ -169,6 +173,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             ApiError::UpgradeRequired(_) => "UPGRADE_REQUIRED",
             ApiError::AtCapacity(_) => "AT_CAPACITY",
+            ApiError::Forbidden(_) => "ORIGIN_NOT_ALLOWED",
             ApiError::Config(_) => "CONFIG_ERROR",
             ApiError::Internal => "INTERNAL",
         }

@@ -15,9 +15,11 @@ use super::cache::{Entry, Freshness, PriceCache};
 use super::config::{Config, UpstreamMode};
 use super::error::{ApiError, ClientError, ErrorCode};
 use super::link::{Failure, FrameVerdict, Link, LinkSettings};
+use super::metrics::{Exposition, Histogram};
 use super::price::Price;
 use super::protocol::{self, close, Command};
 use super::registry::{ConnId, Registry};
+use super::rest;
 use super::symbol::canonical;
 use super::upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
 
@@ -33,7 +35,7 @@ pub const STREAM_KINDS: [StreamKind; 2] = [StreamKind::Ticker, StreamKind::BookT
 const CAPACITY_ALERT_PCT: f64 = 80.0;
 
 /// Counters for `/health` and `/metrics`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Stats {
     /// Upstream frames received from the active connection.
     pub upstream_frames: u64,
@@ -41,8 +43,18 @@ pub struct Stats {
     pub upstream_errors: u64,
     /// Frames sent to clients.
     pub messages_sent: u64,
+    /// Bytes of those frames.
+    pub bytes_sent: u64,
     /// Client frames answered with an error.
     pub client_errors: u64,
+    /// Client connections accepted.
+    pub connections_opened: u64,
+    /// Client connections refused at `MAX_CONNECTIONS`.
+    pub refused_at_capacity: u64,
+    /// REST snapshot requests the leader answered (edge cache misses).
+    pub snapshot_requests: u64,
+    /// Fan-out duration, observed by the edge around each fan-out.
+    pub fanout: Histogram,
 }
 
 /// The hub.
@@ -242,6 +254,7 @@ impl Hub {
         if !conns.is_empty() {
             let frame: Rc<str> = protocol::prices_frame("prices", &[&entry.encoded]).into();
             self.stats.messages_sent += conns.len() as u64;
+            self.stats.bytes_sent += (conns.len() * frame.len()) as u64;
             fx.push(Effect::Fanout { conns, frame });
         }
     }
@@ -312,14 +325,25 @@ impl Hub {
 
     // ----- clients --------------------------------------------------------------------
 
-    /// True while another client connection fits under `MAX_CONNECTIONS`.
-    pub fn has_capacity(&self) -> bool {
-        self.registry.len() < self.cfg.max_connections
+    /// True while another client connection fits under `MAX_CONNECTIONS`; a refusal is
+    /// counted.
+    pub fn admit_client(&mut self) -> bool {
+        let ok = self.registry.len() < self.cfg.max_connections;
+        if !ok {
+            self.stats.refused_at_capacity += 1;
+        }
+        ok
+    }
+
+    /// Records how long the edge took to carry out one fan-out.
+    pub fn observe_fanout(&mut self, seconds: f64) {
+        self.stats.fanout.observe(seconds);
     }
 
     /// Registers a new connection and returns its id. The edge stores the id (with the empty
     /// subscription set) in the socket's attachment.
     pub fn client_open(&mut self) -> ConnId {
+        self.stats.connections_opened += 1;
         let id = self.next_conn;
         self.next_conn += 1;
         self.registry.add_conn(id);
@@ -521,6 +545,7 @@ impl Hub {
 
     fn send(&mut self, conn: ConnId, frame: String, fx: &mut Vec<Effect>) {
         self.stats.messages_sent += 1;
+        self.stats.bytes_sent += frame.len() as u64;
         fx.push(Effect::Send {
             conn,
             frame: frame.into(),
@@ -540,31 +565,36 @@ impl Hub {
         parse_symbol_query(&self.cfg, raw)
     }
 
-    /// Body of `GET /api/prices` (all live symbols, or the requested ones that have data).
-    pub fn rest_prices(&self, symbols: Option<&[String]>, now_ms: i64) -> String {
-        let parts: Vec<String> = match symbols {
-            None => self
-                .cache
-                .live(now_ms)
-                .map(|e| e.with_age(now_ms))
-                .collect(),
+    /// Body and weak ETag of `GET /api/prices` (all live symbols, or the requested ones that
+    /// have data).
+    pub fn rest_prices(&mut self, symbols: Option<&[String]>, now_ms: i64) -> (String, String) {
+        self.stats.snapshot_requests += 1;
+        let entries: Vec<&Entry> = match symbols {
+            None => self.cache.live(now_ms).collect(),
             Some(list) => list
                 .iter()
                 .filter_map(|s| self.cache.get(s, now_ms))
-                .map(|e| e.with_age(now_ms))
                 .collect(),
         };
-        format!(
+        let tag = rest::etag(
+            entries
+                .iter()
+                .map(|e| (e.price.symbol.as_str(), e.price.seq)),
+        );
+        let parts: Vec<String> = entries.iter().map(|e| e.with_age(now_ms)).collect();
+        let body = format!(
             r#"{{"prices":[{}],"upstream":"{}","as_of":{now_ms}}}"#,
             parts.join(","),
             self.upstream_status()
-        )
+        );
+        (body, tag)
     }
 
-    /// Body of `GET /api/prices/{symbol}` for a canonical, served symbol.
-    pub fn rest_price(&self, symbol: &str, now_ms: i64) -> Result<String, ApiError> {
+    /// Body and weak ETag of `GET /api/prices/{symbol}` for a canonical, served symbol.
+    pub fn rest_price(&mut self, symbol: &str, now_ms: i64) -> Result<(String, String), ApiError> {
+        self.stats.snapshot_requests += 1;
         match self.cache.get(symbol, now_ms) {
-            Some(e) => Ok(e.with_age(now_ms)),
+            Some(e) => Ok((e.with_age(now_ms), rest::etag([(symbol, e.price.seq)]))),
             None => Err(ApiError::NoData {
                 message: format!(
                     "no price for {symbol} yet; the upstream is {}",
@@ -573,6 +603,159 @@ impl Hub {
                 retry_after_s: if self.link.is_connected() { 1 } else { 5 },
             }),
         }
+    }
+
+    /// `GET /metrics` in Prometheus text format.
+    pub fn metrics(&self, now_ms: i64, sse_clients: usize) -> String {
+        let st = &self.stats;
+        let link = &self.link;
+        let mut e = Exposition::default();
+        e.family(
+            "edgetick_connections",
+            "gauge",
+            "Client connections held, by transport.",
+        )
+        .sample(
+            "edgetick_connections",
+            &[("transport", "websocket")],
+            self.registry.len() as f64,
+        )
+        .sample(
+            "edgetick_connections",
+            &[("transport", "sse")],
+            sse_clients as f64,
+        );
+        e.single(
+            "edgetick_connections_opened_total",
+            "counter",
+            "Client connections accepted.",
+            st.connections_opened as f64,
+        );
+        e.family(
+            "edgetick_clients_refused_total",
+            "counter",
+            "Client connections refused, by reason.",
+        )
+        .sample(
+            "edgetick_clients_refused_total",
+            &[("reason", "at_capacity")],
+            st.refused_at_capacity as f64,
+        );
+        e.single(
+            "edgetick_messages_sent_total",
+            "counter",
+            "Frames sent to clients.",
+            st.messages_sent as f64,
+        );
+        e.single(
+            "edgetick_sent_bytes_total",
+            "counter",
+            "Bytes of frames sent to clients.",
+            st.bytes_sent as f64,
+        );
+        e.single(
+            "edgetick_client_errors_total",
+            "counter",
+            "Client frames answered with an error frame.",
+            st.client_errors as f64,
+        );
+        e.single(
+            "edgetick_upstream_frames_total",
+            "counter",
+            "Frames received from the upstream exchange.",
+            st.upstream_frames as f64,
+        );
+        e.single(
+            "edgetick_upstream_frame_errors_total",
+            "counter",
+            "Upstream frames skipped as invalid.",
+            st.upstream_errors as f64,
+        );
+        e.single(
+            "edgetick_upstream_reconnects_total",
+            "counter",
+            "Upstream connections that replaced a failed one.",
+            link.reconnects as f64,
+        );
+        e.single(
+            "edgetick_upstream_rotations_total",
+            "counter",
+            "Make-before-break upstream rotations.",
+            link.rotations as f64,
+        );
+        e.single(
+            "edgetick_upstream_subscribe_requests_total",
+            "counter",
+            "Live SUBSCRIBE/UNSUBSCRIBE requests sent upstream.",
+            link.requests_sent as f64,
+        );
+        e.single(
+            "edgetick_upstream_connected",
+            "gauge",
+            "1 while an upstream connection delivers.",
+            f64::from(u8::from(link.is_connected())),
+        );
+        e.single(
+            "edgetick_upstream_consecutive_failures",
+            "gauge",
+            "Upstream failures since the last success.",
+            f64::from(link.breaker().failures()),
+        );
+        let breaker = link.breaker().name();
+        let fam = e.family(
+            "edgetick_upstream_breaker_state",
+            "gauge",
+            "Circuit breaker state (1 for the current one).",
+        );
+        for state in ["closed", "open", "half_open"] {
+            fam.sample(
+                "edgetick_upstream_breaker_state",
+                &[("state", state)],
+                f64::from(u8::from(state == breaker)),
+            );
+        }
+        let (mut fresh, mut acceptable, mut stale) = (0, 0, 0);
+        for entry in self.cache.live(now_ms) {
+            match Freshness::of_age(entry.age_ms(now_ms)) {
+                Freshness::Fresh => fresh += 1,
+                Freshness::Acceptable => acceptable += 1,
+                Freshness::Stale => stale += 1,
+            }
+        }
+        e.family("edgetick_symbols", "gauge", "Cached symbols by freshness.")
+            .sample(
+                "edgetick_symbols",
+                &[("freshness", "fresh")],
+                f64::from(fresh),
+            )
+            .sample(
+                "edgetick_symbols",
+                &[("freshness", "acceptable")],
+                f64::from(acceptable),
+            )
+            .sample(
+                "edgetick_symbols",
+                &[("freshness", "stale")],
+                f64::from(stale),
+            );
+        e.single(
+            "edgetick_seq",
+            "gauge",
+            "Highest price sequence number handed out.",
+            self.cache.seq() as f64,
+        );
+        e.single(
+            "edgetick_leader_snapshot_requests_total",
+            "counter",
+            "REST snapshot requests answered by the leader (edge cache misses).",
+            st.snapshot_requests as f64,
+        );
+        e.histogram(
+            "edgetick_fanout_duration_seconds",
+            "Time to hand one update to every subscriber.",
+            &st.fanout,
+        );
+        e.finish()
     }
 
     /// `GET /health`: HTTP status and body (DESIGN §5).
@@ -926,9 +1109,10 @@ mod tests {
         let c = h.client_open();
         let f = frames(&h.client_binary(c, 3, 0), c);
         assert_eq!(f[0]["code"], "BAD_REQUEST");
-        assert!(h.has_capacity());
+        assert!(h.admit_client());
         h.client_open();
-        assert!(!h.has_capacity(), "MAX_CONNECTIONS is 2");
+        assert!(!h.admit_client(), "MAX_CONNECTIONS is 2");
+        assert_eq!(h.stats().refused_at_capacity, 1);
         assert_eq!(
             h.client_binary(c, 300, 0).len(),
             1,
@@ -952,7 +1136,7 @@ mod tests {
         }
         h.upstream_binary(1, 3);
         assert_eq!(h.stats().upstream_errors, 4);
-        let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 3).unwrap()).unwrap();
+        let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 3).unwrap().0).unwrap();
         assert_eq!(body["price"], "5");
     }
 
@@ -1096,7 +1280,7 @@ mod tests {
         h.restore_prices(vec![p], 50, 1_000);
         h.client_restore(9, &["BTCUSDT".to_string(), "NOTSERVED".to_string()]);
         assert_eq!(h.client_open(), 10, "new ids continue above restored ones");
-        let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 1_000).unwrap()).unwrap();
+        let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 1_000).unwrap().0).unwrap();
         assert_eq!(body["price"], "7");
         h.start(1_000);
         h.upstream_opened(1, 1_000);
@@ -1231,7 +1415,7 @@ mod tests {
         h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
         let book = r#"{"stream":"btcusdt@bookTicker","data":{"u":5,"s":"BTCUSDT","b":"100.40","B":"1","a":"100.70","A":"2"}}"#;
         h.upstream_text(1, book, 20);
-        let v: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 20).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 20).unwrap().0).unwrap();
         assert_eq!(
             (v["price"].as_str(), v["bid"].as_str(), v["ask"].as_str()),
             (Some("100.5"), Some("100.40"), Some("100.70"))
@@ -1261,17 +1445,46 @@ mod tests {
     }
 
     #[test]
+    fn etag_follows_seq_and_metrics_count_what_happened() {
+        let mut h = connected();
+        h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
+        let (_, a) = h.rest_price("BTCUSDT", 1_000).unwrap();
+        let (_, b) = h.rest_price("BTCUSDT", 2_000).unwrap();
+        assert_eq!(a, b, "age changes, data does not");
+        h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 2_500);
+        assert_ne!(h.rest_price("BTCUSDT", 3_000).unwrap().1, a);
+        let c = h.client_open();
+        h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 3_000);
+        h.upstream_text(1, &ticker("BTCUSDT", "3", 3), 3_100);
+        h.observe_fanout(0.002);
+        let m = h.metrics(3_200, 4);
+        for line in [
+            "edgetick_connections{transport=\"websocket\"} 1",
+            "edgetick_connections{transport=\"sse\"} 4",
+            "edgetick_leader_snapshot_requests_total 3",
+            "edgetick_upstream_frames_total 3",
+            "edgetick_upstream_connected 1",
+            "edgetick_upstream_breaker_state{state=\"closed\"} 1",
+            "edgetick_symbols{freshness=\"fresh\"} 1",
+            "edgetick_fanout_duration_seconds_count 1",
+            "edgetick_messages_sent_total 3",
+        ] {
+            assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
+        }
+    }
+
+    #[test]
     fn rest_bodies() {
         let mut h = connected();
         h.upstream_text(1, &ticker("BTCUSDT", "1.25", 1), 1_000);
-        let v: Value = serde_json::from_str(&h.rest_prices(None, 3_000)).unwrap();
+        let v: Value = serde_json::from_str(&h.rest_prices(None, 3_000).0).unwrap();
         assert_eq!(v["upstream"], "connected");
         assert_eq!(v["as_of"], 3_000);
         assert_eq!(v["prices"][0]["price"], "1.25");
         assert_eq!(v["prices"][0]["age_ms"], 2_000);
         assert_eq!(v["prices"][0]["freshness"], "fresh");
         let only = h.parse_symbol_query("eth-usdt").unwrap();
-        let v: Value = serde_json::from_str(&h.rest_prices(Some(&only), 3_000)).unwrap();
+        let v: Value = serde_json::from_str(&h.rest_prices(Some(&only), 3_000).0).unwrap();
         assert_eq!(v["prices"], json!([]));
         assert!(matches!(
             h.parse_symbol_query("DOGEUSDT"),

@@ -38,6 +38,18 @@ pub fn log(level: Level, event: &str, detail: &str) {
     }
 }
 
+/// A log line with structured fields besides `level` and `event` (never a secret).
+pub fn log_fields(level: Level, event: &str, fields: serde_json::Value) {
+    let mut line = serde_json::json!({"level": level_name(level), "event": event});
+    if let (Some(obj), serde_json::Value::Object(extra)) = (line.as_object_mut(), fields) {
+        obj.extend(extra);
+    }
+    match level {
+        Level::Info => console_log!("{line}"),
+        Level::Warn => console_warn!("{line}"),
+    }
+}
+
 /// Logs an error that the core did not anticipate (a runtime API failing).
 pub fn log_error(event: &str, detail: &str) {
     let line = serde_json::json!({"level": "error", "event": event, "detail": detail}).to_string();

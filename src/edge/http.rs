@@ -15,6 +15,13 @@ pub fn json(status: u16, body: String) -> Result<Response> {
         .with_headers(headers))
 }
 
+/// A JSON response carrying an entity tag, for the edge to cache and revalidate.
+pub fn json_tagged(status: u16, body: String, etag: &str) -> Result<Response> {
+    let mut resp = json(status, body)?;
+    resp.headers_mut().set("ETag", etag)?;
+    Ok(resp)
+}
+
 /// The response for an error: status, `{"error","message"}` body and `Retry-After` when useful.
 pub fn error(err: &ApiError) -> Result<Response> {
     let mut resp = json(err.status(), err.body())?;

@@ -16,12 +16,12 @@ use worker::{
     WebSocketRequestResponsePair,
 };
 
-use super::env::{jitter, load_config, log, log_error, now_ms};
+use super::env::{jitter, load_config, log, log_error, log_fields, now_ms};
 use super::http;
 use super::storage::Store;
 use super::upstream;
 use crate::core::error::ApiError;
-use crate::core::hub::{Effect, Hub};
+use crate::core::hub::{Effect, Hub, Level};
 use crate::core::protocol::close;
 use crate::core::registry::ConnId;
 
@@ -59,17 +59,25 @@ impl Shared {
 
     fn execute(self: &Rc<Self>, effects: Vec<Effect>) {
         let mut failed: Vec<ConnId> = Vec::new();
+        let mut fanouts: Vec<f64> = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Send { conn, frame } => self.send(conn, &frame, &mut failed),
                 Effect::Fanout { conns, frame } => {
+                    let started = js_sys::Date::now();
                     for conn in conns {
                         self.send(conn, &frame, &mut failed);
                     }
+                    fanouts.push((js_sys::Date::now() - started) / 1000.0);
                 }
                 Effect::Close { conn, code, reason } => {
                     if let Some(ws) = self.clients.borrow_mut().remove(&conn) {
                         let _ = ws.close(Some(code), Some(reason));
+                        log_fields(
+                            Level::Info,
+                            "client_closed",
+                            serde_json::json!({"conn": conn, "transport": "websocket", "code": code, "reason": reason, "by": "server"}),
+                        );
                     }
                 }
                 Effect::SaveSubscriptions { conn, symbols } => {
@@ -143,6 +151,12 @@ impl Shared {
                 } => log(level, event, &detail),
             }
         }
+        if !fanouts.is_empty() {
+            let mut hub = self.hub.borrow_mut();
+            for seconds in fanouts {
+                hub.observe_fanout(seconds);
+            }
+        }
         // A failed send closes only that socket: the others already got their frame.
         for conn in failed {
             if let Some(ws) = self.clients.borrow_mut().remove(&conn) {
@@ -166,7 +180,13 @@ impl Shared {
     }
 
     fn accept_client(&self) -> Result<Response> {
-        if !self.hub.borrow().has_capacity() {
+        if !self.hub.borrow_mut().admit_client() {
+            let max = self.hub.borrow().config().max_connections;
+            log_fields(
+                Level::Warn,
+                "client_refused",
+                serde_json::json!({"reason": "at_capacity", "max_connections": max}),
+            );
             return http::error(&ApiError::AtCapacity(
                 "the service is at its connection limit; retry shortly".into(),
             ));
@@ -180,6 +200,11 @@ impl Shared {
             subs: Vec::new(),
         })?;
         self.clients.borrow_mut().insert(conn, pair.server);
+        log_fields(
+            Level::Info,
+            "client_opened",
+            serde_json::json!({"conn": conn, "transport": "websocket"}),
+        );
         Response::from_websocket(pair.client)
     }
 
@@ -198,8 +223,14 @@ impl Shared {
         Some(a.id)
     }
 
-    fn forget_client(self: &Rc<Self>, ws: &WebSocket) {
+    fn forget_client(self: &Rc<Self>, ws: &WebSocket, code: usize, reason: &str) {
         if let Some(conn) = self.conn_of(ws) {
+            let reason = crate::core::protocol::truncate(reason, 120);
+            log_fields(
+                Level::Info,
+                "client_closed",
+                serde_json::json!({"conn": conn, "transport": "websocket", "code": code, "reason": reason}),
+            );
             self.clients.borrow_mut().remove(&conn);
             self.run(|hub| hub.client_closed(conn, now_ms()));
         }
@@ -304,25 +335,29 @@ impl DurableObject for PriceHub {
                 let (status, body) = shared.hub.borrow().health(now, 0);
                 http::json(status, body)
             }
+            "/metrics" => Response::ok(shared.hub.borrow().metrics(now, 0)),
             "/prices" => {
-                let hub = shared.hub.borrow();
+                let mut hub = shared.hub.borrow_mut();
                 let raw = url
                     .query_pairs()
                     .find(|(k, _)| k == "symbols")
                     .map(|(_, v)| v.into_owned());
                 match raw.map(|r| hub.parse_symbol_query(&r)).transpose() {
-                    Ok(list) => http::json(200, hub.rest_prices(list.as_deref(), now)),
+                    Ok(list) => {
+                        let (body, etag) = hub.rest_prices(list.as_deref(), now);
+                        http::json_tagged(200, body, &etag)
+                    }
                     Err(e) => http::error(&e),
                 }
             }
             p if p.starts_with("/prices/") => {
                 let symbol = &p["/prices/".len()..];
-                let hub = shared.hub.borrow();
-                match hub
+                let mut hub = shared.hub.borrow_mut();
+                let answer = hub
                     .parse_symbol_query(symbol)
-                    .and_then(|s| hub.rest_price(&s[0], now))
-                {
-                    Ok(body) => http::json(200, body),
+                    .and_then(|s| hub.rest_price(&s[0], now));
+                match answer {
+                    Ok((body, etag)) => http::json_tagged(200, body, &etag),
                     Err(e) => http::error(&e),
                 }
             }
@@ -373,7 +408,7 @@ impl DurableObject for PriceHub {
         _was_clean: bool,
     ) -> Result<()> {
         if let Ok(shared) = self.shared() {
-            shared.forget_client(&ws);
+            shared.forget_client(&ws, code, &reason);
         }
         // Reciprocate the close. 1005/1006/1015 are reserved and cannot be sent back.
         let code = match code {
@@ -386,7 +421,7 @@ impl DurableObject for PriceHub {
 
     async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
         if let Ok(shared) = self.shared() {
-            shared.forget_client(&ws);
+            shared.forget_client(&ws, 1006, "socket error");
         }
         log_error("client_socket_error", &error.to_string());
         let _ = ws.close(Some(close::INTERNAL), Some("socket error"));

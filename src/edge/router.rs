@@ -1,17 +1,71 @@
-//! The stateless Worker: validates requests and hands them to the leader. Static files in
-//! `public/` are served by the assets binding before this code runs.
+//! The stateless Worker: validates requests, applies CORS, and answers REST reads through
+//! an edge cache so a burst of identical reads costs about one leader request per second per
+//! location. Static files in `public/` are served by the assets binding before this runs.
+//!
+//! Caching has three layers, each cheaper than the next:
+//! 1. a per-isolate memo of answers younger than `REST_CACHE_SECONDS`;
+//! 2. one in-flight leader request per key per isolate, which concurrent readers share;
+//! 3. the Cache API (shared by the isolates of a location), with the same `max-age`.
 
-use worker::{event, Context, Env, Method, Request, Response, Result, Stub};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
-use super::env::{load_config, log_error};
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use worker::{event, Cache, Context, Env, Headers, Method, Request, Response, Result, Stub};
+
+use super::env::{load_config, log_error, now_ms};
 use super::http;
 use crate::core::config::Config;
 use crate::core::error::ApiError;
 use crate::core::hub::parse_symbol_query;
+use crate::core::metrics::Exposition;
+use crate::core::rest::{self, CorsDecision};
 use crate::core::symbol::percent_decode;
 
 /// Every name of the leader; `id_from_name` makes it unique world-wide.
 const LEADER: &str = "leader";
+
+/// A leader answer as the edge keeps it.
+#[derive(Clone, Debug)]
+struct Reply {
+    status: u16,
+    body: String,
+    etag: Option<String>,
+    retry_after: Option<String>,
+    fetched_at: i64,
+}
+
+type InFlight = Shared<LocalBoxFuture<'static, std::result::Result<Reply, String>>>;
+
+/// Where a REST answer came from (counted, and sent as `X-Edgetick-Cache`).
+#[derive(Clone, Copy)]
+enum Source {
+    Memory,
+    Cache,
+    Coalesced,
+    Leader,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Memory => "memory_hit",
+            Source::Cache => "cache_hit",
+            Source::Coalesced => "coalesced",
+            Source::Leader => "miss",
+        }
+    }
+}
+
+thread_local! {
+    static MEMO: RefCell<HashMap<String, Reply>> = RefCell::new(HashMap::new());
+    static INFLIGHT: RefCell<HashMap<String, InFlight>> = RefCell::new(HashMap::new());
+    static COUNTS: RefCell<[u64; 4]> = const { RefCell::new([0; 4]) };
+}
+
+fn count(source: Source) {
+    COUNTS.with(|c| c.borrow_mut()[source as usize] += 1);
+}
 
 #[event(start)]
 fn start() {
@@ -27,13 +81,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             return http::error(&ApiError::Config(e.to_string()));
         }
     };
-    match route(req, &env, &cfg).await {
-        Ok(resp) => Ok(resp),
+    let origin = req.headers().get("Origin").ok().flatten();
+    let decision = rest::cors(&cfg.allowed_origins, origin.as_deref());
+    let resp = match route(req, &env, &cfg, &decision).await {
+        Ok(resp) => resp,
         Err(e) => {
             log_error("request_failed", &e.to_string());
-            http::error(&ApiError::Internal)
+            http::error(&ApiError::Internal)?
         }
-    }
+    };
+    with_cors(resp, &decision)
 }
 
 fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
@@ -42,56 +99,272 @@ fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
         .get_stub_with_location_hint(&cfg.leader_location)
 }
 
-async fn route(req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+/// Adds the CORS headers an allowed cross-origin request gets (a WebSocket upgrade is
+/// returned untouched: its headers are the runtime's).
+fn with_cors(mut resp: Response, decision: &CorsDecision) -> Result<Response> {
+    if let CorsDecision::Allow(value) = decision {
+        if resp.status_code() != 101 {
+            let h = resp.headers_mut();
+            h.set("Access-Control-Allow-Origin", value)?;
+            h.set(
+                "Access-Control-Expose-Headers",
+                "ETag, Retry-After, X-Edgetick-Cache",
+            )?;
+            if value != "*" {
+                h.append("Vary", "Origin")?;
+            }
+        }
+    }
+    Ok(resp)
+}
+
+fn query(req: &Request) -> Result<Vec<(String, String)>> {
+    Ok(req
+        .url()?
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
+}
+
+async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Result<Response> {
     let url = req.url()?;
     let path = url.path().to_string();
     let is_price = path.starts_with("/api/prices/");
-    if !(matches!(path.as_str(), "/ws" | "/api/prices" | "/health") || is_price) {
+    let known = matches!(
+        path.as_str(),
+        "/ws" | "/api/prices" | "/health" | "/metrics"
+    ) || is_price;
+    if !known {
         return http::error(&ApiError::NotFound(format!(
-            "no route for {}; see / for the dashboard and README for the API",
+            "no route for {}; see / for the dashboard and /openapi.json for the API",
             crate::core::protocol::truncate(&path, 64)
         )));
     }
-    if req.method() != Method::Get {
+    if *cors == CorsDecision::Deny {
+        return http::error(&rest::origin_refused());
+    }
+    if req.method() == Method::Options {
+        return preflight();
+    }
+    if req.method() != Method::Get && req.method() != Method::Head {
         return http::error(&ApiError::MethodNotAllowed(format!(
             "{path} answers GET only"
         )));
     }
-    if path == "/ws" {
-        let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
-        if !upgrade.eq_ignore_ascii_case("websocket") {
-            return http::error(&ApiError::UpgradeRequired(
-                "/ws is a WebSocket endpoint; connect with a WebSocket client".into(),
-            ));
+    let params = query(&req)?;
+    match path.as_str() {
+        "/ws" => {
+            let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
+            if !upgrade.eq_ignore_ascii_case("websocket") {
+                return http::error(&ApiError::UpgradeRequired(
+                    "/ws is a WebSocket endpoint; connect with a WebSocket client".into(),
+                ));
+            }
+            leader(env, cfg)?.fetch_with_request(req).await
         }
-        return leader(env, cfg)?.fetch_with_request(req).await;
+        "/health" => {
+            if let Err(e) = rest::check_params(params, &[]) {
+                return http::error(&e);
+            }
+            leader(env, cfg)?
+                .fetch_with_str("https://leader/health")
+                .await
+        }
+        "/metrics" => {
+            if let Err(e) = rest::check_params(params, &[]) {
+                return http::error(&e);
+            }
+            metrics(env, cfg).await
+        }
+        "/api/prices" => {
+            if let Err(e) = rest::check_params(params.clone(), &["symbols", "pairs"]) {
+                return http::error(&e);
+            }
+            let requested = params
+                .into_iter()
+                .find(|(k, _)| k == "symbols" || k == "pairs")
+                .map(|(_, v)| v);
+            let target = match requested {
+                None => "/prices".to_string(),
+                Some(raw) => match parse_symbol_query(cfg, &raw) {
+                    Ok(list) => format!("/prices?symbols={}", list.join(",")),
+                    Err(e) => return http::error(&e),
+                },
+            };
+            cached_read(&req, env, cfg, &target).await
+        }
+        _ => {
+            if let Err(e) = rest::check_params(params, &[]) {
+                return http::error(&e);
+            }
+            let raw = percent_decode(&path["/api/prices/".len()..]);
+            let Some(symbol) = cfg.symbols.resolve(&raw) else {
+                return http::error(&ApiError::UnknownSymbol(format!(
+                    "{:?} is not a served symbol",
+                    crate::core::protocol::truncate(&raw, 24)
+                )));
+            };
+            cached_read(&req, env, cfg, &format!("/prices/{symbol}")).await
+        }
     }
-    if path == "/health" {
-        return leader(env, cfg)?
-            .fetch_with_str("https://leader/health")
-            .await;
+}
+
+fn preflight() -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")?;
+    headers.set(
+        "Access-Control-Allow-Headers",
+        "Authorization, Content-Type, If-None-Match, Last-Event-ID",
+    )?;
+    headers.set("Access-Control-Max-Age", "600")?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}
+
+/// Answers a REST read from the cheapest layer that has a fresh answer.
+async fn cached_read(req: &Request, env: &Env, cfg: &Config, target: &str) -> Result<Response> {
+    let url = req.url()?;
+    let key = format!(
+        "{}://{}/edge-cache{target}",
+        url.scheme(),
+        url.host_str().unwrap_or("edgetick")
+    );
+    let max_age_ms = i64::from(cfg.rest_cache_seconds) * 1000;
+    let (reply, source) = fetch_through(env, cfg, &key, target, max_age_ms).await?;
+    count(source);
+    let if_none_match = req.headers().get("If-None-Match")?;
+    respond(
+        &reply,
+        source,
+        cfg.rest_cache_seconds,
+        if_none_match.as_deref(),
+    )
+}
+
+async fn fetch_through(
+    env: &Env,
+    cfg: &Config,
+    key: &str,
+    target: &str,
+    max_age_ms: i64,
+) -> Result<(Reply, Source)> {
+    let now = now_ms();
+    if max_age_ms > 0 {
+        let memo = MEMO.with(|m| m.borrow().get(key).cloned());
+        if let Some(r) = memo.filter(|r| now - r.fetched_at < max_age_ms) {
+            return Ok((r, Source::Memory));
+        }
+        if let Some(mut resp) = Cache::default().get(key, false).await? {
+            let reply = Reply {
+                status: resp.status_code(),
+                etag: resp.headers().get("ETag")?,
+                retry_after: None,
+                body: resp.text().await?,
+                fetched_at: now,
+            };
+            MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
+            return Ok((reply, Source::Cache));
+        }
     }
-    if is_price {
-        let raw = percent_decode(&path["/api/prices/".len()..]);
-        let Some(symbol) = cfg.symbols.resolve(&raw) else {
-            return http::error(&ApiError::UnknownSymbol(format!(
-                "{:?} is not a served symbol",
-                crate::core::protocol::truncate(&raw, 24)
-            )));
-        };
-        let target = format!("https://leader/prices/{symbol}");
-        return leader(env, cfg)?.fetch_with_str(&target).await;
+    let shared = INFLIGHT.with(|m| m.borrow().get(key).cloned());
+    if let Some(fut) = shared {
+        return fut
+            .await
+            .map(|r| (r, Source::Coalesced))
+            .map_err(worker::Error::from);
     }
-    let requested = url
-        .query_pairs()
-        .find(|(k, _)| k == "symbols" || k == "pairs")
-        .map(|(_, v)| v.into_owned());
-    let target = match requested {
-        None => "https://leader/prices".to_string(),
-        Some(raw) => match parse_symbol_query(cfg, &raw) {
-            Ok(list) => format!("https://leader/prices?symbols={}", list.join(",")),
-            Err(e) => return http::error(&e),
-        },
+    let stub = leader(env, cfg)?;
+    let url = format!("https://leader{target}");
+    let fut: InFlight = async move {
+        let mut resp = stub.fetch_with_str(&url).await.map_err(|e| e.to_string())?;
+        Ok(Reply {
+            status: resp.status_code(),
+            etag: resp.headers().get("ETag").map_err(|e| e.to_string())?,
+            retry_after: resp
+                .headers()
+                .get("Retry-After")
+                .map_err(|e| e.to_string())?,
+            body: resp.text().await.map_err(|e| e.to_string())?,
+            fetched_at: now_ms(),
+        })
+    }
+    .boxed_local()
+    .shared();
+    INFLIGHT.with(|m| m.borrow_mut().insert(key.to_string(), fut.clone()));
+    let result = fut.await;
+    INFLIGHT.with(|m| m.borrow_mut().remove(key));
+    let reply = result.map_err(worker::Error::from)?;
+    if reply.status == 200 && max_age_ms > 0 {
+        MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
+        let stored = respond(&reply, Source::Leader, cfg.rest_cache_seconds, None)?;
+        if let Err(e) = Cache::default().put(key, stored).await {
+            log_error("edge_cache_put_failed", &e.to_string());
+        }
+    }
+    Ok((reply, Source::Leader))
+}
+
+/// The client's response for a reply: 304 when its ETag matches `If-None-Match`.
+fn respond(
+    reply: &Reply,
+    source: Source,
+    max_age: u32,
+    if_none_match: Option<&str>,
+) -> Result<Response> {
+    let cacheable = reply.status == 200;
+    let not_modified = cacheable
+        && reply
+            .etag
+            .as_deref()
+            .is_some_and(|t| rest::etag_matches(if_none_match, t));
+    let mut resp = if not_modified {
+        Response::empty()?.with_status(304)
+    } else {
+        http::json(reply.status, reply.body.clone())?
     };
-    leader(env, cfg)?.fetch_with_str(&target).await
+    let h = resp.headers_mut();
+    if cacheable && max_age > 0 {
+        h.set("Cache-Control", &format!("public, max-age={max_age}"))?;
+    } else {
+        h.set("Cache-Control", "no-store")?;
+    }
+    if let (true, Some(tag)) = (cacheable, &reply.etag) {
+        h.set("ETag", tag)?;
+    }
+    if let Some(ra) = &reply.retry_after {
+        h.set("Retry-After", ra)?;
+    }
+    h.set("X-Edgetick-Cache", source.name())?;
+    Ok(resp)
+}
+
+/// The leader's metrics plus this isolate's REST cache counters.
+async fn metrics(env: &Env, cfg: &Config) -> Result<Response> {
+    let mut resp = leader(env, cfg)?
+        .fetch_with_str("https://leader/metrics")
+        .await?;
+    let mut text = resp.text().await?;
+    let counts = COUNTS.with(|c| *c.borrow());
+    let mut e = Exposition::default();
+    let fam = e.family(
+        "edgetick_rest_cache_requests_total",
+        "counter",
+        "REST price reads at this Worker isolate, by where the answer came from.",
+    );
+    for source in [
+        Source::Memory,
+        Source::Cache,
+        Source::Coalesced,
+        Source::Leader,
+    ] {
+        fam.sample(
+            "edgetick_rest_cache_requests_total",
+            &[("result", source.name())],
+            counts[source as usize] as f64,
+        );
+    }
+    text.push_str(&e.finish());
+    let headers = Headers::new();
+    headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")?;
+    headers.set("Cache-Control", "no-store")?;
+    Ok(Response::ok(text)?.with_headers(headers))
 }

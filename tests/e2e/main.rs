@@ -3,7 +3,7 @@
 //! scenarios, which run in order; each scenario sets up the state it needs.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
-//! --test e2e -- NAME` runs the scenarios whose name contains NAME.
+//! --test e2e -- NAME...` runs the scenarios whose name contains any NAME.
 
 mod support;
 
@@ -15,6 +15,8 @@ use support::{get, request, wait_until, Client, Exchange, Frame, Service};
 
 const SYMBOLS: &str = "BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT";
 const T: Duration = Duration::from_secs(10);
+/// The one browser origin the main service allows.
+const ALLOWED_ORIGIN: &str = "https://app.example";
 
 /// An exchange with the service that uses it.
 struct Pair {
@@ -320,6 +322,8 @@ fn rest_errors_are_json_and_leak_nothing(ctx: &mut Ctx) {
         ("GET", "/ws", 426, "UPGRADE_REQUIRED"),
         ("POST", "/health", 405, "METHOD_NOT_ALLOWED"),
         ("GET", "/nope", 404, "NOT_FOUND"),
+        ("GET", "/api/prices?symbol=BTCUSDT", 400, "BAD_REQUEST"),
+        ("GET", "/api/prices/BTCUSDT?x=1", 400, "BAD_REQUEST"),
     ];
     for (method, path, status, code) in cases {
         let r = request(method, &ctx.svc.url(path)).expect("reachable");
@@ -704,10 +708,262 @@ fn on_demand_subscribes_upstream_only_while_someone_listens(ctx: &mut Ctx) {
     assert!(r.json()["freshness"].is_string());
 }
 
+// ----- stateless edge routes (issue 5) ----------------------------------------------------
+
+fn metric(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(line_prefix)
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no metric {line_prefix:?}"))
+}
+
+fn rest_burst_costs_a_handful_of_leader_requests(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=1");
+    ctx.ex.control("tick?symbol=ETHUSDT");
+    let want = ctx.ex.latest("ETHUSDT").expect("an ETHUSDT price");
+    wait_until("the hub to hold the latest ETHUSDT", T, || {
+        (get(&ctx.svc.url("/api/prices/ETHUSDT")).json()["price"] == want.as_str()).then_some(())
+    });
+    // Let the cached answer expire, so the burst starts from a miss.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let before = metric(
+        &get(&ctx.svc.url("/metrics")).body,
+        "edgetick_leader_snapshot_requests_total ",
+    );
+    let url = ctx.svc.url("/api/prices");
+    let readers: Vec<_> = (0..200)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || request("GET", &url))
+        })
+        .collect();
+    let mut ok = 0;
+    for r in readers {
+        let r = r.join().expect("reader thread").expect("reachable");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        let eth = v["prices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["symbol"] == "ETHUSDT")
+            .cloned();
+        assert_eq!(
+            eth.map(|p| p["price"].clone()),
+            Some(json!(want)),
+            "every answer agrees with the exchange"
+        );
+        ok += 1;
+    }
+    let m = get(&ctx.svc.url("/metrics")).body;
+    let leader_requests = metric(&m, "edgetick_leader_snapshot_requests_total ") - before;
+    eprintln!("    200 concurrent reads cost {leader_requests} leader requests");
+    assert_eq!(ok, 200);
+    assert!(
+        leader_requests <= 3.0,
+        "{leader_requests} leader requests for 200 reads"
+    );
+    assert!(
+        metric(
+            &m,
+            "edgetick_rest_cache_requests_total{result=\"coalesced\"} "
+        ) + metric(
+            &m,
+            "edgetick_rest_cache_requests_total{result=\"memory_hit\"} "
+        ) >= 190.0
+    );
+    ctx.ex.control("pause?on=0");
+}
+
+fn etag_revalidates_with_304(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=1");
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let url = ctx.svc.url("/api/prices/BTC-USDT");
+    let first = agent.get(&url).call().expect("200");
+    let tag = first.header("ETag").expect("an ETag").to_string();
+    assert!(
+        first
+            .header("Cache-Control")
+            .unwrap_or_default()
+            .contains("max-age="),
+        "Cache-Control"
+    );
+    let again = match agent.get(&url).set("If-None-Match", &tag).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.header("ETag"), Some(tag.as_str()));
+    assert!(again.into_string().unwrap().is_empty(), "304 has no body");
+    // New data, new tag.
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    let fresh = wait_until("a new ETag after a new price", T, || {
+        let r = agent.get(&url).set("If-None-Match", &tag).call().ok()?;
+        (r.status() == 200).then(|| r.header("ETag").unwrap_or_default().to_string())
+    });
+    assert_ne!(fresh, tag);
+    ctx.ex.control("pause?on=0");
+}
+
+fn cors_allows_listed_origins_and_refuses_others(ctx: &mut Ctx) {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let url = ctx.svc.url("/api/prices");
+    let pre = agent
+        .request("OPTIONS", &url)
+        .set("Origin", ALLOWED_ORIGIN)
+        .set("Access-Control-Request-Method", "GET")
+        .set("Access-Control-Request-Headers", "if-none-match")
+        .call()
+        .expect("preflight");
+    assert_eq!(pre.status(), 204);
+    assert_eq!(
+        pre.header("Access-Control-Allow-Origin"),
+        Some(ALLOWED_ORIGIN)
+    );
+    assert!(pre
+        .header("Access-Control-Allow-Methods")
+        .unwrap_or_default()
+        .contains("GET"));
+    assert!(pre
+        .header("Access-Control-Allow-Headers")
+        .unwrap_or_default()
+        .contains("If-None-Match"));
+    let ok = agent
+        .get(&url)
+        .set("Origin", ALLOWED_ORIGIN)
+        .call()
+        .expect("allowed origin");
+    assert_eq!(
+        ok.header("Access-Control-Allow-Origin"),
+        Some(ALLOWED_ORIGIN)
+    );
+    assert!(ok.header("Vary").unwrap_or_default().contains("Origin"));
+    assert!(ok
+        .header("Access-Control-Expose-Headers")
+        .unwrap_or_default()
+        .contains("ETag"));
+    for method in ["GET", "OPTIONS"] {
+        match agent
+            .request(method, &url)
+            .set("Origin", "https://evil.example")
+            .call()
+        {
+            Err(ureq::Error::Status(403, r)) => {
+                assert_eq!(r.header("Access-Control-Allow-Origin"), None);
+                let v: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+                assert_eq!(v["error"], "ORIGIN_NOT_ALLOWED");
+            }
+            other => panic!("{method} from a refused origin: {other:?}"),
+        }
+    }
+    assert_eq!(get(&url).status, 200, "no Origin (not a browser): served");
+}
+
+fn metrics_are_valid_prometheus_and_counters_move(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let check = |text: &str| {
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool (make tools installs it)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let r = get(&ctx.svc.url("/metrics"));
+    assert!(
+        r.content_type.starts_with("text/plain"),
+        "{}",
+        r.content_type
+    );
+    check(&r.body);
+    let before = r.body;
+    let mut c = ctx.svc.ws();
+    subscribe(&mut c, &["BTCUSDT"], 1);
+    for _ in 0..3 {
+        c.wait_for("prices", T, is_prices);
+    }
+    let after = get(&ctx.svc.url("/metrics")).body;
+    check(&after);
+    let ws = "edgetick_connections{transport=\"websocket\"} ";
+    assert!(metric(&after, ws) >= 1.0);
+    for counter in [
+        "edgetick_messages_sent_total ",
+        "edgetick_sent_bytes_total ",
+        "edgetick_upstream_frames_total ",
+        "edgetick_connections_opened_total ",
+        "edgetick_fanout_duration_seconds_count ",
+    ] {
+        assert!(
+            metric(&after, counter) > metric(&before, counter),
+            "{counter} did not move"
+        );
+    }
+    assert_eq!(metric(&after, "edgetick_upstream_connected "), 1.0);
+}
+
+fn openapi_is_valid_and_fuzzing_finds_no_server_errors(ctx: &mut Ctx) {
+    let venv = support::root().join(".tools/venv/bin");
+    let spec = get(&ctx.svc.url("/openapi.json"));
+    assert_eq!(spec.status, 200);
+    let path = support::log_dir().join("openapi.json");
+    std::fs::write(&path, &spec.body).unwrap();
+    let out = std::process::Command::new(venv.join("openapi-spec-validator"))
+        .arg(&path)
+        .output()
+        .expect("openapi-spec-validator (make tools)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = std::process::Command::new(venv.join("schemathesis"))
+        .args(["run", &ctx.svc.url("/openapi.json"), "--url", &ctx.svc.url("")])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"])
+        .args(["--max-examples", "40", "--seed", "7", "--request-timeout", "10"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .expect("schemathesis (make tools)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(support::log_dir().join("schemathesis.log"), &text).unwrap();
+    assert!(
+        out.status.success(),
+        "schemathesis found problems (target/e2e-logs/schemathesis.log):\n{text}"
+    );
+}
+
 type Scenario = (&'static str, fn(&mut Ctx));
 
 fn main() {
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let scenarios: Vec<Scenario> = vec![
         (
             "no_data_yet_is_503_with_retry_after",
@@ -751,6 +1007,23 @@ fn main() {
             service_restart_serves_cached_prices_from_storage,
         ),
         (
+            "rest_burst_costs_a_handful_of_leader_requests",
+            rest_burst_costs_a_handful_of_leader_requests,
+        ),
+        ("etag_revalidates_with_304", etag_revalidates_with_304),
+        (
+            "cors_allows_listed_origins_and_refuses_others",
+            cors_allows_listed_origins_and_refuses_others,
+        ),
+        (
+            "metrics_are_valid_prometheus_and_counters_move",
+            metrics_are_valid_prometheus_and_counters_move,
+        ),
+        (
+            "openapi_is_valid_and_fuzzing_finds_no_server_errors",
+            openapi_is_valid_and_fuzzing_finds_no_server_errors,
+        ),
+        (
             "dropped_upstream_resumes_prices",
             dropped_upstream_resumes_prices,
         ),
@@ -777,7 +1050,7 @@ fn main() {
     ];
     let selected: Vec<&Scenario> = scenarios
         .iter()
-        .filter(|(name, _)| filter.as_deref().is_none_or(|f| name.contains(f)))
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
         .collect();
     let started = Instant::now();
     let ex = Exchange::start(&[
@@ -796,6 +1069,7 @@ fn main() {
             ("UPSTREAM_URL", &upstream),
             ("SYMBOLS", SYMBOLS),
             ("MAX_FRAME_BYTES", "4096"),
+            ("ALLOWED_ORIGINS", ALLOWED_ORIGIN),
         ],
     );
     eprintln!(

@@ -19,7 +19,7 @@ const MAX_STREAMS: usize = 1024;
 
 /// Every configuration variable, in `wrangler.toml` spelling (the Makefile passes the same
 /// names from the environment as `--var`).
-pub const VARIABLES: [&str; 15] = [
+pub const VARIABLES: [&str; 16] = [
     "UPSTREAM_URL",
     "SYMBOLS",
     "PRICE_TTL_SECONDS",
@@ -35,6 +35,7 @@ pub const VARIABLES: [&str; 15] = [
     "UPSTREAM_MAX_AGE_SECONDS",
     "UPSTREAM_IDLE_CLOSE_SECONDS",
     "REST_CACHE_SECONDS",
+    "FLUSH_MS",
 ];
 
 /// When the hub holds its upstream connection.
@@ -89,6 +90,8 @@ pub struct Config {
     pub idle_close_ms: i64,
     /// `max-age` of REST price answers at the edge (0 disables edge caching).
     pub rest_cache_seconds: u32,
+    /// Window in which updates are gathered into one frame per client (0: immediately).
+    pub flush_ms: i64,
 }
 
 impl Config {
@@ -158,6 +161,7 @@ impl Config {
             max_age_ms: number("UPSTREAM_MAX_AGE_SECONDS", 84_600, 10, 86_000)? as i64 * 1000,
             idle_close_ms: number("UPSTREAM_IDLE_CLOSE_SECONDS", 30, 1, 3_600)? as i64 * 1000,
             rest_cache_seconds: number("REST_CACHE_SECONDS", 1, 0, 60)? as u32,
+            flush_ms: number("FLUSH_MS", 10, 0, 1_000)? as i64,
         })
     }
 }
@@ -263,6 +267,7 @@ mod tests {
         );
         assert_eq!(c.idle_close_ms, 30_000);
         assert_eq!(c.rest_cache_seconds, 1);
+        assert_eq!(c.flush_ms, 10);
     }
 
     #[test]

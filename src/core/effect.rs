@@ -85,6 +85,17 @@ pub enum Effect {
         /// Expired symbols.
         symbols: Vec<String>,
     },
+    /// Call [`super::hub::Hub::timer`] at this absolute time (ms), with an in-memory timer:
+    /// flush windows and SSE keepalives are too frequent for the durable alarm.
+    Timer {
+        /// Epoch milliseconds.
+        at_ms: i64,
+    },
+    /// These SSE streams have something to deliver: wake their readers.
+    SseWake {
+        /// The streams.
+        conns: Vec<ConnId>,
+    },
     /// Wake the hub at this absolute time (ms).
     SetAlarm {
         /// Epoch milliseconds.

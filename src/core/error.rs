@@ -141,6 +141,12 @@ pub enum ApiError {
     /// The request's `Origin` is not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// A token was required and missing or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// More symbols than `MAX_SYMBOLS_PER_CONNECTION`.
+    #[error("{0}")]
+    TooManySymbols(String),
     /// Misconfiguration found at start-up: the operator must fix `wrangler.toml`.
     #[error("{0}")]
     Config(String),
@@ -155,7 +161,8 @@ impl ApiError {
         match self {
             ApiError::UnknownSymbol(_) | ApiError::NotFound(_) => 404,
             ApiError::NoData { .. } | ApiError::AtCapacity(_) => 503,
-            ApiError::BadRequest(_) => 400,
+            ApiError::BadRequest(_) | ApiError::TooManySymbols(_) => 400,
+            ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::UpgradeRequired(_) => 426,
@@ -174,6 +181,8 @@ impl ApiError {
             ApiError::UpgradeRequired(_) => "UPGRADE_REQUIRED",
             ApiError::AtCapacity(_) => "AT_CAPACITY",
             ApiError::Forbidden(_) => "ORIGIN_NOT_ALLOWED",
+            ApiError::Unauthorized(_) => "UNAUTHORIZED",
+            ApiError::TooManySymbols(_) => "TOO_MANY_SYMBOLS",
             ApiError::Config(_) => "CONFIG_ERROR",
             ApiError::Internal => "INTERNAL",
         }

@@ -4,7 +4,7 @@
 //! edge carries effects out in order and feeds results back in. Time (`now_ms`) and
 //! randomness (`jitter`) are arguments, so every decision can be replayed in a unit test.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 use serde_json::{json, Value};
@@ -17,9 +17,10 @@ use super::error::{ApiError, ClientError, ErrorCode};
 use super::link::{Failure, FrameVerdict, Link, LinkSettings};
 use super::metrics::{Exposition, Histogram};
 use super::price::Price;
-use super::protocol::{self, close, Command};
+use super::protocol::{self, close, sse_event, Command};
 use super::registry::{ConnId, Registry};
 use super::rest;
+use super::session::{RateVerdict, Session, Transport};
 use super::symbol::canonical;
 use super::upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
 
@@ -33,6 +34,14 @@ pub const MAX_UPSTREAM_FRAME_BYTES: usize = 64 * 1024;
 pub const STREAM_KINDS: [StreamKind; 2] = [StreamKind::Ticker, StreamKind::BookTicker];
 /// Capacity above which `/health` raises an alert.
 const CAPACITY_ALERT_PCT: f64 = 80.0;
+/// An SSE stream idle this long gets a `: keepalive` comment (DESIGN §4: at least every 15 s).
+pub const KEEPALIVE_MS: i64 = 10_000;
+/// How often SSE streams are checked for keepalives and slow readers.
+pub const SSE_TICK_MS: i64 = 2_000;
+/// An SSE reader that has not pulled pending updates for this long is warned `SLOW_CONSUMER`.
+pub const SLOW_WARN_MS: i64 = 5_000;
+/// ... and closed after this long (it reconnects and resumes with `Last-Event-ID`).
+pub const SLOW_CLOSE_MS: i64 = 30_000;
 
 /// Counters for `/health` and `/metrics`.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -55,6 +64,14 @@ pub struct Stats {
     pub snapshot_requests: u64,
     /// Fan-out duration, observed by the edge around each fan-out.
     pub fanout: Histogram,
+    /// Client messages rejected by the rate limiter.
+    pub rate_limited: u64,
+    /// Clients closed for exceeding the rate limit persistently.
+    pub rate_limit_closes: u64,
+    /// Slow readers warned.
+    pub slow_consumers: u64,
+    /// Slow readers closed.
+    pub slow_consumer_closes: u64,
 }
 
 /// The hub.
@@ -68,6 +85,26 @@ pub struct Hub {
     alarm_at: Option<i64>,
     next_conn: ConnId,
     stats: Stats,
+    sessions: HashMap<ConnId, Session>,
+    /// Symbols changed since the last flush.
+    dirty: BTreeSet<String>,
+    /// When the pending flush is due.
+    flush_at: Option<i64>,
+    /// The in-memory timer currently requested.
+    timer_at: Option<i64>,
+    /// Effects of SSE opens, waiting for the edge.
+    sse_effects: Vec<Effect>,
+}
+
+/// What an SSE stream gets when it asks for more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseTake {
+    /// Bytes to send.
+    Data(String),
+    /// Nothing yet: park until an [`Effect::SseWake`].
+    Pending,
+    /// End the stream.
+    Closed,
 }
 
 impl Hub {
@@ -90,6 +127,11 @@ impl Hub {
             alarm_at: None,
             next_conn: 1,
             stats: Stats::default(),
+            sessions: HashMap::new(),
+            dirty: BTreeSet::new(),
+            flush_at: None,
+            timer_at: None,
+            sse_effects: Vec::new(),
         }
     }
 
@@ -200,7 +242,7 @@ impl Hub {
                 Ok(UpstreamFrame::Update(u)) if self.cfg.symbols.contains(&u.symbol) => {
                     if let Some(entry) = self.cache.apply(&u, now_ms) {
                         let entry = entry.clone();
-                        self.publish(&entry, &mut fx);
+                        self.publish(&entry, now_ms, &mut fx);
                     }
                 }
                 Ok(UpstreamFrame::Update(u)) => {
@@ -244,19 +286,139 @@ impl Hub {
         });
     }
 
-    fn publish(&mut self, entry: &Entry, fx: &mut Vec<Effect>) {
+    fn publish(&mut self, entry: &Entry, now_ms: i64, fx: &mut Vec<Effect>) {
         fx.push(Effect::Persist {
             symbol: entry.price.symbol.clone(),
             encoded: entry.encoded.clone(),
             seq: entry.price.seq,
         });
-        let conns: Vec<ConnId> = self.registry.subscribers(&entry.price.symbol).collect();
-        if !conns.is_empty() {
-            let frame: Rc<str> = protocol::prices_frame("prices", &[&entry.encoded]).into();
+        if self
+            .registry
+            .subscribers(&entry.price.symbol)
+            .next()
+            .is_none()
+        {
+            return;
+        }
+        self.dirty.insert(entry.price.symbol.clone());
+        if self.cfg.flush_ms == 0 {
+            self.flush(now_ms, fx);
+        } else if self.flush_at.is_none() {
+            self.flush_at = Some(now_ms + self.cfg.flush_ms);
+            self.arm_timer(now_ms, fx);
+        }
+    }
+
+    /// Sends every change gathered since the last flush: clients with the same changed
+    /// symbols share one frame, assembled from the prices' encodings; SSE readers get the
+    /// symbols added to their pending set and are woken if they wait.
+    fn flush(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        self.flush_at = None;
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut per_conn: HashMap<ConnId, Vec<&String>> = HashMap::new();
+        for symbol in &dirty {
+            for conn in self.registry.subscribers(symbol) {
+                per_conn.entry(conn).or_default().push(symbol);
+            }
+        }
+        let mut groups: HashMap<Vec<&String>, Vec<ConnId>> = HashMap::new();
+        let mut wake = Vec::new();
+        for (conn, symbols) in per_conn {
+            let Some(session) = self.sessions.get_mut(&conn) else {
+                continue;
+            };
+            match &mut session.sse {
+                None => groups.entry(symbols).or_default().push(conn),
+                Some(sse) => {
+                    sse.pending.extend(symbols.into_iter().cloned());
+                    sse.pending_since.get_or_insert(now_ms);
+                    if sse.waiting {
+                        wake.push(conn);
+                    }
+                }
+            }
+        }
+        for (symbols, conns) in groups {
+            let parts: Vec<Rc<str>> = symbols
+                .iter()
+                .filter_map(|s| self.cache.get(s, now_ms).map(|e| e.encoded.clone()))
+                .collect();
+            if parts.is_empty() {
+                continue;
+            }
+            let frame: Rc<str> = protocol::prices_frame("prices", &parts).into();
             self.stats.messages_sent += conns.len() as u64;
             self.stats.bytes_sent += (conns.len() * frame.len()) as u64;
             fx.push(Effect::Fanout { conns, frame });
         }
+        if !wake.is_empty() {
+            fx.push(Effect::SseWake { conns: wake });
+        }
+    }
+
+    /// Keeps one in-memory timer requested, at the earliest of the flush and the SSE tick.
+    fn arm_timer(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        let sse_tick = self
+            .sessions
+            .values()
+            .any(|s| s.sse.is_some())
+            .then_some(now_ms + SSE_TICK_MS);
+        let want = [self.flush_at, sse_tick].into_iter().flatten().min();
+        if let Some(want) = want {
+            if self.timer_at.is_none_or(|t| t <= now_ms || want < t) {
+                self.timer_at = Some(want);
+                fx.push(Effect::Timer { at_ms: want });
+            }
+        }
+    }
+
+    /// The in-memory timer fired: flush what is due, keep SSE streams alive and find slow
+    /// readers.
+    pub fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.timer_at = None;
+        if self.flush_at.is_some_and(|t| t <= now_ms) {
+            self.flush(now_ms, &mut fx);
+        }
+        let mut wake = Vec::new();
+        for (conn, session) in &mut self.sessions {
+            let Some(sse) = &mut session.sse else {
+                continue;
+            };
+            if sse.closing {
+                continue;
+            }
+            let behind = sse
+                .pending_since
+                .filter(|_| !sse.waiting)
+                .map(|t| now_ms - t);
+            match behind {
+                Some(ms) if ms >= SLOW_CLOSE_MS => {
+                    sse.closing = true;
+                    self.stats.slow_consumer_closes += 1;
+                    wake.push(*conn);
+                }
+                Some(ms) if ms >= SLOW_WARN_MS && !sse.warned => {
+                    sse.warned = true;
+                    self.stats.slow_consumers += 1;
+                    sse.events.push_back(sse_event(
+                        "warning",
+                        None,
+                        r#"{"type":"warning","code":"SLOW_CONSUMER","message":"you are not reading fast enough; you get the newest value of each symbol, and the stream closes if this goes on"}"#,
+                    ));
+                }
+                _ => {}
+            }
+            if sse.waiting && now_ms - sse.last_sent >= KEEPALIVE_MS {
+                sse.keepalive_due = true;
+                wake.push(*conn);
+            }
+        }
+        if !wake.is_empty() {
+            fx.push(Effect::SseWake { conns: wake });
+        }
+        self.arm_timer(now_ms, &mut fx);
+        fx
     }
 
     /// The object's alarm fired.
@@ -313,13 +475,30 @@ impl Hub {
             return;
         }
         self.announced = status;
-        let conns: Vec<ConnId> = self.registry.conns().collect();
-        if !conns.is_empty() {
-            self.stats.messages_sent += conns.len() as u64;
+        let frame = protocol::status_frame(status, now_ms);
+        let mut ws = Vec::new();
+        let mut wake = Vec::new();
+        for (conn, session) in &mut self.sessions {
+            match &mut session.sse {
+                None => ws.push(*conn),
+                Some(sse) => {
+                    sse.events.push_back(sse_event("status", None, &frame));
+                    if sse.waiting {
+                        wake.push(*conn);
+                    }
+                }
+            }
+        }
+        if !ws.is_empty() {
+            self.stats.messages_sent += ws.len() as u64;
+            self.stats.bytes_sent += (ws.len() * frame.len()) as u64;
             fx.push(Effect::Fanout {
-                conns,
-                frame: protocol::status_frame(status, now_ms).into(),
+                conns: ws,
+                frame: frame.into(),
             });
+        }
+        if !wake.is_empty() {
+            fx.push(Effect::SseWake { conns: wake });
         }
     }
 
@@ -328,7 +507,7 @@ impl Hub {
     /// True while another client connection fits under `MAX_CONNECTIONS`; a refusal is
     /// counted.
     pub fn admit_client(&mut self) -> bool {
-        let ok = self.registry.len() < self.cfg.max_connections;
+        let ok = self.sessions.len() < self.cfg.max_connections;
         if !ok {
             self.stats.refused_at_capacity += 1;
         }
@@ -342,12 +521,21 @@ impl Hub {
 
     /// Registers a new connection and returns its id. The edge stores the id (with the empty
     /// subscription set) in the socket's attachment.
-    pub fn client_open(&mut self) -> ConnId {
+    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> ConnId {
         self.stats.connections_opened += 1;
         let id = self.next_conn;
         self.next_conn += 1;
         self.registry.add_conn(id);
+        let rate = self.cfg.client_messages_per_second;
+        self.sessions
+            .insert(id, Session::new(transport, rate, now_ms));
         id
+    }
+
+    /// Client connections by transport: (WebSocket, SSE).
+    pub fn client_counts(&self) -> (usize, usize) {
+        let sse = self.sessions.values().filter(|s| s.sse.is_some()).count();
+        (self.sessions.len() - sse, sse)
     }
 
     /// Re-registers a connection found after the object woke from hibernation.
@@ -360,6 +548,10 @@ impl Hub {
         self.registry.add_conn(conn);
         self.registry.subscribe(conn, &served);
         self.next_conn = self.next_conn.max(conn + 1);
+        let rate = self.cfg.client_messages_per_second;
+        self.sessions
+            .entry(conn)
+            .or_insert_with(|| Session::new(Transport::WebSocket, rate, 0));
     }
 
     /// True when the connection is registered.
@@ -367,14 +559,10 @@ impl Hub {
         self.registry.has_conn(conn)
     }
 
-    /// Number of client WebSocket connections.
-    pub fn client_count(&self) -> usize {
-        self.registry.len()
-    }
-
     /// A connection closed or errored.
     pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
+        self.sessions.remove(&conn);
         if !self.registry.remove_conn(conn).is_empty() {
             self.listeners_changed(now_ms, &mut fx);
         }
@@ -388,11 +576,44 @@ impl Hub {
         }
     }
 
+    /// Applies the per-connection message rate: `RATE_LIMITED` for a message over the rate,
+    /// close 4008 for a client that keeps it up.
+    fn rate_ok(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) -> bool {
+        let rate = self.cfg.client_messages_per_second;
+        let verdict = match self.sessions.get_mut(&conn) {
+            Some(s) => s.limiter.check(rate, now_ms),
+            None => RateVerdict::Allow,
+        };
+        match verdict {
+            RateVerdict::Allow => true,
+            RateVerdict::Reject { tell } => {
+                self.stats.rate_limited += 1;
+                if tell {
+                    let e = ClientError::new(
+                        ErrorCode::RateLimited,
+                        format!("at most {rate} messages per second; this one was dropped"),
+                    );
+                    self.reject(conn, e, fx);
+                }
+                false
+            }
+            RateVerdict::Close => {
+                self.stats.rate_limited += 1;
+                self.stats.rate_limit_closes += 1;
+                self.close_client(conn, close::RATE_LIMITED, "rate limited", now_ms, fx);
+                false
+            }
+        }
+    }
+
     /// A binary frame from a client: the protocol is JSON text only.
     pub fn client_binary(&mut self, conn: ConnId, len: usize, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
         if len > self.cfg.max_frame_bytes {
             self.close_client(conn, close::TOO_LARGE, "frame too large", now_ms, &mut fx);
+            return fx;
+        }
+        if !self.rate_ok(conn, now_ms, &mut fx) {
             return fx;
         }
         self.reject(
@@ -411,6 +632,9 @@ impl Hub {
         let mut fx = Vec::new();
         if text.len() > self.cfg.max_frame_bytes {
             self.close_client(conn, close::TOO_LARGE, "frame too large", now_ms, &mut fx);
+            return fx;
+        }
+        if !self.rate_ok(conn, now_ms, &mut fx) {
             return fx;
         }
         let cmd = match protocol::parse_command(text) {
@@ -530,6 +754,7 @@ impl Hub {
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
+        self.sessions.remove(&conn);
         fx.push(Effect::Close { conn, code, reason });
         if !self.registry.remove_conn(conn).is_empty() {
             self.listeners_changed(now_ms, fx);
@@ -555,6 +780,119 @@ impl Hub {
     fn reject(&mut self, conn: ConnId, err: ClientError, fx: &mut Vec<Effect>) {
         self.stats.client_errors += 1;
         self.send(conn, protocol::error_frame(&err), fx);
+    }
+
+    // ----- Server-Sent Events -----------------------------------------------------------
+
+    /// Opens an SSE stream for canonical `symbols`. Returns its id and the first bytes:
+    /// `retry:`, then the snapshot (only symbols with a `seq` above `last_event_id` when the
+    /// client resumes), then the upstream status if it is not `connected`.
+    pub fn sse_open(
+        &mut self,
+        symbols: &[String],
+        last_event_id: Option<u64>,
+        now_ms: i64,
+    ) -> Result<(ConnId, String), ApiError> {
+        if symbols.len() > self.cfg.max_symbols_per_connection {
+            return Err(ApiError::TooManySymbols(format!(
+                "a stream may carry at most {} symbols; {} were asked for",
+                self.cfg.max_symbols_per_connection,
+                symbols.len()
+            )));
+        }
+        if !self.admit_client() {
+            return Err(ApiError::AtCapacity(
+                "the service is at its connection limit; retry shortly".into(),
+            ));
+        }
+        let conn = self.client_open(Transport::Sse, now_ms);
+        self.registry.subscribe(conn, symbols);
+        let delivered = self.cache.seq();
+        if let Some(sse) = self.sessions.get_mut(&conn).and_then(|s| s.sse.as_mut()) {
+            sse.delivered = delivered;
+        }
+        let parts: Vec<Rc<str>> = symbols
+            .iter()
+            .filter_map(|s| self.cache.get(s, now_ms))
+            .filter(|e| last_event_id.is_none_or(|id| e.price.seq > id))
+            .map(|e| e.encoded.clone())
+            .collect();
+        let mut first = String::from("retry: 1000\n\n");
+        let snapshot = protocol::prices_frame("snapshot", &parts);
+        first.push_str(&sse_event("snapshot", Some(self.cache.seq()), &snapshot));
+        let status = self.upstream_status();
+        if status != "connected" && status != "idle" {
+            first.push_str(&sse_event(
+                "status",
+                None,
+                &protocol::status_frame(status, now_ms),
+            ));
+        }
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += first.len() as u64;
+        let mut fx = Vec::new();
+        self.listeners_changed(now_ms, &mut fx);
+        self.arm_timer(now_ms, &mut fx);
+        self.sse_effects.extend(fx);
+        Ok((conn, first))
+    }
+
+    /// Effects produced while opening SSE streams (the edge carries them out after
+    /// answering the request).
+    pub fn take_sse_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.sse_effects)
+    }
+
+    /// The stream of `conn` asks for its next bytes. The newest value of every pending
+    /// symbol is assembled from the cache's encodings now, so a reader that was slow gets
+    /// one up-to-date event instead of a backlog.
+    pub fn sse_take(&mut self, conn: ConnId, now_ms: i64) -> SseTake {
+        let Some(sse) = self.sessions.get_mut(&conn).and_then(|s| s.sse.as_mut()) else {
+            return SseTake::Closed;
+        };
+        if sse.closing {
+            return SseTake::Closed;
+        }
+        let mut out = String::new();
+        while let Some(e) = sse.events.pop_front() {
+            out.push_str(&e);
+        }
+        let pending = std::mem::take(&mut sse.pending);
+        sse.pending_since = None;
+        sse.warned = false;
+        let delivered = sse.delivered;
+        let entries: Vec<&Entry> = pending
+            .iter()
+            .filter_map(|s| self.cache.get(s, now_ms))
+            .filter(|e| e.price.seq > delivered)
+            .collect();
+        if let Some(max_seq) = entries.iter().map(|e| e.price.seq).max() {
+            sse.delivered = max_seq;
+            let parts: Vec<&str> = entries.iter().map(|e| &*e.encoded).collect();
+            out.push_str(&sse_event(
+                "prices",
+                Some(max_seq),
+                &protocol::prices_frame("prices", &parts),
+            ));
+        }
+        if out.is_empty() && sse.keepalive_due {
+            out.push_str(": keepalive\n\n");
+        }
+        sse.keepalive_due = false;
+        if out.is_empty() {
+            sse.waiting = true;
+            return SseTake::Pending;
+        }
+        sse.waiting = false;
+        sse.last_sent = now_ms;
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += out.len() as u64;
+        SseTake::Data(out)
+    }
+
+    /// The SSE stream ended (the reader went away, or it was closed).
+    pub fn sse_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
+        self.client_closed(conn, now_ms)
     }
 
     // ----- REST and health ------------------------------------------------------------
@@ -606,7 +944,8 @@ impl Hub {
     }
 
     /// `GET /metrics` in Prometheus text format.
-    pub fn metrics(&self, now_ms: i64, sse_clients: usize) -> String {
+    pub fn metrics(&self, now_ms: i64) -> String {
+        let (ws, sse_clients) = self.client_counts();
         let st = &self.stats;
         let link = &self.link;
         let mut e = Exposition::default();
@@ -618,7 +957,7 @@ impl Hub {
         .sample(
             "edgetick_connections",
             &[("transport", "websocket")],
-            self.registry.len() as f64,
+            ws as f64,
         )
         .sample(
             "edgetick_connections",
@@ -640,6 +979,33 @@ impl Hub {
             "edgetick_clients_refused_total",
             &[("reason", "at_capacity")],
             st.refused_at_capacity as f64,
+        );
+        e.single(
+            "edgetick_rate_limited_messages_total",
+            "counter",
+            "Client messages dropped by the per-connection rate limit.",
+            st.rate_limited as f64,
+        );
+        e.family(
+            "edgetick_clients_closed_total",
+            "counter",
+            "Clients closed by the server, by reason.",
+        )
+        .sample(
+            "edgetick_clients_closed_total",
+            &[("reason", "rate_limited")],
+            st.rate_limit_closes as f64,
+        )
+        .sample(
+            "edgetick_clients_closed_total",
+            &[("reason", "slow_consumer")],
+            st.slow_consumer_closes as f64,
+        );
+        e.single(
+            "edgetick_slow_consumers_total",
+            "counter",
+            "Readers warned SLOW_CONSUMER.",
+            st.slow_consumers as f64,
         );
         e.single(
             "edgetick_messages_sent_total",
@@ -766,7 +1132,8 @@ impl Hub {
     ///   cached price is younger than 60 s.
     /// - `degraded`: anything between (serving usable cached prices while reconnecting,
     ///   or connected but silent).
-    pub fn health(&self, now_ms: i64, sse_clients: usize) -> (u16, String) {
+    pub fn health(&self, now_ms: i64) -> (u16, String) {
+        let (ws, sse_clients) = self.client_counts();
         let (mut fresh, mut acceptable, mut stale) = (0, 0, 0);
         for e in self.cache.live(now_ms) {
             match Freshness::of_age(e.age_ms(now_ms)) {
@@ -785,7 +1152,6 @@ impl Hub {
             && last_age
                 .or(link.connected_since().map(|t| now_ms - t))
                 .is_some_and(|a| a >= SILENT_MS);
-        let ws = self.registry.len();
         let used_pct =
             ((ws + sse_clients) as f64 * 1000.0 / self.cfg.max_connections as f64).round() / 10.0;
         let mut alerts = Vec::new();
@@ -915,6 +1281,7 @@ mod tests {
             ("MAX_SYMBOLS_PER_CONNECTION", "2"),
             ("MAX_FRAME_BYTES", "256"),
             ("MAX_CONNECTIONS", "2"),
+            ("FLUSH_MS", "0"),
         ]
         .into_iter()
         .collect();
@@ -973,7 +1340,7 @@ mod tests {
     fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
         let mut h = connected();
         h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1), 10);
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         let fx = h.client_text(
             c,
             r#"{"action":"subscribe","symbols":["btc/usdt","ETH-USDT"],"id":1}"#,
@@ -1007,9 +1374,9 @@ mod tests {
     #[test]
     fn each_client_gets_only_its_symbols_and_one_update_is_encoded_once() {
         let mut h = connected();
-        let a = h.client_open();
-        let b = h.client_open();
-        let c = h.client_open();
+        let a = h.client_open(Transport::WebSocket, 0);
+        let b = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0);
         h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
@@ -1031,7 +1398,7 @@ mod tests {
     #[test]
     fn unknown_symbol_is_an_error_and_changes_nothing() {
         let mut h = connected();
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         let fx = h.client_text(
             c,
             r#"{"action":"subscribe","symbols":["BTCUSDT","DOGEUSDT"],"id":7}"#,
@@ -1051,7 +1418,7 @@ mod tests {
     #[test]
     fn unsubscribe_list_and_ping() {
         let mut h = connected();
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         h.client_text(
             c,
             r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
@@ -1086,7 +1453,7 @@ mod tests {
     #[test]
     fn limits_on_symbols_and_frame_size() {
         let mut h = connected();
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         let f = frames(
             &h.client_text(
                 c,
@@ -1106,11 +1473,11 @@ mod tests {
             }]
         );
         assert!(!h.has_client(c), "a closed connection is forgotten at once");
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         let f = frames(&h.client_binary(c, 3, 0), c);
         assert_eq!(f[0]["code"], "BAD_REQUEST");
         assert!(h.admit_client());
-        h.client_open();
+        h.client_open(Transport::WebSocket, 0);
         assert!(!h.admit_client(), "MAX_CONNECTIONS is 2");
         assert_eq!(h.stats().refused_at_capacity, 1);
         assert_eq!(
@@ -1123,7 +1490,7 @@ mod tests {
     #[test]
     fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
         let mut h = connected();
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         h.upstream_text(1, &ticker("BTCUSDT", "5", 1), 1);
         for garbage in [
@@ -1143,7 +1510,7 @@ mod tests {
     #[test]
     fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
         let mut h = connected();
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         let fx = h.upstream_failed(
             1,
             Failure::Closed {
@@ -1209,7 +1576,7 @@ mod tests {
         };
         h.upstream_failed(7, refused, now, 1.0);
         assert_eq!(h.upstream_status(), "down");
-        let (code, body) = h.health(now, 0);
+        let (code, body) = h.health(now);
         assert_eq!(code, 503);
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["status"], "down");
@@ -1228,28 +1595,28 @@ mod tests {
     #[test]
     fn health_by_state() {
         let mut h = hub();
-        let (code, body) = h.health(0, 0);
+        let (code, body) = h.health(0);
         assert_eq!(code, 503, "never connected, no data: down, but it answers");
         assert!(body.contains(r#""status":"down""#));
         h.start(0);
         h.upstream_opened(1, 0);
         h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
-        let v: Value = serde_json::from_str(&h.health(2_000, 3).1).unwrap();
+        let v: Value = serde_json::from_str(&h.health(2_000).1).unwrap();
         assert_eq!(v["status"], "healthy");
         assert_eq!(v["upstream"]["state"], "connected");
         assert_eq!(v["upstream"]["last_message_age_ms"], 1_000);
         assert_eq!(v["symbols"]["fresh"], 1);
-        assert_eq!(v["clients"]["sse"], 3);
-        let v: Value = serde_json::from_str(&h.health(20_000, 0).1).unwrap();
+        assert_eq!(v["clients"]["sse"], 0);
+        let v: Value = serde_json::from_str(&h.health(20_000).1).unwrap();
         assert_eq!(v["status"], "degraded", "connected but silent");
         h.upstream_failed(1, Failure::Network("gone".into()), 20_000, 0.5);
-        let (code, body) = h.health(21_000, 0);
+        let (code, body) = h.health(21_000);
         assert_eq!(
             (code, body.contains("degraded")),
             (200, true),
             "cached value still usable"
         );
-        let (code, _) = h.health(70_000, 0);
+        let (code, _) = h.health(70_000);
         assert_eq!(code, 503, "nothing younger than 60 s and no upstream");
     }
 
@@ -1279,7 +1646,11 @@ mod tests {
         };
         h.restore_prices(vec![p], 50, 1_000);
         h.client_restore(9, &["BTCUSDT".to_string(), "NOTSERVED".to_string()]);
-        assert_eq!(h.client_open(), 10, "new ids continue above restored ones");
+        assert_eq!(
+            h.client_open(Transport::WebSocket, 0),
+            10,
+            "new ids continue above restored ones"
+        );
         let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 1_000).unwrap().0).unwrap();
         assert_eq!(body["price"], "7");
         h.start(1_000);
@@ -1296,6 +1667,7 @@ mod tests {
         let mut map: HashMap<&str, &str> = [
             ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT"),
             ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),
+            ("FLUSH_MS", "0"),
         ]
         .into_iter()
         .collect();
@@ -1323,7 +1695,7 @@ mod tests {
             .iter()
             .all(|e| !matches!(e, Effect::ConnectUpstream { .. })));
         assert_eq!(h.upstream_status(), "idle");
-        let a = h.client_open();
+        let a = h.client_open(Transport::WebSocket, 0);
         let fx = h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 10);
         let url = fx
             .iter()
@@ -1337,7 +1709,7 @@ mod tests {
             "{url}"
         );
         h.upstream_opened(1, 20);
-        let b = h.client_open();
+        let b = h.client_open(Transport::WebSocket, 0);
         let fx = h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
         assert_eq!(
             upstream_sends(&fx),
@@ -1363,14 +1735,14 @@ mod tests {
             "{fx:?}"
         );
         assert_eq!(h.upstream_status(), "idle");
-        let v: Value = serde_json::from_str(&h.health(8_000, 0).1).unwrap();
+        let v: Value = serde_json::from_str(&h.health(8_000).1).unwrap();
         assert_eq!(v["status"], "healthy", "idle by design is not a fault");
     }
 
     #[test]
     fn rotation_delivers_every_change_once_with_growing_seq() {
         let mut h = connected();
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         let mut seen: Vec<u64> = Vec::new();
         let mut collect = |fx: &[Effect]| {
@@ -1453,14 +1825,14 @@ mod tests {
         assert_eq!(a, b, "age changes, data does not");
         h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 2_500);
         assert_ne!(h.rest_price("BTCUSDT", 3_000).unwrap().1, a);
-        let c = h.client_open();
+        let c = h.client_open(Transport::WebSocket, 0);
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 3_000);
         h.upstream_text(1, &ticker("BTCUSDT", "3", 3), 3_100);
         h.observe_fanout(0.002);
-        let m = h.metrics(3_200, 4);
+        let m = h.metrics(3_200);
         for line in [
             "edgetick_connections{transport=\"websocket\"} 1",
-            "edgetick_connections{transport=\"sse\"} 4",
+            "edgetick_connections{transport=\"sse\"} 0",
             "edgetick_leader_snapshot_requests_total 3",
             "edgetick_upstream_frames_total 3",
             "edgetick_upstream_connected 1",
@@ -1471,6 +1843,243 @@ mod tests {
         ] {
             assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
         }
+    }
+
+    fn live_with(pairs: &[(&str, &str)]) -> Hub {
+        let mut h = hub_with(pairs);
+        h.start(0);
+        h.upstream_opened(1, 0);
+        h
+    }
+
+    #[test]
+    fn a_flush_window_sends_updates_that_arrive_together_in_one_frame_per_client() {
+        let mut h = live_with(&[("FLUSH_MS", "20")]);
+        let a = h.client_open(Transport::WebSocket, 0);
+        let b = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0);
+        h.client_text(
+            a,
+            r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
+            0,
+        );
+        h.client_text(
+            b,
+            r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
+            0,
+        );
+        h.client_text(c, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
+        let fx = h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
+        assert!(fx.contains(&Effect::Timer { at_ms: 120 }), "{fx:?}");
+        assert!(frames(&fx, a).is_empty(), "held for the window");
+        h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 105);
+        h.upstream_text(1, &ticker("BTCUSDT", "3", 2), 110);
+        let fx = h.timer(120);
+        let fanouts: Vec<(Vec<ConnId>, Value)> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Fanout { conns, frame } => {
+                    let mut c = conns.clone();
+                    c.sort();
+                    Some((c, serde_json::from_str(frame).unwrap()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            fanouts.len(),
+            2,
+            "one frame per distinct set of changes: {fanouts:?}"
+        );
+        let ab = fanouts
+            .iter()
+            .find(|(c, _)| *c == vec![a, b])
+            .expect("a and b share a frame");
+        let prices: Vec<(&str, &str)> = ab.1["prices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["symbol"].as_str().unwrap(), p["price"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            prices,
+            [("BTCUSDT", "3"), ("ETHUSDT", "2")],
+            "newest value per symbol, conflated"
+        );
+        let only_c = fanouts.iter().find(|(cs, _)| *cs == vec![c]).unwrap();
+        assert_eq!(only_c.1["prices"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
+        let mut h = live_with(&[]);
+        h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 10);
+        h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 11);
+        let (conn, first) = h
+            .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], None, 20)
+            .unwrap();
+        assert!(
+            first
+                .starts_with("retry: 1000\n\nevent: snapshot\nid: 2\ndata: {\"type\":\"snapshot\""),
+            "{first}"
+        );
+        assert!(first.contains("\"BTCUSDT\"") && first.contains("\"ETHUSDT\""));
+        assert_eq!(h.client_counts(), (0, 1));
+        assert_eq!(h.sse_take(conn, 21), SseTake::Pending, "nothing new: park");
+        let fx = h.upstream_text(1, &ticker("BTCUSDT", "3", 2), 30);
+        assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
+        // A reader that does not pull gets the newest value once, not a backlog.
+        h.upstream_text(1, &ticker("BTCUSDT", "4", 3), 31);
+        h.upstream_text(1, &ticker("BTCUSDT", "5", 4), 32);
+        let SseTake::Data(d) = h.sse_take(conn, 40) else {
+            panic!("data expected")
+        };
+        assert_eq!(d.matches("event: prices").count(), 1, "{d}");
+        assert!(d.starts_with("event: prices\nid: 5\n"), "{d}");
+        assert!(d.contains("\"price\":\"5\"") && !d.contains("\"price\":\"4\""));
+        // Resume: only what changed after the given id.
+        h.upstream_text(1, &ticker("ETHUSDT", "6", 2), 50);
+        let (_, resumed) = h
+            .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], Some(5), 60)
+            .unwrap();
+        assert!(
+            resumed.contains("\"ETHUSDT\"") && !resumed.contains("\"BTCUSDT\""),
+            "{resumed}"
+        );
+        h.sse_closed(conn, 70);
+        assert_eq!(h.client_counts(), (0, 1));
+        assert_eq!(h.sse_take(conn, 71), SseTake::Closed);
+    }
+
+    #[test]
+    fn sse_never_repeats_what_the_snapshot_carried() {
+        let mut h = live_with(&[("FLUSH_MS", "20")]);
+        let a = h.client_open(Transport::WebSocket, 0);
+        h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+        h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
+        // The stream opens inside the flush window: its snapshot already has seq 1.
+        let (conn, first) = h.sse_open(&["BTCUSDT".into()], None, 105).unwrap();
+        assert!(first.contains("id: 1\n"));
+        h.timer(120);
+        assert_eq!(
+            h.sse_take(conn, 121),
+            SseTake::Pending,
+            "nothing new for this stream"
+        );
+        h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 130);
+        h.timer(150);
+        let SseTake::Data(d) = h.sse_take(conn, 151) else {
+            panic!()
+        };
+        assert!(d.starts_with("event: prices\nid: 2\n"), "{d}");
+    }
+
+    #[test]
+    fn sse_keepalive_slow_warning_and_close() {
+        let mut h = live_with(&[]);
+        let (conn, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+        assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
+        let fx = h.timer(KEEPALIVE_MS);
+        assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
+        assert_eq!(
+            h.sse_take(conn, KEEPALIVE_MS),
+            SseTake::Data(": keepalive\n\n".into())
+        );
+        // Now the reader stops pulling while prices change.
+        h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 20_000);
+        h.timer(20_000 + SLOW_WARN_MS);
+        assert_eq!(h.stats().slow_consumers, 1);
+        let fx = h.timer(20_000 + SLOW_CLOSE_MS);
+        assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
+        assert_eq!(h.sse_take(conn, 20_000 + SLOW_CLOSE_MS), SseTake::Closed);
+        assert_eq!(h.stats().slow_consumer_closes, 1);
+        let m = h.metrics(60_000);
+        assert!(m.contains("edgetick_clients_closed_total{reason=\"slow_consumer\"} 1"));
+    }
+
+    #[test]
+    fn a_warned_reader_that_catches_up_gets_the_warning_first() {
+        let mut h = live_with(&[]);
+        let (conn, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+        h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
+        h.timer(1_000 + SLOW_WARN_MS);
+        let SseTake::Data(d) = h.sse_take(conn, 7_000) else {
+            panic!()
+        };
+        assert!(
+            d.starts_with("event: warning\ndata: {\"type\":\"warning\",\"code\":\"SLOW_CONSUMER\""),
+            "{d}"
+        );
+        assert!(d.contains("event: prices"));
+    }
+
+    #[test]
+    fn sse_limits() {
+        let mut h = live_with(&[
+            ("MAX_SYMBOLS_PER_CONNECTION", "1"),
+            ("MAX_CONNECTIONS", "1"),
+        ]);
+        let two = ["BTCUSDT".to_string(), "ETHUSDT".to_string()];
+        assert!(matches!(
+            h.sse_open(&two, None, 0),
+            Err(ApiError::TooManySymbols(_))
+        ));
+        h.sse_open(&two[..1], None, 0).unwrap();
+        let e = h.sse_open(&two[..1], None, 0).unwrap_err();
+        assert_eq!(e.status(), 503);
+    }
+
+    #[test]
+    fn status_changes_reach_sse_readers_as_events() {
+        let mut h = live_with(&[]);
+        let (conn, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+        assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
+        let fx = h.upstream_failed(1, Failure::Network("gone".into()), 10, 0.5);
+        assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
+        let SseTake::Data(d) = h.sse_take(conn, 11) else {
+            panic!()
+        };
+        assert!(
+            d.starts_with(
+                "event: status\ndata: {\"type\":\"status\",\"upstream\":\"reconnecting\""
+            ),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_answers_rate_limited_then_closes_4008() {
+        let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "3")]);
+        let c = h.client_open(Transport::WebSocket, 0);
+        let bystander = h.client_open(Transport::WebSocket, 0);
+        let ping = r#"{"action":"ping"}"#;
+        for _ in 0..3 {
+            assert_eq!(frames(&h.client_text(c, ping, 0), c)[0]["type"], "pong");
+        }
+        let f = frames(&h.client_text(c, ping, 0), c);
+        assert_eq!(f[0]["code"], "RATE_LIMITED");
+        let mut closed = false;
+        for _ in 0..10 {
+            let fx = h.client_text(c, ping, 0);
+            if fx.iter().any(|e| {
+                matches!(
+                    e,
+                    Effect::Close {
+                        code: close::RATE_LIMITED,
+                        ..
+                    }
+                )
+            }) {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "persisting closes with 4008");
+        assert!(!h.has_client(c));
+        assert_eq!(
+            frames(&h.client_text(bystander, ping, 0), bystander)[0]["type"],
+            "pong"
+        );
     }
 
     #[test]

@@ -14,5 +14,6 @@ pub mod price;
 pub mod protocol;
 pub mod registry;
 pub mod rest;
+pub mod session;
 pub mod symbol;
 pub mod upstream;

@@ -205,6 +205,24 @@ pub fn prices_frame<S: AsRef<str>>(kind: &str, encoded: &[S]) -> String {
     out
 }
 
+/// One Server-Sent Event. `data` must be a single line (our JSON always is: serde escapes
+/// control characters inside strings).
+pub fn sse_event(event: &str, id: Option<u64>, data: &str) -> String {
+    let mut out = String::with_capacity(data.len() + event.len() + 32);
+    out.push_str("event: ");
+    out.push_str(event);
+    out.push('\n');
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(&id.to_string());
+        out.push('\n');
+    }
+    out.push_str("data: ");
+    out.push_str(data);
+    out.push_str("\n\n");
+    out
+}
+
 fn to_json<T: Serialize>(value: &T) -> String {
     // Invariant: these frame structs hold only strings, numbers and serde_json values,
     // which always serialise; an error here would be a bug in serde_json itself.
@@ -301,6 +319,18 @@ mod tests {
         );
         let f: Value = serde_json::from_str(&status_frame("reconnecting", 5)).unwrap();
         assert_eq!(f, json!({"type":"status","upstream":"reconnecting","ts":5}));
+    }
+
+    #[test]
+    fn sse_events_are_framed() {
+        assert_eq!(
+            sse_event("prices", Some(7), "{}"),
+            "event: prices\nid: 7\ndata: {}\n\n"
+        );
+        assert_eq!(
+            sse_event("status", None, "{\"a\":1}"),
+            "event: status\ndata: {\"a\":1}\n\n"
+        );
     }
 
     #[test]

@@ -7,12 +7,16 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
+use futures::Stream;
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, wasm_bindgen_futures::spawn_local, DurableObject, Env, Request, Response,
-    Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    durable_object, wasm_bindgen_futures::spawn_local, Delay, DurableObject, Env, Headers, Request,
+    Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
     WebSocketRequestResponsePair,
 };
 
@@ -21,9 +25,10 @@ use super::http;
 use super::storage::Store;
 use super::upstream;
 use crate::core::error::ApiError;
-use crate::core::hub::{Effect, Hub, Level};
+use crate::core::hub::{Effect, Hub, Level, SseTake};
 use crate::core::protocol::close;
 use crate::core::registry::ConnId;
+use crate::core::session::Transport;
 
 /// Version of the per-socket attachment; a socket carrying another version is closed with a
 /// retryable code so its client reconnects and resubscribes.
@@ -48,6 +53,8 @@ pub struct Shared {
     clients: RefCell<HashMap<ConnId, WebSocket>>,
     /// Open upstream sockets by generation (more than one only while one is being replaced).
     pub(super) upstreams: RefCell<HashMap<u64, WebSocket>>,
+    /// Parked SSE streams waiting for data.
+    sse_wakers: RefCell<HashMap<ConnId, Waker>>,
 }
 
 impl Shared {
@@ -135,6 +142,22 @@ impl Shared {
                         }
                     }
                 }
+                Effect::Timer { at_ms } => {
+                    let shared = self.clone();
+                    let wait = (at_ms - now_ms()).max(0) as u64;
+                    spawn_local(async move {
+                        Delay::from(Duration::from_millis(wait)).await;
+                        shared.run(|hub| hub.timer(now_ms()));
+                    });
+                }
+                Effect::SseWake { conns } => {
+                    let mut wakers = self.sse_wakers.borrow_mut();
+                    for conn in conns {
+                        if let Some(w) = wakers.remove(&conn) {
+                            w.wake();
+                        }
+                    }
+                }
                 Effect::SetAlarm { at_ms } => {
                     let storage = self.state.storage();
                     let offset = (at_ms - now_ms()).max(1);
@@ -187,13 +210,20 @@ impl Shared {
                 "client_refused",
                 serde_json::json!({"reason": "at_capacity", "max_connections": max}),
             );
-            return http::error(&ApiError::AtCapacity(
-                "the service is at its connection limit; retry shortly".into(),
-            ));
+            // Accept and close at once with 4290: a browser never sees the HTTP status of a
+            // failed upgrade, but it does see a close code (4000-4499: retry with backoff).
+            let pair = WebSocketPair::new()?;
+            pair.server.accept()?;
+            pair.server
+                .close(Some(close::AT_CAPACITY), Some("server at capacity"))?;
+            return Response::from_websocket(pair.client);
         }
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
-        let conn = self.hub.borrow_mut().client_open();
+        let conn = self
+            .hub
+            .borrow_mut()
+            .client_open(Transport::WebSocket, now_ms());
         pair.server.serialize_attachment(Attachment {
             v: ATTACHMENT_VERSION,
             id: conn,
@@ -234,6 +264,110 @@ impl Shared {
             self.clients.borrow_mut().remove(&conn);
             self.run(|hub| hub.client_closed(conn, now_ms()));
         }
+    }
+}
+
+/// The body of one SSE response: pull-based, so a reader that stops reading stops the
+/// pulls, and its updates conflate in the hub instead of queueing here.
+struct SseBody {
+    shared: Rc<Shared>,
+    conn: ConnId,
+    first: Option<String>,
+    done: bool,
+}
+
+impl Stream for SseBody {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first.into_bytes())));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let take = match self.shared.hub.try_borrow_mut() {
+            Ok(mut hub) => hub.sse_take(self.conn, now_ms()),
+            Err(_) => {
+                // The hub is busy in this very turn: ask to be polled again.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        };
+        match take {
+            SseTake::Data(text) => Poll::Ready(Some(Ok(text.into_bytes()))),
+            SseTake::Closed => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            SseTake::Pending => {
+                self.shared
+                    .sse_wakers
+                    .borrow_mut()
+                    .insert(self.conn, cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for SseBody {
+    /// The reader went away (or the stream ended): forget the client promptly. Deferred to
+    /// its own task so it never runs inside another borrow of the hub.
+    fn drop(&mut self) {
+        self.shared.sse_wakers.borrow_mut().remove(&self.conn);
+        let shared = self.shared.clone();
+        let conn = self.conn;
+        spawn_local(async move {
+            log_fields(
+                Level::Info,
+                "client_closed",
+                serde_json::json!({"conn": conn, "transport": "sse"}),
+            );
+            shared.run(|hub| hub.sse_closed(conn, now_ms()));
+        });
+    }
+}
+
+impl Shared {
+    fn open_stream(self: &Rc<Self>, url: &worker::Url) -> Result<Response> {
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let last = param("last").and_then(|v| v.parse::<u64>().ok());
+        let symbols = self
+            .hub
+            .borrow()
+            .parse_symbol_query(&param("symbols").unwrap_or_default());
+        let symbols = match symbols {
+            Ok(s) => s,
+            Err(e) => return http::error(&e),
+        };
+        let opened = self.hub.borrow_mut().sse_open(&symbols, last, now_ms());
+        let (conn, first) = match opened {
+            Ok(v) => v,
+            Err(e) => return http::error(&e),
+        };
+        let fx = self.hub.borrow_mut().take_sse_effects();
+        self.execute(fx);
+        log_fields(
+            Level::Info,
+            "client_opened",
+            serde_json::json!({"conn": conn, "transport": "sse"}),
+        );
+        let body = SseBody {
+            shared: self.clone(),
+            conn,
+            first: Some(first),
+            done: false,
+        };
+        let headers = Headers::new();
+        headers.set("Content-Type", "text/event-stream; charset=utf-8")?;
+        headers.set("Cache-Control", "no-cache, no-transform")?;
+        headers.set("X-Accel-Buffering", "no")?;
+        Ok(Response::from_stream(body)?.with_headers(headers))
     }
 }
 
@@ -316,6 +450,7 @@ impl DurableObject for PriceHub {
                 store,
                 clients: RefCell::new(clients),
                 upstreams: RefCell::new(HashMap::new()),
+                sse_wakers: RefCell::new(HashMap::new()),
             })),
         }
     }
@@ -332,10 +467,11 @@ impl DurableObject for PriceHub {
         match path {
             "/ws" => shared.accept_client(),
             "/health" => {
-                let (status, body) = shared.hub.borrow().health(now, 0);
+                let (status, body) = shared.hub.borrow().health(now);
                 http::json(status, body)
             }
-            "/metrics" => Response::ok(shared.hub.borrow().metrics(now, 0)),
+            "/metrics" => Response::ok(shared.hub.borrow().metrics(now)),
+            "/stream" => shared.open_stream(&url),
             "/prices" => {
                 let mut hub = shared.hub.borrow_mut();
                 let raw = url

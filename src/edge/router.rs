@@ -20,6 +20,7 @@ use crate::core::error::ApiError;
 use crate::core::hub::parse_symbol_query;
 use crate::core::metrics::Exposition;
 use crate::core::rest::{self, CorsDecision};
+use crate::core::session::token_matches;
 use crate::core::symbol::percent_decode;
 
 /// Every name of the leader; `id_from_name` makes it unique world-wide.
@@ -61,6 +62,12 @@ thread_local! {
     static MEMO: RefCell<HashMap<String, Reply>> = RefCell::new(HashMap::new());
     static INFLIGHT: RefCell<HashMap<String, InFlight>> = RefCell::new(HashMap::new());
     static COUNTS: RefCell<[u64; 4]> = const { RefCell::new([0; 4]) };
+    /// Stream connections refused at this isolate: [origin, unauthorized].
+    static REFUSED: RefCell<[u64; 2]> = const { RefCell::new([0; 2]) };
+}
+
+fn count_refused(unauthorized: bool) {
+    REFUSED.with(|r| r.borrow_mut()[usize::from(unauthorized)] += 1);
 }
 
 fn count(source: Source) {
@@ -100,22 +107,28 @@ fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
 }
 
 /// Adds the CORS headers an allowed cross-origin request gets (a WebSocket upgrade is
-/// returned untouched: its headers are the runtime's).
-fn with_cors(mut resp: Response, decision: &CorsDecision) -> Result<Response> {
-    if let CorsDecision::Allow(value) = decision {
-        if resp.status_code() != 101 {
-            let h = resp.headers_mut();
-            h.set("Access-Control-Allow-Origin", value)?;
-            h.set(
-                "Access-Control-Expose-Headers",
-                "ETag, Retry-After, X-Edgetick-Cache",
-            )?;
-            if value != "*" {
-                h.append("Vary", "Origin")?;
-            }
-        }
+/// returned untouched: its headers are the runtime's). Responses proxied from the leader
+/// have immutable headers, so the headers are copied into a fresh set first.
+fn with_cors(resp: Response, decision: &CorsDecision) -> Result<Response> {
+    let CorsDecision::Allow(value) = decision else {
+        return Ok(resp);
+    };
+    if resp.status_code() == 101 {
+        return Ok(resp);
     }
-    Ok(resp)
+    let headers = Headers::new();
+    for (k, v) in resp.headers().entries() {
+        headers.append(&k, &v)?;
+    }
+    headers.set("Access-Control-Allow-Origin", value)?;
+    headers.set(
+        "Access-Control-Expose-Headers",
+        "ETag, Retry-After, X-Edgetick-Cache",
+    )?;
+    if value != "*" {
+        headers.append("Vary", "Origin")?;
+    }
+    Ok(resp.with_headers(headers))
 }
 
 fn query(req: &Request) -> Result<Vec<(String, String)>> {
@@ -132,8 +145,9 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
     let is_price = path.starts_with("/api/prices/");
     let known = matches!(
         path.as_str(),
-        "/ws" | "/api/prices" | "/health" | "/metrics"
+        "/ws" | "/api/stream" | "/api/prices" | "/health" | "/metrics"
     ) || is_price;
+    let is_stream = path == "/ws" || path == "/api/stream";
     if !known {
         return http::error(&ApiError::NotFound(format!(
             "no route for {}; see / for the dashboard and /openapi.json for the API",
@@ -141,6 +155,9 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
         )));
     }
     if *cors == CorsDecision::Deny {
+        if is_stream {
+            count_refused(false);
+        }
         return http::error(&rest::origin_refused());
     }
     if req.method() == Method::Options {
@@ -152,6 +169,19 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
         )));
     }
     let params = query(&req)?;
+    if is_stream {
+        if let Some(expected) = &cfg.auth_token {
+            if !authorized(&req, &params, expected)? {
+                count_refused(true);
+                let mut resp = http::error(&ApiError::Unauthorized(
+                    "a token is required: ?token=... or Authorization: Bearer ...".into(),
+                ))?;
+                resp.headers_mut()
+                    .set("WWW-Authenticate", "Bearer realm=\"edgetick\"")?;
+                return Ok(resp);
+            }
+        }
+    }
     match path.as_str() {
         "/ws" => {
             let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
@@ -161,6 +191,43 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
                 ));
             }
             leader(env, cfg)?.fetch_with_request(req).await
+        }
+        "/api/stream" => {
+            let allowed = ["symbols", "pairs", "token", "lastEventId", "last_event_id"];
+            if let Err(e) = rest::check_params(params.clone(), &allowed) {
+                return http::error(&e);
+            }
+            let find = |names: &[&str]| {
+                params
+                    .iter()
+                    .find(|(k, _)| names.contains(&k.as_str()))
+                    .map(|(_, v)| v.clone())
+            };
+            let Some(raw) = find(&["symbols", "pairs"]) else {
+                return http::error(&ApiError::BadRequest(
+                    "symbols= is required, e.g. /api/stream?symbols=BTCUSDT,ETHUSDT".into(),
+                ));
+            };
+            let list = match parse_symbol_query(cfg, &raw) {
+                Ok(list) => list,
+                Err(e) => return http::error(&e),
+            };
+            // EventSource resends the last `id:` as a header; polyfills often as a parameter.
+            let last = req
+                .headers()
+                .get("Last-Event-ID")?
+                .or_else(|| find(&["lastEventId", "last_event_id"]));
+            let mut target = format!("https://leader/stream?symbols={}", list.join(","));
+            match last.map(|v| v.trim().parse::<u64>()) {
+                Some(Ok(id)) => target.push_str(&format!("&last={id}")),
+                Some(Err(_)) => {
+                    return http::error(&ApiError::BadRequest(
+                        "Last-Event-ID must be a seq (a whole number)".into(),
+                    ))
+                }
+                None => {}
+            }
+            leader(env, cfg)?.fetch_with_str(&target).await
         }
         "/health" => {
             if let Err(e) = rest::check_params(params, &[]) {
@@ -207,6 +274,27 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
             cached_read(&req, env, cfg, &format!("/prices/{symbol}")).await
         }
     }
+}
+
+/// Whether the request presents the token, as `Authorization: Bearer` or `?token=`,
+/// compared in constant time. The token is never logged.
+fn authorized(req: &Request, params: &[(String, String)], expected: &str) -> Result<bool> {
+    let header = req.headers().get("Authorization")?;
+    let bearer = header
+        .as_deref()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let param = params
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str());
+    Ok(bearer
+        .into_iter()
+        .chain(param)
+        .any(|given| token_matches(expected, given)))
 }
 
 fn preflight() -> Result<Response> {
@@ -362,6 +450,22 @@ async fn metrics(env: &Env, cfg: &Config) -> Result<Response> {
             counts[source as usize] as f64,
         );
     }
+    let refused = REFUSED.with(|r| *r.borrow());
+    e.family(
+        "edgetick_edge_refused_total",
+        "counter",
+        "Stream connections refused at this Worker isolate, by reason.",
+    )
+    .sample(
+        "edgetick_edge_refused_total",
+        &[("reason", "origin")],
+        refused[0] as f64,
+    )
+    .sample(
+        "edgetick_edge_refused_total",
+        &[("reason", "unauthorized")],
+        refused[1] as f64,
+    );
     text.push_str(&e.finish());
     let headers = Headers::new();
     headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")?;

@@ -864,6 +864,19 @@ fn cors_allows_listed_origins_and_refuses_others(ctx: &mut Ctx) {
         }
     }
     assert_eq!(get(&url).status, 200, "no Origin (not a browser): served");
+    // Responses proxied from the leader (immutable headers) get CORS headers too.
+    for path in ["/health", "/metrics"] {
+        let r = agent
+            .get(&ctx.svc.url(path))
+            .set("Origin", ALLOWED_ORIGIN)
+            .call()
+            .expect(path);
+        assert_eq!(
+            r.header("Access-Control-Allow-Origin"),
+            Some(ALLOWED_ORIGIN),
+            "{path}"
+        );
+    }
 }
 
 fn metrics_are_valid_prometheus_and_counters_move(ctx: &mut Ctx) {
@@ -957,6 +970,372 @@ fn openapi_is_valid_and_fuzzing_finds_no_server_errors(ctx: &mut Ctx) {
     );
 }
 
+// ----- fan-out: SSE, limits, security (issue 4) ---------------------------------------------
+
+fn sse_snapshot_then_live_events_with_the_pairs_alias(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let mut s = ctx
+        .svc
+        .sse("/api/stream?pairs=btc-usdt", &[])
+        .expect("a stream");
+    assert!(
+        s.header("content-type").starts_with("text/event-stream"),
+        "{:?}",
+        s.headers
+    );
+    assert_eq!(s.header("cache-control"), "no-cache, no-transform");
+    assert_eq!(s.header("x-accel-buffering"), "no");
+    let retry = s.next(T).expect("retry first");
+    assert_eq!(
+        (retry.event.as_str(), retry.data.as_str()),
+        ("retry", "1000")
+    );
+    let snap = s.next(T).expect("snapshot");
+    assert_eq!(snap.event, "snapshot");
+    assert!(snap.id.is_some());
+    let mut last = snap.id.unwrap();
+    for _ in 0..3 {
+        let e = s.wait_for("prices", T);
+        let id = e.id.expect("prices events carry an id");
+        assert!(id > last, "ids grow: {id} after {last}");
+        last = id;
+        let v = e.json();
+        for p in v["prices"].as_array().unwrap() {
+            assert_eq!(p["symbol"], "BTCUSDT", "only the subscribed symbol");
+            assert!(p["seq"].as_u64() <= Some(id));
+        }
+    }
+}
+
+fn sse_read_by_a_real_event_source_client(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let out = std::process::Command::new("node")
+        .arg(support::root().join("tests/e2e/sse-client.mjs"))
+        .arg(ctx.svc.url("/api/stream?symbols=ETHUSDT,BTCUSDT"))
+        .arg("4")
+        .output()
+        .expect("node");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["type"], "snapshot");
+    assert_eq!(events[0]["data"]["type"], "snapshot");
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] > w[0]),
+        "lastEventId grows: {ids:?}"
+    );
+    assert!(
+        events[1..].iter().all(|e| e["type"] == "prices"),
+        "{events:?}"
+    );
+}
+
+fn sse_resumes_with_last_event_id(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=1");
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    ctx.ex.control("tick?symbol=ETHUSDT");
+    let eth = ctx.ex.latest("ETHUSDT").unwrap();
+    wait_until("both cached", T, || {
+        (get(&ctx.svc.url("/api/prices/ETHUSDT")).json()["price"] == eth.as_str()).then_some(())
+    });
+    let mut s = ctx
+        .svc
+        .sse("/api/stream?symbols=BTCUSDT,ETHUSDT", &[])
+        .unwrap();
+    let snap = s.wait_for("snapshot", T);
+    assert_eq!(snap.json()["prices"].as_array().unwrap().len(), 2);
+    let id = snap.id.unwrap();
+    drop(s);
+    ctx.ex.control("tick?symbol=ETHUSDT");
+    let eth = ctx.ex.latest("ETHUSDT").unwrap();
+    wait_until("the new ETHUSDT cached", T, || {
+        (get(&ctx.svc.url("/api/prices/ETHUSDT")).json()["price"] == eth.as_str()).then_some(())
+    });
+    let last = id.to_string();
+    let mut s = ctx
+        .svc
+        .sse(
+            "/api/stream?symbols=BTCUSDT,ETHUSDT",
+            &[("Last-Event-ID", &last)],
+        )
+        .unwrap();
+    let snap = s.wait_for("snapshot", T);
+    let prices = snap.json()["prices"].as_array().unwrap().clone();
+    assert_eq!(prices.len(), 1, "only what changed after {id}: {prices:?}");
+    assert_eq!(prices[0]["symbol"], "ETHUSDT");
+    assert_eq!(prices[0]["price"], eth.as_str());
+    // The same through the query parameter that EventSource polyfills use.
+    let mut s = ctx
+        .svc
+        .sse(
+            &format!("/api/stream?symbols=BTCUSDT,ETHUSDT&lastEventId={last}"),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        s.wait_for("snapshot", T).json()["prices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    ctx.ex.control("pause?on=0");
+}
+
+fn sse_keepalive_comes_at_least_every_15_seconds(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=1");
+    let mut s = ctx.svc.sse("/api/stream?symbols=XRPUSDT", &[]).unwrap();
+    s.wait_for("snapshot", T);
+    let started = Instant::now();
+    let comment = s.wait_for("comment", Duration::from_secs(16));
+    assert_eq!(comment.data, "keepalive");
+    eprintln!("    keepalive after {:?} of silence", started.elapsed());
+    ctx.ex.control("pause?on=0");
+}
+
+fn sse_disconnect_is_removed_promptly(ctx: &mut Ctx) {
+    let count = |svc: &Service| health(svc)["clients"]["sse"].as_u64().unwrap_or(0);
+    ctx.ex.control("pause?on=0");
+    // Streams of earlier scenarios are gone first, so the count below is ours alone.
+    wait_until("no SSE clients", Duration::from_secs(20), || {
+        (count(&ctx.svc) == 0).then_some(())
+    });
+    let mut s = ctx.svc.sse("/api/stream?symbols=BTCUSDT", &[]).unwrap();
+    s.wait_for("snapshot", T);
+    assert_eq!(count(&ctx.svc), 1);
+    drop(s);
+    let t0 = Instant::now();
+    wait_until("the closed stream to be forgotten", T, || {
+        (count(&ctx.svc) == 0).then_some(())
+    });
+    eprintln!("    SSE disconnect noticed after {:?}", t0.elapsed());
+}
+
+fn a_reader_that_stops_does_not_delay_a_bystander(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    // One WebSocket and one SSE reader subscribe and then never read again.
+    let mut stalled_ws = ctx.svc.ws();
+    subscribe(
+        &mut stalled_ws,
+        &["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"],
+        1,
+    );
+    let stalled_sse = ctx
+        .svc
+        .sse("/api/stream?symbols=BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT", &[])
+        .unwrap();
+    ctx.ex.control("rate?value=400");
+    let mut bystander = ctx.svc.ws();
+    subscribe(&mut bystander, &["BTCUSDT"], 1);
+    let started = Instant::now();
+    let mut last = 0;
+    let mut received = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        last = next_price_of(&mut bystander, "BTCUSDT", last, Duration::from_secs(2));
+        received += 1;
+    }
+    ctx.ex.control("rate?value=40");
+    eprintln!("    bystander got {received} BTCUSDT frames in 4 s beside two stalled readers");
+    assert!(received >= 40, "the bystander kept receiving: {received}");
+    drop(stalled_sse);
+    drop(stalled_ws);
+}
+
+/// A service with small limits, a token and an origin list, on its own exchange.
+struct Limits {
+    /// Held so the exchange lives as long as the service that uses it.
+    _ex: Exchange,
+    svc: Service,
+}
+
+const TOKEN: &str = "s3cret-token";
+
+fn limits_service() -> Limits {
+    let ex = Exchange::start(&["--rate", "40"]);
+    let svc = Service::start(
+        "limits",
+        &[
+            ("UPSTREAM_URL", &ex.stream_url()),
+            ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT"),
+            ("MAX_CONNECTIONS", "3"),
+            ("MAX_SYMBOLS_PER_CONNECTION", "2"),
+            ("CLIENT_MESSAGES_PER_SECOND", "5"),
+            ("AUTH_TOKEN", TOKEN),
+            ("ALLOWED_ORIGINS", ALLOWED_ORIGIN),
+        ],
+    );
+    wait_connected(&svc);
+    Limits { _ex: ex, svc }
+}
+
+fn tokens_and_origins_guard_the_streams(_ctx: &mut Ctx) {
+    let l = limits_service();
+    let svc = &l.svc;
+    let token_q = format!("/ws?token={TOKEN}");
+    assert_eq!(svc.ws_with("/ws", &[]).err(), Some(401), "no token");
+    assert_eq!(
+        svc.ws_with("/ws?token=wrong", &[]).err(),
+        Some(401),
+        "wrong token"
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    let mut by_header = svc
+        .ws_with("/ws", &[("Authorization", &bearer)])
+        .expect("Bearer token");
+    subscribe(&mut by_header, &["BTCUSDT"], 1);
+    by_header.wait_for("prices with a Bearer token", T, is_prices);
+    let mut by_query = svc
+        .ws_with(&token_q, &[("Origin", ALLOWED_ORIGIN)])
+        .expect("?token= and a listed origin");
+    subscribe(&mut by_query, &["ETHUSDT"], 1);
+    by_query.wait_for("prices with ?token=", T, is_prices);
+    assert_eq!(
+        svc.ws_with(&token_q, &[("Origin", "https://evil.example")])
+            .err(),
+        Some(403),
+        "origin refused"
+    );
+    let refused = svc
+        .sse("/api/stream?symbols=BTCUSDT", &[])
+        .err()
+        .expect("no token");
+    assert_eq!(
+        (refused.status, refused.json()["error"].as_str()),
+        (401, Some("UNAUTHORIZED"))
+    );
+    let sse_evil = svc
+        .sse(
+            &format!("/api/stream?symbols=BTCUSDT&token={TOKEN}"),
+            &[("Origin", "https://evil.example")],
+        )
+        .err()
+        .expect("origin refused");
+    assert_eq!(
+        (sse_evil.status, sse_evil.json()["error"].as_str()),
+        (403, Some("ORIGIN_NOT_ALLOWED"))
+    );
+    let mut sse = svc
+        .sse(
+            &format!("/api/stream?symbols=BTCUSDT&token={TOKEN}"),
+            &[("Origin", ALLOWED_ORIGIN)],
+        )
+        .expect("token and origin");
+    assert_eq!(sse.header("access-control-allow-origin"), ALLOWED_ORIGIN);
+    sse.wait_for("snapshot", T);
+    assert_eq!(
+        get(&svc.url("/api/prices")).status,
+        200,
+        "REST needs no token"
+    );
+    let m = get(&svc.url("/metrics")).body;
+    assert!(metric(&m, "edgetick_edge_refused_total{reason=\"unauthorized\"} ") >= 3.0);
+    assert!(metric(&m, "edgetick_edge_refused_total{reason=\"origin\"} ") >= 2.0);
+    let log = std::fs::read_to_string(
+        support::log_dir().join(format!("wrangler-limits-{}.log", svc.port)),
+    )
+    .unwrap_or_default();
+    assert!(!log.contains(TOKEN), "the token must never be logged");
+    // Both authorised clients kept receiving throughout.
+    by_header.wait_for("more prices", T, is_prices);
+    by_query.wait_for("more prices", T, is_prices);
+    drop(l);
+}
+
+fn every_limit_has_its_code_and_spares_a_bystander(_ctx: &mut Ctx) {
+    let l = limits_service();
+    let svc = &l.svc;
+    let q = format!("/ws?token={TOKEN}");
+    let mut bystander = svc.ws_with(&q, &[]).unwrap();
+    subscribe(&mut bystander, &["BTCUSDT"], 1);
+    let mut last = next_price_of(&mut bystander, "BTCUSDT", 0, T);
+    // MAX_SYMBOLS_PER_CONNECTION = 2
+    let mut greedy = svc.ws_with(&q, &[]).unwrap();
+    greedy.send_json(
+        json!({"action": "subscribe", "symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"], "id": 1}),
+    );
+    let e = greedy.next_json(T);
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_i64()),
+        (Some("TOO_MANY_SYMBOLS"), Some(1))
+    );
+    let sse = svc
+        .sse(
+            &format!("/api/stream?symbols=BTCUSDT,ETHUSDT,SOLUSDT&token={TOKEN}"),
+            &[],
+        )
+        .err()
+        .unwrap();
+    assert_eq!(
+        (sse.status, sse.json()["error"].as_str()),
+        (400, Some("TOO_MANY_SYMBOLS"))
+    );
+    // CLIENT_MESSAGES_PER_SECOND = 5: RATE_LIMITED, then 4008 when it persists.
+    for i in 0..40 {
+        greedy.send_json(json!({"action": "ping", "id": i}));
+    }
+    let (limited, _) = greedy.wait_for("RATE_LIMITED", T, |v| v["code"] == "RATE_LIMITED");
+    assert_eq!(limited["type"], "error");
+    assert_eq!(greedy.wait_closed(T), 4008);
+    last = next_price_of(&mut bystander, "BTCUSDT", last, T);
+    // MAX_FRAME_BYTES = 4096: 1009.
+    let mut big = svc.ws_with(&q, &[]).unwrap();
+    big.send_text(&format!(
+        r#"{{"action":"list","pad":"{}"}}"#,
+        "x".repeat(5000)
+    ));
+    assert_eq!(big.wait_closed(T), 1009);
+    // Binary frames: BAD_REQUEST, connection kept.
+    let mut bin = svc.ws_with(&q, &[]).unwrap();
+    bin.send_binary(vec![0, 1, 2]);
+    assert_eq!(bin.next_json(T)["code"], "BAD_REQUEST");
+    // MAX_CONNECTIONS = 3: bystander + bin + one more; the next gets 4290 / 503.
+    wait_until("closed clients to be forgotten", T, || {
+        let h = health(svc);
+        (h["clients"]["websocket"].as_u64() == Some(2)).then_some(())
+    });
+    let third = svc.ws_with(&q, &[]).unwrap();
+    let mut fourth = svc.ws_with(&q, &[]).expect("the upgrade itself succeeds");
+    assert_eq!(fourth.wait_closed(T), 4290, "at capacity");
+    let full = svc
+        .sse(&format!("/api/stream?symbols=BTCUSDT&token={TOKEN}"), &[])
+        .err()
+        .unwrap();
+    assert_eq!(
+        (full.status, full.json()["error"].as_str()),
+        (503, Some("AT_CAPACITY"))
+    );
+    assert!(full.retry_after.is_some());
+    next_price_of(&mut bystander, "BTCUSDT", last, T);
+    assert_eq!(bystander.closed, None);
+    let m = get(&svc.url("/metrics")).body;
+    assert!(
+        metric(
+            &m,
+            "edgetick_clients_closed_total{reason=\"rate_limited\"} "
+        ) >= 1.0
+    );
+    assert!(metric(&m, "edgetick_rate_limited_messages_total ") >= 1.0);
+    assert!(
+        metric(
+            &m,
+            "edgetick_clients_refused_total{reason=\"at_capacity\"} "
+        ) >= 2.0
+    );
+    drop((third, bin, big));
+    drop(l);
+}
+
 type Scenario = (&'static str, fn(&mut Ctx));
 
 fn main() {
@@ -1046,6 +1425,38 @@ fn main() {
         (
             "refusals_open_the_breaker_within_the_attempt_budget",
             refusals_open_the_breaker_within_the_attempt_budget,
+        ),
+        (
+            "sse_snapshot_then_live_events_with_the_pairs_alias",
+            sse_snapshot_then_live_events_with_the_pairs_alias,
+        ),
+        (
+            "sse_read_by_a_real_event_source_client",
+            sse_read_by_a_real_event_source_client,
+        ),
+        (
+            "sse_resumes_with_last_event_id",
+            sse_resumes_with_last_event_id,
+        ),
+        (
+            "sse_keepalive_comes_at_least_every_15_seconds",
+            sse_keepalive_comes_at_least_every_15_seconds,
+        ),
+        (
+            "sse_disconnect_is_removed_promptly",
+            sse_disconnect_is_removed_promptly,
+        ),
+        (
+            "a_reader_that_stops_does_not_delay_a_bystander",
+            a_reader_that_stops_does_not_delay_a_bystander,
+        ),
+        (
+            "tokens_and_origins_guard_the_streams",
+            tokens_and_origins_guard_the_streams,
+        ),
+        (
+            "every_limit_has_its_code_and_spares_a_bystander",
+            every_limit_has_its_code_and_spares_a_bystander,
         ),
     ];
     let selected: Vec<&Scenario> = scenarios

@@ -82,6 +82,7 @@ fn spawn(cmd: &mut Command, log: &Path) -> Child {
 }
 
 /// HTTP GET; returns status, headers of interest and body.
+#[derive(Debug)]
 pub struct Reply {
     /// Status code.
     pub status: u16,
@@ -300,20 +301,200 @@ impl Service {
 
     /// Opens a WebSocket client to `/ws`.
     pub fn ws(&self) -> Client {
-        let url = format!("ws://127.0.0.1:{}/ws", self.port);
-        let (ws, _) =
-            tungstenite::connect(url.as_str()).unwrap_or_else(|e| panic!("connect {url}: {e}"));
-        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_read_timeout(Some(Duration::from_millis(100)))
-                .expect("set read timeout");
+        self.ws_with("/ws", &[])
+            .unwrap_or_else(|status| panic!("upgrade refused with {status}"))
+    }
+
+    /// Opens a WebSocket to `path_and_query` with extra request headers; a refused upgrade
+    /// returns its HTTP status.
+    pub fn ws_with(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
+        use tungstenite::client::IntoClientRequest;
+        let url = format!("ws://127.0.0.1:{}{path_and_query}", self.port);
+        let mut req = url.as_str().into_client_request().expect("a request");
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                v.parse().expect("header value"),
+            );
         }
-        Client { ws, closed: None }
+        match tungstenite::connect(req) {
+            Ok((ws, _)) => {
+                if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+                    s.set_read_timeout(Some(Duration::from_millis(100)))
+                        .expect("set read timeout");
+                }
+                Ok(Client { ws, closed: None })
+            }
+            Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(e) => panic!("connect {url}: {e}"),
+        }
+    }
+
+    /// Opens an SSE stream (`path_and_query` under this service) with extra headers; a
+    /// refusal is returned as its reply.
+    pub fn sse(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Result<SseReader, Reply> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_millis(200))
+            .build();
+        let mut req = agent.get(&self.url(path_and_query));
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(status, r)) => {
+                return Err(Reply {
+                    status,
+                    retry_after: r.header("Retry-After").map(str::to_string),
+                    content_type: r.header("Content-Type").unwrap_or_default().to_string(),
+                    body: r.into_string().unwrap_or_default(),
+                })
+            }
+            Err(e) => panic!("SSE {path_and_query}: {e}"),
+        };
+        let headers = [
+            "Content-Type",
+            "Cache-Control",
+            "X-Accel-Buffering",
+            "Access-Control-Allow-Origin",
+        ]
+        .iter()
+        .map(|h| {
+            (
+                h.to_ascii_lowercase(),
+                resp.header(h).unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+        Ok(SseReader {
+            headers,
+            reader: std::io::BufReader::new(resp.into_reader()),
+            partial: String::new(),
+        })
     }
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// One Server-Sent Event, or a comment (`event` = `"comment"`), or a `retry:` line.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SseEvent {
+    /// `event:` (or `comment` / `retry`).
+    pub event: String,
+    /// `id:`.
+    pub id: Option<u64>,
+    /// `data:` (or the comment / retry text).
+    pub data: String,
+}
+
+impl SseEvent {
+    /// `data` as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.data))
+    }
+}
+
+/// A streaming SSE reader with deadline-bounded reads.
+pub struct SseReader {
+    /// Response headers of interest (lower-case names).
+    pub headers: Vec<(String, String)>,
+    reader: std::io::BufReader<Box<dyn std::io::Read + Send + Sync + 'static>>,
+    partial: String,
+}
+
+impl SseReader {
+    /// A response header (lower-case name).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn line(&mut self, deadline: Instant) -> Option<String> {
+        use std::io::BufRead;
+        while Instant::now() < deadline {
+            let mut buf = String::new();
+            match self.reader.read_line(&mut buf) {
+                Ok(0) => return None,
+                Ok(_) => {
+                    self.partial.push_str(&buf);
+                    if self.partial.ends_with('\n') {
+                        let line = std::mem::take(&mut self.partial);
+                        return Some(line.trim_end_matches(['\n', '\r']).to_string());
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.partial.push_str(&buf);
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// The next event (or comment, or `retry:`) before `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = Instant::now() + timeout;
+        let mut ev = SseEvent::default();
+        loop {
+            let line = self.line(deadline)?;
+            if line.is_empty() {
+                if !ev.event.is_empty() || !ev.data.is_empty() {
+                    if ev.event.is_empty() {
+                        ev.event = "message".into();
+                    }
+                    return Some(ev);
+                }
+                continue;
+            }
+            if let Some(c) = line.strip_prefix(':') {
+                return Some(SseEvent {
+                    event: "comment".into(),
+                    id: None,
+                    data: c.trim().to_string(),
+                });
+            }
+            let (field, value) = line.split_once(':').map_or((line.as_str(), ""), |(f, v)| {
+                (f, v.strip_prefix(' ').unwrap_or(v))
+            });
+            match field {
+                "event" => ev.event = value.to_string(),
+                "id" => ev.id = value.parse().ok(),
+                "data" => ev.data.push_str(value),
+                "retry" => {
+                    return Some(SseEvent {
+                        event: "retry".into(),
+                        id: None,
+                        data: value.to_string(),
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until an event named `event` arrives; panics after `timeout`.
+    pub fn wait_for(&mut self, event: &str, timeout: Duration) -> SseEvent {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(e) = self.next(deadline - Instant::now()) {
+                if e.event == event {
+                    return e;
+                }
+            }
+        }
+        panic!("no `{event}` event within {timeout:?}")
     }
 }
 

@@ -19,7 +19,7 @@ const MAX_STREAMS: usize = 1024;
 
 /// Every configuration variable, in `wrangler.toml` spelling (the Makefile passes the same
 /// names from the environment as `--var`).
-pub const VARIABLES: [&str; 16] = [
+pub const VARIABLES: [&str; 17] = [
     "UPSTREAM_URL",
     "SYMBOLS",
     "PRICE_TTL_SECONDS",
@@ -36,6 +36,7 @@ pub const VARIABLES: [&str; 16] = [
     "UPSTREAM_IDLE_CLOSE_SECONDS",
     "REST_CACHE_SECONDS",
     "FLUSH_MS",
+    "SEND_MODE",
 ];
 
 /// When the hub holds its upstream connection.
@@ -92,6 +93,9 @@ pub struct Config {
     pub rest_cache_seconds: u32,
     /// Window in which updates are gathered into one frame per client (0: immediately).
     pub flush_ms: i64,
+    /// How a fan-out crosses into JavaScript: one JS string for every socket (`shared`), or
+    /// one per socket (`per-socket`, kept to measure the difference).
+    pub shared_send: bool,
 }
 
 impl Config {
@@ -162,6 +166,17 @@ impl Config {
             idle_close_ms: number("UPSTREAM_IDLE_CLOSE_SECONDS", 30, 1, 3_600)? as i64 * 1000,
             rest_cache_seconds: number("REST_CACHE_SECONDS", 1, 0, 60)? as u32,
             flush_ms: number("FLUSH_MS", 10, 0, 1_000)? as i64,
+            shared_send: match var("SEND_MODE").as_deref() {
+                None | Some("shared") => true,
+                Some("per-socket") => false,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "SEND_MODE",
+                        value: other.to_string(),
+                        problem: "expected `shared` or `per-socket`".into(),
+                    })
+                }
+            },
         })
     }
 }
@@ -268,6 +283,7 @@ mod tests {
         assert_eq!(c.idle_close_ms, 30_000);
         assert_eq!(c.rest_cache_seconds, 1);
         assert_eq!(c.flush_ms, 10);
+        assert!(c.shared_send);
     }
 
     #[test]
@@ -318,6 +334,7 @@ mod tests {
             ("UPSTREAM_WATCHDOG_SECONDS", "1"),
             ("UPSTREAM_MAX_AGE_SECONDS", "90000"),
             ("UPSTREAM_IDLE_CLOSE_SECONDS", "0"),
+            ("SEND_MODE", "sometimes"),
         ] {
             let e = cfg(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name, "{value}");

@@ -328,6 +328,9 @@ impl Hub {
                 continue;
             };
             match &mut session.sse {
+                None if session.flow.behind_since.is_some() => {
+                    session.flow.pending.extend(symbols.into_iter().cloned());
+                }
                 None => groups.entry(symbols).or_default().push(conn),
                 Some(sse) => {
                     sse.pending.extend(symbols.into_iter().cloned());
@@ -338,18 +341,28 @@ impl Hub {
                 }
             }
         }
+        let mut fell_behind = false;
         for (symbols, conns) in groups {
-            let parts: Vec<Rc<str>> = symbols
+            let entries: Vec<&Entry> = symbols
                 .iter()
-                .filter_map(|s| self.cache.get(s, now_ms).map(|e| e.encoded.clone()))
+                .filter_map(|s| self.cache.get(s, now_ms))
                 .collect();
-            if parts.is_empty() {
+            let Some(max_seq) = entries.iter().map(|e| e.price.seq).max() else {
                 continue;
-            }
+            };
+            let parts: Vec<&str> = entries.iter().map(|e| &*e.encoded).collect();
             let frame: Rc<str> = protocol::prices_frame("prices", &parts).into();
             self.stats.messages_sent += conns.len() as u64;
             self.stats.bytes_sent += (conns.len() * frame.len()) as u64;
+            for conn in &conns {
+                if let Some(session) = self.sessions.get_mut(conn) {
+                    fell_behind |= session.flow.sent(max_seq, frame.len(), now_ms);
+                }
+            }
             fx.push(Effect::Fanout { conns, frame });
+        }
+        if fell_behind {
+            self.arm_timer(now_ms, fx);
         }
         if !wake.is_empty() {
             fx.push(Effect::SseWake { conns: wake });
@@ -361,7 +374,7 @@ impl Hub {
         let sse_tick = self
             .sessions
             .values()
-            .any(|s| s.sse.is_some())
+            .any(|s| s.sse.is_some() || s.flow.behind_since.is_some())
             .then_some(now_ms + SSE_TICK_MS);
         let want = [self.flush_at, sse_tick].into_iter().flatten().min();
         if let Some(want) = want {
@@ -381,7 +394,17 @@ impl Hub {
             self.flush(now_ms, &mut fx);
         }
         let mut wake = Vec::new();
+        let mut warn = Vec::new();
+        let mut too_slow = Vec::new();
         for (conn, session) in &mut self.sessions {
+            if let Some(since) = session.flow.behind_since {
+                if now_ms - since >= SLOW_CLOSE_MS {
+                    too_slow.push(*conn);
+                } else if now_ms - since >= SLOW_WARN_MS && !session.flow.warned {
+                    session.flow.warned = true;
+                    warn.push(*conn);
+                }
+            }
             let Some(sse) = &mut session.sse else {
                 continue;
             };
@@ -416,6 +439,20 @@ impl Hub {
         }
         if !wake.is_empty() {
             fx.push(Effect::SseWake { conns: wake });
+        }
+        for conn in warn {
+            self.stats.slow_consumers += 1;
+            let frame = protocol::warning_frame(
+                "SLOW_CONSUMER",
+                "you are not acknowledging fast enough; updates are held and sent as the newest \
+                 value per symbol when you catch up (send {\"action\":\"ack\",\"seq\":N}); \
+                 the connection closes with 4009 if this goes on",
+            );
+            self.send(conn, frame, &mut fx);
+        }
+        for conn in too_slow {
+            self.stats.slow_consumer_closes += 1;
+            self.close_client(conn, close::SLOW_CONSUMER, "slow consumer", now_ms, &mut fx);
         }
         self.arm_timer(now_ms, &mut fx);
         fx
@@ -673,8 +710,34 @@ impl Hub {
                 );
             }
             Command::Ping { id } => self.send(conn, protocol::pong_frame(&id, now_ms), &mut fx),
+            Command::Ack { seq } => self.ack(conn, seq, now_ms, &mut fx),
         }
         fx
+    }
+
+    /// A client acknowledged frames up to `seq`; one that was behind and has caught up gets
+    /// the newest value of everything that changed meanwhile, in one frame.
+    fn ack(&mut self, conn: ConnId, seq: u64, now_ms: i64, fx: &mut Vec<Effect>) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if !session.flow.ack(seq) {
+            return;
+        }
+        let pending = std::mem::take(&mut session.flow.pending);
+        let entries: Vec<&Entry> = pending
+            .iter()
+            .filter_map(|s| self.cache.get(s, now_ms))
+            .collect();
+        let Some(max_seq) = entries.iter().map(|e| e.price.seq).max() else {
+            return;
+        };
+        let parts: Vec<&str> = entries.iter().map(|e| &*e.encoded).collect();
+        let frame = protocol::prices_frame("prices", &parts);
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            session.flow.sent(max_seq, frame.len(), now_ms);
+        }
+        self.send(conn, frame, fx);
     }
 
     fn subscribe(
@@ -2045,6 +2108,78 @@ mod tests {
             ),
             "{d}"
         );
+    }
+
+    #[test]
+    fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
+        use crate::core::session::ACK_WINDOW_BYTES;
+        let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "1000")]);
+        let slow = h.client_open(Transport::WebSocket, 0);
+        let bystander = h.client_open(Transport::WebSocket, 0);
+        for c in [slow, bystander] {
+            h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+        }
+        h.client_text(slow, r#"{"action":"ack","seq":0}"#, 0);
+        let mut sent_bytes = 0;
+        let mut last_seq = 0;
+        let mut i = 0;
+        // Feed until the slow client stops getting frames (its window is full).
+        loop {
+            i += 1;
+            let fx = h.upstream_text(1, &ticker("BTCUSDT", &i.to_string(), i), 10);
+            let got = frames(&fx, slow);
+            assert_eq!(
+                frames(&fx, bystander).len(),
+                1,
+                "the bystander always gets its frame"
+            );
+            if got.is_empty() {
+                break;
+            }
+            last_seq = got[0]["prices"][0]["seq"].as_u64().unwrap();
+            sent_bytes += got[0].to_string().len();
+            assert!(i < 100_000, "never fell behind");
+        }
+        assert!(sent_bytes > ACK_WINDOW_BYTES - 1_000, "{sent_bytes}");
+        for j in 0..10 {
+            h.upstream_text(1, &ticker("BTCUSDT", &format!("9{j}"), i + 1 + j), 20);
+        }
+        let fx = h.timer(10 + SLOW_WARN_MS);
+        let w = frames(&fx, slow);
+        assert_eq!(
+            (w[0]["type"].as_str(), w[0]["code"].as_str()),
+            (Some("warning"), Some("SLOW_CONSUMER"))
+        );
+        // It acknowledges what it has: one frame with the newest value catches it up.
+        let fx = h.client_text(
+            slow,
+            &format!(r#"{{"action":"ack","seq":{last_seq}}}"#),
+            6_000,
+        );
+        let f = frames(&fx, slow);
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0]["prices"][0]["price"], "99",
+            "conflated to the newest value"
+        );
+        // Falling behind again and staying there: closed with 4009.
+        let mut k = 100;
+        while !frames(
+            &h.upstream_text(1, &ticker("BTCUSDT", &k.to_string(), i + k), 7_000),
+            slow,
+        )
+        .is_empty()
+        {
+            k += 1;
+        }
+        let fx = h.timer(7_000 + SLOW_CLOSE_MS);
+        assert!(fx.contains(&Effect::Close {
+            conn: slow,
+            code: close::SLOW_CONSUMER,
+            reason: "slow consumer"
+        }));
+        assert_eq!(h.stats().slow_consumer_closes, 1);
+        assert!(h.has_client(bystander));
     }
 
     #[test]

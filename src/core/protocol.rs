@@ -49,6 +49,11 @@ pub enum Command {
         /// Echoed back.
         id: Option<Value>,
     },
+    /// Flow control: the client has applied every frame up to this `seq`. Not answered.
+    Ack {
+        /// The highest `seq` applied.
+        seq: u64,
+    },
     /// Application-level ping, answered with the server's clock.
     Ping {
         /// Echoed back.
@@ -96,10 +101,18 @@ pub fn parse_command(text: &str) -> Result<Command, ClientError> {
         }),
         "list" => Ok(Command::List { id }),
         "ping" => Ok(Command::Ping { id }),
+        "ack" => match obj.get("seq").and_then(Value::as_u64) {
+            Some(seq) => Ok(Command::Ack { seq }),
+            None => Err(ClientError::new(
+                ErrorCode::BadRequest,
+                "`ack` needs `seq`, the highest seq applied",
+            )
+            .with_id(id)),
+        },
         other => Err(ClientError::new(
             ErrorCode::UnknownAction,
             format!(
-                "unknown action {:?}; use subscribe, unsubscribe, list or ping",
+                "unknown action {:?}; use subscribe, unsubscribe, list, ping or ack",
                 truncate(other, 32)
             ),
         )
@@ -183,6 +196,11 @@ pub fn error_frame(err: &ClientError) -> String {
     })
 }
 
+/// `warning` frame (e.g. `SLOW_CONSUMER`).
+pub fn warning_frame(code: &str, message: &str) -> String {
+    serde_json::json!({"type": "warning", "code": code, "message": message}).to_string()
+}
+
 /// `status` frame announcing an upstream state change.
 pub fn status_frame(upstream: &str, now_ms: i64) -> String {
     format!(r#"{{"type":"status","upstream":"{upstream}","ts":{now_ms}}}"#)
@@ -263,6 +281,11 @@ mod tests {
             parse_command(r#"{"action":"ping"}"#).unwrap(),
             Command::Ping { id: None }
         );
+        assert_eq!(
+            parse_command(r#"{"action":"ack","seq":42}"#).unwrap(),
+            Command::Ack { seq: 42 }
+        );
+        assert_eq!(err(r#"{"action":"ack"}"#).code, ErrorCode::BadRequest);
     }
 
     #[test]

@@ -105,6 +105,70 @@ pub struct SseState {
     pub delivered: u64,
 }
 
+/// Unacknowledged bytes after which a WebSocket client that acks is behind.
+pub const ACK_WINDOW_BYTES: usize = 1 << 20;
+/// The same for a client that has never acked: generous, so a simple client reads for a
+/// long time, but finite, because workerd queues unread frames in memory without bound.
+pub const NO_ACK_WINDOW_BYTES: usize = 16 << 20;
+
+/// Flow control of one WebSocket: workerd exposes no back-pressure for WebSockets
+/// (no `bufferedAmount`), so what the client acknowledged is the only measure of what it
+/// has read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WsFlow {
+    /// Price frames sent and not yet acknowledged: (highest seq in the frame, bytes).
+    sent: VecDeque<(u64, usize)>,
+    /// Their total size.
+    pub unacked: usize,
+    /// The client has acked at least once (it speaks flow control).
+    pub acking: bool,
+    /// Since when the client is over its window.
+    pub behind_since: Option<i64>,
+    /// `SLOW_CONSUMER` was sent for the current episode.
+    pub warned: bool,
+    /// Symbols changed while the client was behind (their newest value is sent on catch-up).
+    pub pending: BTreeSet<String>,
+}
+
+impl WsFlow {
+    /// The window that applies to this client.
+    pub fn window(&self) -> usize {
+        if self.acking {
+            ACK_WINDOW_BYTES
+        } else {
+            NO_ACK_WINDOW_BYTES
+        }
+    }
+
+    /// Records a price frame handed to the socket; returns true if that put it behind.
+    pub fn sent(&mut self, max_seq: u64, bytes: usize, now: i64) -> bool {
+        self.sent.push_back((max_seq, bytes));
+        self.unacked += bytes;
+        if self.behind_since.is_none() && self.unacked > self.window() {
+            self.behind_since = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// The client applied everything up to `seq`; returns true when it has caught up (was
+    /// behind and is now within half its window).
+    pub fn ack(&mut self, seq: u64) -> bool {
+        self.acking = true;
+        while self.sent.front().is_some_and(|(s, _)| *s <= seq) {
+            if let Some((_, b)) = self.sent.pop_front() {
+                self.unacked -= b;
+            }
+        }
+        if self.behind_since.is_some() && self.unacked <= self.window() / 2 {
+            self.behind_since = None;
+            self.warned = false;
+            return true;
+        }
+        false
+    }
+}
+
 /// One client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
@@ -114,6 +178,8 @@ pub struct Session {
     pub limiter: RateLimiter,
     /// SSE state, for SSE sessions.
     pub sse: Option<SseState>,
+    /// Flow control, for WebSocket sessions.
+    pub flow: WsFlow,
 }
 
 impl Session {
@@ -126,6 +192,7 @@ impl Session {
                 last_sent: now,
                 ..SseState::default()
             }),
+            flow: WsFlow::default(),
         }
     }
 }
@@ -192,6 +259,34 @@ mod tests {
             r.check(2, i * 1_000);
             r.check(2, i * 1_000);
         }
+    }
+
+    #[test]
+    fn flow_control_windows_and_catch_up() {
+        let mut f = WsFlow::default();
+        assert!(
+            !f.sent(1, NO_ACK_WINDOW_BYTES, 0),
+            "at the window is not over it"
+        );
+        assert!(
+            f.sent(2, 1, 5),
+            "over the large window of a client that never acked"
+        );
+        assert_eq!(f.behind_since, Some(5));
+        assert!(!f.sent(3, 1, 6), "already behind: no new episode");
+        assert!(f.ack(1), "acking the big frame catches it up");
+        assert_eq!((f.unacked, f.behind_since), (2, None));
+        assert_eq!(
+            f.window(),
+            ACK_WINDOW_BYTES,
+            "an acking client gets the small window"
+        );
+        assert!(!f.ack(3));
+        assert_eq!(f.unacked, 0);
+        assert!(!f.sent(4, ACK_WINDOW_BYTES, 7));
+        assert!(f.sent(5, 1, 8));
+        assert!(!f.ack(0), "an old ack changes nothing");
+        assert!(f.ack(4), "half the window or less after the ack");
     }
 
     #[test]

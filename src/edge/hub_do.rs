@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
 use worker::{
     durable_object, wasm_bindgen_futures::spawn_local, Delay, DurableObject, Env, Headers, Request,
     Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
@@ -33,6 +34,18 @@ use crate::core::session::Transport;
 /// Version of the per-socket attachment; a socket carrying another version is closed with a
 /// retryable code so its client reconnects and resubscribes.
 const ATTACHMENT_VERSION: u8 = 1;
+
+#[wasm_bindgen]
+extern "C" {
+    /// Anything with a `send(data)` method: a WebSocket seen through its JS interface.
+    type SendTarget;
+
+    /// `WebSocket.prototype.send` taking an existing JS value, so one JS string built per
+    /// fan-out is handed to every socket; `send_with_str` would copy and decode the Rust
+    /// string into a new JS string for each socket.
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send(this: &SendTarget, data: &JsValue) -> std::result::Result<(), JsValue>;
+}
 
 /// Storage key of the upstream link's memory.
 const LINK_KEY: &str = "link";
@@ -55,6 +68,8 @@ pub struct Shared {
     pub(super) upstreams: RefCell<HashMap<u64, WebSocket>>,
     /// Parked SSE streams waiting for data.
     sse_wakers: RefCell<HashMap<ConnId, Waker>>,
+    /// `SEND_MODE=shared`: one JS string per fan-out.
+    shared_send: bool,
 }
 
 impl Shared {
@@ -72,8 +87,21 @@ impl Shared {
                 Effect::Send { conn, frame } => self.send(conn, &frame, &mut failed),
                 Effect::Fanout { conns, frame } => {
                     let started = js_sys::Date::now();
-                    for conn in conns {
-                        self.send(conn, &frame, &mut failed);
+                    if self.shared_send {
+                        let value = JsValue::from_str(&frame);
+                        let clients = self.clients.borrow();
+                        for conn in conns {
+                            if let Some(ws) = clients.get(&conn) {
+                                let target: &SendTarget = ws.as_ref().unchecked_ref();
+                                if target.send(&value).is_err() {
+                                    failed.push(conn);
+                                }
+                            }
+                        }
+                    } else {
+                        for conn in conns {
+                            self.send(conn, &frame, &mut failed);
+                        }
                     }
                     fanouts.push((js_sys::Date::now() - started) / 1000.0);
                 }
@@ -396,6 +424,7 @@ impl DurableObject for PriceHub {
                 };
             }
         };
+        let shared_send = cfg.shared_send;
         let mut hub = Hub::new(cfg);
         let store = match Store::open(state.storage().sql()) {
             Ok(store) => {
@@ -451,6 +480,7 @@ impl DurableObject for PriceHub {
                 clients: RefCell::new(clients),
                 upstreams: RefCell::new(HashMap::new()),
                 sse_wakers: RefCell::new(HashMap::new()),
+                shared_send,
             })),
         }
     }

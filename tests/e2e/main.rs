@@ -1140,14 +1140,14 @@ fn a_reader_that_stops_does_not_delay_a_bystander(ctx: &mut Ctx) {
     subscribe(&mut bystander, &["BTCUSDT"], 1);
     let started = Instant::now();
     let mut last = 0;
-    let mut received = 0;
-    while started.elapsed() < Duration::from_secs(4) {
-        last = next_price_of(&mut bystander, "BTCUSDT", last, Duration::from_secs(2));
-        received += 1;
+    for _ in 0..20 {
+        last = next_price_of(&mut bystander, "BTCUSDT", last, T);
     }
     ctx.ex.control("rate?value=40");
-    eprintln!("    bystander got {received} BTCUSDT frames in 4 s beside two stalled readers");
-    assert!(received >= 40, "the bystander kept receiving: {received}");
+    eprintln!(
+        "    bystander got 20 newer BTCUSDT frames in {:?} beside two stalled readers",
+        started.elapsed()
+    );
     drop(stalled_sse);
     drop(stalled_ws);
 }
@@ -1336,6 +1336,42 @@ fn every_limit_has_its_code_and_spares_a_bystander(_ctx: &mut Ctx) {
     drop(l);
 }
 
+fn a_websocket_client_that_stops_acking_is_warned_then_closed_4009(_ctx: &mut Ctx) {
+    let l = limits_service();
+    let svc = &l.svc;
+    let q = format!("/ws?token={TOKEN}");
+    let mut bystander = svc.ws_with(&q, &[]).unwrap();
+    subscribe(&mut bystander, &["BTCUSDT"], 1);
+    let mut slow = svc.ws_with(&q, &[]).unwrap();
+    subscribe(&mut slow, &["BTCUSDT", "ETHUSDT"], 1);
+    slow.send_json(json!({"action": "ack", "seq": 0}));
+    l._ex.control("rate?value=2000");
+    // It reads, but never acknowledges again: to the server it is a reader that fell behind.
+    let t0 = Instant::now();
+    let mut bytes = 0usize;
+    let (warning, _) = slow.wait_for("SLOW_CONSUMER", Duration::from_secs(40), |v| {
+        bytes += v.to_string().len();
+        v["type"] == "warning"
+    });
+    assert_eq!(warning["code"], "SLOW_CONSUMER");
+    eprintln!("    warned after {bytes} bytes and {:?}", t0.elapsed());
+    assert!(bytes >= 1 << 20, "held only past the 1 MiB window: {bytes}");
+    let mut last = next_price_of(&mut bystander, "BTCUSDT", 0, T);
+    assert_eq!(slow.wait_closed(Duration::from_secs(40)), 4009);
+    eprintln!("    closed 4009 after {:?}", t0.elapsed());
+    last = next_price_of(&mut bystander, "BTCUSDT", last, T);
+    assert!(last > 0);
+    l._ex.control("rate?value=40");
+    let m = get(&svc.url("/metrics")).body;
+    assert!(metric(&m, "edgetick_slow_consumers_total ") >= 1.0);
+    assert!(
+        metric(
+            &m,
+            "edgetick_clients_closed_total{reason=\"slow_consumer\"} "
+        ) >= 1.0
+    );
+}
+
 type Scenario = (&'static str, fn(&mut Ctx));
 
 fn main() {
@@ -1457,6 +1493,10 @@ fn main() {
         (
             "every_limit_has_its_code_and_spares_a_bystander",
             every_limit_has_its_code_and_spares_a_bystander,
+        ),
+        (
+            "a_websocket_client_that_stops_acking_is_warned_then_closed_4009",
+            a_websocket_client_that_stops_acking_is_warned_then_closed_4009,
         ),
     ];
     let selected: Vec<&Scenario> = scenarios

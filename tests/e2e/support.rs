@@ -580,7 +580,7 @@ impl Client {
         &mut self,
         what: &str,
         timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
+        mut pred: impl FnMut(&Value) -> bool,
     ) -> (Value, Vec<Value>) {
         let deadline = Instant::now() + timeout;
         let mut skipped = Vec::new();

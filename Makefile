@@ -25,12 +25,13 @@ CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOL
   UPSTREAM_WATCHDOG_SECONDS UPSTREAM_MAX_AGE_SECONDS UPSTREAM_IDLE_CLOSE_SECONDS REST_CACHE_SECONDS FLUSH_MS SEND_MODE
 var_flags = $(foreach v,$(1),$(if $($(v)),--var '$(v):$($(v))'))
 
-.PHONY: help setup toolchain npm tools build dev demo test lint unit e2e clean
+.PHONY: help setup toolchain npm tools build dev demo test lint unit e2e bench clean
 
 help:
 	@echo "make dev    run the service on http://127.0.0.1:$(PORT) (real Binance upstream)"
 	@echo "make demo   run it offline against the bundled fake exchange"
 	@echo "make test   lint, unit tests and end-to-end tests"
+	@echo "make bench  load benchmark (loads A-D; results in target/bench/results.md)"
 
 setup: toolchain npm
 
@@ -72,7 +73,7 @@ test: build tools lint unit e2e
 
 lint:
 	cargo fmt --all --check
-	cargo clippy -q --all-targets --all-features -- -D warnings
+	cargo clippy -q --workspace --all-targets --all-features -- -D warnings
 	cargo clippy -q --target wasm32-unknown-unknown -- -D warnings
 
 unit:
@@ -80,6 +81,13 @@ unit:
 
 e2e:
 	cargo test -q --features e2e --test e2e
+
+# The benchmark measures the optimised worker (wasm-opt from npm binaryen) and release
+# builds of the fake exchange and the load generator. BENCH_ARGS, e.g. --loads B --duration 30.
+bench: setup
+	EDGETICK_OPT=1 sh scripts/build-worker.sh
+	cargo build -q --release -p fake-exchange -p edgetick-bench
+	target/release/edgetick-bench $(BENCH_ARGS)
 
 clean:
 	rm -rf build target node_modules .wrangler test-artifacts

@@ -92,8 +92,6 @@ pub struct Hub {
     flush_at: Option<i64>,
     /// The in-memory timer currently requested.
     timer_at: Option<i64>,
-    /// Effects of SSE opens, waiting for the edge.
-    sse_effects: Vec<Effect>,
 }
 
 /// What an SSE stream gets when it asks for more.
@@ -131,7 +129,6 @@ impl Hub {
             dirty: BTreeSet::new(),
             flush_at: None,
             timer_at: None,
-            sse_effects: Vec::new(),
         }
     }
 
@@ -343,15 +340,10 @@ impl Hub {
         }
         let mut fell_behind = false;
         for (symbols, conns) in groups {
-            let entries: Vec<&Entry> = symbols
-                .iter()
-                .filter_map(|s| self.cache.get(s, now_ms))
-                .collect();
-            let Some(max_seq) = entries.iter().map(|e| e.price.seq).max() else {
+            let Some((frame, max_seq)) = prices_frame_of(&self.cache, symbols, 0, now_ms) else {
                 continue;
             };
-            let parts: Vec<&str> = entries.iter().map(|e| &*e.encoded).collect();
-            let frame: Rc<str> = protocol::prices_frame("prices", &parts).into();
+            let frame: Rc<str> = frame.into();
             self.stats.messages_sent += conns.len() as u64;
             self.stats.bytes_sent += (conns.len() * frame.len()) as u64;
             for conn in &conns {
@@ -725,15 +717,9 @@ impl Hub {
             return;
         }
         let pending = std::mem::take(&mut session.flow.pending);
-        let entries: Vec<&Entry> = pending
-            .iter()
-            .filter_map(|s| self.cache.get(s, now_ms))
-            .collect();
-        let Some(max_seq) = entries.iter().map(|e| e.price.seq).max() else {
+        let Some((frame, max_seq)) = prices_frame_of(&self.cache, &pending, 0, now_ms) else {
             return;
         };
-        let parts: Vec<&str> = entries.iter().map(|e| &*e.encoded).collect();
-        let frame = protocol::prices_frame("prices", &parts);
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.flow.sent(max_seq, frame.len(), now_ms);
         }
@@ -847,15 +833,16 @@ impl Hub {
 
     // ----- Server-Sent Events -----------------------------------------------------------
 
-    /// Opens an SSE stream for canonical `symbols`. Returns its id and the first bytes:
-    /// `retry:`, then the snapshot (only symbols with a `seq` above `last_event_id` when the
-    /// client resumes), then the upstream status if it is not `connected`.
+    /// Opens an SSE stream for canonical `symbols`. Returns its id, the first bytes
+    /// (`retry:`, then the snapshot, only symbols with a `seq` above `last_event_id` when the
+    /// client resumes, then the upstream status if it is not `connected`), and the effects of
+    /// a new listener.
     pub fn sse_open(
         &mut self,
         symbols: &[String],
         last_event_id: Option<u64>,
         now_ms: i64,
-    ) -> Result<(ConnId, String), ApiError> {
+    ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
         if symbols.len() > self.cfg.max_symbols_per_connection {
             return Err(ApiError::TooManySymbols(format!(
                 "a stream may carry at most {} symbols; {} were asked for",
@@ -896,14 +883,7 @@ impl Hub {
         let mut fx = Vec::new();
         self.listeners_changed(now_ms, &mut fx);
         self.arm_timer(now_ms, &mut fx);
-        self.sse_effects.extend(fx);
-        Ok((conn, first))
-    }
-
-    /// Effects produced while opening SSE streams (the edge carries them out after
-    /// answering the request).
-    pub fn take_sse_effects(&mut self) -> Vec<Effect> {
-        std::mem::take(&mut self.sse_effects)
+        Ok((conn, first, fx))
     }
 
     /// The stream of `conn` asks for its next bytes. The newest value of every pending
@@ -923,20 +903,11 @@ impl Hub {
         let pending = std::mem::take(&mut sse.pending);
         sse.pending_since = None;
         sse.warned = false;
-        let delivered = sse.delivered;
-        let entries: Vec<&Entry> = pending
-            .iter()
-            .filter_map(|s| self.cache.get(s, now_ms))
-            .filter(|e| e.price.seq > delivered)
-            .collect();
-        if let Some(max_seq) = entries.iter().map(|e| e.price.seq).max() {
+        if let Some((frame, max_seq)) =
+            prices_frame_of(&self.cache, &pending, sse.delivered, now_ms)
+        {
             sse.delivered = max_seq;
-            let parts: Vec<&str> = entries.iter().map(|e| &*e.encoded).collect();
-            out.push_str(&sse_event(
-                "prices",
-                Some(max_seq),
-                &protocol::prices_frame("prices", &parts),
-            ));
+            out.push_str(&sse_event("prices", Some(max_seq), &frame));
         }
         if out.is_empty() && sse.keepalive_due {
             out.push_str(": keepalive\n\n");
@@ -1299,6 +1270,24 @@ impl Hub {
         });
         (if status == "down" { 503 } else { 200 }, body.to_string())
     }
+}
+
+/// The live entries of `symbols` newer than `after`, as one `prices` frame assembled from
+/// their encodings, with the highest `seq` in it; `None` when there is nothing to send.
+fn prices_frame_of<'a>(
+    cache: &PriceCache,
+    symbols: impl IntoIterator<Item = &'a String>,
+    after: u64,
+    now_ms: i64,
+) -> Option<(String, u64)> {
+    let entries: Vec<&Entry> = symbols
+        .into_iter()
+        .filter_map(|s| cache.get(s, now_ms))
+        .filter(|e| e.price.seq > after)
+        .collect();
+    let max_seq = entries.iter().map(|e| e.price.seq).max()?;
+    let parts: Vec<&str> = entries.iter().map(|e| &*e.encoded).collect();
+    Some((protocol::prices_frame("prices", &parts), max_seq))
 }
 
 /// Parses a REST `symbols=` list against the whitelist (shared by the Worker and the hub).
@@ -1978,7 +1967,7 @@ mod tests {
         let mut h = live_with(&[]);
         h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 10);
         h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 11);
-        let (conn, first) = h
+        let (conn, first, _) = h
             .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], None, 20)
             .unwrap();
         assert!(
@@ -2002,7 +1991,7 @@ mod tests {
         assert!(d.contains("\"price\":\"5\"") && !d.contains("\"price\":\"4\""));
         // Resume: only what changed after the given id.
         h.upstream_text(1, &ticker("ETHUSDT", "6", 2), 50);
-        let (_, resumed) = h
+        let (_, resumed, _) = h
             .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], Some(5), 60)
             .unwrap();
         assert!(
@@ -2021,7 +2010,7 @@ mod tests {
         h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
         // The stream opens inside the flush window: its snapshot already has seq 1.
-        let (conn, first) = h.sse_open(&["BTCUSDT".into()], None, 105).unwrap();
+        let (conn, first, _) = h.sse_open(&["BTCUSDT".into()], None, 105).unwrap();
         assert!(first.contains("id: 1\n"));
         h.timer(120);
         assert_eq!(
@@ -2040,7 +2029,7 @@ mod tests {
     #[test]
     fn sse_keepalive_slow_warning_and_close() {
         let mut h = live_with(&[]);
-        let (conn, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+        let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
         assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
         let fx = h.timer(KEEPALIVE_MS);
         assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
@@ -2063,7 +2052,7 @@ mod tests {
     #[test]
     fn a_warned_reader_that_catches_up_gets_the_warning_first() {
         let mut h = live_with(&[]);
-        let (conn, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+        let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
         h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
         h.timer(1_000 + SLOW_WARN_MS);
         let SseTake::Data(d) = h.sse_take(conn, 7_000) else {
@@ -2095,7 +2084,7 @@ mod tests {
     #[test]
     fn status_changes_reach_sse_readers_as_events() {
         let mut h = live_with(&[]);
-        let (conn, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+        let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
         assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
         let fx = h.upstream_failed(1, Failure::Network("gone".into()), 10, 0.5);
         assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));

@@ -374,11 +374,10 @@ impl Shared {
             Err(e) => return http::error(&e),
         };
         let opened = self.hub.borrow_mut().sse_open(&symbols, last, now_ms());
-        let (conn, first) = match opened {
+        let (conn, first, fx) = match opened {
             Ok(v) => v,
             Err(e) => return http::error(&e),
         };
-        let fx = self.hub.borrow_mut().take_sse_effects();
         self.execute(fx);
         log_fields(
             Level::Info,

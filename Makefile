@@ -25,7 +25,7 @@ CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOL
   UPSTREAM_WATCHDOG_SECONDS UPSTREAM_MAX_AGE_SECONDS UPSTREAM_IDLE_CLOSE_SECONDS REST_CACHE_SECONDS FLUSH_MS SEND_MODE
 var_flags = $(foreach v,$(1),$(if $($(v)),--var '$(v):$($(v))'))
 
-.PHONY: help setup toolchain npm tools build dev demo test lint unit e2e bench clean
+.PHONY: help setup toolchain npm tools build dev demo test lint unit js e2e bench clean
 
 help:
 	@echo "make dev    run the service on http://127.0.0.1:$(PORT) (real Binance upstream)"
@@ -43,12 +43,15 @@ toolchain:
 	@wasm-bindgen --version 2>/dev/null | grep -qF " $(WASM_BINDGEN_VERSION)" || \
 	  cargo install wasm-bindgen-cli --version =$(WASM_BINDGEN_VERSION)
 
-# Test-only tools: promtool (Debian's prometheus) and schemathesis (PyPI, in a venv).
+# Test-only tools: promtool (Debian's prometheus), Debian's chromium for the browser tests
+# (driven by npm playwright-core; no browser is downloaded), schemathesis (PyPI, in a venv).
 VENV := .tools/venv
+APT_TOOLS := $(if $(shell command -v promtool),,prometheus) $(if $(wildcard /usr/bin/chromium),,chromium)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 tools: $(VENV)/.installed
-	@command -v promtool >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; fi; }
+	@if [ -n "$(strip $(APT_TOOLS))" ]; then \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_TOOLS); fi
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
@@ -69,7 +72,7 @@ dev: build
 demo: build
 	EXCHANGE_PORT=$(EXCHANGE_PORT) PORT=$(PORT) scripts/demo.sh $(DEV_FLAGS) $(call var_flags,$(filter-out UPSTREAM_URL,$(CONFIG_VARS)))
 
-test: build tools lint unit e2e
+test: build tools lint unit js e2e
 
 lint:
 	cargo fmt --all --check
@@ -78,6 +81,9 @@ lint:
 
 unit:
 	cargo test -q --workspace --lib --bins
+
+js:
+	node --test tests/js/
 
 e2e:
 	cargo test -q --features e2e --test e2e

@@ -17,11 +17,19 @@ pub enum CorsDecision {
     Deny,
 }
 
-/// Decides CORS for a request from `origin` under `ALLOWED_ORIGINS`.
-pub fn cors(allowed: &Origins, origin: Option<&str>) -> CorsDecision {
+/// Decides CORS for a request from `origin` under `ALLOWED_ORIGINS`. A request from the
+/// service's own origin (`own`, e.g. its dashboard: browsers send `Origin` on every WebSocket)
+/// is same-origin and always allowed.
+pub fn cors(allowed: &Origins, origin: Option<&str>, own: &str) -> CorsDecision {
     let Some(origin) = origin.map(str::trim).filter(|o| !o.is_empty()) else {
         return CorsDecision::NoOrigin;
     };
+    if origin
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case(own.trim_end_matches('/'))
+    {
+        return CorsDecision::NoOrigin;
+    }
     match allowed {
         Origins::Any => CorsDecision::Allow("*".into()),
         Origins::List(list) => {
@@ -99,21 +107,27 @@ mod tests {
     #[test]
     fn cors_by_configuration() {
         let list = Origins::List(vec!["https://app.example".into()]);
-        assert_eq!(cors(&list, None), CorsDecision::NoOrigin);
+        let own = "http://127.0.0.1:8787";
+        assert_eq!(cors(&list, None, own), CorsDecision::NoOrigin);
         assert_eq!(
-            cors(&list, Some("https://app.example")),
+            cors(&list, Some("http://127.0.0.1:8787"), own),
+            CorsDecision::NoOrigin,
+            "same origin"
+        );
+        assert_eq!(
+            cors(&list, Some("https://app.example"), own),
             CorsDecision::Allow("https://app.example".into())
         );
         assert_eq!(
-            cors(&list, Some("https://APP.example/")),
+            cors(&list, Some("https://APP.example/"), own),
             CorsDecision::Allow("https://APP.example".into())
         );
         assert_eq!(
-            cors(&list, Some("https://evil.example")),
+            cors(&list, Some("https://evil.example"), own),
             CorsDecision::Deny
         );
         assert_eq!(
-            cors(&Origins::Any, Some("https://x")),
+            cors(&Origins::Any, Some("https://x"), own),
             CorsDecision::Allow("*".into())
         );
     }

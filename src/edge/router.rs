@@ -89,7 +89,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
     };
     let origin = req.headers().get("Origin").ok().flatten();
-    let decision = rest::cors(&cfg.allowed_origins, origin.as_deref());
+    let own = req
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let decision = rest::cors(&cfg.allowed_origins, origin.as_deref(), &own);
     let resp = match route(req, &env, &cfg, &decision).await {
         Ok(resp) => resp,
         Err(e) => {

@@ -864,6 +864,21 @@ fn cors_allows_listed_origins_and_refuses_others(ctx: &mut Ctx) {
         }
     }
     assert_eq!(get(&url).status, 200, "no Origin (not a browser): served");
+    // The service's own pages are same-origin: their WebSocket (which always sends Origin)
+    // is accepted whatever the list says.
+    let own = ctx.svc.url("");
+    let own = own.trim_end_matches('/');
+    let mut c = ctx
+        .svc
+        .ws_with("/ws", &[("Origin", own)])
+        .expect("same-origin WebSocket");
+    subscribe(&mut c, &["BTCUSDT"], 1);
+    assert_eq!(
+        ctx.svc
+            .ws_with("/ws", &[("Origin", "https://evil.example")])
+            .err(),
+        Some(403)
+    );
     // Responses proxied from the leader (immutable headers) get CORS headers too.
     for path in ["/health", "/metrics"] {
         let r = agent
@@ -1372,6 +1387,37 @@ fn a_websocket_client_that_stops_acking_is_warned_then_closed_4009(_ctx: &mut Ct
     );
 }
 
+// ----- the browser side (issue 6) ----------------------------------------------------------
+
+fn dashboard_and_client_library_in_chromium(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let out = std::process::Command::new("node")
+        .args(["--test", "--test-reporter=spec"])
+        .arg(support::root().join("tests/browser/dashboard.test.mjs"))
+        .env("EDGETICK_URL", ctx.svc.url(""))
+        .env("EXCHANGE_URL", format!("http://127.0.0.1:{}", ctx.ex.port))
+        .output()
+        .expect("node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(support::log_dir().join("browser.log"), &text).unwrap();
+    eprintln!(
+        "{}",
+        text.lines()
+            .filter(|l| l.contains('✔') || l.contains('✖'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        out.status.success(),
+        "browser tests failed (target/e2e-logs/browser.log):\n{text}"
+    );
+    ctx.ex.control("pause?on=0");
+}
+
 type Scenario = (&'static str, fn(&mut Ctx));
 
 fn main() {
@@ -1497,6 +1543,10 @@ fn main() {
         (
             "a_websocket_client_that_stops_acking_is_warned_then_closed_4009",
             a_websocket_client_that_stops_acking_is_warned_then_closed_4009,
+        ),
+        (
+            "dashboard_and_client_library_in_chromium",
+            dashboard_and_client_library_in_chromium,
         ),
     ];
     let selected: Vec<&Scenario> = scenarios

@@ -1,0 +1,135 @@
+// The dashboard and edgetick.js in real headless Chromium (Debian's chromium, driven by
+// playwright-core; no browser is downloaded). Run by the end-to-end suite, which starts the
+// fake exchange and the service and passes EDGETICK_URL and EXCHANGE_URL.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const base = process.env.EDGETICK_URL;
+const exchange = process.env.EXCHANGE_URL;
+const artifacts = new URL('../../test-artifacts/', import.meta.url).pathname;
+let browser;
+
+before(async () => {
+  assert.ok(base && exchange, 'EDGETICK_URL and EXCHANGE_URL must be set (run through make test)');
+  mkdirSync(artifacts, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function control(action) {
+  const res = await fetch(`${exchange}/control/${action}`, { method: 'POST' });
+  assert.equal(res.status, 200, action);
+}
+
+async function latest(symbol) {
+  const s = await (await fetch(`${exchange}/control/state`)).json();
+  return s.prices[symbol]?.price;
+}
+
+async function openPage(query, init) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const external = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(base)) external.push(r.url());
+  });
+  if (init) await page.addInitScript(init);
+  await page.goto(`${base}/${query}`);
+  return { page, external };
+}
+
+const status = (page) => page.locator('#status').textContent();
+const updates = async (page) => Number(await page.locator('#updates').textContent());
+
+test('the dashboard shows the exchange prices and the counter grows', async () => {
+  await control('pause?on=0');
+  const { page, external } = await openPage('?symbols=BTCUSDT,ETHUSDT,SOLUSDT');
+  await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
+  const first = await (async () => {
+    await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
+    return updates(page);
+  })();
+  await page.waitForFunction((n) => Number(document.querySelector('#updates').textContent) > n + 5, first, { timeout: 10_000 });
+  // With the exchange paused, the grid converges on its latest BTCUSDT price.
+  await control('pause?on=1');
+  await control('tick?symbol=BTCUSDT');
+  const want = await latest('BTCUSDT');
+  await page.waitForFunction(
+    (w) => document.querySelector('tr[data-symbol="BTCUSDT"] td:nth-child(2)')?.textContent === w,
+    want,
+    { timeout: 10_000 },
+  );
+  assert.equal(await page.locator('#via').textContent(), 'websocket');
+  assert.ok((await page.locator('#heat div').count()) >= 1, 'heat map tiles');
+  assert.match(await page.locator('#lag').textContent(), /^\d+ ms$/);
+  await control('pause?on=0');
+  await page.screenshot({ path: `${artifacts}dashboard.png`, fullPage: true });
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await phone.goto(`${base}/?symbols=BTCUSDT,ETHUSDT`);
+  await phone.waitForFunction(() => document.querySelectorAll('#rows tr').length === 2, null, { timeout: 10_000 });
+  await phone.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
+  await phone.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 2, null, { timeout: 10_000 });
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling at phone width (${overflow}px)`);
+  await phone.screenshot({ path: `${artifacts}dashboard-phone.png`, fullPage: true });
+  assert.deepEqual(external, [], 'no external network requests');
+  await phone.close();
+  await page.close();
+});
+
+test('the exchange going away turns the feed degraded and rows stale; its return restores them', async () => {
+  await control('pause?on=0');
+  const { page } = await openPage('?symbols=BTCUSDT,ETHUSDT&stale=2000');
+  await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
+  // The exchange goes silent, drops its connections and refuses the next two attempts
+  // (three failures: under the breaker's five, so it comes back within seconds).
+  await control('pause?on=1');
+  await control('refuse?status=503&count=2');
+  await control('drop');
+  await page.waitForFunction(() => document.querySelector('#status').textContent === 'degraded', null, { timeout: 10_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#rows tr.stale').length === 2, null, { timeout: 10_000 });
+  await control('pause?on=0');
+  await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#rows tr.stale').length === 0, null, { timeout: 10_000 });
+  const log = await page.locator('#log').textContent();
+  assert.match(log, /feed degraded/);
+  await page.close();
+});
+
+test('transport sse works on its own', async () => {
+  await control('pause?on=0');
+  const { page } = await openPage('?symbols=ETHUSDT&transport=sse');
+  await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
+  assert.equal(await page.locator('#via').textContent(), 'sse');
+  const n = await (async () => {
+    await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
+    return updates(page);
+  })();
+  await page.waitForFunction((k) => Number(document.querySelector('#updates').textContent) > k, n, { timeout: 10_000 });
+  await page.close();
+});
+
+test('a WebSocket that cannot connect falls back to SSE', async () => {
+  await control('pause?on=0');
+  // Every WebSocket this page opens fails at once.
+  const breakWebSocket = () => {
+    window.WebSocket = class {
+      constructor() {
+        throw new Error('WebSocket blocked by the test');
+      }
+    };
+  };
+  const { page } = await openPage('?symbols=BTCUSDT', breakWebSocket);
+  await page.waitForFunction(() => document.querySelector('#via').textContent === 'sse', null, { timeout: 15_000 });
+  await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
+  await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
+  await page.close();
+});

@@ -1,0 +1,70 @@
+// Unit tests of edgetick.js's pure parts, under Node's test runner.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BACKOFF,
+  backoffDelay,
+  canonicalSymbol,
+  closeKind,
+  feedStatus,
+  SeqFilter,
+  staleSymbols,
+} from '../../public/edgetick.js';
+
+test('backoff ceiling doubles from the base up to the cap', () => {
+  assert.equal(backoffDelay(0, () => 0.999999), Math.floor(BACKOFF.baseMs * 0.999999));
+  assert.equal(backoffDelay(1, () => 0.5), BACKOFF.baseMs);
+  assert.equal(backoffDelay(3, () => 0.5), BACKOFF.baseMs * 4);
+  assert.equal(backoffDelay(30, () => 0.999999), Math.floor(BACKOFF.capMs * 0.999999));
+});
+
+test('full jitter stays within floor and ceiling', () => {
+  for (let attempt = 0; attempt < 12; attempt++) {
+    const ceiling = Math.min(BACKOFF.capMs, BACKOFF.baseMs * 2 ** attempt);
+    for (const r of [0, 0.1, 0.5, 0.9, 0.999]) {
+      const d = backoffDelay(attempt, () => r);
+      assert.ok(d >= BACKOFF.floorMs && d <= ceiling, `${attempt} ${r} ${d}`);
+    }
+  }
+  assert.equal(backoffDelay(5, () => 0), BACKOFF.floorMs, 'a zero draw still waits');
+});
+
+test('close codes: 4000-4499 retry, 4500-4999 and policy do not', () => {
+  for (const c of [1000, 1006, 1009, 1011, 4008, 4009, 4290, 4499]) assert.equal(closeKind(c), 'retry', String(c));
+  for (const c of [1008, 4500, 4999]) assert.equal(closeKind(c), 'terminal', String(c));
+});
+
+test('symbols are canonicalised like the server does', () => {
+  for (const s of ['BTCUSDT', 'btcusdt', 'BTC/USDT', 'BTC-USDT', ' btc_usdt ']) assert.equal(canonicalSymbol(s), 'BTCUSDT');
+  for (const s of ['', 'B', 'BTC USDT', '<x>']) assert.equal(canonicalSymbol(s), null);
+});
+
+test('the seq filter drops frames that are not newer, per symbol', () => {
+  const f = new SeqFilter();
+  assert.ok(f.accept({ symbol: 'A', seq: 5 }));
+  assert.ok(!f.accept({ symbol: 'A', seq: 5 }), 'duplicate');
+  assert.ok(!f.accept({ symbol: 'A', seq: 4 }), 'older');
+  assert.ok(f.accept({ symbol: 'B', seq: 3 }), 'other symbols have their own order');
+  assert.ok(f.accept({ symbol: 'A', seq: 9 }));
+  assert.equal(f.max, 9);
+});
+
+test('staleness by age of receipt', () => {
+  const prices = new Map([['A', { symbol: 'A', seq: 1 }], ['B', { symbol: 'B', seq: 2 }]]);
+  const at = new Map([['A', 1_000], ['B', 20_000]]);
+  assert.deepEqual(staleSymbols(prices, at, 31_000, 30_000, ['A', 'B', 'C'], 0), ['A', 'C']);
+  assert.deepEqual(staleSymbols(prices, at, 30_999, 30_000, ['A', 'B']), []);
+  // A symbol without a price counts from when the feed opened.
+  assert.deepEqual(staleSymbols(prices, at, 31_000, 30_000, ['C'], 10_000), []);
+  assert.deepEqual(staleSymbols(prices, at, 40_000, 30_000, ['C'], 10_000), ['C']);
+});
+
+test('status from what the feed knows', () => {
+  const base = { open: true, everOpened: true, upstream: 'connected', stale: false, slow: false };
+  assert.equal(feedStatus(base), 'connected');
+  assert.equal(feedStatus({ ...base, upstream: 'reconnecting' }), 'degraded');
+  assert.equal(feedStatus({ ...base, stale: true }), 'degraded');
+  assert.equal(feedStatus({ ...base, slow: true }), 'slow');
+  assert.equal(feedStatus({ ...base, open: false }), 'disconnected');
+  assert.equal(feedStatus({ ...base, open: false, everOpened: false }), 'connecting');
+});

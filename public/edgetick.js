@@ -400,6 +400,8 @@ export class PriceFeed {
     this.current = null;
     this.open = false;
     if (kind === 'websocket' && !wasOpen) this.wsFailures += 1;
+    // SSE failing too means the service is down, not WebSockets: try WebSocket first again.
+    if (kind === 'sse' && !wasOpen && this.transport === 'auto') this.wsFailures = 0;
     this.#evaluate();
     if (closeKind(code) === 'terminal') {
       this.#emit('error', { code: 'TERMINAL_CLOSE', message: `closed with ${code}; not reconnecting` });

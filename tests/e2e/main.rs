@@ -1418,6 +1418,37 @@ fn dashboard_and_client_library_in_chromium(ctx: &mut Ctx) {
     ctx.ex.control("pause?on=0");
 }
 
+fn dashboard_survives_a_service_restart(ctx: &mut Ctx) {
+    use std::io::{BufRead, BufReader, Write};
+    ctx.ex.control("pause?on=0");
+    let mut child = std::process::Command::new("node")
+        .arg(support::root().join("tests/browser/service-restart.mjs"))
+        .env("EDGETICK_URL", ctx.svc.url(""))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut expect_step = |what: &str| {
+        let line = out.next().and_then(Result::ok).unwrap_or_default();
+        eprintln!("    {line}");
+        assert!(
+            line.starts_with("step: ") && line.contains(what),
+            "expected {what:?}, got {line:?}"
+        );
+    };
+    expect_step("connected");
+    ctx.svc.stop();
+    writeln!(stdin, "go").unwrap();
+    expect_step("disconnected");
+    ctx.svc.restart();
+    writeln!(stdin, "go").unwrap();
+    expect_step("prices resumed");
+    assert!(child.wait().unwrap().success());
+}
+
 type Scenario = (&'static str, fn(&mut Ctx));
 
 fn main() {
@@ -1547,6 +1578,10 @@ fn main() {
         (
             "dashboard_and_client_library_in_chromium",
             dashboard_and_client_library_in_chromium,
+        ),
+        (
+            "dashboard_survives_a_service_restart",
+            dashboard_survives_a_service_restart,
         ),
     ];
     let selected: Vec<&Scenario> = scenarios

@@ -1,0 +1,46 @@
+// The dashboard through a restart of the service, step by step with the end-to-end harness
+// (which owns the service process): it prints `step: ...` lines and waits for `go` on stdin.
+import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const base = process.env.EDGETICK_URL;
+const lines = createInterface({ input: process.stdin });
+const next = () => new Promise((resolve) => lines.once('line', resolve));
+const step = (s) => console.log(`step: ${s}`);
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--no-first-run'],
+});
+try {
+  const page = await browser.newPage();
+  let polls = 0;
+  page.on('request', (r) => {
+    if (r.url().includes('/api/prices?symbols=')) polls += 1;
+  });
+  await page.goto(`${base}/?symbols=BTCUSDT,ETHUSDT`);
+  const waitStatus = (s, timeout = 20_000) =>
+    page.waitForFunction((w) => document.querySelector('#status').textContent === w, s, { timeout });
+  await waitStatus('connected');
+  await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
+  step('connected; stop the service');
+  await next();
+  await waitStatus('disconnected');
+  const before = polls;
+  const deadline = Date.now() + 15_000;
+  while (polls === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  assert.ok(polls > before, 'REST polling is attempted while the service is down');
+  step(`disconnected, ${polls - before} REST polls attempted; start the service`);
+  await next();
+  await waitStatus('connected', 60_000);
+  const n = Number(await page.locator('#updates').textContent());
+  await page.waitForFunction((k) => Number(document.querySelector('#updates').textContent) > k + 2, n, { timeout: 15_000 });
+  const rows = await page.locator('#rows tr:not(.stale)').count();
+  assert.equal(rows, 2, 'both symbols fresh again, without a reload');
+  step(`reconnected via ${await page.locator('#via').textContent()}; prices resumed`);
+} finally {
+  await browser.close();
+}
+process.exit(0);

@@ -1418,11 +1418,11 @@ fn dashboard_and_client_library_in_chromium(ctx: &mut Ctx) {
     ctx.ex.control("pause?on=0");
 }
 
-fn dashboard_survives_a_service_restart(ctx: &mut Ctx) {
+fn dashboard_survives_exchange_and_service_restarts(ctx: &mut Ctx) {
     use std::io::{BufRead, BufReader, Write};
     ctx.ex.control("pause?on=0");
     let mut child = std::process::Command::new("node")
-        .arg(support::root().join("tests/browser/service-restart.mjs"))
+        .arg(support::root().join("tests/browser/restarts.mjs"))
         .env("EDGETICK_URL", ctx.svc.url(""))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -1439,7 +1439,14 @@ fn dashboard_survives_a_service_restart(ctx: &mut Ctx) {
             "expected {what:?}, got {line:?}"
         );
     };
-    expect_step("connected");
+    expect_step("stop the exchange");
+    ctx.ex.kill();
+    writeln!(stdin, "go").unwrap();
+    expect_step("start the exchange");
+    ctx.ex.restart();
+    ctx.ex.control("pause?on=0");
+    writeln!(stdin, "go").unwrap();
+    expect_step("stop the service");
     ctx.svc.stop();
     writeln!(stdin, "go").unwrap();
     expect_step("disconnected");
@@ -1580,8 +1587,8 @@ fn main() {
             dashboard_and_client_library_in_chromium,
         ),
         (
-            "dashboard_survives_a_service_restart",
-            dashboard_survives_a_service_restart,
+            "dashboard_survives_exchange_and_service_restarts",
+            dashboard_survives_exchange_and_service_restarts,
         ),
     ];
     let selected: Vec<&Scenario> = scenarios

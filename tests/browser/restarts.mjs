@@ -1,5 +1,6 @@
-// The dashboard through a restart of the service, step by step with the end-to-end harness
-// (which owns the service process): it prints `step: ...` lines and waits for `go` on stdin.
+// The dashboard through a stop and restart of the exchange and then of the service, step by
+// step with the end-to-end harness (which owns both processes): it prints `step: ...` lines
+// and waits for `go` on stdin before each next step.
 import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -20,12 +21,21 @@ try {
   page.on('request', (r) => {
     if (r.url().includes('/api/prices?symbols=')) polls += 1;
   });
-  await page.goto(`${base}/?symbols=BTCUSDT,ETHUSDT`);
+  await page.goto(`${base}/?symbols=BTCUSDT,ETHUSDT&stale=2000`);
   const waitStatus = (s, timeout = 20_000) =>
     page.waitForFunction((w) => document.querySelector('#status').textContent === w, s, { timeout });
   await waitStatus('connected');
   await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
-  step('connected; stop the service');
+  step('connected; stop the exchange');
+  await next();
+  await waitStatus('degraded');
+  await page.waitForFunction(() => document.querySelectorAll('#rows tr.stale').length === 2, null, { timeout: 10_000 });
+  step('degraded, rows stale; start the exchange');
+  await next();
+  // 90 s: a breaker opened by an unlucky run of quick retries half-opens after 60 s.
+  await waitStatus('connected', 90_000);
+  await page.waitForFunction(() => document.querySelectorAll('#rows tr.stale').length === 0, null, { timeout: 10_000 });
+  step('connected and fresh again; stop the service');
   await next();
   await waitStatus('disconnected');
   const before = polls;

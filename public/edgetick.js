@@ -262,6 +262,15 @@ export class PriceFeed {
     this.#evaluate();
   }
 
+  /** One JSON frame from either transport. */
+  #receive(text) {
+    try {
+      this.#frame(JSON.parse(text));
+    } catch (e) {
+      this.#emit('error', { code: 'BAD_FRAME', message: String(e) });
+    }
+  }
+
   #query(extra = {}) {
     const q = new URLSearchParams({ ...extra });
     if (this.token) q.set('token', this.token);
@@ -315,12 +324,7 @@ export class PriceFeed {
       }, this.opts.ackIntervalMs);
     };
     socket.onmessage = (ev) => {
-      if (typeof ev.data !== 'string' || ev.data === 'pong') return;
-      try {
-        this.#frame(JSON.parse(ev.data));
-      } catch (e) {
-        this.#emit('error', { code: 'BAD_FRAME', message: String(e) });
-      }
+      if (typeof ev.data === 'string' && ev.data !== 'pong') this.#receive(ev.data);
     };
     socket.onclose = (ev) => {
       clearInterval(conn.ping);
@@ -345,13 +349,7 @@ export class PriceFeed {
       this.#opened();
     };
     for (const type of ['snapshot', 'prices', 'status', 'warning']) {
-      es.addEventListener(type, (ev) => {
-        try {
-          this.#frame(JSON.parse(ev.data));
-        } catch (e) {
-          this.#emit('error', { code: 'BAD_FRAME', message: String(e) });
-        }
-      });
+      es.addEventListener(type, (ev) => this.#receive(ev.data));
     }
     es.onerror = () => {
       // EventSource retries by itself; a stream that never opened, or is closed, is ours to

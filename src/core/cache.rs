@@ -189,6 +189,19 @@ impl PriceCache {
             .filter(move |e| now_ms - e.price.received_at <= self.ttl_ms)
     }
 
+    /// Live entries by freshness at `now_ms`: (fresh, acceptable, stale).
+    pub fn freshness_counts(&self, now_ms: i64) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        for e in self.live(now_ms) {
+            match Freshness::of_age(e.age_ms(now_ms)) {
+                Freshness::Fresh => counts.0 += 1,
+                Freshness::Acceptable => counts.1 += 1,
+                Freshness::Stale => counts.2 += 1,
+            }
+        }
+        counts
+    }
+
     /// Drops entries older than the TTL; returns their symbols so storage can follow.
     pub fn sweep(&mut self, now_ms: i64) -> Vec<String> {
         let ttl = self.ttl_ms;

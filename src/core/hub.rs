@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 pub use super::effect::{Effect, Level};
 
-use super::cache::{Entry, Freshness, PriceCache};
+use super::cache::{Entry, PriceCache};
 use super::config::{Config, UpstreamMode};
 use super::error::{ApiError, ClientError, ErrorCode};
 use super::link::{Failure, FrameVerdict, Link, LinkSettings};
@@ -1114,30 +1114,15 @@ impl Hub {
                 f64::from(u8::from(state == breaker)),
             );
         }
-        let (mut fresh, mut acceptable, mut stale) = (0, 0, 0);
-        for entry in self.cache.live(now_ms) {
-            match Freshness::of_age(entry.age_ms(now_ms)) {
-                Freshness::Fresh => fresh += 1,
-                Freshness::Acceptable => acceptable += 1,
-                Freshness::Stale => stale += 1,
-            }
-        }
+        let (fresh, acceptable, stale) = self.cache.freshness_counts(now_ms);
         e.family("edgetick_symbols", "gauge", "Cached symbols by freshness.")
-            .sample(
-                "edgetick_symbols",
-                &[("freshness", "fresh")],
-                f64::from(fresh),
-            )
+            .sample("edgetick_symbols", &[("freshness", "fresh")], fresh as f64)
             .sample(
                 "edgetick_symbols",
                 &[("freshness", "acceptable")],
-                f64::from(acceptable),
+                acceptable as f64,
             )
-            .sample(
-                "edgetick_symbols",
-                &[("freshness", "stale")],
-                f64::from(stale),
-            );
+            .sample("edgetick_symbols", &[("freshness", "stale")], stale as f64);
         e.single(
             "edgetick_seq",
             "gauge",
@@ -1168,14 +1153,7 @@ impl Hub {
     ///   or connected but silent).
     pub fn health(&self, now_ms: i64) -> (u16, String) {
         let (ws, sse_clients) = self.client_counts();
-        let (mut fresh, mut acceptable, mut stale) = (0, 0, 0);
-        for e in self.cache.live(now_ms) {
-            match Freshness::of_age(e.age_ms(now_ms)) {
-                Freshness::Fresh => fresh += 1,
-                Freshness::Acceptable => acceptable += 1,
-                Freshness::Stale => stale += 1,
-            }
-        }
+        let (fresh, acceptable, stale) = self.cache.freshness_counts(now_ms);
         let tracked = fresh + acceptable + stale;
         let link = &self.link;
         let connected = link.is_connected();

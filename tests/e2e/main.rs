@@ -710,6 +710,20 @@ fn on_demand_subscribes_upstream_only_while_someone_listens(ctx: &mut Ctx) {
 
 // ----- stateless edge routes (issue 5) ----------------------------------------------------
 
+/// Runs a test tool to completion; its combined output is also kept in target/e2e-logs/`log`.
+fn run_logged(mut cmd: std::process::Command, log: &str) -> (std::process::Output, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (make tools installs it): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(support::log_dir().join(log), &text).unwrap();
+    (out, text)
+}
+
 fn metric(text: &str, line_prefix: &str) -> f64 {
     text.lines()
         .find_map(|l| {
@@ -966,19 +980,12 @@ fn openapi_is_valid_and_fuzzing_finds_no_server_errors(ctx: &mut Ctx) {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let out = std::process::Command::new(venv.join("schemathesis"))
-        .args(["run", &ctx.svc.url("/openapi.json"), "--url", &ctx.svc.url("")])
+    let mut cmd = std::process::Command::new(venv.join("schemathesis"));
+    cmd.args(["run", &ctx.svc.url("/openapi.json"), "--url", &ctx.svc.url("")])
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"])
         .args(["--max-examples", "40", "--seed", "7", "--request-timeout", "10"])
-        .env("SCHEMATHESIS_HOOKS", "")
-        .output()
-        .expect("schemathesis (make tools)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(support::log_dir().join("schemathesis.log"), &text).unwrap();
+        .env("SCHEMATHESIS_HOOKS", "");
+    let (out, text) = run_logged(cmd, "schemathesis.log");
     assert!(
         out.status.success(),
         "schemathesis found problems (target/e2e-logs/schemathesis.log):\n{text}"
@@ -1391,19 +1398,12 @@ fn a_websocket_client_that_stops_acking_is_warned_then_closed_4009(_ctx: &mut Ct
 
 fn dashboard_and_client_library_in_chromium(ctx: &mut Ctx) {
     ctx.ex.control("pause?on=0");
-    let out = std::process::Command::new("node")
-        .args(["--test", "--test-reporter=spec"])
+    let mut cmd = std::process::Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec"])
         .arg(support::root().join("tests/browser/dashboard.test.mjs"))
         .env("EDGETICK_URL", ctx.svc.url(""))
-        .env("EXCHANGE_URL", format!("http://127.0.0.1:{}", ctx.ex.port))
-        .output()
-        .expect("node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(support::log_dir().join("browser.log"), &text).unwrap();
+        .env("EXCHANGE_URL", format!("http://127.0.0.1:{}", ctx.ex.port));
+    let (out, text) = run_logged(cmd, "browser.log");
     eprintln!(
         "{}",
         text.lines()

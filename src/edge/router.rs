@@ -4,14 +4,15 @@
 //!
 //! Caching has three layers, each cheaper than the next:
 //! 1. a per-isolate memo of answers younger than `REST_CACHE_SECONDS`;
-//! 2. one in-flight leader request per key per isolate, which concurrent readers share;
+//! 2. one in-flight leader request per key per isolate: concurrent readers wait for its
+//!    answer in the memo on their own timers (never on another request's future);
 //! 3. the Cache API (shared by the isolates of a location), with the same `max-age`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
-use futures::future::{FutureExt, LocalBoxFuture, Shared};
-use worker::{event, Cache, Context, Env, Headers, Method, Request, Response, Result, Stub};
+use worker::{event, Cache, Context, Delay, Env, Headers, Method, Request, Response, Result, Stub};
 
 use super::env::{load_config, log_error, now_ms};
 use super::http;
@@ -36,7 +37,8 @@ struct Reply {
     fetched_at: i64,
 }
 
-type InFlight = Shared<LocalBoxFuture<'static, std::result::Result<Reply, String>>>;
+/// How long a request waits for another request's leader answer before asking itself.
+const COALESCE_WAIT_MS: i64 = 2_000;
 
 /// Where a REST answer came from (counted, and sent as `X-Edgetick-Cache`).
 #[derive(Clone, Copy)]
@@ -60,7 +62,8 @@ impl Source {
 
 thread_local! {
     static MEMO: RefCell<HashMap<String, Reply>> = RefCell::new(HashMap::new());
-    static INFLIGHT: RefCell<HashMap<String, InFlight>> = RefCell::new(HashMap::new());
+    /// Keys whose leader request is under way in this isolate.
+    static INFLIGHT: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
     static COUNTS: RefCell<[u64; 4]> = const { RefCell::new([0; 4]) };
     /// Stream connections refused at this isolate: [origin, unauthorized].
     static REFUSED: RefCell<[u64; 2]> = const { RefCell::new([0; 2]) };
@@ -357,34 +360,26 @@ async fn fetch_through(
             return Ok((reply, Source::Cache));
         }
     }
-    let shared = INFLIGHT.with(|m| m.borrow().get(key).cloned());
-    if let Some(fut) = shared {
-        return fut
-            .await
-            .map(|r| (r, Source::Coalesced))
-            .map_err(worker::Error::from);
+    // Another request of this isolate is already asking the leader: wait for its answer in
+    // the memo, on this request's own timer. workerd judges each request by its own pending
+    // I/O, so awaiting a future another request drives can be cancelled as a hang.
+    if max_age_ms > 0 && INFLIGHT.with(|m| m.borrow().contains(key)) {
+        let deadline = now_ms() + COALESCE_WAIT_MS;
+        while INFLIGHT.with(|m| m.borrow().contains(key)) && now_ms() < deadline {
+            Delay::from(Duration::from_millis(5)).await;
+        }
+        let memo = MEMO.with(|m| m.borrow().get(key).cloned());
+        if let Some(r) = memo.filter(|r| now_ms() - r.fetched_at < max_age_ms) {
+            return Ok((r, Source::Coalesced));
+        }
+        // The other request failed, answered something not worth caching, or is slow: ask.
     }
-    let stub = leader(env, cfg)?;
-    let url = format!("https://leader{target}");
-    let fut: InFlight = async move {
-        let mut resp = stub.fetch_with_str(&url).await.map_err(|e| e.to_string())?;
-        Ok(Reply {
-            status: resp.status_code(),
-            etag: resp.headers().get("ETag").map_err(|e| e.to_string())?,
-            retry_after: resp
-                .headers()
-                .get("Retry-After")
-                .map_err(|e| e.to_string())?,
-            body: resp.text().await.map_err(|e| e.to_string())?,
-            fetched_at: now_ms(),
-        })
+    let leading = INFLIGHT.with(|m| m.borrow_mut().insert(key.to_string()));
+    let result = ask_leader(env, cfg, target).await;
+    if leading {
+        INFLIGHT.with(|m| m.borrow_mut().remove(key));
     }
-    .boxed_local()
-    .shared();
-    INFLIGHT.with(|m| m.borrow_mut().insert(key.to_string(), fut.clone()));
-    let result = fut.await;
-    INFLIGHT.with(|m| m.borrow_mut().remove(key));
-    let reply = result.map_err(worker::Error::from)?;
+    let reply = result?;
     if reply.status == 200 && max_age_ms > 0 {
         MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
         let stored = respond(&reply, Source::Leader, cfg.rest_cache_seconds, None)?;
@@ -393,6 +388,19 @@ async fn fetch_through(
         }
     }
     Ok((reply, Source::Leader))
+}
+
+async fn ask_leader(env: &Env, cfg: &Config, target: &str) -> Result<Reply> {
+    let mut resp = leader(env, cfg)?
+        .fetch_with_str(&format!("https://leader{target}"))
+        .await?;
+    Ok(Reply {
+        status: resp.status_code(),
+        etag: resp.headers().get("ETag")?,
+        retry_after: resp.headers().get("Retry-After")?,
+        body: resp.text().await?,
+        fetched_at: now_ms(),
+    })
 }
 
 /// The client's response for a reply: 304 when its ETag matches `If-None-Match`.

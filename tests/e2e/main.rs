@@ -793,6 +793,11 @@ fn rest_burst_costs_a_handful_of_leader_requests(ctx: &mut Ctx) {
 
 fn etag_revalidates_with_304(ctx: &mut Ctx) {
     ctx.ex.control("pause?on=1");
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    let want = ctx.ex.latest("BTCUSDT").expect("a BTCUSDT price");
+    wait_until("the hub to hold the latest BTCUSDT", T, || {
+        (get(&ctx.svc.url("/api/prices/BTCUSDT")).json()["price"] == want.as_str()).then_some(())
+    });
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build();

@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! edgetick-bench [--loads A,B,C,D] [--duration 20] [--send-mode shared|per-socket]
-//!                [--out target/bench/results.md]
+//!                [--flush-ms 10] [--out target/bench/results.md]
 //! ```
 
 use std::collections::HashMap;
@@ -103,7 +103,7 @@ struct Stack {
 }
 
 impl Stack {
-    fn start(send_mode: &str) -> Stack {
+    fn start(send_mode: &str, flush_ms: u32) -> Stack {
         let exchange_port = free_port();
         let bin = root().join("target/release/fake-exchange");
         let exchange = spawn(
@@ -119,6 +119,7 @@ impl Stack {
             "MAX_CONNECTIONS:30000".to_string(),
             "CLIENT_MESSAGES_PER_SECOND:100".to_string(),
             format!("SEND_MODE:{send_mode}"),
+            format!("FLUSH_MS:{flush_ms}"),
         ];
         let mut cmd = Command::new("sh");
         let mut line = format!(
@@ -540,6 +541,7 @@ fn main() {
     let mut loads = "A,B,C,D".to_string();
     let mut duration = 20u64;
     let mut send_mode = "shared".to_string();
+    let mut flush_ms = 10u32;
     let mut idle_clients = 10_000usize;
     let mut out = root().join("target/bench/results.md");
     let mut args = std::env::args().skip(1);
@@ -548,6 +550,7 @@ fn main() {
             "--loads" => loads = args.next().unwrap_or(loads),
             "--duration" => duration = args.next().and_then(|v| v.parse().ok()).unwrap_or(duration),
             "--send-mode" => send_mode = args.next().unwrap_or(send_mode),
+            "--flush-ms" => flush_ms = args.next().and_then(|v| v.parse().ok()).unwrap_or(flush_ms),
             "--idle-clients" => {
                 idle_clients = args
                     .next()
@@ -606,7 +609,7 @@ fn main() {
     let mut details = Vec::new();
     for load in all.iter().filter(|l| loads.split(',').any(|n| n == l.name)) {
         // A fresh stack per load, so one load's connections and memory do not skew the next.
-        let stack = Stack::start(&send_mode);
+        let stack = Stack::start(&send_mode, flush_ms);
         eprintln!(
             "load {}: service on {}, workerd pids {:?}",
             load.name,
@@ -631,7 +634,7 @@ fn main() {
         .map(|n| n.get())
         .unwrap_or(0);
     let mut md = format!(
-        "Machine: {cores} cores ({cpu_model}), wrangler 4.86.0 / workerd local, SEND_MODE={send_mode}, {duration} s per load.\n\n\
+        "Machine: {cores} cores ({cpu_model}), wrangler 4.86.0 / workerd local, SEND_MODE={send_mode}, FLUSH_MS={flush_ms}, {duration} s per load.\n\n\
          | load | clients | latency p50 / p90 / p99 / max | price deliveries | frames | connections | workerd CPU | workerd peak RSS | last value = exchange |\n\
          |---|---|---|---|---|---|---|---|---|\n"
     );

@@ -840,11 +840,6 @@ impl Link {
     pub fn ever_connected(&self) -> bool {
         self.ever_connected
     }
-
-    /// Streams the active connection is subscribed to.
-    pub fn active_streams(&self) -> Option<&BTreeSet<String>> {
-        self.active.as_ref().map(|a| &a.streams)
-    }
 }
 
 #[cfg(test)]

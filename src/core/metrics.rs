@@ -25,11 +25,6 @@ impl Histogram {
         self.count += 1;
         self.sum += seconds;
     }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
 }
 
 /// Builds an exposition: each family gets `# HELP` and `# TYPE` once, then its samples.

@@ -1188,6 +1188,15 @@ struct Limits {
 
 const TOKEN: &str = "s3cret-token";
 
+impl Limits {
+    /// A WebSocket client that presents the token.
+    fn ws(&self) -> Client {
+        self.svc
+            .ws_with(&format!("/ws?token={TOKEN}"), &[])
+            .expect("an authorised client")
+    }
+}
+
 fn limits_service() -> Limits {
     let ex = Exchange::start(&["--rate", "40"]);
     let svc = Service::start(
@@ -1282,12 +1291,11 @@ fn tokens_and_origins_guard_the_streams(_ctx: &mut Ctx) {
 fn every_limit_has_its_code_and_spares_a_bystander(_ctx: &mut Ctx) {
     let l = limits_service();
     let svc = &l.svc;
-    let q = format!("/ws?token={TOKEN}");
-    let mut bystander = svc.ws_with(&q, &[]).unwrap();
+    let mut bystander = l.ws();
     subscribe(&mut bystander, &["BTCUSDT"], 1);
     let mut last = next_price_of(&mut bystander, "BTCUSDT", 0, T);
     // MAX_SYMBOLS_PER_CONNECTION = 2
-    let mut greedy = svc.ws_with(&q, &[]).unwrap();
+    let mut greedy = l.ws();
     greedy.send_json(
         json!({"action": "subscribe", "symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"], "id": 1}),
     );
@@ -1316,14 +1324,14 @@ fn every_limit_has_its_code_and_spares_a_bystander(_ctx: &mut Ctx) {
     assert_eq!(greedy.wait_closed(T), 4008);
     last = next_price_of(&mut bystander, "BTCUSDT", last, T);
     // MAX_FRAME_BYTES = 4096: 1009.
-    let mut big = svc.ws_with(&q, &[]).unwrap();
+    let mut big = l.ws();
     big.send_text(&format!(
         r#"{{"action":"list","pad":"{}"}}"#,
         "x".repeat(5000)
     ));
     assert_eq!(big.wait_closed(T), 1009);
     // Binary frames: BAD_REQUEST, connection kept.
-    let mut bin = svc.ws_with(&q, &[]).unwrap();
+    let mut bin = l.ws();
     bin.send_binary(vec![0, 1, 2]);
     assert_eq!(bin.next_json(T)["code"], "BAD_REQUEST");
     // MAX_CONNECTIONS = 3: bystander + bin + one more; the next gets 4290 / 503.
@@ -1331,8 +1339,10 @@ fn every_limit_has_its_code_and_spares_a_bystander(_ctx: &mut Ctx) {
         let h = health(svc);
         (h["clients"]["websocket"].as_u64() == Some(2)).then_some(())
     });
-    let third = svc.ws_with(&q, &[]).unwrap();
-    let mut fourth = svc.ws_with(&q, &[]).expect("the upgrade itself succeeds");
+    let third = l.ws();
+    let mut fourth = svc
+        .ws_with(&format!("/ws?token={TOKEN}"), &[])
+        .expect("the upgrade itself succeeds");
     assert_eq!(fourth.wait_closed(T), 4290, "at capacity");
     let full = svc
         .sse(&format!("/api/stream?symbols=BTCUSDT&token={TOKEN}"), &[])
@@ -1366,10 +1376,9 @@ fn every_limit_has_its_code_and_spares_a_bystander(_ctx: &mut Ctx) {
 fn a_websocket_client_that_stops_acking_is_warned_then_closed_4009(_ctx: &mut Ctx) {
     let l = limits_service();
     let svc = &l.svc;
-    let q = format!("/ws?token={TOKEN}");
-    let mut bystander = svc.ws_with(&q, &[]).unwrap();
+    let mut bystander = l.ws();
     subscribe(&mut bystander, &["BTCUSDT"], 1);
-    let mut slow = svc.ws_with(&q, &[]).unwrap();
+    let mut slow = l.ws();
     subscribe(&mut slow, &["BTCUSDT", "ETHUSDT"], 1);
     slow.send_json(json!({"action": "ack", "seq": 0}));
     l._ex.control("rate?value=2000");

@@ -9,9 +9,20 @@
 //! must equal the exchange's ("nothing lost beyond conflation").
 //!
 //! ```text
-//! edgetick-bench [--loads A,B,C,D] [--duration 20] [--send-mode shared|per-socket]
-//!                [--flush-ms 10] [--out target/bench/results.md]
+//! edgetick-bench [--loads A,B,C,D,B:direct,D:direct] [--duration 20]
+//!                [--send-mode shared|per-socket] [--flush-ms 5] [--no-inspector]
+//!                [--idle-clients 10000] [--proxy-idle-clients 2500]
+//!                [--out target/bench/results.md]
 //! ```
+//!
+//! `wrangler dev` runs two workerd processes: a local proxy that owns the public port and
+//! forwards every request and WebSocket, and the runtime that runs the worker and the hub.
+//! A load with `:direct` connects its clients to the runtime's own socket, past the proxy:
+//! the proxy holds 6–7 file descriptors per WebSocket, and this machine's hard limit of
+//! 20,000 per process caps it near 2,900 clients (hence `--proxy-idle-clients`), while the
+//! runtime holds one. `--no-inspector` starts wrangler without its DevTools proxy (it has no
+//! switch of its own; it stands down inside VS Code's debug terminal): only to attribute
+//! costs, the README's table is measured with it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -103,7 +114,7 @@ struct Stack {
 }
 
 impl Stack {
-    fn start(send_mode: &str, flush_ms: u32) -> Stack {
+    fn start(send_mode: &str, flush_ms: u32, inspector: bool) -> Stack {
         let exchange_port = free_port();
         let bin = root().join("target/release/fake-exchange");
         let exchange = spawn(
@@ -136,6 +147,11 @@ impl Stack {
             .env("EDGETICK_SKIP_BUILD", "1")
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
+        if !inspector {
+            // wrangler has no switch for its DevTools proxy; it stands it down inside VS Code's
+            // debug terminal, recognised by this variable. Only for attributing costs.
+            cmd.env("VSCODE_INSPECTOR_OPTIONS", "{}");
+        }
         let wrangler = spawn(&mut cmd, "wrangler.log");
         let stack = Stack {
             exchange,
@@ -188,10 +204,11 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// workerd processes of this stack (children of its process group).
-    fn workerd_pids(&self) -> Vec<i32> {
+    /// The processes of this stack by role: wrangler's Node CLI, the local proxy workerd
+    /// (it owns the public port) and the runtime workerd that runs the worker and the hub.
+    fn processes(&self) -> Vec<(Role, i32)> {
         let pgid = self.wrangler.id() as i32;
-        let mut pids = Vec::new();
+        let mut out = Vec::new();
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
@@ -202,36 +219,144 @@ impl Stack {
             let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
             let fields: Vec<&str> = after.split_whitespace().collect();
             let pg: i32 = fields.get(2).and_then(|f| f.parse().ok()).unwrap_or(0);
-            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if pg == pgid && comm.trim() == "workerd" {
-                pids.push(pid);
+            if pg != pgid {
+                continue;
             }
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                .unwrap_or_default();
+            let role = if cmdline.contains("wrangler-dist/cli.js") {
+                Role::Wrangler
+            } else if !cmdline.contains("bin/workerd") {
+                continue;
+            } else if cmdline.contains(&format!("entry=127.0.0.1:{} ", self.port)) {
+                Role::Proxy
+            } else {
+                Role::Runtime
+            };
+            out.push((role, pid));
         }
-        pids
+        out
+    }
+
+    fn workerd_pids(&self) -> Vec<i32> {
+        self.processes()
+            .into_iter()
+            .filter(|(r, _)| *r != Role::Wrangler)
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// Usage by role, and the workerd total (CPU seconds, RSS KiB).
+    fn usage(&self) -> (HashMap<Role, Usage>, (f64, u64)) {
+        let mut by_role: HashMap<Role, Usage> = HashMap::new();
+        let mut total = (0.0, 0);
+        for (role, pid) in self.processes() {
+            let u = Usage::of(pid);
+            if role != Role::Wrangler {
+                total.0 += u.cpu_s;
+                total.1 += u.rss_kib;
+            }
+            let e = by_role.entry(role).or_default();
+            e.cpu_s += u.cpu_s;
+            e.rss_kib += u.rss_kib;
+            e.fds += u.fds;
+        }
+        (by_role, total)
     }
 
     /// (CPU seconds so far, current RSS in KiB) summed over the workerd processes.
     fn workerd_usage(&self) -> (f64, u64) {
-        let tick = 100.0; // USER_HZ on Linux
-        let mut cpu = 0.0;
-        let mut rss = 0;
-        for pid in self.workerd_pids() {
-            if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-                let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-                let f: Vec<&str> = after.split_whitespace().collect();
-                let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-                let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-                cpu += (ut + st) / tick;
-            }
-            if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
-                rss += status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
+        self.usage().1
+    }
+
+    /// The runtime workerd's own HTTP socket, found among its listening sockets by asking
+    /// each for /health: `--direct` connects clients there, past wrangler's proxy.
+    fn runtime_port(&self) -> Option<u16> {
+        let (_, pid) = self
+            .processes()
+            .into_iter()
+            .find(|(r, _)| *r == Role::Runtime)?;
+        let inodes: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::read_link(e.path()).ok())
+            .filter_map(|l| {
+                let l = l.to_string_lossy().to_string();
+                l.strip_prefix("socket:[")?
+                    .strip_suffix(']')
+                    .map(str::to_string)
+            })
+            .collect();
+        let tcp = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        tcp.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let listening = f.get(3) == Some(&"0A");
+                let inode = f.get(9)?;
+                if !listening || !inodes.iter().any(|i| i == inode) {
+                    return None;
+                }
+                let port = f.get(1)?.rsplit_once(':')?.1;
+                u16::from_str_radix(port, 16).ok()
+            })
+            .find(|port| {
+                get(&format!("http://127.0.0.1:{port}/health"))
+                    .is_some_and(|h| h.get("upstream").is_some())
+            })
+    }
+}
+
+/// Which process of the dev stack a measurement belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Role {
+    Wrangler,
+    Proxy,
+    Runtime,
+}
+
+impl Role {
+    fn label(self) -> &'static str {
+        match self {
+            Role::Wrangler => "wrangler (node)",
+            Role::Proxy => "proxy workerd",
+            Role::Runtime => "runtime workerd",
         }
-        (cpu, rss)
+    }
+}
+
+/// One process's CPU time, resident memory and open descriptors.
+#[derive(Clone, Copy, Default, Debug)]
+struct Usage {
+    cpu_s: f64,
+    rss_kib: u64,
+    fds: usize,
+}
+
+impl Usage {
+    fn of(pid: i32) -> Usage {
+        let tick = 100.0; // USER_HZ on Linux
+        let mut u = Usage::default();
+        if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let f: Vec<&str> = after.split_whitespace().collect();
+            let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            u.cpu_s = (ut + st) / tick;
+        }
+        if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
+            u.rss_kib = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        u.fds = fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        u
     }
 }
 
@@ -266,12 +391,16 @@ fn field<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
 
 async fn client(
     port: u16,
+    handshakes: Arc<tokio::sync::Semaphore>,
     symbols: Vec<String>,
     tally: Arc<Mutex<Tally>>,
     stop_at: Arc<AtomicU64>,
     measuring: Arc<AtomicU64>,
 ) {
     let url = format!("ws://127.0.0.1:{port}/ws");
+    let Ok(slot) = handshakes.acquire_owned().await else {
+        return;
+    };
     let Ok(Ok((mut ws, _))) = tokio::time::timeout(
         Duration::from_secs(30),
         tokio_tungstenite::connect_async(url),
@@ -280,6 +409,7 @@ async fn client(
     else {
         return;
     };
+    drop(slot);
     if !symbols.is_empty() {
         let sub = json!({"action": "subscribe", "symbols": symbols}).to_string();
         if ws.send(Message::text(sub)).await.is_err() {
@@ -294,7 +424,6 @@ async fn client(
     let mut local_lat: Vec<u32> = Vec::new();
     let mut frames = 0;
     let mut prices = 0;
-    let mut last: HashMap<String, String> = HashMap::new();
     let mut max_seq = 0u64;
     let mut last_ack = Instant::now();
     loop {
@@ -317,24 +446,28 @@ async fn client(
             continue;
         }
         frames += 1;
-        let measure =
-            measuring.load(Ordering::Relaxed) == 1 && text.starts_with("{\"type\":\"prices\"");
-        for obj in text.split("{\"symbol\":").skip(1) {
-            prices += 1;
-            let symbol = obj.split('"').nth(1).unwrap_or_default().to_string();
-            if let Some(p) = field(obj, "price") {
-                last.insert(symbol, p.to_string());
-            }
-            if let Some(seq) = field(obj, "seq").and_then(|s| s.parse::<u64>().ok()) {
-                max_seq = max_seq.max(seq);
-            }
-            if measure {
-                if let Some(e) = field(obj, "event_time").and_then(|s| s.parse::<i64>().ok()) {
-                    local_lat.push((received - e).clamp(0, u32::MAX as i64) as u32);
+        {
+            let mut tally_now = tally.lock().unwrap_or_else(|p| p.into_inner());
+            let measure =
+                measuring.load(Ordering::Relaxed) == 1 && text.starts_with("{\"type\":\"prices\"");
+            for obj in text.split("{\"symbol\":").skip(1) {
+                prices += 1;
+                let symbol = obj.split('"').nth(1).unwrap_or_default().to_string();
+                if let Some(p) = field(obj, "price") {
+                    tally_now.last.insert(symbol, p.to_string());
+                }
+                if let Some(seq) = field(obj, "seq").and_then(|s| s.parse::<u64>().ok()) {
+                    max_seq = max_seq.max(seq);
+                }
+                if measure {
+                    if let Some(e) = field(obj, "event_time").and_then(|s| s.parse::<i64>().ok()) {
+                        local_lat.push((received - e).clamp(0, u32::MAX as i64) as u32);
+                    }
                 }
             }
         }
-        if last_ack.elapsed() > Duration::from_secs(1) {
+        // Idle clients have nothing to acknowledge, and say nothing.
+        if max_seq > 0 && last_ack.elapsed() > Duration::from_secs(1) {
             last_ack = Instant::now();
             let _ = ws
                 .send(Message::text(
@@ -347,7 +480,6 @@ async fn client(
     t.latencies_ms = local_lat;
     t.frames = frames;
     t.prices = prices;
-    t.last = last;
 }
 
 struct Load {
@@ -371,7 +503,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
+fn run_load(stack: &Stack, load: &Load, duration: Duration, direct: bool) -> Outcome {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -379,7 +511,17 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
         .expect("runtime");
     stack.control("pause?on=1");
     stack.control(&format!("rate?value={}", load.rate));
-    let (cpu0, rss0) = stack.workerd_usage();
+    let (before, (_, rss0)) = stack.usage();
+    let port = if direct {
+        stack
+            .runtime_port()
+            .expect("the runtime workerd's HTTP socket")
+    } else {
+        stack.port
+    };
+    // At most this many handshakes in flight: a client that waits for a slot is not
+    // counted against the service, and none times out in the dev proxy's accept queue.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(256));
     let stop_at = Arc::new(AtomicU64::new(u64::MAX));
     let measuring = Arc::new(AtomicU64::new(0));
     let tallies: Vec<Arc<Mutex<Tally>>> = (0..load.clients).map(|_| Arc::default()).collect();
@@ -396,7 +538,8 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
                 .collect()
         };
         handles.push(rt.spawn(client(
-            stack.port,
+            port,
+            handshakes.clone(),
             symbols,
             t.clone(),
             stop_at.clone(),
@@ -419,25 +562,39 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
     }
     let connect_time = started.elapsed();
     let connected = count();
-    let (_, rss_connected) = stack.workerd_usage();
-    let per_process: Vec<(i32, u64)> = stack
-        .workerd_pids()
-        .into_iter()
-        .map(|pid| {
-            let rss = fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                })
-                .unwrap_or(0);
-            (pid, rss)
-        })
-        .collect();
-    eprintln!("  connected {connected} in {connect_time:?}; workerd RSS by process (KiB): {per_process:?}, before: {rss0}");
+    let (at_connected, (_, rss_connected)) = stack.usage();
+    let mut roles: Vec<Value> = Vec::new();
+    for role in [Role::Wrangler, Role::Proxy, Role::Runtime] {
+        let (b, c) = (
+            before.get(&role).copied().unwrap_or_default(),
+            at_connected.get(&role).copied().unwrap_or_default(),
+        );
+        let per_conn = |x: f64| {
+            if connected > 0 {
+                x / connected as f64
+            } else {
+                0.0
+            }
+        };
+        eprintln!(
+            "  {}: RSS {} → {} KiB ({:+.1} KiB per connection), fds {} → {} ({:+.2} per connection)",
+            role.label(),
+            b.rss_kib,
+            c.rss_kib,
+            per_conn(c.rss_kib as f64 - b.rss_kib as f64),
+            b.fds,
+            c.fds,
+            per_conn(c.fds as f64 - b.fds as f64),
+        );
+        roles.push(json!({
+            "role": role.label(), "rss_before_kib": b.rss_kib, "rss_connected_kib": c.rss_kib,
+            "fds_before": b.fds, "fds_connected": c.fds,
+            "rss_per_connection_kib": per_conn(c.rss_kib as f64 - b.rss_kib as f64),
+        }));
+    }
+    eprintln!("  connected {connected} in {connect_time:?}");
     let mut peak_rss = rss_connected;
-    let cpu_start = stack.workerd_usage().0;
+    let (cpu_by_role_start, (cpu_start, _)) = stack.usage();
     let t_start = Instant::now();
     if !load.idle {
         stack.control("pause?on=0");
@@ -449,7 +606,17 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
     }
     measuring.store(0, Ordering::Relaxed);
     let measured = t_start.elapsed().as_secs_f64();
-    let (cpu_end, _) = stack.workerd_usage();
+    let (cpu_by_role_end, (cpu_end, _)) = stack.usage();
+    for (role, v) in [Role::Wrangler, Role::Proxy, Role::Runtime]
+        .iter()
+        .zip(roles.iter_mut())
+    {
+        let spent = cpu_by_role_end.get(role).map_or(0.0, |u| u.cpu_s)
+            - cpu_by_role_start.get(role).map_or(0.0, |u| u.cpu_s);
+        let pct = spent / measured * 100.0;
+        eprintln!("  {}: {pct:.0}% of a core while measured", role.label());
+        v["cpu_percent"] = json!(pct);
+    }
     // Nothing lost: pause, tick every symbol once more, let it drain, compare.
     stack.control("pause?on=1");
     if !load.idle {
@@ -457,8 +624,30 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
             stack.control(&format!("tick?symbol={s}"));
         }
     }
-    std::thread::sleep(Duration::from_secs(3));
+    // Wait until every client holds the exchange's last value of each of its symbols (or
+    // 30 s): a backlog drains late, a lost update never does.
+    std::thread::sleep(Duration::from_millis(500));
     let want = stack.exchange_prices();
+    let differing = || {
+        tallies
+            .iter()
+            .map(|t| {
+                let t = t.lock().unwrap_or_else(|p| p.into_inner());
+                if load.idle || !t.connected {
+                    return 0;
+                }
+                t.subscribed
+                    .iter()
+                    .filter(|s| t.last.get(*s) != want.get(*s))
+                    .count()
+            })
+            .sum::<usize>()
+    };
+    let drain_started = Instant::now();
+    while differing() > 0 && drain_started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let drained = drain_started.elapsed().as_secs_f64() + 0.5;
     stop_at.store(now_ms() as u64, Ordering::Relaxed);
     rt.block_on(async {
         for h in handles {
@@ -468,20 +657,14 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
     rt.shutdown_timeout(Duration::from_secs(5));
     let (_, rss_end) = stack.workerd_usage();
     let mut lat: Vec<u32> = Vec::new();
-    let (mut frames, mut prices, mut mismatched, mut closed_early) = (0u64, 0u64, 0usize, 0usize);
+    let mismatched = differing();
+    let (mut frames, mut prices, mut closed_early) = (0u64, 0u64, 0usize);
     for t in &tallies {
         let t = t.lock().unwrap_or_else(|p| p.into_inner());
         lat.extend_from_slice(&t.latencies_ms);
         frames += t.frames;
         prices += t.prices;
         closed_early += usize::from(t.closed_early);
-        if !load.idle && t.connected {
-            mismatched += t
-                .subscribed
-                .iter()
-                .filter(|s| t.last.get(*s) != want.get(*s))
-                .count();
-        }
     }
     lat.sort_unstable();
     let cpu = cpu_end - cpu_start;
@@ -490,23 +673,49 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
     } else {
         0.0
     };
-    let _ = (cpu0, rss_end);
+    let _ = rss_end;
     let deliveries = lat.len() as f64 / measured;
+    let role = |r: &str| {
+        roles
+            .iter()
+            .find(|v| v["role"] == r)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (node, proxy, runtime) = (
+        role(Role::Wrangler.label()),
+        role(Role::Proxy.label()),
+        role(Role::Runtime.label()),
+    );
+    let pct = |v: &Value| v["cpu_percent"].as_f64().unwrap_or(0.0);
+    let kib = |v: &Value| v["rss_per_connection_kib"].as_f64().unwrap_or(0.0);
+    let path = if direct {
+        "runtime socket"
+    } else {
+        "wrangler port"
+    };
+    let held = format!(
+        "{}/{} held, {} failed",
+        connected - closed_early,
+        load.clients,
+        load.clients - connected + closed_early
+    );
+    let memory = format!(
+        "{:.0} MiB; per connection: runtime {:.0} KiB, proxy {:.0} KiB",
+        peak_rss as f64 / 1024.0,
+        kib(&runtime),
+        kib(&proxy)
+    );
     let row = if load.idle {
         format!(
-            "| {} | {} idle | – | – | – | – | {}/{} held, {} failed | {:.1} s to connect | {:.0} MiB (+{:.1} KiB per connection) |",
+            "| {} | {path} | {} idle | – | – | – | {held} in {:.1} s | – | {memory} | – |",
             load.name,
             load.clients,
-            connected - closed_early,
-            load.clients,
-            load.clients - connected + closed_early,
             connect_time.as_secs_f64(),
-            peak_rss as f64 / 1024.0,
-            per_conn_kb
         )
     } else {
         format!(
-            "| {} | {} × {} of 20 @ {}/s | {} / {} / {} / {} ms | {:.0}/s | {:.0}/s | {}/{} held, {} failed | {:.0}% of a core | {:.0} MiB | {} |",
+            "| {} | {path} | {} × {} of 20 @ {}/s | {} / {} / {} / {} ms | {:.0}/s | {:.0}/s | {held} | runtime {:.0}%, proxy {:.0}%, wrangler {:.0}% | {memory} | {} |",
             load.name,
             load.clients,
             load.per_client,
@@ -516,13 +725,15 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
             percentile(&lat, 0.99),
             lat.last().copied().unwrap_or(0),
             deliveries,
-            frames as f64 / (measured + 3.0),
-            connected - closed_early,
-            load.clients,
-            load.clients - connected + closed_early,
-            cpu / measured * 100.0,
-            peak_rss as f64 / 1024.0,
-            if mismatched == 0 { "all equal".to_string() } else { format!("{mismatched} differ") }
+            frames as f64 / (measured + drained),
+            pct(&runtime),
+            pct(&proxy),
+            pct(&node),
+            if mismatched == 0 {
+                format!("all equal ({drained:.1} s after the last tick)")
+            } else {
+                format!("{mismatched} differ after {drained:.0} s")
+            }
         )
     };
     let detail = json!({
@@ -531,18 +742,21 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration) -> Outcome {
         "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": lat.last()},
         "price_deliveries_per_s": deliveries, "frames": frames, "prices": prices,
         "workerd_cpu_seconds": cpu, "measured_seconds": measured, "peak_rss_kib": peak_rss,
-        "rss_per_connection_kib": per_conn_kb, "mismatched": mismatched,
+        "rss_per_connection_kib": per_conn_kb, "mismatched": mismatched, "drain_seconds": drained,
+        "direct": direct, "by_process": roles,
     });
     eprintln!("{row}");
     Outcome { row, detail }
 }
 
 fn main() {
-    let mut loads = "A,B,C,D".to_string();
+    let mut loads = "A,B,C,D,B:direct,D:direct".to_string();
     let mut duration = 20u64;
     let mut send_mode = "shared".to_string();
-    let mut flush_ms = 10u32;
+    let mut flush_ms = 5u32;
     let mut idle_clients = 10_000usize;
+    let mut proxy_idle_clients = 2_500usize;
+    let mut inspector = true;
     let mut out = root().join("target/bench/results.md");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -557,6 +771,13 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(idle_clients)
             }
+            "--proxy-idle-clients" => {
+                proxy_idle_clients = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(proxy_idle_clients)
+            }
+            "--no-inspector" => inspector = false,
             "--out" => out = args.next().map(PathBuf::from).unwrap_or(out),
             other => {
                 eprintln!("edgetick-bench: unknown argument {other}");
@@ -607,16 +828,37 @@ fn main() {
     ];
     let mut rows = Vec::new();
     let mut details = Vec::new();
-    for load in all.iter().filter(|l| loads.split(',').any(|n| n == l.name)) {
+    // Each item is a load's letter, with ":direct" to connect its clients to the runtime
+    // workerd's own socket rather than wrangler's port (see the module comment).
+    for item in loads.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, direct) = match item.split_once(':') {
+            Some((n, "direct")) => (n, true),
+            None => (item, false),
+            Some(_) => {
+                eprintln!("edgetick-bench: unknown load {item}");
+                std::process::exit(2);
+            }
+        };
+        let Some(load) = all.iter().find(|l| l.name == name) else {
+            eprintln!("edgetick-bench: unknown load {item}");
+            std::process::exit(2);
+        };
+        let load = Load {
+            clients: match (load.idle, direct) {
+                (true, true) => idle_clients,
+                (true, false) => proxy_idle_clients,
+                _ => load.clients,
+            },
+            ..*load
+        };
         // A fresh stack per load, so one load's connections and memory do not skew the next.
-        let stack = Stack::start(&send_mode, flush_ms);
+        let stack = Stack::start(&send_mode, flush_ms, inspector);
         eprintln!(
-            "load {}: service on {}, workerd pids {:?}",
-            load.name,
+            "load {item}: service on {}, workerd pids {:?}",
             stack.port,
             stack.workerd_pids()
         );
-        let o = run_load(&stack, load, Duration::from_secs(duration));
+        let o = run_load(&stack, &load, Duration::from_secs(duration), direct);
         rows.push(o.row);
         details.push(o.detail);
         drop(stack);
@@ -634,21 +876,14 @@ fn main() {
         .map(|n| n.get())
         .unwrap_or(0);
     let mut md = format!(
-        "Machine: {cores} cores ({cpu_model}), wrangler 4.86.0 / workerd local, SEND_MODE={send_mode}, FLUSH_MS={flush_ms}, {duration} s per load.\n\n\
-         | load | clients | latency p50 / p90 / p99 / max | price deliveries | frames | connections | workerd CPU | workerd peak RSS | last value = exchange |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+        "Machine: {cores} cores ({cpu_model}), wrangler 4.86.0 / workerd local, SEND_MODE={send_mode}, FLUSH_MS={flush_ms}, {duration} s per load{}.\n\n\
+         | load | clients connect to | clients | latency p50 / p90 / p99 / max | price deliveries | frames | connections | CPU while measured (of one core) | workerd peak RSS | last value = exchange |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+        if inspector { "" } else { ", wrangler's inspector off" }
     );
     for r in &rows {
-        if r.contains(" idle ") {
-            let cells: Vec<&str> = r.trim_matches('|').split('|').map(str::trim).collect();
-            md.push_str(&format!(
-                "| {} | {} | – | – | – | {} | {} | {} | – |\n",
-                cells[0], cells[1], cells[6], cells[7], cells[8]
-            ));
-        } else {
-            md.push_str(r);
-            md.push('\n');
-        }
+        md.push_str(r);
+        md.push('\n');
     }
     if let Some(dir) = out.parent() {
         let _ = fs::create_dir_all(dir);

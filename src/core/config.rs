@@ -165,7 +165,7 @@ impl Config {
             max_age_ms: number("UPSTREAM_MAX_AGE_SECONDS", 84_600, 10, 86_000)? as i64 * 1000,
             idle_close_ms: number("UPSTREAM_IDLE_CLOSE_SECONDS", 30, 1, 3_600)? as i64 * 1000,
             rest_cache_seconds: number("REST_CACHE_SECONDS", 1, 0, 60)? as u32,
-            flush_ms: number("FLUSH_MS", 10, 0, 1_000)? as i64,
+            flush_ms: number("FLUSH_MS", 5, 0, 1_000)? as i64,
             shared_send: match var("SEND_MODE").as_deref() {
                 None | Some("shared") => true,
                 Some("per-socket") => false,
@@ -282,7 +282,7 @@ mod tests {
         );
         assert_eq!(c.idle_close_ms, 30_000);
         assert_eq!(c.rest_cache_seconds, 1);
-        assert_eq!(c.flush_ms, 10);
+        assert_eq!(c.flush_ms, 5);
         assert!(c.shared_send);
     }
 

@@ -271,7 +271,7 @@ impl Stack {
     }
 
     /// The runtime workerd's own HTTP socket, found among its listening sockets by asking
-    /// each for /health: `--direct` connects clients there, past wrangler's proxy.
+    /// each for /health: a `:direct` load connects its clients there, past wrangler's proxy.
     fn runtime_port(&self) -> Option<u16> {
         let (_, pid) = self
             .processes()

@@ -213,12 +213,10 @@ impl Stack {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
                 continue;
             };
-            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            let pg: i32 = fields.get(2).and_then(|f| f.parse().ok()).unwrap_or(0);
+            let pg: i32 = stat_fields(pid)
+                .get(2)
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(0);
             if pg != pgid {
                 continue;
             }
@@ -318,6 +316,9 @@ enum Role {
 }
 
 impl Role {
+    /// Every role, in the order the results list them.
+    const ALL: [Role; 3] = [Role::Wrangler, Role::Proxy, Role::Runtime];
+
     fn label(self) -> &'static str {
         match self {
             Role::Wrangler => "wrangler (node)",
@@ -338,26 +339,44 @@ struct Usage {
 impl Usage {
     fn of(pid: i32) -> Usage {
         let tick = 100.0; // USER_HZ on Linux
-        let mut u = Usage::default();
-        if let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) {
-            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-            let f: Vec<&str> = after.split_whitespace().collect();
-            let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            u.cpu_s = (ut + st) / tick;
+        let stat = stat_fields(pid);
+        let ticks = |i: usize| {
+            stat.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Usage {
+            cpu_s: (ticks(11) + ticks(12)) / tick,
+            rss_kib: fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|status| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0),
+            fds: fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| d.count())
+                .unwrap_or(0),
         }
-        if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
-            u.rss_kib = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        u.fds = fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| d.count())
-            .unwrap_or(0);
-        u
     }
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (whose parentheses may hold
+/// spaces): 2 is the process group, 11 and 12 user and system CPU ticks. Empty if the
+/// process is gone.
+fn stat_fields(pid: i32) -> Vec<String> {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = stat.rsplit_once(')')?.1;
+            Some(after.split_whitespace().map(str::to_string).collect())
+        })
+        .unwrap_or_default()
 }
 
 impl Drop for Stack {
@@ -563,8 +582,7 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration, direct: bool) -> Out
     let connect_time = started.elapsed();
     let connected = count();
     let (at_connected, (_, rss_connected)) = stack.usage();
-    let mut roles: Vec<Value> = Vec::new();
-    for role in [Role::Wrangler, Role::Proxy, Role::Runtime] {
+    let mut roles = Role::ALL.map(|role| {
         let (b, c) = (
             before.get(&role).copied().unwrap_or_default(),
             at_connected.get(&role).copied().unwrap_or_default(),
@@ -586,12 +604,12 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration, direct: bool) -> Out
             c.fds,
             per_conn(c.fds as f64 - b.fds as f64),
         );
-        roles.push(json!({
+        json!({
             "role": role.label(), "rss_before_kib": b.rss_kib, "rss_connected_kib": c.rss_kib,
             "fds_before": b.fds, "fds_connected": c.fds,
             "rss_per_connection_kib": per_conn(c.rss_kib as f64 - b.rss_kib as f64),
-        }));
-    }
+        })
+    });
     eprintln!("  connected {connected} in {connect_time:?}");
     let mut peak_rss = rss_connected;
     let (cpu_by_role_start, (cpu_start, _)) = stack.usage();
@@ -607,10 +625,7 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration, direct: bool) -> Out
     measuring.store(0, Ordering::Relaxed);
     let measured = t_start.elapsed().as_secs_f64();
     let (cpu_by_role_end, (cpu_end, _)) = stack.usage();
-    for (role, v) in [Role::Wrangler, Role::Proxy, Role::Runtime]
-        .iter()
-        .zip(roles.iter_mut())
-    {
+    for (role, v) in Role::ALL.iter().zip(roles.iter_mut()) {
         let spent = cpu_by_role_end.get(role).map_or(0.0, |u| u.cpu_s)
             - cpu_by_role_start.get(role).map_or(0.0, |u| u.cpu_s);
         let pct = spent / measured * 100.0;
@@ -655,7 +670,6 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration, direct: bool) -> Out
         }
     });
     rt.shutdown_timeout(Duration::from_secs(5));
-    let (_, rss_end) = stack.workerd_usage();
     let mut lat: Vec<u32> = Vec::new();
     let mismatched = differing();
     let (mut frames, mut prices, mut closed_early) = (0u64, 0u64, 0usize);
@@ -673,20 +687,8 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration, direct: bool) -> Out
     } else {
         0.0
     };
-    let _ = rss_end;
     let deliveries = lat.len() as f64 / measured;
-    let role = |r: &str| {
-        roles
-            .iter()
-            .find(|v| v["role"] == r)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (node, proxy, runtime) = (
-        role(Role::Wrangler.label()),
-        role(Role::Proxy.label()),
-        role(Role::Runtime.label()),
-    );
+    let [node, proxy, runtime] = &roles;
     let pct = |v: &Value| v["cpu_percent"].as_f64().unwrap_or(0.0);
     let kib = |v: &Value| v["rss_per_connection_kib"].as_f64().unwrap_or(0.0);
     let path = if direct {
@@ -703,8 +705,8 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration, direct: bool) -> Out
     let memory = format!(
         "{:.0} MiB; per connection: runtime {:.0} KiB, proxy {:.0} KiB",
         peak_rss as f64 / 1024.0,
-        kib(&runtime),
-        kib(&proxy)
+        kib(runtime),
+        kib(proxy)
     );
     let row = if load.idle {
         format!(
@@ -726,9 +728,9 @@ fn run_load(stack: &Stack, load: &Load, duration: Duration, direct: bool) -> Out
             lat.last().copied().unwrap_or(0),
             deliveries,
             frames as f64 / (measured + drained),
-            pct(&runtime),
-            pct(&proxy),
-            pct(&node),
+            pct(runtime),
+            pct(proxy),
+            pct(node),
             if mismatched == 0 {
                 format!("all equal ({drained:.1} s after the last tick)")
             } else {

@@ -4,7 +4,12 @@
 //! fake-exchange [--host 127.0.0.1] [--port 9001] [--rate 20] [--seed 1]
 //!               [--ping-interval-ms 20000] [--pong-timeout-ms 60000]
 //!               [--max-incoming-per-sec 5] [--refuse STATUS] [--stall] [--garbage-every N]
+//!               [--cadence-ms 1000]
 //! ```
+//!
+//! `--cadence-ms`: a symbol that has not moved for this long gets its 24 h ticker again with
+//! a new event time, as Binance sends `@ticker` every second even in a quiet market (and
+//! while paused here); 0 turns it off. Only the `stall` fault silences it.
 
 mod market;
 mod server;
@@ -48,6 +53,7 @@ async fn main() {
             "--refuse" => settings.refuse = Some(value(&mut args, &flag)),
             "--stall" => settings.stall = true,
             "--garbage-every" => settings.garbage_every = value(&mut args, &flag),
+            "--cadence-ms" => settings.cadence = Duration::from_millis(value(&mut args, &flag)),
             "-h" | "--help" => usage("usage"),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -58,6 +64,7 @@ async fn main() {
     };
     let ex = Exchange::new(settings);
     tokio::spawn(ex.clone().run_ticker());
+    tokio::spawn(ex.clone().run_cadence());
     eprintln!("fake-exchange listening on ws://{host}:{port}/stream (control: http://{host}:{port}/control/state)");
     let app = ex.router();
     let shutdown = async {

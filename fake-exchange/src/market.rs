@@ -222,6 +222,22 @@ impl Market {
         state
     }
 
+    /// Symbols whose last event is at least `every_ms` old: their event time becomes `now_ms`
+    /// (prices unchanged) and their states are returned, for the 24 h ticker's cadence.
+    pub fn refresh_due(&mut self, now_ms: i64, every_ms: i64) -> Vec<SymbolState> {
+        let mut due: Vec<SymbolState> = self
+            .symbols
+            .values_mut()
+            .filter(|s| now_ms - s.event_time >= every_ms)
+            .map(|s| {
+                s.event_time = now_ms;
+                s.clone()
+            })
+            .collect();
+        due.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        due
+    }
+
     /// Latest price of every symbol that has moved or been asked for.
     pub fn latest(&self) -> impl Iterator<Item = &SymbolState> {
         self.symbols.values()
@@ -246,6 +262,19 @@ mod tests {
             assert_eq!(s.last % s.tick, 0);
             assert!(s.last > 0);
         }
+    }
+
+    #[test]
+    fn the_cadence_refreshes_only_symbols_quiet_for_a_cadence() {
+        let mut m = Market::new(3);
+        let before = m.step("BTCUSDT", 1_000).last;
+        m.step("ETHUSDT", 1_600);
+        let due = m.refresh_due(2_000, 1_000);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].symbol, "BTCUSDT");
+        assert_eq!(due[0].event_time, 2_000);
+        assert_eq!(due[0].last, before, "a cadence frame repeats the price");
+        assert!(m.refresh_due(2_500, 1_000).is_empty());
     }
 
     #[test]

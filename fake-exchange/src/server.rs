@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::market::{parse_stream, Market};
+use crate::market::{parse_stream, Market, SymbolState};
 
 /// Binance's limit of streams per connection.
 const MAX_STREAMS: usize = 1024;
@@ -48,6 +48,9 @@ pub struct Settings {
     pub stall: bool,
     /// Send a garbage frame after every N updates (0 = never).
     pub garbage_every: u64,
+    /// The 24 h ticker streams' cadence: a symbol quiet this long gets its ticker again,
+    /// as on Binance (zero: only on updates).
+    pub cadence: Duration,
 }
 
 impl Default for Settings {
@@ -61,6 +64,7 @@ impl Default for Settings {
             refuse: None,
             stall: false,
             garbage_every: 0,
+            cadence: Duration::from_secs(1),
         }
     }
 }
@@ -94,6 +98,8 @@ struct Refusal {
 struct Faults {
     stalled: bool,
     paused: bool,
+    /// Halted symbols: neither the ticker nor the cadence sends them (explicit `tick`s do).
+    quiet: BTreeSet<String>,
     refuse: Option<Refusal>,
     garbage_every: u64,
 }
@@ -149,6 +155,7 @@ impl Exchange {
         let faults = Faults {
             stalled: settings.stall,
             paused: false,
+            quiet: BTreeSet::new(),
             refuse: settings.refuse.map(|status| Refusal {
                 status,
                 remaining: None,
@@ -189,13 +196,45 @@ impl Exchange {
             if rate <= 0.0 || lock(&self.faults).paused {
                 continue;
             }
-            let symbols = self.subscribed_symbols();
+            let quiet = lock(&self.faults).quiet.clone();
+            let symbols: Vec<String> = self
+                .subscribed_symbols()
+                .into_iter()
+                .filter(|s| !quiet.contains(s))
+                .collect();
             if symbols.is_empty() {
                 continue;
             }
             let symbol = &symbols[turn % symbols.len()];
             turn = turn.wrapping_add(1);
             self.tick(symbol);
+        }
+    }
+
+    /// Keeps the cadence streams' promise: Binance sends each 24 h ticker every second
+    /// whether or not anything traded, so they go on in a quiet market (and while `pause`d)
+    /// and stop only under the `stall` fault.
+    pub async fn run_cadence(self: Arc<Self>) {
+        let every = self.settings.cadence;
+        if every.is_zero() {
+            return;
+        }
+        let mut interval = tokio::time::interval(every / 4);
+        loop {
+            interval.tick().await;
+            let (stalled, quiet) = {
+                let f = lock(&self.faults);
+                (f.stalled, f.quiet.clone())
+            };
+            if stalled {
+                continue;
+            }
+            let due = lock(&self.market).refresh_due(now_ms(), every.as_millis() as i64);
+            let mut sent = 0;
+            for state in due.iter().filter(|s| !quiet.contains(&s.symbol)) {
+                sent += self.send_streams(state, |kind| kind == "ticker" || kind == "miniTicker");
+            }
+            lock(&self.stats).frames_sent += sent;
         }
     }
 
@@ -224,7 +263,19 @@ impl Exchange {
         if stalled {
             return;
         }
-        let lower = symbol.to_ascii_lowercase();
+        let sent = self.send_streams(&state, |_| true);
+        if garbage_every > 0 && updates % garbage_every == 0 {
+            for conn in lock(&self.conns).values().filter(|c| !c.stalled) {
+                let _ = conn.tx.send(Out::Text("{\"stream\":garbage".into()));
+            }
+        }
+        lock(&self.stats).frames_sent += sent;
+    }
+
+    /// Sends `state`'s payload on every subscribed stream of its symbol whose kind `wanted`
+    /// accepts; returns the frames sent.
+    fn send_streams(&self, state: &SymbolState, wanted: impl Fn(&str) -> bool) -> u64 {
+        let lower = state.symbol.to_ascii_lowercase();
         let mut sent = 0;
         for conn in lock(&self.conns).values().filter(|c| !c.stalled) {
             for stream in conn
@@ -233,22 +284,20 @@ impl Exchange {
                 .filter(|s| s.split('@').next() == Some(&lower))
             {
                 let kind = &stream[lower.len() + 1..];
-                if let Some(data) = state.payload(kind) {
-                    let text = if conn.combined {
-                        json!({"stream": stream, "data": data}).to_string()
-                    } else {
-                        data.to_string()
-                    };
-                    if conn.tx.send(Out::Text(text)).is_ok() {
-                        sent += 1;
-                    }
+                let Some(data) = state.payload(kind).filter(|_| wanted(kind)) else {
+                    continue;
+                };
+                let text = if conn.combined {
+                    json!({"stream": stream, "data": data}).to_string()
+                } else {
+                    data.to_string()
+                };
+                if conn.tx.send(Out::Text(text)).is_ok() {
+                    sent += 1;
                 }
             }
-            if garbage_every > 0 && updates % garbage_every == 0 {
-                let _ = conn.tx.send(Out::Text("{\"stream\":garbage".into()));
-            }
         }
-        lock(&self.stats).frames_sent += sent;
+        sent
     }
 
     fn take_refusal(&self) -> Option<Refusal> {
@@ -501,7 +550,7 @@ impl Exchange {
 async fn help() -> &'static str {
     "fake-exchange: Binance-compatible market streams.\n\
      WebSocket: /stream?streams=btcusdt@ticker/ethusdt@bookTicker (combined), /ws (raw)\n\
-     Control: GET /control/state; POST /control/{drop,stall,pause,garbage,refuse,shutdown,tick,rate,reset}\n"
+     Control: GET /control/state; POST /control/{drop,stall,pause,quiet,garbage,refuse,shutdown,tick,rate,reset}\n"
 }
 
 async fn combined_stream(
@@ -578,6 +627,29 @@ async fn control(
             let on = flag(&q, "on", true);
             lock(&ex.faults).paused = on;
             json!({"paused": on})
+        }
+        "quiet" => {
+            // A halted symbol: nothing is sent for it, not even the ticker's cadence, while
+            // the others keep flowing. `symbol=A,B` (default on=1); `on=0` without a symbol
+            // releases all.
+            let on = flag(&q, "on", true);
+            let mut f = lock(&ex.faults);
+            let named: Vec<String> = q
+                .get("symbol")
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_ascii_uppercase())
+                        .collect()
+                })
+                .unwrap_or_default();
+            match (on, named.is_empty()) {
+                (false, true) => f.quiet.clear(),
+                (true, _) => f.quiet.extend(named),
+                (false, false) => named.iter().for_each(|s| {
+                    f.quiet.remove(s);
+                }),
+            }
+            json!({"quiet": f.quiet})
         }
         "garbage" => {
             let count = number(&q, "count").unwrap_or(5) as usize;

@@ -65,14 +65,15 @@ pub enum Effect {
         /// The JSON request.
         text: String,
     },
-    /// Write a changed price through to durable storage.
+    /// Write changed prices and the `seq` reservation to durable storage, in one transaction.
+    /// Each write holds later outgoing messages behind the output gate until it is durable,
+    /// so the hub asks for one at most about once a second, always after the fan-out.
     Persist {
-        /// Canonical symbol.
-        symbol: String,
-        /// The price's JSON.
-        encoded: Rc<str>,
-        /// Its `seq`, which is also the new high-water mark.
-        seq: u64,
+        /// Changed prices: canonical symbol, the price's JSON, its `seq`.
+        prices: Vec<(String, Rc<str>, u64)>,
+        /// The reserved `seq` high-water mark: a restarted hub starts above it, so a `seq`
+        /// handed out before a crash is never handed out again.
+        seq_floor: u64,
     },
     /// Persist the upstream link's memory (breaker, attempt budget), so an evicted and
     /// re-created leader keeps honouring them.

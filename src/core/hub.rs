@@ -4,7 +4,7 @@
 //! edge carries effects out in order and feeds results back in. Time (`now_ms`) and
 //! randomness (`jitter`) are arguments, so every decision can be replayed in a unit test.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
@@ -14,8 +14,10 @@ pub use super::effect::{Effect, Level};
 use super::cache::{Entry, PriceCache};
 use super::config::{Config, UpstreamMode};
 use super::error::{ApiError, ClientError, ErrorCode};
+use super::fastmap::FastMap;
 use super::link::{Failure, FrameVerdict, Link, LinkSettings};
 use super::metrics::{Exposition, Histogram};
+use super::pacer::{Pace, Pacer};
 use super::price::Price;
 use super::protocol::{self, close, sse_event, Command};
 use super::registry::{ConnId, Registry};
@@ -32,6 +34,15 @@ pub const SILENT_MS: i64 = 10_000;
 pub const MAX_UPSTREAM_FRAME_BYTES: usize = 64 * 1024;
 /// Streams subscribed per symbol: 24 h statistics and the real-time best bid/ask.
 pub const STREAM_KINDS: [StreamKind; 2] = [StreamKind::Ticker, StreamKind::BookTicker];
+/// Changed prices are written to storage at most this often (one transaction each).
+pub const PERSIST_EVERY_MS: i64 = 1_000;
+/// `seq` values are reserved in storage this many at a time, and a new block is reserved
+/// when half of the current one is used, so no update waits for a write of its own.
+pub const SEQ_BLOCK: u64 = 100_000;
+/// Connections opened and closed are logged as one summary line at most this often: a line
+/// per connection costs more than the connection itself in a storm (each line crosses to
+/// the log sink, and under `wrangler dev` through its inspector).
+pub const CHURN_LOG_MS: i64 = 1_000;
 /// Capacity above which `/health` raises an alert.
 const CAPACITY_ALERT_PCT: f64 = 80.0;
 /// An SSE stream idle this long gets a `: keepalive` comment (DESIGN §4: at least every 15 s).
@@ -72,6 +83,10 @@ pub struct Stats {
     pub slow_consumers: u64,
     /// Slow readers closed.
     pub slow_consumer_closes: u64,
+    /// Flushes sent as soon as the input at hand was processed.
+    pub flushes_immediate: u64,
+    /// Flushes that gathered a window of changes (clients crowded, or a burst).
+    pub flushes_windowed: u64,
 }
 
 /// The hub.
@@ -85,11 +100,23 @@ pub struct Hub {
     alarm_at: Option<i64>,
     next_conn: ConnId,
     stats: Stats,
-    sessions: HashMap<ConnId, Session>,
+    sessions: FastMap<ConnId, Session>,
     /// Symbols changed since the last flush.
     dirty: BTreeSet<String>,
-    /// When the pending flush is due.
-    flush_at: Option<i64>,
+    /// When changes are sent: at once, or gathered into windows under load.
+    pacer: Pacer,
+    /// Symbols changed since the last write to storage.
+    unsaved: BTreeSet<String>,
+    /// When the next write to storage is due.
+    persist_at: Option<i64>,
+    /// The `seq` high-water mark last written (a restart starts above it).
+    seq_reserved: u64,
+    /// Every change up to this `seq` has been handed to storage.
+    saved_seq: u64,
+    /// Connections opened and closed since the last churn log line.
+    churn: (u64, u64),
+    /// When the next churn line is due.
+    churn_due: Option<i64>,
     /// The in-memory timer currently requested.
     timer_at: Option<i64>,
 }
@@ -109,6 +136,7 @@ impl Hub {
     /// A hub with an empty cache and no connections.
     pub fn new(cfg: Config) -> Hub {
         let cache = PriceCache::new(cfg.price_ttl_ms);
+        let pacer = Pacer::new(cfg.flush_ms);
         let link = Link::new(LinkSettings {
             urls: cfg.upstream_urls.clone(),
             watchdog_ms: cfg.watchdog_ms,
@@ -125,9 +153,15 @@ impl Hub {
             alarm_at: None,
             next_conn: 1,
             stats: Stats::default(),
-            sessions: HashMap::new(),
+            sessions: FastMap::default(),
             dirty: BTreeSet::new(),
-            flush_at: None,
+            pacer,
+            unsaved: BTreeSet::new(),
+            persist_at: None,
+            seq_reserved: 0,
+            saved_seq: 0,
+            churn: (0, 0),
+            churn_due: None,
             timer_at: None,
         }
     }
@@ -190,6 +224,10 @@ impl Hub {
     /// something only when the wanted streams are not being served.
     pub fn start(&mut self, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
+        // A new instance reserves its first block of `seq` before it hands any out.
+        if self.seq_reserved == 0 {
+            self.persist(now_ms, &mut fx);
+        }
         if self.alarm_at.is_none() || (!self.link.is_connected() && !self.link.is_idle()) {
             self.refresh_wanted(now_ms, &mut fx);
         }
@@ -257,7 +295,9 @@ impl Hub {
                 Err(e) => self.skip(e.to_string(), &mut fx),
             }
         }
-        if verdict == FrameVerdict::Switched {
+        // A switch changes timers; a breaker change is written at once, so a restarted
+        // instance never starts from a breaker this one already closed.
+        if verdict == FrameVerdict::Switched || self.link.is_dirty() {
             self.announce(now_ms, &mut fx);
             self.schedule(now_ms, &mut fx);
         }
@@ -283,42 +323,66 @@ impl Hub {
         });
     }
 
+    /// Fans a changed price out, then remembers it for the next write to storage: nothing
+    /// durable stands between an update and its fan-out.
     fn publish(&mut self, entry: &Entry, now_ms: i64, fx: &mut Vec<Effect>) {
-        fx.push(Effect::Persist {
-            symbol: entry.price.symbol.clone(),
-            encoded: entry.encoded.clone(),
-            seq: entry.price.seq,
-        });
-        if self
-            .registry
-            .subscribers(&entry.price.symbol)
-            .next()
-            .is_none()
-        {
-            return;
+        let symbol = &entry.price.symbol;
+        let mut arm = false;
+        if self.registry.subscribers(symbol).next().is_some() {
+            self.dirty.insert(symbol.clone());
+            match self.pacer.change(now_ms) {
+                Pace::Now => {
+                    self.stats.flushes_immediate += 1;
+                    self.flush(now_ms, fx);
+                }
+                Pace::At(_) => arm = true,
+                Pace::Pending => {}
+            }
         }
-        self.dirty.insert(entry.price.symbol.clone());
-        if self.cfg.flush_ms == 0 {
-            self.flush(now_ms, fx);
-        } else if self.flush_at.is_none() {
-            self.flush_at = Some(now_ms + self.cfg.flush_ms);
+        self.unsaved.insert(symbol.clone());
+        if self.cache.seq() + SEQ_BLOCK / 2 > self.seq_reserved {
+            self.persist(now_ms, fx);
+        } else if self.persist_at.is_none() {
+            self.persist_at = Some(now_ms + PERSIST_EVERY_MS);
+            arm = true;
+        }
+        if arm {
             self.arm_timer(now_ms, fx);
         }
+    }
+
+    /// Writes the prices changed since the last write, and reserves a new block of `seq`
+    /// when half of the reserved one is used.
+    fn persist(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        self.persist_at = None;
+        let seq = self.cache.seq();
+        self.saved_seq = seq;
+        if seq + SEQ_BLOCK / 2 > self.seq_reserved {
+            self.seq_reserved = seq + SEQ_BLOCK;
+        }
+        let prices = std::mem::take(&mut self.unsaved)
+            .into_iter()
+            .filter_map(|s| self.cache.get(&s, now_ms))
+            .map(|e| (e.price.symbol.clone(), e.encoded.clone(), e.price.seq))
+            .collect();
+        fx.push(Effect::Persist {
+            prices,
+            seq_floor: self.seq_reserved,
+        });
     }
 
     /// Sends every change gathered since the last flush: clients with the same changed
     /// symbols share one frame, assembled from the prices' encodings; SSE readers get the
     /// symbols added to their pending set and are woken if they wait.
     fn flush(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        self.flush_at = None;
         let dirty = std::mem::take(&mut self.dirty);
-        let mut per_conn: HashMap<ConnId, Vec<&String>> = HashMap::new();
+        let mut per_conn: FastMap<ConnId, Vec<&String>> = FastMap::default();
         for symbol in &dirty {
             for conn in self.registry.subscribers(symbol) {
                 per_conn.entry(conn).or_default().push(symbol);
             }
         }
-        let mut groups: HashMap<Vec<&String>, Vec<ConnId>> = HashMap::new();
+        let mut groups: FastMap<Vec<&String>, Vec<ConnId>> = FastMap::default();
         let mut wake = Vec::new();
         for (conn, symbols) in per_conn {
             let Some(session) = self.sessions.get_mut(&conn) else {
@@ -339,7 +403,9 @@ impl Hub {
             }
         }
         let mut fell_behind = false;
+        let (mut frames, mut crowded) = (0, 0);
         for (symbols, conns) in groups {
+            let changes = symbols.len();
             let Some((frame, max_seq)) = prices_frame_of(&self.cache, symbols, 0, now_ms) else {
                 continue;
             };
@@ -349,10 +415,14 @@ impl Hub {
             for conn in &conns {
                 if let Some(session) = self.sessions.get_mut(conn) {
                     fell_behind |= session.flow.sent(max_seq, frame.len(), now_ms);
+                    let gap = session.last_price_at.replace(now_ms).map(|t| now_ms - t);
+                    crowded += usize::from(self.pacer.crowded(changes, gap));
                 }
             }
+            frames += conns.len();
             fx.push(Effect::Fanout { conns, frame });
         }
+        self.pacer.flushed(now_ms, frames, crowded);
         if fell_behind {
             self.arm_timer(now_ms, fx);
         }
@@ -368,7 +438,10 @@ impl Hub {
             .values()
             .any(|s| s.sse.is_some() || s.flow.behind_since.is_some())
             .then_some(now_ms + SSE_TICK_MS);
-        let want = [self.flush_at, sse_tick].into_iter().flatten().min();
+        let want = [self.pacer.due(), self.persist_at, self.churn_due, sse_tick]
+            .into_iter()
+            .flatten()
+            .min();
         if let Some(want) = want {
             if self.timer_at.is_none_or(|t| t <= now_ms || want < t) {
                 self.timer_at = Some(want);
@@ -382,8 +455,19 @@ impl Hub {
     pub fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
         self.timer_at = None;
-        if self.flush_at.is_some_and(|t| t <= now_ms) {
+        if self.pacer.due().is_some_and(|t| t <= now_ms) {
+            if self.pacer.windowed() {
+                self.stats.flushes_windowed += 1;
+            } else {
+                self.stats.flushes_immediate += 1;
+            }
             self.flush(now_ms, &mut fx);
+        }
+        if self.persist_at.is_some_and(|t| t <= now_ms) {
+            self.persist(now_ms, &mut fx);
+        }
+        if self.churn_due.is_some_and(|t| t <= now_ms) {
+            self.log_churn(&mut fx);
         }
         let mut wake = Vec::new();
         let mut warn = Vec::new();
@@ -453,6 +537,9 @@ impl Hub {
     /// The object's alarm fired.
     pub fn alarm(&mut self, now_ms: i64, jitter: f64) -> Vec<Effect> {
         let mut fx = Vec::new();
+        if self.seq_reserved == 0 {
+            self.persist(now_ms, &mut fx);
+        }
         self.alarm_at = None;
         let expired = self.cache.sweep(now_ms);
         if !expired.is_empty() {
@@ -543,6 +630,32 @@ impl Hub {
         ok
     }
 
+    /// Counts a connection opened (`true`) or closed, for the next churn line.
+    fn churn(&mut self, opened: bool, now_ms: i64, fx: &mut Vec<Effect>) {
+        if opened {
+            self.churn.0 += 1;
+        } else {
+            self.churn.1 += 1;
+        }
+        if self.churn_due.is_none() {
+            self.churn_due = Some(now_ms + CHURN_LOG_MS);
+            self.arm_timer(now_ms, fx);
+        }
+    }
+
+    fn log_churn(&mut self, fx: &mut Vec<Effect>) {
+        self.churn_due = None;
+        let (opened, closed) = std::mem::take(&mut self.churn);
+        let (ws, sse) = self.client_counts();
+        fx.push(Effect::Log {
+            level: Level::Info,
+            event: "clients",
+            detail: format!(
+                "{opened} opened, {closed} closed in the last second; now {ws} websocket, {sse} sse"
+            ),
+        });
+    }
+
     /// Records how long the edge took to carry out one fan-out.
     pub fn observe_fanout(&mut self, seconds: f64) {
         self.stats.fanout.observe(seconds);
@@ -550,7 +663,13 @@ impl Hub {
 
     /// Registers a new connection and returns its id. The edge stores the id (with the empty
     /// subscription set) in the socket's attachment.
-    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> ConnId {
+    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> (ConnId, Vec<Effect>) {
+        let mut fx = Vec::new();
+        self.churn(true, now_ms, &mut fx);
+        (self.open_session(transport, now_ms), fx)
+    }
+
+    fn open_session(&mut self, transport: Transport, now_ms: i64) -> ConnId {
         self.stats.connections_opened += 1;
         let id = self.next_conn;
         self.next_conn += 1;
@@ -591,7 +710,9 @@ impl Hub {
     /// A connection closed or errored.
     pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
-        self.sessions.remove(&conn);
+        if self.sessions.remove(&conn).is_some() {
+            self.churn(false, now_ms, &mut fx);
+        }
         if !self.registry.remove_conn(conn).is_empty() {
             self.listeners_changed(now_ms, &mut fx);
         }
@@ -673,6 +794,21 @@ impl Hub {
                 return fx;
             }
         };
+        let named = match &cmd {
+            Command::Subscribe { symbols, .. } | Command::Unsubscribe { symbols, .. } => {
+                symbols.len()
+            }
+            _ => 0,
+        };
+        let cap = self.cfg.max_symbols_per_connection;
+        if named > cap {
+            let e = ClientError::new(
+                ErrorCode::TooManySymbols,
+                format!("a request may name at most {cap} symbols; this one names {named}"),
+            );
+            self.reject(conn, e.with_id(cmd.id()), &mut fx);
+            return fx;
+        }
         match cmd {
             Command::Subscribe { symbols, id } => match self.resolve(&symbols) {
                 Err(e) => self.reject(conn, e.with_id(id), &mut fx),
@@ -803,7 +939,9 @@ impl Hub {
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
-        self.sessions.remove(&conn);
+        if self.sessions.remove(&conn).is_some() {
+            self.churn(false, now_ms, fx);
+        }
         fx.push(Effect::Close { conn, code, reason });
         if !self.registry.remove_conn(conn).is_empty() {
             self.listeners_changed(now_ms, fx);
@@ -855,7 +993,7 @@ impl Hub {
                 "the service is at its connection limit; retry shortly".into(),
             ));
         }
-        let conn = self.client_open(Transport::Sse, now_ms);
+        let conn = self.open_session(Transport::Sse, now_ms);
         self.registry.subscribe(conn, symbols);
         let delivered = self.cache.seq();
         if let Some(sse) = self.sessions.get_mut(&conn).and_then(|s| s.sse.as_mut()) {
@@ -881,6 +1019,7 @@ impl Hub {
         self.stats.messages_sent += 1;
         self.stats.bytes_sent += first.len() as u64;
         let mut fx = Vec::new();
+        self.churn(true, now_ms, &mut fx);
         self.listeners_changed(now_ms, &mut fx);
         self.arm_timer(now_ms, &mut fx);
         Ok((conn, first, fx))
@@ -997,6 +1136,21 @@ impl Hub {
             "edgetick_connections",
             &[("transport", "sse")],
             sse_clients as f64,
+        );
+        e.family(
+            "edgetick_flushes_total",
+            "counter",
+            "Price fan-outs, by how they were paced: sent at once, or after a window of changes.",
+        )
+        .sample(
+            "edgetick_flushes_total",
+            &[("mode", "immediate")],
+            st.flushes_immediate as f64,
+        )
+        .sample(
+            "edgetick_flushes_total",
+            &[("mode", "windowed")],
+            st.flushes_windowed as f64,
         );
         e.single(
             "edgetick_connections_opened_total",
@@ -1244,6 +1398,7 @@ impl Hub {
             },
             "capacity": {"used_pct": used_pct, "max_connections": self.cfg.max_connections},
             "seq": self.cache.seq(),
+            "storage": {"saved_seq": self.saved_seq, "seq_reserved": self.seq_reserved},
             "alerts": alerts,
         });
         (if status == "down" { 503 } else { 200 }, body.to_string())
@@ -1270,6 +1425,24 @@ fn prices_frame_of<'a>(
 
 /// Parses a REST `symbols=` list against the whitelist (shared by the Worker and the hub).
 pub fn parse_symbol_query(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiError> {
+    parse_symbols_capped(cfg, raw, usize::MAX)
+}
+
+/// Parses the `symbols=` list of a stream: like [`parse_symbol_query`], but a list longer than
+/// `MAX_SYMBOLS_PER_CONNECTION` is refused `TOO_MANY_SYMBOLS` before any name is looked at.
+pub fn parse_stream_symbols(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiError> {
+    parse_symbols_capped(cfg, raw, cfg.max_symbols_per_connection)
+}
+
+/// Caps before content: the count is checked first, so an oversized request costs nothing
+/// and always gets the same answer whatever names it carries.
+fn parse_symbols_capped(cfg: &Config, raw: &str, cap: usize) -> Result<Vec<String>, ApiError> {
+    let named = raw.split(',').filter(|s| !s.trim().is_empty()).count();
+    if named > cap {
+        return Err(ApiError::TooManySymbols(format!(
+            "a stream may carry at most {cap} symbols; {named} were asked for"
+        )));
+    }
     let mut out: Vec<String> = Vec::new();
     for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some(c) = canonical(s) else {
@@ -1370,7 +1543,7 @@ mod tests {
     fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
         let mut h = connected();
         h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1), 10);
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         let fx = h.client_text(
             c,
             r#"{"action":"subscribe","symbols":["btc/usdt","ETH-USDT"],"id":1}"#,
@@ -1404,9 +1577,9 @@ mod tests {
     #[test]
     fn each_client_gets_only_its_symbols_and_one_update_is_encoded_once() {
         let mut h = connected();
-        let a = h.client_open(Transport::WebSocket, 0);
-        let b = h.client_open(Transport::WebSocket, 0);
-        let c = h.client_open(Transport::WebSocket, 0);
+        let a = h.client_open(Transport::WebSocket, 0).0;
+        let b = h.client_open(Transport::WebSocket, 0).0;
+        let c = h.client_open(Transport::WebSocket, 0).0;
         h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
@@ -1428,7 +1601,7 @@ mod tests {
     #[test]
     fn unknown_symbol_is_an_error_and_changes_nothing() {
         let mut h = connected();
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         let fx = h.client_text(
             c,
             r#"{"action":"subscribe","symbols":["BTCUSDT","DOGEUSDT"],"id":7}"#,
@@ -1448,7 +1621,7 @@ mod tests {
     #[test]
     fn unsubscribe_list_and_ping() {
         let mut h = connected();
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         h.client_text(
             c,
             r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
@@ -1483,7 +1656,7 @@ mod tests {
     #[test]
     fn limits_on_symbols_and_frame_size() {
         let mut h = connected();
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         let f = frames(
             &h.client_text(
                 c,
@@ -1503,7 +1676,7 @@ mod tests {
             }]
         );
         assert!(!h.has_client(c), "a closed connection is forgotten at once");
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         let f = frames(&h.client_binary(c, 3, 0), c);
         assert_eq!(f[0]["code"], "BAD_REQUEST");
         assert!(h.admit_client());
@@ -1517,10 +1690,127 @@ mod tests {
         );
     }
 
+    fn persists(fx: &[Effect]) -> Vec<(Vec<(String, u64)>, u64)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Persist { prices, seq_floor } => Some((
+                    prices.iter().map(|(s, _, q)| (s.clone(), *q)).collect(),
+                    *seq_floor,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prices_are_written_in_batches_after_their_fan_out() {
+        let mut h = hub();
+        let fx = h.start(0);
+        assert_eq!(
+            persists(&fx),
+            [(vec![], SEQ_BLOCK)],
+            "a block is reserved first"
+        );
+        h.upstream_opened(1, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
+        h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+        let fx = h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
+        assert_eq!(frames(&fx, c).len(), 1, "sent at once");
+        assert!(
+            persists(&fx).is_empty(),
+            "no write between an update and its fan-out"
+        );
+        for (i, t) in [(2, 300), (3, 600)] {
+            let fx = h.upstream_text(1, &ticker("BTCUSDT", &i.to_string(), i), t);
+            assert!(persists(&fx).is_empty());
+        }
+        h.upstream_text(1, &ticker("ETHUSDT", "9", 1), 700);
+        assert!(persists(&h.timer(1_099)).is_empty(), "not due yet");
+        let fx = h.timer(1_100);
+        assert_eq!(
+            persists(&fx),
+            [(
+                vec![("BTCUSDT".to_string(), 3), ("ETHUSDT".to_string(), 4)],
+                SEQ_BLOCK
+            )],
+            "one write with the newest value of each changed symbol"
+        );
+        assert!(
+            persists(&h.timer(2_200)).is_empty(),
+            "nothing changed, nothing written"
+        );
+    }
+
+    #[test]
+    fn seq_is_reserved_in_blocks_ahead_of_use() {
+        let mut h = hub();
+        h.restore_prices(vec![], 7_000_000, 0);
+        assert_eq!(persists(&h.start(0)), [(vec![], 7_000_000 + SEQ_BLOCK)]);
+        h.upstream_opened(1, 0);
+        let mut writes = Vec::new();
+        for i in 1..=SEQ_BLOCK / 2 + 1 {
+            let fx = h.upstream_text(1, &ticker("BTCUSDT", &i.to_string(), i as i64), 0);
+            writes.extend(persists(&fx));
+        }
+        assert_eq!(h.seq(), 7_000_000 + SEQ_BLOCK / 2 + 1);
+        assert_eq!(
+            writes.len(),
+            1,
+            "half a block used: the next block is reserved at once"
+        );
+        assert_eq!(writes[0].1, h.seq() + SEQ_BLOCK);
+        assert!(
+            writes[0].1 > h.seq(),
+            "the stored floor is always above every seq handed out"
+        );
+    }
+
+    #[test]
+    fn caps_are_checked_before_symbols_are_resolved() {
+        let mut h = connected();
+        let c = h.client_open(Transport::WebSocket, 0).0;
+        // Three unknown names over a cap of two: the count answers, not the content.
+        let f = frames(
+            &h.client_text(
+                c,
+                r#"{"action":"subscribe","symbols":["NOPE1","NOPE2","NOPE3"],"id":7}"#,
+                0,
+            ),
+            c,
+        );
+        assert_eq!(f[0]["code"], "TOO_MANY_SYMBOLS", "{f:?}");
+        assert_eq!(f[0]["id"], 7);
+        let f = frames(
+            &h.client_text(c, r#"{"action":"unsubscribe","symbols":["x","y","z"]}"#, 0),
+            c,
+        );
+        assert_eq!(f[0]["code"], "TOO_MANY_SYMBOLS");
+        // Within the cap, content is judged.
+        let f = frames(
+            &h.client_text(c, r#"{"action":"subscribe","symbols":["NOPE1"]}"#, 0),
+            c,
+        );
+        assert_eq!(f[0]["code"], "UNKNOWN_SYMBOL");
+        // Streams: the same order.
+        let cfg = h.config().clone();
+        assert!(matches!(
+            parse_stream_symbols(&cfg, "a,b,<c>"),
+            Err(ApiError::TooManySymbols(_))
+        ));
+        assert!(matches!(
+            parse_stream_symbols(&cfg, "NOPEUSDT"),
+            Err(ApiError::UnknownSymbol(_))
+        ));
+        assert_eq!(
+            parse_stream_symbols(&cfg, "btc-usdt,ETHUSDT").unwrap(),
+            ["BTCUSDT", "ETHUSDT"]
+        );
+    }
+
     #[test]
     fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
         let mut h = connected();
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         h.upstream_text(1, &ticker("BTCUSDT", "5", 1), 1);
         for garbage in [
@@ -1540,7 +1830,7 @@ mod tests {
     #[test]
     fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
         let mut h = connected();
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         let fx = h.upstream_failed(
             1,
             Failure::Closed {
@@ -1677,7 +1967,7 @@ mod tests {
         h.restore_prices(vec![p], 50, 1_000);
         h.client_restore(9, &["BTCUSDT".to_string(), "NOTSERVED".to_string()]);
         assert_eq!(
-            h.client_open(Transport::WebSocket, 0),
+            h.client_open(Transport::WebSocket, 0).0,
             10,
             "new ids continue above restored ones"
         );
@@ -1725,7 +2015,7 @@ mod tests {
             .iter()
             .all(|e| !matches!(e, Effect::ConnectUpstream { .. })));
         assert_eq!(h.upstream_status(), "idle");
-        let a = h.client_open(Transport::WebSocket, 0);
+        let a = h.client_open(Transport::WebSocket, 0).0;
         let fx = h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 10);
         let url = fx
             .iter()
@@ -1739,7 +2029,7 @@ mod tests {
             "{url}"
         );
         h.upstream_opened(1, 20);
-        let b = h.client_open(Transport::WebSocket, 0);
+        let b = h.client_open(Transport::WebSocket, 0).0;
         let fx = h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
         assert_eq!(
             upstream_sends(&fx),
@@ -1772,7 +2062,7 @@ mod tests {
     #[test]
     fn rotation_delivers_every_change_once_with_growing_seq() {
         let mut h = connected();
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         let mut seen: Vec<u64> = Vec::new();
         let mut collect = |fx: &[Effect]| {
@@ -1855,7 +2145,7 @@ mod tests {
         assert_eq!(a, b, "age changes, data does not");
         h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 2_500);
         assert_ne!(h.rest_price("BTCUSDT", 3_000).unwrap().1, a);
-        let c = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 3_000);
         h.upstream_text(1, &ticker("BTCUSDT", "3", 3), 3_100);
         h.observe_fanout(0.002);
@@ -1883,11 +2173,11 @@ mod tests {
     }
 
     #[test]
-    fn a_flush_window_sends_updates_that_arrive_together_in_one_frame_per_client() {
+    fn an_idle_hub_sends_at_once_and_a_burst_shares_one_frame_per_client() {
         let mut h = live_with(&[("FLUSH_MS", "20")]);
-        let a = h.client_open(Transport::WebSocket, 0);
-        let b = h.client_open(Transport::WebSocket, 0);
-        let c = h.client_open(Transport::WebSocket, 0);
+        let (a, _) = h.client_open(Transport::WebSocket, 0);
+        let (b, _) = h.client_open(Transport::WebSocket, 0);
+        let (c, _) = h.client_open(Transport::WebSocket, 0);
         h.client_text(
             a,
             r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
@@ -1899,11 +2189,23 @@ mod tests {
             0,
         );
         h.client_text(c, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
+        // Nothing was sent recently: the flush is due at once, after the input at hand.
         let fx = h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
+        assert!(fx.contains(&Effect::Timer { at_ms: 100 }), "{fx:?}");
+        let fx = h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 100);
+        assert!(
+            frames(&fx, a).is_empty(),
+            "arrived together: joins the same flush"
+        );
+        let fx = h.timer(100);
+        assert_eq!(frames(&fx, a).len(), 1, "one frame for both: {fx:?}");
+        assert_eq!(frames(&fx, a)[0]["prices"].as_array().unwrap().len(), 2);
+        // More changes in the instant of that flush (it is still being carried out) open a
+        // window, and what arrives during it is sent together at its end.
+        let fx = h.upstream_text(1, &ticker("ETHUSDT", "2.5", 2), 100);
         assert!(fx.contains(&Effect::Timer { at_ms: 120 }), "{fx:?}");
-        assert!(frames(&fx, a).is_empty(), "held for the window");
-        h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 105);
         h.upstream_text(1, &ticker("BTCUSDT", "3", 2), 110);
+        h.upstream_text(1, &ticker("ETHUSDT", "2", 3), 115);
         let fx = h.timer(120);
         let fanouts: Vec<(Vec<ConnId>, Value)> = fx
             .iter()
@@ -1984,7 +2286,7 @@ mod tests {
     #[test]
     fn sse_never_repeats_what_the_snapshot_carried() {
         let mut h = live_with(&[("FLUSH_MS", "20")]);
-        let a = h.client_open(Transport::WebSocket, 0);
+        let a = h.client_open(Transport::WebSocket, 0).0;
         h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
         // The stream opens inside the flush window: its snapshot already has seq 1.
@@ -2081,8 +2383,8 @@ mod tests {
     fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
         use crate::core::session::ACK_WINDOW_BYTES;
         let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "1000")]);
-        let slow = h.client_open(Transport::WebSocket, 0);
-        let bystander = h.client_open(Transport::WebSocket, 0);
+        let slow = h.client_open(Transport::WebSocket, 0).0;
+        let bystander = h.client_open(Transport::WebSocket, 0).0;
         for c in [slow, bystander] {
             h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
         }
@@ -2152,8 +2454,8 @@ mod tests {
     #[test]
     fn the_rate_limit_answers_rate_limited_then_closes_4008() {
         let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "3")]);
-        let c = h.client_open(Transport::WebSocket, 0);
-        let bystander = h.client_open(Transport::WebSocket, 0);
+        let c = h.client_open(Transport::WebSocket, 0).0;
+        let bystander = h.client_open(Transport::WebSocket, 0).0;
         let ping = r#"{"action":"ping"}"#;
         for _ in 0..3 {
             assert_eq!(frames(&h.client_text(c, ping, 0), c)[0]["type"], "pong");

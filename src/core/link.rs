@@ -20,6 +20,7 @@ use serde_json::json;
 
 use super::backoff;
 use super::effect::{Effect, Level};
+use super::upstream::promised_cadence_ms;
 
 /// A connect that has not opened (or a replacement that has not delivered) within this
 /// long has failed.
@@ -42,6 +43,10 @@ pub const MAX_ATTEMPTS_PER_WINDOW: usize = 60;
 pub const MIN_REQUEST_SPACING_MS: i64 = 400;
 /// Consecutive failures on one endpoint before the next endpoint is tried.
 pub const FAILURES_PER_ENDPOINT: u32 = 3;
+/// A connection whose streams promise a cadence is silent after this many missed cadences.
+pub const SILENCE_CADENCES: i64 = 5;
+/// ... but never sooner than this, so a scheduling hiccup is not taken for a dead stream.
+pub const MIN_SILENCE_MS: i64 = 3_000;
 
 /// Why a connection ended or never started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,11 +158,23 @@ impl Breaker {
         }
     }
 
-    /// Records a success (a delivered frame); returns whether anything changed.
+    /// Records a success (a delivered frame); returns whether anything changed. A delivered
+    /// frame ends the run of consecutive failures in every state. An open breaker that sees
+    /// one (a connection that delivers although the breaker opened, e.g. after failed
+    /// replacement attempts, or with the memory of an earlier instance) is half-open from
+    /// then on, so a healthy connection always closes it after
+    /// [`BREAKER_CLOSE_SUCCESSES`] spaced successes instead of reporting trouble forever.
     pub fn success(&mut self, now: i64) -> bool {
         let before = (self.state, self.failures);
+        self.failures = 0;
         match &mut self.state {
-            BreakerState::Closed => self.failures = 0,
+            BreakerState::Closed => {}
+            BreakerState::Open { .. } => {
+                self.state = BreakerState::HalfOpen {
+                    successes: 1,
+                    last: Some(now),
+                };
+            }
             BreakerState::HalfOpen { successes, last } => {
                 if last.is_none_or(|t| now - t >= SUCCESS_SPACING_MS) {
                     *successes += 1;
@@ -165,10 +182,8 @@ impl Breaker {
                 }
                 if *successes >= BREAKER_CLOSE_SUCCESSES {
                     self.state = BreakerState::Closed;
-                    self.failures = 0;
                 }
             }
-            BreakerState::Open { .. } => {}
         }
         before != (self.state, self.failures)
     }
@@ -321,12 +336,6 @@ pub struct LinkMemory {
     pub endpoint_failures: u32,
     /// The most recent failure.
     pub last_failure: Option<(i64, Failure)>,
-    /// Counters.
-    pub reconnects: u64,
-    /// Counters.
-    pub rotations: u64,
-    /// Whether a connection was ever live.
-    pub ever_connected: bool,
 }
 
 /// The link.
@@ -394,9 +403,6 @@ impl Link {
             endpoint: self.endpoint,
             endpoint_failures: self.endpoint_failures,
             last_failure: self.last_failure.clone(),
-            reconnects: self.reconnects,
-            rotations: self.rotations,
-            ever_connected: self.ever_connected,
         }
     }
 
@@ -409,9 +415,11 @@ impl Link {
         self.endpoint = m.endpoint % self.s.urls.len();
         self.endpoint_failures = m.endpoint_failures;
         self.last_failure = m.last_failure;
-        self.reconnects = m.reconnects;
-        self.rotations = m.rotations;
-        self.ever_connected = m.ever_connected;
+    }
+
+    /// True when the memory changed since it was last taken.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
     }
 
     /// True once after the memory changed, so the caller persists it only then.
@@ -648,7 +656,7 @@ impl Link {
         }
         if let Some(a) = &self.active {
             let quiet = now - a.quiet_since();
-            if !a.streams.is_empty() && quiet >= self.s.watchdog_ms {
+            if !a.streams.is_empty() && quiet >= self.silence_limit(a) {
                 let g = a.generation;
                 self.failed(g, Failure::Silent { for_ms: quiet }, now, jitter, fx);
             }
@@ -755,7 +763,7 @@ impl Link {
         }
         if let Some(a) = &self.active {
             if !a.streams.is_empty() {
-                at.push(a.quiet_since() + self.s.watchdog_ms);
+                at.push(a.quiet_since() + self.silence_limit(a));
             }
             if let (Some(t), None) = (a.opened_at, &self.pending) {
                 at.push(t + self.s.max_age_ms);
@@ -775,6 +783,31 @@ impl Link {
             at.push(since + self.s.idle_close_ms);
         }
         at.into_iter().min()
+    }
+
+    /// How long `c` may stay silent before the watchdog replaces it. Once it has delivered,
+    /// streams that promise a cadence (the tickers: every second) bound it to a few missed
+    /// cadences, so a dead stream is noticed in seconds; a quiet market never trips it,
+    /// because the cadence holds when nothing trades. Streams without a cadence, and a
+    /// connection that has not delivered yet, get `UPSTREAM_WATCHDOG_SECONDS`, which is
+    /// also the ceiling.
+    pub fn silence_limit_of(&self, streams: &BTreeSet<String>, delivered: bool) -> i64 {
+        let promised = streams.iter().filter_map(|s| promised_cadence_ms(s)).min();
+        match promised {
+            Some(ms) if delivered => (ms * SILENCE_CADENCES)
+                .max(MIN_SILENCE_MS)
+                .min(self.s.watchdog_ms),
+            _ => self.s.watchdog_ms,
+        }
+    }
+
+    fn silence_limit(&self, c: &Conn) -> i64 {
+        self.silence_limit_of(&c.streams, c.last_frame_at.is_some())
+    }
+
+    /// The active connection's current silence limit, for `/health`.
+    pub fn active_silence_limit(&self) -> Option<i64> {
+        self.active.as_ref().map(|a| self.silence_limit(a))
     }
 
     /// True while a connection is delivering (or open, when it is the only one).
@@ -919,10 +952,29 @@ mod tests {
             },
             "too close together"
         );
+        assert_eq!(
+            b.failures(),
+            0,
+            "a delivered frame ends the run of failures"
+        );
         b.success(63_000);
         b.success(65_000);
         assert_eq!(b.name(), "closed");
         assert_eq!(b.failures(), 0);
+    }
+
+    #[test]
+    fn a_delivering_connection_closes_a_breaker_restored_open() {
+        let mut b = Breaker::default();
+        (0..5).for_each(|i| b.failure(i));
+        assert_eq!(b.name(), "open");
+        // A connection delivers anyway (memory of an earlier instance, or a replacement
+        // that failed while the active one kept delivering).
+        assert!(b.success(10_000));
+        assert_eq!((b.name(), b.failures()), ("half_open", 0));
+        b.success(12_000);
+        b.success(14_000);
+        assert_eq!(b.name(), "closed", "closes as after any trial");
     }
 
     #[test]
@@ -1048,19 +1100,46 @@ mod tests {
         let mut l = live();
         let mut fx = Vec::new();
         l.frame(1, 10_000, &mut fx);
-        assert_eq!(l.next_wake(), Some(40_000));
-        l.tick(39_999, 0.5, &mut fx);
+        // Ticker streams promise a frame every second: five missed cadences is silence.
+        assert_eq!(l.next_wake(), Some(15_000));
+        l.tick(14_999, 0.5, &mut fx);
         assert!(closes(&fx).is_empty());
-        l.tick(40_000, 0.5, &mut fx);
+        l.tick(15_000, 0.5, &mut fx);
         assert_eq!(closes(&fx), [1]);
         assert_eq!(
             l.last_failure().unwrap().1,
-            Failure::Silent { for_ms: 30_000 }
+            Failure::Silent { for_ms: 5_000 }
         );
         assert_eq!(l.state(), "reconnecting");
         fx.clear();
         l.tick(l.next_wake().unwrap(), 0.5, &mut fx);
         assert_eq!(connects(&fx).len(), 1, "reconnects after the backoff");
+    }
+
+    #[test]
+    fn the_silence_limit_follows_what_the_streams_promise() {
+        let l = Link::new(settings(false));
+        let s = |v: &[&str]| streams(v);
+        // Tickers every second: 5 s once the connection has delivered.
+        assert_eq!(
+            l.silence_limit_of(&s(&["btcusdt@ticker", "btcusdt@bookTicker"]), true),
+            5_000
+        );
+        // Klines every 2 s: 10 s.
+        assert_eq!(l.silence_limit_of(&s(&["btcusdt@kline_1m"]), true), 10_000);
+        // Only event streams (a quiet market silences them): the configured 30 s.
+        assert_eq!(
+            l.silence_limit_of(&s(&["btcusdt@bookTicker", "btcusdt@aggTrade"]), true),
+            30_000
+        );
+        // Not delivered yet (an exchange with nothing to say at first): the configured 30 s.
+        assert_eq!(l.silence_limit_of(&s(&["btcusdt@ticker"]), false), 30_000);
+        // A configured watchdog shorter than the derived limit wins.
+        let short = Link::new(LinkSettings {
+            watchdog_ms: 3_000,
+            ..settings(false)
+        });
+        assert_eq!(short.silence_limit_of(&s(&["btcusdt@ticker"]), true), 3_000);
     }
 
     #[test]
@@ -1111,7 +1190,7 @@ mod tests {
         assert_eq!(connects(&fx).len(), 1, "rotated before the exchange's cut");
         fx.clear();
         l.opened(2, 3_600_100, &mut fx);
-        l.frame(1, 3_610_000, &mut fx);
+        l.frame(1, 3_614_000, &mut fx);
         l.tick(3_600_100 + CONNECT_TIMEOUT_MS, 0.0, &mut fx);
         assert_eq!(closes(&fx), [2], "a silent replacement is dropped");
         assert_eq!(l.state(), "connected", "the old connection still serves");
@@ -1254,6 +1333,19 @@ mod tests {
         fresh.tick(until, 0.0, &mut fx);
         assert_eq!(connects(&fx)[0].0, 6, "generations continue");
         assert_eq!(fresh.breaker().name(), "half_open");
+        // The trial connection delivers: the errors end at once, the breaker closes after
+        // three spaced successes, and this instance has reconnected nothing yet.
+        fresh.opened(6, until + 50, &mut fx);
+        fresh.frame(6, until + 100, &mut fx);
+        assert_eq!(fresh.breaker().failures(), 0);
+        fresh.frame(6, until + 2_100, &mut fx);
+        fresh.frame(6, until + 4_100, &mut fx);
+        assert_eq!(
+            (fresh.state(), fresh.breaker().name()),
+            ("connected", "closed")
+        );
+        assert_eq!(fresh.reconnects, 0, "a restart is not a reconnect");
+        assert!(fresh.take_dirty(), "the closed breaker is to be written");
     }
 
     #[test]

@@ -61,6 +61,19 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The `id` to echo in an answer.
+    pub fn id(&self) -> Option<Value> {
+        match self {
+            Command::Subscribe { id, .. }
+            | Command::Unsubscribe { id, .. }
+            | Command::List { id }
+            | Command::Ping { id } => id.clone(),
+            Command::Ack { .. } => None,
+        }
+    }
+}
+
 /// Parses one client text frame. Errors carry the frame's `id` when it had a usable one.
 pub fn parse_command(text: &str) -> Result<Command, ClientError> {
     let value: Value = serde_json::from_str(text)

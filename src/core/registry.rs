@@ -3,7 +3,9 @@
 //! Fan-out needs "subscribers of BTCUSDT" in one lookup; closing a connection needs "all of
 //! this connection's symbols". Both indexes change together so they can never disagree.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use super::fastmap::FastMap;
 
 /// A connection's identity inside one hub; stored in the socket's attachment so it survives
 /// hibernation.
@@ -12,8 +14,8 @@ pub type ConnId = u64;
 /// The subscription registry.
 #[derive(Debug, Default)]
 pub struct Registry {
-    by_conn: HashMap<ConnId, BTreeSet<String>>,
-    by_symbol: HashMap<String, BTreeSet<ConnId>>,
+    by_conn: FastMap<ConnId, BTreeSet<String>>,
+    by_symbol: FastMap<String, BTreeSet<ConnId>>,
 }
 
 impl Registry {

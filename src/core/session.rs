@@ -180,6 +180,8 @@ pub struct Session {
     pub sse: Option<SseState>,
     /// Flow control, for WebSocket sessions.
     pub flow: WsFlow,
+    /// When the last price frame went out to it (the flush pacer's crowding measure).
+    pub last_price_at: Option<i64>,
 }
 
 impl Session {
@@ -193,6 +195,7 @@ impl Session {
                 ..SseState::default()
             }),
             flow: WsFlow::default(),
+            last_price_at: None,
         }
     }
 }

@@ -47,6 +47,17 @@ impl StreamKind {
         }
     }
 
+    /// How often Binance sends this stream whatever the market does, when it promises a
+    /// cadence: the 24 h tickers every second, klines (the open candle) every 2 s. Trades and
+    /// the best bid/ask arrive only when something happens, so a quiet market silences them.
+    pub fn cadence_ms(self) -> Option<i64> {
+        match self {
+            StreamKind::Ticker | StreamKind::MiniTicker => Some(1_000),
+            StreamKind::Kline => Some(2_000),
+            StreamKind::BookTicker | StreamKind::AggTrade | StreamKind::Trade => None,
+        }
+    }
+
     fn from_suffix(suffix: &str) -> Option<StreamKind> {
         Some(match suffix {
             "ticker" => StreamKind::Ticker,
@@ -58,6 +69,12 @@ impl StreamKind {
             _ => return None,
         })
     }
+}
+
+/// The cadence a stream named like `btcusdt@ticker` promises (see [`StreamKind::cadence_ms`]).
+pub fn promised_cadence_ms(stream: &str) -> Option<i64> {
+    let (_, suffix) = stream.split_once('@')?;
+    StreamKind::from_suffix(suffix)?.cadence_ms()
 }
 
 /// Binance's stream name for a canonical symbol, e.g. `btcusdt@ticker`.

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use futures::future::{abortable, AbortHandle};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -26,6 +27,7 @@ use super::http;
 use super::storage::Store;
 use super::upstream;
 use crate::core::error::ApiError;
+use crate::core::fastmap::FastMap;
 use crate::core::hub::{Effect, Hub, Level, SseTake};
 use crate::core::protocol::close;
 use crate::core::registry::ConnId;
@@ -63,13 +65,17 @@ pub struct Shared {
     state: State,
     hub: RefCell<Hub>,
     store: Option<Store>,
-    clients: RefCell<HashMap<ConnId, WebSocket>>,
+    clients: RefCell<FastMap<ConnId, WebSocket>>,
     /// Open upstream sockets by generation (more than one only while one is being replaced).
     pub(super) upstreams: RefCell<HashMap<u64, WebSocket>>,
     /// Parked SSE streams waiting for data.
-    sse_wakers: RefCell<HashMap<ConnId, Waker>>,
+    sse_wakers: RefCell<FastMap<ConnId, Waker>>,
     /// `SEND_MODE=shared`: one JS string per fan-out.
     shared_send: bool,
+    /// The pending in-memory timer, cancelled when the hub asks for an earlier one.
+    timer: RefCell<Option<AbortHandle>>,
+    /// Connection ids by socket object (see [`Shared::remember`]).
+    conn_ids: js_sys::WeakMap,
 }
 
 impl Shared {
@@ -145,13 +151,9 @@ impl Shared {
                         log_error("upstream_send_failed", &e.to_string());
                     }
                 }
-                Effect::Persist {
-                    symbol,
-                    encoded,
-                    seq,
-                } => {
+                Effect::Persist { prices, seq_floor } => {
                     if let Some(store) = &self.store {
-                        if let Err(e) = store.save(&symbol, &encoded, seq) {
+                        if let Err(e) = store.save(&prices, seq_floor) {
                             log_error("persist_failed", &e.to_string());
                         }
                     }
@@ -171,11 +173,19 @@ impl Shared {
                     }
                 }
                 Effect::Timer { at_ms } => {
+                    // One timer at a time: the hub asks for an earlier one only, and the
+                    // one it replaces would wake it for nothing.
                     let shared = self.clone();
                     let wait = (at_ms - now_ms()).max(0) as u64;
-                    spawn_local(async move {
+                    let (task, handle) = abortable(async move {
                         Delay::from(Duration::from_millis(wait)).await;
                         shared.run(|hub| hub.timer(now_ms()));
+                    });
+                    if let Some(old) = self.timer.replace(Some(handle)) {
+                        old.abort();
+                    }
+                    spawn_local(async move {
+                        let _ = task.await;
                     });
                 }
                 Effect::SseWake { conns } => {
@@ -230,7 +240,7 @@ impl Shared {
         self.run(|hub| hub.start(now_ms()));
     }
 
-    fn accept_client(&self) -> Result<Response> {
+    fn accept_client(self: &Rc<Self>) -> Result<Response> {
         if !self.hub.borrow_mut().admit_client() {
             let max = self.hub.borrow().config().max_connections;
             log_fields(
@@ -248,7 +258,7 @@ impl Shared {
         }
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
-        let conn = self
+        let (conn, fx) = self
             .hub
             .borrow_mut()
             .client_open(Transport::WebSocket, now_ms());
@@ -257,18 +267,22 @@ impl Shared {
             id: conn,
             subs: Vec::new(),
         })?;
+        self.remember(&pair.server, conn);
         self.clients.borrow_mut().insert(conn, pair.server);
-        log_fields(
-            Level::Info,
-            "client_opened",
-            serde_json::json!({"conn": conn, "transport": "websocket"}),
-        );
+        self.execute(fx);
         Response::from_websocket(pair.client)
     }
 
     /// The connection id of a client socket, re-registering it if this instance has not
     /// seen it (which the constructor normally prevents).
     fn conn_of(&self, ws: &WebSocket) -> Option<ConnId> {
+        let key: &js_sys::Object = ws.as_ref().unchecked_ref();
+        if let Some(id) = self.conn_ids.get(key).as_f64() {
+            let id = id as ConnId;
+            if self.hub.borrow().has_client(id) {
+                return Some(id);
+            }
+        }
         let a: Attachment = ws.deserialize_attachment().ok().flatten()?;
         if a.v != ATTACHMENT_VERSION {
             return None;
@@ -278,17 +292,27 @@ impl Shared {
             hub.client_restore(a.id, &a.subs);
             self.clients.borrow_mut().insert(a.id, ws.clone());
         }
+        self.remember(ws, a.id);
         Some(a.id)
+    }
+
+    /// Keeps `conn` findable from its socket object without reading the attachment back
+    /// (a structured-clone deserialisation per incoming message otherwise).
+    fn remember(&self, ws: &WebSocket, conn: ConnId) {
+        let key: &js_sys::Object = ws.as_ref().unchecked_ref();
+        self.conn_ids.set(key, &JsValue::from_f64(conn as f64));
     }
 
     fn forget_client(self: &Rc<Self>, ws: &WebSocket, code: usize, reason: &str) {
         if let Some(conn) = self.conn_of(ws) {
-            let reason = crate::core::protocol::truncate(reason, 120);
-            log_fields(
-                Level::Info,
-                "client_closed",
-                serde_json::json!({"conn": conn, "transport": "websocket", "code": code, "reason": reason}),
-            );
+            if code != 1000 && code != 1001 && code != 1005 {
+                let reason = crate::core::protocol::truncate(reason, 120);
+                log_fields(
+                    Level::Info,
+                    "client_closed",
+                    serde_json::json!({"conn": conn, "transport": "websocket", "code": code, "reason": reason}),
+                );
+            }
             self.clients.borrow_mut().remove(&conn);
             self.run(|hub| hub.client_closed(conn, now_ms()));
         }
@@ -347,11 +371,6 @@ impl Drop for SseBody {
         let shared = self.shared.clone();
         let conn = self.conn;
         spawn_local(async move {
-            log_fields(
-                Level::Info,
-                "client_closed",
-                serde_json::json!({"conn": conn, "transport": "sse"}),
-            );
             shared.run(|hub| hub.sse_closed(conn, now_ms()));
         });
     }
@@ -379,11 +398,6 @@ impl Shared {
             Err(e) => return http::error(&e),
         };
         self.execute(fx);
-        log_fields(
-            Level::Info,
-            "client_opened",
-            serde_json::json!({"conn": conn, "transport": "sse"}),
-        );
         let body = SseBody {
             shared: self.clone(),
             conn,
@@ -459,7 +473,7 @@ impl DurableObject for PriceHub {
             Ok(pair) => state.set_websocket_auto_response(&pair),
             Err(e) => log_error("auto_response_failed", &format!("{e:?}")),
         }
-        let mut clients = HashMap::new();
+        let mut clients = FastMap::default();
         for ws in state.get_websockets() {
             match ws.deserialize_attachment::<Attachment>() {
                 Ok(Some(a)) if a.v == ATTACHMENT_VERSION => {
@@ -478,8 +492,10 @@ impl DurableObject for PriceHub {
                 store,
                 clients: RefCell::new(clients),
                 upstreams: RefCell::new(HashMap::new()),
-                sse_wakers: RefCell::new(HashMap::new()),
+                sse_wakers: RefCell::new(FastMap::default()),
                 shared_send,
+                timer: RefCell::new(None),
+                conn_ids: js_sys::WeakMap::new(),
             })),
         }
     }

@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::time::Duration;
 
 use worker::{event, Cache, Context, Delay, Env, Headers, Method, Request, Response, Result, Stub};
@@ -17,8 +18,8 @@ use worker::{event, Cache, Context, Delay, Env, Headers, Method, Request, Respon
 use super::env::{load_config, log_error, now_ms};
 use super::http;
 use crate::core::config::Config;
-use crate::core::error::ApiError;
-use crate::core::hub::parse_symbol_query;
+use crate::core::error::{ApiError, ConfigError};
+use crate::core::hub::{parse_stream_symbols, parse_symbol_query};
 use crate::core::metrics::Exposition;
 use crate::core::rest::{self, CorsDecision};
 use crate::core::session::token_matches;
@@ -82,9 +83,25 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+thread_local! {
+    /// The configuration, parsed once per isolate: `env` does not change while an isolate
+    /// lives, and parsing every variable again for each request (each new connection, too)
+    /// is work for nothing. A configuration error is not kept: it is reported every time.
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
+fn config(env: &Env) -> std::result::Result<Rc<Config>, ConfigError> {
+    if let Some(cfg) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(cfg);
+    }
+    let cfg = Rc::new(load_config(env)?);
+    CONFIG.with(|c| *c.borrow_mut() = Some(cfg.clone()));
+    Ok(cfg)
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let cfg = match load_config(&env) {
+    let cfg = match config(&env) {
         Ok(cfg) => cfg,
         Err(e) => {
             log_error("config_invalid", &e.to_string());
@@ -215,7 +232,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
                     "symbols= is required, e.g. /api/stream?symbols=BTCUSDT,ETHUSDT".into(),
                 ));
             };
-            let list = match parse_symbol_query(cfg, &raw) {
+            let list = match parse_stream_symbols(cfg, &raw) {
                 Ok(list) => list,
                 Err(e) => return http::error(&e),
             };

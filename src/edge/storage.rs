@@ -1,5 +1,8 @@
-//! SQLite persistence of the leader: the latest price per symbol and the `seq` high-water
-//! mark, so a restarted object serves its cache at once and never reuses a `seq`.
+//! SQLite persistence of the leader: the latest price per symbol (written in batches) and
+//! the reserved `seq` high-water mark, so a restarted object serves its cache at once and
+//! never reuses a `seq`.
+
+use std::rc::Rc;
 
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
@@ -62,18 +65,22 @@ impl Store {
         Ok((prices, floor, skipped))
     }
 
-    /// Writes one price through and raises the `seq` high-water mark.
-    pub fn save(&self, symbol: &str, json: &str, seq: u64) -> worker::Result<()> {
-        let seq = SqlStorageValue::try_from_i64(seq as i64)?;
-        self.sql.exec(
-            "INSERT INTO prices (symbol, json, seq) VALUES (?, ?, ?) \
-             ON CONFLICT(symbol) DO UPDATE SET json = excluded.json, seq = excluded.seq",
-            vec![symbol.into(), json.into(), seq.clone()],
-        )?;
+    /// Writes a batch of prices and raises the `seq` high-water mark. The statements run in
+    /// one synchronous turn, so the object's implicit transaction commits them together.
+    pub fn save(&self, prices: &[(String, Rc<str>, u64)], seq_floor: u64) -> worker::Result<()> {
+        for (symbol, json, seq) in prices {
+            let seq = SqlStorageValue::try_from_i64(*seq as i64)?;
+            self.sql.exec(
+                "INSERT INTO prices (symbol, json, seq) VALUES (?, ?, ?) \
+                 ON CONFLICT(symbol) DO UPDATE SET json = excluded.json, seq = excluded.seq",
+                vec![symbol.as_str().into(), json.as_ref().into(), seq],
+            )?;
+        }
+        let floor = SqlStorageValue::try_from_i64(seq_floor as i64)?;
         self.sql.exec(
             "INSERT INTO meta (key, value) VALUES ('seq', ?) \
              ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
-            vec![seq],
+            vec![floor],
         )?;
         Ok(())
     }

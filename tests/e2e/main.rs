@@ -5,6 +5,7 @@
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
 //! --test e2e -- NAME...` runs the scenarios whose name contains any NAME.
 
+mod floor;
 mod support;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -385,6 +386,12 @@ fn service_restart_serves_cached_prices_from_storage(ctx: &mut Ctx) {
     let before = wait_until("a cached BTCUSDT", T, || {
         let r = get(&ctx.svc.url("/api/prices/BTCUSDT"));
         (r.status == 200).then(|| r.json())
+    });
+    // Prices are written in batches, about once a second: wait until this one is stored.
+    let seq = before["seq"].as_u64().unwrap_or(0);
+    wait_until("the price to be written to storage", T, || {
+        let saved = health(&ctx.svc)["storage"]["saved_seq"].as_u64()?;
+        (saved >= seq).then_some(())
     });
     // Keep the exchange away so the restarted hub can only answer from storage.
     ctx.ex.kill();
@@ -1069,7 +1076,9 @@ fn sse_read_by_a_real_event_source_client(ctx: &mut Ctx) {
 }
 
 fn sse_resumes_with_last_event_id(ctx: &mut Ctx) {
+    // Halt the two symbols (no ticks, no ticker cadence) so only explicit ticks move them.
     ctx.ex.control("pause?on=1");
+    ctx.ex.control("quiet?symbol=BTCUSDT,ETHUSDT");
     ctx.ex.control("tick?symbol=BTCUSDT");
     ctx.ex.control("tick?symbol=ETHUSDT");
     let eth = ctx.ex.latest("ETHUSDT").unwrap();
@@ -1117,18 +1126,21 @@ fn sse_resumes_with_last_event_id(ctx: &mut Ctx) {
             .len(),
         1
     );
+    ctx.ex.control("quiet?on=0");
     ctx.ex.control("pause?on=0");
 }
 
 fn sse_keepalive_comes_at_least_every_15_seconds(ctx: &mut Ctx) {
-    ctx.ex.control("pause?on=1");
+    // XRPUSDT halted (not even the ticker's cadence) while the others keep the upstream alive.
+    ctx.ex.control("pause?on=0");
+    ctx.ex.control("quiet?symbol=XRPUSDT");
     let mut s = ctx.svc.sse("/api/stream?symbols=XRPUSDT", &[]).unwrap();
     s.wait_for("snapshot", T);
     let started = Instant::now();
     let comment = s.wait_for("comment", Duration::from_secs(16));
     assert_eq!(comment.data, "keepalive");
     eprintln!("    keepalive after {:?} of silence", started.elapsed());
-    ctx.ex.control("pause?on=0");
+    ctx.ex.control("quiet?on=0");
 }
 
 fn sse_disconnect_is_removed_promptly(ctx: &mut Ctx) {
@@ -1518,6 +1530,18 @@ fn main() {
         (
             "service_restart_serves_cached_prices_from_storage",
             service_restart_serves_cached_prices_from_storage,
+        ),
+        (
+            "a_silent_upstream_is_replaced_within_10_s_by_default",
+            floor::a_silent_upstream_is_replaced_within_10_s_by_default,
+        ),
+        (
+            "caps_are_checked_before_symbols",
+            floor::caps_are_checked_before_symbols,
+        ),
+        (
+            "a_burst_of_connections_leaves_a_connected_client_flowing",
+            floor::a_burst_of_connections_leaves_a_connected_client_flowing,
         ),
         (
             "rest_burst_costs_a_handful_of_leader_requests",

@@ -1,0 +1,197 @@
+//! The connection storm: N connections opened at once while a few watchers, connected
+//! before, keep receiving prices and pinging. Reports how long until every newcomer has its
+//! snapshot, the watchers' longest gap between price frames and slowest `ping` round trip,
+//! and the slowest `/health` answer while the storm was being admitted.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::load::Outcome;
+use crate::stack::Stack;
+use crate::SYMBOLS;
+
+/// A storm's shape.
+#[derive(Clone, Copy, Debug)]
+pub struct Storm {
+    /// Connections opened at once.
+    pub clients: usize,
+    /// Clients connected beforehand that must keep receiving.
+    pub watchers: usize,
+    /// Exchange updates per second meanwhile.
+    pub rate: u32,
+}
+
+/// What the watchers saw during the storm.
+#[derive(Default)]
+struct Watch {
+    longest_gap: Duration,
+    slowest_ping: Duration,
+    pings: usize,
+}
+
+/// The longest a newcomer waits for its snapshot before it counts as not admitted.
+const ADMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn watcher(port: u16, i: usize, storming: Arc<AtomicBool>, watch: Arc<Mutex<Watch>>) {
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
+        return;
+    };
+    let symbols: Vec<&str> = (0..5)
+        .map(|j| SYMBOLS[(i + j * 3) % SYMBOLS.len()])
+        .collect();
+    let sub = json!({"action": "subscribe", "symbols": symbols}).to_string();
+    if ws.send(Message::text(sub)).await.is_err() {
+        return;
+    }
+    let mut last_price = Instant::now();
+    let mut ping_sent: Option<(u64, Instant)> = None;
+    let mut next_id = 1u64;
+    loop {
+        if ping_sent.is_none() {
+            let text = json!({"action": "ping", "id": next_id}).to_string();
+            if ws.send(Message::text(text)).await.is_err() {
+                return;
+            }
+            ping_sent = Some((next_id, Instant::now()));
+            next_id += 1;
+        }
+        let msg = match tokio::time::timeout(Duration::from_millis(250), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(_))) | Err(_) => continue,
+            Ok(_) => return,
+        };
+        let now = Instant::now();
+        let measuring = storming.load(Ordering::Relaxed);
+        if msg.starts_with("{\"type\":\"prices\"") {
+            if measuring {
+                let mut w = watch.lock().unwrap_or_else(|p| p.into_inner());
+                w.longest_gap = w.longest_gap.max(now - last_price);
+            }
+            last_price = now;
+        } else if msg.starts_with("{\"type\":\"pong\"") {
+            if let Some((id, at)) = ping_sent {
+                if msg.contains(&format!("\"id\":{id}")) {
+                    if measuring {
+                        let mut w = watch.lock().unwrap_or_else(|p| p.into_inner());
+                        w.slowest_ping = w.slowest_ping.max(now - at);
+                        w.pings += 1;
+                    }
+                    ping_sent = None;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// One newcomer: connects, subscribes to one symbol, counts itself in at its snapshot, and
+/// stays connected until the runtime is dropped.
+async fn newcomer(port: u16, i: usize, admitted: Arc<AtomicUsize>) {
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let Ok(Ok((mut ws, _))) =
+        tokio::time::timeout(ADMIT_TIMEOUT, tokio_tungstenite::connect_async(url)).await
+    else {
+        return;
+    };
+    let sub = json!({"action": "subscribe", "symbols": [SYMBOLS[i % SYMBOLS.len()]]});
+    if ws.send(Message::text(sub.to_string())).await.is_err() {
+        return;
+    }
+    let mut counted = false;
+    while let Some(Ok(msg)) = ws.next().await {
+        if !counted
+            && msg
+                .to_text()
+                .is_ok_and(|t| t.starts_with("{\"type\":\"snapshot\""))
+        {
+            admitted.fetch_add(1, Ordering::Relaxed);
+            counted = true;
+        }
+    }
+}
+
+/// Runs `storm` against `stack`; `direct` connects past wrangler's proxy.
+pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Outcome {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let port = stack.client_port(direct);
+    stack.control(&format!("rate?value={}", storm.rate));
+    stack.control("pause?on=0");
+    let storming = Arc::new(AtomicBool::new(false));
+    let watch = Arc::new(Mutex::new(Watch::default()));
+    for i in 0..storm.watchers {
+        rt.spawn(watcher(port, i, storming.clone(), watch.clone()));
+    }
+    // Let the watchers settle into a steady stream before the storm.
+    std::thread::sleep(Duration::from_secs(3));
+    let admitted = Arc::new(AtomicUsize::new(0));
+    let health_slowest = Arc::new(Mutex::new(Duration::ZERO));
+    storming.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    for i in 0..storm.clients {
+        rt.spawn(newcomer(port, i, admitted.clone()));
+    }
+    let prober = {
+        let (storming, slowest) = (storming.clone(), health_slowest.clone());
+        let url = format!("http://127.0.0.1:{}/health", stack.port);
+        std::thread::spawn(move || {
+            while storming.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let _ = crate::stack::get(&url);
+                let took = t.elapsed();
+                let mut s = slowest.lock().unwrap_or_else(|p| p.into_inner());
+                *s = (*s).max(took);
+                drop(s);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    while admitted.load(Ordering::Relaxed) < storm.clients && started.elapsed() < ADMIT_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let all_in = started.elapsed();
+    // Watch one more second after the last admission, then stop.
+    std::thread::sleep(Duration::from_secs(1));
+    storming.store(false, Ordering::Relaxed);
+    let _ = prober.join();
+    let n_in = admitted.load(Ordering::Relaxed);
+    stack.control("pause?on=1");
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let w = watch.lock().unwrap_or_else(|p| p.into_inner());
+    let health = *health_slowest.lock().unwrap_or_else(|p| p.into_inner());
+    let path = if direct {
+        "runtime socket"
+    } else {
+        "wrangler port"
+    };
+    let row = format!(
+        "| S | {relay} | {path} | {} at once, {} watching @ {}/s | {n_in}/{} in after {:.2} s | {:.2} s | {} ms ({} pings) | {} ms |",
+        storm.clients,
+        storm.watchers,
+        storm.rate,
+        storm.clients,
+        all_in.as_secs_f64(),
+        w.longest_gap.as_secs_f64(),
+        w.slowest_ping.as_millis(),
+        w.pings,
+        health.as_millis(),
+    );
+    eprintln!("{row}");
+    let detail = json!({
+        "load": "S", "relay": relay, "clients": storm.clients, "watchers": storm.watchers,
+        "rate": storm.rate, "admitted": n_in, "all_in_seconds": all_in.as_secs_f64(),
+        "longest_gap_seconds": w.longest_gap.as_secs_f64(),
+        "slowest_ping_ms": w.slowest_ping.as_millis() as u64, "pings": w.pings,
+        "slowest_health_ms": health.as_millis() as u64, "direct": direct,
+    });
+    Outcome { row, detail }
+}

@@ -22,7 +22,7 @@ export function backoffDelay(attempt, random = Math.random, opts = BACKOFF) {
   return Math.max(opts.floorMs, Math.floor(random() * ceiling));
 }
 
-/** What a WebSocket close code means for reconnecting (DESIGN §3). */
+/** What a WebSocket close code means for reconnecting (see docs/protocol.md). */
 export function closeKind(code) {
   if (code >= 4500 && code <= 4999) return 'terminal';
   if (code === 1008) return 'terminal'; // policy: origin refused, retrying cannot help

@@ -177,7 +177,13 @@ fn ratio(ours: &Value, floor: &Value, path: &[&str]) -> String {
 
 /// The ratio row of one item, from the two details.
 fn ratio_row(item: &str, ours: &Value, floor: &Value) -> String {
-    if ours["load"] == "S" {
+    if ours["connect_seconds"].is_number() && ours["latency_ms"]["p50"] == 0 {
+        format!(
+            "| {item} | all connected in {} | | | connected {} |",
+            ratio(ours, floor, &["connect_seconds"]),
+            ratio(ours, floor, &["connected"]),
+        )
+    } else if ours["load"] == "S" {
         format!(
             "| {item} | all in {} | longest gap {} | slowest ping {} | slowest /health {} |",
             ratio(ours, floor, &["all_in_seconds"]),

@@ -1,4 +1,4 @@
-//! Reconnect delays: capped exponential backoff with full jitter (DESIGN §2).
+//! Reconnect delays: capped exponential backoff with full jitter (see docs/upstream.md).
 //!
 //! Randomness comes in as an argument, so tests pin it and the edge supplies `Math.random()`.
 

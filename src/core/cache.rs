@@ -1,4 +1,4 @@
-//! The latest price per symbol, the hub-wide `seq`, TTL and freshness (DESIGN §3, §5).
+//! The latest price per symbol, the hub-wide `seq`, TTL and freshness (see docs/protocol.md).
 //!
 //! Each price is JSON-encoded once, when it changes; every reader (fan-out, snapshots, REST)
 //! reuses those bytes.
@@ -145,7 +145,8 @@ impl PriceCache {
                 Default::default(),
             ),
         };
-        if let (Some(new), Some(held)) = (key, order[kind.index()]) {
+        let slot = order.get(kind.index()).copied().flatten();
+        if let (Some(new), Some(held)) = (key, slot) {
             let late = match kind {
                 StreamKind::BookTicker => new <= held,
                 _ => new < held,
@@ -154,8 +155,8 @@ impl PriceCache {
                 return None;
             }
         }
-        if key.is_some() {
-            order[kind.index()] = key;
+        if let (Some(_), Some(slot)) = (key, order.get_mut(kind.index())) {
+            *slot = key;
         }
         let changed = update.fields.merge_into(&mut price);
         if !changed {

@@ -1,9 +1,9 @@
-//! Configuration of DESIGN §6, parsed and validated once; a bad value stops start-up.
+//! Configuration of docs/configuration.md, parsed and validated once; a bad value stops start-up.
 
 use super::error::ConfigError;
 use super::symbol::{canonical, Whitelist};
 
-/// Binance endpoints tried in order (DESIGN §2).
+/// Binance endpoints tried in order (see docs/upstream.md).
 pub const DEFAULT_UPSTREAM: &str = "wss://stream.binance.com:9443/stream,wss://stream.binance.com:443/stream,wss://data-stream.binance.vision/stream";
 
 /// Twenty liquid USDT pairs: enough for a useful dashboard, far under Binance's stream limits.
@@ -16,28 +16,6 @@ const LOCATION_HINTS: [&str; 9] = [
 
 /// Binance's limit of streams on one connection.
 const MAX_STREAMS: usize = 1024;
-
-/// Every configuration variable, in `wrangler.toml` spelling (the Makefile passes the same
-/// names from the environment as `--var`).
-pub const VARIABLES: [&str; 17] = [
-    "UPSTREAM_URL",
-    "SYMBOLS",
-    "PRICE_TTL_SECONDS",
-    "MAX_CONNECTIONS",
-    "MAX_SYMBOLS_PER_CONNECTION",
-    "CLIENT_MESSAGES_PER_SECOND",
-    "MAX_FRAME_BYTES",
-    "ALLOWED_ORIGINS",
-    "AUTH_TOKEN",
-    "UPSTREAM_MODE",
-    "LEADER_LOCATION",
-    "UPSTREAM_WATCHDOG_SECONDS",
-    "UPSTREAM_MAX_AGE_SECONDS",
-    "UPSTREAM_IDLE_CLOSE_SECONDS",
-    "REST_CACHE_SECONDS",
-    "FLUSH_MS",
-    "SEND_MODE",
-];
 
 /// When the hub holds its upstream connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +178,15 @@ fn parse_urls(raw: &str) -> Result<Vec<String>, ConfigError> {
             });
         }
     }
+    if urls.is_empty() {
+        return Err(ConfigError {
+            name: "UPSTREAM_URL",
+            value: raw.to_string(),
+            problem:
+                "names no endpoint; give at least one, e.g. wss://stream.binance.com:9443/stream"
+                    .into(),
+        });
+    }
     Ok(urls)
 }
 
@@ -339,6 +326,15 @@ mod tests {
             let e = cfg(&[(name, value)]).unwrap_err();
             assert_eq!(e.name, name, "{value}");
             assert!(e.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn an_empty_endpoint_list_is_refused_at_start() {
+        for raw in [",", " , ,"] {
+            let e = Config::from_lookup(|k| (k == "UPSTREAM_URL").then(|| raw.to_string()))
+                .expect_err("no endpoint");
+            assert_eq!(e.name, "UPSTREAM_URL");
         }
     }
 }

@@ -34,7 +34,7 @@ pub enum UpstreamError {
     },
 }
 
-/// Client-facing error codes of DESIGN §3: a closed set, so clients can switch on them.
+/// Client-facing error codes of docs/protocol.md: a closed set, so clients can switch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// The frame was not JSON.
@@ -197,7 +197,7 @@ impl ApiError {
         }
     }
 
-    /// The JSON body `{"error":CODE,"message":...}` of DESIGN §5.
+    /// The JSON body `{"error":CODE,"message":...}` of docs/protocol.md.
     pub fn body(&self) -> String {
         serde_json::json!({"error": self.code(), "message": self.to_string()}).to_string()
     }

@@ -15,7 +15,7 @@ use super::cache::{Entry, PriceCache};
 use super::config::{Config, UpstreamMode};
 use super::error::{ApiError, ClientError, ErrorCode};
 use super::fastmap::FastMap;
-use super::link::{Failure, FrameVerdict, Link, LinkSettings};
+use super::link::{BreakerState, Failure, FrameVerdict, Link, LinkSettings, UpstreamState};
 use super::metrics::{Exposition, Histogram};
 use super::pacer::{Pace, Pacer};
 use super::price::Price;
@@ -45,7 +45,7 @@ pub const SEQ_BLOCK: u64 = 100_000;
 pub const CHURN_LOG_MS: i64 = 1_000;
 /// Capacity above which `/health` raises an alert.
 const CAPACITY_ALERT_PCT: f64 = 80.0;
-/// An SSE stream idle this long gets a `: keepalive` comment (DESIGN §4: at least every 15 s).
+/// An SSE stream idle this long gets a `: keepalive` comment (docs/protocol.md: at least every 15 s).
 pub const KEEPALIVE_MS: i64 = 10_000;
 /// How often SSE streams are checked for keepalives and slow readers.
 pub const SSE_TICK_MS: i64 = 2_000;
@@ -96,7 +96,7 @@ pub struct Hub {
     cache: PriceCache,
     registry: Registry,
     link: Link,
-    announced: &'static str,
+    announced: UpstreamState,
     alarm_at: Option<i64>,
     next_conn: ConnId,
     stats: Stats,
@@ -149,7 +149,7 @@ impl Hub {
             cache,
             registry: Registry::default(),
             link,
-            announced: "reconnecting",
+            announced: UpstreamState::Reconnecting,
             alarm_at: None,
             next_conn: 1,
             stats: Stats::default(),
@@ -580,18 +580,18 @@ impl Hub {
     }
 
     /// Upstream state: `connected`, `reconnecting`, `down`, or `idle` (on-demand, unused).
-    pub fn upstream_status(&self) -> &'static str {
+    pub fn upstream_status(&self) -> UpstreamState {
         self.link.state()
     }
 
     fn announce(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
         let status = self.upstream_status();
         // `idle` is not a client-facing state: whoever is connected then listens to nothing.
-        if status == self.announced || status == "idle" {
+        if status == self.announced || status == UpstreamState::Idle {
             return;
         }
         self.announced = status;
-        let frame = protocol::status_frame(status, now_ms);
+        let frame = protocol::status_frame(status.as_str(), now_ms);
         let mut ws = Vec::new();
         let mut wake = Vec::new();
         for (conn, session) in &mut self.sessions {
@@ -1009,11 +1009,11 @@ impl Hub {
         let snapshot = protocol::prices_frame("snapshot", &parts);
         first.push_str(&sse_event("snapshot", Some(self.cache.seq()), &snapshot));
         let status = self.upstream_status();
-        if status != "connected" && status != "idle" {
+        if !matches!(status, UpstreamState::Connected | UpstreamState::Idle) {
             first.push_str(&sse_event(
                 "status",
                 None,
-                &protocol::status_frame(status, now_ms),
+                &protocol::status_frame(status.as_str(), now_ms),
             ));
         }
         self.stats.messages_sent += 1;
@@ -1297,7 +1297,7 @@ impl Hub {
         e.finish()
     }
 
-    /// `GET /health`: HTTP status and body (DESIGN §5).
+    /// `GET /health`: HTTP status and body (see docs/protocol.md).
     ///
     /// - `healthy`: upstream connected and a frame within [`SILENT_MS`]; or an on-demand
     ///   upstream closed because nobody listens.
@@ -1333,7 +1333,7 @@ impl Hub {
                 breaker.failures()
             ));
         }
-        if breaker.name() != "closed" {
+        if breaker.state() != BreakerState::Closed {
             alerts.push(format!("circuit breaker {}", breaker.name()));
         }
         if silent {
@@ -1354,7 +1354,9 @@ impl Hub {
         }
         let status = if (connected && !silent) || idle {
             "healthy"
-        } else if breaker.name() == "open" || (!connected && fresh + acceptable == 0) {
+        } else if matches!(breaker.state(), BreakerState::Open { .. })
+            || (!connected && fresh + acceptable == 0)
+        {
             "down"
         } else {
             "degraded"
@@ -1369,7 +1371,7 @@ impl Hub {
         let body = json!({
             "status": status,
             "upstream": {
-                "state": self.upstream_status(),
+                "state": self.upstream_status().as_str(),
                 "mode": match self.cfg.upstream_mode { UpstreamMode::Always => "always", UpstreamMode::OnDemand => "on-demand" },
                 "endpoint": link.endpoint(),
                 "connected_since": link.connected_since(),

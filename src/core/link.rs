@@ -1,5 +1,5 @@
 //! The upstream link: one logical connection to the exchange, kept alive through every fault
-//! Binance produces (DESIGN §2), as a pure state machine.
+//! Binance produces (see docs/upstream.md), as a pure state machine.
 //!
 //! - Each connection attempt is a *generation*; events of a generation that is neither the
 //!   active connection nor the pending one are stale and ignored.
@@ -103,6 +103,45 @@ impl Failure {
             Failure::ConnectTimeout => format!("no connection within {CONNECT_TIMEOUT_MS} ms"),
             Failure::Silent { for_ms } => format!("open but silent for {for_ms} ms"),
         }
+    }
+}
+
+/// The upstream state clients and operators see (see docs/protocol.md), and `idle` for an on-demand
+/// link that nobody needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamState {
+    /// A connection delivers (or is open, when it is the only one).
+    Connected,
+    /// No connection; the next attempt is coming.
+    Reconnecting,
+    /// No connection, and the breaker is open: attempts wait.
+    Down,
+    /// On-demand and nobody listens: no connection, by design.
+    Idle,
+}
+
+impl UpstreamState {
+    /// The wire name, as in `status` frames and `/health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamState::Connected => "connected",
+            UpstreamState::Reconnecting => "reconnecting",
+            UpstreamState::Down => "down",
+            UpstreamState::Idle => "idle",
+        }
+    }
+}
+
+impl std::fmt::Display for UpstreamState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for UpstreamState {
+    /// Compares with a wire name (tests read better that way).
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -451,29 +490,28 @@ impl Link {
 
     /// Opens a new connection (a first connect, a reconnect or a replacement) if the
     /// backoff, the breaker and the budget allow it now.
-    fn attempt(&mut self, now: i64, fx: &mut Vec<Effect>) -> bool {
+    fn attempt(&mut self, now: i64, fx: &mut Vec<Effect>) {
         let not_before = self.retry_at.max(self.budget.next_allowed(now));
         if now < not_before {
-            return false;
+            return;
         }
         if let Some(until) = self.breaker.admit(now) {
             self.retry_at = until;
-            return false;
+            return;
         }
         self.dirty = true;
         self.budget.record(now);
         self.generation += 1;
-        self.dirty = true;
         let streams = self.wanted.clone();
         let list: Vec<&str> = streams.iter().map(String::as_str).collect();
-        let url = format!("{}?streams={}", self.s.urls[self.endpoint], list.join("/"));
+        let url = format!("{}?streams={}", self.endpoint(), list.join("/"));
         fx.push(Effect::Log {
             level: Level::Info,
             event: "upstream_connecting",
             detail: format!(
                 "generation {} to {} ({} streams{})",
                 self.generation,
-                self.s.urls[self.endpoint],
+                self.endpoint(),
                 streams.len(),
                 if self.active.is_some() {
                     ", replacement"
@@ -493,7 +531,6 @@ impl Link {
             last_frame_at: None,
             streams,
         });
-        true
     }
 
     /// The socket of `generation` is open.
@@ -708,26 +745,31 @@ impl Link {
         }
         let add: Vec<String> = self.wanted.difference(&a.streams).cloned().collect();
         let remove: Vec<String> = a.streams.difference(&self.wanted).cloned().collect();
-        let (method, params) = if !add.is_empty() {
-            ("SUBSCRIBE", add)
+        let (subscribe, params) = if !add.is_empty() {
+            (true, add)
         } else if !remove.is_empty() {
-            ("UNSUBSCRIBE", remove)
+            (false, remove)
         } else {
             return;
         };
         for p in &params {
-            if method == "SUBSCRIBE" {
+            if subscribe {
                 a.streams.insert(p.clone());
             } else {
                 a.streams.remove(p);
             }
         }
+        let method = if subscribe {
+            "SUBSCRIBE"
+        } else {
+            "UNSUBSCRIBE"
+        };
         let id = self.next_request_id;
         self.next_request_id += 1;
         self.last_request_at = Some(now);
         self.requests_sent += 1;
         // A silence window starts when streams are added to a connection that had none.
-        if method == "SUBSCRIBE" && a.last_frame_at.is_none() {
+        if subscribe && a.last_frame_at.is_none() {
             a.opened_at = Some(now);
         }
         fx.push(Effect::SendUpstream {
@@ -823,19 +865,19 @@ impl Link {
             && self.pending.is_none()
     }
 
-    /// Client-facing state of DESIGN §3: `connected`, `reconnecting` or `down` (and `idle`
+    /// Client-facing state of docs/protocol.md: `connected`, `reconnecting` or `down` (and `idle`
     /// for an on-demand link that nobody needs).
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> UpstreamState {
         if self.active.is_some() {
-            "connected"
+            UpstreamState::Connected
         } else if self.is_idle() {
-            "idle"
+            UpstreamState::Idle
         } else if self.breaker.state() != BreakerState::Closed
             || self.breaker.failures() >= BREAKER_THRESHOLD
         {
-            "down"
+            UpstreamState::Down
         } else {
-            "reconnecting"
+            UpstreamState::Reconnecting
         }
     }
 
@@ -856,7 +898,8 @@ impl Link {
 
     /// The endpoint currently preferred.
     pub fn endpoint(&self) -> &str {
-        &self.s.urls[self.endpoint]
+        // The configuration refuses an empty endpoint list, and `endpoint` is kept in range.
+        self.s.urls.get(self.endpoint).map_or("", String::as_str)
     }
 
     /// The most recent failure and when it happened.
@@ -1342,7 +1385,7 @@ mod tests {
         fresh.frame(6, until + 4_100, &mut fx);
         assert_eq!(
             (fresh.state(), fresh.breaker().name()),
-            ("connected", "closed")
+            (UpstreamState::Connected, "closed")
         );
         assert_eq!(fresh.reconnects, 0, "a restart is not a reconnect");
         assert!(fresh.take_dirty(), "the closed breaker is to be written");

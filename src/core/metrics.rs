@@ -17,9 +17,9 @@ pub struct Histogram {
 impl Histogram {
     /// Records one observation in seconds.
     pub fn observe(&mut self, seconds: f64) {
-        for (i, le) in FANOUT_BUCKETS.iter().enumerate() {
+        for (count, le) in self.counts.iter_mut().zip(FANOUT_BUCKETS.iter()) {
             if seconds <= *le {
-                self.counts[i] += 1;
+                *count += 1;
             }
         }
         self.count += 1;
@@ -72,13 +72,9 @@ impl Exposition {
     /// A histogram family.
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) -> &mut Self {
         self.family(name, "histogram", help);
-        for (i, le) in FANOUT_BUCKETS.iter().enumerate() {
+        for (le, count) in FANOUT_BUCKETS.iter().zip(h.counts.iter()) {
             let le = le.to_string();
-            self.sample(
-                &format!("{name}_bucket"),
-                &[("le", &le)],
-                h.counts[i] as f64,
-            );
+            self.sample(&format!("{name}_bucket"), &[("le", &le)], *count as f64);
         }
         self.sample(&format!("{name}_bucket"), &[("le", "+Inf")], h.count as f64);
         self.sample(&format!("{name}_sum"), &[], h.sum);

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Latest known state of one symbol (DESIGN §3). Fields the upstream never gave stay absent.
+/// Latest known state of one symbol (see docs/protocol.md). Fields the upstream never gave stay absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Price {
     /// Canonical symbol, e.g. `BTCUSDT`.

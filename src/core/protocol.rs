@@ -1,4 +1,4 @@
-//! The client WebSocket protocol of DESIGN §3: commands in, frames out.
+//! The client WebSocket protocol of docs/protocol.md: commands in, frames out.
 //!
 //! Control frames are small and built with serde. Price frames are assembled from
 //! per-price JSON that was encoded once when the price changed, so sending the same update
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ClientError, ErrorCode};
 
-/// Close codes of DESIGN §3. 4000–4499 mean "reconnect with backoff", 4500–4999 "do not".
+/// Close codes of docs/protocol.md. 4000–4499 mean "reconnect with backoff", 4500–4999 "do not".
 pub mod close {
     /// Normal closure.
     pub const NORMAL: u16 = 1000;

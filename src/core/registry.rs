@@ -94,11 +94,6 @@ impl Registry {
         self.by_symbol.get(symbol).into_iter().flatten().copied()
     }
 
-    /// Every known connection.
-    pub fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
-        self.by_conn.keys().copied()
-    }
-
     /// Number of connections.
     pub fn len(&self) -> usize {
         self.by_conn.len()

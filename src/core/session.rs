@@ -172,8 +172,6 @@ impl WsFlow {
 /// One client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
-    /// Its transport.
-    pub transport: Transport,
     /// Its rate limiter (WebSocket messages).
     pub limiter: RateLimiter,
     /// SSE state, for SSE sessions.
@@ -188,7 +186,6 @@ impl Session {
     /// A new session at `now`.
     pub fn new(transport: Transport, rate: u32, now: i64) -> Session {
         Session {
-            transport,
             limiter: RateLimiter::new(rate, now),
             sse: (transport == Transport::Sse).then(|| SseState {
                 last_sent: now,

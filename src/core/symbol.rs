@@ -27,20 +27,19 @@ pub fn canonical(input: &str) -> Option<String> {
 /// Decodes `%XX` escapes of a URL path segment (so `/api/prices/BTC%2FUSDT` works). Invalid
 /// escapes are kept as typed; [`canonical`] then rejects them as not a symbol.
 pub fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(segment.len());
+    let mut rest = segment.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (hex(tail.first()), hex(tail.get(1))) {
                 out.push((h * 16 + l) as u8);
-                i += 3;
+                rest = tail.get(2..).unwrap_or_default();
                 continue;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
+        out.push(b);
+        rest = tail;
     }
     String::from_utf8_lossy(&out).into_owned()
 }

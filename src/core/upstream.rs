@@ -1,4 +1,4 @@
-//! Binance combined-stream frames in, typed updates out (DESIGN §2).
+//! Binance combined-stream frames in, typed updates out (see docs/upstream.md).
 //!
 //! Every frame is validated before it can touch the cache: decimal fields must be decimal
 //! strings and the payload's symbol must match its stream name.
@@ -262,7 +262,7 @@ mod tests {
     use super::*;
 
     const FIXTURES: &str =
-        include_str!("../../../shared/fixtures/binance/combined-stream-samples.jsonl");
+        include_str!("../../tests/fixtures/binance/combined-stream-samples.jsonl");
 
     fn fixture(stream_prefix: &str) -> &'static str {
         FIXTURES

@@ -7,7 +7,7 @@ use crate::core::config::Config;
 use crate::core::error::ConfigError;
 use crate::core::hub::Level;
 
-/// Reads every DESIGN §6 variable from `[vars]` (or a secret of the same name).
+/// Reads every variable of docs/configuration.md from `[vars]` (or a secret of the same name).
 pub fn load_config(env: &Env) -> Result<Config, ConfigError> {
     Config::from_lookup(|name| {
         env.var(name)

@@ -532,11 +532,14 @@ impl DurableObject for PriceHub {
                 }
             }
             p if p.starts_with("/prices/") => {
-                let symbol = &p["/prices/".len()..];
+                let symbol = p.strip_prefix("/prices/").unwrap_or_default();
                 let mut hub = shared.hub.borrow_mut();
                 let answer = hub
                     .parse_symbol_query(symbol)
-                    .and_then(|s| hub.rest_price(&s[0], now));
+                    .and_then(|s| match s.first() {
+                        Some(symbol) => hub.rest_price(symbol, now),
+                        None => Err(ApiError::BadRequest("name one symbol".into())),
+                    });
                 match answer {
                     Ok((body, etag)) => http::json_tagged(200, body, &etag),
                     Err(e) => http::error(&e),

@@ -71,11 +71,19 @@ thread_local! {
 }
 
 fn count_refused(unauthorized: bool) {
-    REFUSED.with(|r| r.borrow_mut()[usize::from(unauthorized)] += 1);
+    REFUSED.with(|r| {
+        if let Some(n) = r.borrow_mut().get_mut(usize::from(unauthorized)) {
+            *n += 1;
+        }
+    });
 }
 
 fn count(source: Source) {
-    COUNTS.with(|c| c.borrow_mut()[source as usize] += 1);
+    COUNTS.with(|c| {
+        if let Some(n) = c.borrow_mut().get_mut(source as usize) {
+            *n += 1;
+        }
+    });
 }
 
 #[event(start)]
@@ -476,7 +484,7 @@ async fn metrics(env: &Env, cfg: &Config) -> Result<Response> {
         fam.sample(
             "edgetick_rest_cache_requests_total",
             &[("result", source.name())],
-            counts[source as usize] as f64,
+            counts.get(source as usize).copied().unwrap_or_default() as f64,
         );
     }
     let refused = REFUSED.with(|r| *r.borrow());

@@ -5,6 +5,9 @@
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
 //! --test e2e -- NAME...` runs the scenarios whose name contains any NAME.
 
+// A panic here is a failed test, not a failed service.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 mod floor;
 mod support;
 

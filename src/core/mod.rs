@@ -15,6 +15,7 @@ pub mod pacer;
 pub mod price;
 pub mod protocol;
 pub mod registry;
+pub mod request;
 pub mod rest;
 pub mod session;
 pub mod symbol;

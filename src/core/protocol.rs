@@ -25,6 +25,15 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4009;
     /// The service is at `MAX_CONNECTIONS`.
     pub const AT_CAPACITY: u16 = 4290;
+
+    /// The code to answer a client's close with: its own, except the reserved codes that
+    /// may not be sent (1005 no status, 1006 abnormal, 1015 TLS), answered with 1000.
+    pub fn reciprocal(code: usize) -> u16 {
+        match code {
+            1005 | 1006 | 1015 => NORMAL,
+            c => u16::try_from(c).unwrap_or(NORMAL),
+        }
+    }
 }
 
 /// A parsed client command. `id` is any JSON number or string the client chose.
@@ -380,5 +389,14 @@ mod tests {
         let empty: [&str; 0] = [];
         let f: Value = serde_json::from_str(&prices_frame("snapshot", &empty)).unwrap();
         assert_eq!(f, json!({"type":"snapshot","prices":[]}));
+    }
+
+    #[test]
+    fn a_close_is_answered_with_its_own_code_unless_reserved() {
+        assert_eq!(close::reciprocal(4000), 4000);
+        assert_eq!(close::reciprocal(1001), 1001);
+        for reserved in [1005, 1006, 1015, 70_000] {
+            assert_eq!(close::reciprocal(reserved), close::NORMAL);
+        }
     }
 }

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use super::registry::ConnId;
+
 /// How a client is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -197,6 +199,38 @@ impl Session {
     }
 }
 
+/// Version of the per-socket attachment; a socket carrying another version is closed with a
+/// retryable code so its client reconnects and resubscribes.
+pub const ATTACHMENT_VERSION: u8 = 1;
+
+/// What each client socket carries through hibernation: its connection id and its
+/// subscriptions. The one codec of it: [`Attachment::new`] writes, [`Attachment::valid`]
+/// reads back (serialised by the edge with the runtime's attachment API).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    v: u8,
+    /// The connection id.
+    pub id: ConnId,
+    /// Its subscriptions.
+    pub subs: Vec<String>,
+}
+
+impl Attachment {
+    /// The current version's attachment.
+    pub fn new(id: ConnId, subs: Vec<String>) -> Attachment {
+        Attachment {
+            v: ATTACHMENT_VERSION,
+            id,
+            subs,
+        }
+    }
+
+    /// The attachment when it is of the current version; another version cannot be trusted.
+    pub fn valid(self) -> Option<Attachment> {
+        (self.v == ATTACHMENT_VERSION).then_some(self)
+    }
+}
+
 /// Compares a presented token with the expected one in time that depends only on their
 /// lengths, so response timing does not reveal how much of a guess was right.
 pub fn token_matches(expected: &str, given: &str) -> bool {
@@ -296,5 +330,13 @@ mod tests {
         assert!(!token_matches("s3cret", "s3cret!"));
         assert!(!token_matches("s3cret", "S3cret"));
         assert!(!token_matches("s3cret", ""));
+    }
+
+    #[test]
+    fn an_attachment_of_another_version_is_not_trusted() {
+        let a = Attachment::new(7, vec!["BTCUSDT".into()]);
+        assert_eq!(a.clone().valid(), Some(a.clone()));
+        let old = Attachment { v: 0, ..a };
+        assert_eq!(old.valid(), None);
     }
 }

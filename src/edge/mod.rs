@@ -2,15 +2,19 @@
 //! the core's effects. It makes no decisions of its own.
 //!
 //! - [`router`]: the stateless Worker, run in every isolate.
-//! - [`hub_do`]: the `PriceHub` Durable Object, the single leader.
+//! - [`hub_do`]: the `PriceHub` Durable Object, the single leader; [`shared`] its state and
+//!   client table, [`effects`] the effects it carries out, [`sse`] its SSE bodies.
 //! - [`upstream`]: the outbound WebSocket to the exchange.
 //! - [`storage`]: SQLite persistence of the latest prices and the `seq` high-water mark.
 //! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
 //! - [`env`]: configuration, clock, randomness and logging from the runtime.
 
+mod effects;
 mod env;
 mod http;
 pub mod hub_do;
 mod router;
+mod shared;
+mod sse;
 mod storage;
 mod upstream;

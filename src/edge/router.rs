@@ -13,17 +13,15 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
-use worker::{event, Cache, Context, Delay, Env, Headers, Method, Request, Response, Result, Stub};
+use worker::{event, Cache, Context, Delay, Env, Headers, Request, Response, Result, Stub};
 
 use super::env::{load_config, log_error, now_ms};
 use super::http;
 use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
-use crate::core::hub::{parse_stream_symbols, parse_symbol_query};
 use crate::core::metrics::Exposition;
+use crate::core::request::{classify, Incoming, LeaderRequest, Route, StreamRefusal};
 use crate::core::rest::{self, CorsDecision};
-use crate::core::session::token_matches;
-use crate::core::symbol::percent_decode;
 
 /// Every name of the leader; `id_from_name` makes it unique world-wide.
 const LEADER: &str = "leader";
@@ -163,170 +161,52 @@ fn with_cors(resp: Response, decision: &CorsDecision) -> Result<Response> {
     Ok(resp.with_headers(headers))
 }
 
-fn query(req: &Request) -> Result<Vec<(String, String)>> {
-    Ok(req
-        .url()?
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect())
-}
-
+/// Reads what the core's classifier needs, routes, and carries the decision out.
 async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Result<Response> {
     let url = req.url()?;
-    let path = url.path().to_string();
-    let is_price = path.starts_with("/api/prices/");
-    let known = matches!(
-        path.as_str(),
-        "/ws" | "/api/stream" | "/api/prices" | "/health" | "/metrics"
-    ) || is_price;
-    let is_stream = path == "/ws" || path == "/api/stream";
-    if !known {
-        return http::error(&ApiError::NotFound(format!(
-            "no route for {}; see / for the dashboard and /openapi.json for the API",
-            crate::core::protocol::truncate(&path, 64)
-        )));
-    }
-    if *cors == CorsDecision::Deny {
-        if is_stream {
-            count_refused(false);
-        }
-        return http::error(&rest::origin_refused());
-    }
-    if req.method() == Method::Options {
-        return preflight();
-    }
-    if req.method() != Method::Get && req.method() != Method::Head {
-        return http::error(&ApiError::MethodNotAllowed(format!(
-            "{path} answers GET only"
-        )));
-    }
-    let params = query(&req)?;
-    if is_stream {
-        if let Some(expected) = &cfg.auth_token {
-            if !authorized(&req, &params, expected)? {
-                count_refused(true);
-                let mut resp = http::error(&ApiError::Unauthorized(
-                    "a token is required: ?token=... or Authorization: Bearer ...".into(),
-                ))?;
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let headers = req.headers();
+    let (upgrade, authorization, last_event_id) = (
+        headers.get("Upgrade")?,
+        headers.get("Authorization")?,
+        headers.get("Last-Event-ID")?,
+    );
+    let method = req.method();
+    let incoming = Incoming {
+        method: method.as_ref(),
+        path: url.path(),
+        query: &query,
+        upgrade: upgrade.as_deref(),
+        authorization: authorization.as_deref(),
+        last_event_id: last_event_id.as_deref(),
+    };
+    match classify(cfg, cors, &incoming) {
+        Err((e, refusal)) => {
+            if let Some(why) = refusal {
+                count_refused(why == StreamRefusal::Token);
+            }
+            let mut resp = http::error(&e)?;
+            if matches!(e, ApiError::Unauthorized(_)) {
                 resp.headers_mut()
                     .set("WWW-Authenticate", "Bearer realm=\"edgetick\"")?;
-                return Ok(resp);
             }
+            Ok(resp)
         }
-    }
-    match path.as_str() {
-        "/ws" => {
-            let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
-            if !upgrade.eq_ignore_ascii_case("websocket") {
-                return http::error(&ApiError::UpgradeRequired(
-                    "/ws is a WebSocket endpoint; connect with a WebSocket client".into(),
-                ));
-            }
+        Ok(Route::Preflight) => preflight(),
+        Ok(Route::Leader(LeaderRequest::WebSocket)) => {
             leader(env, cfg)?.fetch_with_request(req).await
         }
-        "/api/stream" => {
-            let allowed = ["symbols", "pairs", "token", "lastEventId", "last_event_id"];
-            if let Err(e) = rest::check_params(params.clone(), &allowed) {
-                return http::error(&e);
-            }
-            let find = |names: &[&str]| {
-                params
-                    .iter()
-                    .find(|(k, _)| names.contains(&k.as_str()))
-                    .map(|(_, v)| v.clone())
-            };
-            let Some(raw) = find(&["symbols", "pairs"]) else {
-                return http::error(&ApiError::BadRequest(
-                    "symbols= is required, e.g. /api/stream?symbols=BTCUSDT,ETHUSDT".into(),
-                ));
-            };
-            let list = match parse_stream_symbols(cfg, &raw) {
-                Ok(list) => list,
-                Err(e) => return http::error(&e),
-            };
-            // EventSource resends the last `id:` as a header; polyfills often as a parameter.
-            let last = req
-                .headers()
-                .get("Last-Event-ID")?
-                .or_else(|| find(&["lastEventId", "last_event_id"]));
-            let mut target = format!("https://leader/stream?symbols={}", list.join(","));
-            match last.map(|v| v.trim().parse::<u64>()) {
-                Some(Ok(id)) => target.push_str(&format!("&last={id}")),
-                Some(Err(_)) => {
-                    return http::error(&ApiError::BadRequest(
-                        "Last-Event-ID must be a seq (a whole number)".into(),
-                    ))
-                }
-                None => {}
-            }
-            leader(env, cfg)?.fetch_with_str(&target).await
-        }
-        "/health" => {
-            if let Err(e) = rest::check_params(params, &[]) {
-                return http::error(&e);
-            }
+        Ok(Route::Leader(to)) => {
             leader(env, cfg)?
-                .fetch_with_str("https://leader/health")
+                .fetch_with_str(&format!("https://leader{}", to.path()))
                 .await
         }
-        "/metrics" => {
-            if let Err(e) = rest::check_params(params, &[]) {
-                return http::error(&e);
-            }
-            metrics(env, cfg).await
-        }
-        "/api/prices" => {
-            if let Err(e) = rest::check_params(params.clone(), &["symbols", "pairs"]) {
-                return http::error(&e);
-            }
-            let requested = params
-                .into_iter()
-                .find(|(k, _)| k == "symbols" || k == "pairs")
-                .map(|(_, v)| v);
-            let target = match requested {
-                None => "/prices".to_string(),
-                Some(raw) => match parse_symbol_query(cfg, &raw) {
-                    Ok(list) => format!("/prices?symbols={}", list.join(",")),
-                    Err(e) => return http::error(&e),
-                },
-            };
-            cached_read(&req, env, cfg, &target).await
-        }
-        _ => {
-            if let Err(e) = rest::check_params(params, &[]) {
-                return http::error(&e);
-            }
-            let raw = percent_decode(&path["/api/prices/".len()..]);
-            let Some(symbol) = cfg.symbols.resolve(&raw) else {
-                return http::error(&ApiError::UnknownSymbol(format!(
-                    "{:?} is not a served symbol",
-                    crate::core::protocol::truncate(&raw, 24)
-                )));
-            };
-            cached_read(&req, env, cfg, &format!("/prices/{symbol}")).await
-        }
+        Ok(Route::Metrics) => metrics(env, cfg).await,
+        Ok(Route::CachedRead(to)) => cached_read(&req, env, cfg, &to.path()).await,
     }
-}
-
-/// Whether the request presents the token, as `Authorization: Bearer` or `?token=`,
-/// compared in constant time. The token is never logged.
-fn authorized(req: &Request, params: &[(String, String)], expected: &str) -> Result<bool> {
-    let header = req.headers().get("Authorization")?;
-    let bearer = header
-        .as_deref()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let param = params
-        .iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.as_str());
-    Ok(bearer
-        .into_iter()
-        .chain(param)
-        .any(|given| token_matches(expected, given)))
 }
 
 fn preflight() -> Result<Response> {
@@ -465,7 +345,7 @@ fn respond(
 /// The leader's metrics plus this isolate's REST cache counters.
 async fn metrics(env: &Env, cfg: &Config) -> Result<Response> {
     let mut resp = leader(env, cfg)?
-        .fetch_with_str("https://leader/metrics")
+        .fetch_with_str(&format!("https://leader{}", LeaderRequest::Metrics.path()))
         .await?;
     let mut text = resp.text().await?;
     let counts = COUNTS.with(|c| *c.borrow());

@@ -10,7 +10,7 @@ use worker::{
 };
 
 use super::env::{jitter, now_ms};
-use super::hub_do::Shared;
+use super::shared::Shared;
 use crate::core::link::Failure;
 
 /// Opens the upstream of `generation` and pumps its events into the hub until it ends.

@@ -1,0 +1,437 @@
+//! The stateless Worker's routing as a pure decision, and the one encoding of what the Worker
+//! asks the leader object: the edge reads a request's method, path, query and three headers,
+//! and gets a typed [`Route`] or the [`ApiError`] to answer with.
+
+use super::config::Config;
+use super::error::ApiError;
+use super::hub::{parse_stream_symbols, parse_symbol_query};
+use super::protocol::truncate;
+use super::rest::{self, CorsDecision};
+use super::session::token_matches;
+use super::symbol::percent_decode;
+
+/// What the edge reads of an HTTP request.
+#[derive(Debug, Clone, Default)]
+pub struct Incoming<'a> {
+    /// `GET`, `HEAD`, `OPTIONS`, ...
+    pub method: &'a str,
+    /// The URL's path.
+    pub path: &'a str,
+    /// The URL's query pairs, decoded.
+    pub query: &'a [(String, String)],
+    /// The `Upgrade` header.
+    pub upgrade: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The `Last-Event-ID` header.
+    pub last_event_id: Option<&'a str>,
+}
+
+/// What a request is, once it passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A CORS preflight: answer 204 with the allowed methods and headers.
+    Preflight,
+    /// Hand the request to the leader for the leader to answer.
+    Leader(LeaderRequest),
+    /// `GET /metrics`: the leader's exposition plus this isolate's counters.
+    Metrics,
+    /// A price read, answered through the edge cache from the leader's `LeaderRequest`.
+    CachedRead(LeaderRequest),
+}
+
+/// What the Worker asks the leader object. [`LeaderRequest::path`] and
+/// [`LeaderRequest::parse`] are the one place it is encoded and decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderRequest {
+    /// A WebSocket upgrade (the client's own request is forwarded).
+    WebSocket,
+    /// An SSE stream of canonical symbols, resuming after `last` when given.
+    Stream {
+        /// Canonical, whitelisted symbols.
+        symbols: Vec<String>,
+        /// The `seq` the reader already has.
+        last: Option<u64>,
+    },
+    /// `/health`.
+    Health,
+    /// The leader's metrics.
+    Metrics,
+    /// Every live price, or the listed ones.
+    Prices {
+        /// Canonical, whitelisted symbols; `None` for all.
+        symbols: Option<Vec<String>>,
+    },
+    /// One canonical, whitelisted symbol.
+    Price {
+        /// The symbol.
+        symbol: String,
+    },
+}
+
+/// Why a request was refused, for the edge's counters of refused stream connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRefusal {
+    /// The `Origin` is not allowed.
+    Origin,
+    /// The token is missing or wrong.
+    Token,
+}
+
+impl LeaderRequest {
+    /// The path and query the leader is asked with.
+    pub fn path(&self) -> String {
+        match self {
+            LeaderRequest::WebSocket => "/ws".into(),
+            LeaderRequest::Stream { symbols, last } => match last {
+                Some(id) => format!("/stream?symbols={}&last={id}", symbols.join(",")),
+                None => format!("/stream?symbols={}", symbols.join(",")),
+            },
+            LeaderRequest::Health => "/health".into(),
+            LeaderRequest::Metrics => "/metrics".into(),
+            LeaderRequest::Prices { symbols: None } => "/prices".into(),
+            LeaderRequest::Prices {
+                symbols: Some(list),
+            } => format!("/prices?symbols={}", list.join(",")),
+            LeaderRequest::Price { symbol } => format!("/prices/{symbol}"),
+        }
+    }
+
+    /// Reads back what [`LeaderRequest::path`] wrote (anything else is not found).
+    pub fn parse(path: &str, query: &[(String, String)]) -> Result<LeaderRequest, ApiError> {
+        let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let list = |name: &str| {
+            param(name).map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+        };
+        Ok(match path {
+            "/ws" => LeaderRequest::WebSocket,
+            "/stream" => LeaderRequest::Stream {
+                symbols: list("symbols").unwrap_or_default(),
+                last: param("last").and_then(|v| v.parse().ok()),
+            },
+            "/health" => LeaderRequest::Health,
+            "/metrics" => LeaderRequest::Metrics,
+            "/prices" => LeaderRequest::Prices {
+                symbols: list("symbols"),
+            },
+            p => match p.strip_prefix("/prices/") {
+                Some(symbol) if !symbol.is_empty() => LeaderRequest::Price {
+                    symbol: symbol.to_string(),
+                },
+                _ => return Err(ApiError::NotFound(format!("no leader route for {p}"))),
+            },
+        })
+    }
+}
+
+/// Routes a request: the route table, methods, CORS, the token on the streams, query
+/// parameters, symbols and `Last-Event-ID`, in that order (each refusal is the first check a
+/// request fails). A refusal of a stream connection also says why, for the edge's counters.
+pub fn classify(
+    cfg: &Config,
+    cors: &CorsDecision,
+    req: &Incoming<'_>,
+) -> Result<Route, (ApiError, Option<StreamRefusal>)> {
+    let path = req.path;
+    let is_price = path.starts_with("/api/prices/");
+    let is_stream = path == "/ws" || path == "/api/stream";
+    let known = matches!(path, "/api/prices" | "/health" | "/metrics") || is_stream || is_price;
+    if !known {
+        return Err((
+            ApiError::NotFound(format!(
+                "no route for {}; see / for the dashboard and /openapi.json for the API",
+                truncate(path, 64)
+            )),
+            None,
+        ));
+    }
+    if *cors == CorsDecision::Deny {
+        return Err((
+            rest::origin_refused(),
+            is_stream.then_some(StreamRefusal::Origin),
+        ));
+    }
+    match req.method {
+        "OPTIONS" => return Ok(Route::Preflight),
+        "GET" | "HEAD" => {}
+        _ => {
+            let e = ApiError::MethodNotAllowed(format!("{path} answers GET only"));
+            return Err((e, None));
+        }
+    }
+    if is_stream {
+        if let Some(expected) = &cfg.auth_token {
+            if !authorized(req, expected) {
+                let e = ApiError::Unauthorized(
+                    "a token is required: ?token=... or Authorization: Bearer ...".into(),
+                );
+                return Err((e, Some(StreamRefusal::Token)));
+            }
+        }
+    }
+    route(cfg, req).map_err(|e| (e, None))
+}
+
+fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
+    let params = req.query.to_vec();
+    let find = |names: &[&str]| {
+        req.query
+            .iter()
+            .find(|(k, _)| names.contains(&k.as_str()))
+            .map(|(_, v)| v.clone())
+    };
+    match req.path {
+        "/ws" => {
+            if !req
+                .upgrade
+                .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+            {
+                return Err(ApiError::UpgradeRequired(
+                    "/ws is a WebSocket endpoint; connect with a WebSocket client".into(),
+                ));
+            }
+            Ok(Route::Leader(LeaderRequest::WebSocket))
+        }
+        "/api/stream" => {
+            let allowed = ["symbols", "pairs", "token", "lastEventId", "last_event_id"];
+            rest::check_params(params, &allowed)?;
+            let raw = find(&["symbols", "pairs"]).ok_or_else(|| {
+                ApiError::BadRequest(
+                    "symbols= is required, e.g. /api/stream?symbols=BTCUSDT,ETHUSDT".into(),
+                )
+            })?;
+            let symbols = parse_stream_symbols(cfg, &raw)?;
+            // EventSource resends the last `id:` as a header; polyfills often as a parameter.
+            let last = req
+                .last_event_id
+                .map(str::to_string)
+                .or_else(|| find(&["lastEventId", "last_event_id"]));
+            let last = match last.map(|v| v.trim().parse::<u64>()) {
+                Some(Ok(id)) => Some(id),
+                Some(Err(_)) => {
+                    return Err(ApiError::BadRequest(
+                        "Last-Event-ID must be a seq (a whole number)".into(),
+                    ))
+                }
+                None => None,
+            };
+            Ok(Route::Leader(LeaderRequest::Stream { symbols, last }))
+        }
+        "/health" => {
+            rest::check_params(params, &[])?;
+            Ok(Route::Leader(LeaderRequest::Health))
+        }
+        "/metrics" => {
+            rest::check_params(params, &[])?;
+            Ok(Route::Metrics)
+        }
+        "/api/prices" => {
+            rest::check_params(params, &["symbols", "pairs"])?;
+            let symbols = find(&["symbols", "pairs"])
+                .map(|raw| parse_symbol_query(cfg, &raw))
+                .transpose()?;
+            Ok(Route::CachedRead(LeaderRequest::Prices { symbols }))
+        }
+        path => {
+            rest::check_params(params, &[])?;
+            let raw = percent_decode(path.strip_prefix("/api/prices/").unwrap_or_default());
+            let symbol = cfg.symbols.resolve(&raw).ok_or_else(|| {
+                ApiError::UnknownSymbol(format!("{:?} is not a served symbol", truncate(&raw, 24)))
+            })?;
+            Ok(Route::CachedRead(LeaderRequest::Price { symbol }))
+        }
+    }
+}
+
+/// Whether the request presents the token, as `Authorization: Bearer` or `?token=`, compared
+/// in constant time. The token is never logged.
+fn authorized(req: &Incoming<'_>, expected: &str) -> bool {
+    let bearer = req
+        .authorization
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let param = req
+        .query
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str());
+    bearer
+        .into_iter()
+        .chain(param)
+        .any(|given| token_matches(expected, given))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(extra: &[(&str, &str)]) -> Config {
+        let mut map: HashMap<&str, &str> = [("SYMBOLS", "BTCUSDT,ETHUSDT")].into_iter().collect();
+        map.extend(extra.iter().copied());
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap()
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn get<'a>(path: &'a str, query: &'a [(String, String)]) -> Incoming<'a> {
+        Incoming {
+            method: "GET",
+            path,
+            query,
+            ..Incoming::default()
+        }
+    }
+
+    fn code(r: Result<Route, (ApiError, Option<StreamRefusal>)>) -> &'static str {
+        r.err().map_or("ok", |(e, _)| e.code())
+    }
+
+    #[test]
+    fn routes_reach_their_typed_request() {
+        let c = cfg(&[]);
+        let allow = CorsDecision::Allow("*".into());
+        let none = q(&[]);
+        let ws = Incoming {
+            upgrade: Some("websocket"),
+            ..get("/ws", &none)
+        };
+        assert_eq!(
+            classify(&c, &allow, &ws),
+            Ok(Route::Leader(LeaderRequest::WebSocket))
+        );
+        let list = q(&[("pairs", "btc-usdt,ETHUSDT")]);
+        let hdr = Incoming {
+            last_event_id: Some(" 42 "),
+            ..get("/api/stream", &list)
+        };
+        assert_eq!(
+            classify(&c, &allow, &hdr),
+            Ok(Route::Leader(LeaderRequest::Stream {
+                symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+                last: Some(42)
+            }))
+        );
+        assert_eq!(
+            classify(&c, &allow, &get("/api/prices/eth%2Fusdt", &none)),
+            Ok(Route::CachedRead(LeaderRequest::Price {
+                symbol: "ETHUSDT".into()
+            }))
+        );
+        assert_eq!(
+            classify(&c, &allow, &get("/metrics", &none)),
+            Ok(Route::Metrics)
+        );
+        let pre = Incoming {
+            method: "OPTIONS",
+            ..get("/api/prices", &none)
+        };
+        assert_eq!(classify(&c, &allow, &pre), Ok(Route::Preflight));
+    }
+
+    #[test]
+    fn each_refusal_is_the_first_check_failed() {
+        let c = cfg(&[("AUTH_TOKEN", "s3cret")]);
+        let allow = CorsDecision::Allow("*".into());
+        let none = q(&[]);
+        assert_eq!(
+            code(classify(&c, &allow, &get("/nope", &none))),
+            "NOT_FOUND"
+        );
+        let denied = classify(&c, &CorsDecision::Deny, &get("/ws", &none));
+        assert_eq!(
+            denied.clone().err().map(|(_, r)| r),
+            Some(Some(StreamRefusal::Origin))
+        );
+        let post = Incoming {
+            method: "POST",
+            ..get("/health", &none)
+        };
+        assert_eq!(code(classify(&c, &allow, &post)), "METHOD_NOT_ALLOWED");
+        let no_token = classify(&c, &allow, &get("/api/stream", &none));
+        assert_eq!(
+            no_token.clone().err().map(|(_, r)| r),
+            Some(Some(StreamRefusal::Token))
+        );
+        let token = q(&[("token", "s3cret")]);
+        assert_eq!(
+            code(classify(&c, &allow, &get("/ws", &token))),
+            "UPGRADE_REQUIRED"
+        );
+        let bearer = Incoming {
+            authorization: Some("Bearer s3cret"),
+            ..get("/api/stream", &none)
+        };
+        assert_eq!(
+            code(classify(&c, &allow, &bearer)),
+            "BAD_REQUEST",
+            "symbols= missing"
+        );
+        let bad_id = q(&[
+            ("token", "s3cret"),
+            ("symbols", "BTCUSDT"),
+            ("lastEventId", "x"),
+        ]);
+        assert_eq!(
+            code(classify(&c, &allow, &get("/api/stream", &bad_id))),
+            "BAD_REQUEST"
+        );
+        let extra = q(&[("bogus", "1")]);
+        assert_eq!(
+            code(classify(&c, &allow, &get("/health", &extra))),
+            "BAD_REQUEST"
+        );
+        assert_eq!(
+            code(classify(&c, &allow, &get("/api/prices/DOGEUSDT", &none))),
+            "UNKNOWN_SYMBOL"
+        );
+    }
+
+    #[test]
+    fn the_leader_reads_back_what_the_worker_wrote() {
+        for r in [
+            LeaderRequest::WebSocket,
+            LeaderRequest::Stream {
+                symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+                last: Some(7),
+            },
+            LeaderRequest::Stream {
+                symbols: vec!["BTCUSDT".into()],
+                last: None,
+            },
+            LeaderRequest::Health,
+            LeaderRequest::Metrics,
+            LeaderRequest::Prices { symbols: None },
+            LeaderRequest::Prices {
+                symbols: Some(vec!["ETHUSDT".into()]),
+            },
+            LeaderRequest::Price {
+                symbol: "BTCUSDT".into(),
+            },
+        ] {
+            let path = r.path();
+            let (p, query) = path.split_once('?').unwrap_or((&path, ""));
+            let pairs: Vec<(String, String)> = query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(LeaderRequest::parse(p, &pairs), Ok(r));
+        }
+        assert!(LeaderRequest::parse("/prices/", &[]).is_err());
+        assert!(LeaderRequest::parse("/other", &[]).is_err());
+    }
+}

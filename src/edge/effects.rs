@@ -1,0 +1,184 @@
+//! Carries out the core's effects against workerd, in order: sends and closes, the upstream
+//! sockets, storage, timers and alarms, logs.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::future::abortable;
+use wasm_bindgen::prelude::*;
+use worker::{wasm_bindgen_futures::spawn_local, Delay};
+
+use super::env::{log, log_error, log_fields, now_ms};
+use super::shared::Shared;
+use super::upstream;
+use crate::core::hub::{Effect, Level};
+use crate::core::protocol::close;
+use crate::core::registry::ConnId;
+use crate::core::session::Attachment;
+
+#[wasm_bindgen]
+extern "C" {
+    /// Anything with a `send(data)` method: a WebSocket seen through its JS interface.
+    type SendTarget;
+
+    /// `WebSocket.prototype.send` taking an existing JS value, so one JS string built per
+    /// fan-out is handed to every socket; `send_with_str` would copy and decode the Rust
+    /// string into a new JS string for each socket.
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send(this: &SendTarget, data: &JsValue) -> std::result::Result<(), JsValue>;
+}
+
+/// Storage key of the upstream link's memory.
+pub(super) const LINK_KEY: &str = "link";
+
+impl Shared {
+    /// Carries out `effects` in order. A failed send closes only that socket: the others
+    /// already got their frame.
+    pub(super) fn execute(self: &Rc<Self>, effects: Vec<Effect>) {
+        let mut failed: Vec<ConnId> = Vec::new();
+        for effect in effects {
+            self.carry_out(effect, &mut failed);
+        }
+        for conn in failed {
+            if let Some(ws) = self.clients.borrow_mut().remove(&conn) {
+                let _ = ws.close(Some(close::INTERNAL), Some("send failed"));
+            }
+            self.run(|hub| hub.client_closed(conn, now_ms()));
+        }
+    }
+
+    fn carry_out(self: &Rc<Self>, effect: Effect, failed: &mut Vec<ConnId>) {
+        match effect {
+            Effect::Send { conn, frame } => self.send_one(conn, &frame, failed),
+            Effect::Fanout { conns, frame } => self.fan_out(&conns, &frame, failed),
+            Effect::Close { conn, code, reason } => self.close(conn, code, reason),
+            Effect::SaveSubscriptions { conn, symbols } => {
+                if let Some(ws) = self.clients.borrow().get(&conn) {
+                    if let Err(e) = ws.serialize_attachment(Attachment::new(conn, symbols)) {
+                        log_error("attachment_failed", &e.to_string());
+                    }
+                }
+            }
+            Effect::ConnectUpstream { generation, url } => {
+                upstream::spawn(self.clone(), generation, url)
+            }
+            Effect::CloseUpstream { generation } => {
+                if let Some(ws) = self.upstreams.borrow_mut().remove(&generation) {
+                    let _ = ws.close(Some(close::NORMAL), Some("replaced"));
+                }
+            }
+            Effect::SendUpstream { generation, text } => {
+                let sent = self
+                    .upstreams
+                    .borrow()
+                    .get(&generation)
+                    .map(|ws| ws.send_with_str(&text));
+                if let Some(Err(e)) = sent {
+                    log_error("upstream_send_failed", &e.to_string());
+                }
+            }
+            Effect::Persist { .. } | Effect::SaveLink { .. } | Effect::Forget { .. } => {
+                self.store_effect(effect)
+            }
+            Effect::Timer { at_ms } => self.set_timer(at_ms),
+            Effect::SseWake { conns } => {
+                let mut wakers = self.sse_wakers.borrow_mut();
+                for conn in conns {
+                    if let Some(w) = wakers.remove(&conn) {
+                        w.wake();
+                    }
+                }
+            }
+            Effect::SetAlarm { at_ms } => {
+                let storage = self.state.storage();
+                let offset = (at_ms - now_ms()).max(1);
+                spawn_local(async move {
+                    if let Err(e) = storage.set_alarm(offset).await {
+                        log_error("set_alarm_failed", &e.to_string());
+                    }
+                });
+            }
+            Effect::Log {
+                level,
+                event,
+                detail,
+            } => log(level, event, &detail),
+        }
+    }
+
+    fn send_one(&self, conn: ConnId, frame: &str, failed: &mut Vec<ConnId>) {
+        if let Some(ws) = self.clients.borrow().get(&conn) {
+            if ws.send_with_str(frame).is_err() {
+                failed.push(conn);
+            }
+        }
+    }
+
+    /// One frame to many sockets: with `SEND_MODE=shared` as one JS string handed to each.
+    fn fan_out(&self, conns: &[ConnId], frame: &str, failed: &mut Vec<ConnId>) {
+        let started = js_sys::Date::now();
+        if self.shared_send {
+            let value = JsValue::from_str(frame);
+            let clients = self.clients.borrow();
+            for conn in conns {
+                if let Some(ws) = clients.get(conn) {
+                    let target: &SendTarget = ws.as_ref().unchecked_ref();
+                    if target.send(&value).is_err() {
+                        failed.push(*conn);
+                    }
+                }
+            }
+        } else {
+            for conn in conns {
+                self.send_one(*conn, frame, failed);
+            }
+        }
+        let seconds = (js_sys::Date::now() - started) / 1000.0;
+        self.hub.borrow_mut().observe_fanout(seconds);
+    }
+
+    fn close(&self, conn: ConnId, code: u16, reason: &'static str) {
+        if let Some(ws) = self.clients.borrow_mut().remove(&conn) {
+            let _ = ws.close(Some(code), Some(reason));
+            log_fields(
+                Level::Info,
+                "client_closed",
+                serde_json::json!({"conn": conn, "transport": "websocket", "code": code, "reason": reason, "by": "server"}),
+            );
+        }
+    }
+
+    fn store_effect(&self, effect: Effect) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let (event, result) = match effect {
+            Effect::Persist { prices, seq_floor } => {
+                ("persist_failed", store.save(&prices, seq_floor))
+            }
+            Effect::SaveLink { json } => ("save_link_failed", store.put_text(LINK_KEY, &json)),
+            Effect::Forget { symbols } => ("forget_failed", store.forget(&symbols)),
+            _ => return,
+        };
+        if let Err(e) = result {
+            log_error(event, &e.to_string());
+        }
+    }
+
+    /// One timer at a time: the hub asks for an earlier one only, and the one it replaces
+    /// would wake it for nothing.
+    fn set_timer(self: &Rc<Self>, at_ms: i64) {
+        let shared = self.clone();
+        let wait = (at_ms - now_ms()).max(0) as u64;
+        let (task, handle) = abortable(async move {
+            Delay::from(Duration::from_millis(wait)).await;
+            shared.run(|hub| hub.timer(now_ms()));
+        });
+        if let Some(old) = self.timer.replace(Some(handle)) {
+            old.abort();
+        }
+        spawn_local(async move {
+            let _ = task.await;
+        });
+    }
+}

@@ -1,0 +1,129 @@
+//! State shared by the leader object's handlers and its upstream tasks, and the client
+//! table's edge side: accepting sockets and finding a socket's connection.
+//!
+//! Borrow rule: the hub's `RefCell` is borrowed only inside [`Shared::run`]'s closure, which
+//! never awaits; effects are carried out after the borrow ends.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::task::Waker;
+
+use futures::future::AbortHandle;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::JsValue;
+use worker::{Response, Result, State, WebSocket, WebSocketPair};
+
+use super::env::{log_fields, now_ms};
+use super::storage::Store;
+use crate::core::fastmap::FastMap;
+use crate::core::hub::{Effect, Hub, Level};
+use crate::core::protocol::close;
+use crate::core::registry::ConnId;
+use crate::core::session::{Attachment, Transport};
+
+/// State shared by the object's handlers and its upstream task.
+pub struct Shared {
+    pub(super) state: State,
+    pub(super) hub: RefCell<Hub>,
+    pub(super) store: Option<Store>,
+    pub(super) clients: RefCell<FastMap<ConnId, WebSocket>>,
+    /// Open upstream sockets by generation (more than one only while one is being replaced).
+    pub(super) upstreams: RefCell<HashMap<u64, WebSocket>>,
+    /// Parked SSE streams waiting for data.
+    pub(super) sse_wakers: RefCell<FastMap<ConnId, Waker>>,
+    /// `SEND_MODE=shared`: one JS string per fan-out.
+    pub(super) shared_send: bool,
+    /// The pending in-memory timer, cancelled when the hub asks for an earlier one.
+    pub(super) timer: RefCell<Option<AbortHandle>>,
+    /// Connection ids by socket object (see [`Shared::remember`]).
+    pub(super) conn_ids: js_sys::WeakMap,
+}
+
+impl Shared {
+    /// Runs one core input and carries out what it returns.
+    pub(super) fn run(self: &Rc<Self>, input: impl FnOnce(&mut Hub) -> Vec<Effect>) {
+        let fx = input(&mut self.hub.borrow_mut());
+        self.execute(fx);
+    }
+    /// Starts the upstream if it is not running (every event may be the first after a wake).
+    pub(super) fn kick(self: &Rc<Self>) {
+        self.run(|hub| hub.start(now_ms()));
+    }
+
+    pub(super) fn accept_client(self: &Rc<Self>) -> Result<Response> {
+        if !self.hub.borrow_mut().admit_client() {
+            let max = self.hub.borrow().config().max_connections;
+            log_fields(
+                Level::Warn,
+                "client_refused",
+                serde_json::json!({"reason": "at_capacity", "max_connections": max}),
+            );
+            // Accept and close at once with 4290: a browser never sees the HTTP status of a
+            // failed upgrade, but it does see a close code (4000-4499: retry with backoff).
+            let pair = WebSocketPair::new()?;
+            pair.server.accept()?;
+            pair.server
+                .close(Some(close::AT_CAPACITY), Some("server at capacity"))?;
+            return Response::from_websocket(pair.client);
+        }
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        let (conn, fx) = self
+            .hub
+            .borrow_mut()
+            .client_open(Transport::WebSocket, now_ms());
+        pair.server
+            .serialize_attachment(Attachment::new(conn, Vec::new()))?;
+        self.remember(&pair.server, conn);
+        self.clients.borrow_mut().insert(conn, pair.server);
+        self.execute(fx);
+        Response::from_websocket(pair.client)
+    }
+
+    /// The connection id of a client socket, re-registering it if this instance has not
+    /// seen it (which the constructor normally prevents).
+    pub(super) fn conn_of(&self, ws: &WebSocket) -> Option<ConnId> {
+        let key: &js_sys::Object = ws.as_ref().unchecked_ref();
+        if let Some(id) = self.conn_ids.get(key).as_f64() {
+            let id = id as ConnId;
+            if self.hub.borrow().has_client(id) {
+                return Some(id);
+            }
+        }
+        let a = ws
+            .deserialize_attachment::<Attachment>()
+            .ok()
+            .flatten()?
+            .valid()?;
+        let mut hub = self.hub.borrow_mut();
+        if !hub.has_client(a.id) {
+            hub.client_restore(a.id, &a.subs);
+            self.clients.borrow_mut().insert(a.id, ws.clone());
+        }
+        self.remember(ws, a.id);
+        Some(a.id)
+    }
+
+    /// Keeps `conn` findable from its socket object without reading the attachment back
+    /// (a structured-clone deserialisation per incoming message otherwise).
+    fn remember(&self, ws: &WebSocket, conn: ConnId) {
+        let key: &js_sys::Object = ws.as_ref().unchecked_ref();
+        self.conn_ids.set(key, &JsValue::from_f64(conn as f64));
+    }
+
+    pub(super) fn forget_client(self: &Rc<Self>, ws: &WebSocket, code: usize, reason: &str) {
+        if let Some(conn) = self.conn_of(ws) {
+            if code != 1000 && code != 1001 && code != 1005 {
+                let reason = crate::core::protocol::truncate(reason, 120);
+                log_fields(
+                    Level::Info,
+                    "client_closed",
+                    serde_json::json!({"conn": conn, "transport": "websocket", "code": code, "reason": reason}),
+                );
+            }
+            self.clients.borrow_mut().remove(&conn);
+            self.run(|hub| hub.client_closed(conn, now_ms()));
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Server-Sent Events: a pull-based response body per stream, fed by the hub.
+
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use worker::{wasm_bindgen_futures::spawn_local, Headers, Response, Result};
+
+use super::env::now_ms;
+use super::http;
+use super::shared::Shared;
+use crate::core::hub::SseTake;
+use crate::core::registry::ConnId;
+
+/// The body of one SSE response: pull-based, so a reader that stops reading stops the
+/// pulls, and its updates conflate in the hub instead of queueing here.
+struct SseBody {
+    shared: Rc<Shared>,
+    conn: ConnId,
+    first: Option<String>,
+    done: bool,
+}
+
+impl Stream for SseBody {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first.into_bytes())));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let take = match self.shared.hub.try_borrow_mut() {
+            Ok(mut hub) => hub.sse_take(self.conn, now_ms()),
+            Err(_) => {
+                // The hub is busy in this very turn: ask to be polled again.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        };
+        match take {
+            SseTake::Data(text) => Poll::Ready(Some(Ok(text.into_bytes()))),
+            SseTake::Closed => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            SseTake::Pending => {
+                self.shared
+                    .sse_wakers
+                    .borrow_mut()
+                    .insert(self.conn, cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for SseBody {
+    /// The reader went away (or the stream ended): forget the client promptly. Deferred to
+    /// its own task so it never runs inside another borrow of the hub.
+    fn drop(&mut self) {
+        self.shared.sse_wakers.borrow_mut().remove(&self.conn);
+        let shared = self.shared.clone();
+        let conn = self.conn;
+        spawn_local(async move {
+            shared.run(|hub| hub.sse_closed(conn, now_ms()));
+        });
+    }
+}
+
+impl Shared {
+    /// Opens an SSE stream of `symbols`, resuming after `last`.
+    pub(super) fn open_stream(
+        self: &Rc<Self>,
+        symbols: &[String],
+        last: Option<u64>,
+    ) -> Result<Response> {
+        // The Worker validated the list; the leader checks it again against its own
+        // configuration, so nothing unserved is ever registered.
+        let symbols = match self.hub.borrow().parse_symbol_query(&symbols.join(",")) {
+            Ok(s) => s,
+            Err(e) => return http::error(&e),
+        };
+        let opened = self.hub.borrow_mut().sse_open(&symbols, last, now_ms());
+        let (conn, first, fx) = match opened {
+            Ok(v) => v,
+            Err(e) => return http::error(&e),
+        };
+        self.execute(fx);
+        let body = SseBody {
+            shared: self.clone(),
+            conn,
+            first: Some(first),
+            done: false,
+        };
+        let headers = Headers::new();
+        headers.set("Content-Type", "text/event-stream; charset=utf-8")?;
+        headers.set("Cache-Control", "no-cache, no-transform")?;
+        headers.set("X-Accel-Buffering", "no")?;
+        Ok(Response::from_stream(body)?.with_headers(headers))
+    }
+}

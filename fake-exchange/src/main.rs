@@ -4,12 +4,13 @@
 //! fake-exchange [--host 127.0.0.1] [--port 9001] [--rate 20] [--seed 1]
 //!               [--ping-interval-ms 20000] [--pong-timeout-ms 60000]
 //!               [--max-incoming-per-sec 5] [--refuse STATUS] [--stall] [--garbage-every N]
-//!               [--cadence-ms 1000]
+//!               [--cadence-ms 1000] [--quiet BTCUSDT,ETHUSDT]
 //! ```
 //!
 //! `--cadence-ms`: a symbol that has not moved for this long gets its 24 h ticker again with
 //! a new event time, as Binance sends `@ticker` every second even in a quiet market (and
-//! while paused here); 0 turns it off. Only the `stall` fault silences it.
+//! while paused here); 0 turns it off. Only the `stall` fault silences it. `--quiet` halts
+//! symbols from the start, like the `quiet` control (no ticks, no cadence).
 
 mod market;
 mod server;
@@ -54,6 +55,13 @@ async fn main() {
             "--stall" => settings.stall = true,
             "--garbage-every" => settings.garbage_every = value(&mut args, &flag),
             "--cadence-ms" => settings.cadence = Duration::from_millis(value(&mut args, &flag)),
+            "--quiet" => {
+                let list: String = value(&mut args, &flag);
+                settings.quiet = list
+                    .split(',')
+                    .map(|s| s.trim().to_ascii_uppercase())
+                    .collect();
+            }
             "-h" | "--help" => usage("usage"),
             other => usage(&format!("unknown flag {other}")),
         }

@@ -51,6 +51,8 @@ pub struct Settings {
     /// The 24 h ticker streams' cadence: a symbol quiet this long gets its ticker again,
     /// as on Binance (zero: only on updates).
     pub cadence: Duration,
+    /// Symbols halted from the start (see the `quiet` control).
+    pub quiet: Vec<String>,
 }
 
 impl Default for Settings {
@@ -65,6 +67,7 @@ impl Default for Settings {
             stall: false,
             garbage_every: 0,
             cadence: Duration::from_secs(1),
+            quiet: Vec::new(),
         }
     }
 }
@@ -155,7 +158,7 @@ impl Exchange {
         let faults = Faults {
             stalled: settings.stall,
             paused: false,
-            quiet: BTreeSet::new(),
+            quiet: settings.quiet.iter().cloned().collect(),
             refuse: settings.refuse.map(|status| Refusal {
                 status,
                 remaining: None,

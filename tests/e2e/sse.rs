@@ -1,0 +1,193 @@
+//! Server-Sent Events end to end: snapshot, live events, resume, keepalive, slow readers.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+use crate::*;
+
+pub fn sse_snapshot_then_live_events_with_the_pairs_alias(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let mut s = ctx
+        .svc
+        .sse("/api/stream?pairs=btc-usdt", &[])
+        .expect("a stream");
+    assert!(
+        s.header("content-type").starts_with("text/event-stream"),
+        "{:?}",
+        s.headers
+    );
+    assert_eq!(s.header("cache-control"), "no-cache, no-transform");
+    assert_eq!(s.header("x-accel-buffering"), "no");
+    let retry = s.next(T).expect("retry first");
+    assert_eq!(
+        (retry.event.as_str(), retry.data.as_str()),
+        ("retry", "1000")
+    );
+    let snap = s.next(T).expect("snapshot");
+    assert_eq!(snap.event, "snapshot");
+    assert!(snap.id.is_some());
+    let mut last = snap.id.unwrap();
+    for _ in 0..3 {
+        let e = s.wait_for("prices", T);
+        let id = e.id.expect("prices events carry an id");
+        assert!(id > last, "ids grow: {id} after {last}");
+        last = id;
+        let v = e.json();
+        for p in v["prices"].as_array().unwrap() {
+            assert_eq!(p["symbol"], "BTCUSDT", "only the subscribed symbol");
+            assert!(p["seq"].as_u64() <= Some(id));
+        }
+    }
+}
+
+pub fn sse_read_by_a_real_event_source_client(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    let out = std::process::Command::new("node")
+        .arg(support::root().join("tests/e2e/sse-client.mjs"))
+        .arg(ctx.svc.url("/api/stream?symbols=ETHUSDT,BTCUSDT"))
+        .arg("4")
+        .output()
+        .expect("node");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["type"], "snapshot");
+    assert_eq!(events[0]["data"]["type"], "snapshot");
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] > w[0]),
+        "lastEventId grows: {ids:?}"
+    );
+    assert!(
+        events[1..].iter().all(|e| e["type"] == "prices"),
+        "{events:?}"
+    );
+}
+
+pub fn sse_resumes_with_last_event_id(ctx: &mut Ctx) {
+    // Halt the two symbols (no ticks, no ticker cadence) so only explicit ticks move them.
+    ctx.ex.control("pause?on=1");
+    ctx.ex.control("quiet?symbol=BTCUSDT,ETHUSDT");
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    ctx.ex.control("tick?symbol=ETHUSDT");
+    let eth = ctx.ex.latest("ETHUSDT").unwrap();
+    wait_until("both cached", T, || {
+        (get(&ctx.svc.url("/api/prices/ETHUSDT")).json()["price"] == eth.as_str()).then_some(())
+    });
+    let mut s = ctx
+        .svc
+        .sse("/api/stream?symbols=BTCUSDT,ETHUSDT", &[])
+        .unwrap();
+    let snap = s.wait_for("snapshot", T);
+    assert_eq!(snap.json()["prices"].as_array().unwrap().len(), 2);
+    let id = snap.id.unwrap();
+    drop(s);
+    ctx.ex.control("tick?symbol=ETHUSDT");
+    let eth = ctx.ex.latest("ETHUSDT").unwrap();
+    wait_until("the new ETHUSDT cached", T, || {
+        (get(&ctx.svc.url("/api/prices/ETHUSDT")).json()["price"] == eth.as_str()).then_some(())
+    });
+    let last = id.to_string();
+    let mut s = ctx
+        .svc
+        .sse(
+            "/api/stream?symbols=BTCUSDT,ETHUSDT",
+            &[("Last-Event-ID", &last)],
+        )
+        .unwrap();
+    let snap = s.wait_for("snapshot", T);
+    let prices = snap.json()["prices"].as_array().unwrap().clone();
+    assert_eq!(prices.len(), 1, "only what changed after {id}: {prices:?}");
+    assert_eq!(prices[0]["symbol"], "ETHUSDT");
+    assert_eq!(prices[0]["price"], eth.as_str());
+    // The same through the query parameter that EventSource polyfills use.
+    let mut s = ctx
+        .svc
+        .sse(
+            &format!("/api/stream?symbols=BTCUSDT,ETHUSDT&lastEventId={last}"),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        s.wait_for("snapshot", T).json()["prices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    ctx.ex.control("quiet?symbol=BTCUSDT,ETHUSDT&on=0");
+    ctx.ex.control("pause?on=0");
+}
+
+pub fn sse_keepalive_comes_at_least_every_15_seconds(ctx: &mut Ctx) {
+    // XRPUSDT halted (not even the ticker's cadence) while the others keep the upstream alive.
+    ctx.ex.control("pause?on=0");
+    ctx.ex.control("quiet?symbol=XRPUSDT");
+    let mut s = ctx.svc.sse("/api/stream?symbols=XRPUSDT", &[]).unwrap();
+    s.wait_for("snapshot", T);
+    let started = Instant::now();
+    let comment = s.wait_for("comment", Duration::from_secs(16));
+    assert_eq!(comment.data, "keepalive");
+    eprintln!("    keepalive after {:?} of silence", started.elapsed());
+    ctx.ex.control("quiet?symbol=XRPUSDT&on=0");
+}
+
+pub fn sse_disconnect_is_removed_promptly(ctx: &mut Ctx) {
+    let count = |svc: &Service| health(svc)["clients"]["sse"].as_u64().unwrap_or(0);
+    ctx.ex.control("pause?on=0");
+    // Streams of earlier scenarios are gone first, so the count below is ours alone.
+    wait_until("no SSE clients", Duration::from_secs(20), || {
+        (count(&ctx.svc) == 0).then_some(())
+    });
+    let mut s = ctx.svc.sse("/api/stream?symbols=BTCUSDT", &[]).unwrap();
+    s.wait_for("snapshot", T);
+    assert_eq!(count(&ctx.svc), 1);
+    drop(s);
+    let t0 = Instant::now();
+    wait_until("the closed stream to be forgotten", T, || {
+        (count(&ctx.svc) == 0).then_some(())
+    });
+    eprintln!("    SSE disconnect noticed after {:?}", t0.elapsed());
+}
+
+pub fn a_reader_that_stops_does_not_delay_a_bystander(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=0");
+    // One WebSocket and one SSE reader subscribe and then never read again.
+    let mut stalled_ws = ctx.svc.ws();
+    subscribe(
+        &mut stalled_ws,
+        &["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"],
+        1,
+    );
+    let stalled_sse = ctx
+        .svc
+        .sse("/api/stream?symbols=BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT", &[])
+        .unwrap();
+    ctx.ex.control("rate?value=400");
+    let mut bystander = ctx.svc.ws();
+    subscribe(&mut bystander, &["BTCUSDT"], 1);
+    let started = Instant::now();
+    let mut last = 0;
+    for _ in 0..20 {
+        last = next_price_of(&mut bystander, "BTCUSDT", last, T);
+    }
+    ctx.ex.control("rate?value=40");
+    eprintln!(
+        "    bystander got 20 newer BTCUSDT frames in {:?} beside two stalled readers",
+        started.elapsed()
+    );
+    drop(stalled_sse);
+    drop(stalled_ws);
+}

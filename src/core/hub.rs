@@ -297,7 +297,8 @@ impl Hub {
         }
         // A switch changes timers; a breaker change is written at once, so a restarted
         // instance never starts from a breaker this one already closed.
-        if verdict == FrameVerdict::Switched || self.link.is_dirty() {
+        let timers_changed = matches!(verdict, FrameVerdict::Switched | FrameVerdict::FirstFrame);
+        if timers_changed || self.link.is_dirty() {
             self.announce(now_ms, &mut fx);
             self.schedule(now_ms, &mut fx);
         }
@@ -1764,6 +1765,20 @@ mod tests {
         assert!(
             writes[0].1 > h.seq(),
             "the stored floor is always above every seq handed out"
+        );
+    }
+
+    #[test]
+    fn the_first_frame_brings_the_watchdog_alarm_forward_to_the_cadence_limit() {
+        let mut h = hub();
+        h.start(0);
+        // Nothing delivered yet: the alarm waits for the configured 30 s ceiling (or the
+        // connect time-out before it).
+        h.upstream_opened(1, 0);
+        let fx = h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
+        assert!(
+            fx.contains(&Effect::SetAlarm { at_ms: 6_000 }),
+            "tickers promise a frame a second: 5 s after the first one, {fx:?}"
         );
     }
 

@@ -352,6 +352,9 @@ pub enum FrameVerdict {
     Apply,
     /// From the replacement, which has just become active: apply it (timers changed).
     Switched,
+    /// The active connection's first frame: apply it. Its silence limit shrinks to what its
+    /// streams promise, so the wake-up time changed.
+    FirstFrame,
     /// From a connection that is no longer active: drop it.
     Ignore,
 }
@@ -585,9 +588,13 @@ impl Link {
     pub fn frame(&mut self, generation: u64, now: i64, fx: &mut Vec<Effect>) -> FrameVerdict {
         if let Some(a) = &mut self.active {
             if a.generation == generation {
-                a.last_frame_at = Some(now);
+                let first = a.last_frame_at.replace(now).is_none();
                 self.dirty |= self.breaker.success(now);
-                return FrameVerdict::Apply;
+                return if first {
+                    FrameVerdict::FirstFrame
+                } else {
+                    FrameVerdict::Apply
+                };
             }
         }
         match &mut self.pending {
@@ -1257,7 +1264,11 @@ mod tests {
             &mut fx,
         );
         assert_eq!(l.state(), "connected");
-        assert_eq!(l.frame(2, 1_300, &mut fx), FrameVerdict::Apply);
+        assert_eq!(
+            l.frame(2, 1_300, &mut fx),
+            FrameVerdict::FirstFrame,
+            "promoted without a frame: its first one shortens the silence limit"
+        );
     }
 
     #[test]

@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -60,38 +59,19 @@ pub fn root() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    devstack::free_port().expect("a free port")
 }
 
 fn spawn(cmd: &mut Command, log: &str) -> Child {
     let dir = root().join("target/bench");
     let _ = fs::create_dir_all(&dir);
-    let out = fs::File::create(dir.join(log)).expect("log file");
-    let err = out.try_clone().expect("log file");
-    cmd.stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    let path = dir.join(log);
+    let _ = fs::remove_file(&path);
+    devstack::spawn_group(cmd, &path).unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
 fn stop(child: &mut Child) {
-    let pgid = child.id() as libc::pid_t;
-    if pgid > 1 {
-        // SAFETY: signals only the process group this program created with process_group(0).
-        unsafe {
-            libc::killpg(pgid, libc::SIGTERM);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-    }
-    let _ = child.wait();
+    devstack::stop_group(child, Duration::from_millis(500));
 }
 
 pub fn get(url: &str) -> Option<Value> {

@@ -1,11 +1,8 @@
 //! Test harness: the fake exchange and `wrangler dev` as real processes (each in its own
 //! process group, stopped with it), and real WebSocket and HTTP clients.
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,8 +23,7 @@ pub fn log_dir() -> PathBuf {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    devstack::free_port().expect("bind an ephemeral port")
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
@@ -45,40 +41,12 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
     }
 }
 
-/// Signals the process group a child leads. Never shells out to `kill`: a misparsed
-/// negative pid there can signal far more than the group.
-fn signal_group(child: &Child, signal: i32) {
-    let pgid = child.id() as libc::pid_t;
-    assert!(pgid > 1, "refusing to signal process group {pgid}");
-    // SAFETY: killpg only sends a signal; the group is the one this harness created with
-    // `process_group(0)`, so its id equals the child's pid and is never ours.
-    unsafe {
-        libc::killpg(pgid, signal);
-    }
-}
-
 fn stop_group(child: &mut Child) {
-    signal_group(child, libc::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    signal_group(child, libc::SIGKILL);
-    let _ = child.wait();
+    devstack::stop_group(child, Duration::from_secs(5));
 }
 
 fn spawn(cmd: &mut Command, log: &Path) -> Child {
-    let out = File::create(log).expect("create log file");
-    let err = out.try_clone().expect("clone log file");
-    cmd.stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    devstack::spawn_group(cmd, log).unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
 /// HTTP GET; returns status, headers of interest and body.
@@ -184,8 +152,7 @@ impl Exchange {
     /// Kills the process outright (no close frames: connections just die).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
-            signal_group(&c, libc::SIGKILL);
-            let _ = c.wait();
+            devstack::kill_group(&mut c);
         }
     }
 

@@ -84,6 +84,7 @@ unit:
 
 js:
 	node --test tests/js/
+	node_modules/.bin/tsc -p tsconfig.json
 
 e2e:
 	cargo test -q --features e2e --test e2e

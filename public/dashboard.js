@@ -29,10 +29,14 @@ function trend(p) {
   return Number.isFinite(c) ? (c > 0 ? 'up' : c < 0 ? 'down' : '') : '';
 }
 
+/** The symbols the table shows (the checkboxes). */
+const shown = new Set();
+
+/** @param {import('/edgetick.js').PriceFeed} feed */
 function render(feed) {
   const now = Date.now();
   const rows = [];
-  for (const symbol of [...feed.symbolsShown].sort()) {
+  for (const symbol of [...shown].sort()) {
     const p = feed.prices.get(symbol);
     const tr = document.createElement('tr');
     tr.dataset.symbol = symbol;
@@ -77,12 +81,13 @@ async function start() {
   symbols ??= all;
   const feed = new PriceFeed({
     symbols,
-    transport: params.get('transport') ?? 'auto',
+    transport: /** @type {import('/edgetick.js').Transport} */ (params.get('transport') ?? 'auto'),
     token: params.get('token') ?? undefined,
     staleAfterMs,
   });
-  feed.symbolsShown = new Set(symbols);
-  window.edgetickFeed = feed;
+  symbols.forEach((s) => shown.add(s));
+  // For the browser tests and for poking at the feed from the console.
+  /** @type {any} */ (window).edgetickFeed = feed;
   feed.on('price', (p) => {
     updates += 1;
     if (p.event_time) {
@@ -104,11 +109,11 @@ async function start() {
     box.dataset.symbol = s;
     box.addEventListener('change', () => {
       if (box.checked) {
-        feed.symbolsShown.add(s);
+        shown.add(s);
         feed.subscribe([s]);
         log(`subscribed ${s}`);
       } else {
-        feed.symbolsShown.delete(s);
+        shown.delete(s);
         feed.unsubscribe([s]);
         log(`unsubscribed ${s}`);
       }

@@ -49,6 +49,10 @@ export class PriceFeed {
   readonly status: FeedStatus;
   /** The transport carrying the feed now. */
   readonly via: 'websocket' | 'sse' | 'poll' | null;
+  /** When each symbol's latest price arrived here (ms since the epoch, this browser's clock). */
+  readonly receivedAt: Map<string, number>;
+  /** The service's upstream state as last reported: `connected`, `reconnecting` or `down`. */
+  readonly upstream: string;
   on(event: 'price', fn: (p: Price) => void): this;
   on(event: 'status', fn: (s: FeedStatus) => void): this;
   on(event: 'error', fn: (e: FeedError) => void): this;

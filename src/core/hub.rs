@@ -342,7 +342,10 @@ impl Hub {
         }
         self.unsaved.insert(symbol.clone());
         if self.cache.seq() + SEQ_BLOCK / 2 > self.seq_reserved {
-            self.persist(now_ms, fx);
+            // Half of the reserved block is used: write now, but after this change's fan-out
+            // (the timer flushes before it writes).
+            self.persist_at = Some(now_ms);
+            arm = true;
         } else if self.persist_at.is_none() {
             self.persist_at = Some(now_ms + PERSIST_EVERY_MS);
             arm = true;
@@ -1755,6 +1758,11 @@ mod tests {
             let fx = h.upstream_text(1, &ticker("BTCUSDT", &i.to_string(), i as i64), 0);
             writes.extend(persists(&fx));
         }
+        assert!(
+            writes.is_empty(),
+            "never a write in the same step as an update"
+        );
+        writes.extend(persists(&h.timer(0)));
         assert_eq!(h.seq(), 7_000_000 + SEQ_BLOCK / 2 + 1);
         assert_eq!(
             writes.len(),

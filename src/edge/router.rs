@@ -1,21 +1,15 @@
-//! The stateless Worker: validates requests, applies CORS, and answers REST reads through
-//! an edge cache so a burst of identical reads costs about one leader request per second per
-//! location. Static files in `public/` are served by the assets binding before this runs.
-//!
-//! Caching has three layers, each cheaper than the next:
-//! 1. a per-isolate memo of answers younger than `REST_CACHE_SECONDS`;
-//! 2. one in-flight leader request per key per isolate: concurrent readers wait for its
-//!    answer in the memo on their own timers (never on another request's future);
-//! 3. the Cache API (shared by the isolates of a location), with the same `max-age`.
+//! The stateless Worker: reads what the core's request classifier needs, carries out its
+//! decision (CORS, the leader, the edge cache of [`super::edge_cache`]) and adds this
+//! isolate's counters to the leader's metrics. Static files in `public/` are served by the
+//! assets binding before this runs.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::time::Duration;
 
-use worker::{event, Cache, Context, Delay, Env, Headers, Request, Response, Result, Stub};
+use worker::{event, Context, Env, Headers, Request, Response, Result, Stub};
 
-use super::env::{load_config, log_error, now_ms};
+use super::edge_cache;
+use super::env::{load_config, log_error};
 use super::http;
 use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
@@ -26,44 +20,7 @@ use crate::core::rest::{self, CorsDecision};
 /// Every name of the leader; `id_from_name` makes it unique world-wide.
 const LEADER: &str = "leader";
 
-/// A leader answer as the edge keeps it.
-#[derive(Clone, Debug)]
-struct Reply {
-    status: u16,
-    body: String,
-    etag: Option<String>,
-    retry_after: Option<String>,
-    fetched_at: i64,
-}
-
-/// How long a request waits for another request's leader answer before asking itself.
-const COALESCE_WAIT_MS: i64 = 2_000;
-
-/// Where a REST answer came from (counted, and sent as `X-Edgetick-Cache`).
-#[derive(Clone, Copy)]
-enum Source {
-    Memory,
-    Cache,
-    Coalesced,
-    Leader,
-}
-
-impl Source {
-    fn name(self) -> &'static str {
-        match self {
-            Source::Memory => "memory_hit",
-            Source::Cache => "cache_hit",
-            Source::Coalesced => "coalesced",
-            Source::Leader => "miss",
-        }
-    }
-}
-
 thread_local! {
-    static MEMO: RefCell<HashMap<String, Reply>> = RefCell::new(HashMap::new());
-    /// Keys whose leader request is under way in this isolate.
-    static INFLIGHT: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
-    static COUNTS: RefCell<[u64; 4]> = const { RefCell::new([0; 4]) };
     /// Stream connections refused at this isolate: [origin, unauthorized].
     static REFUSED: RefCell<[u64; 2]> = const { RefCell::new([0; 2]) };
 }
@@ -71,14 +28,6 @@ thread_local! {
 fn count_refused(unauthorized: bool) {
     REFUSED.with(|r| {
         if let Some(n) = r.borrow_mut().get_mut(usize::from(unauthorized)) {
-            *n += 1;
-        }
-    });
-}
-
-fn count(source: Source) {
-    COUNTS.with(|c| {
-        if let Some(n) = c.borrow_mut().get_mut(source as usize) {
             *n += 1;
         }
     });
@@ -130,7 +79,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     with_cors(resp, &decision)
 }
 
-fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
+pub(super) fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
     env.durable_object("PRICE_HUB")?
         .id_from_name(LEADER)?
         .get_stub_with_location_hint(&cfg.leader_location)
@@ -205,7 +154,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
                 .await
         }
         Ok(Route::Metrics) => metrics(env, cfg).await,
-        Ok(Route::CachedRead(to)) => cached_read(&req, env, cfg, &to.path()).await,
+        Ok(Route::CachedRead(to)) => edge_cache::cached_read(&req, env, cfg, &to.path()).await,
     }
 }
 
@@ -220,151 +169,23 @@ fn preflight() -> Result<Response> {
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
-/// Answers a REST read from the cheapest layer that has a fresh answer.
-async fn cached_read(req: &Request, env: &Env, cfg: &Config, target: &str) -> Result<Response> {
-    let url = req.url()?;
-    let key = format!(
-        "{}://{}/edge-cache{target}",
-        url.scheme(),
-        url.host_str().unwrap_or("edgetick")
-    );
-    let max_age_ms = i64::from(cfg.rest_cache_seconds) * 1000;
-    let (reply, source) = fetch_through(env, cfg, &key, target, max_age_ms).await?;
-    count(source);
-    let if_none_match = req.headers().get("If-None-Match")?;
-    respond(
-        &reply,
-        source,
-        cfg.rest_cache_seconds,
-        if_none_match.as_deref(),
-    )
-}
-
-async fn fetch_through(
-    env: &Env,
-    cfg: &Config,
-    key: &str,
-    target: &str,
-    max_age_ms: i64,
-) -> Result<(Reply, Source)> {
-    let now = now_ms();
-    if max_age_ms > 0 {
-        let memo = MEMO.with(|m| m.borrow().get(key).cloned());
-        if let Some(r) = memo.filter(|r| now - r.fetched_at < max_age_ms) {
-            return Ok((r, Source::Memory));
-        }
-        if let Some(mut resp) = Cache::default().get(key, false).await? {
-            let reply = Reply {
-                status: resp.status_code(),
-                etag: resp.headers().get("ETag")?,
-                retry_after: None,
-                body: resp.text().await?,
-                fetched_at: now,
-            };
-            MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
-            return Ok((reply, Source::Cache));
-        }
-    }
-    // Another request of this isolate is already asking the leader: wait for its answer in
-    // the memo, on this request's own timer. workerd judges each request by its own pending
-    // I/O, so awaiting a future another request drives can be cancelled as a hang.
-    if max_age_ms > 0 && INFLIGHT.with(|m| m.borrow().contains(key)) {
-        let deadline = now_ms() + COALESCE_WAIT_MS;
-        while INFLIGHT.with(|m| m.borrow().contains(key)) && now_ms() < deadline {
-            Delay::from(Duration::from_millis(5)).await;
-        }
-        let memo = MEMO.with(|m| m.borrow().get(key).cloned());
-        if let Some(r) = memo.filter(|r| now_ms() - r.fetched_at < max_age_ms) {
-            return Ok((r, Source::Coalesced));
-        }
-        // The other request failed, answered something not worth caching, or is slow: ask.
-    }
-    let leading = INFLIGHT.with(|m| m.borrow_mut().insert(key.to_string()));
-    let result = ask_leader(env, cfg, target).await;
-    if leading {
-        INFLIGHT.with(|m| m.borrow_mut().remove(key));
-    }
-    let reply = result?;
-    if reply.status == 200 && max_age_ms > 0 {
-        MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
-        let stored = respond(&reply, Source::Leader, cfg.rest_cache_seconds, None)?;
-        if let Err(e) = Cache::default().put(key, stored).await {
-            log_error("edge_cache_put_failed", &e.to_string());
-        }
-    }
-    Ok((reply, Source::Leader))
-}
-
-async fn ask_leader(env: &Env, cfg: &Config, target: &str) -> Result<Reply> {
-    let mut resp = leader(env, cfg)?
-        .fetch_with_str(&format!("https://leader{target}"))
-        .await?;
-    Ok(Reply {
-        status: resp.status_code(),
-        etag: resp.headers().get("ETag")?,
-        retry_after: resp.headers().get("Retry-After")?,
-        body: resp.text().await?,
-        fetched_at: now_ms(),
-    })
-}
-
-/// The client's response for a reply: 304 when its ETag matches `If-None-Match`.
-fn respond(
-    reply: &Reply,
-    source: Source,
-    max_age: u32,
-    if_none_match: Option<&str>,
-) -> Result<Response> {
-    let cacheable = reply.status == 200;
-    let not_modified = cacheable
-        && reply
-            .etag
-            .as_deref()
-            .is_some_and(|t| rest::etag_matches(if_none_match, t));
-    let mut resp = if not_modified {
-        Response::empty()?.with_status(304)
-    } else {
-        http::json(reply.status, reply.body.clone())?
-    };
-    let h = resp.headers_mut();
-    if cacheable && max_age > 0 {
-        h.set("Cache-Control", &format!("public, max-age={max_age}"))?;
-    } else {
-        h.set("Cache-Control", "no-store")?;
-    }
-    if let (true, Some(tag)) = (cacheable, &reply.etag) {
-        h.set("ETag", tag)?;
-    }
-    if let Some(ra) = &reply.retry_after {
-        h.set("Retry-After", ra)?;
-    }
-    h.set("X-Edgetick-Cache", source.name())?;
-    Ok(resp)
-}
-
 /// The leader's metrics plus this isolate's REST cache counters.
 async fn metrics(env: &Env, cfg: &Config) -> Result<Response> {
     let mut resp = leader(env, cfg)?
         .fetch_with_str(&format!("https://leader{}", LeaderRequest::Metrics.path()))
         .await?;
     let mut text = resp.text().await?;
-    let counts = COUNTS.with(|c| *c.borrow());
     let mut e = Exposition::default();
     let fam = e.family(
         "edgetick_rest_cache_requests_total",
         "counter",
         "REST price reads at this Worker isolate, by where the answer came from.",
     );
-    for source in [
-        Source::Memory,
-        Source::Cache,
-        Source::Coalesced,
-        Source::Leader,
-    ] {
+    for (source, n) in edge_cache::counts() {
         fam.sample(
             "edgetick_rest_cache_requests_total",
-            &[("result", source.name())],
-            counts.get(source as usize).copied().unwrap_or_default() as f64,
+            &[("result", source)],
+            n as f64,
         );
     }
     let refused = REFUSED.with(|r| *r.borrow());

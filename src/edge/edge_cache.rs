@@ -1,0 +1,205 @@
+//! The edge cache of REST reads, so a burst of identical reads costs about one leader request
+//! per second per location. Three layers, each cheaper than the next:
+//! 1. a per-isolate memo of answers younger than `REST_CACHE_SECONDS`;
+//! 2. one in-flight leader request per key per isolate: concurrent readers wait for its
+//!    answer in the memo on their own timers (never on another request's future);
+//! 3. the Cache API (shared by the isolates of a location), with the same `max-age`.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use worker::{Cache, Delay, Env, Request, Response, Result};
+
+use super::env::{log_error, now_ms};
+use super::http;
+use super::router::leader;
+use crate::core::config::Config;
+use crate::core::rest;
+
+/// A leader answer as the edge keeps it.
+#[derive(Clone, Debug)]
+struct Reply {
+    status: u16,
+    body: String,
+    etag: Option<String>,
+    retry_after: Option<String>,
+    fetched_at: i64,
+}
+
+/// How long a request waits for another request's leader answer before asking itself.
+const COALESCE_WAIT_MS: i64 = 2_000;
+
+/// Where a REST answer came from (counted, and sent as `X-Edgetick-Cache`).
+#[derive(Clone, Copy)]
+enum Source {
+    Memory,
+    Cache,
+    Coalesced,
+    Leader,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Memory => "memory_hit",
+            Source::Cache => "cache_hit",
+            Source::Coalesced => "coalesced",
+            Source::Leader => "miss",
+        }
+    }
+}
+
+thread_local! {
+    static MEMO: RefCell<HashMap<String, Reply>> = RefCell::new(HashMap::new());
+    /// Keys whose leader request is under way in this isolate.
+    static INFLIGHT: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    static COUNTS: RefCell<[u64; 4]> = const { RefCell::new([0; 4]) };
+}
+
+fn count(source: Source) {
+    COUNTS.with(|c| {
+        if let Some(n) = c.borrow_mut().get_mut(source as usize) {
+            *n += 1;
+        }
+    });
+}
+
+/// REST reads at this isolate by where the answer came from, for `/metrics`.
+pub(super) fn counts() -> [(&'static str, u64); 4] {
+    let c = COUNTS.with(|c| *c.borrow());
+    [
+        Source::Memory,
+        Source::Cache,
+        Source::Coalesced,
+        Source::Leader,
+    ]
+    .map(|s| (s.name(), c.get(s as usize).copied().unwrap_or_default()))
+}
+
+/// Answers a REST read from the cheapest layer that has a fresh answer.
+pub(super) async fn cached_read(
+    req: &Request,
+    env: &Env,
+    cfg: &Config,
+    target: &str,
+) -> Result<Response> {
+    let url = req.url()?;
+    let key = format!(
+        "{}://{}/edge-cache{target}",
+        url.scheme(),
+        url.host_str().unwrap_or("edgetick")
+    );
+    let max_age_ms = i64::from(cfg.rest_cache_seconds) * 1000;
+    let (reply, source) = fetch_through(env, cfg, &key, target, max_age_ms).await?;
+    count(source);
+    let if_none_match = req.headers().get("If-None-Match")?;
+    respond(
+        &reply,
+        source,
+        cfg.rest_cache_seconds,
+        if_none_match.as_deref(),
+    )
+}
+
+async fn fetch_through(
+    env: &Env,
+    cfg: &Config,
+    key: &str,
+    target: &str,
+    max_age_ms: i64,
+) -> Result<(Reply, Source)> {
+    let now = now_ms();
+    if max_age_ms > 0 {
+        let memo = MEMO.with(|m| m.borrow().get(key).cloned());
+        if let Some(r) = memo.filter(|r| now - r.fetched_at < max_age_ms) {
+            return Ok((r, Source::Memory));
+        }
+        if let Some(mut resp) = Cache::default().get(key, false).await? {
+            let reply = Reply {
+                status: resp.status_code(),
+                etag: resp.headers().get("ETag")?,
+                retry_after: None,
+                body: resp.text().await?,
+                fetched_at: now,
+            };
+            MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
+            return Ok((reply, Source::Cache));
+        }
+    }
+    // Another request of this isolate is already asking the leader: wait for its answer in
+    // the memo, on this request's own timer. workerd judges each request by its own pending
+    // I/O, so awaiting a future another request drives can be cancelled as a hang.
+    if max_age_ms > 0 && INFLIGHT.with(|m| m.borrow().contains(key)) {
+        let deadline = now_ms() + COALESCE_WAIT_MS;
+        while INFLIGHT.with(|m| m.borrow().contains(key)) && now_ms() < deadline {
+            Delay::from(Duration::from_millis(5)).await;
+        }
+        let memo = MEMO.with(|m| m.borrow().get(key).cloned());
+        if let Some(r) = memo.filter(|r| now_ms() - r.fetched_at < max_age_ms) {
+            return Ok((r, Source::Coalesced));
+        }
+        // The other request failed, answered something not worth caching, or is slow: ask.
+    }
+    let leading = INFLIGHT.with(|m| m.borrow_mut().insert(key.to_string()));
+    let result = ask_leader(env, cfg, target).await;
+    if leading {
+        INFLIGHT.with(|m| m.borrow_mut().remove(key));
+    }
+    let reply = result?;
+    if reply.status == 200 && max_age_ms > 0 {
+        MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
+        let stored = respond(&reply, Source::Leader, cfg.rest_cache_seconds, None)?;
+        if let Err(e) = Cache::default().put(key, stored).await {
+            log_error("edge_cache_put_failed", &e.to_string());
+        }
+    }
+    Ok((reply, Source::Leader))
+}
+
+async fn ask_leader(env: &Env, cfg: &Config, target: &str) -> Result<Reply> {
+    let mut resp = leader(env, cfg)?
+        .fetch_with_str(&format!("https://leader{target}"))
+        .await?;
+    Ok(Reply {
+        status: resp.status_code(),
+        etag: resp.headers().get("ETag")?,
+        retry_after: resp.headers().get("Retry-After")?,
+        body: resp.text().await?,
+        fetched_at: now_ms(),
+    })
+}
+
+/// The client's response for a reply: 304 when its ETag matches `If-None-Match`.
+fn respond(
+    reply: &Reply,
+    source: Source,
+    max_age: u32,
+    if_none_match: Option<&str>,
+) -> Result<Response> {
+    let cacheable = reply.status == 200;
+    let not_modified = cacheable
+        && reply
+            .etag
+            .as_deref()
+            .is_some_and(|t| rest::etag_matches(if_none_match, t));
+    let mut resp = if not_modified {
+        Response::empty()?.with_status(304)
+    } else {
+        http::json(reply.status, reply.body.clone())?
+    };
+    let h = resp.headers_mut();
+    if cacheable && max_age > 0 {
+        h.set("Cache-Control", &format!("public, max-age={max_age}"))?;
+    } else {
+        h.set("Cache-Control", "no-store")?;
+    }
+    if let (true, Some(tag)) = (cacheable, &reply.etag) {
+        h.set("ETag", tag)?;
+    }
+    if let Some(ra) = &reply.retry_after {
+        h.set("Retry-After", ra)?;
+    }
+    h.set("X-Edgetick-Cache", source.name())?;
+    Ok(resp)
+}

@@ -13,8 +13,9 @@ use worker::{Cache, Delay, Env, Request, Response, Result};
 
 use super::env::{log_error, now_ms};
 use super::http;
-use super::router::leader;
+use super::router::ask_leader;
 use crate::core::config::Config;
+use crate::core::request::LeaderRequest;
 use crate::core::rest;
 
 /// A leader answer as the edge keeps it.
@@ -82,8 +83,9 @@ pub(super) async fn cached_read(
     req: &Request,
     env: &Env,
     cfg: &Config,
-    target: &str,
+    to: &LeaderRequest,
 ) -> Result<Response> {
+    let target = to.path();
     let url = req.url()?;
     let key = format!(
         "{}://{}/edge-cache{target}",
@@ -91,7 +93,7 @@ pub(super) async fn cached_read(
         url.host_str().unwrap_or("edgetick")
     );
     let max_age_ms = i64::from(cfg.rest_cache_seconds) * 1000;
-    let (reply, source) = fetch_through(env, cfg, &key, target, max_age_ms).await?;
+    let (reply, source) = fetch_through(env, cfg, &key, to, max_age_ms).await?;
     count(source);
     let if_none_match = req.headers().get("If-None-Match")?;
     respond(
@@ -106,7 +108,7 @@ async fn fetch_through(
     env: &Env,
     cfg: &Config,
     key: &str,
-    target: &str,
+    to: &LeaderRequest,
     max_age_ms: i64,
 ) -> Result<(Reply, Source)> {
     let now = now_ms();
@@ -142,7 +144,7 @@ async fn fetch_through(
         // The other request failed, answered something not worth caching, or is slow: ask.
     }
     let leading = INFLIGHT.with(|m| m.borrow_mut().insert(key.to_string()));
-    let result = ask_leader(env, cfg, target).await;
+    let result = read_leader(env, cfg, to).await;
     if leading {
         INFLIGHT.with(|m| m.borrow_mut().remove(key));
     }
@@ -157,10 +159,8 @@ async fn fetch_through(
     Ok((reply, Source::Leader))
 }
 
-async fn ask_leader(env: &Env, cfg: &Config, target: &str) -> Result<Reply> {
-    let mut resp = leader(env, cfg)?
-        .fetch_with_str(&format!("https://leader{target}"))
-        .await?;
+async fn read_leader(env: &Env, cfg: &Config, to: &LeaderRequest) -> Result<Reply> {
+    let mut resp = ask_leader(env, cfg, to).await?;
     Ok(Reply {
         status: resp.status_code(),
         etag: resp.headers().get("ETag")?,

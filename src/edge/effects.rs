@@ -10,6 +10,7 @@ use worker::{wasm_bindgen_futures::spawn_local, Delay};
 
 use super::env::{log, log_error, log_fields, now_ms};
 use super::shared::Shared;
+use super::storage::Store;
 use super::upstream;
 use crate::core::hub::{Effect, Level};
 use crate::core::protocol::close;
@@ -77,9 +78,13 @@ impl Shared {
                     log_error("upstream_send_failed", &e.to_string());
                 }
             }
-            Effect::Persist { .. } | Effect::SaveLink { .. } | Effect::Forget { .. } => {
-                self.store_effect(effect)
+            Effect::Persist { prices, seq_floor } => {
+                self.with_store("persist_failed", |s| s.save(&prices, seq_floor))
             }
+            Effect::SaveLink { json } => {
+                self.with_store("save_link_failed", |s| s.put_text(LINK_KEY, &json))
+            }
+            Effect::Forget { symbols } => self.with_store("forget_failed", |s| s.forget(&symbols)),
             Effect::Timer { at_ms } => self.set_timer(at_ms),
             Effect::SseWake { conns } => {
                 let mut wakers = self.sse_wakers.borrow_mut();
@@ -148,20 +153,12 @@ impl Shared {
         }
     }
 
-    fn store_effect(&self, effect: Effect) {
-        let Some(store) = &self.store else {
-            return;
-        };
-        let (event, result) = match effect {
-            Effect::Persist { prices, seq_floor } => {
-                ("persist_failed", store.save(&prices, seq_floor))
+    /// Runs one write against the object's database, if it has one; a failure is logged.
+    fn with_store(&self, event: &str, write: impl FnOnce(&Store) -> worker::Result<()>) {
+        if let Some(store) = &self.store {
+            if let Err(e) = write(store) {
+                log_error(event, &e.to_string());
             }
-            Effect::SaveLink { json } => ("save_link_failed", store.put_text(LINK_KEY, &json)),
-            Effect::Forget { symbols } => ("forget_failed", store.forget(&symbols)),
-            _ => return,
-        };
-        if let Err(e) = result {
-            log_error(event, &e.to_string());
         }
     }
 

@@ -30,3 +30,10 @@ pub fn error(err: &ApiError) -> Result<Response> {
     }
     Ok(resp)
 }
+
+/// A URL's query pairs, decoded and owned.
+pub fn query_pairs(url: &worker::Url) -> Vec<(String, String)> {
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}

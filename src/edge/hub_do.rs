@@ -79,10 +79,7 @@ impl DurableObject for PriceHub {
         };
         shared.kick();
         let url = req.url()?;
-        let query: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let query = http::query_pairs(&url);
         let now = now_ms();
         match LeaderRequest::parse(url.path(), &query) {
             Err(e) => http::error(&e),

@@ -79,10 +79,17 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     with_cors(resp, &decision)
 }
 
-pub(super) fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
+fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
     env.durable_object("PRICE_HUB")?
         .id_from_name(LEADER)?
         .get_stub_with_location_hint(&cfg.leader_location)
+}
+
+/// Asks the leader object: the one place a [`LeaderRequest`] becomes a request to it.
+pub(super) async fn ask_leader(env: &Env, cfg: &Config, to: &LeaderRequest) -> Result<Response> {
+    leader(env, cfg)?
+        .fetch_with_str(&format!("https://leader{}", to.path()))
+        .await
 }
 
 /// Adds the CORS headers an allowed cross-origin request gets (a WebSocket upgrade is
@@ -113,10 +120,7 @@ fn with_cors(resp: Response, decision: &CorsDecision) -> Result<Response> {
 /// Reads what the core's classifier needs, routes, and carries the decision out.
 async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Result<Response> {
     let url = req.url()?;
-    let query: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let query = http::query_pairs(&url);
     let headers = req.headers();
     let (upgrade, authorization, last_event_id) = (
         headers.get("Upgrade")?,
@@ -148,13 +152,9 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
         Ok(Route::Leader(LeaderRequest::WebSocket)) => {
             leader(env, cfg)?.fetch_with_request(req).await
         }
-        Ok(Route::Leader(to)) => {
-            leader(env, cfg)?
-                .fetch_with_str(&format!("https://leader{}", to.path()))
-                .await
-        }
+        Ok(Route::Leader(to)) => ask_leader(env, cfg, &to).await,
         Ok(Route::Metrics) => metrics(env, cfg).await,
-        Ok(Route::CachedRead(to)) => edge_cache::cached_read(&req, env, cfg, &to.path()).await,
+        Ok(Route::CachedRead(to)) => edge_cache::cached_read(&req, env, cfg, &to).await,
     }
 }
 
@@ -171,9 +171,7 @@ fn preflight() -> Result<Response> {
 
 /// The leader's metrics plus this isolate's REST cache counters.
 async fn metrics(env: &Env, cfg: &Config) -> Result<Response> {
-    let mut resp = leader(env, cfg)?
-        .fetch_with_str(&format!("https://leader{}", LeaderRequest::Metrics.path()))
-        .await?;
+    let mut resp = ask_leader(env, cfg, &LeaderRequest::Metrics).await?;
     let mut text = resp.text().await?;
     let mut e = Exposition::default();
     let fam = e.family(

@@ -169,6 +169,17 @@ fn metric(text: &str, line_prefix: &str) -> f64 {
         .unwrap_or_else(|| panic!("no metric {line_prefix:?}"))
 }
 
+/// Ticks `symbol` once at the exchange and waits until the hub serves that price; returns it.
+fn tick_and_wait(ctx: &Ctx, symbol: &str) -> String {
+    ctx.ex.control(&format!("tick?symbol={symbol}"));
+    let want = ctx.ex.latest(symbol).expect("the exchange has a price");
+    let url = ctx.svc.url(&format!("/api/prices/{symbol}"));
+    wait_until(&format!("the hub to hold the latest {symbol}"), T, || {
+        (get(&url).json()["price"] == want.as_str()).then_some(())
+    });
+    want
+}
+
 /// Registers each scenario once: its name is its function's name.
 macro_rules! scenarios {
     ($($module:ident :: $name:ident),* $(,)?) => {

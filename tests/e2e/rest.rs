@@ -106,11 +106,7 @@ pub fn rest_errors_are_json_and_leak_nothing(ctx: &mut Ctx) {
 
 pub fn rest_burst_costs_a_handful_of_leader_requests(ctx: &mut Ctx) {
     ctx.ex.control("pause?on=1");
-    ctx.ex.control("tick?symbol=ETHUSDT");
-    let want = ctx.ex.latest("ETHUSDT").expect("an ETHUSDT price");
-    wait_until("the hub to hold the latest ETHUSDT", T, || {
-        (get(&ctx.svc.url("/api/prices/ETHUSDT")).json()["price"] == want.as_str()).then_some(())
-    });
+    let want = tick_and_wait(ctx, "ETHUSDT");
     // Let the cached answer expire, so the burst starts from a miss.
     std::thread::sleep(Duration::from_millis(1_100));
     let before = metric(
@@ -164,11 +160,7 @@ pub fn rest_burst_costs_a_handful_of_leader_requests(ctx: &mut Ctx) {
 
 pub fn etag_revalidates_with_304(ctx: &mut Ctx) {
     ctx.ex.control("pause?on=1");
-    ctx.ex.control("tick?symbol=BTCUSDT");
-    let want = ctx.ex.latest("BTCUSDT").expect("a BTCUSDT price");
-    wait_until("the hub to hold the latest BTCUSDT", T, || {
-        (get(&ctx.svc.url("/api/prices/BTCUSDT")).json()["price"] == want.as_str()).then_some(())
-    });
+    tick_and_wait(ctx, "BTCUSDT");
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build();

@@ -80,12 +80,9 @@ pub fn sse_resumes_with_last_event_id(ctx: &mut Ctx) {
     // Halt the two symbols (no ticks, no ticker cadence) so only explicit ticks move them.
     ctx.ex.control("pause?on=1");
     ctx.ex.control("quiet?symbol=BTCUSDT,ETHUSDT");
+    // Both cached: BTCUSDT's tick is applied before ETHUSDT's.
     ctx.ex.control("tick?symbol=BTCUSDT");
-    ctx.ex.control("tick?symbol=ETHUSDT");
-    let eth = ctx.ex.latest("ETHUSDT").unwrap();
-    wait_until("both cached", T, || {
-        (get(&ctx.svc.url("/api/prices/ETHUSDT")).json()["price"] == eth.as_str()).then_some(())
-    });
+    tick_and_wait(ctx, "ETHUSDT");
     let mut s = ctx
         .svc
         .sse("/api/stream?symbols=BTCUSDT,ETHUSDT", &[])
@@ -94,11 +91,7 @@ pub fn sse_resumes_with_last_event_id(ctx: &mut Ctx) {
     assert_eq!(snap.json()["prices"].as_array().unwrap().len(), 2);
     let id = snap.id.unwrap();
     drop(s);
-    ctx.ex.control("tick?symbol=ETHUSDT");
-    let eth = ctx.ex.latest("ETHUSDT").unwrap();
-    wait_until("the new ETHUSDT cached", T, || {
-        (get(&ctx.svc.url("/api/prices/ETHUSDT")).json()["price"] == eth.as_str()).then_some(())
-    });
+    let eth = tick_and_wait(ctx, "ETHUSDT");
     let last = id.to_string();
     let mut s = ctx
         .svc

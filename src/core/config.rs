@@ -18,7 +18,8 @@ const LOCATION_HINTS: [&str; 9] = [
 const MAX_STREAMS: usize = 1024;
 
 /// When the hub holds its upstream connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum UpstreamMode {
     /// Keep every whitelisted symbol subscribed, listeners or not.
     Always,

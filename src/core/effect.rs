@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use super::registry::ConnId;
+use super::fanout::ConnId;
 
 /// Log severity, mapped by the edge to `console.*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,17 @@
-//! Prometheus text exposition (format 0.0.4) of the hub's counters. Names follow Prometheus
-//! conventions: `edgetick_` prefix, `_total` for counters, base units (seconds, bytes).
+//! Prometheus text exposition (format 0.0.4) of the feed's and the fan-out's reports. Names
+//! follow Prometheus conventions: `edgetick_` prefix, `_total` for counters, base units
+//! (seconds, bytes).
 
 use std::fmt::Write;
+
+use super::fanout::FanoutReport;
+use super::report::FeedReport;
 
 /// Upper bounds (seconds) of the fan-out duration histogram.
 pub const FANOUT_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
 
 /// A cumulative histogram with fixed buckets.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Histogram {
     counts: [u64; FANOUT_BUCKETS.len()],
     count: u64,
@@ -85,6 +89,189 @@ impl Exposition {
     pub fn finish(self) -> String {
         self.out
     }
+}
+
+/// `GET /metrics` from the two reports.
+pub fn render(feed: &FeedReport, fanout: &FanoutReport) -> String {
+    let mut e = Exposition::default();
+    fanout_metrics(&mut e, fanout);
+    feed_metrics(&mut e, feed);
+    e.histogram(
+        "edgetick_fanout_duration_seconds",
+        "Time to hand one update to every subscriber.",
+        &fanout.stats.fanout,
+    );
+    e.finish()
+}
+
+/// Families with one sample per label value: (name, kind, help, label, [(value, sample)]).
+type Labelled<'a> = (&'a str, &'a str, &'a str, &'a str, Vec<(&'a str, f64)>);
+
+fn labelled(e: &mut Exposition, families: Vec<Labelled<'_>>) {
+    for (name, kind, help, label, samples) in families {
+        e.family(name, kind, help);
+        for (value, sample) in samples {
+            e.sample(name, &[(label, value)], sample);
+        }
+    }
+}
+
+fn fanout_metrics(e: &mut Exposition, r: &FanoutReport) {
+    let st = &r.stats;
+    let n = |v: u64| v as f64;
+    labelled(e, vec![
+        ("edgetick_connections", "gauge", "Client connections held, by transport.", "transport",
+         vec![("websocket", r.websocket as f64), ("sse", r.sse as f64)]),
+        ("edgetick_flushes_total", "counter",
+         "Price fan-outs, by how they were paced: sent at once, or after a window of changes.",
+         "mode", vec![("immediate", n(st.flushes_immediate)), ("windowed", n(st.flushes_windowed))]),
+    ]);
+    e.single(
+        "edgetick_connections_opened_total",
+        "counter",
+        "Client connections accepted.",
+        n(st.connections_opened),
+    );
+    labelled(
+        e,
+        vec![(
+            "edgetick_clients_refused_total",
+            "counter",
+            "Client connections refused, by reason.",
+            "reason",
+            vec![("at_capacity", n(st.refused_at_capacity))],
+        )],
+    );
+    e.single(
+        "edgetick_rate_limited_messages_total",
+        "counter",
+        "Client messages dropped by the per-connection rate limit.",
+        n(st.rate_limited),
+    );
+    labelled(
+        e,
+        vec![(
+            "edgetick_clients_closed_total",
+            "counter",
+            "Clients closed by the server, by reason.",
+            "reason",
+            vec![
+                ("rate_limited", n(st.rate_limit_closes)),
+                ("slow_consumer", n(st.slow_consumer_closes)),
+            ],
+        )],
+    );
+    for (name, help, value) in [
+        (
+            "edgetick_slow_consumers_total",
+            "Readers warned SLOW_CONSUMER.",
+            st.slow_consumers,
+        ),
+        (
+            "edgetick_messages_sent_total",
+            "Frames sent to clients.",
+            st.messages_sent,
+        ),
+        (
+            "edgetick_sent_bytes_total",
+            "Bytes of frames sent to clients.",
+            st.bytes_sent,
+        ),
+        (
+            "edgetick_client_errors_total",
+            "Client frames answered with an error frame.",
+            st.client_errors,
+        ),
+    ] {
+        e.single(name, "counter", help, n(value));
+    }
+}
+
+fn feed_metrics(e: &mut Exposition, r: &FeedReport) {
+    let n = |v: u64| v as f64;
+    for (name, help, value) in [
+        (
+            "edgetick_upstream_frames_total",
+            "Frames received from the upstream exchange.",
+            r.stats.upstream_frames,
+        ),
+        (
+            "edgetick_upstream_frame_errors_total",
+            "Upstream frames skipped as invalid.",
+            r.stats.upstream_errors,
+        ),
+        (
+            "edgetick_upstream_reconnects_total",
+            "Upstream connections that replaced a failed one.",
+            r.reconnects,
+        ),
+        (
+            "edgetick_upstream_rotations_total",
+            "Make-before-break upstream rotations.",
+            r.rotations,
+        ),
+        (
+            "edgetick_upstream_subscribe_requests_total",
+            "Live SUBSCRIBE/UNSUBSCRIBE requests sent upstream.",
+            r.subscribe_requests,
+        ),
+    ] {
+        e.single(name, "counter", help, n(value));
+    }
+    let connected = r.state == super::link::UpstreamState::Connected;
+    e.single(
+        "edgetick_upstream_connected",
+        "gauge",
+        "1 while an upstream connection delivers.",
+        f64::from(u8::from(connected)),
+    );
+    e.single(
+        "edgetick_upstream_consecutive_failures",
+        "gauge",
+        "Upstream failures since the last success.",
+        f64::from(r.breaker.failures),
+    );
+    let one = |s: &str| f64::from(u8::from(s == r.breaker.state));
+    let s = &r.symbols;
+    labelled(
+        e,
+        vec![
+            (
+                "edgetick_upstream_breaker_state",
+                "gauge",
+                "Circuit breaker state (1 for the current one).",
+                "state",
+                vec![
+                    ("closed", one("closed")),
+                    ("open", one("open")),
+                    ("half_open", one("half_open")),
+                ],
+            ),
+            (
+                "edgetick_symbols",
+                "gauge",
+                "Cached symbols by freshness.",
+                "freshness",
+                vec![
+                    ("fresh", s.fresh as f64),
+                    ("acceptable", s.acceptable as f64),
+                    ("stale", s.stale as f64),
+                ],
+            ),
+        ],
+    );
+    e.single(
+        "edgetick_seq",
+        "gauge",
+        "Highest price sequence number handed out.",
+        n(r.seq),
+    );
+    e.single(
+        "edgetick_leader_snapshot_requests_total",
+        "counter",
+        "REST snapshot requests answered by the leader (edge cache misses).",
+        n(r.stats.snapshot_requests),
+    );
 }
 
 fn fmt_value(v: f64) -> String {

@@ -4,11 +4,10 @@
 
 use super::config::Config;
 use super::error::ApiError;
-use super::hub::{parse_stream_symbols, parse_symbol_query};
-use super::protocol::truncate;
+use super::protocol::{self, truncate};
 use super::rest::{self, CorsDecision};
 use super::session::token_matches;
-use super::symbol::percent_decode;
+use super::symbol::{canonical, percent_decode};
 
 /// What the edge reads of an HTTP request.
 #[derive(Debug, Clone, Default)]
@@ -267,6 +266,49 @@ fn authorized(req: &Incoming<'_>, expected: &str) -> bool {
         .into_iter()
         .chain(param)
         .any(|given| token_matches(expected, given))
+}
+
+/// Parses a REST `symbols=` list against the whitelist (shared by the Worker and the leader).
+pub fn parse_symbol_query(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiError> {
+    parse_symbols_capped(cfg, raw, usize::MAX)
+}
+
+/// Parses the `symbols=` list of a stream: like [`parse_symbol_query`], but a list longer than
+/// `MAX_SYMBOLS_PER_CONNECTION` is refused `TOO_MANY_SYMBOLS` before any name is looked at.
+pub fn parse_stream_symbols(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiError> {
+    parse_symbols_capped(cfg, raw, cfg.max_symbols_per_connection)
+}
+
+/// Caps before content: the count is checked first, so an oversized request costs nothing
+/// and always gets the same answer whatever names it carries.
+fn parse_symbols_capped(cfg: &Config, raw: &str, cap: usize) -> Result<Vec<String>, ApiError> {
+    let named = raw.split(',').filter(|s| !s.trim().is_empty()).count();
+    if named > cap {
+        return Err(ApiError::TooManySymbols(format!(
+            "a stream may carry at most {cap} symbols; {named} were asked for"
+        )));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(c) = canonical(s) else {
+            return Err(ApiError::BadRequest(format!(
+                "{:?} is not a symbol such as BTCUSDT",
+                protocol::truncate(s, 24)
+            )));
+        };
+        if !cfg.symbols.contains(&c) {
+            return Err(ApiError::UnknownSymbol(format!("{c} is not served")));
+        }
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::BadRequest(
+            "symbols= must name at least one symbol, e.g. symbols=BTCUSDT,ETHUSDT".into(),
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

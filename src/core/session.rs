@@ -1,21 +1,13 @@
-//! Per-client session state: the transport, the message rate limiter, and for Server-Sent
-//! Events the conflated pending set that a pull-based stream drains.
+//! Per-client state kept by the fan-out's client table: the message rate limiter, WebSocket
+//! flow control, the conflated pending set that an SSE stream drains, and the socket
+//! attachment that survives hibernation.
 //!
 //! Prices are state, not events: an SSE client that does not read keeps one pending entry per
 //! symbol (the newest value is read from the cache when it finally pulls), never a backlog.
 
 use std::collections::{BTreeSet, VecDeque};
 
-use super::registry::ConnId;
-
-/// How a client is connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// A hibernatable WebSocket.
-    WebSocket,
-    /// A Server-Sent Events stream.
-    Sse,
-}
+use super::fanout::ConnId;
 
 /// Seconds over which rejected messages are counted before a client is closed with 4008.
 pub const RATE_WINDOW_MS: i64 = 3_000;
@@ -168,34 +160,6 @@ impl WsFlow {
             return true;
         }
         false
-    }
-}
-
-/// One client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Session {
-    /// Its rate limiter (WebSocket messages).
-    pub limiter: RateLimiter,
-    /// SSE state, for SSE sessions.
-    pub sse: Option<SseState>,
-    /// Flow control, for WebSocket sessions.
-    pub flow: WsFlow,
-    /// When the last price frame went out to it (the flush pacer's crowding measure).
-    pub last_price_at: Option<i64>,
-}
-
-impl Session {
-    /// A new session at `now`.
-    pub fn new(transport: Transport, rate: u32, now: i64) -> Session {
-        Session {
-            limiter: RateLimiter::new(rate, now),
-            sse: (transport == Transport::Sse).then(|| SseState {
-                last_sent: now,
-                ..SseState::default()
-            }),
-            flow: WsFlow::default(),
-            last_price_at: None,
-        }
     }
 }
 

@@ -12,9 +12,9 @@ use super::env::{log, log_error, log_fields, now_ms};
 use super::shared::Shared;
 use super::storage::Store;
 use super::upstream;
+use crate::core::fanout::ConnId;
 use crate::core::hub::{Effect, Level};
 use crate::core::protocol::close;
-use crate::core::registry::ConnId;
 use crate::core::session::Attachment;
 
 #[wasm_bindgen]

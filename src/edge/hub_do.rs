@@ -17,10 +17,10 @@ use super::http;
 use super::shared::Shared;
 use super::storage::Store;
 use crate::core::error::ApiError;
+use crate::core::fanout::ConnId;
 use crate::core::fastmap::FastMap;
 use crate::core::hub::Hub;
 use crate::core::protocol::close;
-use crate::core::registry::ConnId;
 use crate::core::request::LeaderRequest;
 use crate::core::session::Attachment;
 

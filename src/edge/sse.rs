@@ -10,8 +10,8 @@ use worker::{wasm_bindgen_futures::spawn_local, Headers, Response, Result};
 use super::env::now_ms;
 use super::http;
 use super::shared::Shared;
-use crate::core::hub::SseTake;
-use crate::core::registry::ConnId;
+use crate::core::fanout::ConnId;
+use crate::core::fanout::SseTake;
 
 /// The body of one SSE response: pull-based, so a reader that stops reading stops the
 /// pulls, and its updates conflate in the hub instead of queueing here.

@@ -1,0 +1,404 @@
+//! The fan-out's one client table: each client's transport state, rate limiter and
+//! subscriptions, indexed both by connection and by symbol.
+//!
+//! Fan-out needs "subscribers of BTCUSDT" in one lookup; closing a connection needs "all of
+//! its symbols". Both indexes change together, only inside this type, so they never disagree.
+
+use std::collections::BTreeSet;
+
+use super::super::fastmap::FastMap;
+use super::super::protocol::sse_event;
+use super::super::session::{RateLimiter, SseState, WsFlow};
+use super::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
+
+/// A connection's identity inside one object; stored in the socket's attachment so it
+/// survives hibernation.
+pub type ConnId = u64;
+
+/// How a client is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A hibernatable WebSocket.
+    WebSocket,
+    /// A Server-Sent Events stream.
+    Sse,
+}
+
+/// Each transport's delivery state: a WebSocket is pushed to and acknowledges; an SSE stream
+/// pulls, so what it has not pulled yet waits here, conflated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Carrier {
+    /// Flow control by acknowledgement.
+    WebSocket(WsFlow),
+    /// The pull-based stream's pending set and events.
+    Sse(SseState),
+}
+
+/// Where a change for one client goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Into a frame sent now (shared with every client that has the same changes).
+    Send,
+    /// Held for later (a WebSocket behind its window, an SSE reader busy reading).
+    Held,
+    /// Into a parked SSE stream: wake it.
+    Wake,
+}
+
+/// What the periodic check found for one client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Tick {
+    /// Nothing to do.
+    Fine,
+    /// Behind for [`SLOW_WARN_MS`]: warn it (an SSE stream got its warning queued).
+    Warn,
+    /// Behind for [`SLOW_CLOSE_MS`]: close it (an SSE stream ends at its next pull).
+    Close,
+    /// A parked SSE stream is due a keepalive: wake it.
+    Keepalive,
+}
+
+impl Carrier {
+    /// The transport kind.
+    pub fn transport(&self) -> Transport {
+        match self {
+            Carrier::WebSocket(_) => Transport::WebSocket,
+            Carrier::Sse(_) => Transport::Sse,
+        }
+    }
+
+    /// Routes changed symbols to this client.
+    pub fn change(&mut self, symbols: &[&String], now_ms: i64) -> Route {
+        match self {
+            Carrier::WebSocket(flow) if flow.behind_since.is_some() => {
+                flow.pending.extend(symbols.iter().map(|s| (*s).clone()));
+                Route::Held
+            }
+            Carrier::WebSocket(_) => Route::Send,
+            Carrier::Sse(sse) => {
+                sse.pending.extend(symbols.iter().map(|s| (*s).clone()));
+                sse.pending_since.get_or_insert(now_ms);
+                if sse.waiting {
+                    Route::Wake
+                } else {
+                    Route::Held
+                }
+            }
+        }
+    }
+
+    /// Routes a status frame: sent to a WebSocket, queued as an event for an SSE stream.
+    pub fn status(&mut self, frame: &str) -> Route {
+        match self {
+            Carrier::WebSocket(_) => Route::Send,
+            Carrier::Sse(sse) => {
+                sse.events.push_back(sse_event("status", None, frame));
+                if sse.waiting {
+                    Route::Wake
+                } else {
+                    Route::Held
+                }
+            }
+        }
+    }
+
+    /// The periodic check of one client at `now_ms`.
+    pub fn tick(&mut self, now_ms: i64) -> Tick {
+        match self {
+            Carrier::WebSocket(flow) => match flow.behind_since.map(|t| now_ms - t) {
+                Some(ms) if ms >= SLOW_CLOSE_MS => Tick::Close,
+                Some(ms) if ms >= SLOW_WARN_MS && !flow.warned => {
+                    flow.warned = true;
+                    Tick::Warn
+                }
+                _ => Tick::Fine,
+            },
+            Carrier::Sse(sse) => sse_tick(sse, now_ms),
+        }
+    }
+
+    /// True while the periodic check has something to watch: every SSE stream (keepalives),
+    /// and a WebSocket that is behind.
+    pub fn watched(&self) -> bool {
+        match self {
+            Carrier::WebSocket(flow) => flow.behind_since.is_some(),
+            Carrier::Sse(_) => true,
+        }
+    }
+}
+
+/// An SSE stream is behind while updates wait and it is not parked waiting for them.
+fn sse_tick(sse: &mut SseState, now_ms: i64) -> Tick {
+    if sse.closing {
+        return Tick::Fine;
+    }
+    let behind = sse
+        .pending_since
+        .filter(|_| !sse.waiting)
+        .map(|t| now_ms - t);
+    match behind {
+        Some(ms) if ms >= SLOW_CLOSE_MS => {
+            sse.closing = true;
+            return Tick::Close;
+        }
+        Some(ms) if ms >= SLOW_WARN_MS && !sse.warned => {
+            sse.warned = true;
+            sse.events
+                .push_back(sse_event("warning", None, SSE_SLOW_WARNING));
+            return Tick::Warn;
+        }
+        _ => {}
+    }
+    if sse.waiting && now_ms - sse.last_sent >= KEEPALIVE_MS {
+        sse.keepalive_due = true;
+        return Tick::Keepalive;
+    }
+    Tick::Fine
+}
+
+/// The `SLOW_CONSUMER` warning an SSE reader gets.
+const SSE_SLOW_WARNING: &str = r#"{"type":"warning","code":"SLOW_CONSUMER","message":"you are not reading fast enough; you get the newest value of each symbol, and the stream closes if this goes on"}"#;
+
+/// One client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    /// Its transport's delivery state.
+    pub carrier: Carrier,
+    /// Its message rate limiter.
+    pub limiter: RateLimiter,
+    /// When the last price frame went out to it (the flush pacer's crowding measure).
+    pub last_price_at: Option<i64>,
+    subs: BTreeSet<String>,
+}
+
+impl Client {
+    /// True when it listens to at least one symbol.
+    pub fn has_subscriptions(&self) -> bool {
+        !self.subs.is_empty()
+    }
+
+    fn new(transport: Transport, rate: u32, now_ms: i64) -> Client {
+        let carrier = match transport {
+            Transport::WebSocket => Carrier::WebSocket(WsFlow::default()),
+            Transport::Sse => Carrier::Sse(SseState {
+                last_sent: now_ms,
+                ..SseState::default()
+            }),
+        };
+        Client {
+            carrier,
+            limiter: RateLimiter::new(rate, now_ms),
+            last_price_at: None,
+            subs: BTreeSet::new(),
+        }
+    }
+}
+
+/// The client table.
+#[derive(Debug, Default)]
+pub struct Clients {
+    by_conn: FastMap<ConnId, Client>,
+    by_symbol: FastMap<String, BTreeSet<ConnId>>,
+    sse: usize,
+}
+
+impl Clients {
+    /// Adds a client with no subscriptions (an existing one is kept as it is).
+    pub fn insert(&mut self, conn: ConnId, transport: Transport, rate: u32, now_ms: i64) {
+        if !self.by_conn.contains_key(&conn) {
+            self.sse += usize::from(transport == Transport::Sse);
+            let client = Client::new(transport, rate, now_ms);
+            self.by_conn.insert(conn, client);
+        }
+    }
+
+    /// True when the connection is known.
+    pub fn contains(&self, conn: ConnId) -> bool {
+        self.by_conn.contains_key(&conn)
+    }
+
+    /// A client.
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Client> {
+        self.by_conn.get_mut(&conn)
+    }
+
+    /// Every client, in a deterministic order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&ConnId, &mut Client)> {
+        self.by_conn.iter_mut()
+    }
+
+    /// Forgets a client; returns it (with its subscriptions) when it was known.
+    pub fn remove(&mut self, conn: ConnId) -> Option<Client> {
+        let client = self.by_conn.remove(&conn)?;
+        self.sse -= usize::from(client.carrier.transport() == Transport::Sse);
+        for s in &client.subs {
+            self.unlink(s, conn);
+        }
+        Some(client)
+    }
+
+    /// Adds canonical symbols; returns those that were not yet subscribed.
+    pub fn subscribe(&mut self, conn: ConnId, symbols: &[String]) -> Vec<String> {
+        let Some(client) = self.by_conn.get_mut(&conn) else {
+            return Vec::new();
+        };
+        let mut added = Vec::new();
+        for s in symbols {
+            if client.subs.insert(s.clone()) {
+                self.by_symbol.entry(s.clone()).or_default().insert(conn);
+                added.push(s.clone());
+            }
+        }
+        added
+    }
+
+    /// Removes canonical symbols; returns those that were subscribed.
+    pub fn unsubscribe(&mut self, conn: ConnId, symbols: &[String]) -> Vec<String> {
+        let Some(client) = self.by_conn.get_mut(&conn) else {
+            return Vec::new();
+        };
+        let removed: Vec<String> = symbols
+            .iter()
+            .filter(|s| client.subs.remove(*s))
+            .cloned()
+            .collect();
+        for s in &removed {
+            self.unlink(s, conn);
+        }
+        removed
+    }
+
+    fn unlink(&mut self, symbol: &str, conn: ConnId) {
+        if let Some(set) = self.by_symbol.get_mut(symbol) {
+            set.remove(&conn);
+            if set.is_empty() {
+                self.by_symbol.remove(symbol);
+            }
+        }
+    }
+
+    /// The connection's symbols, sorted.
+    pub fn subscriptions(&self, conn: ConnId) -> Vec<String> {
+        self.by_conn
+            .get(&conn)
+            .map(|c| c.subs.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// True when the connection holds `symbol`.
+    pub fn holds(&self, conn: ConnId, symbol: &str) -> bool {
+        self.by_conn
+            .get(&conn)
+            .is_some_and(|c| c.subs.contains(symbol))
+    }
+
+    /// How many symbols the connection holds.
+    pub fn count(&self, conn: ConnId) -> usize {
+        self.by_conn.get(&conn).map_or(0, |c| c.subs.len())
+    }
+
+    /// Connections subscribed to `symbol`, in id order.
+    pub fn subscribers(&self, symbol: &str) -> impl Iterator<Item = ConnId> + '_ {
+        self.by_symbol.get(symbol).into_iter().flatten().copied()
+    }
+
+    /// Clients by transport: (WebSocket, SSE).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.by_conn.len() - self.sse, self.sse)
+    }
+
+    /// Number of clients.
+    pub fn len(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    /// Symbols at least one client listens to.
+    pub fn symbols_in_use(&self) -> BTreeSet<String> {
+        self.by_symbol.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn table(conns: &[(ConnId, Transport)]) -> Clients {
+        let mut c = Clients::default();
+        for (id, t) in conns {
+            c.insert(*id, *t, 10, 0);
+        }
+        c
+    }
+
+    #[test]
+    fn subscribe_and_unsubscribe_keep_both_indexes_in_step() {
+        let mut r = table(&[(1, Transport::WebSocket), (2, Transport::Sse)]);
+        assert_eq!(
+            r.subscribe(1, &s(&["BTCUSDT", "ETHUSDT"])),
+            s(&["BTCUSDT", "ETHUSDT"])
+        );
+        assert_eq!(
+            r.subscribe(1, &s(&["BTCUSDT"])),
+            Vec::<String>::new(),
+            "already held"
+        );
+        r.subscribe(2, &s(&["BTCUSDT"]));
+        assert_eq!(r.subscribers("BTCUSDT").collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            r.unsubscribe(1, &s(&["BTCUSDT", "SOLUSDT"])),
+            s(&["BTCUSDT"])
+        );
+        assert_eq!(r.subscribers("BTCUSDT").collect::<Vec<_>>(), [2]);
+        assert_eq!(r.subscriptions(1), s(&["ETHUSDT"]));
+        assert_eq!(r.count(1), 1);
+        assert!(r.holds(1, "ETHUSDT") && !r.holds(1, "BTCUSDT"));
+        assert_eq!(r.counts(), (1, 1));
+        assert!(
+            r.subscribe(9, &s(&["BTCUSDT"])).is_empty(),
+            "an unknown connection subscribes nothing"
+        );
+    }
+
+    #[test]
+    fn removing_a_connection_drops_its_symbols_everywhere() {
+        let mut r = table(&[(1, Transport::Sse), (2, Transport::WebSocket)]);
+        r.subscribe(1, &s(&["BTCUSDT"]));
+        r.subscribe(2, &s(&["ETHUSDT"]));
+        let gone = r.remove(1).map(|c| c.subs.into_iter().collect::<Vec<_>>());
+        assert_eq!(gone, Some(s(&["BTCUSDT"])));
+        assert_eq!(r.subscribers("BTCUSDT").count(), 0);
+        assert_eq!(
+            r.symbols_in_use().into_iter().collect::<Vec<_>>(),
+            s(&["ETHUSDT"])
+        );
+        assert!(!r.contains(1));
+        assert_eq!((r.len(), r.counts()), (1, (1, 0)));
+        assert!(r.remove(42).is_none(), "unknown connection is a no-op");
+    }
+
+    #[test]
+    fn each_transport_routes_changes_its_own_way() {
+        let sym = "BTCUSDT".to_string();
+        let mut ws = Carrier::WebSocket(WsFlow::default());
+        assert_eq!(ws.change(&[&sym], 0), Route::Send);
+        assert!(!ws.watched());
+        if let Carrier::WebSocket(flow) = &mut ws {
+            flow.behind_since = Some(0);
+        }
+        assert_eq!(ws.change(&[&sym], 0), Route::Held, "behind: held");
+        assert!(ws.watched());
+        let mut sse = Carrier::Sse(SseState::default());
+        assert_eq!(sse.change(&[&sym], 5), Route::Held, "busy reader");
+        if let Carrier::Sse(st) = &mut sse {
+            assert_eq!(st.pending_since, Some(5));
+            st.waiting = true;
+        }
+        assert_eq!(sse.change(&[&sym], 6), Route::Wake, "parked reader");
+        assert_eq!(sse.status("{}"), Route::Wake);
+        assert_eq!(ws.status("{}"), Route::Send);
+    }
+}

@@ -1,0 +1,291 @@
+//! Client connections and their protocol commands: open, restore after hibernation, close,
+//! and `subscribe` / `unsubscribe` / `list` / `ping` / `ack`, with the frame-size and rate
+//! limits in front of them.
+
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use super::super::effect::Effect;
+use super::super::error::{ClientError, ErrorCode};
+use super::super::protocol::{self, close, Command};
+use super::super::session::RateVerdict;
+use super::{Carrier, ConnId, Fanout, Transport};
+
+impl Fanout {
+    /// True while another client fits under `MAX_CONNECTIONS`; a refusal is counted.
+    pub fn admit_client(&mut self) -> bool {
+        let ok = self.clients.len() < self.cfg.max_connections;
+        if !ok {
+            self.stats.refused_at_capacity += 1;
+        }
+        ok
+    }
+
+    /// Registers a new connection and returns its id. The edge stores the id (with the empty
+    /// subscription set) in the socket's attachment.
+    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> ConnId {
+        self.stats.connections_opened += 1;
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let rate = self.cfg.client_messages_per_second;
+        self.clients.insert(id, transport, rate, now_ms);
+        self.churn(true, now_ms);
+        if transport == Transport::Sse {
+            self.watch(now_ms);
+        }
+        id
+    }
+
+    /// Re-registers a WebSocket found after the object woke from hibernation.
+    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String]) {
+        let served: Vec<String> = symbols
+            .iter()
+            .filter(|s| self.cfg.symbols.contains(s))
+            .cloned()
+            .collect();
+        let rate = self.cfg.client_messages_per_second;
+        self.clients.insert(conn, Transport::WebSocket, rate, 0);
+        self.interest_changed |= !self.clients.subscribe(conn, &served).is_empty();
+        self.next_conn = self.next_conn.max(conn + 1);
+    }
+
+    /// True when the connection is registered.
+    pub fn has_client(&self, conn: ConnId) -> bool {
+        self.clients.contains(conn)
+    }
+
+    /// A connection closed or errored.
+    pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) {
+        if let Some(client) = self.clients.remove(conn) {
+            self.churn(false, now_ms);
+            self.interest_changed |= client.has_subscriptions();
+        }
+    }
+
+    /// Closes a connection and forgets it at once: the edge then has nothing to reconcile,
+    /// whatever the client does with the close handshake.
+    pub(super) fn close_client(
+        &mut self,
+        conn: ConnId,
+        code: u16,
+        reason: &'static str,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.client_closed(conn, now_ms);
+        fx.push(Effect::Close { conn, code, reason });
+    }
+
+    /// A binary frame from a client: the protocol is JSON text only.
+    pub fn client_binary(&mut self, conn: ConnId, len: usize, now_ms: i64, fx: &mut Vec<Effect>) {
+        if !self.admissible(conn, len, now_ms, fx) {
+            return;
+        }
+        let e = ClientError::new(
+            ErrorCode::BadRequest,
+            "binary frames are not accepted; send JSON text",
+        );
+        self.reject(conn, e, fx);
+    }
+
+    /// A text frame from a client.
+    pub fn client_text(&mut self, conn: ConnId, text: &str, now_ms: i64, fx: &mut Vec<Effect>) {
+        if !self.admissible(conn, text.len(), now_ms, fx) {
+            return;
+        }
+        match protocol::parse_command(text).and_then(|cmd| self.capped(cmd)) {
+            Ok(cmd) => self.command(conn, cmd, now_ms, fx),
+            Err(e) => self.reject(conn, e, fx),
+        }
+    }
+
+    /// The frame-size limit (close 1009) and the message rate, checked before content.
+    fn admissible(&mut self, conn: ConnId, len: usize, now_ms: i64, fx: &mut Vec<Effect>) -> bool {
+        if len > self.cfg.max_frame_bytes {
+            self.close_client(conn, close::TOO_LARGE, "frame too large", now_ms, fx);
+            return false;
+        }
+        self.rate_ok(conn, now_ms, fx)
+    }
+
+    /// Caps before content: a request naming more symbols than a connection may hold is
+    /// refused before any name is looked at.
+    fn capped(&self, cmd: Command) -> Result<Command, ClientError> {
+        let named = match &cmd {
+            Command::Subscribe { symbols, .. } | Command::Unsubscribe { symbols, .. } => {
+                symbols.len()
+            }
+            _ => 0,
+        };
+        let cap = self.cfg.max_symbols_per_connection;
+        if named > cap {
+            let e = ClientError::new(
+                ErrorCode::TooManySymbols,
+                format!("a request may name at most {cap} symbols; this one names {named}"),
+            );
+            return Err(e.with_id(cmd.id()));
+        }
+        Ok(cmd)
+    }
+
+    fn command(&mut self, conn: ConnId, cmd: Command, now_ms: i64, fx: &mut Vec<Effect>) {
+        match cmd {
+            Command::Subscribe { symbols, id } => match self.resolve(&symbols) {
+                Err(e) => self.reject(conn, e.with_id(id), fx),
+                Ok(wanted) => self.subscribe(conn, wanted, id, now_ms, fx),
+            },
+            Command::Unsubscribe { symbols, id } => match self.resolve(&symbols) {
+                Err(e) => self.reject(conn, e.with_id(id), fx),
+                Ok(wanted) => self.unsubscribe(conn, wanted, id, fx),
+            },
+            Command::List { id } => {
+                let held = self.clients.subscriptions(conn);
+                let frame = protocol::symbols_frame("subscriptions", &held, &id);
+                self.send(conn, frame, fx);
+            }
+            Command::Ping { id } => self.send(conn, protocol::pong_frame(&id, now_ms), fx),
+            Command::Ack { seq } => self.ack(conn, seq, now_ms, fx),
+        }
+    }
+
+    /// Applies the per-connection message rate: `RATE_LIMITED` for a message over the rate,
+    /// close 4008 for a client that keeps it up.
+    fn rate_ok(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) -> bool {
+        let rate = self.cfg.client_messages_per_second;
+        let verdict = match self.clients.get_mut(conn) {
+            Some(c) => c.limiter.check(rate, now_ms),
+            None => RateVerdict::Allow,
+        };
+        match verdict {
+            RateVerdict::Allow => true,
+            RateVerdict::Reject { tell } => {
+                self.stats.rate_limited += 1;
+                if tell {
+                    let e = ClientError::new(
+                        ErrorCode::RateLimited,
+                        format!("at most {rate} messages per second; this one was dropped"),
+                    );
+                    self.reject(conn, e, fx);
+                }
+                false
+            }
+            RateVerdict::Close => {
+                self.stats.rate_limited += 1;
+                self.stats.rate_limit_closes += 1;
+                self.close_client(conn, close::RATE_LIMITED, "rate limited", now_ms, fx);
+                false
+            }
+        }
+    }
+
+    /// A client acknowledged frames up to `seq`; one that was behind and has caught up gets
+    /// the newest value of everything that changed meanwhile, in one frame.
+    fn ack(&mut self, conn: ConnId, seq: u64, now_ms: i64, fx: &mut Vec<Effect>) {
+        let Some(Carrier::WebSocket(flow)) = self.clients.get_mut(conn).map(|c| &mut c.carrier)
+        else {
+            return;
+        };
+        if !flow.ack(seq) {
+            return;
+        }
+        let pending = std::mem::take(&mut flow.pending);
+        let Some((frame, max_seq)) = self.latest.frame(&pending, 0, now_ms) else {
+            return;
+        };
+        flow.sent(max_seq, frame.len(), now_ms);
+        self.send(conn, frame, fx);
+    }
+
+    fn subscribe(
+        &mut self,
+        conn: ConnId,
+        wanted: Vec<String>,
+        id: Option<Value>,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let new = wanted
+            .iter()
+            .filter(|s| !self.clients.holds(conn, s))
+            .count();
+        let (cap, total) = (
+            self.cfg.max_symbols_per_connection,
+            self.clients.count(conn) + new,
+        );
+        if total > cap {
+            let e = ClientError::new(
+                ErrorCode::TooManySymbols,
+                format!("a connection may hold at most {cap} symbols; this would make {total}"),
+            );
+            self.reject(conn, e.with_id(id), fx);
+            return;
+        }
+        self.interest_changed |= !self.clients.subscribe(conn, &wanted).is_empty();
+        fx.push(self.save(conn));
+        let ack = protocol::symbols_frame("subscribed", &wanted, &id);
+        self.send(conn, ack, fx);
+        let parts: Vec<Rc<str>> = self.latest.parts(&wanted, 0, now_ms);
+        self.send(conn, protocol::prices_frame("snapshot", &parts), fx);
+    }
+
+    fn unsubscribe(
+        &mut self,
+        conn: ConnId,
+        wanted: Vec<String>,
+        id: Option<Value>,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.interest_changed |= !self.clients.unsubscribe(conn, &wanted).is_empty();
+        fx.push(self.save(conn));
+        let frame = protocol::symbols_frame("unsubscribed", &wanted, &id);
+        self.send(conn, frame, fx);
+    }
+
+    /// Canonicalises and whitelists symbols, keeping request order and dropping repeats.
+    /// All-or-nothing: one unknown symbol rejects the whole request.
+    fn resolve(&self, raw: &[String]) -> Result<Vec<String>, ClientError> {
+        let mut out: Vec<String> = Vec::with_capacity(raw.len());
+        let mut unknown = Vec::new();
+        for s in raw {
+            match self.cfg.symbols.resolve(s) {
+                Some(c) if !out.contains(&c) => out.push(c),
+                Some(_) => {}
+                None => unknown.push(protocol::truncate(s, 24)),
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(out);
+        }
+        let shown: Vec<String> = unknown.iter().take(5).map(|s| format!("{s:?}")).collect();
+        let more = if unknown.len() > 5 { ", ..." } else { "" };
+        Err(ClientError::new(
+            ErrorCode::UnknownSymbol,
+            format!(
+                "not served: {}{more}; nothing was changed",
+                shown.join(", ")
+            ),
+        ))
+    }
+
+    fn save(&self, conn: ConnId) -> Effect {
+        Effect::SaveSubscriptions {
+            conn,
+            symbols: self.clients.subscriptions(conn),
+        }
+    }
+
+    /// Sends one frame to one client.
+    pub(super) fn send(&mut self, conn: ConnId, frame: String, fx: &mut Vec<Effect>) {
+        self.count_sent(1, frame.len());
+        fx.push(Effect::Send {
+            conn,
+            frame: frame.into(),
+        });
+    }
+
+    fn reject(&mut self, conn: ConnId, err: ClientError, fx: &mut Vec<Effect>) {
+        self.stats.client_errors += 1;
+        self.send(conn, protocol::error_frame(&err), fx);
+    }
+}

@@ -1,0 +1,428 @@
+//! The feed: the one upstream link, the price cache and `seq`, and their persistence.
+//!
+//! Upstream frames, link events and the alarm come in; what the fan-out needs goes out as a
+//! [`Batch`] (prices encoded once, state changes), and what the edge must do for the
+//! upstream and storage as [`Effect`]s. It knows nothing about clients except the set of
+//! symbols they listen to, which decides what an on-demand upstream carries.
+
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use serde::Serialize;
+
+use super::batch::{Batch, Change, StateChange};
+use super::cache::{Entry, PriceCache};
+use super::config::{Config, UpstreamMode};
+use super::effect::{Effect, Level};
+use super::error::ApiError;
+use super::link::{Failure, FrameVerdict, Link, LinkSettings, UpstreamState};
+use super::price::Price;
+use super::protocol;
+use super::rest;
+use super::upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
+
+/// Upstream frames larger than this are skipped unparsed: no market-stream payload comes
+/// near it, so it can only be garbage, and parsing it would cost the feed for nothing.
+pub const MAX_UPSTREAM_FRAME_BYTES: usize = 64 * 1024;
+/// Streams subscribed per symbol: 24 h statistics and the real-time best bid/ask.
+pub const STREAM_KINDS: [StreamKind; 2] = [StreamKind::Ticker, StreamKind::BookTicker];
+/// Changed prices are written to storage at most this often (one transaction each).
+pub const PERSIST_EVERY_MS: i64 = 1_000;
+/// `seq` values are reserved in storage this many at a time, and a new block is reserved
+/// when half of the current one is used, so no update waits for a write of its own.
+pub const SEQ_BLOCK: u64 = 100_000;
+
+/// The feed's counters.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct FeedStats {
+    /// Upstream frames received from the active connection.
+    pub upstream_frames: u64,
+    /// Upstream frames skipped as invalid.
+    pub upstream_errors: u64,
+    /// REST snapshot requests answered (edge cache misses).
+    pub snapshot_requests: u64,
+}
+
+/// The feed.
+#[derive(Debug)]
+pub struct Feed {
+    pub(super) cfg: Rc<Config>,
+    pub(super) cache: PriceCache,
+    pub(super) link: Link,
+    /// The state last reported to the fan-out, and the last one clients were told.
+    reported: UpstreamState,
+    announced: UpstreamState,
+    alarm_at: Option<i64>,
+    /// The symbols clients listen to.
+    interest: BTreeSet<String>,
+    /// Symbols changed since the last write to storage, and when the next write is due.
+    unsaved: BTreeSet<String>,
+    persist_at: Option<i64>,
+    /// The `seq` high-water mark last written (a restart starts above it).
+    pub(super) seq_reserved: u64,
+    /// Every change up to this `seq` has been handed to storage.
+    pub(super) saved_seq: u64,
+    pub(super) stats: FeedStats,
+}
+
+impl Feed {
+    /// A feed with an empty cache and no upstream yet.
+    pub fn new(cfg: Rc<Config>) -> Feed {
+        let link = Link::new(LinkSettings {
+            urls: cfg.upstream_urls.clone(),
+            watchdog_ms: cfg.watchdog_ms,
+            max_age_ms: cfg.max_age_ms,
+            idle_close_ms: cfg.idle_close_ms,
+            on_demand: cfg.upstream_mode == UpstreamMode::OnDemand,
+        });
+        Feed {
+            cache: PriceCache::new(cfg.price_ttl_ms),
+            cfg,
+            link,
+            reported: UpstreamState::Reconnecting,
+            announced: UpstreamState::Reconnecting,
+            alarm_at: None,
+            interest: BTreeSet::new(),
+            unsaved: BTreeSet::new(),
+            persist_at: None,
+            seq_reserved: 0,
+            saved_seq: 0,
+            stats: FeedStats::default(),
+        }
+    }
+
+    /// Loads persisted prices (see [`PriceCache::restore`]).
+    pub fn restore_prices(&mut self, prices: Vec<Price>, seq_floor: u64, now_ms: i64) {
+        let served: Vec<Price> = prices
+            .into_iter()
+            .filter(|p| self.cfg.symbols.contains(&p.symbol))
+            .collect();
+        self.cache.restore(served, seq_floor, now_ms);
+    }
+
+    /// Takes back the upstream link's memory persisted by an earlier instance; an unreadable
+    /// memory is ignored and reported.
+    pub fn restore_link(&mut self, json: &str) -> Result<(), String> {
+        let memory = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        self.link.restore(memory);
+        Ok(())
+    }
+
+    /// The highest `seq` handed out.
+    pub fn seq(&self) -> u64 {
+        self.cache.seq()
+    }
+
+    /// Everything live now, as one batch: what a fan-out starts from.
+    pub fn snapshot(&self, now_ms: i64) -> Batch {
+        Batch {
+            prices: self.cache.live(now_ms).map(change_of).collect(),
+            expired: Vec::new(),
+            state: Some(StateChange {
+                state: self.reported,
+                announce: false,
+            }),
+            seq: self.cache.seq(),
+        }
+    }
+
+    /// The upstream state: `connected`, `reconnecting`, `down`, or `idle`.
+    pub fn state(&self) -> UpstreamState {
+        self.link.state()
+    }
+
+    /// The symbols clients listen to changed: an on-demand upstream follows them.
+    pub fn want(&mut self, interest: BTreeSet<String>, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.cfg.upstream_mode == UpstreamMode::OnDemand && interest != self.interest {
+            self.interest = interest;
+            self.refresh(now_ms, fx);
+        }
+    }
+
+    /// The streams the upstream should carry: every whitelisted symbol (`always`), or the
+    /// symbols someone listens to (`on-demand`).
+    fn wanted_streams(&self) -> BTreeSet<String> {
+        let symbols: Vec<&String> = match self.cfg.upstream_mode {
+            UpstreamMode::Always => self.cfg.symbols.iter().collect(),
+            UpstreamMode::OnDemand => self.interest.iter().collect(),
+        };
+        symbols
+            .into_iter()
+            .flat_map(|s| STREAM_KINDS.iter().map(move |k| stream_name(s, *k)))
+            .collect()
+    }
+
+    fn refresh(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        let wanted = self.wanted_streams();
+        self.link.want(wanted, now_ms, fx);
+        self.schedule(now_ms, fx);
+    }
+
+    /// Starts (or re-checks) the upstream. Cheap and safe to call on every event: it does
+    /// something only when the wanted streams are not being served.
+    pub fn start(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        // A new instance reserves its first block of `seq` before it hands any out.
+        if self.seq_reserved == 0 {
+            self.persist(now_ms, fx);
+        }
+        if self.alarm_at.is_none() || (!self.link.is_connected() && !self.link.is_idle()) {
+            self.refresh(now_ms, fx);
+        }
+    }
+
+    /// The upstream WebSocket of `generation` is open.
+    pub fn upstream_opened(&mut self, generation: u64, now_ms: i64, fx: &mut Vec<Effect>) {
+        self.link.opened(generation, now_ms, fx);
+        self.schedule(now_ms, fx);
+    }
+
+    /// The upstream of `generation` failed to open, errored or closed.
+    pub fn upstream_failed(
+        &mut self,
+        generation: u64,
+        failure: Failure,
+        now_ms: i64,
+        jitter: f64,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.link.failed(generation, failure, now_ms, jitter, fx);
+        self.schedule(now_ms, fx);
+    }
+
+    /// One text frame from the upstream of `generation`; a changed price joins `out`.
+    pub fn upstream_text(
+        &mut self,
+        generation: u64,
+        text: &str,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+        out: &mut Batch,
+    ) {
+        let verdict = self.link.frame(generation, now_ms, fx);
+        if verdict == FrameVerdict::Ignore {
+            return;
+        }
+        self.stats.upstream_frames += 1;
+        if text.len() > MAX_UPSTREAM_FRAME_BYTES {
+            self.skip(format!("{} byte frame skipped unparsed", text.len()), fx);
+        } else {
+            self.take_frame(generation, text, now_ms, fx, out);
+        }
+        // A switch changes timers; a breaker change is written at once, so a restarted
+        // instance never starts from a breaker this one already closed.
+        let timers_changed = matches!(verdict, FrameVerdict::Switched | FrameVerdict::FirstFrame);
+        if timers_changed || self.link.is_dirty() {
+            self.schedule(now_ms, fx);
+        }
+    }
+
+    fn take_frame(
+        &mut self,
+        generation: u64,
+        text: &str,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+        out: &mut Batch,
+    ) {
+        match parse_frame(text) {
+            Ok(UpstreamFrame::Update(u)) if self.cfg.symbols.contains(&u.symbol) => {
+                if let Some(entry) = self.cache.apply(&u, now_ms) {
+                    out.prices.push(change_of(entry));
+                    self.changed(&u.symbol, now_ms);
+                }
+            }
+            Ok(UpstreamFrame::Update(u)) => {
+                self.skip(format!("unrequested symbol {}", u.symbol), fx)
+            }
+            Ok(UpstreamFrame::ServerShutdown { .. }) => {
+                self.link.server_shutdown(generation, now_ms, fx);
+                self.schedule(now_ms, fx);
+            }
+            Ok(UpstreamFrame::Ack { .. }) => {}
+            Ok(UpstreamFrame::Refusal { code, msg }) => {
+                let msg = protocol::truncate(&msg, 200);
+                self.skip(format!("refusal {code}: {msg}"), fx)
+            }
+            Err(e) => self.skip(e.to_string(), fx),
+        }
+    }
+
+    /// A binary upstream frame: Binance sends none on market streams, so it is skipped.
+    pub fn upstream_binary(&mut self, generation: u64, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.link.frame(generation, now_ms, fx) != FrameVerdict::Ignore {
+            self.stats.upstream_frames += 1;
+            self.skip("binary frame skipped".into(), fx);
+        }
+    }
+
+    fn skip(&mut self, detail: String, fx: &mut Vec<Effect>) {
+        self.stats.upstream_errors += 1;
+        fx.push(Effect::Log {
+            level: Level::Warn,
+            event: "upstream_bad_frame",
+            detail: protocol::truncate(&detail, 200),
+        });
+    }
+
+    /// Remembers a changed price for the next write to storage. The write is due within
+    /// [`PERSIST_EVERY_MS`], or now when half of the reserved `seq` block is used; either way
+    /// it happens on the timer, after this change's fan-out: nothing durable stands between
+    /// an update and its fan-out.
+    fn changed(&mut self, symbol: &str, now_ms: i64) {
+        self.unsaved.insert(symbol.to_string());
+        if self.cache.seq() + SEQ_BLOCK / 2 > self.seq_reserved {
+            self.persist_at = Some(now_ms);
+        } else if self.persist_at.is_none() {
+            self.persist_at = Some(now_ms + PERSIST_EVERY_MS);
+        }
+    }
+
+    /// Writes the prices changed since the last write, and reserves a new block of `seq`
+    /// when half of the reserved one is used.
+    fn persist(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        self.persist_at = None;
+        let seq = self.cache.seq();
+        self.saved_seq = seq;
+        if seq + SEQ_BLOCK / 2 > self.seq_reserved {
+            self.seq_reserved = seq + SEQ_BLOCK;
+        }
+        let prices = std::mem::take(&mut self.unsaved)
+            .into_iter()
+            .filter_map(|s| self.cache.get(&s, now_ms))
+            .map(|e| (e.price.symbol.clone(), e.encoded.clone(), e.price.seq))
+            .collect();
+        fx.push(Effect::Persist {
+            prices,
+            seq_floor: self.seq_reserved,
+        });
+    }
+
+    /// When the feed next needs the in-memory timer: the next write to storage.
+    pub fn timer_due(&self) -> Option<i64> {
+        self.persist_at
+    }
+
+    /// The in-memory timer fired: write to storage when due.
+    pub fn timer(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.persist_at.is_some_and(|t| t <= now_ms) {
+            self.persist(now_ms, fx);
+        }
+    }
+
+    /// The object's alarm fired: expire prices, and drive the link's timers.
+    pub fn alarm(&mut self, now_ms: i64, jitter: f64, fx: &mut Vec<Effect>, out: &mut Batch) {
+        if self.seq_reserved == 0 {
+            self.persist(now_ms, fx);
+        }
+        self.alarm_at = None;
+        let expired = self.cache.sweep(now_ms);
+        if !expired.is_empty() {
+            fx.push(Effect::Forget {
+                symbols: expired.clone(),
+            });
+            out.expired = expired;
+        }
+        let wanted = self.wanted_streams();
+        self.link.want(wanted, now_ms, fx);
+        self.link.tick(now_ms, jitter, fx);
+        self.schedule(now_ms, fx);
+    }
+
+    /// Keeps exactly one alarm set, at the earliest time the feed has something to do: the
+    /// link's next deadline or the next TTL expiry. With nothing to do (an idle on-demand feed
+    /// with an empty cache) no alarm is set and the object may hibernate.
+    fn schedule(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.link.take_dirty() {
+            // Invariant: LinkMemory holds only numbers, strings and enums of them.
+            let json = serde_json::to_string(self.link.memory()).unwrap_or_default();
+            fx.push(Effect::SaveLink { json });
+        }
+        let want = [self.link.next_wake(), self.cache.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.max(now_ms + 1));
+        let Some(want) = want else {
+            return;
+        };
+        match self.alarm_at {
+            Some(t) if t > now_ms && t <= want => {}
+            _ => {
+                self.alarm_at = Some(want);
+                fx.push(Effect::SetAlarm { at_ms: want });
+            }
+        }
+    }
+
+    /// Reports a change of the upstream state into `out`: every change for the fan-out's
+    /// own record, and as news for clients when it is client-facing and differs from what
+    /// they were last told (`idle` is not: whoever is connected then listens to nothing).
+    pub fn report_state(&mut self, out: &mut Batch) {
+        let state = self.link.state();
+        if state == self.reported {
+            return;
+        }
+        self.reported = state;
+        let announce = state != UpstreamState::Idle && state != self.announced;
+        if announce {
+            self.announced = state;
+        }
+        out.state = Some(StateChange { state, announce });
+        out.seq = self.cache.seq();
+    }
+
+    /// Body and weak ETag of `GET /api/prices` (all live symbols, or the requested ones that
+    /// have data).
+    pub fn rest_prices(&mut self, symbols: Option<&[String]>, now_ms: i64) -> (String, String) {
+        self.stats.snapshot_requests += 1;
+        let entries: Vec<&Entry> = match symbols {
+            None => self.cache.live(now_ms).collect(),
+            Some(list) => list
+                .iter()
+                .filter_map(|s| self.cache.get(s, now_ms))
+                .collect(),
+        };
+        let tag = rest::etag(
+            entries
+                .iter()
+                .map(|e| (e.price.symbol.as_str(), e.price.seq)),
+        );
+        let parts: Vec<String> = entries.iter().map(|e| e.with_age(now_ms)).collect();
+        let body = format!(
+            r#"{{"prices":[{}],"upstream":"{}","as_of":{now_ms}}}"#,
+            parts.join(","),
+            self.state()
+        );
+        (body, tag)
+    }
+
+    /// Body and weak ETag of `GET /api/prices/{symbol}` for a canonical, served symbol.
+    pub fn rest_price(&mut self, symbol: &str, now_ms: i64) -> Result<(String, String), ApiError> {
+        self.stats.snapshot_requests += 1;
+        match self.cache.get(symbol, now_ms) {
+            Some(e) => Ok((e.with_age(now_ms), rest::etag([(symbol, e.price.seq)]))),
+            None => Err(ApiError::NoData {
+                message: format!(
+                    "no price for {symbol} yet; the upstream is {}",
+                    self.state()
+                ),
+                retry_after_s: if self.link.is_connected() { 1 } else { 5 },
+            }),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &FeedStats {
+        &self.stats
+    }
+}
+
+/// A cache entry as the fan-out receives it.
+fn change_of(e: &Entry) -> Change {
+    Change {
+        symbol: e.price.symbol.clone(),
+        encoded: e.encoded.clone(),
+        seq: e.price.seq,
+        received_at: e.price.received_at,
+    }
+}

@@ -1,0 +1,487 @@
+//! The upstream link: one logical connection to the exchange, kept alive through every fault
+//! Binance produces (see docs/upstream.md), as a pure state machine.
+//!
+//! - Each connection attempt is a *generation*; events of a generation that is neither the
+//!   active connection nor the pending one are stale and ignored.
+//! - Failures back off (capped exponential, full jitter), open a circuit breaker after
+//!   [`BREAKER_THRESHOLD`] in a row, and honour a refusal's `Retry-After`. Every attempt is
+//!   counted against a budget far below Binance's 300 per 5 minutes.
+//! - A silence watchdog replaces a connection that stays open but sends nothing.
+//! - Rotation is make-before-break: on `serverShutdown` or at [`LinkSettings::max_age_ms`],
+//!   a replacement is opened while the active connection keeps delivering, and becomes
+//!   active when it delivers its first frame; only then is the old one closed.
+//! - Live `SUBSCRIBE`/`UNSUBSCRIBE` requests are batched and spaced so the connection never
+//!   comes near Binance's 5 incoming messages per second (pongs included).
+//!
+//! # Layout
+//! - this file: the link's connections, attempts, promotion and failures;
+//! - `timing`: what the clock drives (time-outs, watchdog, rotation by age, idle close,
+//!   paced requests) and when the next wake-up is due;
+//! - `breaker`: the circuit breaker and the attempt budget;
+//! - `failure`: why a connection ended, and the state clients see.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::backoff;
+use super::effect::{Effect, Level};
+use super::upstream::promised_cadence_ms;
+
+mod breaker;
+mod failure;
+#[cfg(test)]
+mod tests;
+mod timing;
+
+pub use breaker::{
+    AttemptBudget, Breaker, BreakerState, ATTEMPT_WINDOW_MS, BREAKER_CLOSE_SUCCESSES,
+    BREAKER_OPEN_MS, BREAKER_THRESHOLD, MAX_ATTEMPTS_PER_WINDOW, SUCCESS_SPACING_MS,
+};
+pub use failure::{Failure, UpstreamState};
+
+/// A connect that has not opened (or a replacement that has not delivered) within this
+/// long has failed.
+pub const CONNECT_TIMEOUT_MS: i64 = 15_000;
+/// Minimum time between our own requests on one connection: at most 2.5 per second, which
+/// leaves room for pongs under Binance's 5 per second.
+pub const MIN_REQUEST_SPACING_MS: i64 = 400;
+/// Consecutive failures on one endpoint before the next endpoint is tried.
+pub const FAILURES_PER_ENDPOINT: u32 = 3;
+/// A connection whose streams promise a cadence is silent after this many missed cadences.
+pub const SILENCE_CADENCES: i64 = 5;
+/// ... but never sooner than this, so a scheduling hiccup is not taken for a dead stream.
+pub const MIN_SILENCE_MS: i64 = 3_000;
+
+/// Link configuration (from `Config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSettings {
+    /// Combined-stream endpoints, in order of preference.
+    pub urls: Vec<String>,
+    /// Silence after which an open connection is replaced.
+    pub watchdog_ms: i64,
+    /// Age at which a connection is rotated (before Binance's 24 h cut).
+    pub max_age_ms: i64,
+    /// On-demand: how long the link stays open with nothing wanted before closing.
+    pub idle_close_ms: i64,
+    /// Whether the wanted set follows listeners (on-demand) or is fixed (always).
+    pub on_demand: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Conn {
+    generation: u64,
+    started_at: i64,
+    opened_at: Option<i64>,
+    last_frame_at: Option<i64>,
+    streams: BTreeSet<String>,
+    /// The shortest cadence its streams promise, kept with them so the watchdog does not
+    /// re-read stream names on every check.
+    cadence: Option<i64>,
+}
+
+impl Conn {
+    /// The shortest cadence any of `streams` promises.
+    fn cadence_of(streams: &BTreeSet<String>) -> Option<i64> {
+        streams.iter().filter_map(|s| promised_cadence_ms(s)).min()
+    }
+
+    fn quiet_since(&self) -> i64 {
+        self.last_frame_at
+            .or(self.opened_at)
+            .unwrap_or(self.started_at)
+    }
+}
+
+/// What to do with a frame of a given generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameVerdict {
+    /// From the active connection: apply it.
+    Apply,
+    /// From the replacement, which has just become active: apply it (timers changed).
+    Switched,
+    /// The active connection's first frame: apply it. Its silence limit shrinks to what its
+    /// streams promise, so the wake-up time changed.
+    FirstFrame,
+    /// From a connection that is no longer active: drop it.
+    Ignore,
+}
+
+/// What the link must remember across an eviction of the object: without it a restarted
+/// leader would forget an open breaker and a spent attempt budget, and hammer an exchange
+/// that is refusing it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkMemory {
+    /// Last generation handed out.
+    pub generation: u64,
+    /// The breaker.
+    pub breaker: Breaker,
+    /// Attempt times in the budget window.
+    pub budget: AttemptBudget,
+    /// No attempt before this.
+    pub retry_at: i64,
+    /// Endpoint in use, and failures on it.
+    pub endpoint: usize,
+    /// Consecutive failures on that endpoint.
+    pub endpoint_failures: u32,
+    /// The most recent failure.
+    pub last_failure: Option<(i64, Failure)>,
+}
+
+/// The link.
+#[derive(Debug)]
+pub struct Link {
+    s: LinkSettings,
+    /// What survives an eviction, kept in the form it is persisted in.
+    mem: LinkMemory,
+    active: Option<Conn>,
+    pending: Option<Conn>,
+    wanted: BTreeSet<String>,
+    last_request_at: Option<i64>,
+    next_request_id: u64,
+    idle_since: Option<i64>,
+    ever_connected: bool,
+    connected_since: Option<i64>,
+    /// Connections that replaced a failed one.
+    pub reconnects: u64,
+    /// Make-before-break switches.
+    pub rotations: u64,
+    /// Live requests sent.
+    pub requests_sent: u64,
+    dirty: bool,
+}
+
+impl Link {
+    /// A link with nothing wanted yet.
+    pub fn new(s: LinkSettings) -> Link {
+        Link {
+            s,
+            mem: LinkMemory::default(),
+            active: None,
+            pending: None,
+            wanted: BTreeSet::new(),
+            last_request_at: None,
+            next_request_id: 1,
+            idle_since: None,
+            ever_connected: false,
+            connected_since: None,
+            reconnects: 0,
+            rotations: 0,
+            requests_sent: 0,
+            dirty: false,
+        }
+    }
+
+    /// The state worth keeping across an eviction.
+    pub fn memory(&self) -> &LinkMemory {
+        &self.mem
+    }
+
+    /// Takes back what a previous instance remembered (before anything is connected).
+    pub fn restore(&mut self, m: LinkMemory) {
+        let endpoint = m.endpoint % self.s.urls.len().max(1);
+        self.mem = LinkMemory { endpoint, ..m };
+    }
+
+    /// True when the memory changed since it was last taken.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// True once after the memory changed, so the caller persists it only then.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Sets the streams that should be subscribed, connecting, subscribing or unsubscribing
+    /// as needed.
+    pub fn want(&mut self, streams: BTreeSet<String>, now: i64, fx: &mut Vec<Effect>) {
+        if streams == self.wanted && (self.active.is_some() || self.pending.is_some()) {
+            return;
+        }
+        self.wanted = streams;
+        if self.wanted.is_empty() {
+            self.idle_since.get_or_insert(now);
+        } else {
+            self.idle_since = None;
+        }
+        self.sync_requests(now, fx);
+        self.ensure(now, fx);
+    }
+
+    pub(super) fn ensure(&mut self, now: i64, fx: &mut Vec<Effect>) {
+        if !self.wanted.is_empty() && self.active.is_none() && self.pending.is_none() {
+            self.attempt(now, fx);
+        }
+    }
+
+    /// Opens a new connection (a first connect, a reconnect or a replacement) if the
+    /// backoff, the breaker and the budget allow it now.
+    pub(super) fn attempt(&mut self, now: i64, fx: &mut Vec<Effect>) {
+        let not_before = self.mem.retry_at.max(self.mem.budget.next_allowed(now));
+        if now < not_before {
+            return;
+        }
+        if let Some(until) = self.mem.breaker.admit(now) {
+            self.mem.retry_at = until;
+            return;
+        }
+        self.dirty = true;
+        self.mem.budget.record(now);
+        self.mem.generation += 1;
+        let streams = self.wanted.clone();
+        let list: Vec<&str> = streams.iter().map(String::as_str).collect();
+        let url = format!("{}?streams={}", self.endpoint(), list.join("/"));
+        fx.push(Effect::Log {
+            level: Level::Info,
+            event: "upstream_connecting",
+            detail: format!(
+                "generation {} to {} ({} streams{})",
+                self.mem.generation,
+                self.endpoint(),
+                streams.len(),
+                if self.active.is_some() {
+                    ", replacement"
+                } else {
+                    ""
+                }
+            ),
+        });
+        fx.push(Effect::ConnectUpstream {
+            generation: self.mem.generation,
+            url,
+        });
+        self.pending = Some(Conn {
+            generation: self.mem.generation,
+            started_at: now,
+            opened_at: None,
+            last_frame_at: None,
+            cadence: Conn::cadence_of(&streams),
+            streams,
+        });
+    }
+
+    /// The socket of `generation` is open.
+    pub fn opened(&mut self, generation: u64, now: i64, fx: &mut Vec<Effect>) {
+        match &mut self.pending {
+            Some(p) if p.generation == generation => {
+                p.opened_at = Some(now);
+                if self.active.is_none() {
+                    self.promote(now, fx);
+                }
+            }
+            _ => fx.push(Effect::CloseUpstream { generation }),
+        }
+    }
+
+    fn promote(&mut self, now: i64, fx: &mut Vec<Effect>) {
+        let Some(new) = self.pending.take() else {
+            return;
+        };
+        let generation = new.generation;
+        match self.active.replace(new) {
+            Some(old) => {
+                self.rotations += 1;
+                fx.push(Effect::CloseUpstream {
+                    generation: old.generation,
+                });
+                fx.push(Effect::Log {
+                    level: Level::Info,
+                    event: "upstream_rotated",
+                    detail: format!("generation {} replaced {}", generation, old.generation),
+                });
+            }
+            None => {
+                if self.ever_connected {
+                    self.reconnects += 1;
+                }
+                self.connected_since = Some(now);
+                fx.push(Effect::Log {
+                    level: Level::Info,
+                    event: "upstream_connected",
+                    detail: format!("generation {generation}"),
+                });
+            }
+        }
+        self.ever_connected = true;
+        self.mem.endpoint_failures = 0;
+        self.dirty = true;
+        self.sync_requests(now, fx);
+    }
+
+    /// A frame of `generation` arrived.
+    pub fn frame(&mut self, generation: u64, now: i64, fx: &mut Vec<Effect>) -> FrameVerdict {
+        if let Some(a) = &mut self.active {
+            if a.generation == generation {
+                let first = a.last_frame_at.replace(now).is_none();
+                self.dirty |= self.mem.breaker.success(now);
+                return if first {
+                    FrameVerdict::FirstFrame
+                } else {
+                    FrameVerdict::Apply
+                };
+            }
+        }
+        match &mut self.pending {
+            Some(p) if p.generation == generation && p.opened_at.is_some() => {
+                p.last_frame_at = Some(now);
+                self.dirty |= self.mem.breaker.success(now);
+                self.promote(now, fx);
+                FrameVerdict::Switched
+            }
+            _ => FrameVerdict::Ignore,
+        }
+    }
+
+    /// Binance announced that `generation` will be cut: replace it make-before-break.
+    pub fn server_shutdown(&mut self, generation: u64, now: i64, fx: &mut Vec<Effect>) {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.generation == generation)
+            && self.pending.is_none()
+        {
+            fx.push(Effect::Log {
+                level: Level::Info,
+                event: "upstream_server_shutdown",
+                detail: format!("generation {generation}: opening a replacement"),
+            });
+            self.attempt(now, fx);
+        }
+    }
+
+    /// `generation` failed to open, errored, closed, or was found dead.
+    pub fn failed(
+        &mut self,
+        generation: u64,
+        failure: Failure,
+        now: i64,
+        jitter: f64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let was_active = self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.generation == generation);
+        let was_pending = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.generation == generation);
+        if !was_active && !was_pending {
+            return;
+        }
+        if was_active {
+            self.active = None;
+            self.connected_since = None;
+        } else {
+            self.pending = None;
+        }
+        fx.push(Effect::CloseUpstream { generation });
+        self.mem.breaker.failure(now);
+        self.mem.endpoint_failures += 1;
+        let refused_here = matches!(failure, Failure::Refused { status: 451, .. });
+        if refused_here || self.mem.endpoint_failures >= FAILURES_PER_ENDPOINT {
+            self.mem.endpoint = (self.mem.endpoint + 1) % self.s.urls.len();
+            self.mem.endpoint_failures = 0;
+        }
+        let mut delay = backoff::delay_ms(self.mem.breaker.failures().max(1), jitter);
+        if let Failure::Refused {
+            retry_after_ms: Some(ms),
+            ..
+        } = failure
+        {
+            delay = delay.max(ms);
+        }
+        self.mem.retry_at = now + delay;
+        self.dirty = true;
+        let next = self
+            .mem
+            .retry_at
+            .max(self.mem.breaker.open_until().unwrap_or(0))
+            - now;
+        fx.push(Effect::Log {
+            level: Level::Warn,
+            event: "upstream_failed",
+            detail: format!(
+                "generation {generation}: {}; breaker {} after {} failures; next attempt in {next} ms",
+                failure.describe(),
+                self.mem.breaker.name(),
+                self.mem.breaker.failures()
+            ),
+        });
+        self.mem.last_failure = Some((now, failure));
+        // The active connection died while its replacement is already open: switch now.
+        if was_active && self.pending.as_ref().is_some_and(|p| p.opened_at.is_some()) {
+            self.promote(now, fx);
+        }
+        self.ensure(now, fx);
+    }
+
+    /// True while a connection is delivering (or open, when it is the only one).
+    pub fn is_connected(&self) -> bool {
+        self.active.is_some()
+    }
+
+    /// True when on-demand mode has nothing to do (no listeners, no connection).
+    pub fn is_idle(&self) -> bool {
+        self.s.on_demand
+            && self.wanted.is_empty()
+            && self.active.is_none()
+            && self.pending.is_none()
+    }
+
+    /// Client-facing state of docs/protocol.md: `connected`, `reconnecting` or `down` (and `idle`
+    /// for an on-demand link that nobody needs).
+    pub fn state(&self) -> UpstreamState {
+        if self.active.is_some() {
+            UpstreamState::Connected
+        } else if self.is_idle() {
+            UpstreamState::Idle
+        } else if self.mem.breaker.state() != BreakerState::Closed
+            || self.mem.breaker.failures() >= BREAKER_THRESHOLD
+        {
+            UpstreamState::Down
+        } else {
+            UpstreamState::Reconnecting
+        }
+    }
+
+    /// The breaker.
+    pub fn breaker(&self) -> &Breaker {
+        &self.mem.breaker
+    }
+
+    /// When the active connection became live.
+    pub fn connected_since(&self) -> Option<i64> {
+        self.connected_since
+    }
+
+    /// Last frame of the active connection.
+    pub fn last_frame_at(&self) -> Option<i64> {
+        self.active.as_ref().and_then(|a| a.last_frame_at)
+    }
+
+    /// The endpoint currently preferred.
+    pub fn endpoint(&self) -> &str {
+        // The configuration refuses an empty endpoint list, and `endpoint` is kept in range.
+        self.s
+            .urls
+            .get(self.mem.endpoint)
+            .map_or("", String::as_str)
+    }
+
+    /// The most recent failure and when it happened.
+    pub fn last_failure(&self) -> Option<&(i64, Failure)> {
+        self.mem.last_failure.as_ref()
+    }
+
+    /// Attempts in the current budget window.
+    pub fn attempts_in_window(&self, now: i64) -> usize {
+        self.mem.budget.in_window(now)
+    }
+
+    /// Whether an upstream connection has ever been live.
+    pub fn ever_connected(&self) -> bool {
+        self.ever_connected
+    }
+}

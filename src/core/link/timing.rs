@@ -1,0 +1,183 @@
+//! What the clock drives on the link: connect time-outs, the silence watchdog, rotation by
+//! age, the idle close, paced `SUBSCRIBE`/`UNSUBSCRIBE` requests, and the next wake-up.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::{
+    Conn, Effect, Failure, Level, Link, CONNECT_TIMEOUT_MS, MIN_REQUEST_SPACING_MS, MIN_SILENCE_MS,
+    SILENCE_CADENCES,
+};
+
+impl Link {
+    /// Timer work: connect time-outs, the watchdog, rotation by age, idle close, paced
+    /// requests and retries. Call it whenever [`Link::next_wake`] comes due.
+    pub fn tick(&mut self, now: i64, jitter: f64, fx: &mut Vec<Effect>) {
+        if let Some(p) = &self.pending {
+            let waited = now - p.opened_at.unwrap_or(p.started_at);
+            if waited >= CONNECT_TIMEOUT_MS {
+                let g = p.generation;
+                self.failed(g, Failure::ConnectTimeout, now, jitter, fx);
+            }
+        }
+        if let Some(a) = &self.active {
+            let quiet = now - a.quiet_since();
+            if !a.streams.is_empty() && quiet >= self.silence_limit(a) {
+                let g = a.generation;
+                self.failed(g, Failure::Silent { for_ms: quiet }, now, jitter, fx);
+            }
+        }
+        let old_enough = self
+            .active
+            .as_ref()
+            .and_then(|a| a.opened_at)
+            .is_some_and(|t| now - t >= self.s.max_age_ms);
+        if old_enough && self.pending.is_none() {
+            self.attempt(now, fx);
+        }
+        if self.s.on_demand && self.wanted.is_empty() {
+            if let Some(since) = self.idle_since {
+                if now - since >= self.s.idle_close_ms {
+                    for c in [self.active.take(), self.pending.take()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        fx.push(Effect::CloseUpstream {
+                            generation: c.generation,
+                        });
+                    }
+                    if self.connected_since.take().is_some() {
+                        fx.push(Effect::Log {
+                            level: Level::Info,
+                            event: "upstream_idle_closed",
+                            detail: "nobody listens; closed so the object can hibernate".into(),
+                        });
+                    }
+                }
+            }
+        }
+        self.sync_requests(now, fx);
+        self.ensure(now, fx);
+    }
+
+    /// Sends the next batched `SUBSCRIBE` or `UNSUBSCRIBE` if the active connection's
+    /// streams differ from the wanted ones and the spacing allows it.
+    pub(super) fn sync_requests(&mut self, now: i64, fx: &mut Vec<Effect>) {
+        let Some(a) = &mut self.active else {
+            return;
+        };
+        if self
+            .last_request_at
+            .is_some_and(|t| now - t < MIN_REQUEST_SPACING_MS)
+        {
+            return;
+        }
+        let add: Vec<String> = self.wanted.difference(&a.streams).cloned().collect();
+        let remove: Vec<String> = a.streams.difference(&self.wanted).cloned().collect();
+        let (subscribe, params) = if !add.is_empty() {
+            (true, add)
+        } else if !remove.is_empty() {
+            (false, remove)
+        } else {
+            return;
+        };
+        for p in &params {
+            if subscribe {
+                a.streams.insert(p.clone());
+            } else {
+                a.streams.remove(p);
+            }
+        }
+        a.cadence = Conn::cadence_of(&a.streams);
+        let method = if subscribe {
+            "SUBSCRIBE"
+        } else {
+            "UNSUBSCRIBE"
+        };
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        self.last_request_at = Some(now);
+        self.requests_sent += 1;
+        // A silence window starts when streams are added to a connection that had none.
+        if subscribe && a.last_frame_at.is_none() {
+            a.opened_at = Some(now);
+        }
+        fx.push(Effect::SendUpstream {
+            generation: a.generation,
+            text: json!({"method": method, "params": params, "id": id}).to_string(),
+        });
+    }
+
+    pub(super) fn requests_due(&self) -> bool {
+        self.active
+            .as_ref()
+            .is_some_and(|a| a.streams != self.wanted)
+    }
+
+    /// When [`Link::tick`] next has something to do.
+    pub fn next_wake(&self) -> Option<i64> {
+        let mut at: Vec<i64> = Vec::new();
+        if !self.wanted.is_empty() && self.active.is_none() && self.pending.is_none() {
+            at.push(
+                self.mem
+                    .retry_at
+                    .max(self.mem.breaker.open_until().unwrap_or(0))
+                    .max(self.mem.budget.full_until().unwrap_or(0)),
+            );
+        }
+        if let Some(p) = &self.pending {
+            at.push(p.opened_at.unwrap_or(p.started_at) + CONNECT_TIMEOUT_MS);
+        }
+        if let Some(a) = &self.active {
+            if !a.streams.is_empty() {
+                at.push(a.quiet_since() + self.silence_limit(a));
+            }
+            if let (Some(t), None) = (a.opened_at, &self.pending) {
+                at.push(t + self.s.max_age_ms);
+            }
+        }
+        if self.requests_due() {
+            at.push(
+                self.last_request_at
+                    .map_or(0, |t| t + MIN_REQUEST_SPACING_MS),
+            );
+        }
+        if let (true, Some(since), true) = (
+            self.s.on_demand && self.wanted.is_empty(),
+            self.idle_since,
+            self.active.is_some() || self.pending.is_some(),
+        ) {
+            at.push(since + self.s.idle_close_ms);
+        }
+        at.into_iter().min()
+    }
+
+    /// How long `c` may stay silent before the watchdog replaces it. Once it has delivered,
+    /// streams that promise a cadence (the tickers: every second) bound it to a few missed
+    /// cadences, so a dead stream is noticed in seconds; a quiet market never trips it,
+    /// because the cadence holds when nothing trades. Streams without a cadence, and a
+    /// connection that has not delivered yet, get `UPSTREAM_WATCHDOG_SECONDS`, which is
+    /// also the ceiling.
+    pub fn silence_limit_of(&self, streams: &BTreeSet<String>, delivered: bool) -> i64 {
+        self.limit_for(Conn::cadence_of(streams), delivered)
+    }
+
+    fn limit_for(&self, cadence: Option<i64>, delivered: bool) -> i64 {
+        match cadence {
+            Some(ms) if delivered => (ms * SILENCE_CADENCES)
+                .max(MIN_SILENCE_MS)
+                .min(self.s.watchdog_ms),
+            _ => self.s.watchdog_ms,
+        }
+    }
+
+    pub(super) fn silence_limit(&self, c: &Conn) -> i64 {
+        self.limit_for(c.cadence, c.last_frame_at.is_some())
+    }
+
+    /// The active connection's current silence limit, for `/health`.
+    pub fn active_silence_limit(&self) -> Option<i64> {
+        self.active.as_ref().map(|a| self.silence_limit(a))
+    }
+}

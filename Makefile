@@ -25,7 +25,7 @@ CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOL
   UPSTREAM_WATCHDOG_SECONDS UPSTREAM_MAX_AGE_SECONDS UPSTREAM_IDLE_CLOSE_SECONDS REST_CACHE_SECONDS FLUSH_MS SEND_MODE
 var_flags = $(foreach v,$(1),$(if $($(v)),--var '$(v):$($(v))'))
 
-.PHONY: help setup toolchain npm tools build dev demo test lint unit js e2e bench clean
+.PHONY: help setup toolchain npm tools build dev demo test lint unit js types e2e bench clean
 
 help:
 	@echo "make dev    run the service on http://127.0.0.1:$(PORT) (real Binance upstream)"
@@ -75,6 +75,7 @@ demo: build
 test: build tools lint unit js e2e
 
 lint:
+	python3 scripts/sizes.py
 	cargo fmt --all --check
 	cargo clippy -q --workspace --all-targets --all-features -- -D warnings
 	cargo clippy -q --target wasm32-unknown-unknown -- -D warnings
@@ -85,6 +86,14 @@ unit:
 js:
 	node --test tests/js/
 	node_modules/.bin/tsc -p tsconfig.json
+	node_modules/.bin/tsc -p tsconfig.types.json
+	@diff -u public/edgetick.d.ts target/types/edgetick.d.ts || \
+	  { echo "public/edgetick.d.ts is out of date with edgetick.js's JSDoc: run make types"; exit 1; }
+
+# Regenerates public/edgetick.d.ts from edgetick.js's JSDoc.
+types: npm
+	node_modules/.bin/tsc -p tsconfig.types.json
+	cp target/types/edgetick.d.ts public/edgetick.d.ts
 
 e2e:
 	cargo test -q --features e2e --test e2e

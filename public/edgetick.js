@@ -10,26 +10,84 @@
 // `seq` is not newer; marks symbols stale; acknowledges what it applied (server flow control);
 // and pings every 30 s, treating a missing pong as a dead connection.
 
-/** Backoff base and cap (ms). */
+/**
+ * One symbol's latest state. Prices and quantities are decimal strings, never floats.
+ * @typedef {object} Price
+ * @property {string} symbol
+ * @property {string} [price]
+ * @property {string} [open]
+ * @property {string} [high]
+ * @property {string} [low]
+ * @property {string} [volume]
+ * @property {string} [quote_volume]
+ * @property {string} [change_pct]
+ * @property {string} [bid]
+ * @property {string} [ask]
+ * @property {number} [event_time]
+ * @property {number} received_at
+ * @property {number} seq
+ */
+
+/** @typedef {'connecting' | 'connected' | 'slow' | 'degraded' | 'disconnected'} FeedStatus */
+/** @typedef {'auto' | 'websocket' | 'sse'} Transport */
+
+/**
+ * An error or warning frame from the service, or one of the module's own
+ * (`BAD_FRAME`, `TERMINAL_CLOSE`).
+ * @typedef {object} FeedError
+ * @property {string} code
+ * @property {string} message
+ * @property {number | string} [id]
+ */
+
+/**
+ * @typedef {object} PriceFeedOptions
+ * @property {string} [url] Base URL of the service, e.g. `https://prices.example` (default: this page's origin).
+ * @property {string[]} [symbols] Symbols to follow from the start.
+ * @property {Transport} [transport] `auto` (WebSocket, then SSE), `websocket` or `sse`.
+ * @property {string} [token] Sent as `?token=` when the service requires AUTH_TOKEN.
+ * @property {number} [staleAfterMs] A symbol without an update for this long is stale (default 30 000 ms).
+ * @property {number} [pingIntervalMs] Application ping interval; a pong missing for two intervals means a dead connection (default 30 000 ms).
+ * @property {number} [pollIntervalMs] REST polling interval while no transport is up (default 5 000 ms).
+ * @property {number} [ackIntervalMs] How often applied frames are acknowledged (server flow control; default 1 000 ms).
+ * @property {number} [connectionTimeoutMs] A connection that has not opened within this long (a hung handshake) is abandoned and retried (default 10 000 ms).
+ */
+
+/**
+ * Backoff base, cap and floor (ms).
+ * @type {Readonly<{baseMs: number, capMs: number, floorMs: number}>}
+ */
 export const BACKOFF = { baseMs: 500, capMs: 30_000, floorMs: 100 };
 
 /**
  * Delay before reconnect attempt `attempt` (0 for the first retry): full jitter over a
  * ceiling that doubles from `baseMs` up to `capMs`, never below `floorMs`.
+ * @param {number} attempt
+ * @param {() => number} [random]
+ * @param {typeof BACKOFF} [opts]
+ * @returns {number}
  */
 export function backoffDelay(attempt, random = Math.random, opts = BACKOFF) {
   const ceiling = Math.min(opts.capMs, opts.baseMs * 2 ** Math.max(0, Math.min(attempt, 20)));
   return Math.max(opts.floorMs, Math.floor(random() * ceiling));
 }
 
-/** What a WebSocket close code means for reconnecting (see docs/protocol.md). */
+/**
+ * What a WebSocket close code means for reconnecting (see docs/protocol.md).
+ * @param {number} code
+ * @returns {'retry' | 'terminal'}
+ */
 export function closeKind(code) {
   if (code >= 4500 && code <= 4999) return 'terminal';
   if (code === 1008) return 'terminal'; // policy: origin refused, retrying cannot help
   return 'retry';
 }
 
-/** Canonical symbol: `btc/usdt`, `BTC-USDT` → `BTCUSDT` (null when it cannot be one). */
+/**
+ * Canonical symbol: `btc/usdt`, `BTC-USDT` → `BTCUSDT` (null when it cannot be one).
+ * @param {unknown} s
+ * @returns {string | null}
+ */
 export function canonicalSymbol(s) {
   const out = String(s).trim().replace(/[/_-]/g, '').toUpperCase();
   return /^[A-Z0-9]{2,20}$/.test(out) ? out : null;
@@ -37,15 +95,24 @@ export function canonicalSymbol(s) {
 
 /** Accepts a price only when its `seq` is newer than the last one applied for its symbol. */
 export class SeqFilter {
-  constructor() {
-    this.last = new Map();
-    this.max = 0;
+  /** @type {Map<string, number>} */
+  #last = new Map();
+  #max = 0;
+
+  /** The highest `seq` accepted so far (what the feed acknowledges and resumes from). */
+  get max() {
+    return this.#max;
   }
+
+  /**
+   * @param {Pick<Price, 'symbol' | 'seq'>} price
+   * @returns {boolean} whether the price is newer than the last one of its symbol
+   */
   accept(price) {
-    const prev = this.last.get(price.symbol);
+    const prev = this.#last.get(price.symbol);
     if (prev !== undefined && price.seq <= prev) return false;
-    this.last.set(price.symbol, price.seq);
-    if (price.seq > this.max) this.max = price.seq;
+    this.#last.set(price.symbol, price.seq);
+    if (price.seq > this.#max) this.#max = price.seq;
     return true;
   }
 }
@@ -54,6 +121,13 @@ export class SeqFilter {
  * Symbols not updated for `staleMs` at `now` (ms). A symbol that never had a price counts
  * from `since` (when the feed opened), so a fresh connection is not stale before its
  * snapshot arrives.
+ * @param {ReadonlyMap<string, Price>} prices
+ * @param {ReadonlyMap<string, number>} receivedAt
+ * @param {number} now
+ * @param {number} staleMs
+ * @param {Iterable<string>} symbols
+ * @param {number} [since]
+ * @returns {string[]}
  */
 export function staleSymbols(prices, receivedAt, now, staleMs, symbols, since = now) {
   const out = [];
@@ -68,6 +142,8 @@ export function staleSymbols(prices, receivedAt, now, staleMs, symbols, since = 
  * The feed's status from what it knows: `disconnected` (no transport), `connecting`,
  * `slow` (the server warned, or a ping went unanswered), `degraded` (upstream not connected,
  * or data stale), `connected`.
+ * @param {{open: boolean, everOpened: boolean, upstream: string, stale: boolean, slow: boolean}} s
+ * @returns {FeedStatus}
  */
 export function feedStatus({ open, everOpened, upstream, stale, slow }) {
   if (!open) return everOpened ? 'disconnected' : 'connecting';
@@ -78,8 +154,58 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }) {
 
 const TRANSPORTS = ['auto', 'websocket', 'sse'];
 
-/** A live price feed. Events: `price` (Price), `status` (string), `error` (object). */
+/**
+ * One connection attempt of the feed (internal): its transport, its socket, its timers.
+ * @typedef {object} Conn
+ * @property {'websocket' | 'sse'} kind
+ * @property {WebSocket | EventSource} socket
+ * @property {boolean} opened
+ * @property {ReturnType<typeof setTimeout>} [deadline]
+ * @property {ReturnType<typeof setInterval>} [ping]
+ * @property {ReturnType<typeof setInterval>} [ack]
+ * @property {number} [acked]
+ */
+
+/**
+ * A live price feed. Events: `price` ({@link Price}), `status` ({@link FeedStatus}),
+ * `error` ({@link FeedError}). Its state is read through read-only accessors.
+ */
 export class PriceFeed {
+  #base;
+  #transport;
+  #token;
+  #opts;
+  /** @type {Set<string>} */
+  #symbols = new Set();
+  /** @type {Map<string, Price>} */
+  #prices = new Map();
+  /** @type {Map<string, number>} */
+  #receivedAt = new Map();
+  #filter = new SeqFilter();
+  /** @type {{price: Set<Function>, status: Set<Function>, error: Set<Function>}} */
+  #handlers = { price: new Set(), status: new Set(), error: new Set() };
+  #upstream = 'connected';
+  #attempt = 0;
+  #wsFailures = 0;
+  #everOpened = false;
+  #open = false;
+  /** @type {number | null} */
+  #openedAt = null;
+  #slowUntil = 0;
+  #pongAt = 0;
+  #closed = false;
+  /** @type {Conn | null} */
+  #current = null;
+  /** @type {FeedStatus | null} */
+  #lastStatus = null;
+  /** @type {Set<ReturnType<typeof setTimeout>>} */
+  #timers = new Set();
+  /** @type {ReturnType<typeof setInterval> | null} */
+  #pollTimer = null;
+  /** @type {ReturnType<typeof setInterval>} */
+  #tick;
+
+  /** @param {PriceFeedOptions} [options] */
   constructor({
     url = globalThis.location ? globalThis.location.origin : '',
     symbols = [],
@@ -89,96 +215,140 @@ export class PriceFeed {
     pingIntervalMs = 30_000,
     pollIntervalMs = 5_000,
     ackIntervalMs = 1_000,
+    connectionTimeoutMs = 10_000,
   } = {}) {
     if (!TRANSPORTS.includes(transport)) throw new Error(`transport must be one of ${TRANSPORTS.join(', ')}`);
-    this.base = url.replace(/\/$/, '');
-    this.transport = transport;
-    this.token = token;
-    this.opts = { staleAfterMs, pingIntervalMs, pollIntervalMs, ackIntervalMs };
-    this.symbols = new Set();
+    this.#base = url.replace(/\/$/, '');
+    this.#transport = transport;
+    this.#token = token;
+    this.#opts = { staleAfterMs, pingIntervalMs, pollIntervalMs, ackIntervalMs, connectionTimeoutMs };
     for (const s of symbols) {
       const c = canonicalSymbol(s);
-      if (c) this.symbols.add(c);
+      if (c) this.#symbols.add(c);
     }
-    /** @type {Map<string, object>} latest Price per symbol */
-    this.prices = new Map();
-    this.receivedAt = new Map();
-    this.filter = new SeqFilter();
-    this.handlers = { price: new Set(), status: new Set(), error: new Set() };
-    this.upstream = 'connected';
-    this.attempt = 0;
-    this.wsFailures = 0;
-    this.everOpened = false;
-    this.open = false;
-    this.slowUntil = 0;
-    this.closed = false;
-    this.current = null; // { kind: 'websocket'|'sse', socket }
-    this.lastStatus = null;
-    this.timers = new Set();
-    this.tick = setInterval(() => this.#evaluate(), 1_000);
+    this.#tick = setInterval(() => this.#evaluate(), 1_000);
     this.#connect();
   }
 
+  /**
+   * @overload
+   * @param {'price'} event
+   * @param {(p: Price) => void} fn
+   * @returns {this}
+   */
+  /**
+   * @overload
+   * @param {'status'} event
+   * @param {(s: FeedStatus) => void} fn
+   * @returns {this}
+   */
+  /**
+   * @overload
+   * @param {'error'} event
+   * @param {(e: FeedError) => void} fn
+   * @returns {this}
+   */
+  /**
+   * @param {'price' | 'status' | 'error'} event
+   * @param {Function} fn
+   * @returns {this}
+   */
   on(event, fn) {
-    this.handlers[event]?.add(fn);
+    this.#handlers[event]?.add(fn);
     return this;
   }
 
+  /**
+   * @param {'price' | 'status' | 'error'} event
+   * @param {Function} fn
+   * @returns {this}
+   */
   off(event, fn) {
-    this.handlers[event]?.delete(fn);
+    this.#handlers[event]?.delete(fn);
     return this;
   }
 
-  /** Current status (see {@link feedStatus}). */
+  /**
+   * Current status (see {@link feedStatus}).
+   * @returns {FeedStatus}
+   */
   get status() {
-    return this.lastStatus ?? 'connecting';
+    return this.#lastStatus ?? 'connecting';
   }
 
-  /** Which transport carries the feed now: `websocket`, `sse`, `poll` or null. */
+  /**
+   * The transport carrying the feed now.
+   * @returns {'websocket' | 'sse' | 'poll' | null}
+   */
   get via() {
-    return this.current?.kind ?? (this.pollTimer ? 'poll' : null);
+    return this.#current?.kind ?? (this.#pollTimer ? 'poll' : null);
   }
 
+  /**
+   * The latest price of each followed symbol.
+   * @returns {ReadonlyMap<string, Price>}
+   */
+  get prices() {
+    return this.#prices;
+  }
+
+  /**
+   * When each symbol's latest price arrived here (ms since the epoch, this browser's clock).
+   * @returns {ReadonlyMap<string, number>}
+   */
+  get receivedAt() {
+    return this.#receivedAt;
+  }
+
+  /**
+   * The service's upstream state as last reported: `connected`, `reconnecting` or `down`.
+   * @returns {string}
+   */
+  get upstream() {
+    return this.#upstream;
+  }
+
+  /**
+   * The symbols followed, canonical.
+   * @returns {string[]}
+   */
+  get symbols() {
+    return [...this.#symbols];
+  }
+
+  /** @param {string[]} symbols */
   subscribe(symbols) {
     const added = [];
     for (const s of symbols) {
       const c = canonicalSymbol(s);
-      if (c && !this.symbols.has(c)) {
-        this.symbols.add(c);
+      if (c && !this.#symbols.has(c)) {
+        this.#symbols.add(c);
         added.push(c);
       }
     }
-    if (added.length === 0) return;
-    if (this.current?.kind === 'websocket' && this.open) {
-      this.current.socket.send(JSON.stringify({ action: 'subscribe', symbols: added }));
-    } else if (this.current?.kind === 'sse') {
-      this.#reopen();
-    }
+    if (added.length > 0) this.#changed('subscribe', added);
   }
 
+  /** @param {string[]} symbols */
   unsubscribe(symbols) {
     const removed = [];
     for (const s of symbols) {
       const c = canonicalSymbol(s);
-      if (c && this.symbols.delete(c)) {
+      if (c && this.#symbols.delete(c)) {
         removed.push(c);
-        this.prices.delete(c);
-        this.receivedAt.delete(c);
+        this.#prices.delete(c);
+        this.#receivedAt.delete(c);
       }
     }
-    if (removed.length === 0) return;
-    if (this.current?.kind === 'websocket' && this.open) {
-      this.current.socket.send(JSON.stringify({ action: 'unsubscribe', symbols: removed }));
-    } else if (this.current?.kind === 'sse') {
-      this.#reopen();
-    }
+    if (removed.length > 0) this.#changed('unsubscribe', removed);
   }
 
+  /** Stops the feed for good: closes the connection and every timer. */
   close() {
-    this.closed = true;
-    clearInterval(this.tick);
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.#closed = true;
+    clearInterval(this.#tick);
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
     this.#stopPolling();
     this.#teardown();
     this.#setStatus('disconnected');
@@ -186,8 +356,26 @@ export class PriceFeed {
 
   // ----- internals ---------------------------------------------------------------------
 
+  /**
+   * Tells the server about changed symbols: a command on a WebSocket, a new stream for SSE.
+   * @param {'subscribe' | 'unsubscribe'} action
+   * @param {string[]} symbols
+   */
+  #changed(action, symbols) {
+    const c = this.#current;
+    if (c?.kind === 'websocket' && this.#open) {
+      /** @type {WebSocket} */ (c.socket).send(JSON.stringify({ action, symbols }));
+    } else if (c?.kind === 'sse') {
+      this.#reopen();
+    }
+  }
+
+  /**
+   * @param {'price' | 'status' | 'error'} event
+   * @param {unknown} value
+   */
   #emit(event, value) {
-    for (const fn of this.handlers[event]) {
+    for (const fn of this.#handlers[event]) {
       try {
         fn(value);
       } catch (e) {
@@ -196,47 +384,54 @@ export class PriceFeed {
     }
   }
 
+  /**
+   * @param {() => void} fn
+   * @param {number} ms
+   */
   #later(fn, ms) {
     const t = setTimeout(() => {
-      this.timers.delete(t);
+      this.#timers.delete(t);
       fn();
     }, ms);
-    this.timers.add(t);
+    this.#timers.add(t);
   }
 
+  /** @param {FeedStatus} status */
   #setStatus(status) {
-    if (status !== this.lastStatus) {
-      this.lastStatus = status;
+    if (status !== this.#lastStatus) {
+      this.#lastStatus = status;
       this.#emit('status', status);
     }
   }
 
   #evaluate() {
     const now = Date.now();
-    const since = this.openedAt ?? now;
-    const stale =
-      staleSymbols(this.prices, this.receivedAt, now, this.opts.staleAfterMs, this.symbols, since).length > 0;
+    const since = this.#openedAt ?? now;
+    const staleMs = this.#opts.staleAfterMs;
+    const stale = staleSymbols(this.#prices, this.#receivedAt, now, staleMs, this.#symbols, since).length > 0;
     this.#setStatus(
       feedStatus({
-        open: this.open,
-        everOpened: this.everOpened,
-        upstream: this.upstream,
-        stale: this.symbols.size > 0 && stale,
-        slow: now < this.slowUntil,
+        open: this.#open,
+        everOpened: this.#everOpened,
+        upstream: this.#upstream,
+        stale: this.#symbols.size > 0 && stale,
+        slow: now < this.#slowUntil,
       }),
     );
   }
 
+  /** @param {Price[] | undefined} list */
   #apply(list) {
     const now = Date.now();
     for (const p of list ?? []) {
-      if (!this.symbols.has(p.symbol) || !this.filter.accept(p)) continue;
-      this.prices.set(p.symbol, p);
-      this.receivedAt.set(p.symbol, now);
+      if (!this.#symbols.has(p.symbol) || !this.#filter.accept(p)) continue;
+      this.#prices.set(p.symbol, p);
+      this.#receivedAt.set(p.symbol, now);
       this.#emit('price', p);
     }
   }
 
+  /** @param {any} f one parsed frame */
   #frame(f) {
     switch (f.type) {
       case 'snapshot':
@@ -244,14 +439,14 @@ export class PriceFeed {
         this.#apply(f.prices);
         break;
       case 'status':
-        this.upstream = f.upstream;
+        this.#upstream = f.upstream;
         break;
       case 'warning':
-        if (f.code === 'SLOW_CONSUMER') this.slowUntil = Date.now() + 10_000;
+        if (f.code === 'SLOW_CONSUMER') this.#slowUntil = Date.now() + 10_000;
         this.#emit('error', f);
         break;
       case 'pong':
-        this.pongAt = Date.now();
+        this.#pongAt = Date.now();
         break;
       case 'error':
         this.#emit('error', f);
@@ -262,7 +457,10 @@ export class PriceFeed {
     this.#evaluate();
   }
 
-  /** One JSON frame from either transport. */
+  /**
+   * One JSON frame from either transport.
+   * @param {string} text
+   */
   #receive(text) {
     try {
       this.#frame(JSON.parse(text));
@@ -271,17 +469,18 @@ export class PriceFeed {
     }
   }
 
+  /** @param {Record<string, string>} [extra] */
   #query(extra = {}) {
     const q = new URLSearchParams({ ...extra });
-    if (this.token) q.set('token', this.token);
+    if (this.#token) q.set('token', this.#token);
     const s = q.toString();
     return s ? `?${s}` : '';
   }
 
   #connect() {
-    if (this.closed) return;
-    const useSse = this.transport === 'sse' || (this.transport === 'auto' && this.wsFailures >= 2);
-    if (useSse && this.symbols.size === 0) {
+    if (this.#closed) return;
+    const useSse = this.#transport === 'sse' || (this.#transport === 'auto' && this.#wsFailures >= 2);
+    if (useSse && this.#symbols.size === 0) {
       // SSE needs symbols; wait for a subscribe.
       this.#later(() => this.#connect(), 1_000);
       return;
@@ -290,8 +489,21 @@ export class PriceFeed {
     else this.#openWebSocket();
   }
 
+  /**
+   * Abandons `conn` if it has not opened within `connectionTimeoutMs`: a handshake that
+   * hangs (a proxy that never answers) would otherwise leave the feed connecting forever.
+   * @param {Conn} conn
+   */
+  #deadline(conn) {
+    conn.deadline = setTimeout(() => {
+      if (conn.opened || this.#current !== conn) return;
+      this.#teardown();
+      this.#failed(conn.kind, false, 1006);
+    }, this.#opts.connectionTimeoutMs);
+  }
+
   #openWebSocket() {
-    const url = this.base.replace(/^http/, 'ws') + '/ws' + this.#query();
+    const url = this.#base.replace(/^http/, 'ws') + '/ws' + this.#query();
     let socket;
     try {
       socket = new WebSocket(url);
@@ -299,37 +511,30 @@ export class PriceFeed {
       this.#failed('websocket', false, 1006);
       return;
     }
+    /** @type {Conn} */
     const conn = { kind: 'websocket', socket, opened: false };
-    this.current = conn;
+    this.#current = conn;
+    this.#deadline(conn);
     socket.onopen = () => {
       conn.opened = true;
       this.#opened();
-      this.wsFailures = 0;
-      if (this.symbols.size > 0) socket.send(JSON.stringify({ action: 'subscribe', symbols: [...this.symbols] }));
-      this.pongAt = Date.now();
-      conn.ping = setInterval(() => {
-        if (Date.now() - this.pongAt > 2 * this.opts.pingIntervalMs) {
-          // A missing pong: the connection is dead even if the socket says otherwise.
-          this.slowUntil = Date.now() + 10_000;
-          socket.close(4000, 'pong missing');
-          return;
-        }
-        socket.send(JSON.stringify({ action: 'ping' }));
-      }, this.opts.pingIntervalMs);
+      this.#wsFailures = 0;
+      if (this.#symbols.size > 0) socket.send(JSON.stringify({ action: 'subscribe', symbols: [...this.#symbols] }));
+      this.#pongAt = Date.now();
+      conn.ping = setInterval(() => this.#ping(socket), this.#opts.pingIntervalMs);
       conn.ack = setInterval(() => {
-        if (this.filter.max > (conn.acked ?? 0)) {
-          conn.acked = this.filter.max;
-          socket.send(JSON.stringify({ action: 'ack', seq: this.filter.max }));
+        if (this.#filter.max > (conn.acked ?? 0)) {
+          conn.acked = this.#filter.max;
+          socket.send(JSON.stringify({ action: 'ack', seq: this.#filter.max }));
         }
-      }, this.opts.ackIntervalMs);
+      }, this.#opts.ackIntervalMs);
     };
     socket.onmessage = (ev) => {
       if (typeof ev.data === 'string' && ev.data !== 'pong') this.#receive(ev.data);
     };
     socket.onclose = (ev) => {
-      clearInterval(conn.ping);
-      clearInterval(conn.ack);
-      if (this.current !== conn) return;
+      clearTimers(conn);
+      if (this.#current !== conn) return;
       this.#failed('websocket', conn.opened, ev.code);
     };
     socket.onerror = () => {
@@ -337,50 +542,62 @@ export class PriceFeed {
     };
   }
 
+  /** @param {WebSocket} socket */
+  #ping(socket) {
+    if (Date.now() - this.#pongAt > 2 * this.#opts.pingIntervalMs) {
+      // A missing pong: the connection is dead even if the socket says otherwise.
+      this.#slowUntil = Date.now() + 10_000;
+      socket.close(4000, 'pong missing');
+      return;
+    }
+    socket.send(JSON.stringify({ action: 'ping' }));
+  }
+
   #openSse() {
-    const symbols = [...this.symbols].join(',');
-    const extra = { symbols };
-    if (this.filter.max > 0) extra.lastEventId = String(this.filter.max);
-    const es = new EventSource(this.base + '/api/stream' + this.#query(extra));
+    /** @type {Record<string, string>} */
+    const extra = { symbols: [...this.#symbols].join(',') };
+    if (this.#filter.max > 0) extra.lastEventId = String(this.#filter.max);
+    const es = new EventSource(this.#base + '/api/stream' + this.#query(extra));
+    /** @type {Conn} */
     const conn = { kind: 'sse', socket: es, opened: false };
-    this.current = conn;
+    this.#current = conn;
+    this.#deadline(conn);
     es.onopen = () => {
       conn.opened = true;
       this.#opened();
     };
     for (const type of ['snapshot', 'prices', 'status', 'warning']) {
-      es.addEventListener(type, (ev) => this.#receive(ev.data));
+      es.addEventListener(type, (ev) => this.#receive(/** @type {MessageEvent} */ (ev).data));
     }
     es.onerror = () => {
       // EventSource retries by itself; a stream that never opened, or is closed, is ours to
       // replace.
-      if (this.current !== conn) return;
+      if (this.#current !== conn) return;
       if (!conn.opened || es.readyState === 2) {
-        es.close();
+        this.#teardown();
         this.#failed('sse', conn.opened, 1006);
       } else {
-        this.open = false;
+        this.#open = false;
         this.#evaluate();
       }
     };
   }
 
   #opened() {
-    this.openedAt ??= Date.now();
-    this.open = true;
-    this.everOpened = true;
-    this.attempt = 0;
-    this.upstream = 'connected';
+    this.#openedAt ??= Date.now();
+    this.#open = true;
+    this.#everOpened = true;
+    this.#attempt = 0;
+    this.#upstream = 'connected';
     this.#stopPolling();
     this.#evaluate();
   }
 
   #teardown() {
-    const c = this.current;
-    this.current = null;
+    const c = this.#current;
+    this.#current = null;
     if (!c) return;
-    clearInterval(c.ping);
-    clearInterval(c.ack);
+    clearTimers(c);
     try {
       c.socket.close();
     } catch (e) {
@@ -390,16 +607,21 @@ export class PriceFeed {
 
   #reopen() {
     this.#teardown();
-    this.open = false;
+    this.#open = false;
     this.#connect();
   }
 
+  /**
+   * @param {'websocket' | 'sse'} kind
+   * @param {boolean} wasOpen
+   * @param {number} code
+   */
   #failed(kind, wasOpen, code) {
-    this.current = null;
-    this.open = false;
-    if (kind === 'websocket' && !wasOpen) this.wsFailures += 1;
+    this.#current = null;
+    this.#open = false;
+    if (kind === 'websocket' && !wasOpen) this.#wsFailures += 1;
     // SSE failing too means the service is down, not WebSockets: try WebSocket first again.
-    if (kind === 'sse' && !wasOpen && this.transport === 'auto') this.wsFailures = 0;
+    if (kind === 'sse' && !wasOpen && this.#transport === 'auto') this.#wsFailures = 0;
     this.#evaluate();
     if (closeKind(code) === 'terminal') {
       this.#emit('error', { code: 'TERMINAL_CLOSE', message: `closed with ${code}; not reconnecting` });
@@ -407,32 +629,39 @@ export class PriceFeed {
       return;
     }
     this.#startPolling();
-    const delay = backoffDelay(this.attempt++);
+    const delay = backoffDelay(this.#attempt++);
     this.#later(() => this.#connect(), delay);
   }
 
   #startPolling() {
-    if (this.pollTimer || this.closed) return;
+    if (this.#pollTimer || this.#closed) return;
     const poll = async () => {
-      if (this.open || this.closed || this.symbols.size === 0) return;
+      if (this.#open || this.#closed || this.#symbols.size === 0) return;
       try {
-        const q = new URLSearchParams({ symbols: [...this.symbols].join(',') });
-        const res = await fetch(`${this.base}/api/prices?${q}`);
+        const q = new URLSearchParams({ symbols: [...this.#symbols].join(',') });
+        const res = await fetch(`${this.#base}/api/prices?${q}`);
         if (res.ok) {
           const body = await res.json();
-          this.upstream = body.upstream;
+          this.#upstream = body.upstream;
           this.#apply(body.prices);
         }
       } catch (e) {
         /* the service is down too; keep trying */
       }
     };
-    this.pollTimer = setInterval(poll, this.opts.pollIntervalMs);
+    this.#pollTimer = setInterval(poll, this.#opts.pollIntervalMs);
     poll();
   }
 
   #stopPolling() {
-    clearInterval(this.pollTimer);
-    this.pollTimer = null;
+    clearInterval(this.#pollTimer ?? undefined);
+    this.#pollTimer = null;
   }
+}
+
+/** @param {Conn} c */
+function clearTimers(c) {
+  clearTimeout(c.deadline);
+  clearInterval(c.ping);
+  clearInterval(c.ack);
 }

@@ -2,11 +2,11 @@
 //!
 //! # Layout
 //!
-//! - [`core`] — the pure core. Parses Binance frames ([`core::upstream`]) and client
-//!   commands ([`core::protocol`]), keeps subscriptions ([`core::registry`]) and the latest
-//!   price per symbol with `seq`, TTL and freshness ([`core::cache`]), and runs the hub state
-//!   machine ([`core::hub`]) that turns inputs into [`core::hub::Effect`]s. Time and randomness
-//!   come in as arguments; `cargo test` runs it natively.
+//! - [`core`] — the pure core. The feed ([`core::feed`]: the one upstream link, the price
+//!   cache with `seq`, TTL and freshness) hands the fan-out ([`core::fanout`]: clients,
+//!   flushes, flow control, SSE) batches of encoded changes ([`core::batch`]); the hub
+//!   ([`core::hub`]) composes them and turns inputs into [`core::effect::Effect`]s. Time and
+//!   randomness come in as arguments; `cargo test` runs it natively.
 //! - `edge` (wasm32 only) — the thin layer facing workerd: the stateless Worker router, the
 //!   `PriceHub` Durable Object (the single leader holding the one upstream WebSocket), its
 //!   SQLite storage and alarms. It translates events into core inputs and carries out the

@@ -7,7 +7,7 @@
 
 use std::rc::Rc;
 
-use super::link::UpstreamState;
+use super::feed::link::UpstreamState;
 
 /// One changed price.
 #[derive(Debug, Clone, PartialEq)]

@@ -77,85 +77,101 @@ pub struct Config {
     pub shared_send: bool,
 }
 
+/// The variables as `get` gives them: trimmed, unset or empty meaning "use the default".
+struct Vars<F: Fn(&str) -> Option<String>>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn text(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A whole number from `min` to `max`.
+    fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError {
+                    name,
+                    value: v,
+                    problem: format!("expected a whole number from {min} to {max}"),
+                }),
+            },
+        }
+    }
+
+    /// One of the spellings in `choices` (the first is the default).
+    fn choice<T: Copy>(&self, name: &'static str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+        let Some(v) = self.text(name) else {
+            return choices.first().map(|c| c.1).ok_or_else(|| ConfigError {
+                name,
+                value: String::new(),
+                problem: "no choices".into(),
+            });
+        };
+        match choices.iter().find(|c| c.0 == v) {
+            Some(c) => Ok(c.1),
+            None => {
+                let names: Vec<String> = choices.iter().map(|c| format!("`{}`", c.0)).collect();
+                Err(ConfigError {
+                    name,
+                    value: v,
+                    problem: format!("expected {}", names.join(" or ")),
+                })
+            }
+        }
+    }
+}
+
 impl Config {
     /// Parses every variable through `get` (unset or empty means "use the default").
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let var = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let upstream_raw = var("UPSTREAM_URL").unwrap_or_else(|| DEFAULT_UPSTREAM.to_string());
-        let upstream_urls = parse_urls(&upstream_raw)?;
-        let symbols_raw = var("SYMBOLS").unwrap_or_else(|| DEFAULT_SYMBOLS.to_string());
-        let symbols = parse_symbols(&symbols_raw)?;
-        let number =
-            |name: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
-                match var(name) {
-                    None => Ok(default),
-                    Some(v) => match v.parse::<u64>() {
-                        Ok(n) if (min..=max).contains(&n) => Ok(n),
-                        _ => Err(ConfigError {
-                            name,
-                            value: v,
-                            problem: format!("expected a whole number from {min} to {max}"),
-                        }),
-                    },
-                }
-            };
-        let allowed_origins = match var("ALLOWED_ORIGINS") {
+        let v = Vars(get);
+        let upstream_raw = v
+            .text("UPSTREAM_URL")
+            .unwrap_or_else(|| DEFAULT_UPSTREAM.into());
+        let symbols_raw = v.text("SYMBOLS").unwrap_or_else(|| DEFAULT_SYMBOLS.into());
+        let allowed_origins = match v.text("ALLOWED_ORIGINS") {
             None => Origins::Any,
-            Some(v) if v == "*" => Origins::Any,
-            Some(v) => Origins::List(parse_origins(&v)?),
+            Some(o) if o == "*" => Origins::Any,
+            Some(o) => Origins::List(parse_origins(&o)?),
         };
-        let upstream_mode = match var("UPSTREAM_MODE").as_deref() {
-            None | Some("always") => UpstreamMode::Always,
-            Some("on-demand") => UpstreamMode::OnDemand,
-            Some(other) => {
-                return Err(ConfigError {
-                    name: "UPSTREAM_MODE",
-                    value: other.to_string(),
-                    problem: "expected `always` or `on-demand`".into(),
-                })
-            }
+        let modes = [
+            ("always", UpstreamMode::Always),
+            ("on-demand", UpstreamMode::OnDemand),
+        ];
+        let sends = [("shared", true), ("per-socket", false)];
+        let sec = |name, default, min, max| {
+            Ok::<i64, ConfigError>(v.number(name, default, min, max)? as i64 * 1000)
         };
-        let leader_location = var("LEADER_LOCATION").unwrap_or_else(|| "apac".into());
-        if !LOCATION_HINTS.contains(&leader_location.as_str()) {
-            return Err(ConfigError {
-                name: "LEADER_LOCATION",
-                value: leader_location,
-                problem: format!("expected one of {}", LOCATION_HINTS.join(", ")),
-            });
-        }
         Ok(Config {
-            upstream_urls,
-            symbols,
-            price_ttl_ms: number("PRICE_TTL_SECONDS", 300, 1, 86_400)? as i64 * 1000,
-            max_connections: number("MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize,
-            max_symbols_per_connection: number("MAX_SYMBOLS_PER_CONNECTION", 100, 1, 1024)?
+            upstream_urls: parse_urls(&upstream_raw)?,
+            symbols: parse_symbols(&symbols_raw)?,
+            price_ttl_ms: sec("PRICE_TTL_SECONDS", 300, 1, 86_400)?,
+            max_connections: v.number("MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize,
+            max_symbols_per_connection: v.number("MAX_SYMBOLS_PER_CONNECTION", 100, 1, 1024)?
                 as usize,
-            client_messages_per_second: number("CLIENT_MESSAGES_PER_SECOND", 10, 1, 10_000)? as u32,
-            max_frame_bytes: number("MAX_FRAME_BYTES", 4096, 64, 1 << 20)? as usize,
+            client_messages_per_second: v.number("CLIENT_MESSAGES_PER_SECOND", 10, 1, 10_000)?
+                as u32,
+            max_frame_bytes: v.number("MAX_FRAME_BYTES", 4096, 64, 1 << 20)? as usize,
             allowed_origins,
-            auth_token: var("AUTH_TOKEN"),
-            upstream_mode,
-            leader_location,
-            watchdog_ms: number("UPSTREAM_WATCHDOG_SECONDS", 30, 2, 3_600)? as i64 * 1000,
-            max_age_ms: number("UPSTREAM_MAX_AGE_SECONDS", 84_600, 10, 86_000)? as i64 * 1000,
-            idle_close_ms: number("UPSTREAM_IDLE_CLOSE_SECONDS", 30, 1, 3_600)? as i64 * 1000,
-            rest_cache_seconds: number("REST_CACHE_SECONDS", 1, 0, 60)? as u32,
-            flush_ms: number("FLUSH_MS", 5, 0, 1_000)? as i64,
-            shared_send: match var("SEND_MODE").as_deref() {
-                None | Some("shared") => true,
-                Some("per-socket") => false,
-                Some(other) => {
-                    return Err(ConfigError {
-                        name: "SEND_MODE",
-                        value: other.to_string(),
-                        problem: "expected `shared` or `per-socket`".into(),
-                    })
-                }
-            },
+            auth_token: v.text("AUTH_TOKEN"),
+            upstream_mode: v.choice("UPSTREAM_MODE", &modes)?,
+            leader_location: leader_location(v.text("LEADER_LOCATION"))?,
+            watchdog_ms: sec("UPSTREAM_WATCHDOG_SECONDS", 30, 2, 3_600)?,
+            max_age_ms: sec("UPSTREAM_MAX_AGE_SECONDS", 84_600, 10, 86_000)?,
+            idle_close_ms: sec("UPSTREAM_IDLE_CLOSE_SECONDS", 30, 1, 3_600)?,
+            rest_cache_seconds: v.number("REST_CACHE_SECONDS", 1, 0, 60)? as u32,
+            flush_ms: v.number("FLUSH_MS", 5, 0, 1_000)? as i64,
+            shared_send: v.choice("SEND_MODE", &sends)?,
         })
     }
 }
@@ -189,6 +205,19 @@ fn parse_urls(raw: &str) -> Result<Vec<String>, ConfigError> {
         });
     }
     Ok(urls)
+}
+
+/// A location hint for the leader object (default `apac`, near Binance's servers).
+fn leader_location(given: Option<String>) -> Result<String, ConfigError> {
+    let hint = given.unwrap_or_else(|| "apac".into());
+    if LOCATION_HINTS.contains(&hint.as_str()) {
+        return Ok(hint);
+    }
+    Err(ConfigError {
+        name: "LEADER_LOCATION",
+        value: hint,
+        problem: format!("expected one of {}", LOCATION_HINTS.join(", ")),
+    })
 }
 
 fn parse_symbols(raw: &str) -> Result<Whitelist, ConfigError> {

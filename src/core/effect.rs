@@ -34,7 +34,7 @@ pub enum Effect {
     Close {
         /// Target.
         conn: ConnId,
-        /// A close code from [`protocol::close`].
+        /// A close code from [`super::protocol::close`].
         code: u16,
         /// Short reason text.
         reason: &'static str,
@@ -78,7 +78,7 @@ pub enum Effect {
     /// Persist the upstream link's memory (breaker, attempt budget), so an evicted and
     /// re-created leader keeps honouring them.
     SaveLink {
-        /// Serialised [`super::link::LinkMemory`].
+        /// Serialised [`super::feed::link::LinkMemory`].
         json: String,
     },
     /// Delete expired prices from durable storage.

@@ -16,8 +16,8 @@ use super::batch::Batch;
 use super::config::Config;
 use super::error::ApiError;
 use super::fanout::{ConnId, Fanout, FanoutStats, SseTake, Transport};
+use super::feed::link::{Failure, UpstreamState};
 use super::feed::{Feed, FeedStats};
-use super::link::{Failure, UpstreamState};
 use super::metrics;
 use super::price::Price;
 use super::report;
@@ -219,6 +219,13 @@ impl Hub {
     pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
         self.fanout.client_closed(conn, now_ms);
         self.finish(now_ms, Vec::new(), Vec::new(), Batch::default())
+    }
+
+    /// A send to `conn` failed: the socket is closed (1011, retryable) and forgotten.
+    pub fn send_failed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.fanout.send_failed(conn, now_ms, &mut fx);
+        self.finish(now_ms, fx, Vec::new(), Batch::default())
     }
 
     /// A binary frame from a client.

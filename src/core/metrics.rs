@@ -119,13 +119,29 @@ fn labelled(e: &mut Exposition, families: Vec<Labelled<'_>>) {
 fn fanout_metrics(e: &mut Exposition, r: &FanoutReport) {
     let st = &r.stats;
     let n = |v: u64| v as f64;
-    labelled(e, vec![
-        ("edgetick_connections", "gauge", "Client connections held, by transport.", "transport",
-         vec![("websocket", r.websocket as f64), ("sse", r.sse as f64)]),
-        ("edgetick_flushes_total", "counter",
-         "Price fan-outs, by how they were paced: sent at once, or after a window of changes.",
-         "mode", vec![("immediate", n(st.flushes_immediate)), ("windowed", n(st.flushes_windowed))]),
-    ]);
+    labelled(
+        e,
+        vec![
+            (
+                "edgetick_connections",
+                "gauge",
+                "Client connections held, by transport.",
+                "transport",
+                vec![("websocket", r.websocket as f64), ("sse", r.sse as f64)],
+            ),
+            (
+                "edgetick_flushes_total",
+                "counter",
+                "Price fan-outs, by how they were paced: sent at once, or after a window of \
+                 changes.",
+                "mode",
+                vec![
+                    ("immediate", n(st.flushes_immediate)),
+                    ("windowed", n(st.flushes_windowed)),
+                ],
+            ),
+        ],
+    );
     e.single(
         "edgetick_connections_opened_total",
         "counter",
@@ -142,6 +158,12 @@ fn fanout_metrics(e: &mut Exposition, r: &FanoutReport) {
             vec![("at_capacity", n(st.refused_at_capacity))],
         )],
     );
+    fanout_closes(e, r);
+}
+
+fn fanout_closes(e: &mut Exposition, r: &FanoutReport) {
+    let st = &r.stats;
+    let n = |v: u64| v as f64;
     e.single(
         "edgetick_rate_limited_messages_total",
         "counter",
@@ -218,7 +240,12 @@ fn feed_metrics(e: &mut Exposition, r: &FeedReport) {
     ] {
         e.single(name, "counter", help, n(value));
     }
-    let connected = r.state == super::link::UpstreamState::Connected;
+    feed_gauges(e, r);
+}
+
+fn feed_gauges(e: &mut Exposition, r: &FeedReport) {
+    let n = |v: u64| v as f64;
+    let connected = r.state == super::feed::link::UpstreamState::Connected;
     e.single(
         "edgetick_upstream_connected",
         "gauge",
@@ -272,6 +299,31 @@ fn feed_metrics(e: &mut Exposition, r: &FeedReport) {
         "REST snapshot requests answered by the leader (edge cache misses).",
         n(r.stats.snapshot_requests),
     );
+}
+
+/// A Worker isolate's own counters, appended to the leader's metrics: REST reads by where
+/// the answer came from, and stream connections refused as [origin, unauthorized].
+pub fn isolate(rest_reads: &[(&str, u64)], refused: [u64; 2]) -> String {
+    let mut e = Exposition::default();
+    let name = "edgetick_rest_cache_requests_total";
+    e.family(
+        name,
+        "counter",
+        "REST price reads at this Worker isolate, by where the answer came from.",
+    );
+    for (source, n) in rest_reads {
+        e.sample(name, &[("result", source)], *n as f64);
+    }
+    let name = "edgetick_edge_refused_total";
+    e.family(
+        name,
+        "counter",
+        "Stream connections refused at this Worker isolate, by reason.",
+    );
+    for (reason, n) in ["origin", "unauthorized"].into_iter().zip(refused) {
+        e.sample(name, &[("reason", reason)], n as f64);
+    }
+    e.finish()
 }
 
 fn fmt_value(v: f64) -> String {

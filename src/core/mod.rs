@@ -1,10 +1,22 @@
 //! The pure core: every decision edgetick makes, with no I/O, no clock and no randomness.
 //!
 //! Nothing here imports `worker`, `js_sys` or `wasm_bindgen`; it builds and tests natively.
+//!
+//! # Layout
+//!
+//! Two halves and the narrow interface between them:
+//! - [`feed`] — the upstream [`feed::link`], the price [`feed::cache`] with `seq`, and their
+//!   persistence: Binance frames in, [`batch::Batch`]es of encoded changes out.
+//! - [`fanout`] — every client: the client table, flush pacing, flow control, SSE streams
+//!   and protocol commands: batches in, frames out.
+//! - [`batch`] — what crosses from the feed to the fan-out (and later to fan-out shards).
+//! - [`hub`] — the two composed, as the leader object runs them.
+//!
+//! Shared by both: [`protocol`] (frames and commands), [`effect`] (what the edge carries
+//! out), [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's
+//! routing), [`rest`], [`config`], [`symbol`], [`price`], [`error`], [`fastmap`].
 
-pub mod backoff;
 pub mod batch;
-pub mod cache;
 pub mod config;
 pub mod effect;
 pub mod error;
@@ -12,14 +24,10 @@ pub mod fanout;
 pub mod fastmap;
 pub mod feed;
 pub mod hub;
-pub mod link;
 pub mod metrics;
-pub mod pacer;
 pub mod price;
 pub mod protocol;
 pub mod report;
 pub mod request;
 pub mod rest;
-pub mod session;
 pub mod symbol;
-pub mod upstream;

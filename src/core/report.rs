@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::config::UpstreamMode;
 use super::fanout::FanoutReport;
+use super::feed::link::{BreakerState, Failure, UpstreamState};
 use super::feed::{Feed, FeedStats};
-use super::link::{BreakerState, Failure, UpstreamState};
 
 /// Connected but silent for this long: `/health` says `degraded` (the watchdog replaces the
 /// connection later).

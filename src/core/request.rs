@@ -6,7 +6,6 @@ use super::config::Config;
 use super::error::ApiError;
 use super::protocol::{self, truncate};
 use super::rest::{self, CorsDecision};
-use super::session::token_matches;
 use super::symbol::{canonical, percent_decode};
 
 /// What the edge reads of an HTTP request.
@@ -176,14 +175,47 @@ pub fn classify(
     route(cfg, req).map_err(|e| (e, None))
 }
 
+/// The value of the first query parameter named one of `names`.
+fn find(req: &Incoming<'_>, names: &[&str]) -> Option<String> {
+    req.query
+        .iter()
+        .find(|(k, _)| names.contains(&k.as_str()))
+        .map(|(_, v)| v.clone())
+}
+
+/// `/api/stream`: its symbols (capped before they are looked at) and where it resumes.
+fn stream(
+    cfg: &Config,
+    req: &Incoming<'_>,
+    params: Vec<(String, String)>,
+) -> Result<Route, ApiError> {
+    let allowed = ["symbols", "pairs", "token", "lastEventId", "last_event_id"];
+    rest::check_params(params, &allowed)?;
+    let raw = find(req, &["symbols", "pairs"]).ok_or_else(|| {
+        ApiError::BadRequest(
+            "symbols= is required, e.g. /api/stream?symbols=BTCUSDT,ETHUSDT".into(),
+        )
+    })?;
+    let symbols = parse_stream_symbols(cfg, &raw)?;
+    // EventSource resends the last `id:` as a header; polyfills often as a parameter.
+    let last = req
+        .last_event_id
+        .map(str::to_string)
+        .or_else(|| find(req, &["lastEventId", "last_event_id"]));
+    let last = match last.map(|v| v.trim().parse::<u64>()) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => {
+            return Err(ApiError::BadRequest(
+                "Last-Event-ID must be a seq (a whole number)".into(),
+            ))
+        }
+        None => None,
+    };
+    Ok(Route::Leader(LeaderRequest::Stream { symbols, last }))
+}
+
 fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
     let params = req.query.to_vec();
-    let find = |names: &[&str]| {
-        req.query
-            .iter()
-            .find(|(k, _)| names.contains(&k.as_str()))
-            .map(|(_, v)| v.clone())
-    };
     match req.path {
         "/ws" => {
             if !req
@@ -196,31 +228,7 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
             }
             Ok(Route::Leader(LeaderRequest::WebSocket))
         }
-        "/api/stream" => {
-            let allowed = ["symbols", "pairs", "token", "lastEventId", "last_event_id"];
-            rest::check_params(params, &allowed)?;
-            let raw = find(&["symbols", "pairs"]).ok_or_else(|| {
-                ApiError::BadRequest(
-                    "symbols= is required, e.g. /api/stream?symbols=BTCUSDT,ETHUSDT".into(),
-                )
-            })?;
-            let symbols = parse_stream_symbols(cfg, &raw)?;
-            // EventSource resends the last `id:` as a header; polyfills often as a parameter.
-            let last = req
-                .last_event_id
-                .map(str::to_string)
-                .or_else(|| find(&["lastEventId", "last_event_id"]));
-            let last = match last.map(|v| v.trim().parse::<u64>()) {
-                Some(Ok(id)) => Some(id),
-                Some(Err(_)) => {
-                    return Err(ApiError::BadRequest(
-                        "Last-Event-ID must be a seq (a whole number)".into(),
-                    ))
-                }
-                None => None,
-            };
-            Ok(Route::Leader(LeaderRequest::Stream { symbols, last }))
-        }
+        "/api/stream" => stream(cfg, req, params),
         "/health" => {
             rest::check_params(params, &[])?;
             Ok(Route::Leader(LeaderRequest::Health))
@@ -231,7 +239,7 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
         }
         "/api/prices" => {
             rest::check_params(params, &["symbols", "pairs"])?;
-            let symbols = find(&["symbols", "pairs"])
+            let symbols = find(req, &["symbols", "pairs"])
                 .map(|raw| parse_symbol_query(cfg, &raw))
                 .transpose()?;
             Ok(Route::CachedRead(LeaderRequest::Prices { symbols }))
@@ -311,6 +319,17 @@ fn parse_symbols_capped(cfg: &Config, raw: &str, cap: usize) -> Result<Vec<Strin
     Ok(out)
 }
 
+/// Compares a presented token with the expected one in time that depends only on their
+/// lengths, so response timing does not reveal how much of a guess was right.
+pub fn token_matches(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +359,15 @@ mod tests {
 
     fn code(r: Result<Route, (ApiError, Option<StreamRefusal>)>) -> &'static str {
         r.err().map_or("ok", |(e, _)| e.code())
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(!token_matches("s3cret", "s3cre"));
+        assert!(!token_matches("s3cret", "s3cret!"));
+        assert!(!token_matches("s3cret", "S3cret"));
+        assert!(!token_matches("s3cret", ""));
     }
 
     #[test]

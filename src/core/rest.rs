@@ -100,6 +100,40 @@ pub fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
         .any(|t| t.trim() == "*" || bare(t) == bare(etag))
 }
 
+/// Where the Worker's answer to a REST read came from: counted per isolate for `/metrics`
+/// and sent as `X-Edgetick-Cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheSource {
+    /// The isolate's memo.
+    Memory,
+    /// The location's Cache API.
+    Cache,
+    /// Another request's leader answer, waited for.
+    Coalesced,
+    /// The leader (a miss).
+    Leader,
+}
+
+impl CacheSource {
+    /// Every source, in the order they are counted.
+    pub const ALL: [CacheSource; 4] = [
+        CacheSource::Memory,
+        CacheSource::Cache,
+        CacheSource::Coalesced,
+        CacheSource::Leader,
+    ];
+
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheSource::Memory => "memory_hit",
+            CacheSource::Cache => "cache_hit",
+            CacheSource::Coalesced => "coalesced",
+            CacheSource::Leader => "miss",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

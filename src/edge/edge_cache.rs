@@ -16,7 +16,7 @@ use super::http;
 use super::router::ask_leader;
 use crate::core::config::Config;
 use crate::core::request::LeaderRequest;
-use crate::core::rest;
+use crate::core::rest::{self, CacheSource as Source};
 
 /// A leader answer as the edge keeps it.
 #[derive(Clone, Debug)]
@@ -30,26 +30,6 @@ struct Reply {
 
 /// How long a request waits for another request's leader answer before asking itself.
 const COALESCE_WAIT_MS: i64 = 2_000;
-
-/// Where a REST answer came from (counted, and sent as `X-Edgetick-Cache`).
-#[derive(Clone, Copy)]
-enum Source {
-    Memory,
-    Cache,
-    Coalesced,
-    Leader,
-}
-
-impl Source {
-    fn name(self) -> &'static str {
-        match self {
-            Source::Memory => "memory_hit",
-            Source::Cache => "cache_hit",
-            Source::Coalesced => "coalesced",
-            Source::Leader => "miss",
-        }
-    }
-}
 
 thread_local! {
     static MEMO: RefCell<HashMap<String, Reply>> = RefCell::new(HashMap::new());
@@ -69,13 +49,7 @@ fn count(source: Source) {
 /// REST reads at this isolate by where the answer came from, for `/metrics`.
 pub(super) fn counts() -> [(&'static str, u64); 4] {
     let c = COUNTS.with(|c| *c.borrow());
-    [
-        Source::Memory,
-        Source::Cache,
-        Source::Coalesced,
-        Source::Leader,
-    ]
-    .map(|s| (s.name(), c.get(s as usize).copied().unwrap_or_default()))
+    Source::ALL.map(|s| (s.name(), c.get(s as usize).copied().unwrap_or_default()))
 }
 
 /// Answers a REST read from the cheapest layer that has a fresh answer.

@@ -12,10 +12,10 @@ use super::env::{log, log_error, log_fields, now_ms};
 use super::shared::Shared;
 use super::storage::Store;
 use super::upstream;
+use crate::core::fanout::session::Attachment;
 use crate::core::fanout::ConnId;
 use crate::core::hub::{Effect, Level};
 use crate::core::protocol::close;
-use crate::core::session::Attachment;
 
 #[wasm_bindgen]
 extern "C" {
@@ -41,10 +41,7 @@ impl Shared {
             self.carry_out(effect, &mut failed);
         }
         for conn in failed {
-            if let Some(ws) = self.clients.borrow_mut().remove(&conn) {
-                let _ = ws.close(Some(close::INTERNAL), Some("send failed"));
-            }
-            self.run(|hub| hub.client_closed(conn, now_ms()));
+            self.run(|hub| hub.send_failed(conn, now_ms()));
         }
     }
 
@@ -53,13 +50,7 @@ impl Shared {
             Effect::Send { conn, frame } => self.send_one(conn, &frame, failed),
             Effect::Fanout { conns, frame } => self.fan_out(&conns, &frame, failed),
             Effect::Close { conn, code, reason } => self.close(conn, code, reason),
-            Effect::SaveSubscriptions { conn, symbols } => {
-                if let Some(ws) = self.clients.borrow().get(&conn) {
-                    if let Err(e) = ws.serialize_attachment(Attachment::new(conn, symbols)) {
-                        log_error("attachment_failed", &e.to_string());
-                    }
-                }
-            }
+            Effect::SaveSubscriptions { conn, symbols } => self.save_attachment(conn, symbols),
             Effect::ConnectUpstream { generation, url } => {
                 upstream::spawn(self.clone(), generation, url)
             }
@@ -94,21 +85,31 @@ impl Shared {
                     }
                 }
             }
-            Effect::SetAlarm { at_ms } => {
-                let storage = self.state.storage();
-                let offset = (at_ms - now_ms()).max(1);
-                spawn_local(async move {
-                    if let Err(e) = storage.set_alarm(offset).await {
-                        log_error("set_alarm_failed", &e.to_string());
-                    }
-                });
-            }
+            Effect::SetAlarm { at_ms } => self.set_alarm(at_ms),
             Effect::Log {
                 level,
                 event,
                 detail,
             } => log(level, event, &detail),
         }
+    }
+
+    fn save_attachment(&self, conn: ConnId, symbols: Vec<String>) {
+        if let Some(ws) = self.clients.borrow().get(&conn) {
+            if let Err(e) = ws.serialize_attachment(Attachment::new(conn, symbols)) {
+                log_error("attachment_failed", &e.to_string());
+            }
+        }
+    }
+
+    fn set_alarm(&self, at_ms: i64) {
+        let storage = self.state.storage();
+        let offset = (at_ms - now_ms()).max(1);
+        spawn_local(async move {
+            if let Err(e) = storage.set_alarm(offset).await {
+                log_error("set_alarm_failed", &e.to_string());
+            }
+        });
     }
 
     fn send_one(&self, conn: ConnId, frame: &str, failed: &mut Vec<ConnId>) {

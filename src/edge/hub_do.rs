@@ -11,18 +11,15 @@ use worker::{
     WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::effects::LINK_KEY;
 use super::env::{jitter, load_config, log_error, now_ms};
 use super::http;
+use super::restore::{restore_clients, restore_storage};
 use super::shared::Shared;
-use super::storage::Store;
 use crate::core::error::ApiError;
-use crate::core::fanout::ConnId;
 use crate::core::fastmap::FastMap;
 use crate::core::hub::Hub;
 use crate::core::protocol::close;
 use crate::core::request::LeaderRequest;
-use crate::core::session::Attachment;
 
 /// The leader object. Holds either its running state or the configuration error that
 /// stops it from starting.
@@ -170,61 +167,4 @@ impl DurableObject for PriceHub {
         let _ = ws.close(Some(close::INTERNAL), Some("socket error"));
         Ok(())
     }
-}
-
-/// Opens the object's database and gives the hub back its prices, `seq` floor and link
-/// memory; without storage the hub starts empty (and says so in the log).
-fn restore_storage(state: &State, hub: &mut Hub) -> Option<Store> {
-    let store = match Store::open(state.storage().sql()) {
-        Ok(store) => store,
-        Err(e) => {
-            log_error("storage_unavailable", &e.to_string());
-            return None;
-        }
-    };
-    match store.load() {
-        Ok((prices, floor, skipped)) => {
-            if skipped > 0 {
-                log_error(
-                    "restore_skipped_rows",
-                    &format!("{skipped} unreadable rows"),
-                );
-            }
-            hub.restore_prices(prices, floor, now_ms());
-        }
-        Err(e) => log_error("restore_failed", &e.to_string()),
-    }
-    match store.get_text(LINK_KEY) {
-        Ok(Some(json)) => {
-            if let Err(e) = hub.restore_link(&json) {
-                log_error("restore_link_failed", &e);
-            }
-        }
-        Ok(None) => {}
-        Err(e) => log_error("restore_link_failed", &e.to_string()),
-    }
-    Some(store)
-}
-
-/// Re-registers the sockets that survived hibernation; one whose attachment cannot be
-/// trusted is closed with a retryable code, so its client reconnects and resubscribes.
-fn restore_clients(state: &State, hub: &mut Hub) -> FastMap<ConnId, WebSocket> {
-    let mut clients = FastMap::default();
-    for ws in state.get_websockets() {
-        let attachment = ws
-            .deserialize_attachment::<Attachment>()
-            .ok()
-            .flatten()
-            .and_then(Attachment::valid);
-        match attachment {
-            Some(a) => {
-                hub.client_restore(a.id, &a.subs);
-                clients.insert(a.id, ws);
-            }
-            None => {
-                let _ = ws.close(Some(close::INTERNAL), Some("session state lost; reconnect"));
-            }
-        }
-    }
-    clients
 }

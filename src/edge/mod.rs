@@ -3,7 +3,8 @@
 //!
 //! - [`router`]: the stateless Worker, run in every isolate; [`edge_cache`] its REST cache.
 //! - [`hub_do`]: the `PriceHub` Durable Object, the single leader; [`shared`] its state and
-//!   client table, [`effects`] the effects it carries out, [`sse`] its SSE bodies.
+//!   client table, [`effects`] the effects it carries out, [`sse`] its SSE bodies,
+//!   [`restore`] what it takes back when it is created again.
 //! - [`upstream`]: the outbound WebSocket to the exchange.
 //! - [`storage`]: SQLite persistence of the latest prices and the `seq` high-water mark.
 //! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
@@ -14,6 +15,7 @@ mod effects;
 mod env;
 mod http;
 pub mod hub_do;
+mod restore;
 mod router;
 mod shared;
 mod sse;

@@ -13,7 +13,7 @@ use super::env::{load_config, log_error};
 use super::http;
 use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
-use crate::core::metrics::Exposition;
+use crate::core::metrics;
 use crate::core::request::{classify, Incoming, LeaderRequest, Route, StreamRefusal};
 use crate::core::rest::{self, CorsDecision};
 
@@ -173,36 +173,8 @@ fn preflight() -> Result<Response> {
 async fn metrics(env: &Env, cfg: &Config) -> Result<Response> {
     let mut resp = ask_leader(env, cfg, &LeaderRequest::Metrics).await?;
     let mut text = resp.text().await?;
-    let mut e = Exposition::default();
-    let fam = e.family(
-        "edgetick_rest_cache_requests_total",
-        "counter",
-        "REST price reads at this Worker isolate, by where the answer came from.",
-    );
-    for (source, n) in edge_cache::counts() {
-        fam.sample(
-            "edgetick_rest_cache_requests_total",
-            &[("result", source)],
-            n as f64,
-        );
-    }
     let refused = REFUSED.with(|r| *r.borrow());
-    e.family(
-        "edgetick_edge_refused_total",
-        "counter",
-        "Stream connections refused at this Worker isolate, by reason.",
-    )
-    .sample(
-        "edgetick_edge_refused_total",
-        &[("reason", "origin")],
-        refused[0] as f64,
-    )
-    .sample(
-        "edgetick_edge_refused_total",
-        &[("reason", "unauthorized")],
-        refused[1] as f64,
-    );
-    text.push_str(&e.finish());
+    text.push_str(&metrics::isolate(&edge_cache::counts(), refused));
     let headers = Headers::new();
     headers.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")?;
     headers.set("Cache-Control", "no-store")?;

@@ -16,12 +16,12 @@ use worker::{Response, Result, State, WebSocket, WebSocketPair};
 
 use super::env::{log_fields, now_ms};
 use super::storage::Store;
+use crate::core::fanout::session::Attachment;
 use crate::core::fanout::ConnId;
 use crate::core::fanout::Transport;
 use crate::core::fastmap::FastMap;
 use crate::core::hub::{Effect, Hub, Level};
 use crate::core::protocol::close;
-use crate::core::session::Attachment;
 
 /// State shared by the object's handlers and its upstream task.
 pub struct Shared {

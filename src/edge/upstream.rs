@@ -11,7 +11,7 @@ use worker::{
 
 use super::env::{jitter, now_ms};
 use super::shared::Shared;
-use crate::core::link::Failure;
+use crate::core::feed::link::Failure;
 
 /// Opens the upstream of `generation` and pumps its events into the hub until it ends.
 pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {

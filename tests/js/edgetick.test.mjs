@@ -1,4 +1,5 @@
-// Unit tests of edgetick.js's pure parts, under Node's test runner.
+// Unit tests of edgetick.js under Node's test runner: its pure parts, and the feed with a
+// stand-in WebSocket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -7,6 +8,7 @@ import {
   canonicalSymbol,
   closeKind,
   feedStatus,
+  PriceFeed,
   SeqFilter,
   staleSymbols,
 } from '../../public/edgetick.js';
@@ -67,4 +69,77 @@ test('status from what the feed knows', () => {
   assert.equal(feedStatus({ ...base, slow: true }), 'slow');
   assert.equal(feedStatus({ ...base, open: false }), 'disconnected');
   assert.equal(feedStatus({ ...base, open: false, everOpened: false }), 'connecting');
+});
+
+/** Resolves when `cond()` holds, polling every 10 ms; rejects after `ms`. */
+function waitFor(cond, ms = 5_000) {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const check = () => {
+      if (cond()) return resolve();
+      if (Date.now() - start > ms) return reject(new Error('timed out waiting'));
+      setTimeout(check, 10);
+    };
+    check();
+  });
+}
+
+/** A WebSocket whose handshake never completes. */
+class HungSocket {
+  static made = [];
+  constructor(url) {
+    this.url = url;
+    this.closed = false;
+    HungSocket.made.push(this);
+  }
+  send() {}
+  close() {
+    this.closed = true;
+  }
+}
+
+test('a handshake that hangs is abandoned after connectionTimeoutMs and retried', async () => {
+  const saved = { WebSocket: globalThis.WebSocket, fetch: globalThis.fetch };
+  globalThis.WebSocket = HungSocket;
+  globalThis.fetch = async () => ({ ok: false });
+  HungSocket.made = [];
+  const feed = new PriceFeed({
+    url: 'http://127.0.0.1:9',
+    symbols: ['btc-usdt'],
+    transport: 'websocket',
+    connectionTimeoutMs: 50,
+  });
+  try {
+    await waitFor(() => HungSocket.made.length >= 2);
+    assert.ok(HungSocket.made[0].closed, 'the hung socket was closed');
+    assert.equal(HungSocket.made[0].url, 'ws://127.0.0.1:9/ws');
+    assert.equal(feed.status, 'connecting', 'never opened, still trying');
+    assert.equal(feed.via, 'websocket');
+  } finally {
+    feed.close();
+    Object.assign(globalThis, saved);
+  }
+  assert.equal(feed.status, 'disconnected');
+});
+
+test('the feed state is read-only from outside', () => {
+  const saved = globalThis.WebSocket;
+  globalThis.WebSocket = HungSocket;
+  const feed = new PriceFeed({ url: 'http://127.0.0.1:9', symbols: ['ETH/USDT'], transport: 'websocket' });
+  try {
+    assert.deepEqual(feed.symbols, ['ETHUSDT']);
+    assert.throws(() => {
+      feed.prices = new Map();
+    }, TypeError);
+    assert.throws(() => {
+      feed.upstream = 'down';
+    }, TypeError);
+    const copy = feed.symbols;
+    copy.push('XRPUSDT');
+    assert.deepEqual(feed.symbols, ['ETHUSDT'], 'symbols is a copy');
+    assert.equal(Object.keys(feed).length, 0, 'no public fields');
+  } finally {
+    feed.close();
+    globalThis.WebSocket = saved;
+  }
 });

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use super::super::fastmap::FastMap;
-use super::super::protocol::sse_event;
-use super::super::session::{RateLimiter, SseState, WsFlow};
 use super::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
+use crate::core::fanout::session::{RateLimiter, SseState, WsFlow};
+use crate::core::fastmap::FastMap;
+use crate::core::protocol::sse_event;
 
 /// A connection's identity inside one object; stored in the socket's attachment so it
 /// survives hibernation.

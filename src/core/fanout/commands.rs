@@ -6,11 +6,11 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::super::effect::Effect;
-use super::super::error::{ClientError, ErrorCode};
-use super::super::protocol::{self, close, Command};
-use super::super::session::RateVerdict;
 use super::{Carrier, ConnId, Fanout, Transport};
+use crate::core::effect::Effect;
+use crate::core::error::{ClientError, ErrorCode};
+use crate::core::fanout::session::RateVerdict;
+use crate::core::protocol::{self, close, Command};
 
 impl Fanout {
     /// True while another client fits under `MAX_CONNECTIONS`; a refusal is counted.
@@ -75,6 +75,13 @@ impl Fanout {
     ) {
         self.client_closed(conn, now_ms);
         fx.push(Effect::Close { conn, code, reason });
+    }
+
+    /// A send to the client failed: close it with 1011 (its client retries) and forget it.
+    pub fn send_failed(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.clients.contains(conn) {
+            self.close_client(conn, close::INTERNAL, "send failed", now_ms, fx);
+        }
     }
 
     /// A binary frame from a client: the protocol is JSON text only.

@@ -4,9 +4,9 @@
 
 use std::rc::Rc;
 
-use super::super::batch::{Batch, Change};
-use super::super::fastmap::FastMap;
-use super::super::protocol;
+use crate::core::batch::{Batch, Change};
+use crate::core::fastmap::FastMap;
+use crate::core::protocol;
 
 /// One latest price.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,18 +18,20 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use super::batch::Batch;
-use super::config::Config;
-use super::effect::{Effect, Level};
-use super::fastmap::FastMap;
-use super::link::UpstreamState;
-use super::metrics::Histogram;
-use super::pacer::{Pace, Pacer};
-use super::protocol::{self, close};
+use crate::core::batch::Batch;
+use crate::core::config::Config;
+use crate::core::effect::{Effect, Level};
+use crate::core::fastmap::FastMap;
+use crate::core::feed::link::UpstreamState;
+use crate::core::metrics::Histogram;
+use crate::core::protocol::{self, close};
+use pacer::{Pace, Pacer};
 
 mod clients;
 mod commands;
 mod latest;
+pub mod pacer;
+pub mod session;
 mod streams;
 
 pub use clients::{Carrier, ConnId, Transport};

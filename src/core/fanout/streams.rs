@@ -4,17 +4,17 @@
 
 use std::rc::Rc;
 
-use super::super::error::ApiError;
-use super::super::link::UpstreamState;
-use super::super::protocol::{self, sse_event};
 use super::{Carrier, ConnId, Fanout, Transport};
+use crate::core::error::ApiError;
+use crate::core::feed::link::UpstreamState;
+use crate::core::protocol::{self, sse_event};
 
 /// What an SSE stream gets when it asks for more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SseTake {
     /// Bytes to send.
     Data(String),
-    /// Nothing yet: park until an [`super::super::effect::Effect::SseWake`].
+    /// Nothing yet: park until an [`crate::core::effect::Effect::SseWake`].
     Pending,
     /// End the stream.
     Closed,

@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::core::fanout::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
+use crate::core::feed::link::CONNECT_TIMEOUT_MS;
 use crate::core::feed::{MAX_UPSTREAM_FRAME_BYTES, SEQ_BLOCK};
-use crate::core::link::CONNECT_TIMEOUT_MS;
 use crate::core::protocol::close;
 use crate::core::request::parse_stream_symbols;
 
@@ -934,7 +934,7 @@ fn status_changes_reach_sse_readers_as_events() {
 
 #[test]
 fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
-    use crate::core::session::ACK_WINDOW_BYTES;
+    use crate::core::fanout::session::ACK_WINDOW_BYTES;
     let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "1000")]);
     let slow = h.client_open(Transport::WebSocket, 0).0;
     let bystander = h.client_open(Transport::WebSocket, 0).0;
@@ -1068,5 +1068,27 @@ fn rest_bodies() {
     assert_eq!(
         (e.status(), e.code(), e.retry_after()),
         (503, "NO_DATA", Some(1))
+    );
+}
+
+#[test]
+fn a_failed_send_closes_the_client_retryably_and_forgets_it() {
+    let mut h = connected();
+    let (c, _) = h.client_open(Transport::WebSocket, 0);
+    h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+    let fx = h.send_failed(c, 1);
+    let close = Effect::Close {
+        conn: c,
+        code: close::INTERNAL,
+        reason: "send failed",
+    };
+    assert!(fx.contains(&close), "{fx:?}");
+    assert_eq!(close::reciprocal(1011), 1011);
+    assert!(!h.has_client(c));
+    assert!(
+        !h.send_failed(c, 2)
+            .iter()
+            .any(|e| matches!(e, Effect::Close { .. })),
+        "a client is closed once"
     );
 }

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::price::Price;
 use super::upstream::{StreamKind, Update};
+use crate::core::price::Price;
 
 /// Below this age (ms) a price is `fresh`.
 pub const FRESH_MS: i64 = 5_000;

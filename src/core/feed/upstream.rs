@@ -5,8 +5,8 @@
 
 use serde_json::{Map, Value};
 
-use super::error::UpstreamError;
-use super::price::{is_decimal, PriceFields};
+use crate::core::error::UpstreamError;
+use crate::core::price::{is_decimal, PriceFields};
 
 /// Which Binance stream a frame came from; decides which fields it may set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +166,7 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
     let unknown = || UpstreamError::UnknownStream(stream.to_string());
     let (sym, suffix) = stream.split_once('@').ok_or_else(unknown)?;
     let kind = StreamKind::from_suffix(suffix).ok_or_else(unknown)?;
-    let symbol = super::symbol::canonical(sym).ok_or_else(unknown)?;
+    let symbol = crate::core::symbol::canonical(sym).ok_or_else(unknown)?;
     let data_symbol = data
         .get("s")
         .and_then(Value::as_str)
@@ -177,8 +177,18 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
             data: data_symbol.to_string(),
         });
     }
+    let fields = fields_of(kind, data)?;
+    Ok(UpstreamFrame::Update(Update {
+        symbol,
+        kind,
+        fields,
+    }))
+}
+
+/// The price fields a stream kind carries (decimal strings checked, never parsed to floats).
+fn fields_of(kind: StreamKind, data: &Map<String, Value>) -> Result<PriceFields, UpstreamError> {
     let event_time = data.get("E").and_then(Value::as_i64);
-    let fields = match kind {
+    Ok(match kind {
         StreamKind::Ticker => PriceFields {
             price: Some(dec(data, "c")?),
             open: Some(dec(data, "o")?),
@@ -224,12 +234,7 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
                 ..PriceFields::default()
             }
         }
-    };
-    Ok(UpstreamFrame::Update(Update {
-        symbol,
-        kind,
-        fields,
-    }))
+    })
 }
 
 fn field<'a>(data: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, UpstreamError> {
@@ -262,7 +267,7 @@ mod tests {
     use super::*;
 
     const FIXTURES: &str =
-        include_str!("../../tests/fixtures/binance/combined-stream-samples.jsonl");
+        include_str!("../../../tests/fixtures/binance/combined-stream-samples.jsonl");
 
     fn fixture(stream_prefix: &str) -> &'static str {
         FIXTURES

@@ -25,8 +25,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::backoff;
-use super::effect::{Effect, Level};
 use super::upstream::promised_cadence_ms;
+use crate::core::effect::{Effect, Level};
 
 mod breaker;
 mod failure;
@@ -350,6 +350,29 @@ impl Link {
         }
     }
 
+    /// Counts a failure against the breaker and the endpoint (moving to the next endpoint
+    /// after [`FAILURES_PER_ENDPOINT`], or at once on a 451), and sets the next attempt's
+    /// time: backoff with jitter, never sooner than a `Retry-After`.
+    fn back_off(&mut self, failure: &Failure, now: i64, jitter: f64) {
+        self.mem.breaker.failure(now);
+        self.mem.endpoint_failures += 1;
+        let refused_here = matches!(failure, Failure::Refused { status: 451, .. });
+        if refused_here || self.mem.endpoint_failures >= FAILURES_PER_ENDPOINT {
+            self.mem.endpoint = (self.mem.endpoint + 1) % self.s.urls.len().max(1);
+            self.mem.endpoint_failures = 0;
+        }
+        let mut delay = backoff::delay_ms(self.mem.breaker.failures().max(1), jitter);
+        if let Failure::Refused {
+            retry_after_ms: Some(ms),
+            ..
+        } = failure
+        {
+            delay = delay.max(*ms);
+        }
+        self.mem.retry_at = now + delay;
+        self.dirty = true;
+    }
+
     /// `generation` failed to open, errored, closed, or was found dead.
     pub fn failed(
         &mut self,
@@ -377,23 +400,7 @@ impl Link {
             self.pending = None;
         }
         fx.push(Effect::CloseUpstream { generation });
-        self.mem.breaker.failure(now);
-        self.mem.endpoint_failures += 1;
-        let refused_here = matches!(failure, Failure::Refused { status: 451, .. });
-        if refused_here || self.mem.endpoint_failures >= FAILURES_PER_ENDPOINT {
-            self.mem.endpoint = (self.mem.endpoint + 1) % self.s.urls.len();
-            self.mem.endpoint_failures = 0;
-        }
-        let mut delay = backoff::delay_ms(self.mem.breaker.failures().max(1), jitter);
-        if let Failure::Refused {
-            retry_after_ms: Some(ms),
-            ..
-        } = failure
-        {
-            delay = delay.max(ms);
-        }
-        self.mem.retry_at = now + delay;
-        self.dirty = true;
+        self.back_off(&failure, now, jitter);
         let next = self
             .mem
             .retry_at

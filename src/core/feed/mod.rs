@@ -10,16 +10,21 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use super::batch::{Batch, Change, StateChange};
-use super::cache::{Entry, PriceCache};
-use super::config::{Config, UpstreamMode};
-use super::effect::{Effect, Level};
-use super::error::ApiError;
-use super::link::{Failure, FrameVerdict, Link, LinkSettings, UpstreamState};
-use super::price::Price;
-use super::protocol;
-use super::rest;
-use super::upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
+use crate::core::batch::{Batch, Change, StateChange};
+use crate::core::config::{Config, UpstreamMode};
+use crate::core::effect::{Effect, Level};
+use crate::core::error::ApiError;
+use crate::core::price::Price;
+use crate::core::protocol;
+use crate::core::rest;
+use cache::{Entry, PriceCache};
+use link::{Failure, FrameVerdict, Link, LinkSettings, UpstreamState};
+use upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
+
+mod backoff;
+pub mod cache;
+pub mod link;
+pub mod upstream;
 
 /// Upstream frames larger than this are skipped unparsed: no market-stream payload comes
 /// near it, so it can only be garbage, and parsing it would cost the feed for nothing.

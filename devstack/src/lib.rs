@@ -10,7 +10,59 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Once;
 use std::time::{Duration, Instant};
+
+/// Process groups started and not yet stopped, so an interrupt can stop them too: slots
+/// that a signal handler may read (atomics only; 0 is a free slot).
+static GROUPS: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
+static HANDLER: Once = Once::new();
+
+fn remember(pgid: i32) {
+    for slot in &GROUPS {
+        if slot
+            .compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+fn forget(pgid: i32) {
+    for slot in &GROUPS {
+        let _ = slot.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// On SIGINT or SIGTERM: kill every group still running, then exit. Without it, a bench or
+/// test run stopped with Ctrl-C leaves its `wrangler dev` and fake exchange behind, holding
+/// ports and CPU. Only async-signal-safe calls (`killpg`, `_exit`).
+extern "C" fn on_interrupt(signal: libc::c_int) {
+    for slot in &GROUPS {
+        let pgid = slot.load(Ordering::SeqCst);
+        if pgid > 1 {
+            // SAFETY: a group `spawn_group` created; killpg only sends a signal.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    }
+    // SAFETY: _exit ends the process without running anything else.
+    unsafe { libc::_exit(128 + signal) }
+}
+
+fn install_handler() {
+    HANDLER.call_once(|| {
+        let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: installs a handler that only makes async-signal-safe calls.
+        unsafe {
+            libc::signal(libc::SIGINT, handler);
+            libc::signal(libc::SIGTERM, handler);
+        }
+    });
+}
 
 /// A free loopback port (bound and released; good enough for tests on one machine).
 pub fn free_port() -> std::io::Result<u16> {
@@ -18,15 +70,21 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 /// Starts `cmd` as the leader of a new process group, stdin closed, stdout and stderr
-/// appended to `log`.
+/// appended to `log`. The group is stopped with this process if it is interrupted.
 pub fn spawn_group(cmd: &mut Command, log: &Path) -> std::io::Result<Child> {
+    install_handler();
     let out = File::options().create(true).append(true).open(log)?;
     let err = out.try_clone()?;
-    cmd.stdin(Stdio::null())
+    let child = cmd
+        .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .process_group(0)
-        .spawn()
+        .spawn()?;
+    if let Ok(pgid) = i32::try_from(child.id()) {
+        remember(pgid);
+    }
+    Ok(child)
 }
 
 /// Signals the process group `child` leads.
@@ -57,6 +115,13 @@ pub fn stop_group(child: &mut Child, grace: Duration) {
     }
     signal_group(child, libc::SIGKILL);
     let _ = child.wait();
+    forget_child(child);
+}
+
+fn forget_child(child: &Child) {
+    if let Ok(pgid) = i32::try_from(child.id()) {
+        forget(pgid);
+    }
 }
 
 /// Kills the group `child` leads outright (no chance to close connections cleanly), and
@@ -64,6 +129,7 @@ pub fn stop_group(child: &mut Child, grace: Duration) {
 pub fn kill_group(child: &mut Child) {
     signal_group(child, libc::SIGKILL);
     let _ = child.wait();
+    forget_child(child);
 }
 
 #[cfg(test)]
@@ -81,6 +147,12 @@ mod tests {
             &log,
         )
         .unwrap();
+        let held = |pgid: u32| {
+            GROUPS
+                .iter()
+                .any(|s| s.load(Ordering::SeqCst) as u32 == pgid)
+        };
+        assert!(held(child.id()), "remembered for an interrupt");
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::fs::read_to_string(&log).unwrap_or_default().is_empty() {
             assert!(Instant::now() < deadline, "no output logged");
@@ -88,6 +160,7 @@ mod tests {
         }
         stop_group(&mut child, Duration::from_secs(1));
         assert!(child.try_wait().unwrap().is_some());
+        assert!(!held(child.id()), "forgotten once stopped");
         assert!(free_port().unwrap() > 0);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::fanout::FanoutReport;
+use super::feed::link::{BreakerPhase, UpstreamState};
 use super::report::FeedReport;
 
 /// Upper bounds (seconds) of the fan-out duration histogram.
@@ -245,7 +246,7 @@ fn feed_metrics(e: &mut Exposition, r: &FeedReport) {
 
 fn feed_gauges(e: &mut Exposition, r: &FeedReport) {
     let n = |v: u64| v as f64;
-    let connected = r.state == super::feed::link::UpstreamState::Connected;
+    let connected = r.state == UpstreamState::Connected;
     e.single(
         "edgetick_upstream_connected",
         "gauge",
@@ -258,7 +259,7 @@ fn feed_gauges(e: &mut Exposition, r: &FeedReport) {
         "Upstream failures since the last success.",
         f64::from(r.breaker.failures),
     );
-    let one = |s: &str| f64::from(u8::from(s == r.breaker.state));
+    let phases = BreakerPhase::ALL.map(|p| (p.as_str(), f64::from(u8::from(p == r.breaker.state))));
     let s = &r.symbols;
     labelled(
         e,
@@ -268,11 +269,7 @@ fn feed_gauges(e: &mut Exposition, r: &FeedReport) {
                 "gauge",
                 "Circuit breaker state (1 for the current one).",
                 "state",
-                vec![
-                    ("closed", one("closed")),
-                    ("open", one("open")),
-                    ("half_open", one("half_open")),
-                ],
+                phases.to_vec(),
             ),
             (
                 "edgetick_symbols",

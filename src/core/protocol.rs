@@ -13,8 +13,6 @@ use super::error::{ClientError, ErrorCode};
 pub mod close {
     /// Normal closure.
     pub const NORMAL: u16 = 1000;
-    /// Policy violation (origin refused).
-    pub const POLICY: u16 = 1008;
     /// A frame larger than `MAX_FRAME_BYTES`.
     pub const TOO_LARGE: u16 = 1009;
     /// Internal error.

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::config::UpstreamMode;
 use super::fanout::FanoutReport;
-use super::feed::link::{BreakerState, Failure, UpstreamState};
+use super::feed::link::{BreakerPhase, Failure, UpstreamState};
 use super::feed::{Feed, FeedStats};
 
 /// Connected but silent for this long: `/health` says `degraded` (the watchdog replaces the
@@ -22,13 +22,11 @@ const CAPACITY_ALERT_PCT: f64 = 80.0;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BreakerReport {
     /// `closed`, `open` or `half_open`.
-    pub state: &'static str,
+    pub state: BreakerPhase,
     /// Consecutive failures.
     pub failures: u32,
     /// When an open breaker allows a trial.
     pub open_until: Option<i64>,
-    /// True while open (attempts wait).
-    pub open: bool,
 }
 
 /// The last upstream failure as reported.
@@ -118,10 +116,9 @@ impl Feed {
             last_message_age_ms: last_age,
             silent: link.is_connected() && quiet.is_some_and(|a| a >= SILENT_MS),
             breaker: BreakerReport {
-                state: breaker.name(),
+                state: breaker.phase(),
                 failures: breaker.failures(),
                 open_until: breaker.open_until(),
-                open: matches!(breaker.state(), BreakerState::Open { .. }),
             },
             last_failure: link.last_failure().map(|(at, f)| FailureReport {
                 kind: f.kind(),
@@ -164,7 +161,7 @@ pub fn verdict(feed: &FeedReport) -> &'static str {
     let usable = feed.symbols.fresh + feed.symbols.acceptable;
     if (connected && !feed.silent) || feed.state == UpstreamState::Idle {
         "healthy"
-    } else if feed.breaker.open || (!connected && usable == 0) {
+    } else if feed.breaker.state == BreakerPhase::Open || (!connected && usable == 0) {
         "down"
     } else {
         "degraded"
@@ -194,8 +191,8 @@ pub fn alerts(feed: &FeedReport, fanout: &FanoutReport) -> Vec<String> {
             ));
         }
     }
-    if feed.breaker.state != "closed" {
-        alerts.push(format!("circuit breaker {}", feed.breaker.state));
+    if feed.breaker.state != BreakerPhase::Closed {
+        alerts.push(format!("circuit breaker {}", feed.breaker.state.as_str()));
     }
     if feed.silent {
         let ms = feed.last_message_age_ms.unwrap_or_default();

@@ -37,6 +37,36 @@ pub enum BreakerState {
     },
 }
 
+/// The breaker's phase as reported: what `/health` and `/metrics` show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerPhase {
+    /// Attempts flow.
+    Closed,
+    /// Attempts wait.
+    Open,
+    /// A trial connection must prove itself.
+    HalfOpen,
+}
+
+impl BreakerPhase {
+    /// Every phase, in the order `/metrics` lists them.
+    pub const ALL: [BreakerPhase; 3] = [
+        BreakerPhase::Closed,
+        BreakerPhase::Open,
+        BreakerPhase::HalfOpen,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerPhase::Closed => "closed",
+            BreakerPhase::Open => "open",
+            BreakerPhase::HalfOpen => "half_open",
+        }
+    }
+}
+
 /// Opens after [`BREAKER_THRESHOLD`] consecutive failures, half-opens after
 /// [`BREAKER_OPEN_MS`], closes after [`BREAKER_CLOSE_SUCCESSES`] spaced successes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,13 +154,18 @@ impl Breaker {
         }
     }
 
-    /// Wire name for `/health`.
-    pub fn name(&self) -> &'static str {
+    /// The phase, without its data.
+    pub fn phase(&self) -> BreakerPhase {
         match self.state {
-            BreakerState::Closed => "closed",
-            BreakerState::Open { .. } => "open",
-            BreakerState::HalfOpen { .. } => "half_open",
+            BreakerState::Closed => BreakerPhase::Closed,
+            BreakerState::Open { .. } => BreakerPhase::Open,
+            BreakerState::HalfOpen { .. } => BreakerPhase::HalfOpen,
         }
+    }
+
+    /// Wire name for `/health` and logs.
+    pub fn name(&self) -> &'static str {
+        self.phase().as_str()
     }
 
     /// Consecutive failures (reset by a success while closed).

@@ -35,7 +35,7 @@ mod tests;
 mod timing;
 
 pub use breaker::{
-    AttemptBudget, Breaker, BreakerState, ATTEMPT_WINDOW_MS, BREAKER_CLOSE_SUCCESSES,
+    AttemptBudget, Breaker, BreakerPhase, BreakerState, ATTEMPT_WINDOW_MS, BREAKER_CLOSE_SUCCESSES,
     BREAKER_OPEN_MS, BREAKER_THRESHOLD, MAX_ATTEMPTS_PER_WINDOW, SUCCESS_SPACING_MS,
 };
 pub use failure::{Failure, UpstreamState};

@@ -22,7 +22,7 @@ DEV_FLAGS := --ip 127.0.0.1 --port $(PORT) --local --show-interactive-dev-sessio
 # The variables of docs/configuration.md set in the environment override wrangler.toml for `make dev`/`make demo`.
 CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOLS_PER_CONNECTION \
   CLIENT_MESSAGES_PER_SECOND MAX_FRAME_BYTES ALLOWED_ORIGINS AUTH_TOKEN UPSTREAM_MODE LEADER_LOCATION \
-  UPSTREAM_WATCHDOG_SECONDS UPSTREAM_MAX_AGE_SECONDS UPSTREAM_IDLE_CLOSE_SECONDS REST_CACHE_SECONDS FLUSH_MS SEND_MODE
+  UPSTREAM_WATCHDOG_SECONDS UPSTREAM_MAX_AGE_SECONDS UPSTREAM_IDLE_CLOSE_SECONDS REST_CACHE_SECONDS FLUSH_MS SEND_MODE FANOUT_SHARDS
 var_flags = $(foreach v,$(1),$(if $($(v)),--var '$(v):$($(v))'))
 
 .PHONY: help setup toolchain npm tools build dev demo test lint unit js types e2e bench clean

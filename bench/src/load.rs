@@ -142,6 +142,8 @@ pub struct Load {
     pub rate: u32,
     /// Clients subscribe to nothing (connection cost only).
     pub idle: bool,
+    /// Of the clients, how many subscribe (the rest stay idle); all of them when not idle.
+    pub active: usize,
 }
 
 /// A load's results: its table row and the details for the JSON file.
@@ -188,7 +190,7 @@ pub fn run_load(
     // upgrades would measure the local dev proxy's accept queue rather than the service.
     let mut handles = Vec::with_capacity(load.clients);
     for (i, t) in tallies.iter().enumerate() {
-        let symbols: Vec<String> = if load.idle {
+        let symbols: Vec<String> = if load.idle || i >= load.active {
             Vec::new()
         } else {
             (0..load.per_client)
@@ -356,9 +358,14 @@ pub fn run_load(
         )
     } else {
         format!(
-            "| {} | {relay} | {path} | {} × {} of {} @ {}/s | {} / {} / {} / {} ms | {:.0}/s | {:.0}/s | {held} | runtime {:.0}%, proxy {:.0}%, wrangler {:.0}% | {memory} | {} |",
+            "| {} | {relay} | {path} | {}{} × {} of {} @ {}/s | {} / {} / {} / {} ms | {:.0}/s | {:.0}/s | {held} | runtime {:.0}%, proxy {:.0}%, wrangler {:.0}% | {memory} | {} |",
             load.name,
-            load.clients,
+            if load.active < load.clients {
+                format!("{} idle + ", load.clients - load.active)
+            } else {
+                String::new()
+            },
+            load.active,
             load.per_client,
             SYMBOLS.len(),
             load.rate,

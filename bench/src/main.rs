@@ -14,15 +14,20 @@
 //! as ratios, so every change is judged against the platform itself.
 //!
 //! ```text
-//! edgetick-bench [--loads A,B,H,S,C,D,B:direct,D:direct] [--duration 20] [--no-floor]
+//! edgetick-bench [--loads A,B,H,S,C,D,B:direct,D:direct,B@4,I@4:direct] [--duration 20]
+//!                [--no-floor]
 //!                [--send-mode shared|per-socket] [--flush-ms 5] [--no-inspector]
 //!                [--idle-clients 10000] [--proxy-idle-clients 2500] [--storm 2000]
 //!                [--out target/bench/results.md]
 //! ```
 //!
 //! Loads: A 200 × 5 @ 100/s; B 1,000 × 5 @ 100/s; H 1,000 × 20 @ 400/s (every client gets
-//! every update); C 2,000 × 1 @ 20/s; D idle connections; S a storm of connections opened at
-//! once while 20 watchers keep receiving (see `storm.rs`).
+//! every update); C 2,000 × 1 @ 20/s; D idle connections; I 15,000 idle connections while 100
+//! active clients (5 symbols each, 20 updates/s) keep receiving (run it `:direct`); S a storm
+//! of connections opened at once while 20 watchers keep receiving (see `storm.rs`).
+//!
+//! `@N` after a load runs edgetick with `FANOUT_SHARDS=N` (`B@1,B@4`: one shard beside four;
+//! the floor has no shards and is skipped for such items).
 //!
 //! `wrangler dev` runs two workerd processes: a local proxy that owns the public port and
 //! forwards every request and WebSocket, and the runtime that runs the worker and the hub.
@@ -73,6 +78,7 @@ fn parse_args() -> Args {
             send_mode: "shared".to_string(),
             flush_ms: 5,
             inspector: true,
+            shards: 0,
         },
         idle_clients: 10_000,
         proxy_idle_clients: 2_500,
@@ -127,22 +133,34 @@ fn steady_load(name: &str, a: &Args) -> Option<Load> {
         "H" => (1_000, 20, 400, false),
         "C" => (2_000, 1, 20, false),
         "D" => (a.idle_clients, 0, 0, true),
+        "I" => (15_000, 5, 20, false),
         _ => return None,
     };
-    let name = ["A", "B", "H", "C", "D"].into_iter().find(|n| *n == name)?;
+    let active = match name {
+        "I" => 100,
+        _ => clients,
+    };
+    let name = ["A", "B", "H", "C", "D", "I"]
+        .into_iter()
+        .find(|n| *n == name)?;
     Some(Load {
         name,
         clients,
         per_client,
         rate,
         idle,
+        active,
     })
 }
 
 /// Runs one table item (a load's letter, with `:direct` to connect past wrangler's proxy)
 /// on one relay.
-fn run_item(name: &str, direct: bool, target: Target, a: &Args) -> Option<Outcome> {
-    let stack = Stack::start(target, &a.settings);
+fn run_item(name: &str, direct: bool, shards: u32, target: Target, a: &Args) -> Option<Outcome> {
+    let settings = Settings {
+        shards,
+        ..a.settings.clone()
+    };
+    let stack = Stack::start(target, &settings);
     eprintln!(
         "load {name}{} on {}: port {}, workerd pids {:?}",
         if direct { ":direct" } else { "" },
@@ -156,14 +174,35 @@ fn run_item(name: &str, direct: bool, target: Target, a: &Args) -> Option<Outcom
             watchers: 20,
             rate: 100,
         };
-        return Some(run_storm(&stack, target.label(), &storm, direct));
+        return Some(run_storm(
+            &stack,
+            &relay_label(target, shards),
+            &storm,
+            direct,
+        ));
     }
     let mut load = steady_load(name, a)?;
     if load.idle && !direct {
         load.clients = a.proxy_idle_clients;
     }
     let duration = Duration::from_secs(a.duration);
-    Some(run_load(&stack, target.label(), &load, duration, direct))
+    Some(run_load(
+        &stack,
+        &relay_label(target, shards),
+        &load,
+        duration,
+        direct,
+    ))
+}
+
+/// The relay column: the floor, or edgetick with its shards.
+fn relay_label(target: Target, shards: u32) -> String {
+    match (target, shards) {
+        (Target::Edgetick, 0) => "edgetick".to_string(),
+        (Target::Edgetick, 1) => "edgetick, 1 shard".to_string(),
+        (Target::Edgetick, n) => format!("edgetick, {n} shards"),
+        (Target::Floor, _) => target.label().to_string(),
+    }
 }
 
 /// `edgetick ÷ floor` of one figure, as a table cell (lower is better for times).
@@ -207,7 +246,7 @@ fn main() {
     raise_fd_limit();
     let (mut steady, mut storms, mut ratios, mut details) = (vec![], vec![], vec![], vec![]);
     for item in a.loads.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (name, direct) = match item.split_once(':') {
+        let (head, direct) = match item.split_once(':') {
             Some((n, "direct")) => (n, true),
             None => (item, false),
             Some(_) => {
@@ -215,11 +254,19 @@ fn main() {
                 std::process::exit(2);
             }
         };
+        let (name, shards) = match head.split_once('@') {
+            Some((n, s)) => (n, s.parse::<u32>().ok()),
+            None => (head, Some(0)),
+        };
+        let Some(shards) = shards else {
+            eprintln!("edgetick-bench: unknown load {item}");
+            std::process::exit(2);
+        };
         if name != "S" && steady_load(name, &a).is_none() {
             eprintln!("edgetick-bench: unknown load {item}");
             std::process::exit(2);
         }
-        let targets: &[Target] = if a.floor {
+        let targets: &[Target] = if a.floor && shards == 0 {
             &[Target::Edgetick, Target::Floor]
         } else {
             &[Target::Edgetick]
@@ -227,7 +274,7 @@ fn main() {
         // A fresh stack per load and relay, so one run's connections do not skew the next.
         let outcomes: Vec<Outcome> = targets
             .iter()
-            .filter_map(|t| run_item(name, direct, *t, &a))
+            .filter_map(|t| run_item(name, direct, shards, *t, &a))
             .collect();
         if let [ours, floor] = outcomes.as_slice() {
             ratios.push(ratio_row(item, &ours.detail, &floor.detail));

@@ -40,6 +40,8 @@ pub struct Settings {
     pub flush_ms: u32,
     /// Whether wrangler's DevTools proxy runs (it does in a normal `wrangler dev`).
     pub inspector: bool,
+    /// `FANOUT_SHARDS`.
+    pub shards: u32,
 }
 
 pub fn now_ms() -> i64 {
@@ -122,6 +124,7 @@ impl Stack {
                     "CLIENT_MESSAGES_PER_SECOND:100".to_string(),
                     format!("SEND_MODE:{}", settings.send_mode),
                     format!("FLUSH_MS:{}", settings.flush_ms),
+                    format!("FANOUT_SHARDS:{}", settings.shards),
                 ]);
                 "wrangler.toml"
             }

@@ -5,7 +5,11 @@
 //! keep its own latest values for snapshots; the upstream state crosses it when it changes.
 //! It is plain data, so the same interface can later cross the wire to fan-out shards.
 
+use std::fmt::Write;
 use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::feed::link::UpstreamState;
 
@@ -23,7 +27,7 @@ pub struct Change {
 }
 
 /// A change of the upstream state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateChange {
     /// The state now (`idle` included: streams opened now report nothing while idle).
     pub state: UpstreamState,
@@ -50,5 +54,177 @@ impl Batch {
     /// True when there is nothing for the fan-out.
     pub fn is_empty(&self) -> bool {
         self.prices.is_empty() && self.expired.is_empty() && self.state.is_none()
+    }
+}
+
+/// What a leader's message to a shard is: the state to start from, or what changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireKind {
+    /// Everything live: sent when a link opens (a shard catches up from it).
+    Snapshot,
+    /// A flush's changes.
+    Batch,
+}
+
+/// Why a message on the leader→shard link could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// Not the link's JSON.
+    #[error("unreadable link message: {0}")]
+    Json(String),
+    /// `meta` and `prices` do not pair up.
+    #[error("{meta} price headers for {prices} prices")]
+    Unpaired {
+        /// Headers.
+        meta: usize,
+        /// Prices.
+        prices: usize,
+    },
+}
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    t: WireKind,
+    seq: u64,
+    #[serde(default)]
+    state: Option<StateChange>,
+    #[serde(default)]
+    expired: Vec<String>,
+    #[serde(default)]
+    meta: Vec<(String, u64, i64)>,
+    #[serde(borrow, default)]
+    prices: Vec<&'a RawValue>,
+}
+
+impl Batch {
+    /// The batch as one leader→shard message. Each price goes in as the bytes the feed
+    /// encoded, next to a small header (symbol, `seq`, receive time), so the shard takes
+    /// both without parsing, let alone re-encoding, a price.
+    pub fn encode(&self, kind: WireKind) -> String {
+        let kind = match kind {
+            WireKind::Snapshot => "snapshot",
+            WireKind::Batch => "batch",
+        };
+        let size: usize = self.prices.iter().map(|c| c.encoded.len() + 48).sum();
+        let mut out = String::with_capacity(96 + size);
+        let _ = write!(out, r#"{{"t":"{kind}","seq":{}"#, self.seq);
+        if let Some(s) = &self.state {
+            let _ = write!(
+                out,
+                r#","state":{{"state":"{}","announce":{}}}"#,
+                s.state.as_str(),
+                s.announce
+            );
+        }
+        if !self.expired.is_empty() {
+            // Invariant: a list of strings always serialises.
+            let expired = serde_json::to_string(&self.expired).unwrap_or_default();
+            let _ = write!(out, r#","expired":{expired}"#);
+        }
+        out.push_str(r#","meta":["#);
+        for (i, c) in self.prices.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            // Symbols are canonical (A-Z, 0-9): nothing to escape.
+            let _ = write!(
+                out,
+                r#"{comma}["{}",{},{}]"#,
+                c.symbol, c.seq, c.received_at
+            );
+        }
+        out.push_str(r#"],"prices":["#);
+        for (i, c) in self.prices.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&c.encoded);
+        }
+        out.push_str("]}");
+        out
+    }
+
+    /// Reads a leader→shard message.
+    pub fn decode(text: &str) -> Result<(WireKind, Batch), WireError> {
+        let w: Wire<'_> = serde_json::from_str(text).map_err(|e| WireError::Json(e.to_string()))?;
+        if w.meta.len() != w.prices.len() {
+            return Err(WireError::Unpaired {
+                meta: w.meta.len(),
+                prices: w.prices.len(),
+            });
+        }
+        let prices = w
+            .meta
+            .into_iter()
+            .zip(w.prices)
+            .map(|((symbol, seq, received_at), raw)| Change {
+                symbol,
+                encoded: Rc::from(raw.get()),
+                seq,
+                received_at,
+            })
+            .collect();
+        let batch = Batch {
+            prices,
+            expired: w.expired,
+            state: w.state,
+            seq: w.seq,
+        };
+        Ok((w.t, batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(symbol: &str, seq: u64) -> Change {
+        Change {
+            symbol: symbol.into(),
+            encoded: format!(r#"{{"symbol":"{symbol}","price":"1.50","seq":{seq}}}"#).into(),
+            seq,
+            received_at: 1_700_000_000_000 + seq as i64,
+        }
+    }
+
+    #[test]
+    fn a_batch_crosses_the_link_with_its_price_bytes_untouched() {
+        let batch = Batch {
+            prices: vec![change("BTCUSDT", 7), change("ETHUSDT", 8)],
+            expired: vec!["SOLUSDT".into()],
+            state: Some(StateChange {
+                state: UpstreamState::Reconnecting,
+                announce: true,
+            }),
+            seq: 9,
+        };
+        let text = batch.encode(WireKind::Batch);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["prices"][1]["price"], "1.50");
+        let (kind, back) = Batch::decode(&text).unwrap();
+        assert_eq!((kind, &back), (WireKind::Batch, &batch));
+        assert!(Rc::ptr_eq(
+            &batch.prices[0].encoded,
+            &batch.prices[0].encoded
+        ));
+        assert_eq!(
+            &*back.prices[0].encoded, &*batch.prices[0].encoded,
+            "same bytes"
+        );
+    }
+
+    #[test]
+    fn an_empty_snapshot_and_bad_messages() {
+        let empty = Batch {
+            seq: 3,
+            ..Batch::default()
+        };
+        let (kind, back) = Batch::decode(&empty.encode(WireKind::Snapshot)).unwrap();
+        assert_eq!((kind, back), (WireKind::Snapshot, empty));
+        assert!(matches!(Batch::decode("nope"), Err(WireError::Json(_))));
+        let unpaired = r#"{"t":"batch","seq":1,"meta":[["BTCUSDT",1,1]],"prices":[]}"#;
+        assert_eq!(
+            Batch::decode(unpaired),
+            Err(WireError::Unpaired { meta: 1, prices: 0 })
+        );
     }
 }

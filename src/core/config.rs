@@ -75,6 +75,11 @@ pub struct Config {
     /// How a fan-out crosses into JavaScript: one JS string for every socket (`shared`), or
     /// one per socket (`per-socket`, kept to measure the difference).
     pub shared_send: bool,
+    /// Fan-out shards carrying the clients (`FANOUT_SHARDS`); 0: the leader carries them.
+    pub fanout_shards: u32,
+    /// `TEST_FAULTS=on`: the `/fault/...` routes the end-to-end tests use to break links and
+    /// restart objects. Off (absent) in every other configuration.
+    pub test_faults: bool,
 }
 
 /// The variables as `get` gives them: trimmed, unset or empty meaning "use the default".
@@ -172,6 +177,8 @@ impl Config {
             rest_cache_seconds: v.number("REST_CACHE_SECONDS", 1, 0, 60)? as u32,
             flush_ms: v.number("FLUSH_MS", 5, 0, 1_000)? as i64,
             shared_send: v.choice("SEND_MODE", &sends)?,
+            fanout_shards: v.number("FANOUT_SHARDS", 0, 0, 64)? as u32,
+            test_faults: v.choice("TEST_FAULTS", &[("off", false), ("on", true)])?,
         })
     }
 }

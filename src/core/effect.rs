@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use super::fanout::ConnId;
+use super::shards::LinkId;
 
 /// Log severity, mapped by the edge to `console.*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,30 @@ pub enum Effect {
     SetAlarm {
         /// Epoch milliseconds.
         at_ms: i64,
+    },
+    /// (Shard) Open the link to the leader; report back with this generation.
+    DialLeader {
+        /// Identifies this link; events of older generations are stale.
+        generation: u64,
+    },
+    /// (Shard) Send a message on the link to the leader.
+    SendLeader {
+        /// Which link.
+        generation: u64,
+        /// A [`super::shards::ShardMessage`], encoded.
+        text: String,
+    },
+    /// (Shard) Close the link to the leader.
+    HangUpLeader {
+        /// Which link.
+        generation: u64,
+    },
+    /// (Leader) Send the same message (a flush, or a link's first snapshot) to these shards.
+    SendShards {
+        /// The shards' current links.
+        links: Vec<LinkId>,
+        /// The encoded [`super::batch::Batch`].
+        text: Rc<str>,
     },
     /// A structured log line.
     Log {

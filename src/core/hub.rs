@@ -22,9 +22,10 @@ use super::metrics;
 use super::price::Price;
 use super::report;
 use super::request::parse_symbol_query;
+use super::shards::{ShardId, ShardMessage, ShardTable, ShardView};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// The hub.
 #[derive(Debug)]
@@ -32,6 +33,10 @@ pub struct Hub {
     cfg: Rc<Config>,
     feed: Feed,
     fanout: Fanout,
+    /// The fan-out shards linked to this leader (none when the leader carries the clients).
+    shards: ShardTable,
+    /// The shards' interests changed since the feed last followed them.
+    shard_interest_changed: bool,
     /// The in-memory timer currently requested.
     timer_at: Option<i64>,
 }
@@ -43,7 +48,9 @@ impl Hub {
         Hub {
             feed: Feed::new(cfg.clone()),
             fanout: Fanout::new(cfg.clone()),
+            shards: ShardTable::new(cfg.fanout_shards),
             cfg,
+            shard_interest_changed: false,
             timer_at: None,
         }
     }
@@ -88,16 +95,27 @@ impl Hub {
         mut later: Vec<Effect>,
         mut batch: Batch,
     ) -> Vec<Effect> {
-        if self.fanout.take_interest_changed() {
-            self.feed.want(self.fanout.interest(), now_ms, &mut later);
-        }
+        self.follow_interest(now_ms, &mut later);
         self.feed.report_state(&mut batch);
         if !batch.is_empty() {
             self.fanout.apply(&batch, now_ms, &mut fx);
+            if let Some((links, text)) = self.shards.route(&batch) {
+                fx.push(Effect::SendShards { links, text });
+            }
         }
         fx.append(&mut later);
         self.arm_timer(now_ms, &mut fx);
         fx
+    }
+
+    /// The feed follows what the leader's own clients and every linked shard's clients hold.
+    fn follow_interest(&mut self, now_ms: i64, later: &mut Vec<Effect>) {
+        let local = self.fanout.take_interest_changed();
+        if local || std::mem::take(&mut self.shard_interest_changed) {
+            let mut interest = self.fanout.interest();
+            interest.extend(self.shards.union());
+            self.feed.want(interest, now_ms, later);
+        }
     }
 
     /// Keeps one in-memory timer requested, at the earliest time either part needs it.
@@ -119,9 +137,7 @@ impl Hub {
     /// Starts (or re-checks) the upstream. Cheap and safe to call on every event.
     pub fn start(&mut self, now_ms: i64) -> Vec<Effect> {
         let mut later = Vec::new();
-        if self.fanout.take_interest_changed() {
-            self.feed.want(self.fanout.interest(), now_ms, &mut later);
-        }
+        self.follow_interest(now_ms, &mut later);
         self.feed.start(now_ms, &mut later);
         self.finish(now_ms, Vec::new(), later, Batch::default())
     }
@@ -182,6 +198,54 @@ impl Hub {
     /// Upstream state: `connected`, `reconnecting`, `down`, or `idle` (on-demand, unused).
     pub fn upstream_status(&self) -> UpstreamState {
         self.feed.state()
+    }
+
+    // ----- fan-out shards ---------------------------------------------------------------
+
+    /// Shard `shard` dialled in: returns its link's generation and the effects, the first of
+    /// which sends it the snapshot it starts from. `None` for a shard that does not exist.
+    pub fn shard_linked(&mut self, shard: ShardId, now_ms: i64) -> Option<(u64, Vec<Effect>)> {
+        let snapshot = self.feed.snapshot(now_ms);
+        let (generation, text) = self.shards.link(shard, &snapshot, now_ms)?;
+        let fx = vec![Effect::SendShards {
+            links: vec![(shard, generation)],
+            text: text.into(),
+        }];
+        Some((
+            generation,
+            self.finish(now_ms, fx, Vec::new(), Batch::default()),
+        ))
+    }
+
+    /// A message from shard `shard` on its link of `generation`.
+    pub fn shard_text(
+        &mut self,
+        shard: ShardId,
+        generation: u64,
+        text: &str,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match ShardMessage::decode(text) {
+            Ok(msg) => self.shard_interest_changed |= self.shards.message(shard, generation, msg),
+            Err(e) => fx.push(Effect::Log {
+                level: Level::Warn,
+                event: "shard_bad_message",
+                detail: format!("shard {shard}: {e}"),
+            }),
+        }
+        self.finish(now_ms, fx, Vec::new(), Batch::default())
+    }
+
+    /// The link of `generation` to shard `shard` closed.
+    pub fn shard_closed(&mut self, shard: ShardId, generation: u64, now_ms: i64) -> Vec<Effect> {
+        self.shard_interest_changed |= self.shards.unlink(shard, generation);
+        self.finish(now_ms, Vec::new(), Vec::new(), Batch::default())
+    }
+
+    /// Every shard with its link and last report, for `/health`.
+    pub fn shard_views(&self) -> Vec<ShardView> {
+        self.shards.views(self.feed.seq())
     }
 
     // ----- clients ----------------------------------------------------------------------
@@ -290,11 +354,19 @@ impl Hub {
 
     /// `GET /metrics` in Prometheus text format.
     pub fn metrics(&self, now_ms: i64) -> String {
-        metrics::render(&self.feed.report(now_ms), &self.fanout.report())
+        metrics::render(
+            &self.feed.report(now_ms),
+            &self.fanout.report(),
+            &self.shard_views(),
+        )
     }
 
     /// `GET /health`: HTTP status and body.
     pub fn health(&self, now_ms: i64) -> (u16, String) {
-        report::health(&self.feed.report(now_ms), &self.fanout.report())
+        report::health(
+            &self.feed.report(now_ms),
+            &self.fanout.report(),
+            &self.shard_views(),
+        )
     }
 }

@@ -7,12 +7,14 @@ use std::fmt::Write;
 use super::fanout::FanoutReport;
 use super::feed::link::{BreakerPhase, UpstreamState};
 use super::report::FeedReport;
+use super::report::Totals;
+use super::shards::ShardView;
 
 /// Upper bounds (seconds) of the fan-out duration histogram.
 pub const FANOUT_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
 
 /// A cumulative histogram with fixed buckets.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Histogram {
     counts: [u64; FANOUT_BUCKETS.len()],
     count: u64,
@@ -93,10 +95,13 @@ impl Exposition {
 }
 
 /// `GET /metrics` from the two reports.
-pub fn render(feed: &FeedReport, fanout: &FanoutReport) -> String {
+pub fn render(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) -> String {
     let mut e = Exposition::default();
-    fanout_metrics(&mut e, fanout);
+    fanout_metrics(&mut e, fanout, &Totals::of(fanout, shards));
     feed_metrics(&mut e, feed);
+    if !shards.is_empty() {
+        shard_metrics(&mut e, shards);
+    }
     e.histogram(
         "edgetick_fanout_duration_seconds",
         "Time to hand one update to every subscriber.",
@@ -117,7 +122,51 @@ fn labelled(e: &mut Exposition, families: Vec<Labelled<'_>>) {
     }
 }
 
-fn fanout_metrics(e: &mut Exposition, r: &FanoutReport) {
+/// Each shard's link, lag and clients (the totals are `edgetick_connections`).
+fn shard_metrics(e: &mut Exposition, shards: &[ShardView]) {
+    let name = "edgetick_shard_linked";
+    e.family(
+        name,
+        "gauge",
+        "1 while the fan-out shard is linked to the leader.",
+    );
+    for s in shards {
+        e.sample(
+            name,
+            &[("shard", &s.shard.to_string())],
+            f64::from(u8::from(s.linked)),
+        );
+    }
+    let name = "edgetick_shard_lag";
+    e.family(
+        name,
+        "gauge",
+        "The leader's seq minus the highest the shard reported applying.",
+    );
+    for s in shards {
+        if let Some(lag) = s.lag {
+            e.sample(name, &[("shard", &s.shard.to_string())], lag as f64);
+        }
+    }
+    let name = "edgetick_shard_connections";
+    e.family(
+        name,
+        "gauge",
+        "Client connections held by each fan-out shard, by transport.",
+    );
+    for s in shards {
+        let (ws, sse) = s.report.as_ref().map_or((0, 0), |r| (r.websocket, r.sse));
+        let shard = s.shard.to_string();
+        e.sample(
+            name,
+            &[("shard", &shard), ("transport", "websocket")],
+            ws as f64,
+        );
+        e.sample(name, &[("shard", &shard), ("transport", "sse")], sse as f64);
+    }
+}
+
+fn fanout_metrics(e: &mut Exposition, r: &FanoutReport, totals: &Totals) {
     let st = &r.stats;
     let n = |v: u64| v as f64;
     labelled(
@@ -126,9 +175,12 @@ fn fanout_metrics(e: &mut Exposition, r: &FanoutReport) {
             (
                 "edgetick_connections",
                 "gauge",
-                "Client connections held, by transport.",
+                "Client connections held, by transport (with shards: all of them).",
                 "transport",
-                vec![("websocket", r.websocket as f64), ("sse", r.sse as f64)],
+                vec![
+                    ("websocket", totals.websocket as f64),
+                    ("sse", totals.sse as f64),
+                ],
             ),
             (
                 "edgetick_flushes_total",

@@ -16,6 +16,7 @@
 //! out), [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's
 //! routing), [`rest`], [`config`], [`symbol`], [`price`], [`error`], [`fastmap`].
 
+pub mod backoff;
 pub mod batch;
 pub mod config;
 pub mod effect;
@@ -25,9 +26,12 @@ pub mod fastmap;
 pub mod feed;
 pub mod hub;
 pub mod metrics;
+pub mod node;
 pub mod price;
 pub mod protocol;
 pub mod report;
 pub mod request;
 pub mod rest;
+pub mod shard;
+pub mod shards;
 pub mod symbol;

@@ -17,6 +17,8 @@ pub mod close {
     pub const TOO_LARGE: u16 = 1009;
     /// Internal error.
     pub const INTERNAL: u16 = 1011;
+    /// The object carrying the connection is restarting: reconnect.
+    pub const RESTART: u16 = 1012;
     /// Rate limited for too long.
     pub const RATE_LIMITED: u16 = 4008;
     /// Could not keep up.

@@ -11,6 +11,7 @@ use super::config::UpstreamMode;
 use super::fanout::FanoutReport;
 use super::feed::link::{BreakerPhase, Failure, UpstreamState};
 use super::feed::{Feed, FeedStats};
+use super::shards::ShardView;
 
 /// Connected but silent for this long: `/health` says `degraded` (the watchdog replaces the
 /// connection later).
@@ -168,14 +169,42 @@ pub fn verdict(feed: &FeedReport) -> &'static str {
     }
 }
 
-/// Capacity used, in percent with one decimal.
-fn used_pct(fanout: &FanoutReport) -> f64 {
-    let held = (fanout.websocket + fanout.sse) as f64;
-    (held * 1000.0 / fanout.max_connections.max(1) as f64).round() / 10.0
+/// The clients of the whole tree: the leader's own, or the shards' added up, and the
+/// capacity (`MAX_CONNECTIONS` per object that carries clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// WebSocket clients.
+    pub websocket: usize,
+    /// SSE clients.
+    pub sse: usize,
+    /// Connections the tree may hold.
+    pub max_connections: usize,
+}
+
+impl Totals {
+    /// The leader's clients plus every shard's last report.
+    pub fn of(own: &FanoutReport, shards: &[ShardView]) -> Totals {
+        let reports = shards.iter().filter_map(|s| s.report.as_ref());
+        let (websocket, sse) = reports.fold((own.websocket, own.sse), |(w, s), r| {
+            (w + r.websocket, s + r.sse)
+        });
+        let carriers = if shards.is_empty() { 1 } else { shards.len() };
+        Totals {
+            websocket,
+            sse,
+            max_connections: carriers * own.max_connections,
+        }
+    }
+
+    /// Capacity used, in percent with one decimal.
+    pub fn used_pct(&self) -> f64 {
+        let held = (self.websocket + self.sse) as f64;
+        (held * 1000.0 / self.max_connections.max(1) as f64).round() / 10.0
+    }
 }
 
 /// What an operator should look at, one sentence each.
-pub fn alerts(feed: &FeedReport, fanout: &FanoutReport) -> Vec<String> {
+pub fn alerts(feed: &FeedReport, totals: &Totals) -> Vec<String> {
     let mut alerts = Vec::new();
     match feed.state {
         UpstreamState::Idle => alerts.push("upstream idle: on-demand and nobody listens".into()),
@@ -205,7 +234,7 @@ pub fn alerts(feed: &FeedReport, fanout: &FanoutReport) -> Vec<String> {
     if missing > 0 && feed.ever_connected && feed.mode == UpstreamMode::Always {
         alerts.push(format!("{missing} symbols have no price"));
     }
-    let pct = used_pct(fanout);
+    let pct = totals.used_pct();
     if pct >= CAPACITY_ALERT_PCT {
         alerts.push(format!("capacity at {pct}%"));
     }
@@ -213,8 +242,10 @@ pub fn alerts(feed: &FeedReport, fanout: &FanoutReport) -> Vec<String> {
 }
 
 /// `GET /health`: HTTP status and body (see docs/operations.md).
-pub fn health(feed: &FeedReport, fanout: &FanoutReport) -> (u16, String) {
+pub fn health(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) -> (u16, String) {
     let status = verdict(feed);
+    let totals = Totals::of(fanout, shards);
+    let shards: Vec<serde_json::Value> = shards.iter().map(shard_json).collect();
     let body = json!({
         "status": status,
         "upstream": {
@@ -237,12 +268,25 @@ pub fn health(feed: &FeedReport, fanout: &FanoutReport) -> (u16, String) {
             "frames": feed.stats.upstream_frames,
             "frame_errors": feed.stats.upstream_errors,
         },
-        "clients": {"websocket": fanout.websocket, "sse": fanout.sse},
+        "clients": {"websocket": totals.websocket, "sse": totals.sse},
+        "shards": shards,
         "symbols": feed.symbols,
-        "capacity": {"used_pct": used_pct(fanout), "max_connections": fanout.max_connections},
+        "capacity": {"used_pct": totals.used_pct(), "max_connections": totals.max_connections},
         "seq": feed.seq,
         "storage": {"saved_seq": feed.saved_seq, "seq_reserved": feed.seq_reserved},
-        "alerts": alerts(feed, fanout),
+        "alerts": alerts(feed, &totals),
     });
     (if status == "down" { 503 } else { 200 }, body.to_string())
+}
+
+/// One shard in `/health`: its link, its lag behind the leader's `seq`, its clients.
+fn shard_json(s: &ShardView) -> serde_json::Value {
+    let (websocket, sse) = s.report.as_ref().map_or((0, 0), |r| (r.websocket, r.sse));
+    json!({
+        "shard": s.shard,
+        "linked": s.linked,
+        "interest": s.interest,
+        "lag": s.lag,
+        "clients": {"websocket": websocket, "sse": sse},
+    })
 }

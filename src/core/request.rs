@@ -36,6 +36,29 @@ pub enum Route {
     Metrics,
     /// A price read, answered through the edge cache from the leader's `LeaderRequest`.
     CachedRead(LeaderRequest),
+    /// A fault to inject (`TEST_FAULTS=on` only).
+    Fault(Fault),
+}
+
+/// A fault the end-to-end tests inject into the tree; the routes exist only with
+/// `TEST_FAULTS=on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The leader closes every shard's link.
+    Unlink,
+    /// The leader object is reset (as if evicted or crashed).
+    RestartLeader,
+    /// Shard `n` is reset.
+    RestartShard(u32),
+}
+
+/// What the leader or a shard is asked to do for a [`Fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Close every shard link (the leader).
+    Unlink,
+    /// Reset the object.
+    Restart,
 }
 
 /// What the Worker asks the leader object. [`LeaderRequest::path`] and
@@ -65,6 +88,17 @@ pub enum LeaderRequest {
         /// The symbol.
         symbol: String,
     },
+    /// A fan-out shard links to the leader (a WebSocket upgrade from the shard object;
+    /// never routed from outside: [`classify`] has no route to it).
+    Link {
+        /// The shard's number.
+        shard: u32,
+    },
+    /// A test fault (`TEST_FAULTS=on`).
+    Fault {
+        /// What to do.
+        kind: FaultKind,
+    },
 }
 
 /// Why a request was refused, for the edge's counters of refused stream connections.
@@ -92,6 +126,11 @@ impl LeaderRequest {
                 symbols: Some(list),
             } => format!("/prices?symbols={}", list.join(",")),
             LeaderRequest::Price { symbol } => format!("/prices/{symbol}"),
+            LeaderRequest::Link { shard } => format!("/link?shard={shard}"),
+            LeaderRequest::Fault { kind } => match kind {
+                FaultKind::Unlink => "/fault?kind=unlink".into(),
+                FaultKind::Restart => "/fault?kind=restart".into(),
+            },
         }
     }
 
@@ -114,6 +153,19 @@ impl LeaderRequest {
             },
             "/health" => LeaderRequest::Health,
             "/metrics" => LeaderRequest::Metrics,
+            "/link" => match param("shard").and_then(|v| v.parse().ok()) {
+                Some(shard) => LeaderRequest::Link { shard },
+                None => return Err(ApiError::BadRequest("/link needs ?shard=N".into())),
+            },
+            "/fault" => match param("kind").map(String::as_str) {
+                Some("unlink") => LeaderRequest::Fault {
+                    kind: FaultKind::Unlink,
+                },
+                Some("restart") => LeaderRequest::Fault {
+                    kind: FaultKind::Restart,
+                },
+                _ => return Err(ApiError::BadRequest("/fault?kind=unlink|restart".into())),
+            },
             "/prices" => LeaderRequest::Prices {
                 symbols: list("symbols"),
             },
@@ -136,6 +188,11 @@ pub fn classify(
     req: &Incoming<'_>,
 ) -> Result<Route, (ApiError, Option<StreamRefusal>)> {
     let path = req.path;
+    if cfg.test_faults {
+        if let Some(fault) = fault_of(req) {
+            return Ok(Route::Fault(fault));
+        }
+    }
     let is_price = path.starts_with("/api/prices/");
     let is_stream = path == "/ws" || path == "/api/stream";
     let known = matches!(path, "/api/prices" | "/health" | "/metrics") || is_stream || is_price;
@@ -173,6 +230,16 @@ pub fn classify(
         }
     }
     route(cfg, req).map_err(|e| (e, None))
+}
+
+/// A `/fault/...` route (only consulted with `TEST_FAULTS=on`).
+fn fault_of(req: &Incoming<'_>) -> Option<Fault> {
+    match req.path {
+        "/fault/unlink" => Some(Fault::Unlink),
+        "/fault/restart-leader" => Some(Fault::RestartLeader),
+        "/fault/restart-shard" => find(req, &["shard"])?.parse().ok().map(Fault::RestartShard),
+        _ => None,
+    }
 }
 
 /// The value of the first query parameter named one of `names`.
@@ -274,6 +341,18 @@ fn authorized(req: &Incoming<'_>, expected: &str) -> bool {
         .into_iter()
         .chain(param)
         .any(|given| token_matches(expected, given))
+}
+
+/// The fan-out shard a new client connection goes to, from a uniform draw in `[0, 1)`:
+/// any shard is as good as another (a client never needs a particular one), and uniform
+/// draws spread clients evenly. `None` without shards: the leader carries the clients.
+pub fn shard_for(cfg: &Config, draw: f64) -> Option<u32> {
+    let n = cfg.fanout_shards;
+    if n == 0 {
+        return None;
+    }
+    let pick = (draw.clamp(0.0, 1.0) * f64::from(n)) as u32;
+    Some(pick.min(n - 1))
 }
 
 /// Parses a REST `symbols=` list against the whitelist (shared by the Worker and the leader).
@@ -491,6 +570,13 @@ mod tests {
             LeaderRequest::Price {
                 symbol: "BTCUSDT".into(),
             },
+            LeaderRequest::Link { shard: 3 },
+            LeaderRequest::Fault {
+                kind: FaultKind::Unlink,
+            },
+            LeaderRequest::Fault {
+                kind: FaultKind::Restart,
+            },
         ] {
             let path = r.path();
             let (p, query) = path.split_once('?').unwrap_or((&path, ""));
@@ -503,5 +589,68 @@ mod tests {
         }
         assert!(LeaderRequest::parse("/prices/", &[]).is_err());
         assert!(LeaderRequest::parse("/other", &[]).is_err());
+        assert!(
+            LeaderRequest::parse("/link", &[]).is_err(),
+            "a link names its shard"
+        );
+    }
+
+    #[test]
+    fn clients_spread_over_the_shards_and_never_reach_a_link() {
+        let with = |n: &str| {
+            Config::from_lookup(|k| (k == "FANOUT_SHARDS").then(|| n.to_string())).unwrap()
+        };
+        assert_eq!(shard_for(&with("0"), 0.5), None);
+        let cfg = with("4");
+        let picks: Vec<Option<u32>> = [0.0, 0.24, 0.25, 0.99, 1.0]
+            .iter()
+            .map(|d| shard_for(&cfg, *d))
+            .collect();
+        assert_eq!(picks, [Some(0), Some(0), Some(1), Some(3), Some(3)]);
+        let refused = classify(
+            &cfg,
+            &CorsDecision::NoOrigin,
+            &Incoming {
+                method: "GET",
+                path: "/link",
+                ..Incoming::default()
+            },
+        );
+        assert!(refused.is_err(), "/link is the leader's, not the Worker's");
+    }
+
+    #[test]
+    fn fault_routes_exist_only_in_a_test_configuration() {
+        let faults = |on: &str| {
+            Config::from_lookup(|k| (k == "TEST_FAULTS").then(|| on.to_string())).unwrap()
+        };
+        let ask = |cfg: &Config, path: &'static str, query: &[(String, String)]| {
+            classify(
+                cfg,
+                &CorsDecision::NoOrigin,
+                &Incoming {
+                    method: "GET",
+                    path,
+                    query,
+                    ..Incoming::default()
+                },
+            )
+        };
+        let shard = [("shard".to_string(), "2".to_string())];
+        let off = Config::from_lookup(|_| None).unwrap();
+        assert!(matches!(
+            ask(&off, "/fault/unlink", &[]),
+            Err((ApiError::NotFound(_), _))
+        ));
+        let on = faults("on");
+        assert_eq!(
+            ask(&on, "/fault/unlink", &[]),
+            Ok(Route::Fault(Fault::Unlink))
+        );
+        assert_eq!(
+            ask(&on, "/fault/restart-shard", &shard),
+            Ok(Route::Fault(Fault::RestartShard(2)))
+        );
+        assert!(Config::from_lookup(|k| (k == "TEST_FAULTS").then(|| "yes".into())).is_err());
     }
 }

@@ -13,7 +13,7 @@ use worker::{Cache, Delay, Env, Request, Response, Result};
 
 use super::env::{log_error, now_ms};
 use super::http;
-use super::router::ask_leader;
+use super::objects::ask_leader;
 use crate::core::config::Config;
 use crate::core::request::LeaderRequest;
 use crate::core::rest::{self, CacheSource as Source};

@@ -1,5 +1,5 @@
 //! Carries out the core's effects against workerd, in order: sends and closes, the upstream
-//! sockets, storage, timers and alarms, logs.
+//! sockets, the links between the leader and its shards, storage, timers and alarms, logs.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -9,24 +9,25 @@ use wasm_bindgen::prelude::*;
 use worker::{wasm_bindgen_futures::spawn_local, Delay};
 
 use super::env::{log, log_error, log_fields, now_ms};
+use super::links;
 use super::shared::Shared;
 use super::storage::Store;
 use super::upstream;
+use crate::core::effect::{Effect, Level};
 use crate::core::fanout::session::Attachment;
 use crate::core::fanout::ConnId;
-use crate::core::hub::{Effect, Level};
 use crate::core::protocol::close;
 
 #[wasm_bindgen]
 extern "C" {
     /// Anything with a `send(data)` method: a WebSocket seen through its JS interface.
-    type SendTarget;
+    pub(super) type SendTarget;
 
     /// `WebSocket.prototype.send` taking an existing JS value, so one JS string built per
     /// fan-out is handed to every socket; `send_with_str` would copy and decode the Rust
     /// string into a new JS string for each socket.
     #[wasm_bindgen(method, catch, js_name = send)]
-    fn send(this: &SendTarget, data: &JsValue) -> std::result::Result<(), JsValue>;
+    pub(super) fn send(this: &SendTarget, data: &JsValue) -> std::result::Result<(), JsValue>;
 }
 
 /// Storage key of the upstream link's memory.
@@ -41,7 +42,7 @@ impl Shared {
             self.carry_out(effect, &mut failed);
         }
         for conn in failed {
-            self.run(|hub| hub.send_failed(conn, now_ms()));
+            self.run(|n| n.send_failed(conn, now_ms()));
         }
     }
 
@@ -86,6 +87,10 @@ impl Shared {
                 }
             }
             Effect::SetAlarm { at_ms } => self.set_alarm(at_ms),
+            Effect::SendShards { links, text } => self.send_shards(&links, &text),
+            Effect::DialLeader { generation } => links::dial_leader(self.clone(), generation),
+            Effect::SendLeader { generation, text } => self.send_leader(generation, &text),
+            Effect::HangUpLeader { generation } => self.hang_up(generation),
             Effect::Log {
                 level,
                 event,
@@ -140,7 +145,7 @@ impl Shared {
             }
         }
         let seconds = (js_sys::Date::now() - started) / 1000.0;
-        self.hub.borrow_mut().observe_fanout(seconds);
+        self.node.borrow_mut().observe_fanout(seconds);
     }
 
     fn close(&self, conn: ConnId, code: u16, reason: &'static str) {
@@ -170,7 +175,7 @@ impl Shared {
         let wait = (at_ms - now_ms()).max(0) as u64;
         let (task, handle) = abortable(async move {
             Delay::from(Duration::from_millis(wait)).await;
-            shared.run(|hub| hub.timer(now_ms()));
+            shared.run(|n| n.timer(now_ms()));
         });
         if let Some(old) = self.timer.replace(Some(handle)) {
             old.abort();

@@ -1,9 +1,8 @@
-//! The `PriceHub` Durable Object: the single leader. It holds the one upstream WebSocket and
-//! the hibernatable client sockets, feeds their events to the core [`Hub`] through
-//! [`Shared`], and restores its state when it is created again.
+//! The `PriceHub` Durable Object: the single leader. It holds the one upstream WebSocket,
+//! the links of the fan-out shards and (without shards) the hibernatable client sockets,
+//! feeds their events to the core [`Hub`] through [`Shared`], and restores its state when
+//! it is created again.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use worker::{
@@ -13,13 +12,14 @@ use worker::{
 
 use super::env::{jitter, load_config, log_error, now_ms};
 use super::http;
+use super::links;
 use super::restore::{restore_clients, restore_storage};
 use super::shared::Shared;
+use super::sockets;
 use crate::core::error::ApiError;
-use crate::core::fastmap::FastMap;
 use crate::core::hub::Hub;
-use crate::core::protocol::close;
-use crate::core::request::LeaderRequest;
+use crate::core::node::Node;
+use crate::core::request::{FaultKind, LeaderRequest};
 
 /// The leader object. Holds either its running state or the configuration error that
 /// stops it from starting.
@@ -46,26 +46,15 @@ impl DurableObject for PriceHub {
                 };
             }
         };
-        let shared_send = cfg.shared_send;
         let mut hub = Hub::new(cfg);
         let store = restore_storage(&state, &mut hub);
-        match WebSocketRequestResponsePair::new("ping", "pong") {
-            Ok(pair) => state.set_websocket_auto_response(&pair),
-            Err(e) => log_error("auto_response_failed", &format!("{e:?}")),
-        }
-        let clients = restore_clients(&state, &mut hub);
+        auto_pong(&state);
+        let mut node = Node::Leader(Box::new(hub));
+        let clients = restore_clients(&state, &mut node);
+        let shared = Shared::new(state, env, node, store, 0);
+        *shared.clients.borrow_mut() = clients;
         PriceHub {
-            shared: Ok(Rc::new(Shared {
-                state,
-                hub: RefCell::new(hub),
-                store,
-                clients: RefCell::new(clients),
-                upstreams: RefCell::new(HashMap::new()),
-                sse_wakers: RefCell::new(FastMap::default()),
-                shared_send,
-                timer: RefCell::new(None),
-                conn_ids: js_sys::WeakMap::new(),
-            })),
+            shared: Ok(Rc::new(shared)),
         }
     }
 
@@ -77,42 +66,26 @@ impl DurableObject for PriceHub {
         shared.kick();
         let url = req.url()?;
         let query = http::query_pairs(&url);
-        let now = now_ms();
         match LeaderRequest::parse(url.path(), &query) {
             Err(e) => http::error(&e),
             Ok(LeaderRequest::WebSocket) => shared.accept_client(),
-            Ok(LeaderRequest::Health) => {
-                let (status, body) = shared.hub.borrow().health(now);
-                http::json(status, body)
-            }
-            Ok(LeaderRequest::Metrics) => Response::ok(shared.hub.borrow().metrics(now)),
-            Ok(LeaderRequest::Stream { symbols, last }) => shared.open_stream(&symbols, last),
-            Ok(LeaderRequest::Prices { symbols }) => {
-                let mut hub = shared.hub.borrow_mut();
-                match symbols
-                    .map(|l| hub.parse_symbol_query(&l.join(",")))
-                    .transpose()
-                {
-                    Ok(list) => {
-                        let (body, etag) = hub.rest_prices(list.as_deref(), now);
-                        http::json_tagged(200, body, &etag)
+            Ok(LeaderRequest::Stream { symbols, last }) => shared.open_stream(&symbols, last).await,
+            Ok(LeaderRequest::Link { shard }) => links::accept_shard(&shared, shard),
+            Ok(LeaderRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
+                match kind {
+                    FaultKind::Unlink => {
+                        http::json(200, format!(r#"{{"unlinked":{}}}"#, shared.unlink_all()))
                     }
-                    Err(e) => http::error(&e),
+                    FaultKind::Restart => shared.restart_leader(),
                 }
             }
-            Ok(LeaderRequest::Price { symbol }) => {
-                let answer = shared.hub.borrow_mut().rest_price(&symbol, now);
-                match answer {
-                    Ok((body, etag)) => http::json_tagged(200, body, &etag),
-                    Err(e) => http::error(&e),
-                }
-            }
+            Ok(read) => answer(&shared, read),
         }
     }
 
     async fn alarm(&self) -> Result<Response> {
         if let Ok(shared) = self.shared() {
-            shared.run(|hub| hub.alarm(now_ms(), jitter()));
+            shared.run(|n| n.on_leader(|hub| hub.alarm(now_ms(), jitter())));
         }
         Response::ok("")
     }
@@ -122,26 +95,7 @@ impl DurableObject for PriceHub {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let shared = match self.shared() {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ws.close(Some(close::INTERNAL), Some("misconfigured"));
-                return Ok(());
-            }
-        };
-        shared.kick();
-        let Some(conn) = shared.conn_of(&ws) else {
-            let _ = ws.close(Some(close::INTERNAL), Some("session state lost; reconnect"));
-            return Ok(());
-        };
-        match message {
-            WebSocketIncomingMessage::String(text) => {
-                shared.run(|hub| hub.client_text(conn, &text, now_ms()))
-            }
-            WebSocketIncomingMessage::Binary(bytes) => {
-                shared.run(|hub| hub.client_binary(conn, bytes.len(), now_ms()))
-            }
-        }
+        sockets::on_message(&self.shared, &ws, message);
         Ok(())
     }
 
@@ -150,21 +104,55 @@ impl DurableObject for PriceHub {
         ws: WebSocket,
         code: usize,
         reason: String,
-        _was_clean: bool,
+        _clean: bool,
     ) -> Result<()> {
-        if let Ok(shared) = self.shared() {
-            shared.forget_client(&ws, code, &reason);
-        }
-        let _ = ws.close(Some(close::reciprocal(code)), Some(reason));
+        sockets::on_close(&self.shared, &ws, code, reason);
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
-        if let Ok(shared) = self.shared() {
-            shared.forget_client(&ws, 1006, "socket error");
-        }
-        log_error("client_socket_error", &error.to_string());
-        let _ = ws.close(Some(close::INTERNAL), Some("socket error"));
+        sockets::on_error(&self.shared, &ws, &error);
         Ok(())
+    }
+}
+
+/// `ping` text frames are answered by the runtime without waking the object.
+pub(super) fn auto_pong(state: &State) {
+    match WebSocketRequestResponsePair::new("ping", "pong") {
+        Ok(pair) => state.set_websocket_auto_response(&pair),
+        Err(e) => log_error("auto_response_failed", &format!("{e:?}")),
+    }
+}
+
+/// The leader's reads: health, metrics and prices.
+fn answer(shared: &Rc<Shared>, read: LeaderRequest) -> Result<Response> {
+    let now = now_ms();
+    let mut node = shared.node.borrow_mut();
+    let Some(hub) = node.leader() else {
+        return http::error(&ApiError::Internal);
+    };
+    match read {
+        LeaderRequest::Health => {
+            let (status, body) = hub.health(now);
+            http::json(status, body)
+        }
+        LeaderRequest::Metrics => Response::ok(hub.metrics(now)),
+        LeaderRequest::Prices { symbols } => {
+            let list = symbols
+                .map(|l| hub.parse_symbol_query(&l.join(",")))
+                .transpose();
+            match list {
+                Ok(list) => {
+                    let (body, etag) = hub.rest_prices(list.as_deref(), now);
+                    http::json_tagged(200, body, &etag)
+                }
+                Err(e) => http::error(&e),
+            }
+        }
+        LeaderRequest::Price { symbol } => match hub.rest_price(&symbol, now) {
+            Ok((body, etag)) => http::json_tagged(200, body, &etag),
+            Err(e) => http::error(&e),
+        },
+        _ => http::error(&ApiError::NotFound("not a read".into())),
     }
 }

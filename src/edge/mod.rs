@@ -1,10 +1,15 @@
 //! The thin edge (wasm32 only): translates workerd events into core inputs and carries out
 //! the core's effects. It makes no decisions of its own.
 //!
-//! - [`router`]: the stateless Worker, run in every isolate; [`edge_cache`] its REST cache.
+//! - [`router`]: the stateless Worker, run in every isolate; [`edge_cache`] its REST cache,
+//!   [`objects`] the objects it reaches.
 //! - [`hub_do`]: the `PriceHub` Durable Object, the single leader; [`shared`] its state and
 //!   client table, [`effects`] the effects it carries out, [`sse`] its SSE bodies,
 //!   [`restore`] what it takes back when it is created again.
+//! - [`shard_do`]: the `FanoutShard` Durable Objects carrying the clients when
+//!   `FANOUT_SHARDS` > 0; [`links`] the links between them and the leader.
+//! - [`sockets`]: client socket events, the same for both kinds of object.
+//! - [`faults`]: the test faults of `TEST_FAULTS=on`.
 //! - [`upstream`]: the outbound WebSocket to the exchange.
 //! - [`storage`]: SQLite persistence of the latest prices and the `seq` high-water mark.
 //! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
@@ -13,11 +18,16 @@
 mod edge_cache;
 mod effects;
 mod env;
+mod faults;
 mod http;
 pub mod hub_do;
+mod links;
+mod objects;
 mod restore;
 mod router;
+pub mod shard_do;
 mod shared;
+mod sockets;
 mod sse;
 mod storage;
 mod upstream;

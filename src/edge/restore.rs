@@ -10,6 +10,7 @@ use crate::core::fanout::session::Attachment;
 use crate::core::fanout::ConnId;
 use crate::core::fastmap::FastMap;
 use crate::core::hub::Hub;
+use crate::core::node::Node;
 use crate::core::protocol::close;
 
 /// Opens the object's database and gives the hub back its prices, `seq` floor and link
@@ -48,7 +49,7 @@ pub(super) fn restore_storage(state: &State, hub: &mut Hub) -> Option<Store> {
 
 /// Re-registers the sockets that survived hibernation; one whose attachment cannot be
 /// trusted is closed with a retryable code, so its client reconnects and resubscribes.
-pub(super) fn restore_clients(state: &State, hub: &mut Hub) -> FastMap<ConnId, WebSocket> {
+pub(super) fn restore_clients(state: &State, node: &mut Node) -> FastMap<ConnId, WebSocket> {
     let mut clients = FastMap::default();
     for ws in state.get_websockets() {
         let attachment = ws
@@ -58,7 +59,7 @@ pub(super) fn restore_clients(state: &State, hub: &mut Hub) -> FastMap<ConnId, W
             .and_then(Attachment::valid);
         match attachment {
             Some(a) => {
-                hub.client_restore(a.id, &a.subs);
+                node.client_restore(a.id, &a.subs);
                 clients.insert(a.id, ws);
             }
             None => {

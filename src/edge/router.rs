@@ -6,19 +6,17 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{event, Context, Env, Headers, Request, Response, Result, Stub};
+use worker::{event, Context, Env, Headers, Request, Response, Result};
 
 use super::edge_cache;
 use super::env::{load_config, log_error};
 use super::http;
+use super::objects::{ask_leader, entry, inject};
 use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
 use crate::core::metrics;
 use crate::core::request::{classify, Incoming, LeaderRequest, Route, StreamRefusal};
 use crate::core::rest::{self, CorsDecision};
-
-/// Every name of the leader; `id_from_name` makes it unique world-wide.
-const LEADER: &str = "leader";
 
 thread_local! {
     /// Stream connections refused at this isolate: [origin, unauthorized].
@@ -79,19 +77,6 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     with_cors(resp, &decision)
 }
 
-fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
-    env.durable_object("PRICE_HUB")?
-        .id_from_name(LEADER)?
-        .get_stub_with_location_hint(&cfg.leader_location)
-}
-
-/// Asks the leader object: the one place a [`LeaderRequest`] becomes a request to it.
-pub(super) async fn ask_leader(env: &Env, cfg: &Config, to: &LeaderRequest) -> Result<Response> {
-    leader(env, cfg)?
-        .fetch_with_str(&format!("https://leader{}", to.path()))
-        .await
-}
-
 /// Adds the CORS headers an allowed cross-origin request gets (a WebSocket upgrade is
 /// returned untouched: its headers are the runtime's). Responses proxied from the leader
 /// have immutable headers, so the headers are copied into a fresh set first.
@@ -150,11 +135,17 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
         }
         Ok(Route::Preflight) => preflight(),
         Ok(Route::Leader(LeaderRequest::WebSocket)) => {
-            leader(env, cfg)?.fetch_with_request(req).await
+            entry(env, cfg)?.fetch_with_request(req).await
+        }
+        Ok(Route::Leader(to @ LeaderRequest::Stream { .. })) => {
+            entry(env, cfg)?
+                .fetch_with_str(&format!("https://edgetick{}", to.path()))
+                .await
         }
         Ok(Route::Leader(to)) => ask_leader(env, cfg, &to).await,
         Ok(Route::Metrics) => metrics(env, cfg).await,
         Ok(Route::CachedRead(to)) => edge_cache::cached_read(&req, env, cfg, &to).await,
+        Ok(Route::Fault(fault)) => inject(env, cfg, fault).await,
     }
 }
 

@@ -1,7 +1,8 @@
-//! State shared by the leader object's handlers and its upstream tasks, and the client
-//! table's edge side: accepting sockets and finding a socket's connection.
+//! State shared by an object's handlers and its tasks (upstream, links of the tree), and the
+//! client table's edge side: accepting sockets and finding a socket's connection (their
+//! events are in [`super::sockets`]).
 //!
-//! Borrow rule: the hub's `RefCell` is borrowed only inside [`Shared::run`]'s closure, which
+//! Borrow rule: the node's `RefCell` is borrowed only inside [`Shared::run`]'s closure, which
 //! never awaits; effects are carried out after the borrow ends.
 
 use std::cell::RefCell;
@@ -12,49 +13,84 @@ use std::task::Waker;
 use futures::future::AbortHandle;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use worker::{Response, Result, State, WebSocket, WebSocketPair};
+use worker::{Env, Response, Result, State, WebSocket, WebSocketPair};
 
 use super::env::{log_fields, now_ms};
 use super::storage::Store;
+use crate::core::effect::{Effect, Level};
 use crate::core::fanout::session::Attachment;
-use crate::core::fanout::ConnId;
-use crate::core::fanout::Transport;
+use crate::core::fanout::{ConnId, Transport};
 use crate::core::fastmap::FastMap;
-use crate::core::hub::{Effect, Hub, Level};
+use crate::core::node::Node;
 use crate::core::protocol::close;
+use crate::core::shards::ShardId;
 
-/// State shared by the object's handlers and its upstream task.
+/// State shared by the object's handlers and its tasks.
 pub struct Shared {
     pub(super) state: State,
-    pub(super) hub: RefCell<Hub>,
+    pub(super) env: Env,
+    pub(super) node: RefCell<Node>,
     pub(super) store: Option<Store>,
     pub(super) clients: RefCell<FastMap<ConnId, WebSocket>>,
-    /// Open upstream sockets by generation (more than one only while one is being replaced).
+    /// (Leader) Open upstream sockets by generation (two only while one is replaced).
     pub(super) upstreams: RefCell<HashMap<u64, WebSocket>>,
+    /// (Leader) Each linked shard's socket, with its link's generation.
+    pub(super) shard_links: RefCell<FastMap<ShardId, (u64, WebSocket)>>,
+    /// (Shard) This shard's number, and its link to the leader with the link's generation.
+    pub(super) shard_id: ShardId,
+    pub(super) leader_link: RefCell<Option<(u64, WebSocket)>>,
     /// Parked SSE streams waiting for data.
     pub(super) sse_wakers: RefCell<FastMap<ConnId, Waker>>,
     /// `SEND_MODE=shared`: one JS string per fan-out.
     pub(super) shared_send: bool,
-    /// The pending in-memory timer, cancelled when the hub asks for an earlier one.
+    /// The pending in-memory timer, cancelled when the core asks for an earlier one.
     pub(super) timer: RefCell<Option<AbortHandle>>,
     /// Connection ids by socket object (see [`Shared::remember`]).
     pub(super) conn_ids: js_sys::WeakMap,
 }
 
 impl Shared {
+    /// A new object's state around `node`.
+    pub(super) fn new(
+        state: State,
+        env: Env,
+        node: Node,
+        store: Option<Store>,
+        shard_id: ShardId,
+    ) -> Shared {
+        let shared_send = node.config().shared_send;
+        Shared {
+            state,
+            env,
+            node: RefCell::new(node),
+            store,
+            clients: RefCell::new(FastMap::default()),
+            upstreams: RefCell::new(HashMap::new()),
+            shard_links: RefCell::new(FastMap::default()),
+            shard_id,
+            leader_link: RefCell::new(None),
+            sse_wakers: RefCell::new(FastMap::default()),
+            shared_send,
+            timer: RefCell::new(None),
+            conn_ids: js_sys::WeakMap::new(),
+        }
+    }
+
     /// Runs one core input and carries out what it returns.
-    pub(super) fn run(self: &Rc<Self>, input: impl FnOnce(&mut Hub) -> Vec<Effect>) {
-        let fx = input(&mut self.hub.borrow_mut());
+    pub(super) fn run(self: &Rc<Self>, input: impl FnOnce(&mut Node) -> Vec<Effect>) {
+        let fx = input(&mut self.node.borrow_mut());
         self.execute(fx);
     }
-    /// Starts the upstream if it is not running (every event may be the first after a wake).
+
+    /// Starts the leader's upstream if it is not running (every event may be the first
+    /// after a wake).
     pub(super) fn kick(self: &Rc<Self>) {
-        self.run(|hub| hub.start(now_ms()));
+        self.run(|n| n.on_leader(|hub| hub.start(now_ms())));
     }
 
     pub(super) fn accept_client(self: &Rc<Self>) -> Result<Response> {
-        if !self.hub.borrow_mut().admit_client() {
-            let max = self.hub.borrow().config().max_connections;
+        if !self.node.borrow_mut().admit_client() {
+            let max = self.node.borrow().config().max_connections;
             log_fields(
                 Level::Warn,
                 "client_refused",
@@ -71,7 +107,7 @@ impl Shared {
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
         let (conn, fx) = self
-            .hub
+            .node
             .borrow_mut()
             .client_open(Transport::WebSocket, now_ms());
         pair.server
@@ -88,7 +124,7 @@ impl Shared {
         let key: &js_sys::Object = ws.as_ref().unchecked_ref();
         if let Some(id) = self.conn_ids.get(key).as_f64() {
             let id = id as ConnId;
-            if self.hub.borrow().has_client(id) {
+            if self.node.borrow().has_client(id) {
                 return Some(id);
             }
         }
@@ -97,9 +133,9 @@ impl Shared {
             .ok()
             .flatten()?
             .valid()?;
-        let mut hub = self.hub.borrow_mut();
-        if !hub.has_client(a.id) {
-            hub.client_restore(a.id, &a.subs);
+        let mut node = self.node.borrow_mut();
+        if !node.has_client(a.id) {
+            node.client_restore(a.id, &a.subs);
             self.clients.borrow_mut().insert(a.id, ws.clone());
         }
         self.remember(ws, a.id);
@@ -108,23 +144,8 @@ impl Shared {
 
     /// Keeps `conn` findable from its socket object without reading the attachment back
     /// (a structured-clone deserialisation per incoming message otherwise).
-    fn remember(&self, ws: &WebSocket, conn: ConnId) {
+    pub(super) fn remember(&self, ws: &WebSocket, conn: ConnId) {
         let key: &js_sys::Object = ws.as_ref().unchecked_ref();
         self.conn_ids.set(key, &JsValue::from_f64(conn as f64));
-    }
-
-    pub(super) fn forget_client(self: &Rc<Self>, ws: &WebSocket, code: usize, reason: &str) {
-        if let Some(conn) = self.conn_of(ws) {
-            if code != 1000 && code != 1001 && code != 1005 {
-                let reason = crate::core::protocol::truncate(reason, 120);
-                log_fields(
-                    Level::Info,
-                    "client_closed",
-                    serde_json::json!({"conn": conn, "transport": "websocket", "code": code, "reason": reason}),
-                );
-            }
-            self.clients.borrow_mut().remove(&conn);
-            self.run(|hub| hub.client_closed(conn, now_ms()));
-        }
     }
 }

@@ -1,11 +1,12 @@
-//! Server-Sent Events: a pull-based response body per stream, fed by the hub.
+//! Server-Sent Events: a pull-based response body per stream, fed by the object's core.
 
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::Stream;
-use worker::{wasm_bindgen_futures::spawn_local, Headers, Response, Result};
+use worker::{wasm_bindgen_futures::spawn_local, Delay, Headers, Response, Result};
 
 use super::env::now_ms;
 use super::http;
@@ -14,7 +15,7 @@ use crate::core::fanout::ConnId;
 use crate::core::fanout::SseTake;
 
 /// The body of one SSE response: pull-based, so a reader that stops reading stops the
-/// pulls, and its updates conflate in the hub instead of queueing here.
+/// pulls, and its updates conflate in the core instead of queueing here.
 struct SseBody {
     shared: Rc<Shared>,
     conn: ConnId,
@@ -32,10 +33,10 @@ impl Stream for SseBody {
         if self.done {
             return Poll::Ready(None);
         }
-        let take = match self.shared.hub.try_borrow_mut() {
-            Ok(mut hub) => hub.sse_take(self.conn, now_ms()),
+        let take = match self.shared.node.try_borrow_mut() {
+            Ok(mut node) => node.sse_take(self.conn, now_ms()),
             Err(_) => {
-                // The hub is busy in this very turn: ask to be polled again.
+                // The core is busy in this very turn: ask to be polled again.
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
@@ -59,31 +60,48 @@ impl Stream for SseBody {
 
 impl Drop for SseBody {
     /// The reader went away (or the stream ended): forget the client promptly. Deferred to
-    /// its own task so it never runs inside another borrow of the hub.
+    /// its own task so it never runs inside another borrow of the core.
     fn drop(&mut self) {
         self.shared.sse_wakers.borrow_mut().remove(&self.conn);
         let shared = self.shared.clone();
         let conn = self.conn;
         spawn_local(async move {
-            shared.run(|hub| hub.sse_closed(conn, now_ms()));
+            shared.run(|n| n.client_closed(conn, now_ms()));
         });
     }
 }
 
+/// How long a stream opening at a shard waits for the leader's snapshot.
+const SYNC_WAIT_MS: i64 = 5_000;
+
 impl Shared {
+    /// (Shard) Waits, on this request's own timer, until the leader's snapshot is in: a
+    /// stream opens with current values. The leader is always in sync.
+    async fn await_sync(self: &Rc<Self>) {
+        if self.node.borrow().synced() {
+            return;
+        }
+        self.run(|n| n.on_shard(|s| s.prepare(now_ms())));
+        let deadline = now_ms() + SYNC_WAIT_MS;
+        while !self.node.borrow().synced() && now_ms() < deadline {
+            Delay::from(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Opens an SSE stream of `symbols`, resuming after `last`.
-    pub(super) fn open_stream(
+    pub(super) async fn open_stream(
         self: &Rc<Self>,
         symbols: &[String],
         last: Option<u64>,
     ) -> Result<Response> {
         // The Worker validated the list; the leader checks it again against its own
         // configuration, so nothing unserved is ever registered.
-        let symbols = match self.hub.borrow().parse_symbol_query(&symbols.join(",")) {
+        let symbols = match self.node.borrow().parse_symbol_query(&symbols.join(",")) {
             Ok(s) => s,
             Err(e) => return http::error(&e),
         };
-        let opened = self.hub.borrow_mut().sse_open(&symbols, last, now_ms());
+        self.await_sync().await;
+        let opened = self.node.borrow_mut().sse_open(&symbols, last, now_ms());
         let (conn, first, fx) = match opened {
             Ok(v) => v,
             Err(e) => return http::error(&e),

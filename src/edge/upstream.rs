@@ -1,5 +1,5 @@
 //! The outbound WebSocket to the exchange: one task per connection generation, feeding
-//! frames and its end into the hub.
+//! frames and its end into the leader.
 
 use std::rc::Rc;
 
@@ -19,7 +19,7 @@ pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
         let ws = match connect(&url).await {
             Ok(ws) => ws,
             Err(failure) => {
-                shared.run(|hub| hub.upstream_failed(generation, failure, now_ms(), jitter()));
+                shared.run(|n| n.upstream_failed(generation, failure, now_ms(), jitter()));
                 return;
             }
         };
@@ -28,22 +28,25 @@ pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
             Ok(events) => events,
             Err(e) => {
                 let failure = Failure::Network(format!("cannot listen on the socket: {e}"));
-                shared.run(|hub| hub.upstream_failed(generation, failure, now_ms(), jitter()));
+                shared.run(|n| n.upstream_failed(generation, failure, now_ms(), jitter()));
                 return;
             }
         };
         if let Err(e) = ws.accept() {
             let failure = Failure::Network(format!("cannot accept the socket: {e}"));
-            shared.run(|hub| hub.upstream_failed(generation, failure, now_ms(), jitter()));
+            shared.run(|n| n.upstream_failed(generation, failure, now_ms(), jitter()));
             return;
         }
         shared.upstreams.borrow_mut().insert(generation, ws.clone());
-        shared.run(|hub| hub.upstream_opened(generation, now_ms()));
+        shared.run(|n| n.on_leader(|hub| hub.upstream_opened(generation, now_ms())));
         let failure = loop {
             match events.next().await {
                 Some(Ok(WebsocketEvent::Message(msg))) => match msg.text() {
-                    Some(text) => shared.run(|hub| hub.upstream_text(generation, &text, now_ms())),
-                    None => shared.run(|hub| hub.upstream_binary(generation, now_ms())),
+                    Some(text) => shared
+                        .run(|n| n.on_leader(|hub| hub.upstream_text(generation, &text, now_ms()))),
+                    None => {
+                        shared.run(|n| n.on_leader(|hub| hub.upstream_binary(generation, now_ms())))
+                    }
                 },
                 Some(Ok(WebsocketEvent::Close(c))) => {
                     break Failure::Closed {
@@ -56,7 +59,7 @@ pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
             }
         };
         shared.upstreams.borrow_mut().remove(&generation);
-        shared.run(|hub| hub.upstream_failed(generation, failure, now_ms(), jitter()));
+        shared.run(|n| n.upstream_failed(generation, failure, now_ms(), jitter()));
     });
 }
 

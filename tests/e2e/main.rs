@@ -1,7 +1,7 @@
 //! End-to-end tests: the built worker under real `wrangler dev`, the fake exchange as a real
 //! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
 //! scenarios, which run in any order: each sets up the state it needs. Scenarios live in
-//! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`) and are
+//! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`) and are
 //! registered once, in `main`.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
@@ -14,6 +14,7 @@
 mod browser;
 mod limits;
 mod rest;
+mod shards;
 mod sse;
 mod support;
 mod upstream;
@@ -229,6 +230,10 @@ fn main() {
         limits::a_websocket_client_that_stops_acking_is_warned_then_closed_4009,
         browser::dashboard_and_client_library_in_chromium,
         browser::dashboard_survives_exchange_and_service_restarts,
+        shards::four_shards_carry_websocket_and_sse_clients,
+        shards::a_broken_link_relinks_with_no_seq_repeated_or_backwards,
+        shards::a_restarted_leader_is_relinked_by_every_shard,
+        shards::a_restarted_shard_closes_its_clients_retryably_and_they_converge,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

@@ -34,15 +34,24 @@ impl Latest {
         }
     }
 
-    /// Takes in a batch's prices and expiries.
+    /// Takes in a batch's prices (those newer than the ones held) and expiries.
     pub fn apply(&mut self, batch: &Batch) {
         for c in &batch.prices {
-            self.put(c);
+            if self.is_new(c) {
+                self.put(c);
+            }
         }
         for s in &batch.expired {
             self.items.remove(s);
         }
         self.seq = self.seq.max(batch.seq);
+    }
+
+    /// True when `c` is newer than the price held for its symbol: a shard that catches up
+    /// from a snapshot after a broken link gets prices it already has again, and must not
+    /// hand them to its clients a second time (nor an older one after a newer).
+    pub fn is_new(&self, c: &Change) -> bool {
+        self.items.get(&c.symbol).is_none_or(|i| c.seq > i.seq)
     }
 
     fn put(&mut self, c: &Change) {
@@ -139,5 +148,28 @@ mod tests {
         });
         assert!(l.frame(&syms, 0, 600).is_some_and(|(_, m)| m == 2));
         assert!(l.frame(&syms, 2, 600).is_none());
+    }
+
+    #[test]
+    fn a_price_at_or_below_the_one_held_is_not_new() {
+        let mut l = Latest::new(1_000);
+        l.apply(&Batch {
+            prices: vec![change("BTCUSDT", 5, 0)],
+            ..Batch::default()
+        });
+        assert!(!l.is_new(&change("BTCUSDT", 5, 0)), "a repeat");
+        assert!(!l.is_new(&change("BTCUSDT", 4, 0)), "older");
+        assert!(l.is_new(&change("BTCUSDT", 6, 0)));
+        assert!(l.is_new(&change("ETHUSDT", 1, 0)), "a symbol not held");
+        l.apply(&Batch {
+            prices: vec![change("BTCUSDT", 3, 0)],
+            ..Batch::default()
+        });
+        let syms = ["BTCUSDT".to_string()];
+        assert_eq!(
+            l.frame(&syms, 0, 10).map(|(_, m)| m),
+            Some(5),
+            "never backwards"
+        );
     }
 }

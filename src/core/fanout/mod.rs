@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::core::batch::Batch;
 use crate::core::config::Config;
@@ -53,7 +53,7 @@ pub const SLOW_WARN_MS: i64 = 5_000;
 pub const SLOW_CLOSE_MS: i64 = 30_000;
 
 /// The fan-out's counters, for `/health` and `/metrics`.
-#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FanoutStats {
     /// Frames sent to clients.
     pub messages_sent: u64,
@@ -82,7 +82,7 @@ pub struct FanoutStats {
 }
 
 /// The fan-out's part of `/health` and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FanoutReport {
     /// WebSocket clients.
     pub websocket: usize,
@@ -144,15 +144,22 @@ impl Fanout {
         }
     }
 
-    /// Takes in a batch from the feed: changed prices are flushed to their subscribers (at
-    /// once or in a window, as the pacer says), then a state change is announced.
+    /// Takes in a batch from the feed: changed prices newer than the ones held are flushed
+    /// to their subscribers (at once or in a window, as the pacer says), then a state change
+    /// is announced.
     pub fn apply(&mut self, batch: &Batch, now_ms: i64, fx: &mut Vec<Effect>) {
+        let fresh: Vec<&String> = batch
+            .prices
+            .iter()
+            .filter(|c| self.latest.is_new(c))
+            .map(|c| &c.symbol)
+            .collect();
         self.latest.apply(batch);
-        for change in &batch.prices {
-            if self.clients.subscribers(&change.symbol).next().is_none() {
+        for symbol in fresh {
+            if self.clients.subscribers(symbol).next().is_none() {
                 continue;
             }
-            self.dirty.insert(change.symbol.clone());
+            self.dirty.insert(symbol.clone());
             if self.pacer.change(now_ms) == Pace::Now {
                 self.stats.flushes_immediate += 1;
                 self.flush(now_ms, fx);
@@ -360,6 +367,16 @@ impl Fanout {
     /// Counters so far.
     pub fn stats(&self) -> &FanoutStats {
         &self.stats
+    }
+
+    /// The upstream state as last reported by the feed.
+    pub fn state(&self) -> UpstreamState {
+        self.state
+    }
+
+    /// The highest `seq` taken in.
+    pub fn seq(&self) -> u64 {
+        self.latest.seq()
     }
 
     /// Client connections by transport: (WebSocket, SSE).

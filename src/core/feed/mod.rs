@@ -21,7 +21,6 @@ use cache::{Entry, PriceCache};
 use link::{Failure, FrameVerdict, Link, LinkSettings, UpstreamState};
 use upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
 
-mod backoff;
 pub mod cache;
 pub mod link;
 pub mod upstream;

@@ -44,7 +44,8 @@ fn ticker(symbol: &str, price: &str, event_time: i64) -> String {
         .replace("\"E\":1000", &format!("\"E\":{event_time}"))
 }
 
-fn frames(fx: &[Effect], conn: ConnId) -> Vec<Value> {
+/// The frames `conn` was sent among `fx`, parsed (also used by the shard tests).
+pub(crate) fn frames(fx: &[Effect], conn: ConnId) -> Vec<Value> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Send { conn: c, frame } if *c == conn => Some(frame.clone()),

@@ -24,8 +24,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::backoff;
 use super::upstream::promised_cadence_ms;
+use crate::core::backoff;
 use crate::core::effect::{Effect, Level};
 
 mod breaker;

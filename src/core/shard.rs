@@ -1,0 +1,419 @@
+//! A fan-out shard (DESIGN §8): the whole client side ([`Fanout`]) for the clients the
+//! Worker hands it, fed over one link to the leader.
+//!
+//! The shard dials the leader when it gets clients and hangs up after it has had none for
+//! [`IDLE_UNLINK_MS`], so an idle shard receives nothing and can hibernate. A link starts
+//! with the leader's snapshot: client commands that arrive before it are held and carried
+//! out, in order, once it is in, so a snapshot is never answered from values the shard
+//! kept from an earlier link. A broken link is re-dialled with backoff; clients are told
+//! the upstream is `reconnecting` meanwhile, and the next snapshot catches them up without
+//! a `seq` repeated or going backwards (the fan-out drops what it already has).
+
+use std::rc::Rc;
+
+use super::backoff;
+use super::batch::{Batch, StateChange, WireKind};
+use super::config::Config;
+use super::effect::{Effect, Level};
+use super::error::{ApiError, ClientError, ErrorCode};
+use super::fanout::{ConnId, Fanout, FanoutReport, SseTake, Transport};
+use super::feed::link::UpstreamState;
+use super::protocol;
+use super::shards::{generation_floor, ShardMessage};
+
+/// A shard with no clients for this long hangs up its link (and may hibernate).
+pub const IDLE_UNLINK_MS: i64 = 10_000;
+/// How often a linked shard reports its clients and counters to the leader.
+pub const REPORT_EVERY_MS: i64 = 2_000;
+/// Re-dialling a broken link waits at most this long (the leader is one object away).
+pub const RELINK_CAP_MS: i64 = 5_000;
+/// Client commands held before the first snapshot, at most (beyond it, the newest are
+/// dropped and the client is told to retry): a bound on memory while the leader is away.
+pub const MAX_HELD: usize = 10_000;
+
+/// The shard's link to the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uplink {
+    /// No link (no clients, or waiting to re-dial).
+    Down,
+    /// Dialled, not open yet.
+    Dialing {
+        /// The link's generation.
+        generation: u64,
+    },
+    /// Open; `synced` once the leader's snapshot is in.
+    Up {
+        /// The link's generation.
+        generation: u64,
+        /// The snapshot has been applied.
+        synced: bool,
+    },
+}
+
+/// A client input waiting for the first snapshot.
+#[derive(Debug, Clone, PartialEq)]
+enum Held {
+    Text(ConnId, String),
+    Binary(ConnId, usize),
+}
+
+/// One shard.
+#[derive(Debug)]
+pub struct Shard {
+    cfg: Rc<Config>,
+    fanout: Fanout,
+    uplink: Uplink,
+    generation: u64,
+    failures: u32,
+    retry_at: i64,
+    held: Vec<Held>,
+    /// Clients were told `reconnecting` when the link broke: the next snapshot tells them
+    /// the state again.
+    lost: bool,
+    idle_since: Option<i64>,
+    report_at: Option<i64>,
+    timer_at: Option<i64>,
+}
+
+impl Shard {
+    /// A shard with no clients and no link.
+    pub fn new(cfg: Config) -> Shard {
+        let cfg = Rc::new(cfg);
+        Shard {
+            fanout: Fanout::new(cfg.clone()),
+            cfg,
+            uplink: Uplink::Down,
+            generation: 0,
+            failures: 0,
+            retry_at: 0,
+            held: Vec::new(),
+            lost: false,
+            idle_since: None,
+            report_at: None,
+            timer_at: None,
+        }
+    }
+
+    /// The configuration the shard runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The link's state.
+    pub fn uplink(&self) -> Uplink {
+        self.uplink
+    }
+
+    /// True once the leader's snapshot is in on the current link.
+    pub fn synced(&self) -> bool {
+        matches!(self.uplink, Uplink::Up { synced: true, .. })
+    }
+
+    /// After an input: dial or hang up as the clients require, tell the leader a changed
+    /// interest, keep one timer.
+    fn finish(&mut self, now_ms: i64, mut fx: Vec<Effect>) -> Vec<Effect> {
+        let (ws, sse) = self.fanout.client_counts();
+        if ws + sse > 0 {
+            self.idle_since = None;
+            self.dial(now_ms, &mut fx);
+        } else {
+            self.idle_since.get_or_insert(now_ms);
+        }
+        if let Uplink::Up { generation, .. } = self.uplink {
+            if self.fanout.take_interest_changed() {
+                let symbols = self.fanout.interest().into_iter().collect();
+                let text = ShardMessage::Interest { symbols }.encode();
+                fx.push(Effect::SendLeader { generation, text });
+            }
+        }
+        self.arm_timer(now_ms, &mut fx);
+        fx
+    }
+
+    fn dial(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.uplink == Uplink::Down && now_ms >= self.retry_at {
+            self.generation = (self.generation + 1).max(generation_floor(now_ms));
+            let generation = self.generation;
+            self.uplink = Uplink::Dialing { generation };
+            fx.push(Effect::DialLeader { generation });
+        }
+    }
+
+    /// A stream is about to open: dial the leader now if there is no link (the stream waits
+    /// for the snapshot before it opens).
+    pub fn prepare(&mut self, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.dial(now_ms, &mut fx);
+        self.finish(now_ms, fx)
+    }
+
+    fn arm_timer(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        let (ws, sse) = self.fanout.client_counts();
+        let redial = (self.uplink == Uplink::Down && ws + sse > 0).then_some(self.retry_at);
+        let idle = match self.uplink {
+            Uplink::Down => None,
+            _ => self.idle_since.map(|t| t + IDLE_UNLINK_MS),
+        };
+        let want = [self.fanout.timer_due(), redial, idle, self.report_at]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(want) = want {
+            if self.timer_at.is_none_or(|t| t <= now_ms || want < t) {
+                self.timer_at = Some(want);
+                fx.push(Effect::Timer { at_ms: want });
+            }
+        }
+    }
+
+    // ----- the link -----------------------------------------------------------------------
+
+    /// The link of `generation` is open: tell the leader what the clients hold.
+    pub fn leader_opened(&mut self, generation: u64, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.uplink != (Uplink::Dialing { generation }) {
+            fx.push(Effect::HangUpLeader { generation });
+            return fx;
+        }
+        self.uplink = Uplink::Up {
+            generation,
+            synced: false,
+        };
+        let symbols = self.fanout.interest().into_iter().collect();
+        let text = ShardMessage::Interest { symbols }.encode();
+        fx.push(Effect::SendLeader { generation, text });
+        self.finish(now_ms, fx)
+    }
+
+    /// A message from the leader on the link of `generation`.
+    pub fn leader_text(&mut self, generation: u64, text: &str, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let Uplink::Up { generation: g, .. } = self.uplink else {
+            return fx;
+        };
+        if g != generation {
+            return fx;
+        }
+        match Batch::decode(text) {
+            Ok((WireKind::Snapshot, batch)) => self.synced_with(generation, batch, now_ms, &mut fx),
+            Ok((WireKind::Batch, batch)) => self.fanout.apply(&batch, now_ms, &mut fx),
+            Err(e) => fx.push(Effect::Log {
+                level: Level::Warn,
+                event: "shard_bad_message",
+                detail: e.to_string(),
+            }),
+        }
+        self.finish(now_ms, fx)
+    }
+
+    /// The snapshot of a new link: catch the clients up (only what is newer than what
+    /// they have), tell them the state if it changed, then carry out what was held.
+    fn synced_with(
+        &mut self,
+        generation: u64,
+        mut batch: Batch,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        if let Some(s) = &mut batch.state {
+            let news = !matches!(s.state, UpstreamState::Idle | UpstreamState::Reconnecting);
+            s.announce = std::mem::take(&mut self.lost) && news;
+        }
+        self.fanout.apply(&batch, now_ms, fx);
+        self.uplink = Uplink::Up {
+            generation,
+            synced: true,
+        };
+        self.failures = 0;
+        self.report_at = Some(now_ms + REPORT_EVERY_MS);
+        for held in std::mem::take(&mut self.held) {
+            match held {
+                Held::Text(conn, text) => self.fanout.client_text(conn, &text, now_ms, fx),
+                Held::Binary(conn, len) => self.fanout.client_binary(conn, len, now_ms, fx),
+            }
+        }
+    }
+
+    /// The link of `generation` failed or closed: re-dial with backoff while there are
+    /// clients, and tell them the upstream is `reconnecting` meanwhile.
+    pub fn leader_closed(&mut self, generation: u64, now_ms: i64, jitter: f64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let current = match self.uplink {
+            Uplink::Dialing { generation: g } | Uplink::Up { generation: g, .. } => g,
+            Uplink::Down => return fx,
+        };
+        if current != generation {
+            return fx;
+        }
+        self.uplink = Uplink::Down;
+        self.report_at = None;
+        self.failures += 1;
+        let delay = backoff::delay_ms(self.failures, jitter).min(RELINK_CAP_MS);
+        self.retry_at = now_ms + delay;
+        fx.push(Effect::Log {
+            level: Level::Warn,
+            event: "leader_link_lost",
+            detail: format!("link {generation} closed; again in {delay} ms"),
+        });
+        let told = std::mem::replace(&mut self.lost, true);
+        if !told && self.fanout.state() != UpstreamState::Reconnecting {
+            let lost = Batch {
+                state: Some(StateChange {
+                    state: UpstreamState::Reconnecting,
+                    announce: true,
+                }),
+                ..Batch::default()
+            };
+            self.fanout.apply(&lost, now_ms, &mut fx);
+        }
+        self.finish(now_ms, fx)
+    }
+
+    /// The timer fired: the fan-out's work, a report, a re-dial, or hanging up when idle.
+    pub fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
+        self.timer_at = None;
+        let mut fx = Vec::new();
+        self.fanout.timer(now_ms, &mut fx);
+        if let (Uplink::Up { generation, .. }, Some(at)) = (self.uplink, self.report_at) {
+            if at <= now_ms {
+                self.report_at = Some(now_ms + REPORT_EVERY_MS);
+                let report = self.fanout.report();
+                let text = ShardMessage::Report {
+                    report,
+                    seq: self.fanout.seq(),
+                }
+                .encode();
+                fx.push(Effect::SendLeader { generation, text });
+            }
+        }
+        let idle_for = self.idle_since.map(|t| now_ms - t);
+        if let (Some(ms), Uplink::Up { generation, .. } | Uplink::Dialing { generation }) =
+            (idle_for, self.uplink)
+        {
+            if ms >= IDLE_UNLINK_MS {
+                self.uplink = Uplink::Down;
+                self.report_at = None;
+                fx.push(Effect::HangUpLeader { generation });
+            }
+        }
+        self.finish(now_ms, fx)
+    }
+
+    // ----- clients --------------------------------------------------------------------------
+
+    /// True while another client fits under `MAX_CONNECTIONS` (per shard).
+    pub fn admit_client(&mut self) -> bool {
+        self.fanout.admit_client()
+    }
+
+    /// Registers a new connection; dials the leader if this is the first client.
+    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> (ConnId, Vec<Effect>) {
+        let conn = self.fanout.client_open(transport, now_ms);
+        (conn, self.finish(now_ms, Vec::new()))
+    }
+
+    /// Re-registers a WebSocket found after the object woke from hibernation.
+    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String]) {
+        self.fanout.client_restore(conn, symbols);
+    }
+
+    /// True when the connection is registered.
+    pub fn has_client(&self, conn: ConnId) -> bool {
+        self.fanout.has_client(conn)
+    }
+
+    /// Client connections by transport: (WebSocket, SSE).
+    pub fn client_counts(&self) -> (usize, usize) {
+        self.fanout.client_counts()
+    }
+
+    /// A connection closed or errored (what it sent and was held goes with it).
+    pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
+        self.held.retain(|h| match h {
+            Held::Text(c, _) | Held::Binary(c, _) => *c != conn,
+        });
+        self.fanout.client_closed(conn, now_ms);
+        self.finish(now_ms, Vec::new())
+    }
+
+    /// A text frame from a client: carried out now, or held until the snapshot is in.
+    pub fn client_text(&mut self, conn: ConnId, text: &str, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.synced() {
+            self.fanout.client_text(conn, text, now_ms, &mut fx);
+        } else {
+            self.hold(Held::Text(conn, text.to_string()), &mut fx);
+        }
+        self.finish(now_ms, fx)
+    }
+
+    /// A binary frame from a client.
+    pub fn client_binary(&mut self, conn: ConnId, len: usize, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.synced() {
+            self.fanout.client_binary(conn, len, now_ms, &mut fx);
+        } else {
+            self.hold(Held::Binary(conn, len), &mut fx);
+        }
+        self.finish(now_ms, fx)
+    }
+
+    fn hold(&mut self, input: Held, fx: &mut Vec<Effect>) {
+        if self.held.len() < MAX_HELD {
+            self.held.push(input);
+            return;
+        }
+        let (Held::Text(conn, _) | Held::Binary(conn, _)) = input;
+        let e = ClientError::new(
+            ErrorCode::RateLimited,
+            "the service is catching up with its feed; this message was dropped, send it again",
+        );
+        fx.push(Effect::Send {
+            conn,
+            frame: protocol::error_frame(&e).into(),
+        });
+    }
+
+    /// A send to `conn` failed: it is closed (1011, retryable) and forgotten.
+    pub fn send_failed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.fanout.send_failed(conn, now_ms, &mut fx);
+        self.finish(now_ms, fx)
+    }
+
+    /// Opens an SSE stream once the snapshot is in (before it: `NO_DATA`, retry shortly; the
+    /// edge waits for the link first).
+    pub fn sse_open(
+        &mut self,
+        symbols: &[String],
+        last_event_id: Option<u64>,
+        now_ms: i64,
+    ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
+        if !self.synced() {
+            return Err(ApiError::NoData {
+                message: "this shard is linking to the leader; retry shortly".into(),
+                retry_after_s: 1,
+            });
+        }
+        let (conn, first) = self.fanout.sse_open(symbols, last_event_id, now_ms)?;
+        Ok((conn, first, self.finish(now_ms, Vec::new())))
+    }
+
+    /// The stream of `conn` asks for its next bytes.
+    pub fn sse_take(&mut self, conn: ConnId, now_ms: i64) -> SseTake {
+        self.fanout.sse_take(conn, now_ms)
+    }
+
+    /// Records how long the edge took to carry out one fan-out.
+    pub fn observe_fanout(&mut self, seconds: f64) {
+        self.fanout.observe_fanout(seconds);
+    }
+
+    /// The shard's report (for its own `/health`).
+    pub fn report(&self) -> FanoutReport {
+        self.fanout.report()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,342 @@
+//! The leader↔shard link as a tree runs it: a leader [`Hub`] and shards wired in memory,
+//! every message through the real encoding.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::*;
+use crate::core::hub::tests::frames;
+use crate::core::hub::Hub;
+use crate::core::shards::ShardId;
+
+const SUB: &str = r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#;
+
+fn config(pairs: &[(&str, &str)]) -> Config {
+    let mut map: HashMap<&str, &str> = [
+        ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT"),
+        ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),
+        ("FLUSH_MS", "0"),
+        ("FANOUT_SHARDS", "2"),
+    ]
+    .into_iter()
+    .collect();
+    map.extend(pairs.iter().copied());
+    Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap()
+}
+
+fn ticker(symbol: &str, price: &str, event_time: i64) -> String {
+    let lower = symbol.to_lowercase();
+    format!(
+        r#"{{"stream":"{lower}@ticker","data":{{"e":"24hrTicker","E":{event_time},"s":"{symbol}","p":"1","P":"0.10","c":"{price}","o":"100","h":"101","l":"99","v":"10","q":"1000","b":"100.4","a":"100.6"}}}}"#
+    )
+}
+
+/// A connected leader with a price for BTCUSDT.
+fn leader(pairs: &[(&str, &str)]) -> Hub {
+    let mut h = Hub::new(config(pairs));
+    h.start(0);
+    h.upstream_opened(1, 0);
+    h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
+    h
+}
+
+/// What the leader sends shard `shard` on link `generation`.
+fn to_shard(fx: &[Effect], shard: ShardId, generation: u64) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::SendShards { links, text } if links.contains(&(shard, generation)) => {
+                Some(text.to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the shard sends the leader.
+fn to_leader(fx: &[Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::SendLeader { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn seqs(frames: &[Value]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "prices" || f["type"] == "snapshot")
+        .flat_map(|f| f["prices"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// The generation of the dial among `fx`.
+fn dialed(fx: &[Effect]) -> Option<u64> {
+    fx.iter().find_map(|e| match e {
+        Effect::DialLeader { generation } => Some(*generation),
+        _ => None,
+    })
+}
+
+/// The shard's current link generation (0 without one).
+fn current(s: &Shard) -> u64 {
+    match s.uplink() {
+        Uplink::Dialing { generation } | Uplink::Up { generation, .. } => generation,
+        Uplink::Down => 0,
+    }
+}
+
+/// Links `shard` (its pending dial answered) and delivers the leader's snapshot and the
+/// shard's first messages both ways; returns the shard's effects and the leader's link.
+fn link(h: &mut Hub, s: &mut Shard, shard: ShardId, now: i64) -> (Vec<Effect>, u64) {
+    let generation = current(s);
+    let mut fx = s.leader_opened(generation, now);
+    let (leader_gen, lfx) = h.shard_linked(shard, now).unwrap();
+    for text in to_leader(&fx) {
+        h.shard_text(shard, leader_gen, &text, now);
+    }
+    for text in to_shard(&lfx, shard, leader_gen) {
+        fx.extend(s.leader_text(generation, &text, now));
+    }
+    for text in to_leader(&fx) {
+        h.shard_text(shard, leader_gen, &text, now);
+    }
+    (fx, leader_gen)
+}
+
+#[test]
+fn a_shard_dials_on_its_first_client_and_holds_commands_until_the_snapshot() {
+    let mut h = leader(&[]);
+    let mut s = Shard::new(config(&[]));
+    assert!(!s.synced());
+    let (c, fx) = s.client_open(Transport::WebSocket, 20);
+    assert!(dialed(&fx).is_some(), "a dial");
+    let fx = s.client_text(c, SUB, 21);
+    assert!(frames(&fx, c).is_empty(), "held until the snapshot is in");
+    let (fx, g) = link(&mut h, &mut s, 0, 22);
+    let f = frames(&fx, c);
+    assert_eq!(f[0]["type"], "subscribed");
+    assert_eq!(f[1]["type"], "snapshot");
+    assert_eq!(
+        f[1]["prices"][0]["price"], "100.5",
+        "from the leader's snapshot"
+    );
+    // The leader learned the shard's interest, and its next change reaches the client.
+    let fx = h.upstream_text(1, &ticker("BTCUSDT", "101.0", 2_000), 30);
+    let texts = to_shard(&fx, 0, g);
+    assert_eq!(texts.len(), 1, "one message per flush per linked shard");
+    let fx = s.leader_text(current(&s), &texts[0], 31);
+    let f = frames(&fx, c);
+    assert_eq!(f[0]["prices"][0]["price"], "101.0");
+}
+
+#[test]
+fn a_broken_link_relinks_and_catches_up_without_a_seq_twice_or_backwards() {
+    let mut h = leader(&[]);
+    let mut s = Shard::new(config(&[]));
+    let (c, _) = s.client_open(Transport::WebSocket, 20);
+    s.client_text(c, SUB, 20);
+    let (fx, g) = link(&mut h, &mut s, 0, 20);
+    let mut seen = seqs(&frames(&fx, c));
+    // The link breaks: the client hears `reconnecting`; the leader moves on without it.
+    let fx = s.leader_closed(current(&s), 100, 0.5);
+    let f = frames(&fx, c);
+    assert_eq!(
+        (f[0]["type"].as_str(), f[0]["upstream"].as_str()),
+        (Some("status"), Some("reconnecting"))
+    );
+    h.shard_closed(0, g, 100);
+    h.upstream_text(1, &ticker("BTCUSDT", "102.0", 3_000), 110);
+    h.upstream_text(1, &ticker("ETHUSDT", "5.0", 3_000), 111);
+    let retry = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::Timer { at_ms } => Some(*at_ms),
+            _ => None,
+        })
+        .unwrap();
+    assert!(retry > 100 && retry <= 100 + RELINK_CAP_MS);
+    let fx = s.timer(retry);
+    assert!(dialed(&fx).is_some(), "a dial");
+    let (fx, _) = link(&mut h, &mut s, 0, retry);
+    let f = frames(&fx, c);
+    seen.extend(seqs(&f));
+    assert!(
+        seen.windows(2).all(|w| w[1] > w[0]),
+        "every seq once, growing: {seen:?}"
+    );
+    assert_eq!(f.last().unwrap()["type"], "status");
+    assert_eq!(
+        f.last().unwrap()["upstream"],
+        "connected",
+        "told the link is back"
+    );
+    assert!(
+        f.iter().any(|x| x["prices"][0]["price"] == "102.0"),
+        "caught up with what it missed: {f:?}"
+    );
+    // A snapshot that repeats what the shard has sends the client nothing.
+    let again = h.shard_linked(0, retry + 1).unwrap();
+    let text = to_shard(&again.1, 0, again.0).remove(0);
+    s.leader_closed(current(&s), retry + 1, 0.0);
+    let t = s.timer(retry + 1 + RELINK_CAP_MS);
+    assert!(dialed(&t).is_some(), "a dial");
+    let mut fx = s.leader_opened(current(&s), retry + 2 + RELINK_CAP_MS);
+    fx.extend(s.leader_text(current(&s), &text, retry + 2 + RELINK_CAP_MS));
+    assert!(
+        seqs(&frames(&fx, c)).is_empty(),
+        "nothing new, nothing sent"
+    );
+}
+
+#[test]
+fn a_restarted_leader_is_relinked_and_seq_keeps_growing() {
+    let mut h = leader(&[]);
+    let mut s = Shard::new(config(&[]));
+    let (c, _) = s.client_open(Transport::WebSocket, 20);
+    s.client_text(c, SUB, 20);
+    let (fx, _) = link(&mut h, &mut s, 0, 20);
+    let mut seen = seqs(&frames(&fx, c));
+    // The leader's object is replaced: a new instance above the old one's `seq` block.
+    let mut h2 = Hub::new(config(&[]));
+    h2.restore_prices(Vec::new(), h.seq() + 100_000, 50);
+    h2.start(50);
+    h2.upstream_opened(1, 50);
+    h2.upstream_text(1, &ticker("BTCUSDT", "99.0", 9_000), 60);
+    s.leader_closed(current(&s), 55, 0.0);
+    let fx = s.timer(55 + RELINK_CAP_MS);
+    assert!(dialed(&fx).is_some(), "a dial");
+    let (fx, _) = link(&mut h2, &mut s, 0, 70);
+    seen.extend(seqs(&frames(&fx, c)));
+    assert!(seen.windows(2).all(|w| w[1] > w[0]), "{seen:?}");
+    assert_eq!(seen.len(), 2);
+}
+
+#[test]
+fn on_demand_follows_the_union_of_the_shards_interests() {
+    let pairs = [("UPSTREAM_MODE", "on-demand")];
+    let mut h = Hub::new(config(&pairs));
+    h.start(0);
+    let mut a = Shard::new(config(&pairs));
+    let mut b = Shard::new(config(&pairs));
+    let (ca, _) = a.client_open(Transport::WebSocket, 0);
+    let (cb, _) = b.client_open(Transport::WebSocket, 0);
+    let (_, ga) = link(&mut h, &mut a, 0, 1);
+    let (_, gb) = link(&mut h, &mut b, 1, 1);
+    let fx = a.client_text(ca, SUB, 2);
+    let mut lfx = Vec::new();
+    for t in to_leader(&fx) {
+        lfx.extend(h.shard_text(0, ga, &t, 2));
+    }
+    let url = lfx
+        .iter()
+        .find_map(|e| match e {
+            Effect::ConnectUpstream { url, .. } => Some(url.clone()),
+            _ => None,
+        })
+        .expect("a listener in shard 0 starts the upstream");
+    assert!(
+        url.contains("btcusdt@ticker") && !url.contains("ethusdt"),
+        "{url}"
+    );
+    h.upstream_opened(1, 3);
+    let fx = b.client_text(cb, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 4);
+    let mut lfx = Vec::new();
+    for t in to_leader(&fx) {
+        lfx.extend(h.shard_text(1, gb, &t, 4));
+    }
+    let sent: Vec<String> = lfx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SendUpstream { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|t| t.contains("SUBSCRIBE") && t.contains("ethusdt@ticker")),
+        "{sent:?}"
+    );
+    // Shard 0's link goes: its symbol is no longer wanted.
+    let lfx = h.shard_closed(0, ga, 1_000);
+    let later = h.timer(1_000 + 1_000);
+    let sent: Vec<String> = lfx
+        .iter()
+        .chain(later.iter())
+        .filter_map(|e| match e {
+            Effect::SendUpstream { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let alarm = h.alarm(2_000, 0.5);
+    let all: Vec<String> = sent
+        .into_iter()
+        .chain(alarm.iter().filter_map(|e| match e {
+            Effect::SendUpstream { text, .. } => Some(text.clone()),
+            _ => None,
+        }))
+        .collect();
+    assert!(
+        all.iter()
+            .any(|t| t.contains("UNSUBSCRIBE") && t.contains("btcusdt@ticker")),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn an_idle_shard_hangs_up_and_reports_while_linked() {
+    let mut h = leader(&[]);
+    let mut s = Shard::new(config(&[]));
+    let (c, _) = s.client_open(Transport::WebSocket, 0);
+    let (_, g) = link(&mut h, &mut s, 1, 0);
+    let fx = s.timer(REPORT_EVERY_MS);
+    let reports = to_leader(&fx);
+    assert_eq!(reports.len(), 1);
+    h.shard_text(1, g, &reports[0], REPORT_EVERY_MS);
+    let views = h.shard_views();
+    assert_eq!((views[1].linked, views[1].lag), (true, Some(0)));
+    assert_eq!(views[1].report.as_ref().map(|r| r.websocket), Some(1));
+    assert!(!views[0].linked);
+    let (_, body) = h.health(REPORT_EVERY_MS);
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        health["clients"]["websocket"], 1,
+        "the shards' clients add up"
+    );
+    assert_eq!(health["shards"][1]["clients"]["websocket"], 1);
+    assert_eq!(
+        health["capacity"]["max_connections"],
+        2 * 10_000,
+        "per shard"
+    );
+    let metrics = h.metrics(REPORT_EVERY_MS);
+    assert!(metrics.contains("edgetick_connections{transport=\"websocket\"} 1\n"));
+    assert!(metrics.contains("edgetick_shard_linked{shard=\"1\"} 1\n"));
+    assert!(metrics.contains("edgetick_shard_connections{shard=\"1\",transport=\"websocket\"} 1\n"));
+    s.client_closed(c, 3_000);
+    let fx = s.timer(3_000 + IDLE_UNLINK_MS);
+    assert!(fx.iter().any(|e| matches!(e, Effect::HangUpLeader { .. })));
+    assert_eq!(s.uplink(), Uplink::Down);
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::DialLeader { .. })),
+        "no clients, no dial"
+    );
+}
+
+#[test]
+fn an_sse_stream_waits_for_the_snapshot() {
+    let mut h = leader(&[]);
+    let mut s = Shard::new(config(&[]));
+    let syms = ["BTCUSDT".to_string()];
+    assert!(matches!(
+        s.sse_open(&syms, None, 0),
+        Err(ApiError::NoData { .. })
+    ));
+    let (ws, _) = s.client_open(Transport::WebSocket, 0);
+    link(&mut h, &mut s, 0, 1);
+    let (_, first, _) = s.sse_open(&syms, None, 2).unwrap();
+    assert!(first.contains("100.5"), "{first}");
+    assert!(s.has_client(ws));
+}

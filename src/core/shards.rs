@@ -1,0 +1,286 @@
+//! The leader's side of the fan-out shards (DESIGN §8): which shards are linked, what each
+//! listens to and last reported, and the one message each flush sends them.
+//!
+//! A shard dials the leader while it has clients and hangs up when it has none, so a linked
+//! shard is one that wants every change: a flush is encoded once and the same bytes go to
+//! every linked shard. Each link is a *generation*: events of a link that has since been
+//! replaced are stale and ignored. What a shard sends the leader is a [`ShardMessage`].
+
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+
+use super::batch::{Batch, WireKind};
+use super::fanout::FanoutReport;
+
+/// A shard's number: the object `fanout-{id}`.
+pub type ShardId = u32;
+
+/// What a shard tells the leader over its link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ShardMessage {
+    /// The symbols its clients hold now (an on-demand upstream follows their union).
+    Interest {
+        /// Canonical symbols, sorted.
+        symbols: Vec<String>,
+    },
+    /// Its clients and counters, and the highest `seq` it has applied (the leader's `seq`
+    /// minus it is the shard's lag).
+    Report {
+        /// The fan-out's report.
+        report: FanoutReport,
+        /// Highest `seq` applied.
+        seq: u64,
+    },
+}
+
+impl ShardMessage {
+    /// The message as sent.
+    pub fn encode(&self) -> String {
+        // Invariant: strings, numbers and the report's counters always serialise.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a message from a shard.
+    pub fn decode(text: &str) -> Result<ShardMessage, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// A link: a shard and the generation of its current connection.
+pub type LinkId = (ShardId, u64);
+
+/// One linked shard.
+#[derive(Debug, Clone, PartialEq)]
+struct Linked {
+    generation: u64,
+    interest: BTreeSet<String>,
+    report: Option<(FanoutReport, u64)>,
+}
+
+/// The lowest generation a link made at `now_ms` gets: the clock in microseconds, so
+/// generations grow across restarts of the object that hands them out.
+pub fn generation_floor(now_ms: i64) -> u64 {
+    u64::try_from(now_ms).unwrap_or(0).saturating_mul(1_000)
+}
+
+/// One shard as `/health` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardView {
+    /// Its number.
+    pub shard: ShardId,
+    /// Whether it is linked now.
+    pub linked: bool,
+    /// Symbols its clients hold.
+    pub interest: usize,
+    /// The leader's `seq` minus the highest the shard reported applying.
+    pub lag: Option<u64>,
+    /// Its last report.
+    pub report: Option<FanoutReport>,
+}
+
+/// The shards of one leader.
+#[derive(Debug)]
+pub struct ShardTable {
+    count: ShardId,
+    next_generation: u64,
+    linked: Vec<(ShardId, Linked)>,
+}
+
+impl ShardTable {
+    /// `count` shards, none linked.
+    pub fn new(count: ShardId) -> ShardTable {
+        ShardTable {
+            count,
+            next_generation: 1,
+            linked: Vec::new(),
+        }
+    }
+
+    /// A shard linked at `now_ms`: returns the link's generation (a newer link of the same
+    /// shard replaces the older one) and the snapshot it starts from, encoded. Generations
+    /// start from the clock, so a restarted leader never reuses one an old link had.
+    pub fn link(&mut self, shard: ShardId, snapshot: &Batch, now_ms: i64) -> Option<(u64, String)> {
+        if shard >= self.count {
+            return None;
+        }
+        let generation = self.next_generation.max(generation_floor(now_ms));
+        self.next_generation = generation + 1;
+        self.linked.retain(|(s, _)| *s != shard);
+        let link = Linked {
+            generation,
+            interest: BTreeSet::new(),
+            report: None,
+        };
+        let at = self.linked.partition_point(|(s, _)| *s < shard);
+        self.linked.insert(at, (shard, link));
+        Some((generation, snapshot.encode(WireKind::Snapshot)))
+    }
+
+    /// The link of `generation` closed; returns whether it was the shard's current link
+    /// (and its interest is gone with it).
+    pub fn unlink(&mut self, shard: ShardId, generation: u64) -> bool {
+        let before = self.linked.len();
+        self.linked
+            .retain(|(s, l)| !(*s == shard && l.generation == generation));
+        before != self.linked.len()
+    }
+
+    fn current(&mut self, shard: ShardId, generation: u64) -> Option<&mut Linked> {
+        self.linked
+            .iter_mut()
+            .find(|(s, l)| *s == shard && l.generation == generation)
+            .map(|(_, l)| l)
+    }
+
+    /// A message from the link of `generation`; returns whether the union of interests
+    /// changed. Messages of a replaced link are ignored.
+    pub fn message(&mut self, shard: ShardId, generation: u64, msg: ShardMessage) -> bool {
+        let before = self.union();
+        let Some(link) = self.current(shard, generation) else {
+            return false;
+        };
+        match msg {
+            ShardMessage::Interest { symbols } => link.interest = symbols.into_iter().collect(),
+            ShardMessage::Report { report, seq } => link.report = Some((report, seq)),
+        }
+        before != self.union()
+    }
+
+    /// The symbols some linked shard's clients hold.
+    pub fn union(&self) -> BTreeSet<String> {
+        self.linked
+            .iter()
+            .flat_map(|(_, l)| l.interest.iter().cloned())
+            .collect()
+    }
+
+    /// What a flush sends: one message, encoded once, for every linked shard (their
+    /// current generations). Nothing when no shard is linked or the batch is empty.
+    pub fn route(&self, batch: &Batch) -> Option<(Vec<LinkId>, Rc<str>)> {
+        if self.linked.is_empty() || batch.is_empty() {
+            return None;
+        }
+        let to = self
+            .linked
+            .iter()
+            .map(|(s, l)| (*s, l.generation))
+            .collect();
+        Some((to, batch.encode(WireKind::Batch).into()))
+    }
+
+    /// Every shard, linked or not, for `/health`, with its lag behind `seq`.
+    pub fn views(&self, seq: u64) -> Vec<ShardView> {
+        (0..self.count)
+            .map(|shard| {
+                let link = self
+                    .linked
+                    .iter()
+                    .find(|(s, _)| *s == shard)
+                    .map(|(_, l)| l);
+                let report = link.and_then(|l| l.report.clone());
+                ShardView {
+                    shard,
+                    linked: link.is_some(),
+                    interest: link.map_or(0, |l| l.interest.len()),
+                    lag: report.as_ref().map(|(_, s)| seq.saturating_sub(*s)),
+                    report: report.map(|(r, _)| r),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::batch::Change;
+    use crate::core::fanout::FanoutStats;
+
+    fn batch(seq: u64) -> Batch {
+        Batch {
+            prices: vec![Change {
+                symbol: "BTCUSDT".into(),
+                encoded: format!(r#"{{"symbol":"BTCUSDT","seq":{seq}}}"#).into(),
+                seq,
+                received_at: 1,
+            }],
+            seq,
+            ..Batch::default()
+        }
+    }
+
+    fn interest(symbols: &[&str]) -> ShardMessage {
+        ShardMessage::Interest {
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn report(websocket: usize) -> FanoutReport {
+        FanoutReport {
+            websocket,
+            sse: 0,
+            max_connections: 10,
+            stats: FanoutStats::default(),
+        }
+    }
+
+    #[test]
+    fn a_flush_is_encoded_once_for_every_linked_shard() {
+        let mut t = ShardTable::new(4);
+        assert!(t.route(&batch(1)).is_none(), "nobody linked: nothing sent");
+        let (g2, snap) = t.link(2, &batch(1), 0).unwrap();
+        assert!(snap.starts_with(r#"{"t":"snapshot""#));
+        let (g0, _) = t.link(0, &batch(1), 0).unwrap();
+        assert!(t.link(4, &batch(1), 0).is_none(), "no such shard");
+        let (to, text) = t.route(&batch(2)).unwrap();
+        assert_eq!(to, [(0, g0), (2, g2)], "in shard order");
+        assert_eq!(Batch::decode(&text).unwrap().1, batch(2));
+        assert!(
+            t.route(&Batch::default()).is_none(),
+            "an empty batch is not sent"
+        );
+    }
+
+    #[test]
+    fn interests_union_and_a_replaced_link_is_ignored() {
+        let mut t = ShardTable::new(2);
+        let (old, _) = t.link(0, &batch(1), 0).unwrap();
+        let (g1, _) = t.link(1, &batch(1), 0).unwrap();
+        assert!(t.message(0, old, interest(&["BTCUSDT"])));
+        assert!(t.message(1, g1, interest(&["BTCUSDT", "ETHUSDT"])));
+        assert!(
+            !t.message(1, g1, interest(&["ETHUSDT", "BTCUSDT"])),
+            "same set"
+        );
+        let (new, _) = t.link(0, &batch(1), 0).unwrap();
+        assert!(!t.message(0, old, interest(&["SOLUSDT"])), "stale link");
+        assert!(!t.unlink(0, old), "closing a replaced link changes nothing");
+        assert!(t.message(0, new, interest(&["XRPUSDT"])));
+        let union: Vec<String> = t.union().into_iter().collect();
+        assert_eq!(union, ["BTCUSDT", "ETHUSDT", "XRPUSDT"]);
+        assert!(t.unlink(1, g1));
+        let union: Vec<String> = t.union().into_iter().collect();
+        assert_eq!(union, ["XRPUSDT"], "an unlinked shard's interest is gone");
+    }
+
+    #[test]
+    fn views_show_every_shard_with_its_lag() {
+        let mut t = ShardTable::new(2);
+        let (g, _) = t.link(1, &batch(1), 0).unwrap();
+        let msg = ShardMessage::Report {
+            report: report(3),
+            seq: 40,
+        };
+        let text = msg.encode();
+        t.message(1, g, ShardMessage::decode(&text).unwrap());
+        let views = t.views(42);
+        assert_eq!(views.len(), 2);
+        assert!(!views[0].linked && views[0].report.is_none());
+        assert_eq!((views[1].linked, views[1].lag), (true, Some(2)));
+        assert_eq!(views[1].report.as_ref().map(|r| r.websocket), Some(3));
+        assert!(ShardMessage::decode("{}").is_err());
+    }
+}

@@ -1,0 +1,62 @@
+//! Test faults (`TEST_FAULTS=on` only): a broken link between the leader and its shards,
+//! and a restarted leader or shard, emulated the way a new instance starts: its sockets
+//! closed, a fresh core (the leader's restored from storage).
+
+use std::rc::Rc;
+
+use worker::{Response, Result, WebSocket};
+
+use super::env::now_ms;
+use super::http;
+use super::restore::restore_storage;
+use super::shared::Shared;
+use crate::core::hub::Hub;
+use crate::core::node::Node;
+use crate::core::protocol::close;
+use crate::core::shard::Shard;
+use crate::core::shards::ShardId;
+
+impl Shared {
+    /// (Leader) Closes every shard's link, as a network fault would.
+    pub(super) fn unlink_all(self: &Rc<Self>) -> usize {
+        let links: Vec<(ShardId, (u64, WebSocket))> =
+            self.shard_links.borrow_mut().drain().collect();
+        for (shard, (generation, ws)) in &links {
+            let _ = ws.close(Some(close::INTERNAL), Some("fault: unlink"));
+            let (shard, generation) = (*shard, *generation);
+            self.run(|n| n.on_leader(|hub| hub.shard_closed(shard, generation, now_ms())));
+        }
+        links.len()
+    }
+
+    /// (Leader) Starts over as a new instance would: links and upstream closed, the core
+    /// restored from storage (prices, the `seq` floor, the link's memory).
+    pub(super) fn restart_leader(self: &Rc<Self>) -> Result<Response> {
+        self.unlink_all();
+        for (_, ws) in self.upstreams.borrow_mut().drain() {
+            let _ = ws.close(Some(close::NORMAL), Some("fault: restart"));
+        }
+        let mut hub = Hub::new(self.node.borrow().config().clone());
+        restore_storage(&self.state, &mut hub);
+        *self.node.borrow_mut() = Node::Leader(Box::new(hub));
+        self.kick();
+        http::json(200, r#"{"restarted":"leader"}"#.to_string())
+    }
+
+    /// (Shard) Starts over as a new instance would: clients closed with 1012 (they retry),
+    /// streams ended, the link hung up, an empty core.
+    pub(super) fn restart_shard(self: &Rc<Self>) -> Result<Response> {
+        for (_, ws) in self.clients.borrow_mut().drain() {
+            let _ = ws.close(Some(close::RESTART), Some("shard restarting"));
+        }
+        if let Some((_, ws)) = self.leader_link.borrow_mut().take() {
+            let _ = ws.close(Some(close::NORMAL), Some("fault: restart"));
+        }
+        let fresh = Shard::new(self.node.borrow().config().clone());
+        *self.node.borrow_mut() = Node::Shard(Box::new(fresh));
+        for (_, waker) in self.sse_wakers.borrow_mut().drain() {
+            waker.wake();
+        }
+        http::json(200, r#"{"restarted":"shard"}"#.to_string())
+    }
+}

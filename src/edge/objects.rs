@@ -1,0 +1,55 @@
+//! The objects of the tree as the Worker reaches them: the leader, the shard a client
+//! connection is handed to, and the test faults sent to either.
+
+use worker::{Env, Response, Result, Stub};
+
+use crate::core::config::Config;
+use crate::core::request::{shard_for, Fault, FaultKind, LeaderRequest};
+
+/// Every name of the leader; `id_from_name` makes it unique world-wide.
+const LEADER: &str = "leader";
+
+/// The leader object.
+pub(super) fn leader(env: &Env, cfg: &Config) -> Result<Stub> {
+    env.durable_object("PRICE_HUB")?
+        .id_from_name(LEADER)?
+        .get_stub_with_location_hint(&cfg.leader_location)
+}
+
+/// Fan-out shard `n` (`fanout-{n}`).
+fn shard(env: &Env, n: u32) -> Result<Stub> {
+    env.durable_object("FANOUT")?
+        .id_from_name(&format!("fanout-{n}"))?
+        .get_stub()
+}
+
+/// Where a client connection goes: a fan-out shard drawn at random, or the leader when
+/// there are no shards (see [`shard_for`]).
+pub(super) fn entry(env: &Env, cfg: &Config) -> Result<Stub> {
+    match shard_for(cfg, js_sys::Math::random()) {
+        Some(n) => shard(env, n),
+        None => leader(env, cfg),
+    }
+}
+
+/// Asks the leader object: the one place a [`LeaderRequest`] becomes a request to it.
+pub(super) async fn ask_leader(env: &Env, cfg: &Config, to: &LeaderRequest) -> Result<Response> {
+    leader(env, cfg)?
+        .fetch_with_str(&format!("https://leader{}", to.path()))
+        .await
+}
+
+/// Hands a test fault to the object it concerns (`TEST_FAULTS=on` only).
+pub(super) async fn inject(env: &Env, cfg: &Config, fault: Fault) -> Result<Response> {
+    let (unlink, restart) = (FaultKind::Unlink, FaultKind::Restart);
+    match fault {
+        Fault::Unlink => ask_leader(env, cfg, &LeaderRequest::Fault { kind: unlink }).await,
+        Fault::RestartLeader => ask_leader(env, cfg, &LeaderRequest::Fault { kind: restart }).await,
+        Fault::RestartShard(n) => {
+            let path = LeaderRequest::Fault { kind: restart }.path();
+            shard(env, n)?
+                .fetch_with_str(&format!("https://edgetick{path}"))
+                .await
+        }
+    }
+}

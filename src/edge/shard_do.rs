@@ -1,0 +1,107 @@
+//! The `FanoutShard` Durable Object (`fanout-0 … fanout-{N-1}`): carries the clients the
+//! Worker hands it, fed by its link to the leader (see [`super::links`]).
+
+use std::rc::Rc;
+
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage,
+};
+
+use super::env::{load_config, log_error};
+use super::http;
+use super::hub_do::auto_pong;
+use super::restore::restore_clients;
+use super::shared::Shared;
+use super::sockets;
+use crate::core::error::ApiError;
+use crate::core::node::Node;
+use crate::core::request::{FaultKind, LeaderRequest};
+use crate::core::shard::Shard;
+
+/// A shard. Holds either its running state or the configuration error that stops it.
+#[durable_object]
+pub struct FanoutShard {
+    shared: std::result::Result<Rc<Shared>, String>,
+}
+
+impl FanoutShard {
+    fn shared(&self) -> std::result::Result<Rc<Shared>, ApiError> {
+        self.shared.clone().map_err(ApiError::Config)
+    }
+}
+
+/// The shard's number from its object name, `fanout-{n}`.
+fn shard_number(state: &State) -> std::result::Result<u32, String> {
+    let name = state.id().name().unwrap_or_default();
+    name.strip_prefix("fanout-")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("a fan-out shard must be named fanout-N, not {name:?}"))
+}
+
+impl DurableObject for FanoutShard {
+    fn new(state: State, env: Env) -> Self {
+        console_error_panic_hook::set_once();
+        let started = load_config(&env)
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| Ok((cfg, shard_number(&state)?)));
+        let (cfg, number) = match started {
+            Ok(v) => v,
+            Err(e) => {
+                log_error("shard_invalid", &e);
+                return FanoutShard { shared: Err(e) };
+            }
+        };
+        auto_pong(&state);
+        let mut node = Node::Shard(Box::new(Shard::new(cfg)));
+        let clients = restore_clients(&state, &mut node);
+        let shared = Shared::new(state, env, node, None, number);
+        *shared.clients.borrow_mut() = clients;
+        FanoutShard {
+            shared: Ok(Rc::new(shared)),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let shared = match self.shared() {
+            Ok(s) => s,
+            Err(e) => return http::error(&e),
+        };
+        let url = req.url()?;
+        let query = http::query_pairs(&url);
+        match LeaderRequest::parse(url.path(), &query) {
+            Ok(LeaderRequest::WebSocket) => shared.accept_client(),
+            Ok(LeaderRequest::Stream { symbols, last }) => shared.open_stream(&symbols, last).await,
+            Ok(LeaderRequest::Fault {
+                kind: FaultKind::Restart,
+            }) if shared.node.borrow().config().test_faults => shared.restart_shard(),
+            Ok(_) => http::error(&ApiError::NotFound("a shard serves /ws and streams".into())),
+            Err(e) => http::error(&e),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        sockets::on_message(&self.shared, &ws, message);
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _clean: bool,
+    ) -> Result<()> {
+        sockets::on_close(&self.shared, &ws, code, reason);
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
+        sockets::on_error(&self.shared, &ws, &error);
+        Ok(())
+    }
+}

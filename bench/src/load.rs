@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stack::{now_ms, Role, Stack};
+use crate::stack::{get, now_ms, Role, Stack};
 use crate::SYMBOLS;
 
 /// What every client reports.
@@ -252,6 +252,10 @@ pub fn run_load(
         })
     });
     eprintln!("  connected {connected} in {connect_time:?}");
+    let spread = shard_spread(stack);
+    if let Some(s) = &spread {
+        eprintln!("  clients per shard: {s}");
+    }
     let mut peak_rss = rss_connected;
     let (cpu_by_role_start, (cpu_start, _)) = stack.usage();
     let t_start = Instant::now();
@@ -338,10 +342,13 @@ pub fn run_load(
         "wrangler port"
     };
     let held = format!(
-        "{}/{} held, {} failed",
+        "{}/{} held, {} failed{}",
         connected - closed_early,
         load.clients,
-        load.clients - connected + closed_early
+        load.clients - connected + closed_early,
+        spread
+            .as_ref()
+            .map_or(String::new(), |s| format!("; per shard {s}"))
     );
     let memory = format!(
         "{:.0} MiB; per connection: runtime {:.0} KiB, proxy {:.0} KiB",
@@ -392,8 +399,33 @@ pub fn run_load(
         "price_deliveries_per_s": deliveries, "frames": frames, "prices": prices,
         "workerd_cpu_seconds": cpu, "measured_seconds": measured, "peak_rss_kib": peak_rss,
         "rss_per_connection_kib": per_conn_kb, "mismatched": mismatched, "drain_seconds": drained,
-        "direct": direct, "by_process": roles,
+        "direct": direct, "by_process": roles, "shard_spread": spread,
     });
     eprintln!("{row}");
     Outcome { row, detail }
+}
+
+/// With fan-out shards: each shard's clients from `/health` (after their next reports), and
+/// the largest deviation from the mean; `None` without shards.
+fn shard_spread(stack: &Stack) -> Option<String> {
+    std::thread::sleep(Duration::from_millis(2_500));
+    let h = get(&format!("http://127.0.0.1:{}/health", stack.port))?;
+    let counts: Vec<f64> = h["shards"]
+        .as_array()?
+        .iter()
+        .map(|s| s["clients"]["websocket"].as_f64().unwrap_or(0.0))
+        .collect();
+    if counts.is_empty() {
+        return None;
+    }
+    let mean = counts.iter().sum::<f64>() / counts.len() as f64;
+    let worst = counts
+        .iter()
+        .map(|c| (c - mean).abs() / mean.max(1.0) * 100.0)
+        .fold(0.0, f64::max);
+    let list: Vec<String> = counts.iter().map(|c| format!("{c:.0}")).collect();
+    Some(format!(
+        "{} (at most {worst:.0}% from the mean)",
+        list.join(" / ")
+    ))
 }

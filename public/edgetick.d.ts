@@ -82,7 +82,7 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }: {
  * @property {number} [staleAfterMs] A symbol without an update for this long is stale (default 30 000 ms).
  * @property {number} [pingIntervalMs] Application ping interval; a pong missing for two intervals means a dead connection (default 30 000 ms).
  * @property {number} [pollIntervalMs] REST polling interval while no transport is up (default 5 000 ms).
- * @property {number} [ackIntervalMs] How often applied frames are acknowledged (server flow control; default 1 000 ms).
+ * @property {number} [ackIntervalMs] How often applied frames are acknowledged at most (server flow control; default 10 000 ms); sooner after every 256 KiB received. Each message a client sends is billed, so acknowledging rarely is what keeps a large audience cheap.
  * @property {number} [connectionTimeoutMs] A connection that has not opened within this long (a hung handshake) is abandoned and retried (default 10 000 ms).
  */
 /**
@@ -115,6 +115,7 @@ export class SeqFilter {
  * @property {ReturnType<typeof setInterval>} [ping]
  * @property {ReturnType<typeof setInterval>} [ack]
  * @property {number} [acked]
+ * @property {number} [unacked] bytes received since the last acknowledgement
  */
 /**
  * A live price feed. Events: `price` ({@link Price}), `status` ({@link FeedStatus}),
@@ -247,7 +248,7 @@ export type PriceFeedOptions = {
      */
     pollIntervalMs?: number;
     /**
-     * How often applied frames are acknowledged (server flow control; default 1 000 ms).
+     * How often applied frames are acknowledged at most (server flow control; default 10 000 ms); sooner after every 256 KiB received. Each message a client sends is billed, so acknowledging rarely is what keeps a large audience cheap.
      */
     ackIntervalMs?: number;
     /**
@@ -266,4 +267,8 @@ export type Conn = {
     ping?: ReturnType<typeof setInterval>;
     ack?: ReturnType<typeof setInterval>;
     acked?: number;
+    /**
+     * bytes received since the last acknowledgement
+     */
+    unacked?: number;
 };

@@ -49,7 +49,7 @@
  * @property {number} [staleAfterMs] A symbol without an update for this long is stale (default 30 000 ms).
  * @property {number} [pingIntervalMs] Application ping interval; a pong missing for two intervals means a dead connection (default 30 000 ms).
  * @property {number} [pollIntervalMs] REST polling interval while no transport is up (default 5 000 ms).
- * @property {number} [ackIntervalMs] How often applied frames are acknowledged (server flow control; default 1 000 ms).
+ * @property {number} [ackIntervalMs] How often applied frames are acknowledged at most (server flow control; default 10 000 ms); sooner after every 256 KiB received. Each message a client sends is billed, so acknowledging rarely is what keeps a large audience cheap.
  * @property {number} [connectionTimeoutMs] A connection that has not opened within this long (a hung handshake) is abandoned and retried (default 10 000 ms).
  */
 
@@ -153,6 +153,8 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }) {
 }
 
 const TRANSPORTS = ['auto', 'websocket', 'sse'];
+/** Received bytes after which the feed acknowledges without waiting for `ackIntervalMs`. */
+const ACK_AFTER_BYTES = 256 * 1024;
 
 /**
  * One connection attempt of the feed (internal): its transport, its socket, its timers.
@@ -164,6 +166,7 @@ const TRANSPORTS = ['auto', 'websocket', 'sse'];
  * @property {ReturnType<typeof setInterval>} [ping]
  * @property {ReturnType<typeof setInterval>} [ack]
  * @property {number} [acked]
+ * @property {number} [unacked] bytes received since the last acknowledgement
  */
 
 /**
@@ -214,7 +217,7 @@ export class PriceFeed {
     staleAfterMs = 30_000,
     pingIntervalMs = 30_000,
     pollIntervalMs = 5_000,
-    ackIntervalMs = 1_000,
+    ackIntervalMs = 10_000,
     connectionTimeoutMs = 10_000,
   } = {}) {
     if (!TRANSPORTS.includes(transport)) throw new Error(`transport must be one of ${TRANSPORTS.join(', ')}`);
@@ -522,15 +525,13 @@ export class PriceFeed {
       if (this.#symbols.size > 0) socket.send(JSON.stringify({ action: 'subscribe', symbols: [...this.#symbols] }));
       this.#pongAt = Date.now();
       conn.ping = setInterval(() => this.#ping(socket), this.#opts.pingIntervalMs);
-      conn.ack = setInterval(() => {
-        if (this.#filter.max > (conn.acked ?? 0)) {
-          conn.acked = this.#filter.max;
-          socket.send(JSON.stringify({ action: 'ack', seq: this.#filter.max }));
-        }
-      }, this.#opts.ackIntervalMs);
+      conn.ack = setInterval(() => this.#ack(conn), this.#opts.ackIntervalMs);
     };
     socket.onmessage = (ev) => {
-      if (typeof ev.data === 'string' && ev.data !== 'pong') this.#receive(ev.data);
+      if (typeof ev.data !== 'string' || ev.data === 'pong') return;
+      this.#receive(ev.data);
+      conn.unacked = (conn.unacked ?? 0) + ev.data.length;
+      if (conn.unacked >= ACK_AFTER_BYTES) this.#ack(conn);
     };
     socket.onclose = (ev) => {
       clearTimers(conn);
@@ -540,6 +541,19 @@ export class PriceFeed {
     socket.onerror = () => {
       // onclose follows and decides.
     };
+  }
+
+  /**
+   * Acknowledges what was applied, if anything new: the server's flow control counts what
+   * is not acknowledged (1 MiB), and every message a client sends is billed.
+   * @param {Conn} conn
+   */
+  #ack(conn) {
+    conn.unacked = 0;
+    if (this.#filter.max > (conn.acked ?? 0)) {
+      conn.acked = this.#filter.max;
+      /** @type {WebSocket} */ (conn.socket).send(JSON.stringify({ action: 'ack', seq: this.#filter.max }));
+    }
   }
 
   /** @param {WebSocket} socket */

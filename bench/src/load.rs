@@ -209,8 +209,9 @@ pub fn run_load(
             std::thread::sleep(Duration::from_millis(250));
         }
     }
-    // Wait until every client connected (or 120 s).
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Wait until every client connected (or 120 s, 10 ms per client for large idle crowds).
+    let wait = Duration::from_millis((load.clients as u64 * 10).max(120_000));
+    let deadline = Instant::now() + wait;
     let count = || {
         tallies
             .iter()

@@ -234,6 +234,8 @@ fn main() {
         shards::a_broken_link_relinks_with_no_seq_repeated_or_backwards,
         shards::a_restarted_leader_is_relinked_by_every_shard,
         shards::a_restarted_shard_closes_its_clients_retryably_and_they_converge,
+        shards::on_demand_follows_the_interest_of_every_shard,
+        shards::metrics_add_the_shards_up,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

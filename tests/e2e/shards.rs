@@ -272,3 +272,98 @@ pub fn a_restarted_shard_closes_its_clients_retryably_and_they_converge(_ctx: &m
     let mut clients = watchers(&t.svc, 8);
     converge(&t, &mut clients);
 }
+
+/// The upstream's streams at the exchange (one connection), sorted.
+fn upstream_streams(ex: &Exchange) -> Option<Vec<String>> {
+    let s = ex.state();
+    let conns = s["conns"].as_array()?.clone();
+    let mut streams: Vec<String> = conns
+        .first()?
+        .get("streams")?
+        .as_array()?
+        .iter()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect();
+    streams.sort();
+    (conns.len() == 1).then_some(streams)
+}
+
+pub fn on_demand_follows_the_interest_of_every_shard(_ctx: &mut Ctx) {
+    let ex = Exchange::start(&["--rate", "40"]);
+    let svc = Service::start(
+        "shards-on-demand",
+        &[
+            ("UPSTREAM_URL", &ex.stream_url()),
+            ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT"),
+            ("FANOUT_SHARDS", "4"),
+            ("UPSTREAM_MODE", "on-demand"),
+            ("UPSTREAM_IDLE_CLOSE_SECONDS", "2"),
+        ],
+    );
+    assert_eq!(ex.state()["connections"], 0, "nobody listens: no upstream");
+    // Eight clients land on the shards at random; half follow BTCUSDT, half ETHUSDT.
+    let mut btc: Vec<Client> = Vec::new();
+    let mut eth: Vec<Client> = Vec::new();
+    for i in 0..8 {
+        let mut c = svc.ws();
+        let symbol = if i % 2 == 0 { "BTCUSDT" } else { "ETHUSDT" };
+        subscribe(&mut c, &[symbol], i);
+        if i % 2 == 0 {
+            btc.push(c)
+        } else {
+            eth.push(c)
+        }
+    }
+    let shards = spread(&svc, 8);
+    let busy = shards
+        .iter()
+        .filter(|s| s["clients"]["websocket"].as_u64().unwrap_or(0) > 0)
+        .count();
+    assert!(busy >= 2, "clients on several shards: {shards:?}");
+    let both = [
+        "btcusdt@bookTicker",
+        "btcusdt@ticker",
+        "ethusdt@bookTicker",
+        "ethusdt@ticker",
+    ];
+    wait_until("the upstream to carry both symbols", T, || {
+        (upstream_streams(&ex)? == both).then_some(())
+    });
+    for c in btc.iter_mut().chain(eth.iter_mut()) {
+        c.wait_for("a live price", T, is_prices);
+    }
+    // Every BTCUSDT listener leaves, whichever shard it was on: the upstream drops it.
+    drop(btc);
+    wait_until(
+        "the upstream to drop BTCUSDT",
+        Duration::from_secs(15),
+        || (upstream_streams(&ex)? == both[2..]).then_some(()),
+    );
+    drop(eth);
+    wait_until(
+        "the upstream to close when nobody listens",
+        Duration::from_secs(30),
+        || (ex.state()["connections"] == 0).then_some(()),
+    );
+}
+
+pub fn metrics_add_the_shards_up(_ctx: &mut Ctx) {
+    let t = tree();
+    let _clients = watchers(&t.svc, 6);
+    spread(&t.svc, 6);
+    let text = get(&t.svc.url("/metrics")).body;
+    let total = metric(&text, "edgetick_connections{transport=\"websocket\"} ");
+    let per_shard: f64 = (0..4)
+        .map(|s| {
+            metric(
+                &text,
+                &format!("edgetick_shard_connections{{shard=\"{s}\",transport=\"websocket\"}} "),
+            )
+        })
+        .sum();
+    assert_eq!((total, per_shard), (6.0, 6.0), "{text}");
+    let linked: f64 = (0..4)
+        .map(|s| metric(&text, &format!("edgetick_shard_linked{{shard=\"{s}\"}} ")))
+        .sum();
+    assert!(linked >= 2.0, "the busy shards are linked: {text}");
+}

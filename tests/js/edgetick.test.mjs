@@ -143,3 +143,52 @@ test('the feed state is read-only from outside', () => {
     globalThis.WebSocket = saved;
   }
 });
+
+/** A WebSocket the test opens and feeds by hand. */
+class OpenSocket {
+  static made = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    OpenSocket.made.push(this);
+  }
+  send(data) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {}
+}
+
+test('acknowledges after 256 KiB received, without waiting for the interval', () => {
+  const saved = globalThis.WebSocket;
+  globalThis.WebSocket = OpenSocket;
+  const feed = new PriceFeed({
+    url: 'http://127.0.0.1:9',
+    symbols: ['BTCUSDT'],
+    transport: 'websocket',
+    ackIntervalMs: 3_600_000,
+  });
+  try {
+    const s = OpenSocket.made.at(-1);
+    s.onopen();
+    assert.deepEqual(s.sent[0], { action: 'subscribe', symbols: ['BTCUSDT'] });
+    const pad = 'x'.repeat(1_000);
+    const acks = () => s.sent.filter((m) => m.action === 'ack');
+    let seq = 0;
+    let bytes = 0;
+    let last = 0;
+    while (acks().length === 0 && seq < 1_000) {
+      seq += 1;
+      const prices = [{ symbol: 'BTCUSDT', price: '1.0', seq, received_at: 0, pad }];
+      const data = JSON.stringify({ type: 'prices', prices });
+      bytes += data.length;
+      last = data.length;
+      s.onmessage({ data });
+    }
+    assert.equal(acks().length, 1);
+    assert.equal(acks()[0].seq, seq, 'the highest seq applied');
+    assert.ok(bytes >= 256 * 1024 && bytes - last < 256 * 1024, `acked after ${bytes} bytes`);
+  } finally {
+    feed.close();
+    globalThis.WebSocket = saved;
+  }
+});

@@ -36,6 +36,9 @@ pub fn field<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
     Some(rest[..end].trim_matches('"'))
 }
 
+/// Handshakes that failed in this run.
+static HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
+
 async fn client(
     port: u16,
     handshakes: Arc<tokio::sync::Semaphore>,
@@ -48,13 +51,24 @@ async fn client(
     let Ok(slot) = handshakes.acquire_owned().await else {
         return;
     };
-    let Ok(Ok((mut ws, _))) = tokio::time::timeout(
+    let mut ws = match tokio::time::timeout(
         Duration::from_secs(30),
         tokio_tungstenite::connect_async(url),
     )
     .await
-    else {
-        return;
+    {
+        Ok(Ok((ws, _))) => ws,
+        failed => {
+            // The first few failures say why (a refusal, a reset, a timeout).
+            if HANDSHAKE_FAILURES.fetch_add(1, Ordering::Relaxed) < 5 {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no answer within 30 s".to_string(),
+                };
+                eprintln!("  a handshake failed: {why}");
+            }
+            return;
+        }
     };
     drop(slot);
     if !symbols.is_empty() {

@@ -5,11 +5,12 @@
 //! - [`core`] — the pure core. The feed ([`core::feed`]: the one upstream link, the price
 //!   cache with `seq`, TTL and freshness) hands the fan-out ([`core::fanout`]: clients,
 //!   flushes, flow control, SSE) batches of encoded changes ([`core::batch`]); the hub
-//!   ([`core::hub`]) composes them and turns inputs into [`core::effect::Effect`]s. Time and
+//!   ([`core::hub`]) composes them, and with fan-out shards ([`core::shard`]) the fan-out runs in
+//!   other objects fed over a link; inputs turn into [`core::effect::Effect`]s. Time and
 //!   randomness come in as arguments; `cargo test` runs it natively.
 //! - `edge` (wasm32 only) — the thin layer facing workerd: the stateless Worker router, the
-//!   `PriceHub` Durable Object (the single leader holding the one upstream WebSocket), its
-//!   SQLite storage and alarms. It translates events into core inputs and carries out the
+//!   `PriceHub` Durable Object (the single leader holding the one upstream WebSocket), the
+//!   `FanoutShard` objects, SQLite storage and alarms. It translates events into core inputs and carries out the
 //!   effects; it decides nothing.
 //!
 //! The Binance-compatible fake exchange used by tests and the offline demo lives in the

@@ -9,12 +9,16 @@
 //!   persistence: Binance frames in, [`batch::Batch`]es of encoded changes out.
 //! - [`fanout`] — every client: the client table, flush pacing, flow control, SSE streams
 //!   and protocol commands: batches in, frames out.
-//! - [`batch`] — what crosses from the feed to the fan-out (and later to fan-out shards).
-//! - [`hub`] — the two composed, as the leader object runs them.
+//! - [`batch`] — what crosses from the feed to the fan-out, in-process or over the link to a
+//!   fan-out shard.
+//! - [`hub`] — the leader object: the feed, its own clients, and its [`shards`].
+//! - [`shard`] — a fan-out shard: a fan-out fed over its link to the leader; [`node`] is
+//!   either object as the edge drives it.
 //!
 //! Shared by both: [`protocol`] (frames and commands), [`effect`] (what the edge carries
 //! out), [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's
-//! routing), [`rest`], [`config`], [`symbol`], [`price`], [`error`], [`fastmap`].
+//! routing), [`rest`], [`config`], [`symbol`], [`price`], [`error`], [`fastmap`],
+//! [`backoff`].
 
 pub mod backoff;
 pub mod batch;

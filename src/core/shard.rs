@@ -27,6 +27,9 @@ pub const IDLE_UNLINK_MS: i64 = 10_000;
 pub const REPORT_EVERY_MS: i64 = 2_000;
 /// Re-dialling a broken link waits at most this long (the leader is one object away).
 pub const RELINK_CAP_MS: i64 = 5_000;
+/// A link that has not brought the leader's snapshot within this long (a dial that hangs,
+/// a leader that never answers) is given up and dialled again.
+pub const LINK_TIMEOUT_MS: i64 = 10_000;
 /// Client commands held before the first snapshot, at most (beyond it, the newest are
 /// dropped and the client is told to retry): a bound on memory while the leader is away.
 pub const MAX_HELD: usize = 10_000;
@@ -72,6 +75,8 @@ pub struct Shard {
     lost: bool,
     idle_since: Option<i64>,
     report_at: Option<i64>,
+    /// When the current link must have brought the snapshot.
+    link_deadline: Option<i64>,
     timer_at: Option<i64>,
 }
 
@@ -90,6 +95,7 @@ impl Shard {
             lost: false,
             idle_since: None,
             report_at: None,
+            link_deadline: None,
             timer_at: None,
         }
     }
@@ -135,6 +141,7 @@ impl Shard {
             self.generation = (self.generation + 1).max(generation_floor(now_ms));
             let generation = self.generation;
             self.uplink = Uplink::Dialing { generation };
+            self.link_deadline = Some(now_ms + LINK_TIMEOUT_MS);
             fx.push(Effect::DialLeader { generation });
         }
     }
@@ -154,10 +161,17 @@ impl Shard {
             Uplink::Down => None,
             _ => self.idle_since.map(|t| t + IDLE_UNLINK_MS),
         };
-        let want = [self.fanout.timer_due(), redial, idle, self.report_at]
-            .into_iter()
-            .flatten()
-            .min();
+        let unsynced = self.link_deadline.filter(|_| !self.synced());
+        let want = [
+            self.fanout.timer_due(),
+            redial,
+            idle,
+            self.report_at,
+            unsynced,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if let Some(want) = want {
             if self.timer_at.is_none_or(|t| t <= now_ms || want < t) {
                 self.timer_at = Some(want);
@@ -225,6 +239,7 @@ impl Shard {
             synced: true,
         };
         self.failures = 0;
+        self.link_deadline = None;
         self.report_at = Some(now_ms + REPORT_EVERY_MS);
         for held in std::mem::take(&mut self.held) {
             match held {
@@ -286,6 +301,10 @@ impl Shard {
                 fx.push(Effect::SendLeader { generation, text });
             }
         }
+        if let Some(late) = self.unsynced_link(now_ms) {
+            fx.push(Effect::HangUpLeader { generation: late });
+            fx.extend(self.leader_closed(late, now_ms, 0.5));
+        }
         let idle_for = self.idle_since.map(|t| now_ms - t);
         if let (Some(ms), Uplink::Up { generation, .. } | Uplink::Dialing { generation }) =
             (idle_for, self.uplink)
@@ -297,6 +316,19 @@ impl Shard {
             }
         }
         self.finish(now_ms, fx)
+    }
+
+    /// The generation of a link that is past its deadline without the snapshot.
+    fn unsynced_link(&self, now_ms: i64) -> Option<u64> {
+        let late = self.link_deadline.is_some_and(|t| t <= now_ms);
+        match self.uplink {
+            Uplink::Dialing { generation }
+            | Uplink::Up {
+                generation,
+                synced: false,
+            } if late => Some(generation),
+            _ => None,
+        }
     }
 
     // ----- clients --------------------------------------------------------------------------

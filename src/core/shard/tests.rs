@@ -340,3 +340,30 @@ fn an_sse_stream_waits_for_the_snapshot() {
     assert!(first.contains("100.5"), "{first}");
     assert!(s.has_client(ws));
 }
+
+#[test]
+fn a_link_that_never_brings_the_snapshot_is_given_up_and_dialled_again() {
+    let mut s = Shard::new(config(&[]));
+    let (c, fx) = s.client_open(Transport::WebSocket, 0);
+    let first = dialed(&fx).unwrap();
+    s.client_text(c, SUB, 1);
+    s.leader_opened(first, 2);
+    assert!(!s.synced(), "open, but no snapshot yet");
+    let fx = s.timer(LINK_TIMEOUT_MS);
+    assert!(fx.contains(&Effect::HangUpLeader { generation: first }));
+    let f = frames(&fx, c);
+    assert!(
+        f.iter().all(|x| x["type"] != "subscribed"),
+        "still held: {f:?}"
+    );
+    let retry = LINK_TIMEOUT_MS + RELINK_CAP_MS;
+    let fx = s.timer(retry);
+    let second = dialed(&fx).expect("dialled again");
+    assert!(second > first);
+    let mut h = leader(&[]);
+    let (fx, _) = link(&mut h, &mut s, 0, retry + 1);
+    let f = frames(&fx, c);
+    let kinds: Vec<&str> = f.iter().filter_map(|x| x["type"].as_str()).collect();
+    assert_eq!(kinds, ["status", "subscribed", "snapshot"], "{f:?}");
+    assert_eq!(f[0]["upstream"], "connected", "told the link is back");
+}

@@ -137,3 +137,32 @@ pub enum Effect {
         detail: String,
     },
 }
+
+/// The one in-memory timer an object keeps requested: a new request only when none is
+/// pending, the pending one has passed, or something is due earlier than it. Shared by the
+/// leader and the shards, so both ask the edge for timers by the same rule.
+#[derive(Debug, Default)]
+pub struct OneTimer(Option<i64>);
+
+impl OneTimer {
+    /// Requests a timer at the earliest of `due`, if that needs a new request.
+    pub fn request(
+        &mut self,
+        due: impl IntoIterator<Item = Option<i64>>,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(want) = due.into_iter().flatten().min() else {
+            return;
+        };
+        if self.0.is_none_or(|t| t <= now_ms || want < t) {
+            self.0 = Some(want);
+            fx.push(Effect::Timer { at_ms: want });
+        }
+    }
+
+    /// The timer fired: nothing is pending any more.
+    pub fn fired(&mut self) {
+        self.0 = None;
+    }
+}

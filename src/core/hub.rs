@@ -10,6 +10,7 @@
 
 use std::rc::Rc;
 
+use super::effect::OneTimer;
 pub use super::effect::{Effect, Level};
 
 use super::batch::Batch;
@@ -38,7 +39,7 @@ pub struct Hub {
     /// The shards' interests changed since the feed last followed them.
     shard_interest_changed: bool,
     /// The in-memory timer currently requested.
-    timer_at: Option<i64>,
+    timer: OneTimer,
 }
 
 impl Hub {
@@ -51,7 +52,7 @@ impl Hub {
             shards: ShardTable::new(cfg.fanout_shards),
             cfg,
             shard_interest_changed: false,
-            timer_at: None,
+            timer: OneTimer::default(),
         }
     }
 
@@ -120,16 +121,8 @@ impl Hub {
 
     /// Keeps one in-memory timer requested, at the earliest time either part needs it.
     fn arm_timer(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        let want = [self.fanout.timer_due(), self.feed.timer_due()]
-            .into_iter()
-            .flatten()
-            .min();
-        if let Some(want) = want {
-            if self.timer_at.is_none_or(|t| t <= now_ms || want < t) {
-                self.timer_at = Some(want);
-                fx.push(Effect::Timer { at_ms: want });
-            }
-        }
+        let due = [self.fanout.timer_due(), self.feed.timer_due()];
+        self.timer.request(due, now_ms, fx);
     }
 
     // ----- upstream and clock -----------------------------------------------------------
@@ -181,7 +174,7 @@ impl Hub {
     /// The in-memory timer fired: the fan-out flushes and checks its readers, then the feed
     /// writes what is due.
     pub fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
-        self.timer_at = None;
+        self.timer.fired();
         let (mut fx, mut later) = (Vec::new(), Vec::new());
         self.fanout.timer(now_ms, &mut fx);
         self.feed.timer(now_ms, &mut later);

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use super::backoff;
 use super::batch::{Batch, StateChange, WireKind};
 use super::config::Config;
-use super::effect::{Effect, Level};
+use super::effect::{Effect, Level, OneTimer};
 use super::error::{ApiError, ClientError, ErrorCode};
 use super::fanout::{ConnId, Fanout, FanoutReport, SseTake, Transport};
 use super::feed::link::UpstreamState;
@@ -77,7 +77,7 @@ pub struct Shard {
     report_at: Option<i64>,
     /// When the current link must have brought the snapshot.
     link_deadline: Option<i64>,
-    timer_at: Option<i64>,
+    timer: OneTimer,
 }
 
 impl Shard {
@@ -96,7 +96,7 @@ impl Shard {
             idle_since: None,
             report_at: None,
             link_deadline: None,
-            timer_at: None,
+            timer: OneTimer::default(),
         }
     }
 
@@ -162,22 +162,14 @@ impl Shard {
             _ => self.idle_since.map(|t| t + IDLE_UNLINK_MS),
         };
         let unsynced = self.link_deadline.filter(|_| !self.synced());
-        let want = [
+        let due = [
             self.fanout.timer_due(),
             redial,
             idle,
             self.report_at,
             unsynced,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if let Some(want) = want {
-            if self.timer_at.is_none_or(|t| t <= now_ms || want < t) {
-                self.timer_at = Some(want);
-                fx.push(Effect::Timer { at_ms: want });
-            }
-        }
+        ];
+        self.timer.request(due, now_ms, fx);
     }
 
     // ----- the link -----------------------------------------------------------------------
@@ -286,7 +278,7 @@ impl Shard {
 
     /// The timer fired: the fan-out's work, a report, a re-dial, or hanging up when idle.
     pub fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
-        self.timer_at = None;
+        self.timer.fired();
         let mut fx = Vec::new();
         self.fanout.timer(now_ms, &mut fx);
         if let (Uplink::Up { generation, .. }, Some(at)) = (self.uplink, self.report_at) {

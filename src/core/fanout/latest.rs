@@ -34,17 +34,21 @@ impl Latest {
         }
     }
 
-    /// Takes in a batch's prices (those newer than the ones held) and expiries.
-    pub fn apply(&mut self, batch: &Batch) {
+    /// Takes in a batch's prices (those newer than the ones held) and expiries; returns the
+    /// symbols whose price was new, in batch order.
+    pub fn apply<'b>(&mut self, batch: &'b Batch) -> Vec<&'b String> {
+        let mut fresh = Vec::new();
         for c in &batch.prices {
             if self.is_new(c) {
                 self.put(c);
+                fresh.push(&c.symbol);
             }
         }
         for s in &batch.expired {
             self.items.remove(s);
         }
         self.seq = self.seq.max(batch.seq);
+        fresh
     }
 
     /// True when `c` is newer than the price held for its symbol: a shard that catches up

@@ -148,14 +148,7 @@ impl Fanout {
     /// to their subscribers (at once or in a window, as the pacer says), then a state change
     /// is announced.
     pub fn apply(&mut self, batch: &Batch, now_ms: i64, fx: &mut Vec<Effect>) {
-        let fresh: Vec<&String> = batch
-            .prices
-            .iter()
-            .filter(|c| self.latest.is_new(c))
-            .map(|c| &c.symbol)
-            .collect();
-        self.latest.apply(batch);
-        for symbol in fresh {
+        for symbol in self.latest.apply(batch) {
             if self.clients.subscribers(symbol).next().is_none() {
                 continue;
             }

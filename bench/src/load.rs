@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stack::{get, now_ms, Role, Stack};
+use crate::stack::{dial, get, now_ms, Role, Stack};
 use crate::SYMBOLS;
 
 /// What every client reports.
@@ -41,28 +41,23 @@ static HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 async fn client(
     port: u16,
+    i: usize,
     handshakes: Arc<tokio::sync::Semaphore>,
     symbols: Vec<String>,
     tally: Arc<Mutex<Tally>>,
     stop_at: Arc<AtomicU64>,
     measuring: Arc<AtomicU64>,
 ) {
-    let url = format!("ws://127.0.0.1:{port}/ws");
     let Ok(slot) = handshakes.acquire_owned().await else {
         return;
     };
-    let mut ws = match tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => ws,
+    let mut ws = match tokio::time::timeout(Duration::from_secs(30), dial(port, i)).await {
+        Ok(Ok(ws)) => ws,
         failed => {
             // The first few failures say why (a refusal, a reset, a timeout).
             if HANDSHAKE_FAILURES.fetch_add(1, Ordering::Relaxed) < 5 {
                 let why = match failed {
-                    Ok(Err(e)) => e.to_string(),
+                    Ok(Err(e)) => e,
                     _ => "no answer within 30 s".to_string(),
                 };
                 eprintln!("  a handshake failed: {why}");
@@ -213,6 +208,7 @@ pub fn run_load(
         };
         handles.push(rt.spawn(client(
             port,
+            i,
             handshakes.clone(),
             symbols,
             t.clone(),

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::Outcome;
-use crate::stack::Stack;
+use crate::stack::{dial, Stack};
 use crate::SYMBOLS;
 
 /// A storm's shape.
@@ -38,8 +38,7 @@ struct Watch {
 const ADMIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn watcher(port: u16, i: usize, storming: Arc<AtomicBool>, watch: Arc<Mutex<Watch>>) {
-    let url = format!("ws://127.0.0.1:{port}/ws");
-    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
+    let Ok(mut ws) = dial(port, i).await else {
         return;
     };
     let symbols: Vec<&str> = (0..5)
@@ -93,10 +92,7 @@ async fn watcher(port: u16, i: usize, storming: Arc<AtomicBool>, watch: Arc<Mute
 /// One newcomer: connects, subscribes to one symbol, counts itself in at its snapshot, and
 /// stays connected until the runtime is dropped.
 async fn newcomer(port: u16, i: usize, admitted: Arc<AtomicUsize>) {
-    let url = format!("ws://127.0.0.1:{port}/ws");
-    let Ok(Ok((mut ws, _))) =
-        tokio::time::timeout(ADMIT_TIMEOUT, tokio_tungstenite::connect_async(url)).await
-    else {
+    let Ok(Ok(mut ws)) = tokio::time::timeout(ADMIT_TIMEOUT, dial(port, i)).await else {
         return;
     };
     let sub = json!({"action": "subscribe", "symbols": [SYMBOLS[i % SYMBOLS.len()]]});

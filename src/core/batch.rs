@@ -55,6 +55,21 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.prices.is_empty() && self.expired.is_empty() && self.state.is_none()
     }
+
+    /// Adds a later batch's changes after this one's (prices stay in `seq` order; a later
+    /// state replaces an earlier one, and clients are told if either was news).
+    pub fn absorb(&mut self, later: Batch) {
+        self.prices.extend(later.prices);
+        self.expired.extend(later.expired);
+        self.state = match (self.state, later.state) {
+            (Some(a), Some(b)) => Some(StateChange {
+                state: b.state,
+                announce: a.announce || b.announce,
+            }),
+            (a, b) => b.or(a),
+        };
+        self.seq = self.seq.max(later.seq);
+    }
 }
 
 /// What a leader's message to a shard is: the state to start from, or what changed since.

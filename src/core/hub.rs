@@ -49,7 +49,7 @@ impl Hub {
         Hub {
             feed: Feed::new(cfg.clone()),
             fanout: Fanout::new(cfg.clone()),
-            shards: ShardTable::new(cfg.fanout_shards),
+            shards: ShardTable::new(cfg.fanout_shards, cfg.flush_ms),
             cfg,
             shard_interest_changed: false,
             timer: OneTimer::default(),
@@ -100,9 +100,8 @@ impl Hub {
         self.feed.report_state(&mut batch);
         if !batch.is_empty() {
             self.fanout.apply(&batch, now_ms, &mut fx);
-            if let Some((links, text)) = self.shards.route(&batch) {
-                fx.push(Effect::SendShards { links, text });
-            }
+            let sent = self.shards.route(batch, now_ms);
+            fx.extend(sent.map(|(links, text)| Effect::SendShards { links, text }));
         }
         fx.append(&mut later);
         self.arm_timer(now_ms, &mut fx);
@@ -121,7 +120,11 @@ impl Hub {
 
     /// Keeps one in-memory timer requested, at the earliest time either part needs it.
     fn arm_timer(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        let due = [self.fanout.timer_due(), self.feed.timer_due()];
+        let due = [
+            self.fanout.timer_due(),
+            self.feed.timer_due(),
+            self.shards.due(),
+        ];
         self.timer.request(due, now_ms, fx);
     }
 
@@ -177,6 +180,8 @@ impl Hub {
         self.timer.fired();
         let (mut fx, mut later) = (Vec::new(), Vec::new());
         self.fanout.timer(now_ms, &mut fx);
+        let held = self.shards.flush_due(now_ms);
+        fx.extend(held.map(|(links, text)| Effect::SendShards { links, text }));
         self.feed.timer(now_ms, &mut later);
         self.finish(now_ms, fx, later, Batch::default())
     }
@@ -198,12 +203,20 @@ impl Hub {
     /// Shard `shard` dialled in: returns its link's generation and the effects, the first of
     /// which sends it the snapshot it starts from. `None` for a shard that does not exist.
     pub fn shard_linked(&mut self, shard: ShardId, now_ms: i64) -> Option<(u64, Vec<Effect>)> {
+        if shard >= self.cfg.fanout_shards {
+            return None;
+        }
+        let held = self.shards.flush(now_ms);
         let snapshot = self.feed.snapshot(now_ms);
         let (generation, text) = self.shards.link(shard, &snapshot, now_ms)?;
-        let fx = vec![Effect::SendShards {
+        let mut fx: Vec<Effect> = held
+            .map(|(links, text)| Effect::SendShards { links, text })
+            .into_iter()
+            .collect();
+        fx.push(Effect::SendShards {
             links: vec![(shard, generation)],
             text: text.into(),
-        }];
+        });
         Some((
             generation,
             self.finish(now_ms, fx, Vec::new(), Batch::default()),

@@ -5,6 +5,13 @@
 //! shard is one that wants every change: a flush is encoded once and the same bytes go to
 //! every linked shard. Each link is a *generation*: events of a link that has since been
 //! replaced are stale and ignored. What a shard sends the leader is a [`ShardMessage`].
+//!
+//! Link messages are paced like client frames: a change goes out at once when the previous
+//! message left at least `FLUSH_MS` ago, otherwise it waits for the end of that window with
+//! whatever else arrives meanwhile, so a fast upstream costs each shard at most one message
+//! per window (every message is a receive on each shard's one thread, and the leader's send
+//! per shard is the cost that grows with the tree: docs/capacity.md). A state change never
+//! waits: it goes out with everything pending before it.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -81,21 +88,37 @@ pub struct ShardView {
     pub report: Option<FanoutReport>,
 }
 
+/// What goes to the linked shards: one message, encoded once, and the links it goes to.
+pub type Send = (Vec<LinkId>, Rc<str>);
+
+/// Changes not yet sent to the shards, and when they are due.
+#[derive(Debug, Default)]
+struct Pending {
+    batch: Batch,
+    due: Option<i64>,
+    last_sent: Option<i64>,
+}
+
 /// The shards of one leader.
 #[derive(Debug)]
 pub struct ShardTable {
     count: ShardId,
     next_generation: u64,
     linked: Vec<(ShardId, Linked)>,
+    window_ms: i64,
+    pending: Pending,
 }
 
 impl ShardTable {
-    /// `count` shards, none linked.
-    pub fn new(count: ShardId) -> ShardTable {
+    /// `count` shards, none linked; link messages at most one per `window_ms` while changes
+    /// come faster.
+    pub fn new(count: ShardId, window_ms: i64) -> ShardTable {
         ShardTable {
             count,
             next_generation: 1,
             linked: Vec::new(),
+            window_ms: window_ms.max(0),
+            pending: Pending::default(),
         }
     }
 
@@ -157,12 +180,56 @@ impl ShardTable {
             .collect()
     }
 
-    /// What a flush sends: one message, encoded once, for every linked shard (their
-    /// current generations). Nothing when no shard is linked or the batch is empty.
-    pub fn route(&self, batch: &Batch) -> Option<(Vec<LinkId>, Rc<str>)> {
-        if self.linked.is_empty() || batch.is_empty() {
+    /// A batch of changes for the shards: sent now (one message, encoded once, for every
+    /// linked shard's current link) when the window since the previous message has passed
+    /// or it carries a state change; otherwise held until [`due`](Self::due), merged with
+    /// what else arrives. Nothing is kept while no shard is linked (a shard that links
+    /// later starts from the snapshot).
+    pub fn route(&mut self, batch: Batch, now_ms: i64) -> Option<Send> {
+        if self.linked.is_empty() {
+            self.pending = Pending::default();
             return None;
         }
+        if batch.is_empty() {
+            return None;
+        }
+        let urgent = batch.state.is_some();
+        self.pending.batch.absorb(batch);
+        let open = self
+            .pending
+            .last_sent
+            .is_none_or(|at| now_ms >= at + self.window_ms);
+        if urgent || open {
+            return self.flush(now_ms);
+        }
+        if self.pending.due.is_none() {
+            self.pending.due = self.pending.last_sent.map(|at| at + self.window_ms);
+        }
+        None
+    }
+
+    /// When held changes are due to be sent.
+    pub fn due(&self) -> Option<i64> {
+        self.pending.due
+    }
+
+    /// The held changes, if they are due at `now_ms`.
+    pub fn flush_due(&mut self, now_ms: i64) -> Option<Send> {
+        match self.pending.due {
+            Some(at) if at <= now_ms => self.flush(now_ms),
+            _ => None,
+        }
+    }
+
+    /// Sends whatever is held now (before a new link's snapshot, so every change reaches
+    /// the links that were there when it happened, and the new one from its snapshot).
+    pub fn flush(&mut self, now_ms: i64) -> Option<Send> {
+        self.pending.due = None;
+        let batch = std::mem::take(&mut self.pending.batch);
+        if batch.is_empty() || self.linked.is_empty() {
+            return None;
+        }
+        self.pending.last_sent = Some(now_ms);
         let to = self
             .linked
             .iter()
@@ -196,8 +263,9 @@ impl ShardTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::batch::Change;
+    use crate::core::batch::{Change, StateChange};
     use crate::core::fanout::FanoutStats;
+    use crate::core::feed::link::UpstreamState;
 
     fn batch(seq: u64) -> Batch {
         Batch {
@@ -229,24 +297,71 @@ mod tests {
 
     #[test]
     fn a_flush_is_encoded_once_for_every_linked_shard() {
-        let mut t = ShardTable::new(4);
-        assert!(t.route(&batch(1)).is_none(), "nobody linked: nothing sent");
+        let mut t = ShardTable::new(4, 5);
+        assert!(
+            t.route(batch(1), 0).is_none(),
+            "nobody linked: nothing sent"
+        );
+        assert!(t.due().is_none(), "nor kept");
         let (g2, snap) = t.link(2, &batch(1), 0).unwrap();
         assert!(snap.starts_with(r#"{"t":"snapshot""#));
         let (g0, _) = t.link(0, &batch(1), 0).unwrap();
         assert!(t.link(4, &batch(1), 0).is_none(), "no such shard");
-        let (to, text) = t.route(&batch(2)).unwrap();
+        let (to, text) = t.route(batch(2), 0).unwrap();
         assert_eq!(to, [(0, g0), (2, g2)], "in shard order");
         assert_eq!(Batch::decode(&text).unwrap().1, batch(2));
         assert!(
-            t.route(&Batch::default()).is_none(),
+            t.route(Batch::default(), 10).is_none(),
             "an empty batch is not sent"
         );
     }
 
     #[test]
+    fn changes_within_a_window_go_out_together_at_its_end() {
+        let mut t = ShardTable::new(1, 5);
+        t.link(0, &batch(1), 0).unwrap();
+        assert!(t.route(batch(2), 100).is_some(), "the first goes at once");
+        assert!(t.route(batch(3), 101).is_none(), "within the window: held");
+        assert!(t.route(batch(4), 103).is_none());
+        assert_eq!(t.due(), Some(105), "due when the window ends");
+        assert!(t.flush_due(104).is_none(), "not yet");
+        let (_, text) = t.flush_due(105).unwrap();
+        let (_, sent) = Batch::decode(&text).unwrap();
+        let seqs: Vec<u64> = sent.prices.iter().map(|c| c.seq).collect();
+        assert_eq!((seqs, sent.seq), (vec![3, 4], 4), "both, in order");
+        assert!(t.due().is_none() && t.flush_due(200).is_none());
+        assert!(t.route(batch(5), 106).is_none(), "a new window from 105");
+        let mut state = batch(6);
+        state.state = Some(StateChange {
+            state: UpstreamState::Reconnecting,
+            announce: true,
+        });
+        let (_, text) = t.route(state, 107).expect("a state change never waits");
+        let (_, sent) = Batch::decode(&text).unwrap();
+        assert_eq!(sent.prices.len(), 2, "it takes what was held with it");
+        assert!(sent.state.is_some() && t.due().is_none());
+    }
+
+    #[test]
+    fn a_new_link_gets_held_changes_sent_to_the_others_first() {
+        let mut t = ShardTable::new(2, 5);
+        let (g0, _) = t.link(0, &batch(1), 0).unwrap();
+        t.route(batch(2), 10).unwrap();
+        assert!(t.route(batch(3), 11).is_none());
+        let (to, _) = t.flush(12).expect("held changes go out before a link");
+        assert_eq!(to, [(0, g0)]);
+        t.link(1, &batch(3), 12).unwrap();
+        assert!(t.due().is_none(), "nothing left for the new link to repeat");
+        t.unlink(0, g0);
+        let (g1, _) = t.link(1, &batch(3), 13).unwrap();
+        assert!(t.route(batch(4), 14).is_none(), "window from 12");
+        t.unlink(1, g1);
+        assert!(t.flush_due(20).is_none(), "no link: dropped");
+    }
+
+    #[test]
     fn interests_union_and_a_replaced_link_is_ignored() {
-        let mut t = ShardTable::new(2);
+        let mut t = ShardTable::new(2, 5);
         let (old, _) = t.link(0, &batch(1), 0).unwrap();
         let (g1, _) = t.link(1, &batch(1), 0).unwrap();
         assert!(t.message(0, old, interest(&["BTCUSDT"])));
@@ -268,7 +383,7 @@ mod tests {
 
     #[test]
     fn views_show_every_shard_with_its_lag() {
-        let mut t = ShardTable::new(2);
+        let mut t = ShardTable::new(2, 5);
         let (g, _) = t.link(1, &batch(1), 0).unwrap();
         let msg = ShardMessage::Report {
             report: report(3),

@@ -6,9 +6,9 @@
 //! every linked shard. Each link is a *generation*: events of a link that has since been
 //! replaced are stale and ignored. What a shard sends the leader is a [`ShardMessage`].
 //!
-//! Link messages are paced like client frames: a change goes out at once when the previous
-//! message left at least `FLUSH_MS` ago, otherwise it waits for the end of that window with
-//! whatever else arrives meanwhile, so a fast upstream costs each shard at most one message
+//! Link messages are paced like client frames: a change goes out right after the input at
+//! hand when the previous message left at least `FLUSH_MS` ago, otherwise it waits for the
+//! end of that window with whatever else arrives meanwhile, so a fast upstream costs each shard at most one message
 //! per window (every message is a receive on each shard's one thread, and the leader's send
 //! per shard is the cost that grows with the tree: docs/capacity.md). A state change never
 //! waits: it goes out with everything pending before it.
@@ -180,11 +180,12 @@ impl ShardTable {
             .collect()
     }
 
-    /// A batch of changes for the shards: sent now (one message, encoded once, for every
-    /// linked shard's current link) when the window since the previous message has passed
-    /// or it carries a state change; otherwise held until [`due`](Self::due), merged with
-    /// what else arrives. Nothing is kept while no shard is linked (a shard that links
-    /// later starts from the snapshot).
+    /// A batch of changes for the shards. A state change goes out at once, with what was
+    /// held before it. Otherwise the batch is held: due *now* (carried out by a timer of
+    /// zero delay, after the input at hand, so frames read together, such as a trade's
+    /// ticker and book ticker, go in one message) when the previous message left at least a
+    /// window ago, or at the end of that window. Nothing is kept while no shard is linked (a
+    /// shard that links later starts from the snapshot).
     pub fn route(&mut self, batch: Batch, now_ms: i64) -> Option<Send> {
         if self.linked.is_empty() {
             self.pending = Pending::default();
@@ -195,15 +196,12 @@ impl ShardTable {
         }
         let urgent = batch.state.is_some();
         self.pending.batch.absorb(batch);
-        let open = self
-            .pending
-            .last_sent
-            .is_none_or(|at| now_ms >= at + self.window_ms);
-        if urgent || open {
+        if urgent {
             return self.flush(now_ms);
         }
         if self.pending.due.is_none() {
-            self.pending.due = self.pending.last_sent.map(|at| at + self.window_ms);
+            let window_end = self.pending.last_sent.map(|at| at + self.window_ms);
+            self.pending.due = Some(window_end.map_or(now_ms, |end| end.max(now_ms)));
         }
         None
     }
@@ -307,7 +305,9 @@ mod tests {
         assert!(snap.starts_with(r#"{"t":"snapshot""#));
         let (g0, _) = t.link(0, &batch(1), 0).unwrap();
         assert!(t.link(4, &batch(1), 0).is_none(), "no such shard");
-        let (to, text) = t.route(batch(2), 0).unwrap();
+        assert!(t.route(batch(2), 0).is_none(), "after the input at hand");
+        assert_eq!(t.due(), Some(0), "which is now");
+        let (to, text) = t.flush_due(0).unwrap();
         assert_eq!(to, [(0, g0), (2, g2)], "in shard order");
         assert_eq!(Batch::decode(&text).unwrap().1, batch(2));
         assert!(
@@ -320,7 +320,8 @@ mod tests {
     fn changes_within_a_window_go_out_together_at_its_end() {
         let mut t = ShardTable::new(1, 5);
         t.link(0, &batch(1), 0).unwrap();
-        assert!(t.route(batch(2), 100).is_some(), "the first goes at once");
+        assert!(t.route(batch(2), 100).is_none());
+        assert!(t.flush_due(100).is_some(), "the first goes right away");
         assert!(t.route(batch(3), 101).is_none(), "within the window: held");
         assert!(t.route(batch(4), 103).is_none());
         assert_eq!(t.due(), Some(105), "due when the window ends");
@@ -346,7 +347,8 @@ mod tests {
     fn a_new_link_gets_held_changes_sent_to_the_others_first() {
         let mut t = ShardTable::new(2, 5);
         let (g0, _) = t.link(0, &batch(1), 0).unwrap();
-        t.route(batch(2), 10).unwrap();
+        t.route(batch(2), 10);
+        t.flush_due(10).unwrap();
         assert!(t.route(batch(3), 11).is_none());
         let (to, _) = t.flush(12).expect("held changes go out before a link");
         assert_eq!(to, [(0, g0)]);

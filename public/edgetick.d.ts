@@ -63,6 +63,23 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }: {
  * @property {number} received_at
  * @property {number} seq
  */
+/**
+ * One event of an event channel, as published. Each arrives once, in offset order.
+ * @typedef {object} ChannelEvent
+ * @property {'event'} type
+ * @property {string} channel
+ * @property {number} offset
+ * @property {string} epoch
+ * @property {string} event
+ * @property {unknown} data
+ * @property {number} ts
+ */
+/**
+ * Where the feed stands in an event channel.
+ * @typedef {object} Position
+ * @property {number} offset
+ * @property {string} epoch
+ */
 /** @typedef {'connecting' | 'connected' | 'slow' | 'degraded' | 'disconnected'} FeedStatus */
 /** @typedef {'auto' | 'websocket' | 'sse'} Transport */
 /**
@@ -77,6 +94,7 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }: {
  * @typedef {object} PriceFeedOptions
  * @property {string} [url] Base URL of the service, e.g. `https://prices.example` (default: this page's origin).
  * @property {string[]} [symbols] Symbols to follow from the start.
+ * @property {string[]} [channels] Event channels (`events:<name>`) to follow from the start.
  * @property {Transport} [transport] `auto` (WebSocket, then SSE), `websocket` or `sse`.
  * @property {string} [token] Sent as `?token=` when the service requires AUTH_TOKEN.
  * @property {number} [staleAfterMs] A symbol without an update for this long is stale (default 30 000 ms).
@@ -123,7 +141,7 @@ export class SeqFilter {
  */
 export class PriceFeed {
     /** @param {PriceFeedOptions} [options] */
-    constructor({ url, symbols, transport, token, staleAfterMs, pingIntervalMs, pollIntervalMs, ackIntervalMs, connectionTimeoutMs, }?: PriceFeedOptions);
+    constructor({ url, symbols, channels, transport, token, staleAfterMs, pingIntervalMs, pollIntervalMs, ackIntervalMs, connectionTimeoutMs, }?: PriceFeedOptions);
     /**
      * @overload
      * @param {'price'} event
@@ -146,11 +164,27 @@ export class PriceFeed {
      */
     on(event: "error", fn: (e: FeedError) => void): this;
     /**
-     * @param {'price' | 'status' | 'error'} event
+     * @overload
+     * @param {'event'} event
+     * @param {(e: ChannelEvent) => void} fn
+     * @returns {this}
+     */
+    on(event: "event", fn: (e: ChannelEvent) => void): this;
+    /**
+     * @overload
+     * @param {'lost'} event
+     * @param {(l: {channels: string[]}) => void} fn
+     * @returns {this}
+     */
+    on(event: "lost", fn: (l: {
+        channels: string[];
+    }) => void): this;
+    /**
+     * @param {'price' | 'status' | 'error' | 'event' | 'lost'} event
      * @param {Function} fn
      * @returns {this}
      */
-    off(event: "price" | "status" | "error", fn: Function): this;
+    off(event: "price" | "status" | "error" | "event" | "lost", fn: Function): this;
     /**
      * Current status (see {@link feedStatus}).
      * @returns {FeedStatus}
@@ -185,6 +219,19 @@ export class PriceFeed {
     subscribe(symbols: string[]): void;
     /** @param {string[]} symbols */
     unsubscribe(symbols: string[]): void;
+    /** The event channels followed. */
+    get channels(): string[];
+    /** Each event channel's position (a copy): what a reconnect resumes from. */
+    get positions(): {
+        [k: string]: {
+            offset: number;
+            epoch: string;
+        };
+    };
+    /** @param {string[]} channels Event channels, e.g. `events:signals`. */
+    subscribeChannels(channels: string[]): void;
+    /** @param {string[]} channels */
+    unsubscribeChannels(channels: string[]): void;
     /** Stops the feed for good: closes the connection and every timer. */
     close(): void;
     #private;
@@ -207,6 +254,25 @@ export type Price = {
     received_at: number;
     seq: number;
 };
+/**
+ * One event of an event channel, as published. Each arrives once, in offset order.
+ */
+export type ChannelEvent = {
+    type: "event";
+    channel: string;
+    offset: number;
+    epoch: string;
+    event: string;
+    data: unknown;
+    ts: number;
+};
+/**
+ * Where the feed stands in an event channel.
+ */
+export type Position = {
+    offset: number;
+    epoch: string;
+};
 export type FeedStatus = "connecting" | "connected" | "slow" | "degraded" | "disconnected";
 export type Transport = "auto" | "websocket" | "sse";
 /**
@@ -227,6 +293,10 @@ export type PriceFeedOptions = {
      * Symbols to follow from the start.
      */
     symbols?: string[];
+    /**
+     * Event channels (`events:<name>`) to follow from the start.
+     */
+    channels?: string[];
     /**
      * `auto` (WebSocket, then SSE), `websocket` or `sse`.
      */

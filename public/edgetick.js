@@ -8,7 +8,13 @@
 // both are down; reconnects with capped exponential backoff and full jitter (4000–4499 close
 // codes retry, 4500–4999 do not); resubscribes after every reconnect; ignores frames whose
 // `seq` is not newer; marks symbols stale; acknowledges what it applied (server flow control);
-// and pings every 30 s, treating a missing pong as a dead connection.
+// and pings every 30 s, treating a missing pong as a dead connection. Event channels
+// (`events:<name>`) arrive in order, each event once: the module keeps each channel's position
+// and asks for what it missed when it reconnects.
+//
+//   const feed = new PriceFeed({ channels: ['events:signals'] });
+//   feed.on('event', (e) => console.log(e.channel, e.offset, e.event, e.data));
+//   feed.on('lost', ({ channels }) => refetch(channels)); // missed more than the history keeps
 
 /**
  * One symbol's latest state. Prices and quantities are decimal strings, never floats.
@@ -28,6 +34,25 @@
  * @property {number} seq
  */
 
+/**
+ * One event of an event channel, as published. Each arrives once, in offset order.
+ * @typedef {object} ChannelEvent
+ * @property {'event'} type
+ * @property {string} channel
+ * @property {number} offset
+ * @property {string} epoch
+ * @property {string} event
+ * @property {unknown} data
+ * @property {number} ts
+ */
+
+/**
+ * Where the feed stands in an event channel.
+ * @typedef {object} Position
+ * @property {number} offset
+ * @property {string} epoch
+ */
+
 /** @typedef {'connecting' | 'connected' | 'slow' | 'degraded' | 'disconnected'} FeedStatus */
 /** @typedef {'auto' | 'websocket' | 'sse'} Transport */
 
@@ -44,6 +69,7 @@
  * @typedef {object} PriceFeedOptions
  * @property {string} [url] Base URL of the service, e.g. `https://prices.example` (default: this page's origin).
  * @property {string[]} [symbols] Symbols to follow from the start.
+ * @property {string[]} [channels] Event channels (`events:<name>`) to follow from the start.
  * @property {Transport} [transport] `auto` (WebSocket, then SSE), `websocket` or `sse`.
  * @property {string} [token] Sent as `?token=` when the service requires AUTH_TOKEN.
  * @property {number} [staleAfterMs] A symbol without an update for this long is stale (default 30 000 ms).
@@ -185,8 +211,13 @@ export class PriceFeed {
   /** @type {Map<string, number>} */
   #receivedAt = new Map();
   #filter = new SeqFilter();
-  /** @type {{price: Set<Function>, status: Set<Function>, error: Set<Function>}} */
-  #handlers = { price: new Set(), status: new Set(), error: new Set() };
+  /** @type {Set<string>} */
+  #channels = new Set();
+  /** @type {Map<string, Position>} */
+  #positions = new Map();
+  #lastSseId = '';
+  /** @type {{price: Set<Function>, status: Set<Function>, error: Set<Function>, event: Set<Function>, lost: Set<Function>}} */
+  #handlers = { price: new Set(), status: new Set(), error: new Set(), event: new Set(), lost: new Set() };
   #upstream = 'connected';
   #attempt = 0;
   #wsFailures = 0;
@@ -212,6 +243,7 @@ export class PriceFeed {
   constructor({
     url = globalThis.location ? globalThis.location.origin : '',
     symbols = [],
+    channels = [],
     transport = 'auto',
     token,
     staleAfterMs = 30_000,
@@ -229,6 +261,7 @@ export class PriceFeed {
       const c = canonicalSymbol(s);
       if (c) this.#symbols.add(c);
     }
+    for (const c of channels) this.#channels.add(c);
     this.#tick = setInterval(() => this.#evaluate(), 1_000);
     this.#connect();
   }
@@ -252,7 +285,19 @@ export class PriceFeed {
    * @returns {this}
    */
   /**
-   * @param {'price' | 'status' | 'error'} event
+   * @overload
+   * @param {'event'} event
+   * @param {(e: ChannelEvent) => void} fn
+   * @returns {this}
+   */
+  /**
+   * @overload
+   * @param {'lost'} event
+   * @param {(l: {channels: string[]}) => void} fn
+   * @returns {this}
+   */
+  /**
+   * @param {'price' | 'status' | 'error' | 'event' | 'lost'} event
    * @param {Function} fn
    * @returns {this}
    */
@@ -262,7 +307,7 @@ export class PriceFeed {
   }
 
   /**
-   * @param {'price' | 'status' | 'error'} event
+   * @param {'price' | 'status' | 'error' | 'event' | 'lost'} event
    * @param {Function} fn
    * @returns {this}
    */
@@ -346,6 +391,30 @@ export class PriceFeed {
     if (removed.length > 0) this.#changed('unsubscribe', removed);
   }
 
+  /** The event channels followed. */
+  get channels() {
+    return [...this.#channels];
+  }
+
+  /** Each event channel's position (a copy): what a reconnect resumes from. */
+  get positions() {
+    return Object.fromEntries([...this.#positions].map(([c, p]) => [c, { ...p }]));
+  }
+
+  /** @param {string[]} channels Event channels, e.g. `events:signals`. */
+  subscribeChannels(channels) {
+    const added = channels.filter((c) => !this.#channels.has(c));
+    for (const c of added) this.#channels.add(c);
+    if (added.length > 0) this.#changed('subscribe', [], added);
+  }
+
+  /** @param {string[]} channels */
+  unsubscribeChannels(channels) {
+    const removed = channels.filter((c) => this.#channels.delete(c));
+    for (const c of removed) this.#positions.delete(c);
+    if (removed.length > 0) this.#changed('unsubscribe', [], removed);
+  }
+
   /** Stops the feed for good: closes the connection and every timer. */
   close() {
     this.#closed = true;
@@ -363,18 +432,23 @@ export class PriceFeed {
    * Tells the server about changed symbols: a command on a WebSocket, a new stream for SSE.
    * @param {'subscribe' | 'unsubscribe'} action
    * @param {string[]} symbols
+   * @param {string[]} [channels]
    */
-  #changed(action, symbols) {
+  #changed(action, symbols, channels = []) {
     const c = this.#current;
     if (c?.kind === 'websocket' && this.#open) {
-      /** @type {WebSocket} */ (c.socket).send(JSON.stringify({ action, symbols }));
+      /** @type {Record<string, unknown>} */
+      const cmd = { action };
+      if (symbols.length > 0) cmd.symbols = symbols;
+      if (channels.length > 0) cmd.channels = channels;
+      /** @type {WebSocket} */ (c.socket).send(JSON.stringify(cmd));
     } else if (c?.kind === 'sse') {
       this.#reopen();
     }
   }
 
   /**
-   * @param {'price' | 'status' | 'error'} event
+   * @param {'price' | 'status' | 'error' | 'event' | 'lost'} event
    * @param {unknown} value
    */
   #emit(event, value) {
@@ -451,6 +525,12 @@ export class PriceFeed {
       case 'pong':
         this.#pongAt = Date.now();
         break;
+      case 'event':
+        this.#event(f);
+        break;
+      case 'subscribed':
+        if (f.recovered === false) this.#lost(f.channels ?? []);
+        break;
       case 'error':
         this.#emit('error', f);
         break;
@@ -458,6 +538,41 @@ export class PriceFeed {
         break;
     }
     this.#evaluate();
+  }
+
+  /**
+   * An event: applied once (a repeat at or below the channel's position is dropped).
+   * @param {ChannelEvent} e
+   */
+  #event(e) {
+    if (!this.#channels.has(e.channel)) return;
+    const at = this.#positions.get(e.channel);
+    if (at && at.epoch === e.epoch && e.offset <= at.offset) return;
+    this.#positions.set(e.channel, { offset: e.offset, epoch: e.epoch });
+    this.#emit('event', e);
+  }
+
+  /**
+   * The service could not replay everything these channels missed: their positions are
+   * dropped (the next events start them again) and the page is told to refetch.
+   * @param {string[]} channels
+   */
+  #lost(channels) {
+    for (const c of channels) this.#positions.delete(c);
+    this.#emit('lost', { channels });
+  }
+
+  /** The `subscribe` a new WebSocket sends: symbols, channels and where each channel stands. */
+  #subscribeAll() {
+    /** @type {Record<string, unknown>} */
+    const cmd = { action: 'subscribe' };
+    if (this.#symbols.size > 0) cmd.symbols = [...this.#symbols];
+    if (this.#channels.size > 0) {
+      cmd.channels = [...this.#channels];
+      const since = Object.fromEntries([...this.#positions].filter(([c]) => this.#channels.has(c)));
+      if (Object.keys(since).length > 0) cmd.since = since;
+    }
+    return cmd;
   }
 
   /**
@@ -483,8 +598,8 @@ export class PriceFeed {
   #connect() {
     if (this.#closed) return;
     const useSse = this.#transport === 'sse' || (this.#transport === 'auto' && this.#wsFailures >= 2);
-    if (useSse && this.#symbols.size === 0) {
-      // SSE needs symbols; wait for a subscribe.
+    if (useSse && this.#symbols.size === 0 && this.#channels.size === 0) {
+      // SSE needs symbols or channels; wait for a subscribe.
       this.#later(() => this.#connect(), 1_000);
       return;
     }
@@ -522,7 +637,7 @@ export class PriceFeed {
       conn.opened = true;
       this.#opened();
       this.#wsFailures = 0;
-      if (this.#symbols.size > 0) socket.send(JSON.stringify({ action: 'subscribe', symbols: [...this.#symbols] }));
+      if (this.#symbols.size > 0 || this.#channels.size > 0) socket.send(JSON.stringify(this.#subscribeAll()));
       this.#pongAt = Date.now();
       conn.ping = setInterval(() => this.#ping(socket), this.#opts.pingIntervalMs);
       conn.ack = setInterval(() => this.#ack(conn), this.#opts.ackIntervalMs);
@@ -531,7 +646,7 @@ export class PriceFeed {
       if (typeof ev.data !== 'string' || ev.data === 'pong') return;
       this.#receive(ev.data);
       conn.unacked = (conn.unacked ?? 0) + ev.data.length;
-      if (conn.unacked >= ACK_AFTER_BYTES) this.#ack(conn);
+      if (conn.unacked >= ACK_AFTER_BYTES) this.#ack(conn, true);
     };
     socket.onclose = (ev) => {
       clearTimers(conn);
@@ -545,12 +660,14 @@ export class PriceFeed {
 
   /**
    * Acknowledges what was applied, if anything new: the server's flow control counts what
-   * is not acknowledged (1 MiB), and every message a client sends is billed.
+   * is not acknowledged (1 MiB), and every message a client sends is billed. After 256 KiB
+   * it acknowledges even without a newer `seq` (events carry none).
    * @param {Conn} conn
+   * @param {boolean} [force]
    */
-  #ack(conn) {
+  #ack(conn, force = false) {
     conn.unacked = 0;
-    if (this.#filter.max > (conn.acked ?? 0)) {
+    if (force || this.#filter.max > (conn.acked ?? 0)) {
       conn.acked = this.#filter.max;
       /** @type {WebSocket} */ (conn.socket).send(JSON.stringify({ action: 'ack', seq: this.#filter.max }));
     }
@@ -569,8 +686,11 @@ export class PriceFeed {
 
   #openSse() {
     /** @type {Record<string, string>} */
-    const extra = { symbols: [...this.#symbols].join(',') };
-    if (this.#filter.max > 0) extra.lastEventId = String(this.#filter.max);
+    const extra = {};
+    if (this.#symbols.size > 0) extra.symbols = [...this.#symbols].join(',');
+    if (this.#channels.size > 0) extra.channels = [...this.#channels].join(',');
+    if (this.#channels.size > 0 && this.#lastSseId) extra.lastEventId = this.#lastSseId;
+    else if (this.#filter.max > 0) extra.lastEventId = String(this.#filter.max);
     const es = new EventSource(this.#base + '/api/stream' + this.#query(extra));
     /** @type {Conn} */
     const conn = { kind: 'sse', socket: es, opened: false };
@@ -580,8 +700,12 @@ export class PriceFeed {
       conn.opened = true;
       this.#opened();
     };
-    for (const type of ['snapshot', 'prices', 'status', 'warning']) {
-      es.addEventListener(type, (ev) => this.#receive(/** @type {MessageEvent} */ (ev).data));
+    for (const type of ['snapshot', 'prices', 'status', 'warning', 'event', 'subscribed']) {
+      es.addEventListener(type, (ev) => {
+        const m = /** @type {MessageEvent} */ (ev);
+        if (m.lastEventId) this.#lastSseId = m.lastEventId;
+        this.#receive(m.data);
+      });
     }
     es.onerror = () => {
       // EventSource retries by itself; a stream that never opened, or is closed, is ours to

@@ -26,6 +26,10 @@
 //! active clients (5 symbols each, 20 updates/s) keep receiving (run it `:direct`); S a storm
 //! of connections opened at once while 20 watchers keep receiving (see `storm.rs`).
 //!
+//! E: the application's events, 1,000 subscribers of one event channel while a publisher
+//! posts 200 events/s (publish → receive latency, losses and order violations; edgetick
+//! only, the floor has no publish API; see `events.rs`).
+//!
 //! `@N` after a load runs edgetick with `FANOUT_SHARDS=N` (`B@1,B@4`: one shard beside four;
 //! the floor has no shards and is skipped for such items).
 //!
@@ -38,6 +42,7 @@
 //! switch of its own; it stands down inside VS Code's debug terminal): only to attribute
 //! costs, the README's table is measured with it.
 
+mod events;
 mod load;
 mod stack;
 mod storm;
@@ -48,6 +53,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use events::{run_events, EventLoad};
 use load::{run_load, Load, Outcome};
 use stack::{root, Settings, Stack, Target};
 use storm::{run_storm, Storm};
@@ -168,6 +174,19 @@ fn run_item(name: &str, direct: bool, shards: u32, target: Target, a: &Args) -> 
         stack.port,
         stack.workerd_pids()
     );
+    if name == "E" {
+        let load = EventLoad {
+            clients: 1_000,
+            rate: 200,
+        };
+        let duration = Duration::from_secs(a.duration);
+        return Some(run_events(
+            &stack,
+            &relay_label(target, shards),
+            &load,
+            duration,
+        ));
+    }
     if name == "S" {
         let storm = Storm {
             clients: a.storm_clients,
@@ -262,11 +281,12 @@ fn main() {
             eprintln!("edgetick-bench: unknown load {item}");
             std::process::exit(2);
         };
-        if name != "S" && steady_load(name, &a).is_none() {
+        if !matches!(name, "S" | "E") && steady_load(name, &a).is_none() {
             eprintln!("edgetick-bench: unknown load {item}");
             std::process::exit(2);
         }
-        let targets: &[Target] = if a.floor && shards == 0 {
+        // The floor has no shards and no publish API.
+        let targets: &[Target] = if a.floor && shards == 0 && name != "E" {
             &[Target::Edgetick, Target::Floor]
         } else {
             &[Target::Edgetick]

@@ -44,6 +44,9 @@ pub struct Settings {
     pub shards: u32,
 }
 
+/// The publish token the benchmark's edgetick runs with (load E).
+pub const PUBLISH_TOKEN: &str = "bench-publish-token";
+
 /// How many loopback source addresses the clients take turns on (127.0.0.2 …).
 const SOURCES: usize = 16;
 
@@ -153,6 +156,9 @@ impl Stack {
                     format!("SEND_MODE:{}", settings.send_mode),
                     format!("FLUSH_MS:{}", settings.flush_ms),
                     format!("FANOUT_SHARDS:{}", settings.shards),
+                    format!("PUBLISH_TOKEN:{PUBLISH_TOKEN}"),
+                    "EVENT_CHANNELS:signals".to_string(),
+                    "PUBLISH_PER_SECOND:10000".to_string(),
                 ]);
                 "wrangler.toml"
             }

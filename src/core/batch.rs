@@ -11,6 +11,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::events::Event;
 use super::feed::link::UpstreamState;
 
 /// One changed price.
@@ -48,12 +49,20 @@ pub struct Batch {
     pub state: Option<StateChange>,
     /// The highest `seq` handed out (above every price's when a restart reserved a block).
     pub seq: u64,
+    /// Published events, in offset order per channel (after the prices).
+    pub events: Vec<Event>,
+    /// The events' epoch: with every event, and in every link snapshot (a fan-out's copy of
+    /// the history starts over when it changes).
+    pub epoch: Option<String>,
 }
 
 impl Batch {
     /// True when there is nothing for the fan-out.
     pub fn is_empty(&self) -> bool {
-        self.prices.is_empty() && self.expired.is_empty() && self.state.is_none()
+        self.prices.is_empty()
+            && self.expired.is_empty()
+            && self.state.is_none()
+            && self.events.is_empty()
     }
 
     /// Adds a later batch's changes after this one's (prices stay in `seq` order; a later
@@ -69,6 +78,8 @@ impl Batch {
             (a, b) => b.or(a),
         };
         self.seq = self.seq.max(later.seq);
+        self.events.extend(later.events);
+        self.epoch = later.epoch.or(self.epoch.take());
     }
 }
 
@@ -88,8 +99,8 @@ pub enum WireError {
     /// Not the link's JSON.
     #[error("unreadable link message: {0}")]
     Json(String),
-    /// `meta` and `prices` do not pair up.
-    #[error("{meta} price headers for {prices} prices")]
+    /// Headers and their prices or events do not pair up.
+    #[error("{meta} headers for {prices} prices and events")]
     Unpaired {
         /// Headers.
         meta: usize,
@@ -110,6 +121,12 @@ struct Wire<'a> {
     meta: Vec<(String, u64, i64)>,
     #[serde(borrow, default)]
     prices: Vec<&'a RawValue>,
+    #[serde(default)]
+    epoch: Option<String>,
+    #[serde(default)]
+    evm: Vec<(String, u64)>,
+    #[serde(borrow, default)]
+    evs: Vec<&'a RawValue>,
 }
 
 impl Batch {
@@ -154,19 +171,57 @@ impl Batch {
             }
             out.push_str(&c.encoded);
         }
-        out.push_str("]}");
+        out.push(']');
+        self.encode_events(&mut out);
+        out.push('}');
         out
+    }
+
+    /// The events part: the epoch, a header per event (channel, offset) and the frames as
+    /// they were encoded at publish.
+    fn encode_events(&self, out: &mut String) {
+        if let Some(epoch) = &self.epoch {
+            // Epochs are letters and digits: nothing to escape.
+            let _ = write!(out, r#","epoch":"{epoch}""#);
+        }
+        if self.events.is_empty() {
+            return;
+        }
+        out.push_str(r#","evm":["#);
+        for (i, e) in self.events.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            // Channel names are `events:` and a-z, 0-9, - and _: nothing to escape.
+            let _ = write!(out, r#"{comma}["{}",{}]"#, e.channel, e.offset);
+        }
+        out.push_str(r#"],"evs":["#);
+        for (i, e) in self.events.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&e.encoded);
+        }
+        out.push(']');
     }
 
     /// Reads a leader→shard message.
     pub fn decode(text: &str) -> Result<(WireKind, Batch), WireError> {
         let w: Wire<'_> = serde_json::from_str(text).map_err(|e| WireError::Json(e.to_string()))?;
-        if w.meta.len() != w.prices.len() {
+        if w.meta.len() != w.prices.len() || w.evm.len() != w.evs.len() {
             return Err(WireError::Unpaired {
-                meta: w.meta.len(),
-                prices: w.prices.len(),
+                meta: w.meta.len() + w.evm.len(),
+                prices: w.prices.len() + w.evs.len(),
             });
         }
+        let events = w
+            .evm
+            .into_iter()
+            .zip(w.evs)
+            .map(|((channel, offset), raw)| Event {
+                channel,
+                offset,
+                encoded: Rc::from(raw.get()),
+            })
+            .collect();
         let prices = w
             .meta
             .into_iter()
@@ -183,6 +238,8 @@ impl Batch {
             expired: w.expired,
             state: w.state,
             seq: w.seq,
+            events,
+            epoch: w.epoch,
         };
         Ok((w.t, batch))
     }
@@ -211,6 +268,12 @@ mod tests {
                 announce: true,
             }),
             seq: 9,
+            events: vec![Event {
+                channel: "events:signals".into(),
+                offset: 3,
+                encoded: r#"{"type":"event","offset":3,"data":{"q":"0.10"}}"#.into(),
+            }],
+            epoch: Some("e1".into()),
         };
         let text = batch.encode(WireKind::Batch);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();

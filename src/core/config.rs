@@ -80,6 +80,23 @@ pub struct Config {
     /// `TEST_FAULTS=on`: the `/fault/...` routes the end-to-end tests use to break links and
     /// restart objects. Off (absent) in every other configuration.
     pub test_faults: bool,
+    /// The application's event channels and their publish API.
+    pub events: EventsConfig,
+}
+
+/// Event channels (DESIGN §9): what may be published, by whom, how much is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// `PUBLISH_TOKEN` (a secret): without it `POST /api/publish` does not exist.
+    pub publish_token: Option<String>,
+    /// `EVENT_CHANNELS`: the names `events:<name>` may take.
+    pub channels: Vec<String>,
+    /// `MAX_EVENT_BYTES`: the largest publish body accepted.
+    pub max_event_bytes: usize,
+    /// `PUBLISH_PER_SECOND`: publishes accepted per second (a bucket with one second of burst).
+    pub publish_per_second: u32,
+    /// `EVENT_HISTORY`: events kept per channel for recovery.
+    pub history: usize,
 }
 
 /// The variables as `get` gives them: trimmed, unset or empty meaning "use the default".
@@ -179,6 +196,15 @@ impl Config {
             shared_send: v.choice("SEND_MODE", &sends)?,
             fanout_shards: v.number("FANOUT_SHARDS", 0, 0, 64)? as u32,
             test_faults: v.choice("TEST_FAULTS", &[("off", false), ("on", true)])?,
+            events: EventsConfig {
+                publish_token: v.text("PUBLISH_TOKEN"),
+                channels: parse_event_channels(
+                    &v.text("EVENT_CHANNELS").unwrap_or("signals".into()),
+                )?,
+                max_event_bytes: v.number("MAX_EVENT_BYTES", 16_384, 64, 1 << 20)? as usize,
+                publish_per_second: v.number("PUBLISH_PER_SECOND", 100, 1, 10_000)? as u32,
+                history: v.number("EVENT_HISTORY", 100, 1, 10_000)? as usize,
+            },
         })
     }
 }
@@ -212,6 +238,27 @@ fn parse_urls(raw: &str) -> Result<Vec<String>, ConfigError> {
         });
     }
     Ok(urls)
+}
+
+/// `EVENT_CHANNELS`: comma-separated names of lower-case letters, digits, `-` and `_`.
+fn parse_event_channels(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let name = name.strip_prefix("events:").unwrap_or(name);
+        if !super::channel::valid_name(name) {
+            return Err(ConfigError {
+                name: "EVENT_CHANNELS",
+                value: raw.to_string(),
+                problem: format!(
+                    "{name:?} is not a channel name (1 to 64 of a-z, 0-9, - and _), e.g. signals"
+                ),
+            });
+        }
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// A location hint for the leader object (default `apac`, near Binance's servers).
@@ -308,6 +355,29 @@ mod tests {
         assert_eq!(c.rest_cache_seconds, 1);
         assert_eq!(c.flush_ms, 5);
         assert!(c.shared_send);
+        let e = &c.events;
+        assert_eq!(
+            (e.publish_token.as_deref(), e.channels.clone()),
+            (None, vec!["signals".into()])
+        );
+        assert_eq!(
+            (e.max_event_bytes, e.publish_per_second, e.history),
+            (16_384, 100, 100)
+        );
+    }
+
+    #[test]
+    fn event_channels_are_names() {
+        let c = cfg(&[
+            ("EVENT_CHANNELS", "signals, events:alerts,signals"),
+            ("PUBLISH_TOKEN", "p"),
+        ])
+        .unwrap();
+        assert_eq!(c.events.channels, ["signals", "alerts"]);
+        assert_eq!(c.events.publish_token.as_deref(), Some("p"));
+        let e = cfg(&[("EVENT_CHANNELS", "Signals")]).unwrap_err();
+        assert_eq!(e.name, "EVENT_CHANNELS");
+        assert!(cfg(&[("EVENT_HISTORY", "0")]).is_err());
     }
 
     #[test]

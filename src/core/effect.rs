@@ -82,6 +82,24 @@ pub enum Effect {
         /// Serialised [`super::feed::link::LinkMemory`].
         json: String,
     },
+    /// Store a published event (before it is fanned out: the output gate holds the frames
+    /// until the write is durable) and forget the channel's events older than the last
+    /// `keep`.
+    StoreEvent {
+        /// Its channel.
+        channel: String,
+        /// Its offset.
+        offset: u64,
+        /// Its frame.
+        frame: Rc<str>,
+        /// Events kept per channel.
+        keep: usize,
+    },
+    /// Forget every stored event and store the new epoch (history was wiped).
+    WipeEvents {
+        /// The new epoch.
+        epoch: String,
+    },
     /// Delete expired prices from durable storage.
     Forget {
         /// Expired symbols.

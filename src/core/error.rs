@@ -45,6 +45,8 @@ pub enum ErrorCode {
     UnknownAction,
     /// A symbol that is not on the whitelist.
     UnknownSymbol,
+    /// A channel this service does not serve.
+    UnknownChannel,
     /// The connection would exceed `MAX_SYMBOLS_PER_CONNECTION`.
     TooManySymbols,
     /// The connection sends faster than `CLIENT_MESSAGES_PER_SECOND`.
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "BAD_REQUEST",
             ErrorCode::UnknownAction => "UNKNOWN_ACTION",
             ErrorCode::UnknownSymbol => "UNKNOWN_SYMBOL",
+            ErrorCode::UnknownChannel => "UNKNOWN_CHANNEL",
             ErrorCode::TooManySymbols => "TOO_MANY_SYMBOLS",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
@@ -147,6 +150,20 @@ pub enum ApiError {
     /// More symbols than `MAX_SYMBOLS_PER_CONNECTION`.
     #[error("{0}")]
     TooManySymbols(String),
+    /// A publish to a channel that is not served.
+    #[error("{0}")]
+    UnknownChannel(String),
+    /// A publish body over `MAX_EVENT_BYTES`.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Publishing faster than `PUBLISH_PER_SECOND`.
+    #[error("{message}")]
+    RateLimited {
+        /// Why.
+        message: String,
+        /// When to try again.
+        retry_after_s: u32,
+    },
     /// Misconfiguration found at start-up: the operator must fix `wrangler.toml`.
     #[error("{0}")]
     Config(String),
@@ -161,7 +178,11 @@ impl ApiError {
         match self {
             ApiError::UnknownSymbol(_) | ApiError::NotFound(_) => 404,
             ApiError::NoData { .. } | ApiError::AtCapacity(_) => 503,
-            ApiError::BadRequest(_) | ApiError::TooManySymbols(_) => 400,
+            ApiError::BadRequest(_) | ApiError::TooManySymbols(_) | ApiError::UnknownChannel(_) => {
+                400
+            }
+            ApiError::TooLarge(_) => 413,
+            ApiError::RateLimited { .. } => 429,
             ApiError::Unauthorized(_) => 401,
             ApiError::Forbidden(_) => 403,
             ApiError::MethodNotAllowed(_) => 405,
@@ -183,6 +204,9 @@ impl ApiError {
             ApiError::Forbidden(_) => "ORIGIN_NOT_ALLOWED",
             ApiError::Unauthorized(_) => "UNAUTHORIZED",
             ApiError::TooManySymbols(_) => "TOO_MANY_SYMBOLS",
+            ApiError::UnknownChannel(_) => "UNKNOWN_CHANNEL",
+            ApiError::TooLarge(_) => "TOO_LARGE",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Config(_) => "CONFIG_ERROR",
             ApiError::Internal => "INTERNAL",
         }
@@ -192,6 +216,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::NoData { retry_after_s, .. } => Some(*retry_after_s),
+            ApiError::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
             ApiError::AtCapacity(_) => Some(5),
             _ => None,
         }

@@ -16,6 +16,8 @@ pub use super::effect::{Effect, Level};
 use super::batch::Batch;
 use super::config::Config;
 use super::error::ApiError;
+use super::events::publish::Bucket;
+use super::events::History;
 use super::fanout::{ConnId, Fanout, FanoutStats, SseTake, Transport};
 use super::feed::link::{Failure, UpstreamState};
 use super::feed::{Feed, FeedStats};
@@ -27,6 +29,8 @@ use super::shards::{ShardId, ShardMessage, ShardTable, ShardView};
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+mod events;
 
 /// The hub.
 #[derive(Debug)]
@@ -40,6 +44,10 @@ pub struct Hub {
     shard_interest_changed: bool,
     /// The in-memory timer currently requested.
     timer: OneTimer,
+    /// The event channels' history: hands out offsets; stored.
+    history: History,
+    /// `PUBLISH_PER_SECOND`.
+    publishes: Bucket,
 }
 
 impl Hub {
@@ -47,12 +55,14 @@ impl Hub {
     pub fn new(cfg: Config) -> Hub {
         let cfg = Rc::new(cfg);
         Hub {
+            history: History::new(String::new(), cfg.events.history),
             feed: Feed::new(cfg.clone()),
             fanout: Fanout::new(cfg.clone()),
             shards: ShardTable::new(cfg.fanout_shards, cfg.flush_ms),
             cfg,
             shard_interest_changed: false,
             timer: OneTimer::default(),
+            publishes: Bucket::default(),
         }
     }
 
@@ -207,12 +217,20 @@ impl Hub {
             return None;
         }
         let held = self.shards.flush(now_ms);
-        let snapshot = self.feed.snapshot(now_ms);
+        let mut snapshot = self.feed.snapshot(now_ms);
+        snapshot.epoch = Some(self.history.epoch().to_string());
         let (generation, text) = self.shards.link(shard, &snapshot, now_ms)?;
         let mut fx: Vec<Effect> = held
             .map(|(links, text)| Effect::SendShards { links, text })
             .into_iter()
             .collect();
+        // The event history first, so a client's recovery held until the snapshot finds it.
+        for text in self.history_messages() {
+            fx.push(Effect::SendShards {
+                links: vec![(shard, generation)],
+                text: text.into(),
+            });
+        }
         fx.push(Effect::SendShards {
             links: vec![(shard, generation)],
             text: text.into(),
@@ -322,10 +340,11 @@ impl Hub {
     pub fn sse_open(
         &mut self,
         symbols: &[String],
-        last_event_id: Option<u64>,
+        channels: &[String],
+        last: Option<&str>,
         now_ms: i64,
     ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
-        let (conn, first) = self.fanout.sse_open(symbols, last_event_id, now_ms)?;
+        let (conn, first) = self.fanout.sse_open(symbols, channels, last, now_ms)?;
         let fx = self.finish(now_ms, Vec::new(), Vec::new(), Batch::default());
         Ok((conn, first, fx))
     }

@@ -15,6 +15,10 @@
 //! - [`shard`] — a fan-out shard: a fan-out fed over its link to the leader; [`node`] is
 //!   either object as the edge drives it.
 //!
+//! - [`events`] — the application's event channels: history with `offset` and `epoch`
+//!   (the leader's, and each fan-out's copy for recovery) and the publish API's checks;
+//!   [`channel`] names what a client can follow.
+//!
 //! Shared by both: [`protocol`] (frames and commands), [`effect`] (what the edge carries
 //! out), [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's
 //! routing), [`rest`], [`config`], [`symbol`], [`price`], [`error`], [`fastmap`],
@@ -22,9 +26,11 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod channel;
 pub mod config;
 pub mod effect;
 pub mod error;
+pub mod events;
 pub mod fanout;
 pub mod fastmap;
 pub mod feed;

@@ -159,12 +159,13 @@ impl Node {
     pub fn sse_open(
         &mut self,
         symbols: &[String],
-        last_event_id: Option<u64>,
+        channels: &[String],
+        last: Option<&str>,
         now_ms: i64,
     ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
         match self {
-            Node::Leader(h) => h.sse_open(symbols, last_event_id, now_ms),
-            Node::Shard(s) => s.sse_open(symbols, last_event_id, now_ms),
+            Node::Leader(h) => h.sse_open(symbols, channels, last, now_ms),
+            Node::Shard(s) => s.sse_open(symbols, channels, last, now_ms),
         }
     }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::{ClientError, ErrorCode};
+use super::events::Since;
 
 /// Close codes of docs/protocol.md. 4000–4499 mean "reconnect with backoff", 4500–4999 "do not".
 pub mod close {
@@ -39,17 +40,24 @@ pub mod close {
 /// A parsed client command. `id` is any JSON number or string the client chose.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Add symbols (raw spellings; the hub resolves them against the whitelist).
+    /// Add symbols (raw spellings; the hub resolves them against the whitelist) and
+    /// channels, recovering event channels from where the client stopped.
     Subscribe {
         /// As the client wrote them.
         symbols: Vec<String>,
+        /// Channel names as written.
+        channels: Vec<String>,
+        /// Per event channel, where the client stopped (`since`).
+        since: Vec<(String, Since)>,
         /// Echoed back.
         id: Option<Value>,
     },
-    /// Remove symbols.
+    /// Remove symbols and channels.
     Unsubscribe {
         /// As the client wrote them.
         symbols: Vec<String>,
+        /// Channel names as written.
+        channels: Vec<String>,
         /// Echoed back.
         id: Option<Value>,
     },
@@ -113,14 +121,7 @@ pub fn parse_command(text: &str) -> Result<Command, ClientError> {
         None => return Err(ClientError::new(ErrorCode::BadRequest, "missing `action`").with_id(id)),
     };
     match action {
-        "subscribe" => Ok(Command::Subscribe {
-            symbols: symbols(&obj).map_err(|e| e.with_id(id.clone()))?,
-            id,
-        }),
-        "unsubscribe" => Ok(Command::Unsubscribe {
-            symbols: symbols(&obj).map_err(|e| e.with_id(id.clone()))?,
-            id,
-        }),
+        "subscribe" | "unsubscribe" => targets_command(action, &obj, id),
         "list" => Ok(Command::List { id }),
         "ping" => Ok(Command::Ping { id }),
         "ack" => match obj.get("seq").and_then(Value::as_u64) {
@@ -142,22 +143,78 @@ pub fn parse_command(text: &str) -> Result<Command, ClientError> {
     }
 }
 
-fn symbols(obj: &Map<String, Value>) -> Result<Vec<String>, ClientError> {
+/// A `subscribe` or `unsubscribe` command.
+fn targets_command(
+    action: &str,
+    obj: &Map<String, Value>,
+    id: Option<Value>,
+) -> Result<Command, ClientError> {
+    let (symbols, channels) = targets(obj).map_err(|e| e.with_id(id.clone()))?;
+    if action == "unsubscribe" {
+        return Ok(Command::Unsubscribe {
+            symbols,
+            channels,
+            id,
+        });
+    }
+    let since = since(obj).map_err(|e| e.with_id(id.clone()))?;
+    Ok(Command::Subscribe {
+        symbols,
+        channels,
+        since,
+        id,
+    })
+}
+
+/// `symbols` and `channels`: either may be absent, not both.
+fn targets(obj: &Map<String, Value>) -> Result<(Vec<String>, Vec<String>), ClientError> {
+    let symbols = strings(obj, "symbols")?;
+    let channels = strings(obj, "channels")?;
+    if symbols.is_empty() && channels.is_empty() {
+        return Err(ClientError::new(
+            ErrorCode::BadRequest,
+            "name something: `symbols` and/or `channels`, non-empty arrays of strings",
+        ));
+    }
+    Ok((symbols, channels))
+}
+
+/// A list of strings under `key`; absent is empty.
+fn strings(obj: &Map<String, Value>, key: &str) -> Result<Vec<String>, ClientError> {
     let bad = || {
         ClientError::new(
             ErrorCode::BadRequest,
-            "`symbols` must be a non-empty array of strings",
+            format!("`{key}` must be a non-empty array of strings"),
         )
     };
-    let list = obj
-        .get("symbols")
-        .and_then(Value::as_array)
-        .ok_or_else(bad)?;
-    if list.is_empty() {
-        return Err(bad());
-    }
+    let Some(v) = obj.get(key) else {
+        return Ok(Vec::new());
+    };
+    let list = v.as_array().filter(|l| !l.is_empty()).ok_or_else(bad)?;
     list.iter()
         .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+        .collect()
+}
+
+/// `since`: `{"events:signals":{"offset":41,"epoch":"..."}, ...}`.
+fn since(obj: &Map<String, Value>) -> Result<Vec<(String, Since)>, ClientError> {
+    let bad = || {
+        ClientError::new(
+            ErrorCode::BadRequest,
+            "`since` must map channels to {\"offset\":N,\"epoch\":\"...\"}",
+        )
+    };
+    let Some(v) = obj.get("since") else {
+        return Ok(Vec::new());
+    };
+    let map = v.as_object().ok_or_else(bad)?;
+    map.iter()
+        .map(|(channel, pos)| {
+            let offset = pos.get("offset").and_then(Value::as_u64).ok_or_else(bad)?;
+            let epoch = pos.get("epoch").and_then(Value::as_str).ok_or_else(bad)?;
+            let epoch = truncate(epoch, 64);
+            Ok((channel.clone(), Since { offset, epoch }))
+        })
         .collect()
 }
 
@@ -172,12 +229,44 @@ struct SymbolsFrame<'a> {
     kind: &'a str,
     symbols: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
+    channels: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     id: &'a Option<Value>,
+}
+
+/// What a `subscribed`, `unsubscribed` or `subscriptions` frame names.
+#[derive(Debug, Default)]
+pub struct Targets<'a> {
+    /// Canonical symbols.
+    pub symbols: &'a [String],
+    /// Channels; the field is left out when `None` (a symbols-only exchange keeps its shape).
+    pub channels: Option<&'a [String]>,
+    /// Whether every channel asked to recover did (`subscribe` with `since` only).
+    pub recovered: Option<bool>,
+}
+
+/// A `subscribed` / `unsubscribed` / `subscriptions` frame with channels.
+pub fn targets_frame(kind: &str, t: &Targets<'_>, id: &Option<Value>) -> String {
+    to_json(&SymbolsFrame {
+        kind,
+        symbols: t.symbols,
+        channels: t.channels,
+        recovered: t.recovered,
+        id,
+    })
 }
 
 /// `subscribed` / `unsubscribed` / `subscriptions` answers.
 pub fn symbols_frame(kind: &str, symbols: &[String], id: &Option<Value>) -> String {
-    to_json(&SymbolsFrame { kind, symbols, id })
+    to_json(&SymbolsFrame {
+        kind,
+        symbols,
+        channels: None,
+        recovered: None,
+        id,
+    })
 }
 
 #[derive(Serialize)]
@@ -247,14 +336,14 @@ pub fn prices_frame<S: AsRef<str>>(kind: &str, encoded: &[S]) -> String {
 
 /// One Server-Sent Event. `data` must be a single line (our JSON always is: serde escapes
 /// control characters inside strings).
-pub fn sse_event(event: &str, id: Option<u64>, data: &str) -> String {
+pub fn sse_event(event: &str, id: Option<&str>, data: &str) -> String {
     let mut out = String::with_capacity(data.len() + event.len() + 32);
     out.push_str("event: ");
     out.push_str(event);
     out.push('\n');
     if let Some(id) = id {
         out.push_str("id: ");
-        out.push_str(&id.to_string());
+        out.push_str(id);
         out.push('\n');
     }
     out.push_str("data: ");
@@ -285,6 +374,8 @@ mod tests {
                 .unwrap(),
             Command::Subscribe {
                 symbols: vec!["BTCUSDT".into(), "eth-usdt".into()],
+                channels: vec![],
+                since: vec![],
                 id: Some(json!(1))
             }
         );
@@ -292,6 +383,7 @@ mod tests {
             parse_command(r#"{"action":"unsubscribe","symbols":["BTCUSDT"],"id":"a"}"#).unwrap(),
             Command::Unsubscribe {
                 symbols: vec!["BTCUSDT".into()],
+                channels: vec![],
                 id: Some(json!("a"))
             }
         );
@@ -308,6 +400,48 @@ mod tests {
             Command::Ack { seq: 42 }
         );
         assert_eq!(err(r#"{"action":"ack"}"#).code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn channels_and_since_parse_beside_symbols() {
+        let cmd = parse_command(
+            r#"{"action":"subscribe","channels":["events:a"],"since":{"events:a":{"offset":4,"epoch":"e1"}}}"#,
+        )
+        .unwrap();
+        let Command::Subscribe {
+            symbols,
+            channels,
+            since,
+            ..
+        } = cmd
+        else {
+            panic!("subscribe")
+        };
+        assert!(symbols.is_empty());
+        assert_eq!(channels, ["events:a"]);
+        let at = Since {
+            offset: 4,
+            epoch: "e1".into(),
+        };
+        assert_eq!(since, [("events:a".to_string(), at)]);
+        let bad = |t: &str| err(t).code;
+        assert_eq!(bad(r#"{"action":"subscribe"}"#), ErrorCode::BadRequest);
+        assert_eq!(
+            bad(r#"{"action":"subscribe","channels":[]}"#),
+            ErrorCode::BadRequest
+        );
+        let no_epoch =
+            r#"{"action":"subscribe","channels":["events:a"],"since":{"events:a":{"offset":1}}}"#;
+        assert_eq!(bad(no_epoch), ErrorCode::BadRequest);
+        let t = Targets {
+            symbols: &[],
+            channels: Some(&["events:a".to_string()]),
+            recovered: Some(true),
+        };
+        assert_eq!(
+            targets_frame("subscribed", &t, &Some(json!(2))),
+            r#"{"type":"subscribed","symbols":[],"channels":["events:a"],"recovered":true,"id":2}"#
+        );
     }
 
     #[test]
@@ -369,7 +503,7 @@ mod tests {
     #[test]
     fn sse_events_are_framed() {
         assert_eq!(
-            sse_event("prices", Some(7), "{}"),
+            sse_event("prices", Some("7"), "{}"),
             "event: prices\nid: 7\ndata: {}\n\n"
         );
         assert_eq!(

@@ -4,9 +4,13 @@
 
 use super::config::Config;
 use super::error::ApiError;
+use super::fanout::cursor;
+
+mod stream;
 use super::protocol::{self, truncate};
 use super::rest::{self, CorsDecision};
 use super::symbol::{canonical, percent_decode};
+pub use stream::stream_channels;
 
 /// What the edge reads of an HTTP request.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +42,9 @@ pub enum Route {
     CachedRead(LeaderRequest),
     /// A fault to inject (`TEST_FAULTS=on` only).
     Fault(Fault),
+    /// `POST /api/publish` with the right token: the Worker checks the body's size and hands
+    /// it to the leader.
+    Publish,
 }
 
 /// A fault the end-to-end tests inject into the tree; the routes exist only with
@@ -50,6 +57,8 @@ pub enum Fault {
     RestartLeader,
     /// Shard `n` is reset.
     RestartShard(u32),
+    /// The leader forgets its event history (a new epoch).
+    WipeHistory,
 }
 
 /// What the leader or a shard is asked to do for a [`Fault`].
@@ -59,6 +68,8 @@ pub enum FaultKind {
     Unlink,
     /// Reset the object.
     Restart,
+    /// Forget the event history (the leader).
+    WipeHistory,
 }
 
 /// What the Worker asks the leader object. [`LeaderRequest::path`] and
@@ -67,12 +78,15 @@ pub enum FaultKind {
 pub enum LeaderRequest {
     /// A WebSocket upgrade (the client's own request is forwarded).
     WebSocket,
-    /// An SSE stream of canonical symbols, resuming after `last` when given.
+    /// An SSE stream of canonical symbols and resolved channels, resuming from `last` (a
+    /// stream id, see [`crate::core::fanout::cursor`]) when given.
     Stream {
         /// Canonical, whitelisted symbols.
         symbols: Vec<String>,
-        /// The `seq` the reader already has.
-        last: Option<u64>,
+        /// Served channels.
+        channels: Vec<String>,
+        /// The id the reader already has.
+        last: Option<String>,
     },
     /// `/health`.
     Health,
@@ -99,6 +113,8 @@ pub enum LeaderRequest {
         /// What to do.
         kind: FaultKind,
     },
+    /// A publish that passed the token check; its body travels with the request.
+    Publish,
 }
 
 /// Why a request was refused, for the edge's counters of refused stream connections.
@@ -115,10 +131,20 @@ impl LeaderRequest {
     pub fn path(&self) -> String {
         match self {
             LeaderRequest::WebSocket => "/ws".into(),
-            LeaderRequest::Stream { symbols, last } => match last {
-                Some(id) => format!("/stream?symbols={}&last={id}", symbols.join(",")),
-                None => format!("/stream?symbols={}", symbols.join(",")),
-            },
+            LeaderRequest::Stream {
+                symbols,
+                channels,
+                last,
+            } => {
+                let mut path = format!("/stream?symbols={}", symbols.join(","));
+                if !channels.is_empty() {
+                    path.push_str(&format!("&channels={}", channels.join(",")));
+                }
+                if let Some(id) = last {
+                    path.push_str(&format!("&last={id}"));
+                }
+                path
+            }
             LeaderRequest::Health => "/health".into(),
             LeaderRequest::Metrics => "/metrics".into(),
             LeaderRequest::Prices { symbols: None } => "/prices".into(),
@@ -130,7 +156,9 @@ impl LeaderRequest {
             LeaderRequest::Fault { kind } => match kind {
                 FaultKind::Unlink => "/fault?kind=unlink".into(),
                 FaultKind::Restart => "/fault?kind=restart".into(),
+                FaultKind::WipeHistory => "/fault?kind=wipe-history".into(),
             },
+            LeaderRequest::Publish => "/publish".into(),
         }
     }
 
@@ -149,10 +177,12 @@ impl LeaderRequest {
             "/ws" => LeaderRequest::WebSocket,
             "/stream" => LeaderRequest::Stream {
                 symbols: list("symbols").unwrap_or_default(),
-                last: param("last").and_then(|v| v.parse().ok()),
+                channels: list("channels").unwrap_or_default(),
+                last: param("last").cloned().filter(|v| cursor::well_formed(v)),
             },
             "/health" => LeaderRequest::Health,
             "/metrics" => LeaderRequest::Metrics,
+            "/publish" => LeaderRequest::Publish,
             "/link" => match param("shard").and_then(|v| v.parse().ok()) {
                 Some(shard) => LeaderRequest::Link { shard },
                 None => return Err(ApiError::BadRequest("/link needs ?shard=N".into())),
@@ -163,6 +193,9 @@ impl LeaderRequest {
                 },
                 Some("restart") => LeaderRequest::Fault {
                     kind: FaultKind::Restart,
+                },
+                Some("wipe-history") => LeaderRequest::Fault {
+                    kind: FaultKind::WipeHistory,
                 },
                 _ => return Err(ApiError::BadRequest("/fault?kind=unlink|restart".into())),
             },
@@ -192,6 +225,9 @@ pub fn classify(
         if let Some(fault) = fault_of(req) {
             return Ok(Route::Fault(fault));
         }
+    }
+    if path == "/api/publish" {
+        return publish_route(cfg, req).map_err(|e| (e, None));
     }
     let is_price = path.starts_with("/api/prices/");
     let is_stream = path == "/ws" || path == "/api/stream";
@@ -232,11 +268,36 @@ pub fn classify(
     route(cfg, req).map_err(|e| (e, None))
 }
 
+/// `/api/publish`: absent without `PUBLISH_TOKEN`; `POST` with `Authorization: Bearer`.
+fn publish_route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
+    let Some(expected) = &cfg.events.publish_token else {
+        return Err(ApiError::NotFound(
+            "no route for /api/publish: set PUBLISH_TOKEN to publish events".into(),
+        ));
+    };
+    if req.method != "POST" {
+        return Err(ApiError::MethodNotAllowed(
+            "/api/publish answers POST only".into(),
+        ));
+    }
+    let given = req
+        .authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    if !given.is_some_and(|t| token_matches(expected, t)) {
+        return Err(ApiError::Unauthorized(
+            "publishing needs Authorization: Bearer <PUBLISH_TOKEN>".into(),
+        ));
+    }
+    Ok(Route::Publish)
+}
+
 /// A `/fault/...` route (only consulted with `TEST_FAULTS=on`).
 fn fault_of(req: &Incoming<'_>) -> Option<Fault> {
     match req.path {
         "/fault/unlink" => Some(Fault::Unlink),
         "/fault/restart-leader" => Some(Fault::RestartLeader),
+        "/fault/wipe-history" => Some(Fault::WipeHistory),
         "/fault/restart-shard" => find(req, &["shard"])?.parse().ok().map(Fault::RestartShard),
         _ => None,
     }
@@ -248,37 +309,6 @@ fn find(req: &Incoming<'_>, names: &[&str]) -> Option<String> {
         .iter()
         .find(|(k, _)| names.contains(&k.as_str()))
         .map(|(_, v)| v.clone())
-}
-
-/// `/api/stream`: its symbols (capped before they are looked at) and where it resumes.
-fn stream(
-    cfg: &Config,
-    req: &Incoming<'_>,
-    params: Vec<(String, String)>,
-) -> Result<Route, ApiError> {
-    let allowed = ["symbols", "pairs", "token", "lastEventId", "last_event_id"];
-    rest::check_params(params, &allowed)?;
-    let raw = find(req, &["symbols", "pairs"]).ok_or_else(|| {
-        ApiError::BadRequest(
-            "symbols= is required, e.g. /api/stream?symbols=BTCUSDT,ETHUSDT".into(),
-        )
-    })?;
-    let symbols = parse_stream_symbols(cfg, &raw)?;
-    // EventSource resends the last `id:` as a header; polyfills often as a parameter.
-    let last = req
-        .last_event_id
-        .map(str::to_string)
-        .or_else(|| find(req, &["lastEventId", "last_event_id"]));
-    let last = match last.map(|v| v.trim().parse::<u64>()) {
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            return Err(ApiError::BadRequest(
-                "Last-Event-ID must be a seq (a whole number)".into(),
-            ))
-        }
-        None => None,
-    };
-    Ok(Route::Leader(LeaderRequest::Stream { symbols, last }))
 }
 
 fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
@@ -295,7 +325,7 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
             }
             Ok(Route::Leader(LeaderRequest::WebSocket))
         }
-        "/api/stream" => stream(cfg, req, params),
+        "/api/stream" => stream::route(cfg, req, params),
         "/health" => {
             rest::check_params(params, &[])?;
             Ok(Route::Leader(LeaderRequest::Health))
@@ -471,7 +501,8 @@ mod tests {
             classify(&c, &allow, &hdr),
             Ok(Route::Leader(LeaderRequest::Stream {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
-                last: Some(42)
+                channels: vec![],
+                last: Some("42".into())
             }))
         );
         assert_eq!(
@@ -555,10 +586,17 @@ mod tests {
             LeaderRequest::WebSocket,
             LeaderRequest::Stream {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
-                last: Some(7),
+                channels: vec![],
+                last: Some("7".into()),
             },
             LeaderRequest::Stream {
                 symbols: vec!["BTCUSDT".into()],
+                channels: vec!["events:signals".into()],
+                last: Some("7_e1_3".into()),
+            },
+            LeaderRequest::Stream {
+                symbols: vec![],
+                channels: vec!["events:signals".into()],
                 last: None,
             },
             LeaderRequest::Health,

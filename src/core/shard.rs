@@ -410,7 +410,8 @@ impl Shard {
     pub fn sse_open(
         &mut self,
         symbols: &[String],
-        last_event_id: Option<u64>,
+        channels: &[String],
+        last: Option<&str>,
         now_ms: i64,
     ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
         if !self.synced() {
@@ -419,7 +420,7 @@ impl Shard {
                 retry_after_s: 1,
             });
         }
-        let (conn, first) = self.fanout.sse_open(symbols, last_event_id, now_ms)?;
+        let (conn, first) = self.fanout.sse_open(symbols, channels, last, now_ms)?;
         Ok((conn, first, self.finish(now_ms, Vec::new())))
     }
 

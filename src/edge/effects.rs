@@ -11,7 +11,6 @@ use worker::{wasm_bindgen_futures::spawn_local, Delay};
 use super::env::{log, log_error, log_fields, now_ms};
 use super::links;
 use super::shared::Shared;
-use super::storage::Store;
 use super::upstream;
 use crate::core::effect::{Effect, Level};
 use crate::core::fanout::session::Attachment;
@@ -70,13 +69,11 @@ impl Shared {
                     log_error("upstream_send_failed", &e.to_string());
                 }
             }
-            Effect::Persist { prices, seq_floor } => {
-                self.with_store("persist_failed", |s| s.save(&prices, seq_floor))
-            }
-            Effect::SaveLink { json } => {
-                self.with_store("save_link_failed", |s| s.put_text(LINK_KEY, &json))
-            }
-            Effect::Forget { symbols } => self.with_store("forget_failed", |s| s.forget(&symbols)),
+            e @ (Effect::Persist { .. }
+            | Effect::SaveLink { .. }
+            | Effect::Forget { .. }
+            | Effect::StoreEvent { .. }
+            | Effect::WipeEvents { .. }) => self.store(e),
             Effect::Timer { at_ms } => self.set_timer(at_ms),
             Effect::SseWake { conns } => {
                 let mut wakers = self.sse_wakers.borrow_mut();
@@ -156,15 +153,6 @@ impl Shared {
                 "client_closed",
                 serde_json::json!({"conn": conn, "transport": "websocket", "code": code, "reason": reason, "by": "server"}),
             );
-        }
-    }
-
-    /// Runs one write against the object's database, if it has one; a failure is logged.
-    fn with_store(&self, event: &str, write: impl FnOnce(&Store) -> worker::Result<()>) {
-        if let Some(store) = &self.store {
-            if let Err(e) = write(store) {
-                log_error(event, &e.to_string());
-            }
         }
     }
 

@@ -10,6 +10,7 @@ use super::env::now_ms;
 use super::http;
 use super::restore::restore_storage;
 use super::shared::Shared;
+use crate::core::events::History;
 use crate::core::hub::Hub;
 use crate::core::node::Node;
 use crate::core::protocol::close;
@@ -41,6 +42,16 @@ impl Shared {
         *self.node.borrow_mut() = Node::Leader(Box::new(hub));
         self.kick();
         http::json(200, r#"{"restarted":"leader"}"#.to_string())
+    }
+
+    /// (Leader) Loses the event history, as a lost storage would: a new epoch, the shards
+    /// unlinked so they catch up with it.
+    pub(super) fn wipe_history(self: &Rc<Self>) -> Result<Response> {
+        let epoch = History::new_epoch(now_ms(), js_sys::Math::random());
+        let e = epoch.clone();
+        self.run(|n| n.on_leader(|hub| hub.wipe_events(e, now_ms())));
+        self.unlink_all();
+        http::json(200, serde_json::json!({ "epoch": epoch }).to_string())
     }
 
     /// (Shard) Starts over as a new instance would: clients closed with 1012 (they retry),

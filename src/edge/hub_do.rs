@@ -69,7 +69,11 @@ impl DurableObject for PriceHub {
         match LeaderRequest::parse(url.path(), &query) {
             Err(e) => http::error(&e),
             Ok(LeaderRequest::WebSocket) => shared.accept_client(),
-            Ok(LeaderRequest::Stream { symbols, last }) => shared.open_stream(&symbols, last).await,
+            Ok(LeaderRequest::Stream {
+                symbols,
+                channels,
+                last,
+            }) => shared.open_stream(&symbols, &channels, last).await,
             Ok(LeaderRequest::Link { shard }) => links::accept_shard(&shared, shard),
             Ok(LeaderRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
                 match kind {
@@ -77,7 +81,13 @@ impl DurableObject for PriceHub {
                         http::json(200, format!(r#"{{"unlinked":{}}}"#, shared.unlink_all()))
                     }
                     FaultKind::Restart => shared.restart_leader(),
+                    FaultKind::WipeHistory => shared.wipe_history(),
                 }
+            }
+            Ok(LeaderRequest::Publish) => {
+                let mut req = req;
+                let body = req.text().await?;
+                publish(&shared, &body)
             }
             Ok(read) => answer(&shared, read),
         }
@@ -125,6 +135,23 @@ pub(super) fn auto_pong(state: &State) {
 }
 
 /// The leader's reads: health, metrics and prices.
+/// A publish: the answer, or the refusal with its status.
+fn publish(shared: &Rc<Shared>, body: &str) -> Result<Response> {
+    let result = shared
+        .node
+        .borrow_mut()
+        .leader()
+        .map(|hub| hub.publish(body, now_ms()));
+    match result {
+        Some(Ok((answer, fx))) => {
+            shared.execute(fx);
+            http::json(200, answer)
+        }
+        Some(Err(e)) => http::error(&e),
+        None => http::error(&ApiError::Internal),
+    }
+}
+
 fn answer(shared: &Rc<Shared>, read: LeaderRequest) -> Result<Response> {
     let now = now_ms();
     let mut node = shared.node.borrow_mut();

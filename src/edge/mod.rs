@@ -11,7 +11,8 @@
 //! - [`sockets`]: client socket events, the same for both kinds of object.
 //! - [`faults`]: the test faults of `TEST_FAULTS=on`.
 //! - [`upstream`]: the outbound WebSocket to the exchange.
-//! - [`storage`]: SQLite persistence of the latest prices and the `seq` high-water mark.
+//! - [`storage`]: SQLite persistence of the latest prices, the `seq` high-water mark and the
+//!   event history; [`persist`] carries the core's storage effects out against it.
 //! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
 //! - [`env`]: configuration, clock, randomness and logging from the runtime.
 
@@ -23,6 +24,7 @@ mod http;
 pub mod hub_do;
 mod links;
 mod objects;
+mod persist;
 mod restore;
 mod router;
 pub mod shard_do;

@@ -1,7 +1,7 @@
 //! The objects of the tree as the Worker reaches them: the leader, the shard a client
 //! connection is handed to, and the test faults sent to either.
 
-use worker::{Env, Response, Result, Stub};
+use worker::{Env, Method, Request, RequestInit, Response, Result, Stub};
 
 use crate::core::config::Config;
 use crate::core::request::{shard_for, Fault, FaultKind, LeaderRequest};
@@ -40,11 +40,25 @@ pub(super) async fn ask_leader(env: &Env, cfg: &Config, to: &LeaderRequest) -> R
 }
 
 /// Hands a test fault to the object it concerns (`TEST_FAULTS=on` only).
+/// Hands a publish body to the leader.
+pub(super) async fn publish_to_leader(env: &Env, cfg: &Config, body: String) -> Result<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
+    let url = format!("https://leader{}", LeaderRequest::Publish.path());
+    let req = Request::new_with_init(&url, &init)?;
+    leader(env, cfg)?.fetch_with_request(req).await
+}
+
 pub(super) async fn inject(env: &Env, cfg: &Config, fault: Fault) -> Result<Response> {
     let (unlink, restart) = (FaultKind::Unlink, FaultKind::Restart);
     match fault {
         Fault::Unlink => ask_leader(env, cfg, &LeaderRequest::Fault { kind: unlink }).await,
         Fault::RestartLeader => ask_leader(env, cfg, &LeaderRequest::Fault { kind: restart }).await,
+        Fault::WipeHistory => {
+            let kind = FaultKind::WipeHistory;
+            ask_leader(env, cfg, &LeaderRequest::Fault { kind }).await
+        }
         Fault::RestartShard(n) => {
             let path = LeaderRequest::Fault { kind: restart }.path();
             shard(env, n)?

@@ -5,7 +5,8 @@ use worker::{State, WebSocket};
 
 use super::effects::LINK_KEY;
 use super::env::{log_error, now_ms};
-use super::storage::Store;
+use super::storage::{Store, EPOCH_KEY};
+use crate::core::events::History;
 use crate::core::fanout::session::Attachment;
 use crate::core::fanout::ConnId;
 use crate::core::fastmap::FastMap;
@@ -20,6 +21,8 @@ pub(super) fn restore_storage(state: &State, hub: &mut Hub) -> Option<Store> {
         Ok(store) => store,
         Err(e) => {
             log_error("storage_unavailable", &e.to_string());
+            let epoch = History::new_epoch(now_ms(), js_sys::Math::random());
+            hub.restore_events(epoch, Vec::new());
             return None;
         }
     };
@@ -35,6 +38,7 @@ pub(super) fn restore_storage(state: &State, hub: &mut Hub) -> Option<Store> {
         }
         Err(e) => log_error("restore_failed", &e.to_string()),
     }
+    restore_events(&store, hub);
     match store.get_text(LINK_KEY) {
         Ok(Some(json)) => {
             if let Err(e) = hub.restore_link(&json) {
@@ -45,6 +49,29 @@ pub(super) fn restore_storage(state: &State, hub: &mut Hub) -> Option<Store> {
         Err(e) => log_error("restore_link_failed", &e.to_string()),
     }
     Some(store)
+}
+
+/// Takes back the event history and its epoch; a history never stored starts a new epoch
+/// (stored at once, so every later instance keeps it).
+fn restore_events(store: &Store, hub: &mut Hub) {
+    let epoch = match store.get_text(EPOCH_KEY) {
+        Ok(Some(epoch)) => epoch,
+        other => {
+            if let Err(e) = other {
+                log_error("restore_events_failed", &e.to_string());
+            }
+            let epoch = History::new_epoch(now_ms(), js_sys::Math::random());
+            if let Err(e) = store.put_text(EPOCH_KEY, &epoch) {
+                log_error("store_epoch_failed", &e.to_string());
+            }
+            epoch
+        }
+    };
+    let events = store.load_events().unwrap_or_else(|e| {
+        log_error("restore_events_failed", &e.to_string());
+        Vec::new()
+    });
+    hub.restore_events(epoch, events);
 }
 
 /// Re-registers the sockets that survived hibernation; one whose attachment cannot be

@@ -11,9 +11,10 @@ use worker::{event, Context, Env, Headers, Request, Response, Result};
 use super::edge_cache;
 use super::env::{load_config, log_error};
 use super::http;
-use super::objects::{ask_leader, entry, inject};
+use super::objects::{ask_leader, entry, inject, publish_to_leader};
 use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
+use crate::core::events;
 use crate::core::metrics;
 use crate::core::request::{classify, Incoming, LeaderRequest, Route, StreamRefusal};
 use crate::core::rest::{self, CorsDecision};
@@ -146,7 +147,26 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
         Ok(Route::Metrics) => metrics(env, cfg).await,
         Ok(Route::CachedRead(to)) => edge_cache::cached_read(&req, env, cfg, &to).await,
         Ok(Route::Fault(fault)) => inject(env, cfg, fault).await,
+        Ok(Route::Publish) => publish(req, env, cfg).await,
     }
+}
+
+/// `POST /api/publish` past its token check: the body's size is checked before it is read
+/// (by its `Content-Length`) and after, then the leader publishes it.
+async fn publish(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
+    let max = cfg.events.max_event_bytes;
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(len) = declared.filter(|len| *len > max) {
+        return http::error(&events::publish::too_large(&cfg.events, len));
+    }
+    let body = req.text().await?;
+    if body.len() > max {
+        return http::error(&events::publish::too_large(&cfg.events, body.len()));
+    }
+    publish_to_leader(env, cfg, body).await
 }
 
 fn preflight() -> Result<Response> {

@@ -71,7 +71,11 @@ impl DurableObject for FanoutShard {
         let query = http::query_pairs(&url);
         match LeaderRequest::parse(url.path(), &query) {
             Ok(LeaderRequest::WebSocket) => shared.accept_client(),
-            Ok(LeaderRequest::Stream { symbols, last }) => shared.open_stream(&symbols, last).await,
+            Ok(LeaderRequest::Stream {
+                symbols,
+                channels,
+                last,
+            }) => shared.open_stream(&symbols, &channels, last).await,
             Ok(LeaderRequest::Fault {
                 kind: FaultKind::Restart,
             }) if shared.node.borrow().config().test_faults => shared.restart_shard(),

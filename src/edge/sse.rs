@@ -13,6 +13,7 @@ use super::http;
 use super::shared::Shared;
 use crate::core::fanout::ConnId;
 use crate::core::fanout::SseTake;
+use crate::core::request::stream_channels;
 
 /// The body of one SSE response: pull-based, so a reader that stops reading stops the
 /// pulls, and its updates conflate in the core instead of queueing here.
@@ -88,20 +89,33 @@ impl Shared {
         }
     }
 
-    /// Opens an SSE stream of `symbols`, resuming after `last`.
+    /// Opens an SSE stream of `symbols` and `channels`, resuming from the stream id `last`.
     pub(super) async fn open_stream(
         self: &Rc<Self>,
         symbols: &[String],
-        last: Option<u64>,
+        channels: &[String],
+        last: Option<String>,
     ) -> Result<Response> {
-        // The Worker validated the list; the leader checks it again against its own
+        // The Worker validated the lists; the object checks them again against its own
         // configuration, so nothing unserved is ever registered.
-        let symbols = match self.node.borrow().parse_symbol_query(&symbols.join(",")) {
-            Ok(s) => s,
+        let checked = {
+            let node = self.node.borrow();
+            let symbols = if symbols.is_empty() {
+                Ok(Vec::new())
+            } else {
+                node.parse_symbol_query(&symbols.join(","))
+            };
+            symbols.and_then(|s| Ok((s, stream_channels(node.config(), &channels.join(","))?)))
+        };
+        let (symbols, channels) = match checked {
+            Ok(v) => v,
             Err(e) => return http::error(&e),
         };
         self.await_sync().await;
-        let opened = self.node.borrow_mut().sse_open(&symbols, last, now_ms());
+        let opened =
+            self.node
+                .borrow_mut()
+                .sse_open(&symbols, &channels, last.as_deref(), now_ms());
         let (conn, first, fx) = match opened {
             Ok(v) => v,
             Err(e) => return http::error(&e),

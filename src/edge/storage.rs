@@ -7,10 +7,21 @@ use std::rc::Rc;
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
+use crate::core::events::Event;
 use crate::core::price::Price;
 
 #[derive(Deserialize)]
 struct JsonRow {
+    json: String,
+}
+
+/// Where the events' epoch is kept.
+pub const EPOCH_KEY: &str = "events_epoch";
+
+#[derive(Deserialize)]
+struct EventRow {
+    channel: String,
+    offset: i64,
     json: String,
 }
 
@@ -42,6 +53,11 @@ impl Store {
         )?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            None,
+        )?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS events (channel TEXT NOT NULL, offset INTEGER NOT NULL, \
+             json TEXT NOT NULL, PRIMARY KEY (channel, offset))",
             None,
         )?;
         Ok(Store { sql })
@@ -86,6 +102,52 @@ impl Store {
     }
 
     /// Stores a small JSON document under `key` (the upstream link's memory).
+    /// Every stored event, channel by channel in offset order.
+    pub fn load_events(&self) -> worker::Result<Vec<Event>> {
+        let rows: Vec<EventRow> = self
+            .sql
+            .exec(
+                "SELECT channel, offset, json FROM events ORDER BY channel, offset",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Event {
+                channel: r.channel,
+                offset: r.offset.max(0) as u64,
+                encoded: r.json.into(),
+            })
+            .collect())
+    }
+
+    /// Stores one event and forgets its channel's events older than the last `keep`.
+    pub fn save_event(
+        &self,
+        channel: &str,
+        offset: u64,
+        json: &str,
+        keep: usize,
+    ) -> worker::Result<()> {
+        let at = SqlStorageValue::try_from_i64(offset as i64)?;
+        self.sql.exec(
+            "INSERT OR REPLACE INTO events (channel, offset, json) VALUES (?, ?, ?)",
+            vec![channel.into(), at, json.into()],
+        )?;
+        let below = SqlStorageValue::try_from_i64(offset.saturating_sub(keep as u64) as i64)?;
+        self.sql.exec(
+            "DELETE FROM events WHERE channel = ? AND offset <= ?",
+            vec![channel.into(), below],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets every event and stores a new epoch.
+    pub fn wipe_events(&self, epoch: &str) -> worker::Result<()> {
+        self.sql.exec("DELETE FROM events", None)?;
+        self.put_text(EPOCH_KEY, epoch)
+    }
+
     pub fn put_text(&self, key: &str, value: &str) -> worker::Result<()> {
         self.sql.exec(
             "INSERT INTO kv (key, value) VALUES (?, ?) \

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod browser;
+mod events;
 mod limits;
 mod rest;
 mod shards;
@@ -236,6 +237,11 @@ fn main() {
         shards::a_restarted_shard_closes_its_clients_retryably_and_they_converge,
         shards::on_demand_follows_the_interest_of_every_shard,
         shards::metrics_add_the_shards_up,
+        events::publish_reaches_every_shard_once_in_order,
+        events::each_publish_refusal_has_its_status,
+        events::a_returning_client_recovers_what_it_missed,
+        events::sse_streams_events_and_resumes_by_last_event_id,
+        events::a_client_too_slow_for_events_is_closed_4009_and_recovers,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

@@ -91,6 +91,28 @@ pub fn request(method: &str, url: &str) -> Result<Reply, String> {
     })
 }
 
+/// POST with headers and a body; HTTP errors are replies.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let mut req = agent.post(url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.send_string(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("POST {url}: {e}"),
+    };
+    Reply {
+        status: resp.status(),
+        retry_after: resp.header("Retry-After").map(str::to_string),
+        content_type: resp.header("Content-Type").unwrap_or_default().to_string(),
+        body: resp.into_string().unwrap_or_default(),
+    }
+}
+
 /// GET that must reach the server.
 pub fn get(url: &str) -> Reply {
     request("GET", url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
@@ -353,8 +375,10 @@ impl Drop for Service {
 pub struct SseEvent {
     /// `event:` (or `comment` / `retry`).
     pub event: String,
-    /// `id:`.
+    /// `id:`'s price `seq` (its first part).
     pub id: Option<u64>,
+    /// `id:` as sent (with event channels it also carries their positions).
+    pub raw_id: Option<String>,
     /// `data:` (or the comment / retry text).
     pub data: String,
 }
@@ -429,6 +453,7 @@ impl SseReader {
                 return Some(SseEvent {
                     event: "comment".into(),
                     id: None,
+                    raw_id: None,
                     data: c.trim().to_string(),
                 });
             }
@@ -437,12 +462,16 @@ impl SseReader {
             });
             match field {
                 "event" => ev.event = value.to_string(),
-                "id" => ev.id = value.parse().ok(),
+                "id" => {
+                    ev.id = value.split('_').next().and_then(|v| v.parse().ok());
+                    ev.raw_id = Some(value.to_string());
+                }
                 "data" => ev.data.push_str(value),
                 "retry" => {
                     return Some(SseEvent {
                         event: "retry".into(),
                         id: None,
+                        raw_id: None,
                         data: value.to_string(),
                     })
                 }

@@ -89,7 +89,7 @@ pub fn bad_frames_get_errors_and_the_connection_keeps_working(ctx: &mut Ctx) {
     c.send_json(json!({"action": "list", "id": 7}));
     assert_eq!(
         c.next_json(T),
-        json!({"type": "subscriptions", "symbols": [], "id": 7})
+        json!({"type": "subscriptions", "symbols": [], "channels": [], "id": 7})
     );
     c.send_json(json!({"action": "ping", "id": 8}));
     let pong = c.next_json(T);

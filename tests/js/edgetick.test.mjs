@@ -192,3 +192,43 @@ test('acknowledges after 256 KiB received, without waiting for the interval', ()
     globalThis.WebSocket = saved;
   }
 });
+
+test('event channels: each event once, positions resumed on reconnect, a lost gap told', async () => {
+  const saved = globalThis.WebSocket;
+  globalThis.WebSocket = OpenSocket;
+  OpenSocket.made = [];
+  const feed = new PriceFeed({ url: 'http://127.0.0.1:9', channels: ['events:a'], transport: 'websocket' });
+  const got = [];
+  const lost = [];
+  feed.on('event', (e) => got.push(e.offset));
+  feed.on('lost', (l) => lost.push(l.channels));
+  try {
+    const s = OpenSocket.made.at(-1);
+    s.onopen();
+    assert.deepEqual(s.sent[0], { action: 'subscribe', channels: ['events:a'] });
+    const ev = (offset, channel = 'events:a') =>
+      s.onmessage({ data: JSON.stringify({ type: 'event', channel, offset, epoch: 'e1', event: 'x', data: {} }) });
+    ev(1);
+    ev(2);
+    ev(2);
+    ev(1);
+    ev(9, 'events:other');
+    assert.deepEqual(got, [1, 2], 'once each, only followed channels');
+    assert.deepEqual(feed.positions, { 'events:a': { offset: 2, epoch: 'e1' } });
+    s.onclose({ code: 1006 });
+    await waitFor(() => OpenSocket.made.length >= 2);
+    const again = OpenSocket.made.at(-1);
+    again.onopen();
+    assert.deepEqual(again.sent[0], {
+      action: 'subscribe',
+      channels: ['events:a'],
+      since: { 'events:a': { offset: 2, epoch: 'e1' } },
+    });
+    again.onmessage({ data: JSON.stringify({ type: 'subscribed', channels: ['events:a'], recovered: false }) });
+    assert.deepEqual(lost, [['events:a']]);
+    assert.deepEqual(feed.positions, {}, 'a lost position is dropped');
+  } finally {
+    feed.close();
+    globalThis.WebSocket = saved;
+  }
+});

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
+use crate::core::events::Event;
 use crate::core::fanout::session::{RateLimiter, SseState, WsFlow};
 use crate::core::fastmap::FastMap;
 use crate::core::protocol::sse_event;
@@ -43,6 +44,25 @@ pub enum Route {
     Held,
     /// Into a parked SSE stream: wake it.
     Wake,
+}
+
+/// Unread events an SSE stream may hold before it counts as too slow for them.
+pub const MAX_QUEUED_EVENTS: usize = 256;
+
+/// Where an event goes for one client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventRoute {
+    /// Into the frame sent now; `fell_behind` when that put the WebSocket over its window.
+    Send {
+        /// The send put it behind.
+        fell_behind: bool,
+    },
+    /// Queued for an SSE reader busy reading.
+    Held,
+    /// Queued for a parked SSE stream: wake it.
+    Wake,
+    /// Too slow for events: close it (an SSE stream ends at its next pull).
+    TooSlow,
 }
 
 /// What the periodic check found for one client.
@@ -82,6 +102,36 @@ impl Carrier {
                     Route::Wake
                 } else {
                     Route::Held
+                }
+            }
+        }
+    }
+
+    /// Routes an event frame. Events are never conflated or skipped: a WebSocket already
+    /// behind, or an SSE reader with [`MAX_QUEUED_EVENTS`] unread, is too slow for them.
+    pub fn event(&mut self, event: &Event, now_ms: i64) -> EventRoute {
+        let frame = &event.encoded;
+        match self {
+            Carrier::WebSocket(flow) if flow.behind_since.is_some() => EventRoute::TooSlow,
+            Carrier::WebSocket(flow) => {
+                let fell_behind = flow.sent(flow.mark(), frame.len(), now_ms);
+                EventRoute::Send { fell_behind }
+            }
+            Carrier::Sse(sse) if sse.closing => EventRoute::Held,
+            Carrier::Sse(sse) if sse.events.len() >= MAX_QUEUED_EVENTS => {
+                sse.closing = true;
+                EventRoute::TooSlow
+            }
+            Carrier::Sse(sse) => {
+                if let Some(at) = &mut sse.events_at {
+                    at.advance(&event.channel, event.offset);
+                }
+                let id = sse.id();
+                sse.events.push_back(sse_event("event", Some(&id), frame));
+                if sse.waiting {
+                    EventRoute::Wake
+                } else {
+                    EventRoute::Held
                 }
             }
         }
@@ -172,9 +222,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// True when it listens to at least one symbol.
+    /// True when it listens to at least one symbol (what the feed's interest follows).
     pub fn has_subscriptions(&self) -> bool {
-        !self.subs.is_empty()
+        self.subs.iter().any(|k| crate::core::channel::is_symbol(k))
+    }
+
+    /// True for an SSE stream.
+    pub fn is_sse(&self) -> bool {
+        self.carrier.transport() == Transport::Sse
     }
 
     fn new(transport: Transport, rate: u32, now_ms: i64) -> Client {
@@ -312,9 +367,13 @@ impl Clients {
         self.by_conn.len()
     }
 
-    /// Symbols at least one client listens to.
+    /// Symbols at least one client listens to (channels are not the feed's business).
     pub fn symbols_in_use(&self) -> BTreeSet<String> {
-        self.by_symbol.keys().cloned().collect()
+        self.by_symbol
+            .keys()
+            .filter(|k| crate::core::channel::is_symbol(k))
+            .cloned()
+            .collect()
     }
 }
 

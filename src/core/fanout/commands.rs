@@ -7,10 +7,43 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::{Carrier, ConnId, Fanout, Transport};
+use crate::core::channel;
 use crate::core::effect::Effect;
 use crate::core::error::{ClientError, ErrorCode};
+use crate::core::events::Since;
 use crate::core::fanout::session::RateVerdict;
-use crate::core::protocol::{self, close, Command};
+use crate::core::protocol::{self, close, Command, Targets};
+
+/// What a `subscribe` or `unsubscribe` names, resolved.
+struct Wanted {
+    symbols: Vec<String>,
+    channels: Vec<String>,
+}
+
+impl Wanted {
+    /// Symbols and channels, as the client table's keys.
+    fn keys(&self) -> Vec<String> {
+        self.symbols.iter().chain(&self.channels).cloned().collect()
+    }
+
+    /// The `subscribed` / `unsubscribed` answer: a symbols-only exchange keeps its shape.
+    fn answer(&self, kind: &str, recovered: Option<bool>, id: &Option<Value>) -> String {
+        if self.channels.is_empty() && recovered.is_none() {
+            return protocol::symbols_frame(kind, &self.symbols, id);
+        }
+        let t = Targets {
+            symbols: &self.symbols,
+            channels: Some(&self.channels),
+            recovered,
+        };
+        protocol::targets_frame(kind, &t, id)
+    }
+}
+
+/// Splits a connection's subscription keys into symbols and channels.
+fn split(keys: Vec<String>) -> (Vec<String>, Vec<String>) {
+    keys.into_iter().partition(|k| channel::is_symbol(k))
+}
 
 impl Fanout {
     /// True while another client fits under `MAX_CONNECTIONS`; a refusal is counted.
@@ -41,12 +74,13 @@ impl Fanout {
     pub fn client_restore(&mut self, conn: ConnId, symbols: &[String]) {
         let served: Vec<String> = symbols
             .iter()
-            .filter(|s| self.cfg.symbols.contains(s))
+            .filter(|s| self.cfg.symbols.contains(s) || channel::resolve(&self.cfg, s).is_ok())
             .cloned()
             .collect();
         let rate = self.cfg.client_messages_per_second;
         self.clients.insert(conn, Transport::WebSocket, rate, 0);
-        self.interest_changed |= !self.clients.subscribe(conn, &served).is_empty();
+        let added = self.clients.subscribe(conn, &served);
+        self.interest_changed |= added.iter().any(|k| channel::is_symbol(k));
         self.next_conn = self.next_conn.max(conn + 1);
     }
 
@@ -120,9 +154,12 @@ impl Fanout {
     /// refused before any name is looked at.
     fn capped(&self, cmd: Command) -> Result<Command, ClientError> {
         let named = match &cmd {
-            Command::Subscribe { symbols, .. } | Command::Unsubscribe { symbols, .. } => {
-                symbols.len()
+            Command::Subscribe {
+                symbols, channels, ..
             }
+            | Command::Unsubscribe {
+                symbols, channels, ..
+            } => symbols.len() + channels.len(),
             _ => 0,
         };
         let cap = self.cfg.max_symbols_per_connection;
@@ -138,18 +175,31 @@ impl Fanout {
 
     fn command(&mut self, conn: ConnId, cmd: Command, now_ms: i64, fx: &mut Vec<Effect>) {
         match cmd {
-            Command::Subscribe { symbols, id } => match self.resolve(&symbols) {
+            Command::Subscribe {
+                symbols,
+                channels,
+                since,
+                id,
+            } => match self.resolve_targets(&symbols, &channels) {
                 Err(e) => self.reject(conn, e.with_id(id), fx),
-                Ok(wanted) => self.subscribe(conn, wanted, id, now_ms, fx),
+                Ok(wanted) => self.subscribe(conn, wanted, &since, id, now_ms, fx),
             },
-            Command::Unsubscribe { symbols, id } => match self.resolve(&symbols) {
+            Command::Unsubscribe {
+                symbols,
+                channels,
+                id,
+            } => match self.resolve_targets(&symbols, &channels) {
                 Err(e) => self.reject(conn, e.with_id(id), fx),
                 Ok(wanted) => self.unsubscribe(conn, wanted, id, fx),
             },
             Command::List { id } => {
-                let held = self.clients.subscriptions(conn);
-                let frame = protocol::symbols_frame("subscriptions", &held, &id);
-                self.send(conn, frame, fx);
+                let (symbols, channels) = split(self.clients.subscriptions(conn));
+                let t = Targets {
+                    symbols: &symbols,
+                    channels: Some(&channels),
+                    recovered: None,
+                };
+                self.send(conn, protocol::targets_frame("subscriptions", &t, &id), fx);
             }
             Command::Ping { id } => self.send(conn, protocol::pong_frame(&id, now_ms), fx),
             Command::Ack { seq } => self.ack(conn, seq, now_ms, fx),
@@ -207,15 +257,14 @@ impl Fanout {
     fn subscribe(
         &mut self,
         conn: ConnId,
-        wanted: Vec<String>,
+        wanted: Wanted,
+        since: &[(String, Since)],
         id: Option<Value>,
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
-        let new = wanted
-            .iter()
-            .filter(|s| !self.clients.holds(conn, s))
-            .count();
+        let all = wanted.keys();
+        let new = all.iter().filter(|s| !self.clients.holds(conn, s)).count();
         let (cap, total) = (
             self.cfg.max_symbols_per_connection,
             self.clients.count(conn) + new,
@@ -223,30 +272,50 @@ impl Fanout {
         if total > cap {
             let e = ClientError::new(
                 ErrorCode::TooManySymbols,
-                format!("a connection may hold at most {cap} symbols; this would make {total}"),
+                format!("a connection may hold at most {cap} symbols and channels; this would make {total}"),
             );
             self.reject(conn, e.with_id(id), fx);
             return;
         }
-        self.interest_changed |= !self.clients.subscribe(conn, &wanted).is_empty();
+        let added = self.clients.subscribe(conn, &all);
+        self.interest_changed |= added.iter().any(|k| channel::is_symbol(k));
         fx.push(self.save(conn));
-        let ack = protocol::symbols_frame("subscribed", &wanted, &id);
-        self.send(conn, ack, fx);
-        let parts: Vec<Rc<str>> = self.latest.parts(&wanted, 0, now_ms);
-        self.send(conn, protocol::prices_frame("snapshot", &parts), fx);
+        let (recovered, missed) = self.recover(&wanted.channels, since);
+        self.send(conn, wanted.answer("subscribed", recovered, &id), fx);
+        if !wanted.symbols.is_empty() || wanted.channels.is_empty() {
+            let parts: Vec<Rc<str>> = self.latest.parts(&wanted.symbols, 0, now_ms);
+            self.send(conn, protocol::prices_frame("snapshot", &parts), fx);
+        }
+        for event in missed {
+            self.send_shared(conn, event.encoded, fx);
+        }
     }
 
     fn unsubscribe(
         &mut self,
         conn: ConnId,
-        wanted: Vec<String>,
+        wanted: Wanted,
         id: Option<Value>,
         fx: &mut Vec<Effect>,
     ) {
-        self.interest_changed |= !self.clients.unsubscribe(conn, &wanted).is_empty();
+        let all = wanted.keys();
+        let removed = self.clients.unsubscribe(conn, &all);
+        self.interest_changed |= removed.iter().any(|k| channel::is_symbol(k));
         fx.push(self.save(conn));
-        let frame = protocol::symbols_frame("unsubscribed", &wanted, &id);
+        let frame = wanted.answer("unsubscribed", None, &id);
         self.send(conn, frame, fx);
+    }
+
+    /// Resolves a request's symbols and channels, all or nothing.
+    fn resolve_targets(
+        &self,
+        symbols: &[String],
+        channels: &[String],
+    ) -> Result<Wanted, ClientError> {
+        Ok(Wanted {
+            symbols: self.resolve(symbols)?,
+            channels: channel::resolve_all(&self.cfg, channels)?,
+        })
     }
 
     /// Canonicalises and whitelists symbols, keeping request order and dropping repeats.
@@ -280,6 +349,12 @@ impl Fanout {
             conn,
             symbols: self.clients.subscriptions(conn),
         }
+    }
+
+    /// Sends one already encoded frame (an event) to one client.
+    fn send_shared(&mut self, conn: ConnId, frame: Rc<str>, fx: &mut Vec<Effect>) {
+        self.count_sent(1, frame.len());
+        fx.push(Effect::Send { conn, frame });
     }
 
     /// Sends one frame to one client.

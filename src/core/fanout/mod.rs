@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::core::batch::Batch;
 use crate::core::config::Config;
 use crate::core::effect::{Effect, Level};
+use crate::core::events::History;
 use crate::core::fastmap::FastMap;
 use crate::core::feed::link::UpstreamState;
 use crate::core::metrics::Histogram;
@@ -29,6 +30,8 @@ use pacer::{Pace, Pacer};
 
 mod clients;
 mod commands;
+pub mod cursor;
+mod events;
 mod latest;
 pub mod pacer;
 pub mod session;
@@ -115,12 +118,15 @@ pub struct Fanout {
     /// The clients' symbols changed since the feed last asked.
     interest_changed: bool,
     stats: FanoutStats,
+    /// This fan-out's copy of the event history (for recovery where the client is).
+    history: History,
 }
 
 impl Fanout {
     /// A fan-out with no clients.
     pub fn new(cfg: Rc<Config>) -> Fanout {
         Fanout {
+            history: History::new(String::new(), cfg.events.history),
             latest: Latest::new(cfg.price_ttl_ms),
             pacer: Pacer::new(cfg.flush_ms),
             cfg,
@@ -142,6 +148,7 @@ impl Fanout {
         if let Some(s) = batch.state {
             self.state = s.state;
         }
+        self.apply_events(batch, false, 0, &mut Vec::new());
     }
 
     /// Takes in a batch from the feed: changed prices newer than the ones held are flushed
@@ -164,6 +171,7 @@ impl Fanout {
                 self.announce(now_ms, fx);
             }
         }
+        self.apply_events(batch, true, now_ms, fx);
     }
 
     /// Sends every change gathered since the last flush: clients with the same changed

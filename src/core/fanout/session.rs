@@ -5,6 +5,7 @@
 //! Prices are state, not events: an SSE client that does not read keeps one pending entry per
 //! symbol (the newest value is read from the cache when it finally pulls), never a backlog.
 
+use super::cursor::{self, EventsAt};
 use std::collections::{BTreeSet, VecDeque};
 
 use super::ConnId;
@@ -97,6 +98,15 @@ pub struct SseState {
     /// Highest `seq` this stream has delivered (the snapshot's id, then each event's):
     /// a pending price at or below it is already with the reader.
     pub delivered: u64,
+    /// With event channels: where the stream stands in them (part of every `id:`).
+    pub events_at: Option<EventsAt>,
+}
+
+impl SseState {
+    /// The stream's `id:` now.
+    pub fn id(&self) -> String {
+        cursor::id(self.delivered, self.events_at.as_ref())
+    }
 }
 
 /// Unacknowledged bytes after which a WebSocket client that acks is behind.
@@ -143,6 +153,12 @@ impl WsFlow {
             return true;
         }
         false
+    }
+
+    /// The mark an event frame is recorded under: the highest `seq` sent before it, so the
+    /// client's next acknowledgement of that `seq` (or a later one) covers it.
+    pub fn mark(&self) -> u64 {
+        self.sent.back().map_or(0, |(s, _)| *s)
     }
 
     /// The client applied everything up to `seq`; returns true when it has caught up (was

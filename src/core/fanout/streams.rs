@@ -4,10 +4,13 @@
 
 use std::rc::Rc;
 
+use super::cursor::{self, EventsAt};
 use super::{Carrier, ConnId, Fanout, Transport};
+use crate::core::channel;
 use crate::core::error::ApiError;
+use crate::core::events::Event;
 use crate::core::feed::link::UpstreamState;
-use crate::core::protocol::{self, sse_event};
+use crate::core::protocol::{self, sse_event, Targets};
 
 /// What an SSE stream gets when it asks for more.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,21 +23,33 @@ pub enum SseTake {
     Closed,
 }
 
+/// Where a new stream starts: prices after `after`, events from `tops` (per event channel),
+/// with what recovery found.
+struct Resume<'a> {
+    after: u64,
+    recovered: Option<bool>,
+    missed: &'a [Event],
+    tops: Vec<(String, u64)>,
+}
+
 impl Fanout {
-    /// Opens an SSE stream for canonical `symbols`. Returns its id and the first bytes:
-    /// `retry:`, then the snapshot (only symbols with a `seq` above `last_event_id` when the
-    /// client resumes), then the upstream state if it is not `connected`.
+    /// Opens an SSE stream for canonical `symbols` and resolved `channels`. Returns its id
+    /// and the first bytes: `retry:`; with channels a `subscribed` event (with `recovered`
+    /// when the reader resumes a position in event channels); the snapshot (only symbols
+    /// with a `seq` above the one in `last` when the reader resumes); the upstream state if
+    /// it is not `connected`; then the events the reader missed, in order.
     pub fn sse_open(
         &mut self,
         symbols: &[String],
-        last_event_id: Option<u64>,
+        channels: &[String],
+        last: Option<&str>,
         now_ms: i64,
     ) -> Result<(ConnId, String), ApiError> {
         let cap = self.cfg.max_symbols_per_connection;
-        if symbols.len() > cap {
+        if symbols.len() + channels.len() > cap {
             return Err(ApiError::TooManySymbols(format!(
-                "a stream may carry at most {cap} symbols; {} were asked for",
-                symbols.len()
+                "a stream may carry at most {cap} symbols and channels; {} were asked for",
+                symbols.len() + channels.len()
             )));
         }
         if !self.admit_client() {
@@ -42,24 +57,93 @@ impl Fanout {
                 "the service is at its connection limit; retry shortly".into(),
             ));
         }
+        let evented: Vec<String> = channels
+            .iter()
+            .filter(|c| channel::is_event_channel(c))
+            .cloned()
+            .collect();
+        let (after, resumed) = last
+            .and_then(|raw| cursor::parse(raw, &evented))
+            .unwrap_or((0, None));
         let conn = self.client_open(Transport::Sse, now_ms);
-        self.interest_changed |= !self.clients.subscribe(conn, symbols).is_empty();
-        let seq = self.latest.seq();
-        if let Some(Carrier::Sse(sse)) = self.clients.get_mut(conn).map(|c| &mut c.carrier) {
-            sse.delivered = seq;
-        }
-        let parts: Vec<Rc<str>> = self
-            .latest
-            .parts(symbols, last_event_id.unwrap_or(0), now_ms);
-        let mut first = String::from("retry: 1000\n\n");
-        let snapshot = protocol::prices_frame("snapshot", &parts);
-        first.push_str(&sse_event("snapshot", Some(seq), &snapshot));
-        if !matches!(self.state, UpstreamState::Connected | UpstreamState::Idle) {
-            let status = protocol::status_frame(self.state.as_str(), now_ms);
-            first.push_str(&sse_event("status", None, &status));
-        }
+        let keys: Vec<String> = symbols.iter().chain(channels).cloned().collect();
+        self.interest_changed |=
+            !self.clients.subscribe(conn, &keys).is_empty() && !symbols.is_empty();
+        let since = resumed.as_ref().map(EventsAt::since).unwrap_or_default();
+        let (recovered, missed) = self.recover(channels, &since);
+        // A recovered reader's position starts where it was and moves with each replayed
+        // event; any other starts at the top of each channel.
+        let start = |c: &String| match (&resumed, recovered) {
+            (Some(at), Some(true)) => at
+                .offsets
+                .iter()
+                .find(|(k, _)| k == c)
+                .map_or(0, |(_, o)| *o),
+            _ => self.history.top(c),
+        };
+        let tops: Vec<(String, u64)> = evented.iter().map(|c| (c.clone(), start(c))).collect();
+        let first = self.sse_first(
+            conn,
+            symbols,
+            channels,
+            Resume {
+                after,
+                recovered,
+                missed: &missed,
+                tops,
+            },
+            now_ms,
+        );
         self.count_sent(1, first.len());
         Ok((conn, first))
+    }
+
+    /// A new stream's first bytes (see [`Fanout::sse_open`]); sets where it starts.
+    fn sse_first(
+        &mut self,
+        conn: ConnId,
+        symbols: &[String],
+        channels: &[String],
+        resume: Resume<'_>,
+        now_ms: i64,
+    ) -> String {
+        let Resume {
+            after,
+            recovered,
+            missed,
+            tops,
+        } = resume;
+        let seq = self.latest.seq();
+        let mut first = String::from("retry: 1000\n\n");
+        if let Some(Carrier::Sse(sse)) = self.clients.get_mut(conn).map(|c| &mut c.carrier) {
+            sse.delivered = seq;
+            if !tops.is_empty() {
+                sse.events_at = Some(EventsAt::new(self.history.epoch(), &tops));
+            }
+            if !channels.is_empty() {
+                let t = Targets {
+                    symbols,
+                    channels: Some(channels),
+                    recovered,
+                };
+                let frame = protocol::targets_frame("subscribed", &t, &None);
+                first.push_str(&sse_event("subscribed", None, &frame));
+            }
+            let parts: Vec<Rc<str>> = self.latest.parts(symbols, after, now_ms);
+            let snapshot = protocol::prices_frame("snapshot", &parts);
+            first.push_str(&sse_event("snapshot", Some(&sse.id()), &snapshot));
+            if !matches!(self.state, UpstreamState::Connected | UpstreamState::Idle) {
+                let status = protocol::status_frame(self.state.as_str(), now_ms);
+                first.push_str(&sse_event("status", None, &status));
+            }
+            for event in missed {
+                if let Some(at) = &mut sse.events_at {
+                    at.advance(&event.channel, event.offset);
+                }
+                first.push_str(&sse_event("event", Some(&sse.id()), &event.encoded));
+            }
+        }
+        first
     }
 
     /// The stream of `conn` asks for its next bytes. The newest value of every pending
@@ -81,7 +165,7 @@ impl Fanout {
         sse.warned = false;
         if let Some((frame, max_seq)) = self.latest.frame(&pending, sse.delivered, now_ms) {
             sse.delivered = max_seq;
-            out.push_str(&sse_event("prices", Some(max_seq), &frame));
+            out.push_str(&sse_event("prices", Some(&sse.id()), &frame));
         }
         if out.is_empty() && sse.keepalive_due {
             out.push_str(": keepalive\n\n");

@@ -127,6 +127,7 @@ impl Feed {
                 announce: false,
             }),
             seq: self.cache.seq(),
+            ..Batch::default()
         }
     }
 

@@ -155,7 +155,10 @@ fn unknown_symbol_is_an_error_and_changes_nothing() {
     assert!(f[0]["message"].as_str().unwrap().contains("DOGEUSDT"));
     assert!(!fx.iter().any(|e| matches!(e, Effect::Close { .. })));
     let f = frames(&h.client_text(c, r#"{"action":"list"}"#, 0), c);
-    assert_eq!(f[0], json!({"type":"subscriptions","symbols":[]}));
+    assert_eq!(
+        f[0],
+        json!({"type":"subscriptions","symbols":[],"channels":[]})
+    );
 }
 
 #[test]
@@ -182,7 +185,7 @@ fn unsubscribe_list_and_ping() {
     let f = frames(&h.client_text(c, r#"{"action":"list","id":3}"#, 0), c);
     assert_eq!(
         f[0],
-        json!({"type":"subscriptions","symbols":["BTCUSDT"],"id":3})
+        json!({"type":"subscriptions","symbols":["BTCUSDT"],"channels":[],"id":3})
     );
     let f = frames(&h.client_text(c, r#"{"action":"ping","id":4}"#, 1234), c);
     assert_eq!(f[0], json!({"type":"pong","id":4,"ts":1234}));
@@ -805,7 +808,7 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
     h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 10);
     h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 11);
     let (conn, first, _) = h
-        .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], None, 20)
+        .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], &[], None, 20)
         .unwrap();
     assert!(
         first.starts_with("retry: 1000\n\nevent: snapshot\nid: 2\ndata: {\"type\":\"snapshot\""),
@@ -828,7 +831,7 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
     // Resume: only what changed after the given id.
     h.upstream_text(1, &ticker("ETHUSDT", "6", 2), 50);
     let (_, resumed, _) = h
-        .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], Some(5), 60)
+        .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], &[], Some("5"), 60)
         .unwrap();
     assert!(
         resumed.contains("\"ETHUSDT\"") && !resumed.contains("\"BTCUSDT\""),
@@ -846,7 +849,7 @@ fn sse_never_repeats_what_the_snapshot_carried() {
     h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
     // The stream opens inside the flush window: its snapshot already has seq 1.
-    let (conn, first, _) = h.sse_open(&["BTCUSDT".into()], None, 105).unwrap();
+    let (conn, first, _) = h.sse_open(&["BTCUSDT".into()], &[], None, 105).unwrap();
     assert!(first.contains("id: 1\n"));
     h.timer(120);
     assert_eq!(
@@ -865,7 +868,7 @@ fn sse_never_repeats_what_the_snapshot_carried() {
 #[test]
 fn sse_keepalive_slow_warning_and_close() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, 0).unwrap();
     assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
     let fx = h.timer(KEEPALIVE_MS);
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
@@ -888,7 +891,7 @@ fn sse_keepalive_slow_warning_and_close() {
 #[test]
 fn a_warned_reader_that_catches_up_gets_the_warning_first() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, 0).unwrap();
     h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
     h.timer(1_000 + SLOW_WARN_MS);
     let SseTake::Data(d) = h.sse_take(conn, 7_000) else {
@@ -909,18 +912,18 @@ fn sse_limits() {
     ]);
     let two = ["BTCUSDT".to_string(), "ETHUSDT".to_string()];
     assert!(matches!(
-        h.sse_open(&two, None, 0),
+        h.sse_open(&two, &[], None, 0),
         Err(ApiError::TooManySymbols(_))
     ));
-    h.sse_open(&two[..1], None, 0).unwrap();
-    let e = h.sse_open(&two[..1], None, 0).unwrap_err();
+    h.sse_open(&two[..1], &[], None, 0).unwrap();
+    let e = h.sse_open(&two[..1], &[], None, 0).unwrap_err();
     assert_eq!(e.status(), 503);
 }
 
 #[test]
 fn status_changes_reach_sse_readers_as_events() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], None, 0).unwrap();
+    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, 0).unwrap();
     assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
     let fx = h.upstream_failed(1, Failure::Network("gone".into()), 10, 0.5);
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));

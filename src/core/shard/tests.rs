@@ -125,7 +125,11 @@ fn a_shard_dials_on_its_first_client_and_holds_commands_until_the_snapshot() {
     );
     // The leader learned the shard's interest, and its next change reaches the client.
     let fx = h.upstream_text(1, &ticker("BTCUSDT", "101.0", 2_000), 30);
-    let texts = to_shard(&fx, 0, g);
+    assert!(
+        to_shard(&fx, 0, g).is_empty(),
+        "sent after the input at hand"
+    );
+    let texts = to_shard(&h.timer(30), 0, g);
     assert_eq!(texts.len(), 1, "one message per flush per linked shard");
     let fx = s.leader_text(current(&s), &texts[0], 31);
     let f = frames(&fx, c);
@@ -331,12 +335,12 @@ fn an_sse_stream_waits_for_the_snapshot() {
     let mut s = Shard::new(config(&[]));
     let syms = ["BTCUSDT".to_string()];
     assert!(matches!(
-        s.sse_open(&syms, None, 0),
+        s.sse_open(&syms, &[], None, 0),
         Err(ApiError::NoData { .. })
     ));
     let (ws, _) = s.client_open(Transport::WebSocket, 0);
     link(&mut h, &mut s, 0, 1);
-    let (_, first, _) = s.sse_open(&syms, None, 2).unwrap();
+    let (_, first, _) = s.sse_open(&syms, &[], None, 2).unwrap();
     assert!(first.contains("100.5"), "{first}");
     assert!(s.has_client(ws));
 }

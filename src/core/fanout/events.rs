@@ -1,0 +1,106 @@
+//! Event channels in the fan-out: each event once, in offset order, to every subscriber,
+//! and a returning client's recovery from this fan-out's copy of the history.
+
+use super::clients::EventRoute;
+use super::{ConnId, Fanout};
+use crate::core::batch::Batch;
+use crate::core::effect::Effect;
+use crate::core::events::{Event, Recovery, Since};
+use crate::core::protocol::close;
+
+impl Fanout {
+    /// Takes the batch's epoch (a new one means history was lost: the copy starts over) and
+    /// keeps its events; with `deliver`, each one not seen before goes to its subscribers.
+    pub(super) fn apply_events(
+        &mut self,
+        batch: &Batch,
+        deliver: bool,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
+        if let Some(epoch) = &batch.epoch {
+            if epoch != self.history.epoch() {
+                self.history.reset(epoch.clone());
+            }
+        }
+        for event in &batch.events {
+            if self.history.record(event.clone()) && deliver {
+                self.deliver(event, now_ms, fx);
+            }
+        }
+    }
+
+    /// One event to every subscriber of its channel: one frame for every WebSocket that
+    /// keeps up, queued for SSE streams; the too slow are closed 4009 (they recover from
+    /// history when they return).
+    fn deliver(&mut self, event: &Event, now_ms: i64, fx: &mut Vec<Effect>) {
+        let subscribers: Vec<ConnId> = self.clients.subscribers(&event.channel).collect();
+        let (mut ws, mut wake, mut slow) = (Vec::new(), Vec::new(), Vec::new());
+        let mut fell_behind = false;
+        for conn in subscribers {
+            let Some(client) = self.clients.get_mut(conn) else {
+                continue;
+            };
+            match client.carrier.event(event, now_ms) {
+                EventRoute::Send { fell_behind: f } => {
+                    fell_behind |= f;
+                    ws.push(conn);
+                }
+                EventRoute::Wake => wake.push(conn),
+                EventRoute::Held => {}
+                EventRoute::TooSlow => slow.push(conn),
+            }
+        }
+        if fell_behind {
+            self.watch(now_ms);
+        }
+        if !ws.is_empty() {
+            self.count_sent(ws.len(), event.encoded.len());
+            fx.push(Effect::Fanout {
+                conns: ws,
+                frame: event.encoded.clone(),
+            });
+        }
+        for conn in slow {
+            self.stats.slow_consumer_closes += 1;
+            if self.clients.get_mut(conn).is_some_and(|c| c.is_sse()) {
+                wake.push(conn);
+            } else {
+                let why = "too slow for an event channel";
+                self.close_client(conn, close::SLOW_CONSUMER, why, now_ms, fx);
+            }
+        }
+        if !wake.is_empty() {
+            fx.push(Effect::SseWake { conns: wake });
+        }
+    }
+
+    /// What a subscriber of `channels` missed since the positions in `since`, in order;
+    /// `None` when no position was given, `Some(false)` when any of it is lost.
+    pub(super) fn recover(
+        &self,
+        channels: &[String],
+        since: &[(String, Since)],
+    ) -> (Option<bool>, Vec<Event>) {
+        let mut recovered = None;
+        let mut frames = Vec::new();
+        for (channel, at) in since {
+            if !channels.contains(channel) {
+                continue;
+            }
+            match self.history.recover(channel, at) {
+                Recovery::Replay(missed) => {
+                    recovered.get_or_insert(true);
+                    frames.extend(missed);
+                }
+                Recovery::Lost => recovered = Some(false),
+            }
+        }
+        (recovered, frames)
+    }
+
+    /// The events' epoch this fan-out knows.
+    pub fn epoch(&self) -> &str {
+        self.history.epoch()
+    }
+}

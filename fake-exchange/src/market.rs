@@ -45,6 +45,40 @@ fn fmt_signed(units: i128) -> String {
     format!("{sign}{}", fmt_units(units.unsigned_abs() as u64))
 }
 
+/// Candle intervals the fake keeps (Binance's `@kline_<interval>`), with their lengths.
+const INTERVALS: [(&str, i64); 6] = [
+    ("1m", 60_000),
+    ("5m", 300_000),
+    ("15m", 900_000),
+    ("1h", 3_600_000),
+    ("4h", 14_400_000),
+    ("1d", 86_400_000),
+];
+
+/// One candle of one interval.
+#[derive(Debug, Clone)]
+pub struct Candle {
+    start: i64,
+    open: u64,
+    high: u64,
+    low: u64,
+    close: u64,
+    volume: u64,
+}
+
+impl Candle {
+    fn at(start: i64, price: u64) -> Candle {
+        Candle {
+            start,
+            open: price,
+            high: price,
+            low: price,
+            close: price,
+            volume: 0,
+        }
+    }
+}
+
 /// One symbol's simulated state.
 #[derive(Debug, Clone)]
 pub struct SymbolState {
@@ -62,6 +96,10 @@ pub struct SymbolState {
     book_id: u64,
     /// Event time of the last update (ms).
     pub event_time: i64,
+    /// The open candle of each interval (as [`INTERVALS`]).
+    candles: Vec<Candle>,
+    /// Candles closed by the last step or close, with their interval's index.
+    pub closed: Vec<(usize, Candle)>,
 }
 
 fn base_price(symbol: &str) -> u64 {
@@ -100,7 +138,65 @@ impl SymbolState {
             trades: 0,
             book_id: 1,
             event_time: now_ms,
+            candles: INTERVALS
+                .iter()
+                .map(|(_, ms)| Candle::at(now_ms - now_ms.rem_euclid(*ms), last))
+                .collect(),
+            closed: Vec::new(),
         }
+    }
+
+    /// Closes every candle whose interval has ended (or all of them with `force`), and
+    /// opens the next at the last price.
+    pub fn roll(&mut self, now_ms: i64, force: bool) {
+        for (i, (_, ms)) in INTERVALS.iter().enumerate() {
+            let Some(c) = self.candles.get_mut(i) else {
+                continue;
+            };
+            if force || now_ms >= c.start + ms {
+                let start = if force {
+                    now_ms
+                } else {
+                    now_ms - now_ms.rem_euclid(*ms)
+                };
+                let done = std::mem::replace(c, Candle::at(start, self.last));
+                self.closed.push((i, done));
+            }
+        }
+    }
+
+    fn kline(&self, interval: usize, c: &Candle, closed: bool) -> Option<Value> {
+        let (name, ms) = INTERVALS.get(interval)?;
+        let s = &self.symbol;
+        Some(
+            json!({"e":"kline","E":self.event_time,"s":s,"k":{"t":c.start,"T":c.start + ms - 1,"s":s,
+            "i":name,"f":self.trades,"L":self.trades,"o":fmt_units(c.open),"c":fmt_units(c.close),
+            "h":fmt_units(c.high),"l":fmt_units(c.low),"v":fmt_units(c.volume),"n":self.trades,
+            "x":closed,"q":"0","V":"0","Q":"0","B":"0"}}),
+        )
+    }
+
+    /// The closed candles' payloads, with their stream kinds (`kline_1m`, ...).
+    pub fn closed_payloads(&self) -> Vec<(String, Value)> {
+        self.closed
+            .iter()
+            .filter_map(|(i, c)| {
+                let (name, _) = INTERVALS.get(*i)?;
+                Some((format!("kline_{name}"), self.kline(*i, c, true)?))
+            })
+            .collect()
+    }
+
+    /// The top 10 levels a side around the last price.
+    fn depth(&self) -> Value {
+        let level = |p: u64, i: u64| json!([fmt_units(p), fmt_units(UNIT / 10 * (i + 1))]);
+        let bids: Vec<Value> = (0..10)
+            .map(|i| level(self.bid().saturating_sub(i * self.tick), i))
+            .collect();
+        let asks: Vec<Value> = (0..10)
+            .map(|i| level(self.ask() + i * self.tick, i))
+            .collect();
+        json!({"lastUpdateId": self.book_id, "bids": bids, "asks": asks})
     }
 
     /// Moves the price by up to ±5 basis points, rounded to the tick.
@@ -127,6 +223,13 @@ impl SymbolState {
         self.trades += 1;
         self.book_id += 1;
         self.event_time = now_ms.max(self.event_time);
+        self.roll(now_ms, false);
+        for c in &mut self.candles {
+            c.high = c.high.max(self.last);
+            c.low = c.low.min(self.last);
+            c.close = self.last;
+            c.volume += qty;
+        }
     }
 
     fn bid(&self) -> u64 {
@@ -160,17 +263,16 @@ impl SymbolState {
                 "a":fmt_units(self.ask()),"A":qty}),
             "aggTrade" => {
                 json!({"e":"aggTrade","E":e,"s":s,"a":self.trades,"p":fmt_units(self.last),
-                "q":qty,"f":self.trades,"l":self.trades,"T":e,"m":true,"M":true})
+                "q":qty,"f":self.trades,"l":self.trades,"T":e,"m":self.trades.is_multiple_of(2),"M":true})
             }
+            "depth10@100ms" => self.depth(),
             "trade" => json!({"e":"trade","E":e,"s":s,"t":self.trades,"p":fmt_units(self.last),
                 "q":qty,"T":e,"m":true,"M":true}),
             k if k.starts_with("kline_") => {
-                let start = e - e.rem_euclid(60_000);
-                json!({"e":"kline","E":e,"s":s,"k":{"t":start,"T":start + 59_999,"s":s,
-                    "i":&k["kline_".len()..],"f":self.trades,"L":self.trades,"o":fmt_units(self.open),
-                    "c":fmt_units(self.last),"h":fmt_units(self.high),"l":fmt_units(self.low),
-                    "v":fmt_units(self.volume),"n":self.trades,"x":false,"q":fmt_units(self.quote_volume),
-                    "V":"0","Q":"0","B":"0"}})
+                let i = INTERVALS
+                    .iter()
+                    .position(|(n, _)| *n == &k["kline_".len()..])?;
+                self.kline(i, self.candles.get(i)?, false)?
             }
             _ => return None,
         })
@@ -181,8 +283,10 @@ impl SymbolState {
 pub fn known_kind(kind: &str) -> bool {
     matches!(
         kind,
-        "ticker" | "miniTicker" | "bookTicker" | "aggTrade" | "trade"
-    ) || kind.strip_prefix("kline_").is_some_and(|i| !i.is_empty())
+        "ticker" | "miniTicker" | "bookTicker" | "aggTrade" | "trade" | "depth10@100ms"
+    ) || kind
+        .strip_prefix("kline_")
+        .is_some_and(|i| INTERVALS.iter().any(|(n, _)| *n == i))
 }
 
 /// Splits `btcusdt@ticker` into (`BTCUSDT`, `ticker`) when it is a stream the fake serves.
@@ -220,6 +324,31 @@ impl Market {
             .or_insert_with(|| SymbolState::new(symbol, now_ms));
         state.step(&mut self.rng, now_ms);
         state
+    }
+
+    /// Advances one symbol and takes the candles its step closed (in the returned state).
+    pub fn step_taking_closed(&mut self, symbol: &str, now_ms: i64) -> SymbolState {
+        let state = self.step(symbol, now_ms).clone();
+        self.clear_closed(symbol);
+        state
+    }
+
+    /// Closes every candle of `symbol` now (a test control); the returned state holds them.
+    pub fn close_candles(&mut self, symbol: &str, now_ms: i64) -> SymbolState {
+        let state = self
+            .symbols
+            .entry(symbol.to_string())
+            .or_insert_with(|| SymbolState::new(symbol, now_ms));
+        state.roll(now_ms, true);
+        let out = state.clone();
+        state.closed.clear();
+        out
+    }
+
+    fn clear_closed(&mut self, symbol: &str) {
+        if let Some(s) = self.symbols.get_mut(symbol) {
+            s.closed.clear();
+        }
     }
 
     /// Symbols whose last event is at least `every_ms` old: their event time becomes `now_ms`
@@ -289,5 +418,32 @@ mod tests {
         );
         assert_eq!(parse_stream("BTCUSDT@ticker"), None);
         assert_eq!(parse_stream("btcusdt@depth"), None);
+    }
+
+    #[test]
+    fn candles_close_once_and_the_book_has_ten_levels_a_side() {
+        let mut m = Market::new(3);
+        let s = m.step_taking_closed("BTCUSDT", 1_000);
+        assert!(s.closed.is_empty());
+        let k = s.payload("kline_1m").unwrap();
+        assert_eq!(
+            (k["k"]["t"].as_i64(), k["k"]["x"].as_bool()),
+            (Some(0), Some(false))
+        );
+        let s = m.step_taking_closed("BTCUSDT", 61_000);
+        let closed = s.closed_payloads();
+        assert_eq!(closed.len(), 1, "only the 1m candle ended");
+        assert_eq!(closed[0].0, "kline_1m");
+        assert_eq!(closed[0].1["k"]["x"], true);
+        assert_eq!(s.payload("kline_1m").unwrap()["k"]["t"], 60_000);
+        let s = m.step_taking_closed("BTCUSDT", 62_000);
+        assert!(s.closed.is_empty(), "taken once");
+        let s = m.close_candles("BTCUSDT", 63_000);
+        assert_eq!(s.closed_payloads().len(), 6, "every interval, on demand");
+        let d = s.payload("depth10@100ms").unwrap();
+        assert_eq!(d["bids"].as_array().map(Vec::len), Some(10));
+        assert_eq!(d["asks"].as_array().map(Vec::len), Some(10));
+        assert!(parse_stream("btcusdt@depth10@100ms").is_some());
+        assert!(parse_stream("btcusdt@kline_2m").is_none());
     }
 }

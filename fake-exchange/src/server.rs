@@ -235,7 +235,9 @@ impl Exchange {
             let due = lock(&self.market).refresh_due(now_ms(), every.as_millis() as i64);
             let mut sent = 0;
             for state in due.iter().filter(|s| !quiet.contains(&s.symbol)) {
-                sent += self.send_streams(state, |kind| kind == "ticker" || kind == "miniTicker");
+                sent += self.send_streams(state, |kind| {
+                    kind == "ticker" || kind == "miniTicker" || kind.starts_with("kline_")
+                });
             }
             lock(&self.stats).frames_sent += sent;
         }
@@ -253,7 +255,7 @@ impl Exchange {
 
     /// Moves one symbol and sends its payloads to every connection subscribed to it.
     fn tick(&self, symbol: &str) {
-        let state = lock(&self.market).step(symbol, now_ms()).clone();
+        let state = lock(&self.market).step_taking_closed(symbol, now_ms());
         let (stalled, garbage_every) = {
             let f = lock(&self.faults);
             (f.stalled, f.garbage_every)
@@ -266,7 +268,7 @@ impl Exchange {
         if stalled {
             return;
         }
-        let sent = self.send_streams(&state, |_| true);
+        let sent = self.send_closed(&state) + self.send_streams(&state, |_| true);
         if garbage_every > 0 && updates % garbage_every == 0 {
             for conn in lock(&self.conns).values().filter(|c| !c.stalled) {
                 let _ = conn.tx.send(Out::Text("{\"stream\":garbage".into()));
@@ -278,7 +280,25 @@ impl Exchange {
     /// Sends `state`'s payload on every subscribed stream of its symbol whose kind `wanted`
     /// accepts; returns the frames sent.
     fn send_streams(&self, state: &SymbolState, wanted: impl Fn(&str) -> bool) -> u64 {
-        let lower = state.symbol.to_ascii_lowercase();
+        self.send_payloads(&state.symbol, |kind| {
+            state.payload(kind).filter(|_| wanted(kind))
+        })
+    }
+
+    /// Sends the candles `state` closed (`x: true`, once each) on their kline streams.
+    pub fn send_closed(&self, state: &SymbolState) -> u64 {
+        let closed = state.closed_payloads();
+        self.send_payloads(&state.symbol, |kind| {
+            closed
+                .iter()
+                .find(|(k, _)| k == kind)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    /// Sends what `payload` gives for each subscribed stream kind of `symbol`.
+    fn send_payloads(&self, symbol: &str, payload: impl Fn(&str) -> Option<Value>) -> u64 {
+        let lower = symbol.to_ascii_lowercase();
         let mut sent = 0;
         for conn in lock(&self.conns).values().filter(|c| !c.stalled) {
             for stream in conn
@@ -287,7 +307,7 @@ impl Exchange {
                 .filter(|s| s.split('@').next() == Some(&lower))
             {
                 let kind = &stream[lower.len() + 1..];
-                let Some(data) = state.payload(kind).filter(|_| wanted(kind)) else {
+                let Some(data) = payload(kind) else {
                     continue;
                 };
                 let text = if conn.combined {
@@ -552,8 +572,8 @@ impl Exchange {
 
 async fn help() -> &'static str {
     "fake-exchange: Binance-compatible market streams.\n\
-     WebSocket: /stream?streams=btcusdt@ticker/ethusdt@bookTicker (combined), /ws (raw)\n\
-     Control: GET /control/state; POST /control/{drop,stall,pause,quiet,garbage,refuse,shutdown,tick,rate,reset}\n"
+     WebSocket: /stream?streams=btcusdt@ticker/ethusdt@bookTicker/btcusdt@aggTrade/btcusdt@kline_1m/btcusdt@depth10@100ms (combined), /ws (raw)\n\
+     Control: GET /control/state; POST /control/{drop,stall,pause,quiet,garbage,refuse,shutdown,tick,rate,reset,candle-close}\n"
 }
 
 async fn combined_stream(
@@ -625,6 +645,18 @@ async fn control(
                 lock(&ex.faults).stalled = on && all;
             }
             json!({"stalled": on, "connections": n, "all": all})
+        }
+        "candle-close" => {
+            // Closes every candle of `symbol` now: each kline stream gets the closed candle
+            // (`x: true`) once, then the new open one.
+            let symbol = q
+                .get("symbol")
+                .map(|s| s.to_ascii_uppercase())
+                .unwrap_or_default();
+            let state = lock(&ex.market).close_candles(&symbol, now_ms());
+            let sent =
+                ex.send_closed(&state) + ex.send_streams(&state, |k| k.starts_with("kline_"));
+            json!({"symbol": symbol, "sent": sent})
         }
         "pause" => {
             let on = flag(&q, "on", true);

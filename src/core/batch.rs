@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 
 use super::events::Event;
 use super::feed::link::UpstreamState;
+use super::market::{MarketKind, MarketUpdate};
 
 /// One changed price.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +55,8 @@ pub struct Batch {
     /// The events' epoch: with every event, and in every link snapshot (a fan-out's copy of
     /// the history starts over when it changes).
     pub epoch: Option<String>,
+    /// Market channel updates, in the order they were read.
+    pub market: Vec<MarketUpdate>,
 }
 
 impl Batch {
@@ -63,6 +66,7 @@ impl Batch {
             && self.expired.is_empty()
             && self.state.is_none()
             && self.events.is_empty()
+            && self.market.is_empty()
     }
 
     /// Adds a later batch's changes after this one's (prices stay in `seq` order; a later
@@ -80,6 +84,7 @@ impl Batch {
         self.seq = self.seq.max(later.seq);
         self.events.extend(later.events);
         self.epoch = later.epoch.or(self.epoch.take());
+        self.market.extend(later.market);
     }
 }
 
@@ -127,6 +132,10 @@ struct Wire<'a> {
     evm: Vec<(String, u64)>,
     #[serde(borrow, default)]
     evs: Vec<&'a RawValue>,
+    #[serde(default)]
+    mkm: Vec<(String, String)>,
+    #[serde(borrow, default)]
+    mks: Vec<&'a RawValue>,
 }
 
 impl Batch {
@@ -184,6 +193,7 @@ impl Batch {
             // Epochs are letters and digits: nothing to escape.
             let _ = write!(out, r#","epoch":"{epoch}""#);
         }
+        self.encode_market(out);
         if self.events.is_empty() {
             return;
         }
@@ -203,15 +213,53 @@ impl Batch {
         out.push(']');
     }
 
+    /// The market part: a header per update (channel, kind) and its encoding untouched.
+    fn encode_market(&self, out: &mut String) {
+        if self.market.is_empty() {
+            return;
+        }
+        out.push_str(r#","mkm":["#);
+        for (i, m) in self.market.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            // Market channel keys are canonical (A-Z, 0-9, `:` and an interval).
+            let _ = write!(out, r#"{comma}["{}","{}"]"#, m.channel, m.kind.code());
+        }
+        out.push_str(r#"],"mks":["#);
+        for (i, m) in self.market.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&m.encoded);
+        }
+        out.push(']');
+    }
+
     /// Reads a leader→shard message.
     pub fn decode(text: &str) -> Result<(WireKind, Batch), WireError> {
         let w: Wire<'_> = serde_json::from_str(text).map_err(|e| WireError::Json(e.to_string()))?;
-        if w.meta.len() != w.prices.len() || w.evm.len() != w.evs.len() {
+        if w.meta.len() != w.prices.len()
+            || w.evm.len() != w.evs.len()
+            || w.mkm.len() != w.mks.len()
+        {
             return Err(WireError::Unpaired {
-                meta: w.meta.len() + w.evm.len(),
-                prices: w.prices.len() + w.evs.len(),
+                meta: w.meta.len() + w.evm.len() + w.mkm.len(),
+                prices: w.prices.len() + w.evs.len() + w.mks.len(),
             });
         }
+        let market = w
+            .mkm
+            .into_iter()
+            .zip(w.mks)
+            .map(|((channel, code), raw)| {
+                let kind = MarketKind::of_code(&code)
+                    .ok_or_else(|| WireError::Json(format!("market kind {code:?}")))?;
+                Ok(MarketUpdate {
+                    channel,
+                    kind,
+                    encoded: Rc::from(raw.get()),
+                })
+            })
+            .collect::<Result<Vec<_>, WireError>>()?;
         let events = w
             .evm
             .into_iter()
@@ -240,6 +288,7 @@ impl Batch {
             seq: w.seq,
             events,
             epoch: w.epoch,
+            market,
         };
         Ok((w.t, batch))
     }
@@ -274,6 +323,11 @@ mod tests {
                 encoded: r#"{"type":"event","offset":3,"data":{"q":"0.10"}}"#.into(),
             }],
             epoch: Some("e1".into()),
+            market: vec![MarketUpdate {
+                channel: "trades:BTCUSDT".into(),
+                kind: MarketKind::Trade,
+                encoded: r#"{"id":1,"price":"1.50"}"#.into(),
+            }],
         };
         let text = batch.encode(WireKind::Batch);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -1,8 +1,10 @@
 //! Channel names (DESIGN §9): what a client can follow besides a symbol's price.
 //!
 //! A subscription is a string key in one client table: a canonical symbol (`BTCUSDT`, its
-//! price channel) or a channel name with a kind prefix (`events:signals`). Symbols never
-//! contain `:`, so the two never collide and one index serves both.
+//! price channel) or a channel name with a kind prefix: market channels from Binance
+//! (`trades:BTCUSDT`, `candles:BTCUSDT:1m`, `book:BTCUSDT`) and the application's event
+//! channels (`events:signals`). Symbols never contain `:`, so the kinds never collide and one
+//! index serves them all.
 
 use super::config::Config;
 use super::error::{ClientError, ErrorCode};
@@ -10,6 +12,77 @@ use super::protocol::truncate;
 
 /// The prefix of the application's event channels.
 pub const EVENTS: &str = "events:";
+
+/// Candle intervals served (Binance's `@kline_<interval>`).
+pub const INTERVALS: [&str; 6] = ["1m", "5m", "15m", "1h", "4h", "1d"];
+
+/// A market channel: one Binance stream of one symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Market {
+    /// `trades:<S>` from `@aggTrade`: every trade, in order.
+    Trades(String),
+    /// `candles:<S>:<interval>` from `@kline_<interval>`: the open candle and each closed one.
+    Candles(String, String),
+    /// `book:<S>` from `@depth10@100ms`: the top 10 levels a side.
+    Book(String),
+}
+
+impl Market {
+    /// Reads a canonical market channel key.
+    pub fn of(key: &str) -> Option<Market> {
+        let mut parts = key.split(':');
+        let (kind, symbol) = (parts.next()?, parts.next()?.to_string());
+        let market = match (kind, parts.next()) {
+            ("trades", None) => Market::Trades(symbol),
+            ("book", None) => Market::Book(symbol),
+            ("candles", Some(i)) if INTERVALS.contains(&i) => Market::Candles(symbol, i.into()),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(market)
+    }
+
+    /// Its key, e.g. `candles:BTCUSDT:1m`.
+    pub fn key(&self) -> String {
+        match self {
+            Market::Trades(s) => format!("trades:{s}"),
+            Market::Candles(s, i) => format!("candles:{s}:{i}"),
+            Market::Book(s) => format!("book:{s}"),
+        }
+    }
+
+    /// The Binance stream that feeds it, e.g. `btcusdt@kline_1m`.
+    pub fn stream(&self) -> String {
+        match self {
+            Market::Trades(s) => format!("{}@aggTrade", s.to_ascii_lowercase()),
+            Market::Candles(s, i) => format!("{}@kline_{i}", s.to_ascii_lowercase()),
+            Market::Book(s) => format!("{}@depth10@100ms", s.to_ascii_lowercase()),
+        }
+    }
+
+    /// The market channel a Binance stream feeds (the inverse of [`Market::stream`]).
+    pub fn of_stream(stream: &str) -> Option<Market> {
+        let (sym, suffix) = stream.split_once('@')?;
+        let symbol = super::symbol::canonical(sym)?;
+        Some(match suffix {
+            "aggTrade" => Market::Trades(symbol),
+            "depth10@100ms" => Market::Book(symbol),
+            s => {
+                let i = s.strip_prefix("kline_").filter(|i| INTERVALS.contains(i))?;
+                Market::Candles(symbol, i.to_string())
+            }
+        })
+    }
+}
+
+/// True for a market channel's key.
+pub fn is_market(key: &str) -> bool {
+    Market::of(key).is_some()
+}
+
+/// True for a key the upstream serves: a symbol or a market channel (not an event channel).
+pub fn from_upstream(key: &str) -> bool {
+    !is_event_channel(key)
+}
 
 /// True for a subscription key that is a symbol's price channel.
 pub fn is_symbol(key: &str) -> bool {
@@ -29,14 +102,18 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// The canonical name of a channel this service serves, or `UNKNOWN_CHANNEL`.
+/// The canonical name of a channel this service serves, or `UNKNOWN_CHANNEL`. Market
+/// channels take any accepted spelling of a whitelisted symbol (`trades:btc-usdt` is
+/// `trades:BTCUSDT`).
 pub fn resolve(cfg: &Config, raw: &str) -> Result<String, ClientError> {
     if let Some(name) = raw.strip_prefix(EVENTS) {
         if cfg.events.channels.iter().any(|c| c == name) {
             return Ok(raw.to_string());
         }
+    } else if let Some(market) = resolve_market(cfg, raw) {
+        return Ok(market.key());
     }
-    let served: Vec<String> = cfg
+    let events: Vec<String> = cfg
         .events
         .channels
         .iter()
@@ -45,11 +122,28 @@ pub fn resolve(cfg: &Config, raw: &str) -> Result<String, ClientError> {
     Err(ClientError::new(
         ErrorCode::UnknownChannel,
         format!(
-            "unknown channel {:?}; served: {}",
+            "unknown channel {:?}; served: trades:<SYMBOL>, candles:<SYMBOL>:<{}>, book:<SYMBOL> \
+             for whitelisted symbols, and {}",
             truncate(raw, 80),
-            served.join(", ")
+            INTERVALS.join("|"),
+            events.join(", ")
         ),
     ))
+}
+
+fn resolve_market(cfg: &Config, raw: &str) -> Option<Market> {
+    let (kind, rest) = raw.split_once(':')?;
+    let (sym, interval) = match rest.split_once(':') {
+        Some((s, i)) => (s, Some(i)),
+        None => (rest, None),
+    };
+    let symbol = cfg.symbols.resolve(sym)?;
+    match (kind, interval) {
+        ("trades", None) => Some(Market::Trades(symbol)),
+        ("book", None) => Some(Market::Book(symbol)),
+        ("candles", Some(i)) if INTERVALS.contains(&i) => Some(Market::Candles(symbol, i.into())),
+        _ => None,
+    }
 }
 
 /// Resolves a list of channel names, all or nothing.
@@ -80,9 +174,44 @@ mod tests {
         let e = resolve(&c, "events:nope").unwrap_err();
         assert_eq!(e.code, ErrorCode::UnknownChannel);
         assert!(e.message.contains("events:signals, events:alerts"));
-        assert!(resolve(&c, "trades:BTCUSDT").is_err());
+        assert!(resolve(&c, "events:").is_err());
         let all = resolve_all(&c, &["events:alerts".into(), "events:alerts".into()]).unwrap();
         assert_eq!(all, ["events:alerts"], "named twice, held once");
+    }
+
+    #[test]
+    fn market_channels_resolve_and_name_their_streams() {
+        let c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(resolve(&c, "trades:btc-usdt").unwrap(), "trades:BTCUSDT");
+        assert_eq!(
+            resolve(&c, "candles:ETHUSDT:5m").unwrap(),
+            "candles:ETHUSDT:5m"
+        );
+        assert_eq!(resolve(&c, "book:BTC/USDT").unwrap(), "book:BTCUSDT");
+        for bad in [
+            "trades:NOPEUSDT",
+            "candles:BTCUSDT:2m",
+            "candles:BTCUSDT",
+            "book:BTCUSDT:1m",
+        ] {
+            assert_eq!(
+                resolve(&c, bad).unwrap_err().code,
+                ErrorCode::UnknownChannel,
+                "{bad}"
+            );
+        }
+        for (key, stream) in [
+            ("trades:BTCUSDT", "btcusdt@aggTrade"),
+            ("candles:BTCUSDT:1h", "btcusdt@kline_1h"),
+            ("book:ETHUSDT", "ethusdt@depth10@100ms"),
+        ] {
+            let m = Market::of(key).unwrap();
+            assert_eq!((m.key(), m.stream()), (key.to_string(), stream.to_string()));
+            assert_eq!(Market::of_stream(stream), Some(m));
+        }
+        assert!(Market::of("events:signals").is_none() && Market::of("BTCUSDT").is_none());
+        assert!(from_upstream("book:BTCUSDT") && !from_upstream("events:signals"));
+        assert!(is_market("trades:BTCUSDT") && !is_market("trades:BTCUSDT:1m"));
     }
 
     #[test]

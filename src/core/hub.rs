@@ -28,6 +28,8 @@ use super::request::parse_symbol_query;
 use super::shards::{ShardId, ShardMessage, ShardTable, ShardView};
 
 #[cfg(test)]
+mod market_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 mod events;

@@ -35,6 +35,7 @@ pub mod fanout;
 pub mod fastmap;
 pub mod feed;
 pub mod hub;
+pub mod market;
 pub mod metrics;
 pub mod node;
 pub mod price;

@@ -14,6 +14,7 @@
 mod browser;
 mod events;
 mod limits;
+mod market;
 mod rest;
 mod shards;
 mod sse;
@@ -242,6 +243,9 @@ fn main() {
         events::a_returning_client_recovers_what_it_missed,
         events::sse_streams_events_and_resumes_by_last_event_id,
         events::a_client_too_slow_for_events_is_closed_4009_and_recovers,
+        market::trades_arrive_in_order_with_no_gap_and_the_book_has_ten_levels,
+        market::a_candle_updates_and_its_close_arrives_once,
+        market::market_channels_stream_over_sse_and_the_upstream_follows_them,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

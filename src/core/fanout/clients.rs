@@ -110,9 +110,30 @@ impl Carrier {
     /// Routes an event frame. Events are never conflated or skipped: a WebSocket already
     /// behind, or an SSE reader with [`MAX_QUEUED_EVENTS`] unread, is too slow for them.
     pub fn event(&mut self, event: &Event, now_ms: i64) -> EventRoute {
-        let frame = &event.encoded;
+        let at = Some((event.channel.as_str(), event.offset));
+        self.whole(&event.encoded, "event", at, EventRoute::TooSlow, now_ms)
+    }
+
+    /// Routes a market frame (SSE event `name`): a WebSocket behind its window skips it (the
+    /// next state frame brings it back); an SSE reader queues it, and one with
+    /// [`MAX_QUEUED_EVENTS`] unread is too slow and ends.
+    pub fn market(&mut self, name: &str, frame: &str, now_ms: i64) -> EventRoute {
+        self.whole(frame, name, None, EventRoute::Held, now_ms)
+    }
+
+    /// A frame that is delivered whole, never merged into another: sent to a WebSocket
+    /// within its window (`behind` decides for one past it), queued as SSE event `name`
+    /// (moving the stream's position in an event channel to `at`).
+    fn whole(
+        &mut self,
+        frame: &str,
+        name: &str,
+        at: Option<(&str, u64)>,
+        behind: EventRoute,
+        now_ms: i64,
+    ) -> EventRoute {
         match self {
-            Carrier::WebSocket(flow) if flow.behind_since.is_some() => EventRoute::TooSlow,
+            Carrier::WebSocket(flow) if flow.behind_since.is_some() => behind,
             Carrier::WebSocket(flow) => {
                 let fell_behind = flow.sent(flow.mark(), frame.len(), now_ms);
                 EventRoute::Send { fell_behind }
@@ -123,11 +144,11 @@ impl Carrier {
                 EventRoute::TooSlow
             }
             Carrier::Sse(sse) => {
-                if let Some(at) = &mut sse.events_at {
-                    at.advance(&event.channel, event.offset);
+                if let (Some(pos), Some((channel, offset))) = (&mut sse.events_at, at) {
+                    pos.advance(channel, offset);
                 }
                 let id = sse.id();
-                sse.events.push_back(sse_event("event", Some(&id), frame));
+                sse.events.push_back(sse_event(name, Some(&id), frame));
                 if sse.waiting {
                     EventRoute::Wake
                 } else {
@@ -222,9 +243,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// True when it listens to at least one symbol (what the feed's interest follows).
+    /// True when it listens to a symbol or a market channel (what the feed's interest
+    /// follows; event channels are not the upstream's business).
     pub fn has_subscriptions(&self) -> bool {
-        self.subs.iter().any(|k| crate::core::channel::is_symbol(k))
+        self.subs
+            .iter()
+            .any(|k| crate::core::channel::from_upstream(k))
     }
 
     /// True for an SSE stream.
@@ -367,11 +391,12 @@ impl Clients {
         self.by_conn.len()
     }
 
-    /// Symbols at least one client listens to (channels are not the feed's business).
+    /// Symbols and market channels at least one client listens to: what the upstream must
+    /// carry (event channels are not its business).
     pub fn symbols_in_use(&self) -> BTreeSet<String> {
         self.by_symbol
             .keys()
-            .filter(|k| crate::core::channel::is_symbol(k))
+            .filter(|k| crate::core::channel::from_upstream(k))
             .cloned()
             .collect()
     }

@@ -80,7 +80,7 @@ impl Fanout {
         let rate = self.cfg.client_messages_per_second;
         self.clients.insert(conn, Transport::WebSocket, rate, 0);
         let added = self.clients.subscribe(conn, &served);
-        self.interest_changed |= added.iter().any(|k| channel::is_symbol(k));
+        self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         self.next_conn = self.next_conn.max(conn + 1);
     }
 
@@ -278,7 +278,7 @@ impl Fanout {
             return;
         }
         let added = self.clients.subscribe(conn, &all);
-        self.interest_changed |= added.iter().any(|k| channel::is_symbol(k));
+        self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         fx.push(self.save(conn));
         let (recovered, missed) = self.recover(&wanted.channels, since);
         self.send(conn, wanted.answer("subscribed", recovered, &id), fx);
@@ -288,6 +288,9 @@ impl Fanout {
         }
         for event in missed {
             self.send_shared(conn, event.encoded, fx);
+        }
+        for (_, state) in self.market_states(&wanted.channels) {
+            self.send_shared(conn, state, fx);
         }
     }
 
@@ -300,7 +303,7 @@ impl Fanout {
     ) {
         let all = wanted.keys();
         let removed = self.clients.unsubscribe(conn, &all);
-        self.interest_changed |= removed.iter().any(|k| channel::is_symbol(k));
+        self.interest_changed |= removed.iter().any(|k| channel::from_upstream(k));
         fx.push(self.save(conn));
         let frame = wanted.answer("unsubscribed", None, &id);
         self.send(conn, frame, fx);

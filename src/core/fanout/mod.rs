@@ -33,6 +33,7 @@ mod commands;
 pub mod cursor;
 mod events;
 mod latest;
+mod market;
 pub mod pacer;
 pub mod session;
 mod streams;
@@ -120,6 +121,8 @@ pub struct Fanout {
     stats: FanoutStats,
     /// This fan-out's copy of the event history (for recovery where the client is).
     history: History,
+    /// Market channels' states and the frames gathered for the next flush.
+    market: market::MarketOut,
 }
 
 impl Fanout {
@@ -127,6 +130,7 @@ impl Fanout {
     pub fn new(cfg: Rc<Config>) -> Fanout {
         Fanout {
             history: History::new(String::new(), cfg.events.history),
+            market: market::MarketOut::default(),
             latest: Latest::new(cfg.price_ttl_ms),
             pacer: Pacer::new(cfg.flush_ms),
             cfg,
@@ -149,6 +153,7 @@ impl Fanout {
             self.state = s.state;
         }
         self.apply_events(batch, false, 0, &mut Vec::new());
+        self.apply_market(batch, false);
     }
 
     /// Takes in a batch from the feed: changed prices newer than the ones held are flushed
@@ -172,6 +177,10 @@ impl Fanout {
             }
         }
         self.apply_events(batch, true, now_ms, fx);
+        if self.apply_market(batch, true) && self.pacer.change(now_ms) == Pace::Now {
+            self.stats.flushes_immediate += 1;
+            self.flush(now_ms, fx);
+        }
     }
 
     /// Sends every change gathered since the last flush: clients with the same changed
@@ -224,6 +233,7 @@ impl Fanout {
         if !wake.is_empty() {
             fx.push(Effect::SseWake { conns: wake });
         }
+        self.flush_market(now_ms, fx);
     }
 
     /// Tells every client the upstream state: one frame for all WebSockets, an event queued

@@ -67,8 +67,8 @@ impl Fanout {
             .unwrap_or((0, None));
         let conn = self.client_open(Transport::Sse, now_ms);
         let keys: Vec<String> = symbols.iter().chain(channels).cloned().collect();
-        self.interest_changed |=
-            !self.clients.subscribe(conn, &keys).is_empty() && !symbols.is_empty();
+        let added = self.clients.subscribe(conn, &keys);
+        self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         let since = resumed.as_ref().map(EventsAt::since).unwrap_or_default();
         let (recovered, missed) = self.recover(channels, &since);
         // A recovered reader's position starts where it was and moves with each replayed
@@ -113,6 +113,7 @@ impl Fanout {
             missed,
             tops,
         } = resume;
+        let states = self.market_states(channels);
         let seq = self.latest.seq();
         let mut first = String::from("retry: 1000\n\n");
         if let Some(Carrier::Sse(sse)) = self.clients.get_mut(conn).map(|c| &mut c.carrier) {
@@ -141,6 +142,14 @@ impl Fanout {
                     at.advance(&event.channel, event.offset);
                 }
                 first.push_str(&sse_event("event", Some(&sse.id()), &event.encoded));
+            }
+            for (key, state) in &states {
+                let name = if key.starts_with("book:") {
+                    "book"
+                } else {
+                    "candle"
+                };
+                first.push_str(&sse_event(name, Some(&sse.id()), state));
             }
         }
         first

@@ -2,8 +2,9 @@
 //!
 //! Upstream frames, link events and the alarm come in; what the fan-out needs goes out as a
 //! [`Batch`] (prices encoded once, state changes), and what the edge must do for the
-//! upstream and storage as [`Effect`]s. It knows nothing about clients except the set of
-//! symbols they listen to, which decides what an on-demand upstream carries.
+//! upstream and storage as [`Effect`]s. It knows nothing about clients except the symbols
+//! and market channels they listen to, which decide what the upstream carries (market
+//! channels always on demand, symbols in `on-demand` mode).
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -11,6 +12,7 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::core::batch::{Batch, Change, StateChange};
+use crate::core::channel::{self, Market};
 use crate::core::config::{Config, UpstreamMode};
 use crate::core::effect::{Effect, Level};
 use crate::core::error::ApiError;
@@ -19,10 +21,12 @@ use crate::core::protocol;
 use crate::core::rest;
 use cache::{Entry, PriceCache};
 use link::{Failure, FrameVerdict, Link, LinkSettings, UpstreamState};
+use market::MarketStates;
 use upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
 
 pub mod cache;
 pub mod link;
+pub mod market;
 pub mod upstream;
 
 /// Upstream frames larger than this are skipped unparsed: no market-stream payload comes
@@ -59,6 +63,9 @@ pub struct Feed {
     alarm_at: Option<i64>,
     /// The symbols clients listen to.
     interest: BTreeSet<String>,
+    /// Market channels' states, and the channels forgotten since the last batch.
+    market: MarketStates,
+    forgotten: Vec<String>,
     /// Symbols changed since the last write to storage, and when the next write is due.
     unsaved: BTreeSet<String>,
     persist_at: Option<i64>,
@@ -87,6 +94,8 @@ impl Feed {
             announced: UpstreamState::Reconnecting,
             alarm_at: None,
             interest: BTreeSet::new(),
+            market: MarketStates::default(),
+            forgotten: Vec::new(),
             unsaved: BTreeSet::new(),
             persist_at: None,
             seq_reserved: 0,
@@ -127,6 +136,7 @@ impl Feed {
                 announce: false,
             }),
             seq: self.cache.seq(),
+            market: self.market.all(),
             ..Batch::default()
         }
     }
@@ -138,22 +148,35 @@ impl Feed {
 
     /// The symbols clients listen to changed: an on-demand upstream follows them.
     pub fn want(&mut self, interest: BTreeSet<String>, now_ms: i64, fx: &mut Vec<Effect>) {
-        if self.cfg.upstream_mode == UpstreamMode::OnDemand && interest != self.interest {
+        if interest != self.interest {
             self.interest = interest;
+            let gone = self.market.retain(&self.interest);
+            self.forgotten.extend(gone);
             self.refresh(now_ms, fx);
         }
     }
 
-    /// The streams the upstream should carry: every whitelisted symbol (`always`), or the
-    /// symbols someone listens to (`on-demand`).
+    /// The streams the upstream should carry: the price streams of every whitelisted symbol
+    /// (`always`) or of the symbols someone listens to (`on-demand`), and the stream of every
+    /// market channel someone listens to (always on demand).
     fn wanted_streams(&self) -> BTreeSet<String> {
         let symbols: Vec<&String> = match self.cfg.upstream_mode {
             UpstreamMode::Always => self.cfg.symbols.iter().collect(),
-            UpstreamMode::OnDemand => self.interest.iter().collect(),
+            UpstreamMode::OnDemand => self
+                .interest
+                .iter()
+                .filter(|k| channel::is_symbol(k))
+                .collect(),
         };
+        let market = self
+            .interest
+            .iter()
+            .filter_map(|k| Market::of(k))
+            .map(|m| m.stream());
         symbols
             .into_iter()
             .flat_map(|s| STREAM_KINDS.iter().map(move |k| stream_name(s, *k)))
+            .chain(market)
             .collect()
     }
 
@@ -239,6 +262,12 @@ impl Feed {
             Ok(UpstreamFrame::Update(u)) => {
                 self.skip(format!("unrequested symbol {}", u.symbol), fx)
             }
+            // A channel nobody follows any more (its UNSUBSCRIBE is on its way) is dropped.
+            Ok(UpstreamFrame::Market(m)) if self.interest.contains(&m.channel) => {
+                self.market.keep(&m);
+                out.market.push(m);
+            }
+            Ok(UpstreamFrame::Market(_)) => {}
             Ok(UpstreamFrame::ServerShutdown { .. }) => {
                 self.link.server_shutdown(generation, now_ms, fx);
                 self.schedule(now_ms, fx);
@@ -363,6 +392,7 @@ impl Feed {
     /// own record, and as news for clients when it is client-facing and differs from what
     /// they were last told (`idle` is not: whoever is connected then listens to nothing).
     pub fn report_state(&mut self, out: &mut Batch) {
+        out.expired.append(&mut self.forgotten);
         let state = self.link.state();
         if state == self.reported {
             return;

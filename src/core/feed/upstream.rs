@@ -5,7 +5,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::core::channel::Market;
 use crate::core::error::UpstreamError;
+use crate::core::market::MarketUpdate;
 use crate::core::price::{is_decimal, PriceFields};
 
 /// Which Binance stream a frame came from; decides which fields it may set.
@@ -102,6 +104,8 @@ pub struct Update {
 pub enum UpstreamFrame {
     /// A price update.
     Update(Update),
+    /// An update of a market channel (trades, a candle, the book).
+    Market(MarketUpdate),
     /// `!serverShutdown`: Binance will cut this connection soon.
     ServerShutdown {
         /// When Binance announced it.
@@ -162,6 +166,9 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
         return Ok(UpstreamFrame::ServerShutdown {
             event_time: data.get("E").and_then(Value::as_i64),
         });
+    }
+    if let Some(market) = Market::of_stream(stream) {
+        return super::market::parse(&market, data).map(UpstreamFrame::Market);
     }
     let unknown = || UpstreamError::UnknownStream(stream.to_string());
     let (sym, suffix) = stream.split_once('@').ok_or_else(unknown)?;
@@ -290,6 +297,7 @@ mod tests {
             let frame = parse_frame(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             kinds.push(match frame {
                 UpstreamFrame::Update(u) => u.kind.suffix(),
+                UpstreamFrame::Market(m) => m.kind.code(),
                 UpstreamFrame::ServerShutdown { .. } => "shutdown",
                 UpstreamFrame::Ack { .. } => "ack",
                 UpstreamFrame::Refusal { .. } => "refusal",
@@ -301,9 +309,9 @@ mod tests {
                 "miniTicker",
                 "ticker",
                 "bookTicker",
-                "aggTrade",
+                "t",
                 "trade",
-                "kline_1m",
+                "c",
                 "shutdown",
                 "ack",
                 "refusal"
@@ -348,18 +356,18 @@ mod tests {
     }
 
     #[test]
-    fn trades_and_klines_set_only_the_last_price() {
-        let agg = update(fixture("btcusdt@aggTrade"));
-        assert_eq!(agg.fields.price.as_deref(), Some("89879.78000000"));
-        assert_eq!(agg.fields.event_time, Some(1769224657584));
+    fn raw_trades_set_only_the_last_price_and_market_streams_feed_channels() {
         let trade = update(fixture("bnbbtc@trade"));
         assert_eq!(trade.fields.price.as_deref(), Some("0.001"));
-        let kline = update(fixture("btcusdt@kline_1m"));
-        assert_eq!(kline.fields.price.as_deref(), Some("10441.80000000"));
-        assert_eq!(
-            kline.fields.open, None,
-            "a 1m candle's open is not the 24 h open"
-        );
+        assert_eq!(trade.fields.event_time, Some(1672515782136));
+        let Ok(UpstreamFrame::Market(agg)) = parse_frame(fixture("btcusdt@aggTrade")) else {
+            panic!("an aggregate trade feeds trades:BTCUSDT");
+        };
+        assert_eq!(agg.channel, "trades:BTCUSDT");
+        let Ok(UpstreamFrame::Market(k)) = parse_frame(fixture("btcusdt@kline_1m")) else {
+            panic!("a kline feeds candles:BTCUSDT:1m");
+        };
+        assert_eq!(k.channel, "candles:BTCUSDT:1m");
     }
 
     #[test]

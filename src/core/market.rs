@@ -1,0 +1,104 @@
+//! Market channel updates (DESIGN §9): trades, candles and the order book of one symbol, as
+//! they travel from the feed to every fan-out.
+//!
+//! Each update is encoded once where it is read from Binance: a trade as the object that
+//! goes into a `trades` frame's list, a candle or a book as its whole frame. Trades are
+//! events (every one, in order); the open candle and the book are state (the newest
+//! supersedes); a closed candle is an event that is also the channel's state until the next
+//! candle opens.
+
+use std::rc::Rc;
+
+/// What an update is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarketKind {
+    /// One trade of a `trades:` channel (the trade object).
+    Trade,
+    /// The open candle of a `candles:` channel (the whole frame).
+    Candle,
+    /// A candle that closed: delivered once, never conflated away (the whole frame).
+    ClosedCandle,
+    /// The top of the book of a `book:` channel (the whole frame).
+    Book,
+}
+
+impl MarketKind {
+    /// Its one-letter code on the leader→shard link.
+    pub fn code(self) -> &'static str {
+        match self {
+            MarketKind::Trade => "t",
+            MarketKind::Candle => "c",
+            MarketKind::ClosedCandle => "x",
+            MarketKind::Book => "b",
+        }
+    }
+
+    /// Reads a code back.
+    pub fn of_code(code: &str) -> Option<MarketKind> {
+        Some(match code {
+            "t" => MarketKind::Trade,
+            "c" => MarketKind::Candle,
+            "x" => MarketKind::ClosedCandle,
+            "b" => MarketKind::Book,
+            _ => return None,
+        })
+    }
+
+    /// True for the kinds that are a channel's state (what a new subscriber gets first).
+    pub fn is_state(self) -> bool {
+        !matches!(self, MarketKind::Trade)
+    }
+}
+
+/// One update of one market channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketUpdate {
+    /// Its channel, e.g. `trades:BTCUSDT`.
+    pub channel: String,
+    /// What it is.
+    pub kind: MarketKind,
+    /// Its encoding (see [`MarketKind`]).
+    pub encoded: Rc<str>,
+}
+
+/// A `trades` frame: every trade of `channel` gathered since its last frame, in order.
+pub fn trades_frame(channel: &str, trades: &[Rc<str>]) -> String {
+    let body: usize = trades.iter().map(|t| t.len() + 1).sum();
+    let mut out = String::with_capacity(body + channel.len() + 40);
+    out.push_str(r#"{"type":"trades","channel":""#);
+    out.push_str(channel);
+    out.push_str(r#"","trades":["#);
+    for (i, t) in trades.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(t);
+    }
+    out.push_str("]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_trades_gather_in_one_frame() {
+        for k in [
+            MarketKind::Trade,
+            MarketKind::Candle,
+            MarketKind::ClosedCandle,
+            MarketKind::Book,
+        ] {
+            assert_eq!(MarketKind::of_code(k.code()), Some(k));
+        }
+        assert!(!MarketKind::Trade.is_state() && MarketKind::Book.is_state());
+        let f = trades_frame(
+            "trades:BTCUSDT",
+            &[r#"{"id":1}"#.into(), r#"{"id":2}"#.into()],
+        );
+        let v: serde_json::Value = serde_json::from_str(&f).unwrap();
+        assert_eq!(v["type"], "trades");
+        assert_eq!(v["trades"][1]["id"], 2);
+    }
+}

@@ -96,7 +96,7 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }: {
  * @property {string[]} [symbols] Symbols to follow from the start.
  * @property {string[]} [channels] Event channels (`events:<name>`) to follow from the start.
  * @property {Transport} [transport] `auto` (WebSocket, then SSE), `websocket` or `sse`.
- * @property {string} [token] Sent as `?token=` when the service requires AUTH_TOKEN.
+ * @property {string | (() => string | Promise<string>)} [token] Sent as `?token=` when the service requires `AUTH_TOKEN` or a JWT (`JWT_SECRET`). A function is a token provider: it is called before every connection, so a reconnect (also after close 4401, an expired token) presents a fresh token.
  * @property {number} [staleAfterMs] A symbol without an update for this long is stale (default 30 000 ms).
  * @property {number} [pingIntervalMs] Application ping interval; a pong missing for two intervals means a dead connection (default 30 000 ms).
  * @property {number} [pollIntervalMs] REST polling interval while no transport is up (default 5 000 ms).
@@ -302,9 +302,9 @@ export type PriceFeedOptions = {
      */
     transport?: Transport;
     /**
-     * Sent as `?token=` when the service requires AUTH_TOKEN.
+     * Sent as `?token=` when the service requires `AUTH_TOKEN` or a JWT (`JWT_SECRET`). A function is a token provider: it is called before every connection, so a reconnect (also after close 4401, an expired token) presents a fresh token.
      */
-    token?: string;
+    token?: string | (() => string | Promise<string>);
     /**
      * A symbol without an update for this long is stale (default 30 000 ms).
      */

@@ -71,7 +71,7 @@
  * @property {string[]} [symbols] Symbols to follow from the start.
  * @property {string[]} [channels] Event channels (`events:<name>`) to follow from the start.
  * @property {Transport} [transport] `auto` (WebSocket, then SSE), `websocket` or `sse`.
- * @property {string} [token] Sent as `?token=` when the service requires AUTH_TOKEN.
+ * @property {string | (() => string | Promise<string>)} [token] Sent as `?token=` when the service requires `AUTH_TOKEN` or a JWT (`JWT_SECRET`). A function is a token provider: it is called before every connection, so a reconnect (also after close 4401, an expired token) presents a fresh token.
  * @property {number} [staleAfterMs] A symbol without an update for this long is stale (default 30 000 ms).
  * @property {number} [pingIntervalMs] Application ping interval; a pong missing for two intervals means a dead connection (default 30 000 ms).
  * @property {number} [pollIntervalMs] REST polling interval while no transport is up (default 5 000 ms).
@@ -202,6 +202,9 @@ const ACK_AFTER_BYTES = 256 * 1024;
 export class PriceFeed {
   #base;
   #transport;
+  /** @type {string | (() => string | Promise<string>) | undefined} */
+  #tokenSource;
+  /** @type {string | undefined} */
   #token;
   #opts;
   /** @type {Set<string>} */
@@ -255,7 +258,8 @@ export class PriceFeed {
     if (!TRANSPORTS.includes(transport)) throw new Error(`transport must be one of ${TRANSPORTS.join(', ')}`);
     this.#base = url.replace(/\/$/, '');
     this.#transport = transport;
-    this.#token = token;
+    this.#tokenSource = token;
+    if (typeof token === 'string') this.#token = token;
     this.#opts = { staleAfterMs, pingIntervalMs, pollIntervalMs, ackIntervalMs, connectionTimeoutMs };
     for (const s of symbols) {
       const c = canonicalSymbol(s);
@@ -603,8 +607,27 @@ export class PriceFeed {
       this.#later(() => this.#connect(), 1_000);
       return;
     }
-    if (useSse) this.#openSse();
-    else this.#openWebSocket();
+    const open = () => {
+      if (this.#closed) return;
+      if (useSse) this.#openSse();
+      else this.#openWebSocket();
+    };
+    const source = this.#tokenSource;
+    if (typeof source !== 'function') {
+      open();
+      return;
+    }
+    // A token provider: a fresh token for every connection.
+    Promise.resolve()
+      .then(() => source())
+      .then((t) => {
+        this.#token = t;
+        open();
+      })
+      .catch((e) => {
+        this.#emit('error', { code: 'TOKEN_PROVIDER', message: String(e) });
+        this.#failed(useSse ? 'sse' : 'websocket', false, 1006);
+      });
   }
 
   /**

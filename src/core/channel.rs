@@ -13,6 +13,9 @@ use super::protocol::truncate;
 /// The prefix of the application's event channels.
 pub const EVENTS: &str = "events:";
 
+/// The prefix of private event channels, `user:<id>:<name>` (one user's events).
+pub const USER: &str = "user:";
+
 /// Candle intervals served (Binance's `@kline_<interval>`).
 pub const INTERVALS: [&str; 6] = ["1m", "5m", "15m", "1h", "4h", "1d"];
 
@@ -89,9 +92,29 @@ pub fn is_symbol(key: &str) -> bool {
     !key.contains(':')
 }
 
-/// True for an event channel's key.
+/// True for an event channel's key (the application's, public or private).
 pub fn is_event_channel(key: &str) -> bool {
-    key.starts_with(EVENTS)
+    key.starts_with(EVENTS) || key.starts_with(USER)
+}
+
+/// A user id as `sub` and private channel names carry it: 1 to 64 of letters, digits,
+/// `-`, `_`, `.` and `@` (never `:`).
+pub fn valid_user(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+}
+
+/// True for a private channel `user:<id>:<name>` whose name is on `EVENT_CHANNELS`.
+pub fn is_private(cfg: &Config, key: &str) -> bool {
+    let Some(rest) = key.strip_prefix(USER) else {
+        return false;
+    };
+    match rest.split_once(':') {
+        Some((id, name)) => valid_user(id) && cfg.events.channels.iter().any(|c| c == name),
+        None => false,
+    }
 }
 
 /// A channel name's last part: 1 to 64 of `a-z`, `0-9`, `-` and `_`.
@@ -110,6 +133,8 @@ pub fn resolve(cfg: &Config, raw: &str) -> Result<String, ClientError> {
         if cfg.events.channels.iter().any(|c| c == name) {
             return Ok(raw.to_string());
         }
+    } else if is_private(cfg, raw) {
+        return Ok(raw.to_string());
     } else if let Some(market) = resolve_market(cfg, raw) {
         return Ok(market.key());
     }
@@ -123,7 +148,7 @@ pub fn resolve(cfg: &Config, raw: &str) -> Result<String, ClientError> {
         ErrorCode::UnknownChannel,
         format!(
             "unknown channel {:?}; served: trades:<SYMBOL>, candles:<SYMBOL>:<{}>, book:<SYMBOL> \
-             for whitelisted symbols, and {}",
+             for whitelisted symbols, {} and user:<id>:<name> for those names",
             truncate(raw, 80),
             INTERVALS.join("|"),
             events.join(", ")

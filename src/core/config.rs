@@ -57,6 +57,9 @@ pub struct Config {
     pub allowed_origins: Origins,
     /// Bearer token for `/ws` and `/api/stream`, when set.
     pub auth_token: Option<String>,
+    /// `JWT_SECRET` (a secret): with it every `/ws` and `/api/stream` connection needs an
+    /// HS256 JWT, and private channels `user:<id>:<name>` exist.
+    pub jwt_secret: Option<String>,
     /// When to hold the upstream.
     pub upstream_mode: UpstreamMode,
     /// Where the leader object is created.
@@ -186,6 +189,7 @@ impl Config {
             max_frame_bytes: v.number("MAX_FRAME_BYTES", 4096, 64, 1 << 20)? as usize,
             allowed_origins,
             auth_token: v.text("AUTH_TOKEN"),
+            jwt_secret: v.text("JWT_SECRET"),
             upstream_mode: v.choice("UPSTREAM_MODE", &modes)?,
             leader_location: leader_location(v.text("LEADER_LOCATION"))?,
             watchdog_ms: sec("UPSTREAM_WATCHDOG_SECONDS", 30, 2, 3_600)?,

@@ -2,6 +2,8 @@
 
 use std::rc::Rc;
 
+use super::auth::Identity;
+
 use super::fanout::ConnId;
 use super::shards::LinkId;
 
@@ -46,6 +48,8 @@ pub enum Effect {
         conn: ConnId,
         /// Its full, sorted subscription set.
         symbols: Vec<String>,
+        /// Whose connection it is (with `JWT_SECRET`), kept through hibernation.
+        who: Option<Identity>,
     },
     /// Open an upstream WebSocket; report back with the same `generation`.
     ConnectUpstream {

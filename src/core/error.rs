@@ -51,6 +51,9 @@ pub enum ErrorCode {
     TooManySymbols,
     /// The connection sends faster than `CLIENT_MESSAGES_PER_SECOND`.
     RateLimited,
+    /// A channel this connection may not read (another user's, or outside its token's
+    /// `channels`).
+    Forbidden,
     /// A token was required and not given, or was wrong.
     Unauthorized,
 }
@@ -67,6 +70,7 @@ impl ErrorCode {
             ErrorCode::TooManySymbols => "TOO_MANY_SYMBOLS",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Forbidden => "FORBIDDEN",
         }
     }
 }
@@ -150,6 +154,9 @@ pub enum ApiError {
     /// More symbols than `MAX_SYMBOLS_PER_CONNECTION`.
     #[error("{0}")]
     TooManySymbols(String),
+    /// A stream asked for a channel its token may not read.
+    #[error("{0}")]
+    ChannelForbidden(String),
     /// A publish to a channel that is not served.
     #[error("{0}")]
     UnknownChannel(String),
@@ -184,7 +191,7 @@ impl ApiError {
             ApiError::TooLarge(_) => 413,
             ApiError::RateLimited { .. } => 429,
             ApiError::Unauthorized(_) => 401,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Forbidden(_) | ApiError::ChannelForbidden(_) => 403,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::UpgradeRequired(_) => 426,
             ApiError::Config(_) | ApiError::Internal => 500,
@@ -202,6 +209,7 @@ impl ApiError {
             ApiError::UpgradeRequired(_) => "UPGRADE_REQUIRED",
             ApiError::AtCapacity(_) => "AT_CAPACITY",
             ApiError::Forbidden(_) => "ORIGIN_NOT_ALLOWED",
+            ApiError::ChannelForbidden(_) => "FORBIDDEN",
             ApiError::Unauthorized(_) => "UNAUTHORIZED",
             ApiError::TooManySymbols(_) => "TOO_MANY_SYMBOLS",
             ApiError::UnknownChannel(_) => "UNKNOWN_CHANNEL",

@@ -10,6 +10,8 @@
 
 use std::rc::Rc;
 
+use super::auth::Identity;
+
 use super::effect::OneTimer;
 pub use super::effect::{Effect, Level};
 
@@ -27,6 +29,8 @@ use super::report;
 use super::request::parse_symbol_query;
 use super::shards::{ShardId, ShardMessage, ShardTable, ShardView};
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod market_tests;
 #[cfg(test)]
@@ -282,8 +286,13 @@ impl Hub {
     }
 
     /// Registers a new connection and returns its id.
-    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> (ConnId, Vec<Effect>) {
-        let conn = self.fanout.client_open(transport, now_ms);
+    pub fn client_open(
+        &mut self,
+        transport: Transport,
+        who: Option<Identity>,
+        now_ms: i64,
+    ) -> (ConnId, Vec<Effect>) {
+        let conn = self.fanout.client_open(transport, who, now_ms);
         (
             conn,
             self.finish(now_ms, Vec::new(), Vec::new(), Batch::default()),
@@ -291,8 +300,8 @@ impl Hub {
     }
 
     /// Re-registers a connection found after the object woke from hibernation.
-    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String]) {
-        self.fanout.client_restore(conn, symbols);
+    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String], who: Option<Identity>) {
+        self.fanout.client_restore(conn, symbols, who);
     }
 
     /// True when the connection is registered.
@@ -344,9 +353,10 @@ impl Hub {
         symbols: &[String],
         channels: &[String],
         last: Option<&str>,
+        who: Option<Identity>,
         now_ms: i64,
     ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
-        let (conn, first) = self.fanout.sse_open(symbols, channels, last, now_ms)?;
+        let (conn, first) = self.fanout.sse_open(symbols, channels, last, who, now_ms)?;
         let fx = self.finish(now_ms, Vec::new(), Vec::new(), Batch::default());
         Ok((conn, first, fx))
     }

@@ -24,6 +24,7 @@
 //! routing), [`rest`], [`config`], [`symbol`], [`price`], [`error`], [`fastmap`],
 //! [`backoff`].
 
+pub mod auth;
 pub mod backoff;
 pub mod batch;
 pub mod channel;

@@ -5,6 +5,7 @@
 //! and the shard links exist only on the leader, the link to the leader only on a shard, and
 //! an event of the other role (which the edge never produces) changes nothing.
 
+use super::auth::Identity;
 use super::config::Config;
 use super::effect::Effect;
 use super::error::ApiError;
@@ -87,18 +88,23 @@ impl Node {
     }
 
     /// Registers a new connection.
-    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> (ConnId, Vec<Effect>) {
+    pub fn client_open(
+        &mut self,
+        transport: Transport,
+        who: Option<Identity>,
+        now_ms: i64,
+    ) -> (ConnId, Vec<Effect>) {
         match self {
-            Node::Leader(h) => h.client_open(transport, now_ms),
-            Node::Shard(s) => s.client_open(transport, now_ms),
+            Node::Leader(h) => h.client_open(transport, who, now_ms),
+            Node::Shard(s) => s.client_open(transport, who, now_ms),
         }
     }
 
     /// Re-registers a connection found after hibernation.
-    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String]) {
+    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String], who: Option<Identity>) {
         match self {
-            Node::Leader(h) => h.client_restore(conn, symbols),
-            Node::Shard(s) => s.client_restore(conn, symbols),
+            Node::Leader(h) => h.client_restore(conn, symbols, who),
+            Node::Shard(s) => s.client_restore(conn, symbols, who),
         }
     }
 
@@ -161,11 +167,12 @@ impl Node {
         symbols: &[String],
         channels: &[String],
         last: Option<&str>,
+        who: Option<Identity>,
         now_ms: i64,
     ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
         match self {
-            Node::Leader(h) => h.sse_open(symbols, channels, last, now_ms),
-            Node::Shard(s) => s.sse_open(symbols, channels, last, now_ms),
+            Node::Leader(h) => h.sse_open(symbols, channels, last, who, now_ms),
+            Node::Shard(s) => s.sse_open(symbols, channels, last, who, now_ms),
         }
     }
 

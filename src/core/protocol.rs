@@ -26,6 +26,8 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4009;
     /// The service is at `MAX_CONNECTIONS`.
     pub const AT_CAPACITY: u16 = 4290;
+    /// The connection's token expired: reconnect with a fresh one.
+    pub const TOKEN_EXPIRED: u16 = 4401;
 
     /// The code to answer a client's close with: its own, except the reserved codes that
     /// may not be sent (1005 no status, 1006 abnormal, 1015 TLS), answered with 1000.

@@ -2,6 +2,7 @@
 //! asks the leader object: the edge reads a request's method, path, query and three headers,
 //! and gets a typed [`Route`] or the [`ApiError`] to answer with.
 
+use super::auth;
 use super::config::Config;
 use super::error::ApiError;
 use super::fanout::cursor;
@@ -27,6 +28,8 @@ pub struct Incoming<'a> {
     pub authorization: Option<&'a str>,
     /// The `Last-Event-ID` header.
     pub last_event_id: Option<&'a str>,
+    /// Now (epoch ms): a JWT's `exp` is checked against it.
+    pub now_ms: i64,
 }
 
 /// What a request is, once it passed every check.
@@ -87,6 +90,8 @@ pub enum LeaderRequest {
         channels: Vec<String>,
         /// The id the reader already has.
         last: Option<String>,
+        /// The reader's JWT, for the object to know whose stream it is (with `JWT_SECRET`).
+        token: Option<String>,
     },
     /// `/health`.
     Health,
@@ -135,8 +140,12 @@ impl LeaderRequest {
                 symbols,
                 channels,
                 last,
+                token,
             } => {
                 let mut path = format!("/stream?symbols={}", symbols.join(","));
+                if let Some(t) = token {
+                    path.push_str(&format!("&token={t}"));
+                }
                 if !channels.is_empty() {
                     path.push_str(&format!("&channels={}", channels.join(",")));
                 }
@@ -179,6 +188,7 @@ impl LeaderRequest {
                 symbols: list("symbols").unwrap_or_default(),
                 channels: list("channels").unwrap_or_default(),
                 last: param("last").cloned().filter(|v| cursor::well_formed(v)),
+                token: param("token").cloned(),
             },
             "/health" => LeaderRequest::Health,
             "/metrics" => LeaderRequest::Metrics,
@@ -256,7 +266,13 @@ pub fn classify(
         }
     }
     if is_stream {
-        if let Some(expected) = &cfg.auth_token {
+        if let Some(secret) = &cfg.jwt_secret {
+            let token = presented_token(req.authorization, req.query);
+            if let Err(e) = auth::identify(Some(secret), token, req.now_ms) {
+                let e = ApiError::Unauthorized(e.to_string());
+                return Err((e, Some(StreamRefusal::Token)));
+            }
+        } else if let Some(expected) = &cfg.auth_token {
             if !authorized(req, expected) {
                 let e = ApiError::Unauthorized(
                     "a token is required: ?token=... or Authorization: Bearer ...".into(),
@@ -350,6 +366,25 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
             Ok(Route::CachedRead(LeaderRequest::Price { symbol }))
         }
     }
+}
+
+/// The token a request presents: `Authorization: Bearer`, else `?token=`.
+pub fn presented_token<'a>(
+    authorization: Option<&'a str>,
+    query: &'a [(String, String)],
+) -> Option<&'a str> {
+    let bearer = authorization
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    bearer.or_else(|| {
+        query
+            .iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.as_str())
+    })
 }
 
 /// Whether the request presents the token, as `Authorization: Bearer` or `?token=`, compared
@@ -502,7 +537,8 @@ mod tests {
             Ok(Route::Leader(LeaderRequest::Stream {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
                 channels: vec![],
-                last: Some("42".into())
+                last: Some("42".into()),
+                token: None,
             }))
         );
         assert_eq!(
@@ -588,16 +624,19 @@ mod tests {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
                 channels: vec![],
                 last: Some("7".into()),
+                token: None,
             },
             LeaderRequest::Stream {
                 symbols: vec!["BTCUSDT".into()],
                 channels: vec!["events:signals".into()],
                 last: Some("7_e1_3".into()),
+                token: Some("h.c.s".into()),
             },
             LeaderRequest::Stream {
                 symbols: vec![],
                 channels: vec!["events:signals".into()],
                 last: None,
+                token: None,
             },
             LeaderRequest::Health,
             LeaderRequest::Metrics,

@@ -11,6 +11,8 @@
 
 use std::rc::Rc;
 
+use super::auth::Identity;
+
 use super::backoff;
 use super::batch::{Batch, StateChange, WireKind};
 use super::config::Config;
@@ -331,14 +333,19 @@ impl Shard {
     }
 
     /// Registers a new connection; dials the leader if this is the first client.
-    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> (ConnId, Vec<Effect>) {
-        let conn = self.fanout.client_open(transport, now_ms);
+    pub fn client_open(
+        &mut self,
+        transport: Transport,
+        who: Option<Identity>,
+        now_ms: i64,
+    ) -> (ConnId, Vec<Effect>) {
+        let conn = self.fanout.client_open(transport, who, now_ms);
         (conn, self.finish(now_ms, Vec::new()))
     }
 
     /// Re-registers a WebSocket found after the object woke from hibernation.
-    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String]) {
-        self.fanout.client_restore(conn, symbols);
+    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String], who: Option<Identity>) {
+        self.fanout.client_restore(conn, symbols, who);
     }
 
     /// True when the connection is registered.
@@ -412,6 +419,7 @@ impl Shard {
         symbols: &[String],
         channels: &[String],
         last: Option<&str>,
+        who: Option<Identity>,
         now_ms: i64,
     ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
         if !self.synced() {
@@ -420,7 +428,7 @@ impl Shard {
                 retry_after_s: 1,
             });
         }
-        let (conn, first) = self.fanout.sse_open(symbols, channels, last, now_ms)?;
+        let (conn, first) = self.fanout.sse_open(symbols, channels, last, who, now_ms)?;
         Ok((conn, first, self.finish(now_ms, Vec::new())))
     }
 

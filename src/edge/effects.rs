@@ -12,6 +12,7 @@ use super::env::{log, log_error, log_fields, now_ms};
 use super::links;
 use super::shared::Shared;
 use super::upstream;
+use crate::core::auth::Identity;
 use crate::core::effect::{Effect, Level};
 use crate::core::fanout::session::Attachment;
 use crate::core::fanout::ConnId;
@@ -50,7 +51,9 @@ impl Shared {
             Effect::Send { conn, frame } => self.send_one(conn, &frame, failed),
             Effect::Fanout { conns, frame } => self.fan_out(&conns, &frame, failed),
             Effect::Close { conn, code, reason } => self.close(conn, code, reason),
-            Effect::SaveSubscriptions { conn, symbols } => self.save_attachment(conn, symbols),
+            Effect::SaveSubscriptions { conn, symbols, who } => {
+                self.save_attachment(conn, symbols, who)
+            }
             Effect::ConnectUpstream { generation, url } => {
                 upstream::spawn(self.clone(), generation, url)
             }
@@ -96,9 +99,9 @@ impl Shared {
         }
     }
 
-    fn save_attachment(&self, conn: ConnId, symbols: Vec<String>) {
+    fn save_attachment(&self, conn: ConnId, symbols: Vec<String>, who: Option<Identity>) {
         if let Some(ws) = self.clients.borrow().get(&conn) {
-            if let Err(e) = ws.serialize_attachment(Attachment::new(conn, symbols)) {
+            if let Err(e) = ws.serialize_attachment(Attachment::new(conn, symbols, who)) {
                 log_error("attachment_failed", &e.to_string());
             }
         }

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use worker::{event, Context, Env, Headers, Request, Response, Result};
 
 use super::edge_cache;
-use super::env::{load_config, log_error};
+use super::env::{load_config, log_error, now_ms};
 use super::http;
 use super::objects::{ask_leader, entry, inject, publish_to_leader};
 use crate::core::config::Config;
@@ -121,6 +121,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
         upgrade: upgrade.as_deref(),
         authorization: authorization.as_deref(),
         last_event_id: last_event_id.as_deref(),
+        now_ms: now_ms(),
     };
     match classify(cfg, cors, &incoming) {
         Err((e, refusal)) => {

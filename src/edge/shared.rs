@@ -16,8 +16,11 @@ use wasm_bindgen::JsValue;
 use worker::{Env, Response, Result, State, WebSocket, WebSocketPair};
 
 use super::env::{log_fields, now_ms};
+use super::http;
 use super::storage::Store;
+use crate::core::auth;
 use crate::core::effect::{Effect, Level};
+use crate::core::error::ApiError;
 use crate::core::fanout::session::Attachment;
 use crate::core::fanout::{ConnId, Transport};
 use crate::core::fastmap::FastMap;
@@ -88,7 +91,14 @@ impl Shared {
         self.run(|n| n.on_leader(|hub| hub.start(now_ms())));
     }
 
-    pub(super) fn accept_client(self: &Rc<Self>) -> Result<Response> {
+    /// A client's WebSocket upgrade, with the token it presented (checked again here: with
+    /// `JWT_SECRET` the identity stays with the connection).
+    pub(super) fn accept_client(self: &Rc<Self>, token: Option<&str>) -> Result<Response> {
+        let secret = self.node.borrow().config().jwt_secret.clone();
+        let who = match auth::identify(secret.as_deref(), token, now_ms()) {
+            Ok(who) => who,
+            Err(e) => return http::error(&ApiError::Unauthorized(e.to_string())),
+        };
         if !self.node.borrow_mut().admit_client() {
             let max = self.node.borrow().config().max_connections;
             log_fields(
@@ -106,12 +116,12 @@ impl Shared {
         }
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
-        let (conn, fx) = self
-            .node
-            .borrow_mut()
-            .client_open(Transport::WebSocket, now_ms());
+        let (conn, fx) =
+            self.node
+                .borrow_mut()
+                .client_open(Transport::WebSocket, who.clone(), now_ms());
         pair.server
-            .serialize_attachment(Attachment::new(conn, Vec::new()))?;
+            .serialize_attachment(Attachment::new(conn, Vec::new(), who))?;
         self.remember(&pair.server, conn);
         self.clients.borrow_mut().insert(conn, pair.server);
         self.execute(fx);
@@ -135,7 +145,7 @@ impl Shared {
             .valid()?;
         let mut node = self.node.borrow_mut();
         if !node.has_client(a.id) {
-            node.client_restore(a.id, &a.subs);
+            node.client_restore(a.id, &a.subs, a.who);
             self.clients.borrow_mut().insert(a.id, ws.clone());
         }
         self.remember(ws, a.id);

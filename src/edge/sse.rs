@@ -11,6 +11,8 @@ use worker::{wasm_bindgen_futures::spawn_local, Delay, Headers, Response, Result
 use super::env::now_ms;
 use super::http;
 use super::shared::Shared;
+use crate::core::auth;
+use crate::core::error::ApiError;
 use crate::core::fanout::ConnId;
 use crate::core::fanout::SseTake;
 use crate::core::request::stream_channels;
@@ -95,7 +97,13 @@ impl Shared {
         symbols: &[String],
         channels: &[String],
         last: Option<String>,
+        token: Option<String>,
     ) -> Result<Response> {
+        let secret = self.node.borrow().config().jwt_secret.clone();
+        let who = match auth::identify(secret.as_deref(), token.as_deref(), now_ms()) {
+            Ok(who) => who,
+            Err(e) => return http::error(&ApiError::Unauthorized(e.to_string())),
+        };
         // The Worker validated the lists; the object checks them again against its own
         // configuration, so nothing unserved is ever registered.
         let checked = {
@@ -115,7 +123,7 @@ impl Shared {
         let opened =
             self.node
                 .borrow_mut()
-                .sse_open(&symbols, &channels, last.as_deref(), now_ms());
+                .sse_open(&symbols, &channels, last.as_deref(), who, now_ms());
         let (conn, first, fx) = match opened {
             Ok(v) => v,
             Err(e) => return http::error(&e),

@@ -15,6 +15,7 @@ mod browser;
 mod events;
 mod limits;
 mod market;
+mod private;
 mod rest;
 mod shards;
 mod sse;
@@ -246,6 +247,8 @@ fn main() {
         market::trades_arrive_in_order_with_no_gap_and_the_book_has_ten_levels,
         market::a_candle_updates_and_its_close_arrives_once,
         market::market_channels_stream_over_sse_and_the_upstream_follows_them,
+        private::private_channels_reach_only_their_owner,
+        private::a_token_expiring_mid_connection_closes_4401,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

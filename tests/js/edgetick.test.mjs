@@ -232,3 +232,27 @@ test('event channels: each event once, positions resumed on reconnect, a lost ga
     globalThis.WebSocket = saved;
   }
 });
+
+test('a token provider is asked before every connection (a reconnect after 4401 gets a fresh token)', async () => {
+  const saved = globalThis.WebSocket;
+  globalThis.WebSocket = OpenSocket;
+  OpenSocket.made = [];
+  let n = 0;
+  const feed = new PriceFeed({
+    url: 'http://127.0.0.1:9',
+    symbols: ['BTCUSDT'],
+    transport: 'websocket',
+    token: async () => `t${++n}`,
+  });
+  try {
+    await waitFor(() => OpenSocket.made.length >= 1);
+    assert.equal(OpenSocket.made[0].url, 'ws://127.0.0.1:9/ws?token=t1');
+    OpenSocket.made[0].onopen();
+    OpenSocket.made[0].onclose({ code: 4401 });
+    await waitFor(() => OpenSocket.made.length >= 2);
+    assert.equal(OpenSocket.made[1].url, 'ws://127.0.0.1:9/ws?token=t2', 'a fresh token');
+  } finally {
+    feed.close();
+    globalThis.WebSocket = saved;
+  }
+});

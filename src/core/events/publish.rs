@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::core::channel::EVENTS;
-use crate::core::config::EventsConfig;
+use crate::core::channel::{self, EVENTS};
+use crate::core::config::{Config, EventsConfig};
 use crate::core::error::ApiError;
 
 /// A publish, checked.
@@ -29,8 +29,10 @@ struct Body {
 /// The longest event name accepted.
 const MAX_NAME: usize = 128;
 
-/// Checks a publish body: size first (before parsing), then shape, then channel.
-pub fn parse(cfg: &EventsConfig, body: &str) -> Result<Publish, ApiError> {
+/// Checks a publish body: size first (before parsing), then shape, then channel: a public
+/// `events:<name>` or a private `user:<id>:<name>`, `<name>` on `EVENT_CHANNELS`.
+pub fn parse(config: &Config, body: &str) -> Result<Publish, ApiError> {
+    let cfg = &config.events;
     if body.len() > cfg.max_event_bytes {
         return Err(too_large(cfg, body.len()));
     }
@@ -47,7 +49,8 @@ pub fn parse(cfg: &EventsConfig, body: &str) -> Result<Publish, ApiError> {
     }
     let served = channel
         .strip_prefix(EVENTS)
-        .is_some_and(|name| cfg.channels.iter().any(|c| c == name));
+        .is_some_and(|name| cfg.channels.iter().any(|c| c == name))
+        || channel::is_private(config, &channel);
     if !served {
         let list: Vec<String> = cfg
             .channels
@@ -55,7 +58,7 @@ pub fn parse(cfg: &EventsConfig, body: &str) -> Result<Publish, ApiError> {
             .map(|c| format!("{EVENTS}{c}"))
             .collect();
         return Err(ApiError::UnknownChannel(format!(
-            "{channel:?} is not an event channel here; EVENT_CHANNELS serves {}",
+            "{channel:?} is not an event channel here; EVENT_CHANNELS serves {} (and user:<id>:<name> for those names)",
             list.join(", ")
         )));
     }
@@ -109,14 +112,19 @@ impl Bucket {
 mod tests {
     use super::*;
 
-    fn cfg() -> EventsConfig {
-        EventsConfig {
-            publish_token: Some("t".into()),
-            channels: vec!["signals".into()],
-            max_event_bytes: 100,
-            publish_per_second: 2,
-            history: 10,
-        }
+    fn cfg() -> Config {
+        let vars = [
+            ("PUBLISH_TOKEN", "t"),
+            ("EVENT_CHANNELS", "signals"),
+            ("MAX_EVENT_BYTES", "100"),
+            ("PUBLISH_PER_SECOND", "2"),
+        ];
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap()
     }
 
     #[test]
@@ -142,6 +150,10 @@ mod tests {
         assert_eq!(e.code(), "UNKNOWN_CHANNEL");
         let p = parse(&c, r#"{"channel":"events:signals","event":"x"}"#).unwrap();
         assert_eq!(p.data.get(), "null", "no data is null");
+        let p = parse(&c, r#"{"channel":"user:alice:signals","event":"x"}"#).unwrap();
+        assert_eq!(p.channel, "user:alice:signals", "a private channel");
+        assert_eq!(code(r#"{"channel":"user:alice:other","event":"x"}"#), 400);
+        assert_eq!(code(r#"{"channel":"user:a:b:signals","event":"x"}"#), 400);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
+use crate::core::auth::Identity;
 use crate::core::events::Event;
 use crate::core::fanout::session::{RateLimiter, SseState, WsFlow};
 use crate::core::fastmap::FastMap;
@@ -239,6 +240,8 @@ pub struct Client {
     pub limiter: RateLimiter,
     /// When the last price frame went out to it (the flush pacer's crowding measure).
     pub last_price_at: Option<i64>,
+    /// Whose connection it is (with `JWT_SECRET`).
+    pub who: Option<Identity>,
     subs: BTreeSet<String>,
 }
 
@@ -268,6 +271,7 @@ impl Client {
             carrier,
             limiter: RateLimiter::new(rate, now_ms),
             last_price_at: None,
+            who: None,
             subs: BTreeSet::new(),
         }
     }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::{Carrier, ConnId, Fanout, Transport};
+use crate::core::auth::{self, Identity};
 use crate::core::channel;
 use crate::core::effect::Effect;
 use crate::core::error::{ClientError, ErrorCode};
@@ -57,12 +58,18 @@ impl Fanout {
 
     /// Registers a new connection and returns its id. The edge stores the id (with the empty
     /// subscription set) in the socket's attachment.
-    pub fn client_open(&mut self, transport: Transport, now_ms: i64) -> ConnId {
+    pub fn client_open(
+        &mut self,
+        transport: Transport,
+        who: Option<Identity>,
+        now_ms: i64,
+    ) -> ConnId {
         self.stats.connections_opened += 1;
         let id = self.next_conn;
         self.next_conn += 1;
         let rate = self.cfg.client_messages_per_second;
         self.clients.insert(id, transport, rate, now_ms);
+        self.identify(id, who);
         self.churn(true, now_ms);
         if transport == Transport::Sse {
             self.watch(now_ms);
@@ -71,7 +78,7 @@ impl Fanout {
     }
 
     /// Re-registers a WebSocket found after the object woke from hibernation.
-    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String]) {
+    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String], who: Option<Identity>) {
         let served: Vec<String> = symbols
             .iter()
             .filter(|s| self.cfg.symbols.contains(s) || channel::resolve(&self.cfg, s).is_ok())
@@ -79,6 +86,7 @@ impl Fanout {
             .collect();
         let rate = self.cfg.client_messages_per_second;
         self.clients.insert(conn, Transport::WebSocket, rate, 0);
+        self.identify(conn, who);
         let added = self.clients.subscribe(conn, &served);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         self.next_conn = self.next_conn.max(conn + 1);
@@ -92,6 +100,9 @@ impl Fanout {
     /// A connection closed or errored.
     pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) {
         if let Some(client) = self.clients.remove(conn) {
+            if let Some(who) = &client.who {
+                self.expiries.remove(&(who.exp_ms, conn));
+            }
             self.churn(false, now_ms);
             self.interest_changed |= client.has_subscriptions();
         }
@@ -182,7 +193,10 @@ impl Fanout {
                 id,
             } => match self.resolve_targets(&symbols, &channels) {
                 Err(e) => self.reject(conn, e.with_id(id), fx),
-                Ok(wanted) => self.subscribe(conn, wanted, &since, id, now_ms, fx),
+                Ok(wanted) => match self.forbidden(conn, &wanted.channels) {
+                    Some(e) => self.reject(conn, e.with_id(id), fx),
+                    None => self.subscribe(conn, wanted, &since, id, now_ms, fx),
+                },
             },
             Command::Unsubscribe {
                 symbols,
@@ -347,11 +361,53 @@ impl Fanout {
         ))
     }
 
-    fn save(&self, conn: ConnId) -> Effect {
+    fn save(&mut self, conn: ConnId) -> Effect {
+        let who = self.clients.get_mut(conn).and_then(|c| c.who.clone());
         Effect::SaveSubscriptions {
             conn,
             symbols: self.clients.subscriptions(conn),
+            who,
         }
+    }
+
+    /// Keeps whose connection `conn` is, and when its token expires.
+    fn identify(&mut self, conn: ConnId, who: Option<Identity>) {
+        if let (Some(w), Some(c)) = (&who, self.clients.get_mut(conn)) {
+            self.expiries.insert((w.exp_ms, conn));
+            c.who = who;
+        }
+    }
+
+    /// Closes the connections whose token expired by `now_ms`: 4401 for a WebSocket (the
+    /// client reconnects with a fresh token), the end for an SSE stream.
+    pub(super) fn expire(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        while let Some(&(at, conn)) = self.expiries.first() {
+            if at > now_ms {
+                break;
+            }
+            self.expiries.pop_first();
+            let sse = self.clients.get_mut(conn).is_some_and(|c| c.is_sse());
+            if sse {
+                if let Some(Carrier::Sse(s)) = self.clients.get_mut(conn).map(|c| &mut c.carrier) {
+                    s.closing = true;
+                }
+                fx.push(Effect::SseWake { conns: vec![conn] });
+            } else {
+                self.close_client(conn, close::TOKEN_EXPIRED, "token expired", now_ms, fx);
+            }
+        }
+    }
+
+    /// Why this connection may not read one of `channels`, if it may not.
+    fn forbidden(&mut self, conn: ConnId, channels: &[String]) -> Option<ClientError> {
+        let who = self.clients.get_mut(conn).and_then(|c| c.who.clone());
+        let why = channels
+            .iter()
+            .find_map(|c| auth::forbidden(who.as_ref(), c))?;
+        Some(ClientError::new(
+            ErrorCode::Forbidden,
+            format!("{why}; nothing was changed"),
+        ))
     }
 
     /// Sends one already encoded frame (an event) to one client.

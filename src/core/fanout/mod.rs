@@ -123,6 +123,8 @@ pub struct Fanout {
     history: History,
     /// Market channels' states and the frames gathered for the next flush.
     market: market::MarketOut,
+    /// When each identified connection's token expires.
+    expiries: BTreeSet<(i64, ConnId)>,
 }
 
 impl Fanout {
@@ -131,6 +133,7 @@ impl Fanout {
         Fanout {
             history: History::new(String::new(), cfg.events.history),
             market: market::MarketOut::default(),
+            expiries: BTreeSet::new(),
             latest: Latest::new(cfg.price_ttl_ms),
             pacer: Pacer::new(cfg.flush_ms),
             cfg,
@@ -160,6 +163,8 @@ impl Fanout {
     /// to their subscribers (at once or in a window, as the pacer says), then a state change
     /// is announced.
     pub fn apply(&mut self, batch: &Batch, now_ms: i64, fx: &mut Vec<Effect>) {
+        // An object that slept past a token's expiry closes it before delivering anything.
+        self.expire(now_ms, fx);
         for symbol in self.latest.apply(batch) {
             if self.clients.subscribers(symbol).next().is_none() {
                 continue;
@@ -273,7 +278,8 @@ impl Fanout {
 
     /// When the fan-out next needs [`Fanout::timer`]: a flush, the churn line or the check.
     pub fn timer_due(&self) -> Option<i64> {
-        [self.pacer.due(), self.churn_due, self.tick_at]
+        let expiry = self.expiries.first().map(|(at, _)| *at);
+        [self.pacer.due(), self.churn_due, self.tick_at, expiry]
             .into_iter()
             .flatten()
             .min()
@@ -281,6 +287,7 @@ impl Fanout {
 
     /// The timer fired: flush what is due, log churn, and run the periodic check when due.
     pub fn timer(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        self.expire(now_ms, fx);
         if self.pacer.due().is_some_and(|t| t <= now_ms) {
             if self.pacer.windowed() {
                 self.stats.flushes_windowed += 1;

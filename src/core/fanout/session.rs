@@ -9,6 +9,7 @@ use super::cursor::{self, EventsAt};
 use std::collections::{BTreeSet, VecDeque};
 
 use super::ConnId;
+use crate::core::auth::Identity;
 
 /// Seconds over which rejected messages are counted before a client is closed with 4008.
 pub const RATE_WINDOW_MS: i64 = 3_000;
@@ -193,15 +194,20 @@ pub struct Attachment {
     pub id: ConnId,
     /// Its subscriptions.
     pub subs: Vec<String>,
+    /// Whose connection it is (with `JWT_SECRET`); absent in attachments written before
+    /// private channels, which read as no identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<Identity>,
 }
 
 impl Attachment {
     /// The current version's attachment.
-    pub fn new(id: ConnId, subs: Vec<String>) -> Attachment {
+    pub fn new(id: ConnId, subs: Vec<String>, who: Option<Identity>) -> Attachment {
         Attachment {
             v: ATTACHMENT_VERSION,
             id,
             subs,
+            who,
         }
     }
 
@@ -294,7 +300,7 @@ mod tests {
 
     #[test]
     fn an_attachment_of_another_version_is_not_trusted() {
-        let a = Attachment::new(7, vec!["BTCUSDT".into()]);
+        let a = Attachment::new(7, vec!["BTCUSDT".into()], None);
         assert_eq!(a.clone().valid(), Some(a.clone()));
         let old = Attachment { v: 0, ..a };
         assert_eq!(old.valid(), None);

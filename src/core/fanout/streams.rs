@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use super::cursor::{self, EventsAt};
 use super::{Carrier, ConnId, Fanout, Transport};
+use crate::core::auth::{self, Identity};
 use crate::core::channel;
 use crate::core::error::ApiError;
 use crate::core::events::Event;
@@ -43,8 +44,15 @@ impl Fanout {
         symbols: &[String],
         channels: &[String],
         last: Option<&str>,
+        who: Option<Identity>,
         now_ms: i64,
     ) -> Result<(ConnId, String), ApiError> {
+        if let Some(why) = channels
+            .iter()
+            .find_map(|c| auth::forbidden(who.as_ref(), c))
+        {
+            return Err(ApiError::ChannelForbidden(why));
+        }
         let cap = self.cfg.max_symbols_per_connection;
         if symbols.len() + channels.len() > cap {
             return Err(ApiError::TooManySymbols(format!(
@@ -65,23 +73,13 @@ impl Fanout {
         let (after, resumed) = last
             .and_then(|raw| cursor::parse(raw, &evented))
             .unwrap_or((0, None));
-        let conn = self.client_open(Transport::Sse, now_ms);
+        let conn = self.client_open(Transport::Sse, who, now_ms);
         let keys: Vec<String> = symbols.iter().chain(channels).cloned().collect();
         let added = self.clients.subscribe(conn, &keys);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         let since = resumed.as_ref().map(EventsAt::since).unwrap_or_default();
         let (recovered, missed) = self.recover(channels, &since);
-        // A recovered reader's position starts where it was and moves with each replayed
-        // event; any other starts at the top of each channel.
-        let start = |c: &String| match (&resumed, recovered) {
-            (Some(at), Some(true)) => at
-                .offsets
-                .iter()
-                .find(|(k, _)| k == c)
-                .map_or(0, |(_, o)| *o),
-            _ => self.history.top(c),
-        };
-        let tops: Vec<(String, u64)> = evented.iter().map(|c| (c.clone(), start(c))).collect();
+        let tops = self.positions(&evented, resumed.as_ref(), recovered);
         let first = self.sse_first(
             conn,
             symbols,
@@ -96,6 +94,25 @@ impl Fanout {
         );
         self.count_sent(1, first.len());
         Ok((conn, first))
+    }
+
+    /// Where a new stream starts in each of its event channels: a recovered reader where it
+    /// was (each replayed event then moves it), any other at the top of each channel.
+    fn positions(
+        &self,
+        evented: &[String],
+        resumed: Option<&EventsAt>,
+        recovered: Option<bool>,
+    ) -> Vec<(String, u64)> {
+        let start = |c: &String| match (resumed, recovered) {
+            (Some(at), Some(true)) => at
+                .offsets
+                .iter()
+                .find(|(k, _)| k == c)
+                .map_or(0, |(_, o)| *o),
+            _ => self.history.top(c),
+        };
+        evented.iter().map(|c| (c.clone(), start(c))).collect()
     }
 
     /// A new stream's first bytes (see [`Fanout::sse_open`]); sets where it starts.

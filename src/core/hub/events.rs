@@ -35,7 +35,7 @@ impl Hub {
     /// A publish that passed the token check: checked, given its offset, stored, then fanned
     /// out once to the leader's clients and every linked shard. Returns the answer's body.
     pub fn publish(&mut self, body: &str, now_ms: i64) -> Result<(String, Vec<Effect>), ApiError> {
-        let p = publish::parse(&self.cfg.events, body)?;
+        let p = publish::parse(&self.cfg, body)?;
         self.publishes
             .take(self.cfg.events.publish_per_second, now_ms)?;
         let event = self.history.append(&p.channel, &p.event, &p.data, now_ms);

@@ -48,7 +48,7 @@ const BOOK: &str = r#"{"stream":"btcusdt@depth10@100ms","data":{"lastUpdateId":7
 /// A hub with client `c` following BTCUSDT's trades and book; returns the upstream
 /// requests that made.
 fn following(h: &mut Hub) -> (ConnId, Vec<Value>) {
-    let (c, _) = h.client_open(Transport::WebSocket, 1);
+    let (c, _) = h.client_open(Transport::WebSocket, None, 1);
     let sub = r#"{"action":"subscribe","channels":["trades:BTCUSDT","book:BTCUSDT"]}"#;
     let mut fx = h.client_text(c, sub, 2);
     fx.extend(h.timer(2));
@@ -110,7 +110,7 @@ fn trades_gather_per_flush_and_states_greet_new_subscribers() {
     assert!(book
         .iter()
         .any(|f| f["type"] == "book" && f["bids"][0][0] == "1.0"));
-    let (d, _) = h.client_open(Transport::WebSocket, 2_200);
+    let (d, _) = h.client_open(Transport::WebSocket, None, 2_200);
     let sub = r#"{"action":"subscribe","channels":["book:BTCUSDT"]}"#;
     let fx = h.client_text(d, sub, 2_200);
     let first = frames(&fx, d);
@@ -123,7 +123,7 @@ fn trades_gather_per_flush_and_states_greet_new_subscribers() {
 #[test]
 fn a_closed_candle_arrives_once_beside_the_newest_open_one() {
     let mut h = hub();
-    let (c, _) = h.client_open(Transport::WebSocket, 1);
+    let (c, _) = h.client_open(Transport::WebSocket, None, 1);
     h.client_text(
         c,
         r#"{"action":"subscribe","channels":["candles:BTCUSDT:1m"]}"#,

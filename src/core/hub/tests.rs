@@ -83,7 +83,7 @@ fn start_connects_once_to_the_first_endpoint_with_every_stream() {
 fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
     let mut h = connected();
     h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1), 10);
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     let fx = h.client_text(
         c,
         r#"{"action":"subscribe","symbols":["btc/usdt","ETH-USDT"],"id":1}"#,
@@ -103,7 +103,8 @@ fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
     assert_eq!(f[1]["prices"][0]["price"], "100.5");
     assert!(fx.contains(&Effect::SaveSubscriptions {
         conn: c,
-        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()]
+        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+        who: None,
     }));
     let fx = h.upstream_text(1, &ticker("ETHUSDT", "2000.1", 2), 30);
     let f = frames(&fx, c);
@@ -117,9 +118,9 @@ fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
 #[test]
 fn each_client_gets_only_its_symbols_and_one_update_is_encoded_once() {
     let mut h = connected();
-    let a = h.client_open(Transport::WebSocket, 0).0;
-    let b = h.client_open(Transport::WebSocket, 0).0;
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let a = h.client_open(Transport::WebSocket, None, 0).0;
+    let b = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
     h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
@@ -141,7 +142,7 @@ fn each_client_gets_only_its_symbols_and_one_update_is_encoded_once() {
 #[test]
 fn unknown_symbol_is_an_error_and_changes_nothing() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     let fx = h.client_text(
         c,
         r#"{"action":"subscribe","symbols":["BTCUSDT","DOGEUSDT"],"id":7}"#,
@@ -164,7 +165,7 @@ fn unknown_symbol_is_an_error_and_changes_nothing() {
 #[test]
 fn unsubscribe_list_and_ping() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     h.client_text(
         c,
         r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
@@ -199,7 +200,7 @@ fn unsubscribe_list_and_ping() {
 #[test]
 fn limits_on_symbols_and_frame_size() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     let f = frames(
         &h.client_text(
             c,
@@ -219,11 +220,11 @@ fn limits_on_symbols_and_frame_size() {
         }]
     );
     assert!(!h.has_client(c), "a closed connection is forgotten at once");
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     let f = frames(&h.client_binary(c, 3, 0), c);
     assert_eq!(f[0]["code"], "BAD_REQUEST");
     assert!(h.admit_client());
-    h.client_open(Transport::WebSocket, 0);
+    h.client_open(Transport::WebSocket, None, 0);
     assert!(!h.admit_client(), "MAX_CONNECTIONS is 2");
     assert_eq!(h.fanout_stats().refused_at_capacity, 1);
     assert_eq!(
@@ -255,7 +256,7 @@ fn prices_are_written_in_batches_after_their_fan_out() {
         "a block is reserved first"
     );
     h.upstream_opened(1, 0);
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     let fx = h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
     assert_eq!(frames(&fx, c).len(), 1, "sent at once");
@@ -330,7 +331,7 @@ fn the_first_frame_brings_the_watchdog_alarm_forward_to_the_cadence_limit() {
 #[test]
 fn caps_are_checked_before_symbols_are_resolved() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     // Three unknown names over a cap of two: the count answers, not the content.
     let f = frames(
         &h.client_text(
@@ -372,7 +373,7 @@ fn caps_are_checked_before_symbols_are_resolved() {
 #[test]
 fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     h.upstream_text(1, &ticker("BTCUSDT", "5", 1), 1);
     for garbage in [
@@ -392,7 +393,7 @@ fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
 #[test]
 fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     let fx = h.upstream_failed(
         1,
         Failure::Closed {
@@ -527,9 +528,9 @@ fn restored_clients_and_prices_continue_where_they_were() {
         ..Price::default()
     };
     h.restore_prices(vec![p], 50, 1_000);
-    h.client_restore(9, &["BTCUSDT".to_string(), "NOTSERVED".to_string()]);
+    h.client_restore(9, &["BTCUSDT".to_string(), "NOTSERVED".to_string()], None);
     assert_eq!(
-        h.client_open(Transport::WebSocket, 0).0,
+        h.client_open(Transport::WebSocket, None, 0).0,
         10,
         "new ids continue above restored ones"
     );
@@ -577,7 +578,7 @@ fn on_demand_follows_listeners() {
         .iter()
         .all(|e| !matches!(e, Effect::ConnectUpstream { .. })));
     assert_eq!(h.upstream_status(), "idle");
-    let a = h.client_open(Transport::WebSocket, 0).0;
+    let a = h.client_open(Transport::WebSocket, None, 0).0;
     let fx = h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 10);
     let url = fx
         .iter()
@@ -591,7 +592,7 @@ fn on_demand_follows_listeners() {
         "{url}"
     );
     h.upstream_opened(1, 20);
-    let b = h.client_open(Transport::WebSocket, 0).0;
+    let b = h.client_open(Transport::WebSocket, None, 0).0;
     let fx = h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
     assert_eq!(
         upstream_sends(&fx),
@@ -622,7 +623,7 @@ fn on_demand_follows_listeners() {
 #[test]
 fn rotation_delivers_every_change_once_with_growing_seq() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     let mut seen: Vec<u64> = Vec::new();
     let mut collect = |fx: &[Effect]| {
@@ -705,7 +706,7 @@ fn etag_follows_seq_and_metrics_count_what_happened() {
     assert_eq!(a, b, "age changes, data does not");
     h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 2_500);
     assert_ne!(h.rest_price("BTCUSDT", 3_000).unwrap().1, a);
-    let c = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
     h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 3_000);
     h.upstream_text(1, &ticker("BTCUSDT", "3", 3), 3_100);
     h.observe_fanout(0.002);
@@ -735,9 +736,9 @@ fn live_with(pairs: &[(&str, &str)]) -> Hub {
 #[test]
 fn an_idle_hub_sends_at_once_and_a_burst_shares_one_frame_per_client() {
     let mut h = live_with(&[("FLUSH_MS", "20")]);
-    let (a, _) = h.client_open(Transport::WebSocket, 0);
-    let (b, _) = h.client_open(Transport::WebSocket, 0);
-    let (c, _) = h.client_open(Transport::WebSocket, 0);
+    let (a, _) = h.client_open(Transport::WebSocket, None, 0);
+    let (b, _) = h.client_open(Transport::WebSocket, None, 0);
+    let (c, _) = h.client_open(Transport::WebSocket, None, 0);
     h.client_text(
         a,
         r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
@@ -808,7 +809,7 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
     h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 10);
     h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 11);
     let (conn, first, _) = h
-        .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], &[], None, 20)
+        .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], &[], None, None, 20)
         .unwrap();
     assert!(
         first.starts_with("retry: 1000\n\nevent: snapshot\nid: 2\ndata: {\"type\":\"snapshot\""),
@@ -831,7 +832,13 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
     // Resume: only what changed after the given id.
     h.upstream_text(1, &ticker("ETHUSDT", "6", 2), 50);
     let (_, resumed, _) = h
-        .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], &[], Some("5"), 60)
+        .sse_open(
+            &["BTCUSDT".into(), "ETHUSDT".into()],
+            &[],
+            Some("5"),
+            None,
+            60,
+        )
         .unwrap();
     assert!(
         resumed.contains("\"ETHUSDT\"") && !resumed.contains("\"BTCUSDT\""),
@@ -845,11 +852,13 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
 #[test]
 fn sse_never_repeats_what_the_snapshot_carried() {
     let mut h = live_with(&[("FLUSH_MS", "20")]);
-    let a = h.client_open(Transport::WebSocket, 0).0;
+    let a = h.client_open(Transport::WebSocket, None, 0).0;
     h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
     // The stream opens inside the flush window: its snapshot already has seq 1.
-    let (conn, first, _) = h.sse_open(&["BTCUSDT".into()], &[], None, 105).unwrap();
+    let (conn, first, _) = h
+        .sse_open(&["BTCUSDT".into()], &[], None, None, 105)
+        .unwrap();
     assert!(first.contains("id: 1\n"));
     h.timer(120);
     assert_eq!(
@@ -868,7 +877,7 @@ fn sse_never_repeats_what_the_snapshot_carried() {
 #[test]
 fn sse_keepalive_slow_warning_and_close() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, 0).unwrap();
+    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, None, 0).unwrap();
     assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
     let fx = h.timer(KEEPALIVE_MS);
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
@@ -891,7 +900,7 @@ fn sse_keepalive_slow_warning_and_close() {
 #[test]
 fn a_warned_reader_that_catches_up_gets_the_warning_first() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, 0).unwrap();
+    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, None, 0).unwrap();
     h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
     h.timer(1_000 + SLOW_WARN_MS);
     let SseTake::Data(d) = h.sse_take(conn, 7_000) else {
@@ -912,18 +921,18 @@ fn sse_limits() {
     ]);
     let two = ["BTCUSDT".to_string(), "ETHUSDT".to_string()];
     assert!(matches!(
-        h.sse_open(&two, &[], None, 0),
+        h.sse_open(&two, &[], None, None, 0),
         Err(ApiError::TooManySymbols(_))
     ));
-    h.sse_open(&two[..1], &[], None, 0).unwrap();
-    let e = h.sse_open(&two[..1], &[], None, 0).unwrap_err();
+    h.sse_open(&two[..1], &[], None, None, 0).unwrap();
+    let e = h.sse_open(&two[..1], &[], None, None, 0).unwrap_err();
     assert_eq!(e.status(), 503);
 }
 
 #[test]
 fn status_changes_reach_sse_readers_as_events() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, 0).unwrap();
+    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, None, 0).unwrap();
     assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
     let fx = h.upstream_failed(1, Failure::Network("gone".into()), 10, 0.5);
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
@@ -940,8 +949,8 @@ fn status_changes_reach_sse_readers_as_events() {
 fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
     use crate::core::fanout::session::ACK_WINDOW_BYTES;
     let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "1000")]);
-    let slow = h.client_open(Transport::WebSocket, 0).0;
-    let bystander = h.client_open(Transport::WebSocket, 0).0;
+    let slow = h.client_open(Transport::WebSocket, None, 0).0;
+    let bystander = h.client_open(Transport::WebSocket, None, 0).0;
     for c in [slow, bystander] {
         h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     }
@@ -1011,8 +1020,8 @@ fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
 #[test]
 fn the_rate_limit_answers_rate_limited_then_closes_4008() {
     let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "3")]);
-    let c = h.client_open(Transport::WebSocket, 0).0;
-    let bystander = h.client_open(Transport::WebSocket, 0).0;
+    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let bystander = h.client_open(Transport::WebSocket, None, 0).0;
     let ping = r#"{"action":"ping"}"#;
     for _ in 0..3 {
         assert_eq!(frames(&h.client_text(c, ping, 0), c)[0]["type"], "pong");
@@ -1078,7 +1087,7 @@ fn rest_bodies() {
 #[test]
 fn a_failed_send_closes_the_client_retryably_and_forgets_it() {
     let mut h = connected();
-    let (c, _) = h.client_open(Transport::WebSocket, 0);
+    let (c, _) = h.client_open(Transport::WebSocket, None, 0);
     h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     let fx = h.send_failed(c, 1);
     let close = Effect::Close {

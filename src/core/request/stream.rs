@@ -1,7 +1,7 @@
 //! `/api/stream`'s request: symbols and channels, each list counted before it is read, and
 //! the id a reconnecting reader resumes from.
 
-use super::{find, parse_symbols_capped, Incoming, LeaderRequest, Route};
+use super::{find, parse_symbols_capped, presented_token, Incoming, LeaderRequest, Route};
 use crate::core::channel;
 use crate::core::config::Config;
 use crate::core::error::ApiError;
@@ -54,10 +54,17 @@ pub(super) fn route(
         }
         None => None,
     };
+    // With JWT_SECRET the object learns whose stream it is from the token (checked above).
+    let token = cfg
+        .jwt_secret
+        .as_ref()
+        .and_then(|_| presented_token(req.authorization, req.query))
+        .map(str::to_string);
     Ok(Route::Leader(LeaderRequest::Stream {
         symbols,
         channels,
         last,
+        token,
     }))
 }
 

@@ -1,0 +1,140 @@
+//! Private channels end to end (`JWT_SECRET`), through two fan-out shards: a bad, forged or
+//! expired token is refused at connect, a user reads only their own `user:<id>:` channels
+//! (live, recovered and over SSE), and a token that expires on an open connection closes it
+//! with 4401.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+use crate::*;
+
+const SECRET: &str = "jwt-secret-for-tests";
+const PUBLISH: &str = "publish-secret";
+
+/// An HS256 JWT for `sub`, valid for `secs` more seconds, signed with `secret`.
+fn token(secret: &str, sub: &str, secs: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = json!({"sub": sub, "exp": now + secs}).to_string();
+    edgetick::core::auth::sign_hs256(secret, &claims)
+}
+
+fn private_service() -> (Exchange, Service) {
+    let ex = Exchange::start(&["--rate", "5"]);
+    let svc = Service::start(
+        "private",
+        &[
+            ("UPSTREAM_URL", &ex.stream_url()),
+            ("SYMBOLS", "BTCUSDT"),
+            ("FANOUT_SHARDS", "2"),
+            ("JWT_SECRET", SECRET),
+            ("PUBLISH_TOKEN", PUBLISH),
+            ("EVENT_CHANNELS", "signals,portfolio"),
+        ],
+    );
+    wait_connected(&svc);
+    (ex, svc)
+}
+
+fn publish(svc: &Service, channel: &str, n: u64) -> Value {
+    let body = json!({"channel": channel, "event": "portfolio_update", "data": {"n": n}});
+    let auth = format!("Bearer {PUBLISH}");
+    let r = post(
+        &svc.url("/api/publish"),
+        &[("Authorization", &auth)],
+        &body.to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn subscribe_private(c: &mut Client, channel: &str, since: Option<Value>) -> Value {
+    let mut cmd = json!({"action": "subscribe", "channels": [channel], "id": 3});
+    if let Some(s) = since {
+        cmd["since"] = s;
+    }
+    c.send_json(cmd);
+    c.wait_for("an answer", T, |v| v["id"] == 3).0
+}
+
+pub fn private_channels_reach_only_their_owner(_ctx: &mut Ctx) {
+    let (_ex, svc) = private_service();
+    let refused = |q: &str| svc.ws_with(&format!("/ws{q}"), &[]).err();
+    assert_eq!(refused(""), Some(401), "no token");
+    let forged = token("not-the-secret", "alice", 600);
+    assert_eq!(refused(&format!("?token={forged}")), Some(401), "forged");
+    let expired = token(SECRET, "alice", -10);
+    assert_eq!(refused(&format!("?token={expired}")), Some(401), "expired");
+    let alice_t = token(SECRET, "alice", 600);
+    let bob_t = token(SECRET, "bob", 600);
+    let mut alice = svc
+        .ws_with(&format!("/ws?token={alice_t}"), &[])
+        .expect("alice connects");
+    let bearer = format!("Bearer {bob_t}");
+    let mut bob = svc
+        .ws_with("/ws", &[("Authorization", &bearer)])
+        .expect("bob connects");
+    assert_eq!(
+        subscribe_private(&mut alice, "user:alice:portfolio", None)["type"],
+        "subscribed"
+    );
+    let no = subscribe_private(&mut bob, "user:alice:portfolio", None);
+    assert_eq!(
+        (no["type"].as_str(), no["code"].as_str()),
+        (Some("error"), Some("FORBIDDEN"))
+    );
+    assert_eq!(
+        subscribe_private(&mut bob, "user:bob:portfolio", None)["type"],
+        "subscribed"
+    );
+    let first = publish(&svc, "user:alice:portfolio", 1);
+    let (e, _) = alice.wait_for("alice's event", T, |v| v["type"] == "event");
+    assert_eq!(
+        (e["channel"].as_str(), e["data"]["n"].as_u64()),
+        (Some("user:alice:portfolio"), Some(1))
+    );
+    publish(&svc, "user:bob:portfolio", 2);
+    let (e, skipped) = bob.wait_for("bob's own event", T, |v| v["type"] == "event");
+    assert_eq!(e["channel"], "user:bob:portfolio");
+    assert!(
+        skipped.iter().all(|v| v["type"] != "event"),
+        "alice's event never reached bob"
+    );
+    let since = json!({"user:alice:portfolio": {"offset": 0, "epoch": first["epoch"]}});
+    let stolen = subscribe_private(&mut bob, "user:alice:portfolio", Some(since));
+    assert_eq!(
+        stolen["code"], "FORBIDDEN",
+        "recovery of another's channel returns nothing"
+    );
+    let sse_path = |t: &str| format!("/api/stream?channels=user:alice:portfolio&token={t}");
+    let status = svc.sse(&sse_path(&bob_t), &[]).err().map(|r| r.status);
+    assert_eq!(status, Some(403), "bob's SSE for alice's channel");
+    let mut sse = svc.sse(&sse_path(&alice_t), &[]).expect("alice's SSE");
+    sse.wait_for("subscribed", T);
+    publish(&svc, "user:alice:portfolio", 3);
+    let ev = sse.wait_for("event", T).json();
+    assert_eq!(ev["data"]["n"], 3);
+    assert_eq!(
+        svc.sse("/api/stream?channels=events:signals", &[])
+            .err()
+            .map(|r| r.status),
+        Some(401)
+    );
+}
+
+pub fn a_token_expiring_mid_connection_closes_4401(_ctx: &mut Ctx) {
+    let (_ex, svc) = private_service();
+    let short = token(SECRET, "alice", 2);
+    let mut c = svc
+        .ws_with(&format!("/ws?token={short}"), &[])
+        .expect("connects");
+    assert_eq!(
+        subscribe_private(&mut c, "user:alice:portfolio", None)["type"],
+        "subscribed"
+    );
+    assert_eq!(c.wait_closed(Duration::from_secs(15)), 4401);
+}

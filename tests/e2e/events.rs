@@ -46,6 +46,19 @@ fn publish(svc: &Service, channel: &str, n: u64) -> Value {
     r.json()
 }
 
+/// Subscribes with `since` and returns the `subscribed` frame and the offsets of the events
+/// replayed before it (what was missed comes first, then `subscribed` with `recovered`).
+fn recover(c: &mut Client, channel: &str, since: Value) -> (Value, Vec<u64>) {
+    c.send_json(json!({"action": "subscribe", "channels": [channel], "since": since, "id": 1}));
+    let (ack, before) = c.wait_for("subscribed", T, |v| v["type"] == "subscribed");
+    let replayed = before
+        .iter()
+        .filter(|v| v["type"] == "event")
+        .map(|v| v["offset"].as_u64().unwrap_or(0))
+        .collect();
+    (ack, replayed)
+}
+
 /// Subscribes to event channels (with `since` when given); returns the `subscribed` frame.
 fn subscribe_channels(c: &mut Client, channels: &[&str], since: Option<Value>) -> Value {
     let mut cmd = json!({"action": "subscribe", "channels": channels, "id": 1});
@@ -78,12 +91,25 @@ pub fn publish_reaches_every_shard_once_in_order(_ctx: &mut Ctx) {
     }
     let mut other = svc.ws();
     subscribe_channels(&mut other, &["events:alerts"], None);
+    let mut readers: Vec<SseReader> = (0..4)
+        .map(|_| {
+            svc.sse("/api/stream?channels=events:signals", &[])
+                .expect("an SSE reader")
+        })
+        .collect();
+    for r in readers.iter_mut() {
+        r.wait_for("subscribed", T);
+    }
     let h = wait_until(
-        "the shards to report 9 clients",
+        "the shards to report 9 WebSockets and 4 streams",
         Duration::from_secs(20),
         || {
             let h = health(&svc);
-            (h["clients"]["websocket"].as_u64() == Some(9)).then_some(h)
+            let (ws, sse) = (
+                h["clients"]["websocket"].as_u64(),
+                h["clients"]["sse"].as_u64(),
+            );
+            (ws == Some(9) && sse == Some(4)).then_some(h)
         },
     );
     let busy = h["shards"].as_array().map_or(0, |a| {
@@ -105,6 +131,16 @@ pub fn publish_reaches_every_shard_once_in_order(_ctx: &mut Ctx) {
             want,
             "each once, in order"
         );
+    }
+    for r in readers.iter_mut() {
+        let got: Vec<u64> = (0..10)
+            .map(|_| {
+                r.wait_for("event", T).json()["offset"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
+            .collect();
+        assert_eq!(got, want, "SSE readers alike");
     }
     let marker = publish(&svc, "events:alerts", 99)["offset"].as_u64();
     let (e, skipped) = other.wait_for("the alert", T, |v| v["type"] == "event");
@@ -182,20 +218,25 @@ pub fn a_returning_client_recovers_what_it_missed(_ctx: &mut Ctx) {
     let since =
         |offset: u64, epoch: &Value| json!({"events:signals": {"offset": offset, "epoch": epoch}});
     let mut back = svc.ws();
-    let ack = subscribe_channels(&mut back, &["events:signals"], Some(since(at, &epoch)));
+    let (ack, replayed) = recover(&mut back, "events:signals", since(at, &epoch));
     assert_eq!(ack["recovered"], true, "{ack}");
     assert_eq!(
-        offsets(&mut back, "events:signals", 5),
-        (at + 1..=at + 5).collect::<Vec<_>>()
+        replayed,
+        (at + 1..=at + 5).collect::<Vec<_>>(),
+        "exactly those 5"
     );
     for n in 6..=20 {
         publish(&svc, "events:signals", n);
     }
     let mut late = svc.ws();
-    let ack = subscribe_channels(&mut late, &["events:signals"], Some(since(at, &epoch)));
+    let (ack, replayed) = recover(&mut late, "events:signals", since(at, &epoch));
     assert_eq!(
         ack["recovered"], false,
         "more than EVENT_HISTORY missed: {ack}"
+    );
+    assert!(
+        replayed.is_empty(),
+        "nothing replayed for a lost gap: {replayed:?}"
     );
     let wiped = get(&svc.url("/fault/wipe-history")).json();
     assert_ne!(wiped["epoch"], epoch, "a wiped history has a new epoch");
@@ -339,23 +380,12 @@ pub fn a_client_too_slow_for_events_is_closed_4009_and_recovers(_ctx: &mut Ctx) 
     let epoch = bystander_epoch(&svc);
     let mut back = svc.ws();
     let since = json!({"events:signals": {"offset": last, "epoch": epoch}});
-    let ack = subscribe_channels(&mut back, &["events:signals"], Some(since));
+    let (ack, rest) = recover(&mut back, "events:signals", since);
     assert_eq!(ack["recovered"], true, "{ack}");
-    let rest = offsets_any(&mut back, total - seen.len());
     assert_eq!(rest, (last + 1..=total as u64).collect::<Vec<_>>());
 }
 
 /// The current epoch, from a publish to the other channel.
 fn bystander_epoch(svc: &Service) -> Value {
     publish(svc, "events:alerts", 0)["epoch"].clone()
-}
-
-/// The next `n` event offsets, whatever their data.
-fn offsets_any(c: &mut Client, n: usize) -> Vec<u64> {
-    (0..n)
-        .map(|_| {
-            let (e, _) = c.wait_for("an event", T, |v| v["type"] == "event");
-            e["offset"].as_u64().unwrap_or(0)
-        })
-        .collect()
 }

@@ -294,14 +294,16 @@ impl Fanout {
         let added = self.clients.subscribe(conn, &all);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         fx.push(self.save(conn));
+        // What was missed comes first, in order; `subscribed` then says whether that was all
+        // (`recovered`), as DESIGN §9 has it.
         let (recovered, missed) = self.recover(&wanted.channels, since);
+        for event in missed {
+            self.send_shared(conn, event.encoded, fx);
+        }
         self.send(conn, wanted.answer("subscribed", recovered, &id), fx);
         if !wanted.symbols.is_empty() || wanted.channels.is_empty() {
             let parts: Vec<Rc<str>> = self.latest.parts(&wanted.symbols, 0, now_ms);
             self.send(conn, protocol::prices_frame("snapshot", &parts), fx);
-        }
-        for event in missed {
-            self.send_shared(conn, event.encoded, fx);
         }
         for (_, state) in self.market_states(&wanted.channels) {
             self.send_shared(conn, state, fx);

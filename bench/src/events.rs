@@ -64,18 +64,46 @@ async fn subscriber(port: u16, i: usize, seen: Arc<Mutex<Seen>>, stop: Arc<Atomi
     }
 }
 
-/// Posts `rate` events a second for `duration`; returns (accepted, refused).
-fn publish(port: u16, rate: u32, duration: Duration) -> (u64, u64) {
+/// Publishers posting side by side: one publish waits for the leader's answer (its write
+/// and fan-out), so a single sequential publisher would measure its own round trips.
+const PUBLISHERS: u32 = 8;
+
+/// What the publishers got back: the offsets accepted (the service's storage persists
+/// across runs, so they need not start at 1) and the refusals.
+#[derive(Default)]
+struct Published {
+    offsets: Vec<u64>,
+    refused: u64,
+}
+
+/// Posts `rate` events a second for `duration` from [`PUBLISHERS`] threads.
+fn publish(port: u16, rate: u32, duration: Duration) -> Published {
+    let each = (f64::from(rate) / f64::from(PUBLISHERS)).max(0.1);
+    let threads: Vec<_> = (0..PUBLISHERS)
+        .map(|k| std::thread::spawn(move || publisher(port, each, duration, k)))
+        .collect();
+    let mut all = Published::default();
+    for p in threads.into_iter().filter_map(|t| t.join().ok()) {
+        all.offsets.extend(p.offsets);
+        all.refused += p.refused;
+    }
+    all.offsets.sort_unstable();
+    all
+}
+
+/// One publisher at `rate` a second (its first post offset by `k`, to spread them).
+fn publisher(port: u16, rate: f64, duration: Duration, k: u32) -> Published {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build();
     let url = format!("http://127.0.0.1:{port}/api/publish");
     let auth = format!("Bearer {PUBLISH_TOKEN}");
-    let (mut ok, mut refused) = (0, 0);
-    let started = Instant::now();
+    let mut out = Published::default();
+    let started =
+        Instant::now() + Duration::from_secs_f64(f64::from(k) / rate / f64::from(PUBLISHERS));
     let mut n: u64 = 0;
-    while started.elapsed() < duration {
-        let due = started + Duration::from_secs_f64(n as f64 / f64::from(rate.max(1)));
+    while Instant::now() < started + duration {
+        let due = started + Duration::from_secs_f64(n as f64 / rate);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
@@ -86,12 +114,15 @@ fn publish(port: u16, rate: u32, duration: Duration) -> (u64, u64) {
             .set("Authorization", &auth)
             .send_string(&body.to_string())
         {
-            Ok(_) => ok += 1,
-            Err(_) => refused += 1,
+            Ok(r) => {
+                let answer: Value = r.into_json().unwrap_or_default();
+                out.offsets.extend(answer["offset"].as_u64());
+            }
+            Err(_) => out.refused += 1,
         }
         n += 1;
     }
-    (ok, refused)
+    out
 }
 
 /// Losses and order violations of one subscriber, between the first and last offset
@@ -135,12 +166,24 @@ pub fn run_events(stack: &Stack, relay: &str, load: &EventLoad, duration: Durati
     let held = connected();
     let (cpu0, _) = stack.usage();
     let t0 = Instant::now();
-    let (accepted, refused) = publish(stack.port, load.rate, duration);
+    let published = publish(stack.port, load.rate, duration);
+    let (accepted, refused) = (published.offsets.len() as u64, published.refused);
+    let first = published.offsets.first().copied().unwrap_or(1);
+    let last = published.offsets.last().copied().unwrap_or(0);
     let measured = t0.elapsed().as_secs_f64();
     let (cpu1, _) = stack.usage();
     // Everything published must arrive: wait until every subscriber has as many (or 30 s).
     let drain = Instant::now();
-    let count = |s: &Arc<Mutex<Seen>>| s.lock().map(|s| s.offsets.len()).unwrap_or(0) as u64;
+    let count = |s: &Arc<Mutex<Seen>>| {
+        s.lock()
+            .map(|s| {
+                s.offsets
+                    .iter()
+                    .filter(|o| (first..=last).contains(*o))
+                    .count()
+            })
+            .unwrap_or(0) as u64
+    };
     while seen.iter().any(|s| count(s) < accepted) && drain.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -152,7 +195,7 @@ pub fn run_events(stack: &Stack, relay: &str, load: &EventLoad, duration: Durati
         if !s.connected {
             continue;
         }
-        let (l, v) = check(&s.offsets, 1, accepted);
+        let (l, v) = check(&s.offsets, first, last);
         losses += l;
         violations += v;
         deliveries += s.offsets.len() as u64;

@@ -14,7 +14,7 @@
 //! as ratios, so every change is judged against the platform itself.
 //!
 //! ```text
-//! edgetick-bench [--loads A,B,H,S,C,D,B:direct,D:direct,B@4,I@4:direct] [--duration 20]
+//! edgetick-bench [--loads A,B,H,S,C,D,E,B:direct,D:direct,B@4,I@4:direct] [--duration 20]
 //!                [--no-floor]
 //!                [--send-mode shared|per-socket] [--flush-ms 5] [--no-inspector]
 //!                [--idle-clients 10000] [--proxy-idle-clients 2500] [--storm 2000]
@@ -78,7 +78,7 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        loads: "A,B,H,S,C,D,B:direct,D:direct".to_string(),
+        loads: "A,B,H,S,C,D,E,B:direct,D:direct".to_string(),
         duration: 20,
         settings: Settings {
             send_mode: "shared".to_string(),

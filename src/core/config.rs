@@ -15,7 +15,7 @@ const LOCATION_HINTS: [&str; 9] = [
 ];
 
 /// Binance's limit of streams on one connection.
-const MAX_STREAMS: usize = 1024;
+pub const MAX_STREAMS: usize = 1024;
 
 /// When the hub holds its upstream connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::core::batch::{Batch, Change, StateChange};
 use crate::core::channel::{self, Market};
-use crate::core::config::{Config, UpstreamMode};
+use crate::core::config::{Config, UpstreamMode, MAX_STREAMS};
 use crate::core::effect::{Effect, Level};
 use crate::core::error::ApiError;
 use crate::core::price::Price;
@@ -168,16 +168,16 @@ impl Feed {
                 .filter(|k| channel::is_symbol(k))
                 .collect(),
         };
-        let market = self
-            .interest
-            .iter()
-            .filter_map(|k| Market::of(k))
-            .map(|m| m.stream());
-        symbols
+        let mut streams: BTreeSet<String> = symbols
             .into_iter()
             .flat_map(|s| STREAM_KINDS.iter().map(move |k| stream_name(s, *k)))
-            .chain(market)
-            .collect()
+            .collect();
+        // Binance carries at most 1,024 streams a connection: market channels take what the
+        // price streams leave, in key order (the rest wait for room; docs/channels.md).
+        let room = MAX_STREAMS.saturating_sub(streams.len());
+        let market = self.interest.iter().filter_map(|k| Market::of(k));
+        streams.extend(market.map(|m| m.stream()).take(room));
+        streams
     }
 
     fn refresh(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {

@@ -163,3 +163,29 @@ fn a_closed_candle_arrives_once_beside_the_newest_open_one() {
         "the close is not repeated"
     );
 }
+
+#[test]
+fn market_streams_take_only_the_room_price_streams_leave() {
+    let symbols: Vec<String> = (0..511).map(|i| format!("S{i}USDT")).collect();
+    let list = symbols.join(",");
+    let map: HashMap<&str, &str> = [
+        ("SYMBOLS", list.as_str()),
+        ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),
+        ("MAX_SYMBOLS_PER_CONNECTION", "10"),
+    ]
+    .into_iter()
+    .collect();
+    let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
+    h.start(0);
+    h.upstream_opened(1, 0);
+    let (c, _) = h.client_open(Transport::WebSocket, None, 1);
+    let sub = r#"{"action":"subscribe","channels":["trades:S1USDT","book:S1USDT","book:S2USDT"]}"#;
+    let mut fx = h.client_text(c, sub, 2);
+    fx.extend(h.timer(2));
+    let added = params(&requests(&fx), "SUBSCRIBE");
+    assert_eq!(
+        added,
+        ["s1usdt@depth10@100ms", "s2usdt@depth10@100ms"],
+        "1,022 price streams leave room for two, in key order"
+    );
+}

@@ -26,13 +26,14 @@ CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOL
   PUBLISH_TOKEN EVENT_CHANNELS MAX_EVENT_BYTES PUBLISH_PER_SECOND EVENT_HISTORY JWT_SECRET
 var_flags = $(foreach v,$(1),$(if $($(v)),--var '$(v):$($(v))'))
 
-.PHONY: help setup toolchain npm tools build dev demo test lint unit js types e2e bench clean
+.PHONY: help setup toolchain npm tools build dev demo test lint unit js types e2e deploy-check deploy bench clean
 
 help:
 	@echo "make dev    run the service on http://127.0.0.1:$(PORT) (real Binance upstream)"
 	@echo "make demo   run it offline against the bundled fake exchange"
 	@echo "make test   lint, unit tests and end-to-end tests"
-	@echo "make bench  load benchmark (loads A-D; results in target/bench/results.md)"
+	@echo "make bench  load benchmark (results in target/bench/results.md)"
+	@echo "make deploy build the optimised worker and run wrangler deploy"
 
 setup: toolchain npm
 
@@ -63,8 +64,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# Development builds skip wasm-opt (seconds, not a minute); `wrangler deploy` and `make deploy`
+# get the optimised one (the [build] step's default).
 build: setup
-	sh scripts/build-worker.sh
+	EDGETICK_OPT=0 sh scripts/build-worker.sh
 	cargo build -q -p fake-exchange
 
 dev: build
@@ -73,7 +76,7 @@ dev: build
 demo: build
 	EXCHANGE_PORT=$(EXCHANGE_PORT) PORT=$(PORT) scripts/demo.sh $(DEV_FLAGS) $(call var_flags,$(filter-out UPSTREAM_URL,$(CONFIG_VARS)))
 
-test: build tools lint unit js e2e
+test: build tools lint unit js e2e deploy-check
 
 lint:
 	python3 scripts/sizes.py
@@ -98,6 +101,16 @@ types: npm
 
 e2e:
 	cargo test -q --features e2e --test e2e
+
+# What `wrangler deploy` ships, checked without uploading (last: it replaces build/).
+deploy-check: setup
+	sh scripts/deploy-check.sh
+
+# One command to deploy: the optimised build, then `wrangler deploy` (needs a Cloudflare login
+# or CLOUDFLARE_API_TOKEN; secrets with `wrangler secret put`, see docs/operations.md).
+deploy: setup
+	EDGETICK_OPT=1 sh scripts/build-worker.sh
+	EDGETICK_SKIP_BUILD=1 $(WRANGLER) deploy
 
 # The benchmark measures the optimised worker (wasm-opt from npm binaryen) and release
 # builds of the fake exchange and the load generator. BENCH_ARGS, e.g. --loads B --duration 30.

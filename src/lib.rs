@@ -6,8 +6,10 @@
 //!   cache with `seq`, TTL and freshness) hands the fan-out ([`core::fanout`]: clients,
 //!   flushes, flow control, SSE) batches of encoded changes ([`core::batch`]); the hub
 //!   ([`core::hub`]) composes them, and with fan-out shards ([`core::shard`]) the fan-out runs in
-//!   other objects fed over a link; inputs turn into [`core::effect::Effect`]s. Time and
-//!   randomness come in as arguments; `cargo test` runs it natively.
+//!   other objects fed over a link; inputs turn into [`core::effect::Effect`]s. Channels ride
+//!   the same batches: market channels ([`core::market`]) from the feed, the application's
+//!   events with their history ([`core::events`]) from the publish API, private ones guarded
+//!   by [`core::auth`]. Time and randomness come in as arguments; `cargo test` runs it natively.
 //! - `edge` (wasm32 only) — the thin layer facing workerd: the stateless Worker router, the
 //!   `PriceHub` Durable Object (the single leader holding the one upstream WebSocket), the
 //!   `FanoutShard` objects, SQLite storage and alarms. It translates events into core inputs and carries out the

@@ -346,6 +346,10 @@ pub fn openapi_is_valid_and_fuzzing_finds_no_server_errors(ctx: &mut Ctx) {
     let venv = support::root().join(".tools/venv/bin");
     let spec = get(&ctx.svc.url("/openapi.json"));
     assert_eq!(spec.status, 200);
+    // The AsyncAPI document of the streams is served beside it (validated by `make js`).
+    let streams = get(&ctx.svc.url("/asyncapi.json"));
+    assert_eq!(streams.status, 200);
+    assert_eq!(streams.json()["asyncapi"], "3.0.0");
     let path = support::log_dir().join("openapi.json");
     std::fs::write(&path, &spec.body).unwrap();
     let out = std::process::Command::new(venv.join("openapi-spec-validator"))

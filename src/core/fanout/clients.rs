@@ -109,7 +109,7 @@ impl Carrier {
     }
 
     /// Routes an event frame. Events are never conflated or skipped: a WebSocket already
-    /// behind, or an SSE reader with [`MAX_QUEUED_EVENTS`] unread, is too slow for them.
+    /// behind, or an SSE reader with `MAX_QUEUED_EVENTS` unread, is too slow for them.
     pub fn event(&mut self, event: &Event, now_ms: i64) -> EventRoute {
         let at = Some((event.channel.as_str(), event.offset));
         self.whole(&event.encoded, "event", at, EventRoute::TooSlow, now_ms)
@@ -117,7 +117,7 @@ impl Carrier {
 
     /// Routes a market frame (SSE event `name`): a WebSocket behind its window skips it (the
     /// next state frame brings it back); an SSE reader queues it, and one with
-    /// [`MAX_QUEUED_EVENTS`] unread is too slow and ends.
+    /// `MAX_QUEUED_EVENTS` unread is too slow and ends.
     pub fn market(&mut self, name: &str, frame: &str, now_ms: i64) -> EventRoute {
         self.whole(frame, name, None, EventRoute::Held, now_ms)
     }

@@ -87,17 +87,21 @@ lint:
 unit:
 	cargo test -q --workspace --lib --bins
 
-js:
-	node --test tests/js/
+js: public/edgetick.js
+	node --test clients/js/test/ tests/js/
 	node_modules/.bin/tsc -p tsconfig.json
-	node_modules/.bin/tsc -p tsconfig.types.json
-	@diff -u public/edgetick.d.ts target/types/edgetick.d.ts || \
-	  { echo "public/edgetick.d.ts is out of date with edgetick.js's JSDoc: run make types"; exit 1; }
+	rm -rf target/types && node_modules/.bin/tsc -p tsconfig.types.json
+	@for f in edgetick react; do diff -u clients/js/$$f.d.ts target/types/$$f.d.ts || \
+	  { echo "clients/js/$$f.d.ts is out of date with $$f.js's JSDoc: run make types"; exit 1; }; done
 
-# Regenerates public/edgetick.d.ts from edgetick.js's JSDoc.
+# Regenerates the client package's declarations from its JSDoc.
 types: npm
-	node_modules/.bin/tsc -p tsconfig.types.json
-	cp target/types/edgetick.d.ts public/edgetick.d.ts
+	rm -rf target/types && node_modules/.bin/tsc -p tsconfig.types.json
+	cp target/types/edgetick.d.ts target/types/react.d.ts clients/js/
+
+# The service serves the client package's module as /edgetick.js (one source: clients/js).
+public/edgetick.js public/edgetick.d.ts: clients/js/edgetick.js clients/js/edgetick.d.ts
+	sh scripts/client-assets.sh
 
 e2e:
 	cargo test -q --features e2e --test e2e

@@ -7,6 +7,8 @@
 # many times).
 set -eu
 cd "$(dirname "$0")/.."
+# /edgetick.js is the client package's module (clients/js), copied into the static assets.
+sh scripts/client-assets.sh
 if [ "${EDGETICK_SKIP_BUILD:-0}" = 1 ] && [ -f build/index.js ]; then
   exit 0
 fi

@@ -11,7 +11,7 @@ import {
   PriceFeed,
   SeqFilter,
   staleSymbols,
-} from '../../public/edgetick.js';
+} from '../edgetick.js';
 
 test('backoff ceiling doubles from the base up to the cap', () => {
   assert.equal(backoffDelay(0, () => 0.999999), Math.floor(BACKOFF.baseMs * 0.999999));

@@ -1,0 +1,30 @@
+/**
+ * Sets the options of the page's feed (its `url`, `token`, `transport`...): call it before the
+ * first hook mounts. Symbols and channels come from the hooks.
+ * @param {PriceFeedOptions} opts
+ */
+export function configureFeed(opts: PriceFeedOptions): void;
+/**
+ * Live prices of `symbols`: a `Map` from canonical symbol to its latest `Price`, updated on
+ * every change. Changing `symbols` resubscribes; unmounting unsubscribes.
+ * @param {string[]} symbols
+ * @returns {Map<string, Price>}
+ */
+export function usePrices(symbols: string[]): Map<string, Price>;
+/**
+ * Events of one event channel (`events:<name>` or a private `user:<id>:<name>`), oldest first,
+ * at most `keep` of them. The feed keeps the channel's position and recovers what a reconnect
+ * missed; `lost` turns true when it could not (refetch what the events stand for).
+ * @param {string} channel
+ * @param {{keep?: number}} [opts]
+ * @returns {{events: ChannelEvent[], lost: boolean}}
+ */
+export function useChannel(channel: string, { keep }?: {
+    keep?: number;
+}): {
+    events: ChannelEvent[];
+    lost: boolean;
+};
+export type Price = import("./edgetick.js").Price;
+export type ChannelEvent = import("./edgetick.js").ChannelEvent;
+export type PriceFeedOptions = import("./edgetick.js").PriceFeedOptions;

@@ -1,0 +1,99 @@
+// The React hooks with real React (react-test-renderer): one connection shared by every hook
+// on the page, prices and events reaching components, resubscription when what a component asks
+// for changes, and no socket left open after the last unmount.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createElement as h } from 'react';
+import TestRenderer from 'react-test-renderer';
+import { usePrices, useChannel, configureFeed } from '../react.js';
+
+globalThis.IS_REACT_ACT_ENVIRONMENT = true;
+const { act } = TestRenderer;
+
+/** A WebSocket the test drives by hand. */
+class FakeSocket {
+  static made = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    this.closed = false;
+    FakeSocket.made.push(this);
+  }
+  send(data) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    this.closed = true;
+  }
+  /** Delivers a server frame. */
+  frame(f) {
+    this.onmessage({ data: JSON.stringify(f) });
+  }
+}
+
+function Prices({ symbols }) {
+  const prices = usePrices(symbols);
+  return h('p', null, [...prices].map(([s, p]) => `${s}=${p.price}`).join(' ') || '-');
+}
+
+function Events({ channel }) {
+  const { events, lost } = useChannel(channel);
+  return h('p', null, `${events.map((e) => e.offset).join(',')}${lost ? ' lost' : ''}`);
+}
+
+const text = (r) => r.toJSON().children.join('');
+const price = (symbol, p, seq) => ({ symbol, price: p, seq, received_at: 0 });
+
+test('hooks share one connection and follow what mounted components ask for', async () => {
+  const saved = globalThis.WebSocket;
+  globalThis.WebSocket = FakeSocket;
+  FakeSocket.made = [];
+  configureFeed({ url: 'http://127.0.0.1:9', transport: 'websocket' });
+  let a;
+  let b;
+  try {
+    await act(async () => {
+      a = TestRenderer.create(h(Prices, { symbols: ['btc-usdt'] }));
+      b = TestRenderer.create(h(Events, { channel: 'events:signals' }));
+    });
+    assert.equal(FakeSocket.made.length, 1, 'one connection for the page');
+    const s = FakeSocket.made[0];
+    await act(async () => s.onopen());
+    const sub = s.sent.find((m) => m.action === 'subscribe');
+    assert.deepEqual(sub, { action: 'subscribe', symbols: ['BTCUSDT'], channels: ['events:signals'] });
+    await act(async () => {
+      s.frame({ type: 'prices', prices: [price('BTCUSDT', '101.50', 7)] });
+      s.frame({ type: 'event', channel: 'events:signals', offset: 1, epoch: 'e', event: 'x', data: {} });
+      s.frame({ type: 'event', channel: 'events:signals', offset: 2, epoch: 'e', event: 'x', data: {} });
+    });
+    assert.equal(text(a), 'BTCUSDT=101.50');
+    assert.equal(text(b), '1,2');
+    await act(async () => a.update(h(Prices, { symbols: ['ETHUSDT'] })));
+    const after = s.sent.slice(-2);
+    assert.deepEqual(after, [
+      { action: 'unsubscribe', symbols: ['BTCUSDT'] },
+      { action: 'subscribe', symbols: ['ETHUSDT'] },
+    ], 'React cleans the old effect up first');
+    await act(async () => s.frame({ type: 'prices', prices: [price('ETHUSDT', '2000.10', 8)] }));
+    assert.equal(text(a), 'ETHUSDT=2000.10');
+    await act(async () => s.frame({ type: 'subscribed', channels: ['events:signals'], recovered: false }));
+    assert.equal(text(b), '1,2 lost');
+    await act(async () => a.unmount());
+    assert.equal(s.closed, false, 'another hook still uses it');
+    await act(async () => b.unmount());
+    assert.equal(s.closed, true, 'no socket left open after the last unmount');
+    assert.equal(FakeSocket.made.filter((x) => !x.closed).length, 0);
+  } finally {
+    // A failed assertion must not leave the feed's timers running.
+    await act(async () => {
+      for (const r of [a, b]) {
+        try {
+          r?.unmount();
+        } catch {
+          // already unmounted
+        }
+      }
+    });
+    globalThis.WebSocket = saved;
+  }
+});

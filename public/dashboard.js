@@ -1,14 +1,21 @@
 // The dashboard at /: everything it shows comes through edgetick.js.
 // URL parameters: symbols=BTCUSDT,ETHUSDT (default: every symbol the service has),
-// transport=auto|websocket|sse, stale=<ms> (default 30000), token=<AUTH_TOKEN>.
+// transport=auto|websocket|sse, stale=<ms> (default 30000), token=<AUTH_TOKEN or a JWT>,
+// events=<event channel> (default events:signals; none to hide), interval=1m|5m|... (chart).
 import { PriceFeed } from '/edgetick.js';
+import { formatPrice, formatChange, sparkPoints } from '/format.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const staleAfterMs = Number(params.get('stale') ?? 30_000);
+const eventChannel = params.get('events') ?? 'events:signals';
+const interval = params.get('interval') ?? '1m';
 let updates = 0;
 let lagSum = 0;
 let lagCount = 0;
+/** Recent prices per symbol (for the sparklines) and the last one each row showed. */
+const history = new Map();
+const shownPrice = new Map();
 
 function log(text) {
   const li = document.createElement('li');
@@ -29,8 +36,26 @@ function trend(p) {
   return Number.isFinite(c) ? (c > 0 ? 'up' : c < 0 ? 'down' : '') : '';
 }
 
+function sparkline(symbol) {
+  const td = document.createElement('td');
+  td.className = 'spark';
+  const points = sparkPoints(history.get(symbol) ?? []);
+  if (points) td.innerHTML = `<svg width="64" height="18" viewBox="0 0 64 18" aria-hidden="true"><polyline points="${points}"/></svg>`;
+  return td;
+}
+
 /** The symbols the table shows (the checkboxes). */
 const shown = new Set();
+
+/** The price cell: formatted, the exact decimal string kept, a flash when it moved. */
+function priceCell(symbol, p) {
+  const td = cell(formatPrice(p?.price));
+  td.dataset.raw = p?.price ?? '';
+  const before = shownPrice.get(symbol);
+  if (p?.price && before && before !== p.price) td.classList.add(Number(p.price) > Number(before) ? 'flash-up' : 'flash-down');
+  if (p?.price) shownPrice.set(symbol, p.price);
+  return td;
+}
 
 /** @param {import('/edgetick.js').PriceFeed} feed */
 function render(feed) {
@@ -40,16 +65,19 @@ function render(feed) {
     const p = feed.prices.get(symbol);
     const tr = document.createElement('tr');
     tr.dataset.symbol = symbol;
+    if (symbol === chart.symbol) tr.classList.add('selected');
     const age = p ? Math.max(0, now - (feed.receivedAt.get(symbol) ?? now)) : null;
     if (!p || age >= staleAfterMs) tr.classList.add('stale');
     tr.append(
       cell(symbol),
-      cell(p?.price),
-      cell(p?.change_pct !== undefined ? `${p.change_pct}%` : '', p ? trend(p) : ''),
-      cell(p?.bid),
-      cell(p?.ask),
+      priceCell(symbol, p),
+      cell(p ? formatChange(p.change_pct) : '', p ? trend(p) : ''),
+      sparkline(symbol),
+      cell(p?.bid && formatPrice(p.bid)),
+      cell(p?.ask && formatPrice(p.ask)),
       cell(age === null ? '–' : `${(age / 1000).toFixed(1)} s`),
     );
+    tr.addEventListener('click', () => chart.show(feed, symbol));
     rows.push(tr);
   }
   $('rows').replaceChildren(...rows);
@@ -59,7 +87,7 @@ function render(feed) {
       const d = document.createElement('div');
       const c = Math.max(-5, Math.min(5, Number(p.change_pct) || 0));
       d.style.background = c >= 0 ? `rgba(10,125,50,${0.35 + c / 8})` : `rgba(179,38,30,${0.35 - c / 8})`;
-      d.textContent = `${p.symbol.replace(/USDT$/, '')} ${p.change_pct ?? '–'}%`;
+      d.textContent = `${p.symbol.replace(/USDT$/, '')} ${formatChange(p.change_pct)}`;
       return d;
     });
   $('heat').replaceChildren(...tiles);
@@ -67,6 +95,68 @@ function render(feed) {
   $('lag').textContent = lagCount ? `${Math.round(lagSum / lagCount)} ms` : '–';
   $('via').textContent = feed.via ?? '–';
   $('upstream').textContent = feed.upstream;
+}
+
+/** The chart of the selected symbol: its candles (a `candles:` channel) and the live price. */
+const chart = {
+  symbol: '',
+  /** @type {any} */ series: null,
+  /** Bars by open time (seconds), oldest first. */
+  bars: new Map(),
+  init() {
+    const lib = /** @type {any} */ (window).LightweightCharts;
+    if (!lib) return;
+    const css = getComputedStyle(document.documentElement);
+    const color = (v) => css.getPropertyValue(v).trim();
+    const c = lib.createChart($('chart'), {
+      autoSize: true,
+      layout: { background: { color: color('--panel') }, textColor: color('--text') },
+      grid: { vertLines: { color: color('--line') }, horzLines: { color: color('--line') } },
+      timeScale: { timeVisible: true },
+    });
+    this.series = c.addSeries(lib.CandlestickSeries, {
+      upColor: color('--up'), downColor: color('--down'), borderVisible: false,
+      wickUpColor: color('--up'), wickDownColor: color('--down'),
+    });
+  },
+  /** @param {import('/edgetick.js').PriceFeed} feed @param {string} symbol */
+  show(feed, symbol) {
+    if (symbol === this.symbol) return;
+    if (this.symbol) feed.unsubscribeChannels([`candles:${this.symbol}:${interval}`]);
+    this.symbol = symbol;
+    this.bars.clear();
+    this.series?.setData([]);
+    $('chart-title').textContent = `${symbol} · ${interval} candles`;
+    feed.subscribeChannels([`candles:${symbol}:${interval}`]);
+  },
+  /** A candle from the channel: a new bar, or the open one updated. */
+  candle(f) {
+    if (f.channel !== `candles:${this.symbol}:${interval}` || !f.candle) return;
+    const k = f.candle;
+    const bar = { time: Math.floor(k.t / 1000), open: +k.o, high: +k.h, low: +k.l, close: +k.c };
+    const last = [...this.bars.keys()].pop();
+    this.bars.set(bar.time, bar);
+    if (last === undefined || bar.time >= last) this.series?.update(bar);
+    else this.series?.setData([...this.bars.values()].sort((a, b) => a.time - b.time));
+  },
+  /** A live price moves the open bar's close (and its high or low). */
+  price(p) {
+    if (p.symbol !== this.symbol || !p.price) return;
+    const last = [...this.bars.values()].pop();
+    if (!last) return;
+    const close = Number(p.price);
+    const bar = { ...last, close, high: Math.max(last.high, close), low: Math.min(last.low, close) };
+    this.bars.set(bar.time, bar);
+    this.series?.update(bar);
+  },
+};
+
+function showEvent(e) {
+  const li = document.createElement('li');
+  li.dataset.offset = String(e.offset);
+  li.textContent = `#${e.offset} ${e.event} ${JSON.stringify(e.data)}`;
+  $('events').prepend(li);
+  while ($('events').children.length > 50) $('events').lastElementChild.remove();
 }
 
 async function start() {
@@ -81,20 +171,31 @@ async function start() {
   symbols ??= all;
   const feed = new PriceFeed({
     symbols,
+    channels: eventChannel === 'none' ? [] : [eventChannel],
     transport: /** @type {import('/edgetick.js').Transport} */ (params.get('transport') ?? 'auto'),
     token: params.get('token') ?? undefined,
     staleAfterMs,
   });
+  $('events-title').textContent = eventChannel === 'none' ? 'Events (none)' : `Events · ${eventChannel}`;
   symbols.forEach((s) => shown.add(s));
   // For the browser tests and for poking at the feed from the console.
   /** @type {any} */ (window).edgetickFeed = feed;
+  /** @type {any} */ (window).edgetickChart = chart;
+  chart.init();
   feed.on('price', (p) => {
     updates += 1;
+    const h = history.get(p.symbol) ?? [];
+    if (p.price) h.push(Number(p.price));
+    history.set(p.symbol, h.slice(-60));
+    chart.price(p);
     if (p.event_time) {
       lagSum += Math.max(0, Date.now() - p.event_time);
       lagCount += 1;
     }
   });
+  feed.on('market', (f) => chart.candle(f));
+  feed.on('event', showEvent);
+  feed.on('lost', ({ channels }) => log(`missed events on ${channels.join(', ')} (history no longer has them)`));
   feed.on('status', (s) => {
     $('status').textContent = s;
     $('status').dataset.status = s;
@@ -122,6 +223,7 @@ async function start() {
     label.append(box, ` ${s}`);
     $('picker').append(label);
   }
+  if (symbols.length > 0) chart.show(feed, [...symbols].sort()[0]);
   render(feed);
   setInterval(() => render(feed), 500);
 }

@@ -75,6 +75,17 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }: {
  * @property {number} ts
  */
 /**
+ * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`), as sent.
+ * @typedef {object} MarketFrame
+ * @property {'trades' | 'candle' | 'book'} type
+ * @property {string} channel
+ * @property {{id: number, price: string, qty: string, side: 'buy' | 'sell', time: number}[]} [trades]
+ * @property {{t: number, o: string, h: string, l: string, c: string, v: string, closed: boolean}} [candle]
+ * @property {[string, string][]} [bids]
+ * @property {[string, string][]} [asks]
+ * @property {number} [u]
+ */
+/**
  * Where the feed stands in an event channel.
  * @typedef {object} Position
  * @property {number} offset
@@ -172,6 +183,13 @@ export class PriceFeed {
     on(event: "event", fn: (e: ChannelEvent) => void): this;
     /**
      * @overload
+     * @param {'market'} event
+     * @param {(f: MarketFrame) => void} fn
+     * @returns {this}
+     */
+    on(event: "market", fn: (f: MarketFrame) => void): this;
+    /**
+     * @overload
      * @param {'lost'} event
      * @param {(l: {channels: string[]}) => void} fn
      * @returns {this}
@@ -180,11 +198,11 @@ export class PriceFeed {
         channels: string[];
     }) => void): this;
     /**
-     * @param {'price' | 'status' | 'error' | 'event' | 'lost'} event
+     * @param {'price' | 'status' | 'error' | 'event' | 'lost' | 'market'} event
      * @param {Function} fn
      * @returns {this}
      */
-    off(event: "price" | "status" | "error" | "event" | "lost", fn: Function): this;
+    off(event: "price" | "status" | "error" | "event" | "lost" | "market", fn: Function): this;
     /**
      * Current status (see {@link feedStatus}).
      * @returns {FeedStatus}
@@ -265,6 +283,32 @@ export type ChannelEvent = {
     event: string;
     data: unknown;
     ts: number;
+};
+/**
+ * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`), as sent.
+ */
+export type MarketFrame = {
+    type: "trades" | "candle" | "book";
+    channel: string;
+    trades?: {
+        id: number;
+        price: string;
+        qty: string;
+        side: "buy" | "sell";
+        time: number;
+    }[];
+    candle?: {
+        t: number;
+        o: string;
+        h: string;
+        l: string;
+        c: string;
+        v: string;
+        closed: boolean;
+    };
+    bids?: [string, string][];
+    asks?: [string, string][];
+    u?: number;
 };
 /**
  * Where the feed stands in an event channel.

@@ -47,6 +47,18 @@
  */
 
 /**
+ * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`), as sent.
+ * @typedef {object} MarketFrame
+ * @property {'trades' | 'candle' | 'book'} type
+ * @property {string} channel
+ * @property {{id: number, price: string, qty: string, side: 'buy' | 'sell', time: number}[]} [trades]
+ * @property {{t: number, o: string, h: string, l: string, c: string, v: string, closed: boolean}} [candle]
+ * @property {[string, string][]} [bids]
+ * @property {[string, string][]} [asks]
+ * @property {number} [u]
+ */
+
+/**
  * Where the feed stands in an event channel.
  * @typedef {object} Position
  * @property {number} offset
@@ -219,8 +231,8 @@ export class PriceFeed {
   /** @type {Map<string, Position>} */
   #positions = new Map();
   #lastSseId = '';
-  /** @type {{price: Set<Function>, status: Set<Function>, error: Set<Function>, event: Set<Function>, lost: Set<Function>}} */
-  #handlers = { price: new Set(), status: new Set(), error: new Set(), event: new Set(), lost: new Set() };
+  /** @type {{price: Set<Function>, status: Set<Function>, error: Set<Function>, event: Set<Function>, lost: Set<Function>, market: Set<Function>}} */
+  #handlers = { price: new Set(), status: new Set(), error: new Set(), event: new Set(), lost: new Set(), market: new Set() };
   #upstream = 'connected';
   #attempt = 0;
   #wsFailures = 0;
@@ -296,12 +308,18 @@ export class PriceFeed {
    */
   /**
    * @overload
+   * @param {'market'} event
+   * @param {(f: MarketFrame) => void} fn
+   * @returns {this}
+   */
+  /**
+   * @overload
    * @param {'lost'} event
    * @param {(l: {channels: string[]}) => void} fn
    * @returns {this}
    */
   /**
-   * @param {'price' | 'status' | 'error' | 'event' | 'lost'} event
+   * @param {'price' | 'status' | 'error' | 'event' | 'lost' | 'market'} event
    * @param {Function} fn
    * @returns {this}
    */
@@ -311,7 +329,7 @@ export class PriceFeed {
   }
 
   /**
-   * @param {'price' | 'status' | 'error' | 'event' | 'lost'} event
+   * @param {'price' | 'status' | 'error' | 'event' | 'lost' | 'market'} event
    * @param {Function} fn
    * @returns {this}
    */
@@ -452,7 +470,7 @@ export class PriceFeed {
   }
 
   /**
-   * @param {'price' | 'status' | 'error' | 'event' | 'lost'} event
+   * @param {'price' | 'status' | 'error' | 'event' | 'lost' | 'market'} event
    * @param {unknown} value
    */
   #emit(event, value) {
@@ -535,6 +553,11 @@ export class PriceFeed {
       case 'subscribed':
         if (f.recovered === false) this.#lost(f.channels ?? []);
         break;
+      case 'trades':
+      case 'candle':
+      case 'book':
+        if (this.#channels.has(f.channel)) this.#emit('market', f);
+        break;
       case 'error':
         this.#emit('error', f);
         break;
@@ -566,17 +589,22 @@ export class PriceFeed {
     this.#emit('lost', { channels });
   }
 
-  /** The `subscribe` a new WebSocket sends: symbols, channels and where each channel stands. */
+  /**
+   * The `subscribe`s a new WebSocket sends: the symbols, then the channels with where each
+   * stands. Apart, so a channel the service does not serve (refused whole) costs no symbol.
+   * @returns {Record<string, unknown>[]}
+   */
   #subscribeAll() {
-    /** @type {Record<string, unknown>} */
-    const cmd = { action: 'subscribe' };
-    if (this.#symbols.size > 0) cmd.symbols = [...this.#symbols];
+    const out = [];
+    if (this.#symbols.size > 0) out.push({ action: 'subscribe', symbols: [...this.#symbols] });
     if (this.#channels.size > 0) {
-      cmd.channels = [...this.#channels];
+      /** @type {Record<string, unknown>} */
+      const cmd = { action: 'subscribe', channels: [...this.#channels] };
       const since = Object.fromEntries([...this.#positions].filter(([c]) => this.#channels.has(c)));
       if (Object.keys(since).length > 0) cmd.since = since;
+      out.push(cmd);
     }
-    return cmd;
+    return out;
   }
 
   /**
@@ -660,7 +688,7 @@ export class PriceFeed {
       conn.opened = true;
       this.#opened();
       this.#wsFailures = 0;
-      if (this.#symbols.size > 0 || this.#channels.size > 0) socket.send(JSON.stringify(this.#subscribeAll()));
+      for (const cmd of this.#subscribeAll()) socket.send(JSON.stringify(cmd));
       this.#pongAt = Date.now();
       conn.ping = setInterval(() => this.#ping(socket), this.#opts.pingIntervalMs);
       conn.ack = setInterval(() => this.#ack(conn), this.#opts.ackIntervalMs);

@@ -63,10 +63,16 @@ test('the dashboard shows the exchange prices and the counter grows', async () =
   await control('tick?symbol=BTCUSDT');
   const want = await latest('BTCUSDT');
   await page.waitForFunction(
-    (w) => document.querySelector('tr[data-symbol="BTCUSDT"] td:nth-child(2)')?.textContent === w,
+    (w) => document.querySelector('tr[data-symbol="BTCUSDT"] td:nth-child(2)')?.dataset.raw === w,
     want,
     { timeout: 10_000 },
   );
+  // Shown as people read it: separators, trailing zeros trimmed (never through a float).
+  const shownText = await page.locator('tr[data-symbol="BTCUSDT"] td:nth-child(2)').textContent();
+  const [whole, frac = ''] = want.split('.');
+  const digits = frac.replace(/0+$/, '').padEnd(2, '0');
+  assert.equal(shownText, `${Number(whole).toLocaleString('en-US')}.${digits}`);
+  assert.ok((await page.locator('#rows td.spark svg').count()) >= 1, 'a sparkline per row');
   assert.equal(await page.locator('#via').textContent(), 'websocket');
   assert.ok((await page.locator('#heat div').count()) >= 1, 'heat map tiles');
   assert.match(await page.locator('#lag').textContent(), /^\d+ ms$/);
@@ -131,5 +137,40 @@ test('a WebSocket that cannot connect falls back to SSE', async () => {
   await page.waitForFunction(() => document.querySelector('#via').textContent === 'sse', null, { timeout: 15_000 });
   await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
   await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
+  await page.close();
+});
+
+test('the chart draws candles and moves with live prices', async () => {
+  await control('pause?on=0');
+  const { page, external } = await openPage('?symbols=BTCUSDT,ETHUSDT');
+  await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
+  assert.match(await page.locator('#chart-title').textContent(), /^BTCUSDT · 1m candles$/);
+  await page.waitForFunction(() => window.edgetickChart.bars.size >= 1, null, { timeout: 15_000 });
+  await control('candle-close?symbol=BTCUSDT');
+  await page.waitForFunction(() => window.edgetickChart.bars.size >= 2, null, { timeout: 15_000 });
+  assert.ok((await page.locator('#chart canvas').count()) >= 1, 'lightweight-charts drew on a canvas');
+  // With the exchange paused, one more tick: the open candle's close is the exchange's price.
+  await control('pause?on=1');
+  await control('tick?symbol=BTCUSDT');
+  const want = Number(await latest('BTCUSDT'));
+  await page.waitForFunction(
+    (w) => [...window.edgetickChart.bars.values()].pop()?.close === w,
+    want,
+    { timeout: 10_000 },
+  );
+  await control('pause?on=0');
+  // Screenshots once the grid has prices too (a symbol quiet for a while has none cached).
+  const priced = () => Number(document.querySelector('#updates').textContent) > 0;
+  await page.waitForFunction(priced, null, { timeout: 10_000 });
+  await page.screenshot({ path: `${artifacts}dashboard-chart.png`, fullPage: true });
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await phone.goto(`${base}/?symbols=BTCUSDT`);
+  await phone.waitForFunction(() => window.edgetickChart?.bars.size >= 1, null, { timeout: 15_000 });
+  await phone.waitForFunction(priced, null, { timeout: 10_000 });
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling at phone width with the chart (${overflow}px)`);
+  await phone.screenshot({ path: `${artifacts}dashboard-chart-phone.png`, fullPage: true });
+  assert.deepEqual(external, [], 'no external network requests');
+  await phone.close();
   await page.close();
 });

@@ -59,8 +59,11 @@ test('hooks share one connection and follow what mounted components ask for', as
     assert.equal(FakeSocket.made.length, 1, 'one connection for the page');
     const s = FakeSocket.made[0];
     await act(async () => s.onopen());
-    const sub = s.sent.find((m) => m.action === 'subscribe');
-    assert.deepEqual(sub, { action: 'subscribe', symbols: ['BTCUSDT'], channels: ['events:signals'] });
+    const subs = s.sent.filter((m) => m.action === 'subscribe');
+    assert.deepEqual(subs, [
+      { action: 'subscribe', symbols: ['BTCUSDT'] },
+      { action: 'subscribe', channels: ['events:signals'] },
+    ]);
     await act(async () => {
       s.frame({ type: 'prices', prices: [price('BTCUSDT', '101.50', 7)] });
       s.frame({ type: 'event', channel: 'events:signals', offset: 1, epoch: 'e', event: 'x', data: {} });

@@ -163,75 +163,37 @@ impl Batch {
             let expired = serde_json::to_string(&self.expired).unwrap_or_default();
             let _ = write!(out, r#","expired":{expired}"#);
         }
-        out.push_str(r#","meta":["#);
-        for (i, c) in self.prices.iter().enumerate() {
-            let comma = if i == 0 { "" } else { "," };
-            // Symbols are canonical (A-Z, 0-9): nothing to escape.
-            let _ = write!(
-                out,
-                r#"{comma}["{}",{},{}]"#,
-                c.symbol, c.seq, c.received_at
-            );
-        }
-        out.push_str(r#"],"prices":["#);
-        for (i, c) in self.prices.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&c.encoded);
-        }
-        out.push(']');
-        self.encode_events(&mut out);
-        out.push('}');
-        out
-    }
-
-    /// The events part: the epoch, a header per event (channel, offset) and the frames as
-    /// they were encoded at publish.
-    fn encode_events(&self, out: &mut String) {
+        // Symbols are canonical (A-Z, 0-9): nothing to escape.
+        let price_head = |c: &Change, o: &mut String| {
+            let _ = write!(o, r#"["{}",{},{}]"#, c.symbol, c.seq, c.received_at);
+        };
+        pairs(
+            &mut out,
+            ("meta", "prices"),
+            &self.prices,
+            price_head,
+            |c| &c.encoded,
+        );
         if let Some(epoch) = &self.epoch {
             // Epochs are letters and digits: nothing to escape.
             let _ = write!(out, r#","epoch":"{epoch}""#);
         }
-        self.encode_market(out);
-        if self.events.is_empty() {
-            return;
-        }
-        out.push_str(r#","evm":["#);
-        for (i, e) in self.events.iter().enumerate() {
-            let comma = if i == 0 { "" } else { "," };
-            // Channel names are `events:` and a-z, 0-9, - and _: nothing to escape.
-            let _ = write!(out, r#"{comma}["{}",{}]"#, e.channel, e.offset);
-        }
-        out.push_str(r#"],"evs":["#);
-        for (i, e) in self.events.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&e.encoded);
-        }
-        out.push(']');
-    }
-
-    /// The market part: a header per update (channel, kind) and its encoding untouched.
-    fn encode_market(&self, out: &mut String) {
-        if self.market.is_empty() {
-            return;
-        }
-        out.push_str(r#","mkm":["#);
-        for (i, m) in self.market.iter().enumerate() {
-            let comma = if i == 0 { "" } else { "," };
+        if !self.market.is_empty() {
             // Market channel keys are canonical (A-Z, 0-9, `:` and an interval).
-            let _ = write!(out, r#"{comma}["{}","{}"]"#, m.channel, m.kind.code());
+            let head = |m: &MarketUpdate, o: &mut String| {
+                let _ = write!(o, r#"["{}","{}"]"#, m.channel, m.kind.code());
+            };
+            pairs(&mut out, ("mkm", "mks"), &self.market, head, |m| &m.encoded);
         }
-        out.push_str(r#"],"mks":["#);
-        for (i, m) in self.market.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&m.encoded);
+        if !self.events.is_empty() {
+            // Channel names are `events:`/`user:` and a-z, 0-9, - _ . @: nothing to escape.
+            let head = |e: &Event, o: &mut String| {
+                let _ = write!(o, r#"["{}",{}]"#, e.channel, e.offset);
+            };
+            pairs(&mut out, ("evm", "evs"), &self.events, head, |e| &e.encoded);
         }
-        out.push(']');
+        out.push('}');
+        out
     }
 
     /// Reads a leader→shard message.
@@ -292,6 +254,33 @@ impl Batch {
         };
         Ok((w.t, batch))
     }
+}
+
+/// Writes `,"<heads>":[..],"<bodies>":[..]`: a small header per item, then each item's
+/// encoding untouched. Prices, events and market updates all cross the link this way, so a
+/// shard takes each without parsing (let alone re-encoding) it.
+fn pairs<T>(
+    out: &mut String,
+    (heads, bodies): (&str, &str),
+    items: &[T],
+    head: impl Fn(&T, &mut String),
+    body: impl Fn(&T) -> &str,
+) {
+    let _ = write!(out, r#","{heads}":["#);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        head(item, out);
+    }
+    let _ = write!(out, r#"],"{bodies}":["#);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(body(item));
+    }
+    out.push(']');
 }
 
 #[cfg(test)]

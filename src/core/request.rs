@@ -373,38 +373,33 @@ pub fn presented_token<'a>(
     authorization: Option<&'a str>,
     query: &'a [(String, String)],
 ) -> Option<&'a str> {
-    let bearer = authorization
+    bearer(authorization).or_else(|| query_token(query))
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
-        .map(str::trim);
-    bearer.or_else(|| {
-        query
-            .iter()
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.as_str())
-    })
+        .map(str::trim)
+}
+
+/// The `?token=` parameter.
+fn query_token(query: &[(String, String)]) -> Option<&str> {
+    query
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str())
 }
 
 /// Whether the request presents the token, as `Authorization: Bearer` or `?token=`, compared
 /// in constant time. The token is never logged.
 fn authorized(req: &Incoming<'_>, expected: &str) -> bool {
-    let bearer = req
-        .authorization
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let param = req
-        .query
-        .iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.as_str());
-    bearer
+    bearer(req.authorization)
         .into_iter()
-        .chain(param)
+        .chain(query_token(req.query))
         .any(|given| token_matches(expected, given))
 }
 

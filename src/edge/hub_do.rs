@@ -19,7 +19,7 @@ use super::sockets;
 use crate::core::error::ApiError;
 use crate::core::hub::Hub;
 use crate::core::node::Node;
-use crate::core::request::{presented_token, FaultKind, LeaderRequest};
+use crate::core::request::{FaultKind, LeaderRequest};
 
 /// The leader object. Holds either its running state or the configuration error that
 /// stops it from starting.
@@ -68,16 +68,9 @@ impl DurableObject for PriceHub {
         let query = http::query_pairs(&url);
         match LeaderRequest::parse(url.path(), &query) {
             Err(e) => http::error(&e),
-            Ok(LeaderRequest::WebSocket) => {
-                let authorization = req.headers().get("Authorization")?;
-                shared.accept_client(presented_token(authorization.as_deref(), &query))
+            Ok(to @ (LeaderRequest::WebSocket | LeaderRequest::Stream { .. })) => {
+                shared.serve_client(&req, &query, to).await
             }
-            Ok(LeaderRequest::Stream {
-                symbols,
-                channels,
-                last,
-                token,
-            }) => shared.open_stream(&symbols, &channels, last, token).await,
             Ok(LeaderRequest::Link { shard }) => links::accept_shard(&shared, shard),
             Ok(LeaderRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
                 match kind {

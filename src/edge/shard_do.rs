@@ -16,7 +16,7 @@ use super::shared::Shared;
 use super::sockets;
 use crate::core::error::ApiError;
 use crate::core::node::Node;
-use crate::core::request::{presented_token, FaultKind, LeaderRequest};
+use crate::core::request::{FaultKind, LeaderRequest};
 use crate::core::shard::Shard;
 
 /// A shard. Holds either its running state or the configuration error that stops it.
@@ -70,16 +70,9 @@ impl DurableObject for FanoutShard {
         let url = req.url()?;
         let query = http::query_pairs(&url);
         match LeaderRequest::parse(url.path(), &query) {
-            Ok(LeaderRequest::WebSocket) => {
-                let authorization = req.headers().get("Authorization")?;
-                shared.accept_client(presented_token(authorization.as_deref(), &query))
+            Ok(to @ (LeaderRequest::WebSocket | LeaderRequest::Stream { .. })) => {
+                shared.serve_client(&req, &query, to).await
             }
-            Ok(LeaderRequest::Stream {
-                symbols,
-                channels,
-                last,
-                token,
-            }) => shared.open_stream(&symbols, &channels, last, token).await,
             Ok(LeaderRequest::Fault {
                 kind: FaultKind::Restart,
             }) if shared.node.borrow().config().test_faults => shared.restart_shard(),

@@ -13,7 +13,7 @@ use std::task::Waker;
 use futures::future::AbortHandle;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use worker::{Env, Response, Result, State, WebSocket, WebSocketPair};
+use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketPair};
 
 use super::env::{log_fields, now_ms};
 use super::http;
@@ -26,6 +26,7 @@ use crate::core::fanout::{ConnId, Transport};
 use crate::core::fastmap::FastMap;
 use crate::core::node::Node;
 use crate::core::protocol::close;
+use crate::core::request::{presented_token, LeaderRequest};
 use crate::core::shards::ShardId;
 
 /// State shared by the object's handlers and its tasks.
@@ -89,6 +90,29 @@ impl Shared {
     /// after a wake).
     pub(super) fn kick(self: &Rc<Self>) {
         self.run(|n| n.on_leader(|hub| hub.start(now_ms())));
+    }
+
+    /// A client connection handed to this object (the leader without shards, or a shard):
+    /// the WebSocket upgrade with the token it presents, or an SSE stream.
+    pub(super) async fn serve_client(
+        self: &Rc<Self>,
+        req: &Request,
+        query: &[(String, String)],
+        to: LeaderRequest,
+    ) -> Result<Response> {
+        match to {
+            LeaderRequest::WebSocket => {
+                let authorization = req.headers().get("Authorization")?;
+                self.accept_client(presented_token(authorization.as_deref(), query))
+            }
+            LeaderRequest::Stream {
+                symbols,
+                channels,
+                last,
+                token,
+            } => self.open_stream(&symbols, &channels, last, token).await,
+            _ => http::error(&ApiError::NotFound("not a client connection".into())),
+        }
     }
 
     /// A client's WebSocket upgrade, with the token it presented (checked again here: with

@@ -1,8 +1,10 @@
 //! Event channels in the fan-out: each event once, in offset order, to every subscriber,
 //! and a returning client's recovery from this fan-out's copy of the history.
 
+use std::rc::Rc;
+
 use super::clients::EventRoute;
-use super::{ConnId, Fanout};
+use super::{Carrier, ConnId, Fanout};
 use crate::core::batch::Batch;
 use crate::core::effect::Effect;
 use crate::core::events::{Event, Recovery, Since};
@@ -34,14 +36,44 @@ impl Fanout {
     /// keeps up, queued for SSE streams; the too slow are closed 4009 (they recover from
     /// history when they return).
     fn deliver(&mut self, event: &Event, now_ms: i64, fx: &mut Vec<Effect>) {
-        let subscribers: Vec<ConnId> = self.clients.subscribers(&event.channel).collect();
+        let frame = event.encoded.clone();
+        let route = |c: &mut Carrier, now: i64| c.event(event, now);
+        let slow = self.deliver_whole(&event.channel, frame, route, now_ms, fx);
+        let mut wake = Vec::new();
+        for conn in slow {
+            self.stats.slow_consumer_closes += 1;
+            if self.clients.get_mut(conn).is_some_and(|c| c.is_sse()) {
+                wake.push(conn);
+            } else {
+                let why = "too slow for an event channel";
+                self.close_client(conn, close::SLOW_CONSUMER, why, now_ms, fx);
+            }
+        }
+        if !wake.is_empty() {
+            fx.push(Effect::SseWake { conns: wake });
+        }
+    }
+
+    /// A frame delivered whole to every subscriber of `channel` (an event, a market frame),
+    /// each client routing it its own way (`route`): one shared frame for the WebSockets it
+    /// goes to, a wake for the SSE readers it was queued for. Returns the clients too slow
+    /// for it, for the caller to deal with.
+    pub(super) fn deliver_whole(
+        &mut self,
+        channel: &str,
+        frame: Rc<str>,
+        route: impl Fn(&mut Carrier, i64) -> EventRoute,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) -> Vec<ConnId> {
+        let subscribers: Vec<ConnId> = self.clients.subscribers(channel).collect();
         let (mut ws, mut wake, mut slow) = (Vec::new(), Vec::new(), Vec::new());
         let mut fell_behind = false;
         for conn in subscribers {
             let Some(client) = self.clients.get_mut(conn) else {
                 continue;
             };
-            match client.carrier.event(event, now_ms) {
+            match route(&mut client.carrier, now_ms) {
                 EventRoute::Send { fell_behind: f } => {
                     fell_behind |= f;
                     ws.push(conn);
@@ -55,24 +87,13 @@ impl Fanout {
             self.watch(now_ms);
         }
         if !ws.is_empty() {
-            self.count_sent(ws.len(), event.encoded.len());
-            fx.push(Effect::Fanout {
-                conns: ws,
-                frame: event.encoded.clone(),
-            });
-        }
-        for conn in slow {
-            self.stats.slow_consumer_closes += 1;
-            if self.clients.get_mut(conn).is_some_and(|c| c.is_sse()) {
-                wake.push(conn);
-            } else {
-                let why = "too slow for an event channel";
-                self.close_client(conn, close::SLOW_CONSUMER, why, now_ms, fx);
-            }
+            self.count_sent(ws.len(), frame.len());
+            fx.push(Effect::Fanout { conns: ws, frame });
         }
         if !wake.is_empty() {
             fx.push(Effect::SseWake { conns: wake });
         }
+        slow
     }
 
     /// What a subscriber of `channels` missed since the positions in `since`, in order;

@@ -10,8 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use super::clients::EventRoute;
-use super::{ConnId, Fanout};
+use super::{Carrier, Fanout};
 use crate::core::batch::Batch;
 use crate::core::channel;
 use crate::core::effect::Effect;
@@ -98,31 +97,11 @@ impl Fanout {
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
-        let subscribers: Vec<ConnId> = self.clients.subscribers(channel).collect();
-        let (mut ws, mut wake) = (Vec::new(), Vec::new());
-        let mut fell_behind = false;
-        for conn in subscribers {
-            let Some(client) = self.clients.get_mut(conn) else {
-                continue;
-            };
-            match client.carrier.market(name, &frame, now_ms) {
-                EventRoute::Send { fell_behind: f } => {
-                    fell_behind |= f;
-                    ws.push(conn);
-                }
-                EventRoute::Wake | EventRoute::TooSlow => wake.push(conn),
-                EventRoute::Held => {}
-            }
-        }
-        if fell_behind {
-            self.watch(now_ms);
-        }
-        if !ws.is_empty() {
-            self.count_sent(ws.len(), frame.len());
-            fx.push(Effect::Fanout { conns: ws, frame });
-        }
-        if !wake.is_empty() {
-            fx.push(Effect::SseWake { conns: wake });
+        let route = |c: &mut Carrier, now: i64| c.market(name, &frame, now);
+        // An SSE reader too slow for market frames ends (its stream is already closing).
+        let slow = self.deliver_whole(channel, frame.clone(), route, now_ms, fx);
+        if !slow.is_empty() {
+            fx.push(Effect::SseWake { conns: slow });
         }
     }
 

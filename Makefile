@@ -80,6 +80,7 @@ test: build tools lint unit js e2e deploy-check
 
 lint:
 	python3 scripts/sizes.py
+	python3 scripts/cycles.py
 	cargo fmt --all --check
 	cargo clippy -q --workspace --all-targets --all-features -- -D warnings
 	cargo clippy -q --target wasm32-unknown-unknown -- -D warnings

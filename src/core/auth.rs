@@ -1,4 +1,4 @@
-//! Who a connection belongs to (DESIGN §9): an HS256 JWT signed with `JWT_SECRET`, with `sub`
+//! Who a connection belongs to (docs/events.md, private channels): an HS256 JWT signed with `JWT_SECRET`, with `sub`
 //! (the user), `exp` (when it stops being valid) and optionally `channels` (all it may
 //! read). Checked by the Worker before a connection reaches an object, and by the object
 //! that carries it, which keeps the identity for the connection's life (in its attachment)
@@ -8,22 +8,11 @@
 //! algorithm (`none`, or a public-key one against the shared secret).
 
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::Sha256;
 
 use super::channel::{self, USER};
-
-/// What a valid token says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    /// The user (`sub`).
-    pub sub: String,
-    /// When the token expires (epoch ms).
-    pub exp_ms: i64,
-    /// The channels it may read (`channels`), when the token limits them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Vec<String>>,
-}
+use super::ids::Identity;
 
 /// Why a token is refused (all answered 401 `UNAUTHORIZED`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::events::Event;
-use super::feed::link::UpstreamState;
 use super::market::{MarketKind, MarketUpdate};
+use super::upstream_state::UpstreamState;
 
 /// One changed price.
 #[derive(Debug, Clone, PartialEq)]

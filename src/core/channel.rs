@@ -1,4 +1,4 @@
-//! Channel names (DESIGN §9): what a client can follow besides a symbol's price.
+//! Channel names (docs/channels.md, docs/events.md): what a client can follow besides a symbol's price.
 //!
 //! A subscription is a string key in one client table: a canonical symbol (`BTCUSDT`, its
 //! price channel) or a channel name with a kind prefix: market channels from Binance
@@ -8,7 +8,7 @@
 
 use super::config::Config;
 use super::error::{ClientError, ErrorCode};
-use super::protocol::truncate;
+use super::text::truncate;
 
 /// The prefix of the application's event channels.
 pub const EVENTS: &str = "events:";
@@ -117,14 +117,6 @@ pub fn is_private(cfg: &Config, key: &str) -> bool {
     }
 }
 
-/// A channel name's last part: 1 to 64 of `a-z`, `0-9`, `-` and `_`.
-pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 /// The canonical name of a channel this service serves, or `UNKNOWN_CHANNEL`. Market
 /// channels take any accepted spelling of a whitelisted symbol (`trades:btc-usdt` is
 /// `trades:BTCUSDT`).
@@ -186,6 +178,7 @@ pub fn resolve_all(cfg: &Config, raw: &[String]) -> Result<Vec<String>, ClientEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::text::valid_name;
 
     fn cfg() -> Config {
         Config::from_lookup(|k| (k == "EVENT_CHANNELS").then(|| "signals,alerts".to_string()))

@@ -87,7 +87,7 @@ pub struct Config {
     pub events: EventsConfig,
 }
 
-/// Event channels (DESIGN §9): what may be published, by whom, how much is kept.
+/// Event channels (docs/events.md): what may be published, by whom, how much is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventsConfig {
     /// `PUBLISH_TOKEN` (a secret): without it `POST /api/publish` does not exist.
@@ -249,7 +249,7 @@ fn parse_event_channels(raw: &str) -> Result<Vec<String>, ConfigError> {
     let mut out: Vec<String> = Vec::new();
     for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let name = name.strip_prefix("events:").unwrap_or(name);
-        if !super::channel::valid_name(name) {
+        if !super::text::valid_name(name) {
             return Err(ConfigError {
                 name: "EVENT_CHANNELS",
                 value: raw.to_string(),

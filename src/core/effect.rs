@@ -2,10 +2,7 @@
 
 use std::rc::Rc;
 
-use super::auth::Identity;
-
-use super::fanout::ConnId;
-use super::shards::LinkId;
+use super::ids::{ConnId, Identity, LinkId};
 
 /// Log severity, mapped by the edge to `console.*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

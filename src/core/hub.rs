@@ -10,8 +10,6 @@
 
 use std::rc::Rc;
 
-use super::auth::Identity;
-
 use super::effect::OneTimer;
 pub use super::effect::{Effect, Level};
 
@@ -20,14 +18,16 @@ use super::config::Config;
 use super::error::ApiError;
 use super::events::publish::Bucket;
 use super::events::History;
-use super::fanout::{ConnId, Fanout, FanoutStats, SseTake, Transport};
-use super::feed::link::{Failure, UpstreamState};
+use super::fanout::{Fanout, FanoutStats, SseTake};
+use super::feed::link::Failure;
 use super::feed::{Feed, FeedStats};
+use super::ids::{ConnId, Identity, ShardId, Transport};
 use super::metrics;
 use super::price::Price;
 use super::report;
 use super::request::parse_symbol_query;
-use super::shards::{ShardId, ShardMessage, ShardTable, ShardView};
+use super::shards::{ShardMessage, ShardTable, ShardView};
+use super::upstream_state::UpstreamState;
 
 #[cfg(test)]
 mod auth_tests;

@@ -1,4 +1,4 @@
-//! Market channel updates (DESIGN §9): trades, candles and the order book of one symbol, as
+//! Market channel updates (docs/channels.md): trades, candles and the order book of one symbol, as
 //! they travel from the feed to every fan-out.
 //!
 //! Each update is encoded once where it is read from Binance: a trade as the object that

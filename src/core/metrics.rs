@@ -5,34 +5,12 @@
 use std::fmt::Write;
 
 use super::fanout::FanoutReport;
-use super::feed::link::{BreakerPhase, UpstreamState};
+use super::feed::link::BreakerPhase;
+use super::histogram::Histogram;
 use super::report::FeedReport;
 use super::report::Totals;
 use super::shards::ShardView;
-
-/// Upper bounds (seconds) of the fan-out duration histogram.
-pub const FANOUT_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
-
-/// A cumulative histogram with fixed buckets.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Histogram {
-    counts: [u64; FANOUT_BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    /// Records one observation in seconds.
-    pub fn observe(&mut self, seconds: f64) {
-        for (count, le) in self.counts.iter_mut().zip(FANOUT_BUCKETS.iter()) {
-            if seconds <= *le {
-                *count += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
-}
+use super::upstream_state::UpstreamState;
 
 /// Builds an exposition: each family gets `# HELP` and `# TYPE` once, then its samples.
 #[derive(Debug, Default)]
@@ -79,13 +57,17 @@ impl Exposition {
     /// A histogram family.
     pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) -> &mut Self {
         self.family(name, "histogram", help);
-        for (le, count) in FANOUT_BUCKETS.iter().zip(h.counts.iter()) {
+        for (le, count) in h.buckets() {
             let le = le.to_string();
-            self.sample(&format!("{name}_bucket"), &[("le", &le)], *count as f64);
+            self.sample(&format!("{name}_bucket"), &[("le", &le)], count as f64);
         }
-        self.sample(&format!("{name}_bucket"), &[("le", "+Inf")], h.count as f64);
-        self.sample(&format!("{name}_sum"), &[], h.sum);
-        self.sample(&format!("{name}_count"), &[], h.count as f64)
+        self.sample(
+            &format!("{name}_bucket"),
+            &[("le", "+Inf")],
+            h.count() as f64,
+        );
+        self.sample(&format!("{name}_sum"), &[], h.sum());
+        self.sample(&format!("{name}_count"), &[], h.count() as f64)
     }
 
     /// The text.

@@ -5,13 +5,13 @@
 //! and the shard links exist only on the leader, the link to the leader only on a shard, and
 //! an event of the other role (which the edge never produces) changes nothing.
 
-use super::auth::Identity;
 use super::config::Config;
 use super::effect::Effect;
 use super::error::ApiError;
-use super::fanout::{ConnId, SseTake, Transport};
+use super::fanout::SseTake;
 use super::feed::link::Failure;
 use super::hub::Hub;
+use super::ids::{ConnId, Identity, Transport};
 use super::request::parse_symbol_query;
 use super::shard::Shard;
 

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ClientError, ErrorCode};
 use super::events::Since;
+use super::text::truncate;
 
 /// Close codes of docs/protocol.md. 4000–4499 mean "reconnect with backoff", 4500–4999 "do not".
 pub mod close {
@@ -218,11 +219,6 @@ fn since(obj: &Map<String, Value>) -> Result<Vec<(String, Since)>, ClientError> 
             Ok((channel.clone(), Since { offset, epoch }))
         })
         .collect()
-}
-
-/// Cuts client-supplied text before it is echoed into an error message.
-pub fn truncate(s: &str, max_chars: usize) -> String {
-    s.chars().take(max_chars).collect()
 }
 
 #[derive(Serialize)]

@@ -9,9 +9,10 @@ use serde_json::json;
 
 use super::config::UpstreamMode;
 use super::fanout::FanoutReport;
-use super::feed::link::{BreakerPhase, Failure, UpstreamState};
+use super::feed::link::{BreakerPhase, Failure};
 use super::feed::{Feed, FeedStats};
 use super::shards::ShardView;
+use super::upstream_state::UpstreamState;
 
 /// Connected but silent for this long: `/health` says `degraded` (the watchdog replaces the
 /// connection later).

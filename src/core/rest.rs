@@ -63,7 +63,7 @@ pub fn check_params(
             };
             return Err(ApiError::BadRequest(format!(
                 "unknown query parameter {:?}; {known}",
-                super::protocol::truncate(&k, 32)
+                super::text::truncate(&k, 32)
             )));
         }
     }

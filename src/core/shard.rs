@@ -1,4 +1,4 @@
-//! A fan-out shard (DESIGN §8): the whole client side ([`Fanout`]) for the clients the
+//! A fan-out shard (docs/capacity.md): the whole client side ([`Fanout`]) for the clients the
 //! Worker hands it, fed over one link to the leader.
 //!
 //! The shard dials the leader when it gets clients and hangs up after it has had none for
@@ -11,17 +11,16 @@
 
 use std::rc::Rc;
 
-use super::auth::Identity;
-
 use super::backoff;
 use super::batch::{Batch, StateChange, WireKind};
 use super::config::Config;
 use super::effect::{Effect, Level, OneTimer};
 use super::error::{ApiError, ClientError, ErrorCode};
-use super::fanout::{ConnId, Fanout, FanoutReport, SseTake, Transport};
-use super::feed::link::UpstreamState;
+use super::fanout::{Fanout, FanoutReport, SseTake};
+use super::ids::{ConnId, Identity, Transport};
 use super::protocol;
 use super::shards::{generation_floor, ShardMessage};
+use super::upstream_state::UpstreamState;
 
 /// A shard with no clients for this long hangs up its link (and may hibernate).
 pub const IDLE_UNLINK_MS: i64 = 10_000;

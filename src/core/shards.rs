@@ -1,4 +1,4 @@
-//! The leader's side of the fan-out shards (DESIGN §8): which shards are linked, what each
+//! The leader's side of the fan-out shards (docs/capacity.md): which shards are linked, what each
 //! listens to and last reported, and the one message each flush sends them.
 //!
 //! A shard dials the leader while it has clients and hangs up when it has none, so a linked
@@ -20,9 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{Batch, WireKind};
 use super::fanout::FanoutReport;
-
-/// A shard's number: the object `fanout-{id}`.
-pub type ShardId = u32;
+use super::ids::{LinkId, ShardId};
 
 /// What a shard tells the leader over its link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,9 +53,6 @@ impl ShardMessage {
         serde_json::from_str(text).map_err(|e| e.to_string())
     }
 }
-
-/// A link: a shard and the generation of its current connection.
-pub type LinkId = (ShardId, u64);
 
 /// One linked shard.
 #[derive(Debug, Clone, PartialEq)]
@@ -263,7 +258,7 @@ mod tests {
     use super::*;
     use crate::core::batch::{Change, StateChange};
     use crate::core::fanout::FanoutStats;
-    use crate::core::feed::link::UpstreamState;
+    use crate::core::upstream_state::UpstreamState;
 
     fn batch(seq: u64) -> Batch {
         Batch {

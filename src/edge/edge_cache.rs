@@ -15,7 +15,7 @@ use super::env::{log_error, now_ms};
 use super::http;
 use super::objects::ask_leader;
 use crate::core::config::Config;
-use crate::core::request::LeaderRequest;
+use crate::core::request::ObjectRequest;
 use crate::core::rest::{self, CacheSource as Source};
 
 /// A leader answer as the edge keeps it.
@@ -57,7 +57,7 @@ pub(super) async fn cached_read(
     req: &Request,
     env: &Env,
     cfg: &Config,
-    to: &LeaderRequest,
+    to: &ObjectRequest,
 ) -> Result<Response> {
     let target = to.path();
     let url = req.url()?;
@@ -82,7 +82,7 @@ async fn fetch_through(
     env: &Env,
     cfg: &Config,
     key: &str,
-    to: &LeaderRequest,
+    to: &ObjectRequest,
     max_age_ms: i64,
 ) -> Result<(Reply, Source)> {
     let now = now_ms();
@@ -133,7 +133,7 @@ async fn fetch_through(
     Ok((reply, Source::Leader))
 }
 
-async fn read_leader(env: &Env, cfg: &Config, to: &LeaderRequest) -> Result<Reply> {
+async fn read_leader(env: &Env, cfg: &Config, to: &ObjectRequest) -> Result<Reply> {
     let mut resp = ask_leader(env, cfg, to).await?;
     Ok(Reply {
         status: resp.status_code(),

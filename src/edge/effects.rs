@@ -10,25 +10,13 @@ use worker::{wasm_bindgen_futures::spawn_local, Delay};
 
 use super::env::{log, log_error, log_fields, now_ms};
 use super::links;
+use super::send::SendTarget;
 use super::shared::Shared;
 use super::upstream;
-use crate::core::auth::Identity;
 use crate::core::effect::{Effect, Level};
 use crate::core::fanout::session::Attachment;
-use crate::core::fanout::ConnId;
+use crate::core::ids::{ConnId, Identity};
 use crate::core::protocol::close;
-
-#[wasm_bindgen]
-extern "C" {
-    /// Anything with a `send(data)` method: a WebSocket seen through its JS interface.
-    pub(super) type SendTarget;
-
-    /// `WebSocket.prototype.send` taking an existing JS value, so one JS string built per
-    /// fan-out is handed to every socket; `send_with_str` would copy and decode the Rust
-    /// string into a new JS string for each socket.
-    #[wasm_bindgen(method, catch, js_name = send)]
-    pub(super) fn send(this: &SendTarget, data: &JsValue) -> std::result::Result<(), JsValue>;
-}
 
 /// Storage key of the upstream link's memory.
 pub(super) const LINK_KEY: &str = "link";

@@ -12,10 +12,10 @@ use super::restore::restore_storage;
 use super::shared::Shared;
 use crate::core::events::History;
 use crate::core::hub::Hub;
+use crate::core::ids::ShardId;
 use crate::core::node::Node;
 use crate::core::protocol::close;
 use crate::core::shard::Shard;
-use crate::core::shards::ShardId;
 
 impl Shared {
     /// (Leader) Closes every shard's link, as a network fault would.

@@ -19,7 +19,7 @@ use super::sockets;
 use crate::core::error::ApiError;
 use crate::core::hub::Hub;
 use crate::core::node::Node;
-use crate::core::request::{FaultKind, LeaderRequest};
+use crate::core::request::{FaultKind, ObjectRequest};
 
 /// The leader object. Holds either its running state or the configuration error that
 /// stops it from starting.
@@ -66,13 +66,13 @@ impl DurableObject for PriceHub {
         shared.kick();
         let url = req.url()?;
         let query = http::query_pairs(&url);
-        match LeaderRequest::parse(url.path(), &query) {
+        match ObjectRequest::parse(url.path(), &query) {
             Err(e) => http::error(&e),
-            Ok(to @ (LeaderRequest::WebSocket | LeaderRequest::Stream { .. })) => {
+            Ok(to @ (ObjectRequest::WebSocket | ObjectRequest::Stream { .. })) => {
                 shared.serve_client(&req, &query, to).await
             }
-            Ok(LeaderRequest::Link { shard }) => links::accept_shard(&shared, shard),
-            Ok(LeaderRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
+            Ok(ObjectRequest::Link { shard }) => links::accept_shard(&shared, shard),
+            Ok(ObjectRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
                 match kind {
                     FaultKind::Unlink => {
                         http::json(200, format!(r#"{{"unlinked":{}}}"#, shared.unlink_all()))
@@ -81,7 +81,7 @@ impl DurableObject for PriceHub {
                     FaultKind::WipeHistory => shared.wipe_history(),
                 }
             }
-            Ok(LeaderRequest::Publish) => {
+            Ok(ObjectRequest::Publish) => {
                 let mut req = req;
                 let body = req.text().await?;
                 publish(&shared, &body)
@@ -149,19 +149,19 @@ fn publish(shared: &Rc<Shared>, body: &str) -> Result<Response> {
     }
 }
 
-fn answer(shared: &Rc<Shared>, read: LeaderRequest) -> Result<Response> {
+fn answer(shared: &Rc<Shared>, read: ObjectRequest) -> Result<Response> {
     let now = now_ms();
     let mut node = shared.node.borrow_mut();
     let Some(hub) = node.leader() else {
         return http::error(&ApiError::Internal);
     };
     match read {
-        LeaderRequest::Health => {
+        ObjectRequest::Health => {
             let (status, body) = hub.health(now);
             http::json(status, body)
         }
-        LeaderRequest::Metrics => Response::ok(hub.metrics(now)),
-        LeaderRequest::Prices { symbols } => {
+        ObjectRequest::Metrics => Response::ok(hub.metrics(now)),
+        ObjectRequest::Prices { symbols } => {
             let list = symbols
                 .map(|l| hub.parse_symbol_query(&l.join(",")))
                 .transpose();
@@ -173,7 +173,7 @@ fn answer(shared: &Rc<Shared>, read: LeaderRequest) -> Result<Response> {
                 Err(e) => http::error(&e),
             }
         }
-        LeaderRequest::Price { symbol } => match hub.rest_price(&symbol, now) {
+        ObjectRequest::Price { symbol } => match hub.rest_price(&symbol, now) {
             Ok((body, etag)) => http::json_tagged(200, body, &etag),
             Err(e) => http::error(&e),
         },

@@ -1,4 +1,4 @@
-//! The links of the tree (DESIGN §8): a shard with clients dials the leader, the leader
+//! The links of the tree (docs/capacity.md): a shard with clients dials the leader, the leader
 //! accepts, and each side pumps the other's messages into its core until the link ends.
 //!
 //! The shard dials (an outbound socket) rather than the leader: a shard with clients is kept
@@ -15,15 +15,15 @@ use worker::{
     WebSocket, WebSocketPair, WebsocketEvent,
 };
 
-use super::effects::SendTarget;
 use super::env::{jitter, log_error, now_ms};
 use super::http;
 use super::objects::leader;
+use super::send::SendTarget;
 use super::shared::Shared;
 use crate::core::error::ApiError;
+use crate::core::ids::{LinkId, ShardId};
 use crate::core::protocol::close;
-use crate::core::request::LeaderRequest;
-use crate::core::shards::{LinkId, ShardId};
+use crate::core::request::ObjectRequest;
 
 /// (Leader) Shard `shard` dialled in: accept its socket, send it the snapshot it starts
 /// from, and pump what it says into the leader until it hangs up.
@@ -117,7 +117,7 @@ async fn connect(shared: &Shared) -> Result<WebSocket> {
     headers.set("Upgrade", "websocket")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
-    let path = LeaderRequest::Link {
+    let path = ObjectRequest::Link {
         shard: shared.shard_id,
     }
     .path();

@@ -9,6 +9,7 @@
 //! - [`shard_do`]: the `FanoutShard` Durable Objects carrying the clients when
 //!   `FANOUT_SHARDS` > 0; [`links`] the links between them and the leader.
 //! - [`sockets`]: client socket events, the same for both kinds of object.
+//! - [`send`]: one JS string handed to many sockets.
 //! - [`faults`]: the test faults of `TEST_FAULTS=on`.
 //! - [`upstream`]: the outbound WebSocket to the exchange.
 //! - [`storage`]: SQLite persistence of the latest prices, the `seq` high-water mark and the
@@ -27,6 +28,7 @@ mod objects;
 mod persist;
 mod restore;
 mod router;
+mod send;
 pub mod shard_do;
 mod shared;
 mod sockets;

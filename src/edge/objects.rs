@@ -4,7 +4,7 @@
 use worker::{Env, Method, Request, RequestInit, Response, Result, Stub};
 
 use crate::core::config::Config;
-use crate::core::request::{shard_for, Fault, FaultKind, LeaderRequest};
+use crate::core::request::{shard_for, Fault, FaultKind, ObjectRequest};
 
 /// Every name of the leader; `id_from_name` makes it unique world-wide.
 const LEADER: &str = "leader";
@@ -32,8 +32,8 @@ pub(super) fn entry(env: &Env, cfg: &Config) -> Result<Stub> {
     }
 }
 
-/// Asks the leader object: the one place a [`LeaderRequest`] becomes a request to it.
-pub(super) async fn ask_leader(env: &Env, cfg: &Config, to: &LeaderRequest) -> Result<Response> {
+/// Asks the leader object: the one place a [`ObjectRequest`] becomes a request to it.
+pub(super) async fn ask_leader(env: &Env, cfg: &Config, to: &ObjectRequest) -> Result<Response> {
     leader(env, cfg)?
         .fetch_with_str(&format!("https://leader{}", to.path()))
         .await
@@ -45,7 +45,7 @@ pub(super) async fn publish_to_leader(env: &Env, cfg: &Config, body: String) -> 
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
-    let url = format!("https://leader{}", LeaderRequest::Publish.path());
+    let url = format!("https://leader{}", ObjectRequest::Publish.path());
     let req = Request::new_with_init(&url, &init)?;
     leader(env, cfg)?.fetch_with_request(req).await
 }
@@ -53,14 +53,14 @@ pub(super) async fn publish_to_leader(env: &Env, cfg: &Config, body: String) -> 
 pub(super) async fn inject(env: &Env, cfg: &Config, fault: Fault) -> Result<Response> {
     let (unlink, restart) = (FaultKind::Unlink, FaultKind::Restart);
     match fault {
-        Fault::Unlink => ask_leader(env, cfg, &LeaderRequest::Fault { kind: unlink }).await,
-        Fault::RestartLeader => ask_leader(env, cfg, &LeaderRequest::Fault { kind: restart }).await,
+        Fault::Unlink => ask_leader(env, cfg, &ObjectRequest::Fault { kind: unlink }).await,
+        Fault::RestartLeader => ask_leader(env, cfg, &ObjectRequest::Fault { kind: restart }).await,
         Fault::WipeHistory => {
             let kind = FaultKind::WipeHistory;
-            ask_leader(env, cfg, &LeaderRequest::Fault { kind }).await
+            ask_leader(env, cfg, &ObjectRequest::Fault { kind }).await
         }
         Fault::RestartShard(n) => {
-            let path = LeaderRequest::Fault { kind: restart }.path();
+            let path = ObjectRequest::Fault { kind: restart }.path();
             shard(env, n)?
                 .fetch_with_str(&format!("https://edgetick{path}"))
                 .await

@@ -8,9 +8,9 @@ use super::env::{log_error, now_ms};
 use super::storage::{Store, EPOCH_KEY};
 use crate::core::events::History;
 use crate::core::fanout::session::Attachment;
-use crate::core::fanout::ConnId;
 use crate::core::fastmap::FastMap;
 use crate::core::hub::Hub;
+use crate::core::ids::ConnId;
 use crate::core::node::Node;
 use crate::core::protocol::close;
 

@@ -16,7 +16,7 @@ use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
 use crate::core::events;
 use crate::core::metrics;
-use crate::core::request::{classify, Incoming, LeaderRequest, Route, StreamRefusal};
+use crate::core::request::{classify, Incoming, ObjectRequest, Route, StreamRefusal};
 use crate::core::rest::{self, CorsDecision};
 
 thread_local! {
@@ -136,10 +136,10 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
             Ok(resp)
         }
         Ok(Route::Preflight) => preflight(),
-        Ok(Route::Leader(LeaderRequest::WebSocket)) => {
+        Ok(Route::Leader(ObjectRequest::WebSocket)) => {
             entry(env, cfg)?.fetch_with_request(req).await
         }
-        Ok(Route::Leader(to @ LeaderRequest::Stream { .. })) => {
+        Ok(Route::Leader(to @ ObjectRequest::Stream { .. })) => {
             entry(env, cfg)?
                 .fetch_with_str(&format!("https://edgetick{}", to.path()))
                 .await
@@ -183,7 +183,7 @@ fn preflight() -> Result<Response> {
 
 /// The leader's metrics plus this isolate's REST cache counters.
 async fn metrics(env: &Env, cfg: &Config) -> Result<Response> {
-    let mut resp = ask_leader(env, cfg, &LeaderRequest::Metrics).await?;
+    let mut resp = ask_leader(env, cfg, &ObjectRequest::Metrics).await?;
     let mut text = resp.text().await?;
     let refused = REFUSED.with(|r| *r.borrow());
     text.push_str(&metrics::isolate(&edge_cache::counts(), refused));

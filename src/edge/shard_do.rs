@@ -16,7 +16,7 @@ use super::shared::Shared;
 use super::sockets;
 use crate::core::error::ApiError;
 use crate::core::node::Node;
-use crate::core::request::{FaultKind, LeaderRequest};
+use crate::core::request::{FaultKind, ObjectRequest};
 use crate::core::shard::Shard;
 
 /// A shard. Holds either its running state or the configuration error that stops it.
@@ -69,11 +69,11 @@ impl DurableObject for FanoutShard {
         };
         let url = req.url()?;
         let query = http::query_pairs(&url);
-        match LeaderRequest::parse(url.path(), &query) {
-            Ok(to @ (LeaderRequest::WebSocket | LeaderRequest::Stream { .. })) => {
+        match ObjectRequest::parse(url.path(), &query) {
+            Ok(to @ (ObjectRequest::WebSocket | ObjectRequest::Stream { .. })) => {
                 shared.serve_client(&req, &query, to).await
             }
-            Ok(LeaderRequest::Fault {
+            Ok(ObjectRequest::Fault {
                 kind: FaultKind::Restart,
             }) if shared.node.borrow().config().test_faults => shared.restart_shard(),
             Ok(_) => http::error(&ApiError::NotFound("a shard serves /ws and streams".into())),

@@ -22,12 +22,12 @@ use crate::core::auth;
 use crate::core::effect::{Effect, Level};
 use crate::core::error::ApiError;
 use crate::core::fanout::session::Attachment;
-use crate::core::fanout::{ConnId, Transport};
 use crate::core::fastmap::FastMap;
+use crate::core::ids::ShardId;
+use crate::core::ids::{ConnId, Transport};
 use crate::core::node::Node;
 use crate::core::protocol::close;
-use crate::core::request::{presented_token, LeaderRequest};
-use crate::core::shards::ShardId;
+use crate::core::request::{presented_token, ObjectRequest};
 
 /// State shared by the object's handlers and its tasks.
 pub struct Shared {
@@ -98,14 +98,14 @@ impl Shared {
         self: &Rc<Self>,
         req: &Request,
         query: &[(String, String)],
-        to: LeaderRequest,
+        to: ObjectRequest,
     ) -> Result<Response> {
         match to {
-            LeaderRequest::WebSocket => {
+            ObjectRequest::WebSocket => {
                 let authorization = req.headers().get("Authorization")?;
                 self.accept_client(presented_token(authorization.as_deref(), query))
             }
-            LeaderRequest::Stream {
+            ObjectRequest::Stream {
                 symbols,
                 channels,
                 last,

@@ -48,7 +48,7 @@ impl Shared {
     fn forget_client(self: &Rc<Self>, ws: &WebSocket, code: usize, reason: &str) {
         if let Some(conn) = self.conn_of(ws) {
             if code != 1000 && code != 1001 && code != 1005 {
-                let reason = crate::core::protocol::truncate(reason, 120);
+                let reason = crate::core::text::truncate(reason, 120);
                 log_fields(
                     Level::Info,
                     "client_closed",

@@ -13,8 +13,8 @@ use super::http;
 use super::shared::Shared;
 use crate::core::auth;
 use crate::core::error::ApiError;
-use crate::core::fanout::ConnId;
 use crate::core::fanout::SseTake;
+use crate::core::ids::ConnId;
 use crate::core::request::stream_channels;
 
 /// The body of one SSE response: pull-based, so a reader that stops reading stops the

@@ -1,7 +1,8 @@
 //! End-to-end tests: the built worker under real `wrangler dev`, the fake exchange as a real
 //! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
 //! scenarios, which run in any order: each sets up the state it needs. Scenarios live in
-//! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`) and are
+//! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`, `events`,
+//! `market`, `private`) and are
 //! registered once, in `main`.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e

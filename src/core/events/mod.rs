@@ -1,4 +1,4 @@
-//! The application's event channels (DESIGN §9): each event gets the next `offset` of its
+//! The application's event channels (docs/events.md): each event gets the next `offset` of its
 //! channel and is kept, with the last `EVENT_HISTORY` of the channel, under an `epoch` that
 //! changes when history is lost, so a client that was away can ask for exactly what it
 //! missed and learn when that is no longer possible.

@@ -6,25 +6,18 @@
 
 use std::collections::BTreeSet;
 
-use super::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
-use crate::core::auth::Identity;
 use crate::core::events::Event;
 use crate::core::fanout::session::{RateLimiter, SseState, WsFlow};
 use crate::core::fastmap::FastMap;
+use crate::core::ids::{ConnId, Identity, Transport};
 use crate::core::protocol::sse_event;
 
-/// A connection's identity inside one object; stored in the socket's attachment so it
-/// survives hibernation.
-pub type ConnId = u64;
-
-/// How a client is connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// A hibernatable WebSocket.
-    WebSocket,
-    /// A Server-Sent Events stream.
-    Sse,
-}
+/// An SSE stream idle this long gets a `: keepalive` comment (docs/protocol.md: at least every 15 s).
+pub const KEEPALIVE_MS: i64 = 10_000;
+/// A reader that has not taken pending updates for this long is warned `SLOW_CONSUMER`.
+pub const SLOW_WARN_MS: i64 = 5_000;
+/// ... and closed after this long (it reconnects and resumes).
+pub const SLOW_CLOSE_MS: i64 = 30_000;
 
 /// Each transport's delivery state: a WebSocket is pushed to and acknowledges; an SSE stream
 /// pulls, so what it has not pulled yet waits here, conflated.

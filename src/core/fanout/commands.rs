@@ -6,13 +6,14 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::{Carrier, ConnId, Fanout, Transport};
-use crate::core::auth::{self, Identity};
+use super::{Carrier, Fanout};
+use crate::core::auth;
 use crate::core::channel;
 use crate::core::effect::Effect;
 use crate::core::error::{ClientError, ErrorCode};
 use crate::core::events::Since;
 use crate::core::fanout::session::RateVerdict;
+use crate::core::ids::{ConnId, Identity, Transport};
 use crate::core::protocol::{self, close, Command, Targets};
 
 /// What a `subscribe` or `unsubscribe` names, resolved.
@@ -295,7 +296,7 @@ impl Fanout {
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         fx.push(self.save(conn));
         // What was missed comes first, in order; `subscribed` then says whether that was all
-        // (`recovered`), as DESIGN §9 has it.
+        // (`recovered`), as docs/events.md promises.
         let (recovered, missed) = self.recover(&wanted.channels, since);
         for event in missed {
             self.send_shared(conn, event.encoded, fx);
@@ -346,7 +347,7 @@ impl Fanout {
             match self.cfg.symbols.resolve(s) {
                 Some(c) if !out.contains(&c) => out.push(c),
                 Some(_) => {}
-                None => unknown.push(protocol::truncate(s, 24)),
+                None => unknown.push(crate::core::text::truncate(s, 24)),
             }
         }
         if unknown.is_empty() {

@@ -4,10 +4,11 @@
 use std::rc::Rc;
 
 use super::clients::EventRoute;
-use super::{Carrier, ConnId, Fanout};
+use super::{Carrier, Fanout};
 use crate::core::batch::Batch;
 use crate::core::effect::Effect;
 use crate::core::events::{Event, Recovery, Since};
+use crate::core::ids::ConnId;
 use crate::core::protocol::close;
 
 impl Fanout {

@@ -23,14 +23,14 @@ use crate::core::config::Config;
 use crate::core::effect::{Effect, Level};
 use crate::core::events::History;
 use crate::core::fastmap::FastMap;
-use crate::core::feed::link::UpstreamState;
-use crate::core::metrics::Histogram;
+use crate::core::histogram::Histogram;
+use crate::core::ids::{ConnId, Transport};
 use crate::core::protocol::{self, close};
+use crate::core::upstream_state::UpstreamState;
 use pacer::{Pace, Pacer};
 
 mod clients;
 mod commands;
-pub mod cursor;
 mod events;
 mod latest;
 mod market;
@@ -38,23 +38,18 @@ pub mod pacer;
 pub mod session;
 mod streams;
 
-pub use clients::{Carrier, ConnId, Transport};
+pub use clients::{Carrier, KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
 use clients::{Clients, Route, Tick};
 use latest::Latest;
-pub use streams::SseTake;
+pub use session::SseTake;
 
 /// Connections opened and closed are logged as one summary line at most this often: a line
 /// per connection costs more than the connection itself in a storm (each line crosses to
 /// the log sink, and under `wrangler dev` through its inspector).
 pub const CHURN_LOG_MS: i64 = 1_000;
-/// An SSE stream idle this long gets a `: keepalive` comment (docs/protocol.md: at least every 15 s).
-pub const KEEPALIVE_MS: i64 = 10_000;
+
 /// How often SSE streams and WebSockets that are behind are checked.
 pub const SSE_TICK_MS: i64 = 2_000;
-/// A reader that has not taken pending updates for this long is warned `SLOW_CONSUMER`.
-pub const SLOW_WARN_MS: i64 = 5_000;
-/// ... and closed after this long (it reconnects and resumes).
-pub const SLOW_CLOSE_MS: i64 = 30_000;
 
 /// The fan-out's counters, for `/health` and `/metrics`.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]

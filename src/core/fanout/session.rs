@@ -5,11 +5,21 @@
 //! Prices are state, not events: an SSE client that does not read keeps one pending entry per
 //! symbol (the newest value is read from the cache when it finally pulls), never a backlog.
 
-use super::cursor::{self, EventsAt};
 use std::collections::{BTreeSet, VecDeque};
 
-use super::ConnId;
-use crate::core::auth::Identity;
+use crate::core::cursor::{self, EventsAt};
+use crate::core::ids::{ConnId, Identity};
+
+/// What an SSE stream gets when it asks for more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseTake {
+    /// Bytes to send.
+    Data(String),
+    /// Nothing yet: park until an [`crate::core::effect::Effect::SseWake`].
+    Pending,
+    /// End the stream.
+    Closed,
+}
 
 /// Seconds over which rejected messages are counted before a client is closed with 4008.
 pub const RATE_WINDOW_MS: i64 = 3_000;

@@ -4,25 +4,16 @@
 
 use std::rc::Rc;
 
-use super::cursor::{self, EventsAt};
-use super::{Carrier, ConnId, Fanout, Transport};
-use crate::core::auth::{self, Identity};
+use super::session::SseTake;
+use super::{Carrier, Fanout};
+use crate::core::auth;
 use crate::core::channel;
+use crate::core::cursor::{self, EventsAt};
 use crate::core::error::ApiError;
 use crate::core::events::Event;
-use crate::core::feed::link::UpstreamState;
+use crate::core::ids::{ConnId, Identity, Transport};
 use crate::core::protocol::{self, sse_event, Targets};
-
-/// What an SSE stream gets when it asks for more.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SseTake {
-    /// Bytes to send.
-    Data(String),
-    /// Nothing yet: park until an [`crate::core::effect::Effect::SseWake`].
-    Pending,
-    /// End the stream.
-    Closed,
-}
+use crate::core::upstream_state::UpstreamState;
 
 /// Where a new stream starts: prices after `after`, events from `tops` (per event channel),
 /// with what recovery found.

@@ -17,10 +17,10 @@ use crate::core::config::{Config, UpstreamMode, MAX_STREAMS};
 use crate::core::effect::{Effect, Level};
 use crate::core::error::ApiError;
 use crate::core::price::Price;
-use crate::core::protocol;
 use crate::core::rest;
+use crate::core::upstream_state::UpstreamState;
 use cache::{Entry, PriceCache};
-use link::{Failure, FrameVerdict, Link, LinkSettings, UpstreamState};
+use link::{Failure, FrameVerdict, Link, LinkSettings};
 use market::MarketStates;
 use upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
 
@@ -274,7 +274,7 @@ impl Feed {
             }
             Ok(UpstreamFrame::Ack { .. }) => {}
             Ok(UpstreamFrame::Refusal { code, msg }) => {
-                let msg = protocol::truncate(&msg, 200);
+                let msg = crate::core::text::truncate(&msg, 200);
                 self.skip(format!("refusal {code}: {msg}"), fx)
             }
             Err(e) => self.skip(e.to_string(), fx),
@@ -294,7 +294,7 @@ impl Feed {
         fx.push(Effect::Log {
             level: Level::Warn,
             event: "upstream_bad_frame",
-            detail: protocol::truncate(&detail, 200),
+            detail: crate::core::text::truncate(&detail, 200),
         });
     }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::tests::frames;
 use super::*;
-use crate::core::auth::Identity;
+use crate::core::ids::Identity;
 use crate::core::protocol::close;
 
 fn hub() -> Hub {

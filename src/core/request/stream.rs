@@ -1,11 +1,12 @@
 //! `/api/stream`'s request: symbols and channels, each list counted before it is read, and
 //! the id a reconnecting reader resumes from.
 
-use super::{find, parse_symbols_capped, presented_token, Incoming, LeaderRequest, Route};
+use super::object::ObjectRequest;
+use super::query::{find, parse_symbols_capped, presented_token, Incoming};
 use crate::core::channel;
 use crate::core::config::Config;
+use crate::core::cursor;
 use crate::core::error::ApiError;
-use crate::core::fanout::cursor;
 use crate::core::rest;
 
 /// `/api/stream`: its symbols (capped before they are looked at) and where it resumes.
@@ -13,7 +14,7 @@ pub(super) fn route(
     cfg: &Config,
     req: &Incoming<'_>,
     params: Vec<(String, String)>,
-) -> Result<Route, ApiError> {
+) -> Result<ObjectRequest, ApiError> {
     let allowed = [
         "symbols",
         "pairs",
@@ -60,12 +61,12 @@ pub(super) fn route(
         .as_ref()
         .and_then(|_| presented_token(req.authorization, req.query))
         .map(str::to_string);
-    Ok(Route::Leader(LeaderRequest::Stream {
+    Ok(ObjectRequest::Stream {
         symbols,
         channels,
         last,
         token,
-    }))
+    })
 }
 
 /// The `channels=` of a stream: counted first, then each resolved (all or nothing).

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::*;
 use crate::core::hub::tests::frames;
 use crate::core::hub::Hub;
-use crate::core::shards::ShardId;
+use crate::core::ids::ShardId;
 
 const SUB: &str = r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#;
 

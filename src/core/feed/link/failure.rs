@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::CONNECT_TIMEOUT_MS;
+/// A connect that has not opened (or a replacement that has not delivered) within this
+/// long has failed.
+pub const CONNECT_TIMEOUT_MS: i64 = 15_000;
 
 /// Why a connection ended or never started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,45 +61,5 @@ impl Failure {
             Failure::ConnectTimeout => format!("no connection within {CONNECT_TIMEOUT_MS} ms"),
             Failure::Silent { for_ms } => format!("open but silent for {for_ms} ms"),
         }
-    }
-}
-
-/// The upstream state clients and operators see (see docs/protocol.md), and `idle` for an on-demand
-/// link that nobody needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UpstreamState {
-    /// A connection delivers (or is open, when it is the only one).
-    Connected,
-    /// No connection; the next attempt is coming.
-    Reconnecting,
-    /// No connection, and the breaker is open: attempts wait.
-    Down,
-    /// On-demand and nobody listens: no connection, by design.
-    Idle,
-}
-
-impl UpstreamState {
-    /// The wire name, as in `status` frames and `/health`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpstreamState::Connected => "connected",
-            UpstreamState::Reconnecting => "reconnecting",
-            UpstreamState::Down => "down",
-            UpstreamState::Idle => "idle",
-        }
-    }
-}
-
-impl std::fmt::Display for UpstreamState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for UpstreamState {
-    /// Compares with a wire name (tests read better that way).
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
     }
 }

@@ -34,15 +34,13 @@ mod failure;
 mod tests;
 mod timing;
 
+use crate::core::upstream_state::UpstreamState;
 pub use breaker::{
     AttemptBudget, Breaker, BreakerPhase, BreakerState, ATTEMPT_WINDOW_MS, BREAKER_CLOSE_SUCCESSES,
     BREAKER_OPEN_MS, BREAKER_THRESHOLD, MAX_ATTEMPTS_PER_WINDOW, SUCCESS_SPACING_MS,
 };
-pub use failure::{Failure, UpstreamState};
+pub use failure::{Failure, CONNECT_TIMEOUT_MS};
 
-/// A connect that has not opened (or a replacement that has not delivered) within this
-/// long has failed.
-pub const CONNECT_TIMEOUT_MS: i64 = 15_000;
 /// Minimum time between our own requests on one connection: at most 2.5 per second, which
 /// leaves room for pongs under Binance's 5 per second.
 pub const MIN_REQUEST_SPACING_MS: i64 = 400;

@@ -1,36 +1,28 @@
-//! The stateless Worker's routing as a pure decision, and the one encoding of what the Worker
-//! asks the leader object: the edge reads a request's method, path, query and three headers,
-//! and gets a typed [`Route`] or the [`ApiError`] to answer with.
+//! The stateless Worker's routing as a pure decision: the edge reads a request's method,
+//! path, query and three headers, and gets a typed [`Route`] or the [`ApiError`] to answer
+//! with. What a route asks an object of the tree is an [`ObjectRequest`].
+//!
+//! # Layout
+//! [`query`] reads a request's parts, [`object`] encodes what objects are asked, `stream`
+//! routes `/api/stream`; this module routes the rest and depends on all three.
 
 use super::auth;
 use super::config::Config;
 use super::error::ApiError;
-use super::fanout::cursor;
-
-mod stream;
-use super::protocol::{self, truncate};
 use super::rest::{self, CorsDecision};
-use super::symbol::{canonical, percent_decode};
-pub use stream::stream_channels;
+use super::symbol::percent_decode;
+use super::text::truncate;
 
-/// What the edge reads of an HTTP request.
-#[derive(Debug, Clone, Default)]
-pub struct Incoming<'a> {
-    /// `GET`, `HEAD`, `OPTIONS`, ...
-    pub method: &'a str,
-    /// The URL's path.
-    pub path: &'a str,
-    /// The URL's query pairs, decoded.
-    pub query: &'a [(String, String)],
-    /// The `Upgrade` header.
-    pub upgrade: Option<&'a str>,
-    /// The `Authorization` header.
-    pub authorization: Option<&'a str>,
-    /// The `Last-Event-ID` header.
-    pub last_event_id: Option<&'a str>,
-    /// Now (epoch ms): a JWT's `exp` is checked against it.
-    pub now_ms: i64,
-}
+pub mod object;
+pub mod query;
+mod stream;
+
+pub use object::{FaultKind, ObjectRequest};
+use query::{authorized, bearer, find};
+pub use query::{
+    parse_stream_symbols, parse_symbol_query, presented_token, token_matches, Incoming,
+};
+pub use stream::stream_channels;
 
 /// What a request is, once it passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +30,11 @@ pub enum Route {
     /// A CORS preflight: answer 204 with the allowed methods and headers.
     Preflight,
     /// Hand the request to the leader for the leader to answer.
-    Leader(LeaderRequest),
+    Leader(ObjectRequest),
     /// `GET /metrics`: the leader's exposition plus this isolate's counters.
     Metrics,
-    /// A price read, answered through the edge cache from the leader's `LeaderRequest`.
-    CachedRead(LeaderRequest),
+    /// A price read, answered through the edge cache from the leader's `ObjectRequest`.
+    CachedRead(ObjectRequest),
     /// A fault to inject (`TEST_FAULTS=on` only).
     Fault(Fault),
     /// `POST /api/publish` with the right token: the Worker checks the body's size and hands
@@ -64,64 +56,6 @@ pub enum Fault {
     WipeHistory,
 }
 
-/// What the leader or a shard is asked to do for a [`Fault`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// Close every shard link (the leader).
-    Unlink,
-    /// Reset the object.
-    Restart,
-    /// Forget the event history (the leader).
-    WipeHistory,
-}
-
-/// What the Worker asks the leader object. [`LeaderRequest::path`] and
-/// [`LeaderRequest::parse`] are the one place it is encoded and decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaderRequest {
-    /// A WebSocket upgrade (the client's own request is forwarded).
-    WebSocket,
-    /// An SSE stream of canonical symbols and resolved channels, resuming from `last` (a
-    /// stream id, see [`crate::core::fanout::cursor`]) when given.
-    Stream {
-        /// Canonical, whitelisted symbols.
-        symbols: Vec<String>,
-        /// Served channels.
-        channels: Vec<String>,
-        /// The id the reader already has.
-        last: Option<String>,
-        /// The reader's JWT, for the object to know whose stream it is (with `JWT_SECRET`).
-        token: Option<String>,
-    },
-    /// `/health`.
-    Health,
-    /// The leader's metrics.
-    Metrics,
-    /// Every live price, or the listed ones.
-    Prices {
-        /// Canonical, whitelisted symbols; `None` for all.
-        symbols: Option<Vec<String>>,
-    },
-    /// One canonical, whitelisted symbol.
-    Price {
-        /// The symbol.
-        symbol: String,
-    },
-    /// A fan-out shard links to the leader (a WebSocket upgrade from the shard object;
-    /// never routed from outside: [`classify`] has no route to it).
-    Link {
-        /// The shard's number.
-        shard: u32,
-    },
-    /// A test fault (`TEST_FAULTS=on`).
-    Fault {
-        /// What to do.
-        kind: FaultKind,
-    },
-    /// A publish that passed the token check; its body travels with the request.
-    Publish,
-}
-
 /// Why a request was refused, for the edge's counters of refused stream connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamRefusal {
@@ -129,97 +63,6 @@ pub enum StreamRefusal {
     Origin,
     /// The token is missing or wrong.
     Token,
-}
-
-impl LeaderRequest {
-    /// The path and query the leader is asked with.
-    pub fn path(&self) -> String {
-        match self {
-            LeaderRequest::WebSocket => "/ws".into(),
-            LeaderRequest::Stream {
-                symbols,
-                channels,
-                last,
-                token,
-            } => {
-                let mut path = format!("/stream?symbols={}", symbols.join(","));
-                if let Some(t) = token {
-                    path.push_str(&format!("&token={t}"));
-                }
-                if !channels.is_empty() {
-                    path.push_str(&format!("&channels={}", channels.join(",")));
-                }
-                if let Some(id) = last {
-                    path.push_str(&format!("&last={id}"));
-                }
-                path
-            }
-            LeaderRequest::Health => "/health".into(),
-            LeaderRequest::Metrics => "/metrics".into(),
-            LeaderRequest::Prices { symbols: None } => "/prices".into(),
-            LeaderRequest::Prices {
-                symbols: Some(list),
-            } => format!("/prices?symbols={}", list.join(",")),
-            LeaderRequest::Price { symbol } => format!("/prices/{symbol}"),
-            LeaderRequest::Link { shard } => format!("/link?shard={shard}"),
-            LeaderRequest::Fault { kind } => match kind {
-                FaultKind::Unlink => "/fault?kind=unlink".into(),
-                FaultKind::Restart => "/fault?kind=restart".into(),
-                FaultKind::WipeHistory => "/fault?kind=wipe-history".into(),
-            },
-            LeaderRequest::Publish => "/publish".into(),
-        }
-    }
-
-    /// Reads back what [`LeaderRequest::path`] wrote (anything else is not found).
-    pub fn parse(path: &str, query: &[(String, String)]) -> Result<LeaderRequest, ApiError> {
-        let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-        let list = |name: &str| {
-            param(name).map(|v| {
-                v.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-        };
-        Ok(match path {
-            "/ws" => LeaderRequest::WebSocket,
-            "/stream" => LeaderRequest::Stream {
-                symbols: list("symbols").unwrap_or_default(),
-                channels: list("channels").unwrap_or_default(),
-                last: param("last").cloned().filter(|v| cursor::well_formed(v)),
-                token: param("token").cloned(),
-            },
-            "/health" => LeaderRequest::Health,
-            "/metrics" => LeaderRequest::Metrics,
-            "/publish" => LeaderRequest::Publish,
-            "/link" => match param("shard").and_then(|v| v.parse().ok()) {
-                Some(shard) => LeaderRequest::Link { shard },
-                None => return Err(ApiError::BadRequest("/link needs ?shard=N".into())),
-            },
-            "/fault" => match param("kind").map(String::as_str) {
-                Some("unlink") => LeaderRequest::Fault {
-                    kind: FaultKind::Unlink,
-                },
-                Some("restart") => LeaderRequest::Fault {
-                    kind: FaultKind::Restart,
-                },
-                Some("wipe-history") => LeaderRequest::Fault {
-                    kind: FaultKind::WipeHistory,
-                },
-                _ => return Err(ApiError::BadRequest("/fault?kind=unlink|restart".into())),
-            },
-            "/prices" => LeaderRequest::Prices {
-                symbols: list("symbols"),
-            },
-            p => match p.strip_prefix("/prices/") {
-                Some(symbol) if !symbol.is_empty() => LeaderRequest::Price {
-                    symbol: symbol.to_string(),
-                },
-                _ => return Err(ApiError::NotFound(format!("no leader route for {p}"))),
-            },
-        })
-    }
 }
 
 /// Routes a request: the route table, methods, CORS, the token on the streams, query
@@ -296,11 +139,8 @@ fn publish_route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
             "/api/publish answers POST only".into(),
         ));
     }
-    let given = req
-        .authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim);
-    if !given.is_some_and(|t| token_matches(expected, t)) {
+    // The scheme is case-insensitive (RFC 7235), as on the stream routes.
+    if !bearer(req.authorization).is_some_and(|t| token_matches(expected, t)) {
         return Err(ApiError::Unauthorized(
             "publishing needs Authorization: Bearer <PUBLISH_TOKEN>".into(),
         ));
@@ -319,14 +159,6 @@ fn fault_of(req: &Incoming<'_>) -> Option<Fault> {
     }
 }
 
-/// The value of the first query parameter named one of `names`.
-fn find(req: &Incoming<'_>, names: &[&str]) -> Option<String> {
-    req.query
-        .iter()
-        .find(|(k, _)| names.contains(&k.as_str()))
-        .map(|(_, v)| v.clone())
-}
-
 fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
     let params = req.query.to_vec();
     match req.path {
@@ -339,12 +171,12 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
                     "/ws is a WebSocket endpoint; connect with a WebSocket client".into(),
                 ));
             }
-            Ok(Route::Leader(LeaderRequest::WebSocket))
+            Ok(Route::Leader(ObjectRequest::WebSocket))
         }
-        "/api/stream" => stream::route(cfg, req, params),
+        "/api/stream" => stream::route(cfg, req, params).map(Route::Leader),
         "/health" => {
             rest::check_params(params, &[])?;
-            Ok(Route::Leader(LeaderRequest::Health))
+            Ok(Route::Leader(ObjectRequest::Health))
         }
         "/metrics" => {
             rest::check_params(params, &[])?;
@@ -355,7 +187,7 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
             let symbols = find(req, &["symbols", "pairs"])
                 .map(|raw| parse_symbol_query(cfg, &raw))
                 .transpose()?;
-            Ok(Route::CachedRead(LeaderRequest::Prices { symbols }))
+            Ok(Route::CachedRead(ObjectRequest::Prices { symbols }))
         }
         path => {
             rest::check_params(params, &[])?;
@@ -363,44 +195,9 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
             let symbol = cfg.symbols.resolve(&raw).ok_or_else(|| {
                 ApiError::UnknownSymbol(format!("{:?} is not a served symbol", truncate(&raw, 24)))
             })?;
-            Ok(Route::CachedRead(LeaderRequest::Price { symbol }))
+            Ok(Route::CachedRead(ObjectRequest::Price { symbol }))
         }
     }
-}
-
-/// The token a request presents: `Authorization: Bearer`, else `?token=`.
-pub fn presented_token<'a>(
-    authorization: Option<&'a str>,
-    query: &'a [(String, String)],
-) -> Option<&'a str> {
-    bearer(authorization).or_else(|| query_token(query))
-}
-
-/// The token of an `Authorization: Bearer` header.
-fn bearer(authorization: Option<&str>) -> Option<&str> {
-    authorization
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-}
-
-/// The `?token=` parameter.
-fn query_token(query: &[(String, String)]) -> Option<&str> {
-    query
-        .iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.as_str())
-}
-
-/// Whether the request presents the token, as `Authorization: Bearer` or `?token=`, compared
-/// in constant time. The token is never logged.
-fn authorized(req: &Incoming<'_>, expected: &str) -> bool {
-    bearer(req.authorization)
-        .into_iter()
-        .chain(query_token(req.query))
-        .any(|given| token_matches(expected, given))
 }
 
 /// The fan-out shard a new client connection goes to, from a uniform draw in `[0, 1)`:
@@ -413,60 +210,6 @@ pub fn shard_for(cfg: &Config, draw: f64) -> Option<u32> {
     }
     let pick = (draw.clamp(0.0, 1.0) * f64::from(n)) as u32;
     Some(pick.min(n - 1))
-}
-
-/// Parses a REST `symbols=` list against the whitelist (shared by the Worker and the leader).
-pub fn parse_symbol_query(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiError> {
-    parse_symbols_capped(cfg, raw, usize::MAX)
-}
-
-/// Parses the `symbols=` list of a stream: like [`parse_symbol_query`], but a list longer than
-/// `MAX_SYMBOLS_PER_CONNECTION` is refused `TOO_MANY_SYMBOLS` before any name is looked at.
-pub fn parse_stream_symbols(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiError> {
-    parse_symbols_capped(cfg, raw, cfg.max_symbols_per_connection)
-}
-
-/// Caps before content: the count is checked first, so an oversized request costs nothing
-/// and always gets the same answer whatever names it carries.
-fn parse_symbols_capped(cfg: &Config, raw: &str, cap: usize) -> Result<Vec<String>, ApiError> {
-    let named = raw.split(',').filter(|s| !s.trim().is_empty()).count();
-    if named > cap {
-        return Err(ApiError::TooManySymbols(format!(
-            "a stream may carry at most {cap} symbols; {named} were asked for"
-        )));
-    }
-    let mut out: Vec<String> = Vec::new();
-    for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some(c) = canonical(s) else {
-            return Err(ApiError::BadRequest(format!(
-                "{:?} is not a symbol such as BTCUSDT",
-                protocol::truncate(s, 24)
-            )));
-        };
-        if !cfg.symbols.contains(&c) {
-            return Err(ApiError::UnknownSymbol(format!("{c} is not served")));
-        }
-        if !out.contains(&c) {
-            out.push(c);
-        }
-    }
-    if out.is_empty() {
-        return Err(ApiError::BadRequest(
-            "symbols= must name at least one symbol, e.g. symbols=BTCUSDT,ETHUSDT".into(),
-        ));
-    }
-    Ok(out)
-}
-
-/// Compares a presented token with the expected one in time that depends only on their
-/// lengths, so response timing does not reveal how much of a guess was right.
-pub fn token_matches(expected: &str, given: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-    }
-    diff == 0
 }
 
 #[cfg(test)]
@@ -520,7 +263,7 @@ mod tests {
         };
         assert_eq!(
             classify(&c, &allow, &ws),
-            Ok(Route::Leader(LeaderRequest::WebSocket))
+            Ok(Route::Leader(ObjectRequest::WebSocket))
         );
         let list = q(&[("pairs", "btc-usdt,ETHUSDT")]);
         let hdr = Incoming {
@@ -529,7 +272,7 @@ mod tests {
         };
         assert_eq!(
             classify(&c, &allow, &hdr),
-            Ok(Route::Leader(LeaderRequest::Stream {
+            Ok(Route::Leader(ObjectRequest::Stream {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
                 channels: vec![],
                 last: Some("42".into()),
@@ -538,7 +281,7 @@ mod tests {
         );
         assert_eq!(
             classify(&c, &allow, &get("/api/prices/eth%2Fusdt", &none)),
-            Ok(Route::CachedRead(LeaderRequest::Price {
+            Ok(Route::CachedRead(ObjectRequest::Price {
                 symbol: "ETHUSDT".into()
             }))
         );
@@ -614,39 +357,39 @@ mod tests {
     #[test]
     fn the_leader_reads_back_what_the_worker_wrote() {
         for r in [
-            LeaderRequest::WebSocket,
-            LeaderRequest::Stream {
+            ObjectRequest::WebSocket,
+            ObjectRequest::Stream {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
                 channels: vec![],
                 last: Some("7".into()),
                 token: None,
             },
-            LeaderRequest::Stream {
+            ObjectRequest::Stream {
                 symbols: vec!["BTCUSDT".into()],
                 channels: vec!["events:signals".into()],
                 last: Some("7_e1_3".into()),
                 token: Some("h.c.s".into()),
             },
-            LeaderRequest::Stream {
+            ObjectRequest::Stream {
                 symbols: vec![],
                 channels: vec!["events:signals".into()],
                 last: None,
                 token: None,
             },
-            LeaderRequest::Health,
-            LeaderRequest::Metrics,
-            LeaderRequest::Prices { symbols: None },
-            LeaderRequest::Prices {
+            ObjectRequest::Health,
+            ObjectRequest::Metrics,
+            ObjectRequest::Prices { symbols: None },
+            ObjectRequest::Prices {
                 symbols: Some(vec!["ETHUSDT".into()]),
             },
-            LeaderRequest::Price {
+            ObjectRequest::Price {
                 symbol: "BTCUSDT".into(),
             },
-            LeaderRequest::Link { shard: 3 },
-            LeaderRequest::Fault {
+            ObjectRequest::Link { shard: 3 },
+            ObjectRequest::Fault {
                 kind: FaultKind::Unlink,
             },
-            LeaderRequest::Fault {
+            ObjectRequest::Fault {
                 kind: FaultKind::Restart,
             },
         ] {
@@ -657,12 +400,12 @@ mod tests {
                 .filter_map(|kv| kv.split_once('='))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            assert_eq!(LeaderRequest::parse(p, &pairs), Ok(r));
+            assert_eq!(ObjectRequest::parse(p, &pairs), Ok(r));
         }
-        assert!(LeaderRequest::parse("/prices/", &[]).is_err());
-        assert!(LeaderRequest::parse("/other", &[]).is_err());
+        assert!(ObjectRequest::parse("/prices/", &[]).is_err());
+        assert!(ObjectRequest::parse("/other", &[]).is_err());
         assert!(
-            LeaderRequest::parse("/link", &[]).is_err(),
+            ObjectRequest::parse("/link", &[]).is_err(),
             "a link names its shard"
         );
     }

@@ -1,0 +1,37 @@
+//! The names every layer uses for what is connected: a client connection, a fan-out shard
+//! and its link to the leader, how a client is connected, and whose connection it is. A
+//! leaf: it depends on nothing, so the feed, the fan-out, the effects and the edge can all
+//! name these without depending on each other.
+
+use serde::{Deserialize, Serialize};
+
+/// A connection's identity inside one object; stored in the socket's attachment so it
+/// survives hibernation.
+pub type ConnId = u64;
+
+/// How a client is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A hibernatable WebSocket.
+    WebSocket,
+    /// A Server-Sent Events stream.
+    Sse,
+}
+
+/// A shard's number: the object `fanout-{id}`.
+pub type ShardId = u32;
+
+/// A link: a shard and the generation of its current connection.
+pub type LinkId = (ShardId, u64);
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The user (`sub`).
+    pub sub: String,
+    /// When the token expires (epoch ms).
+    pub exp_ms: i64,
+    /// The channels it may read (`channels`), when the token limits them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+}

@@ -1,0 +1,155 @@
+//! What the Worker asks an object of the tree (the leader, or a fan-out shard for the
+//! client connections it carries), as a path and query: [`ObjectRequest::path`] writes it
+//! and [`ObjectRequest::parse`] reads it back, the one place it is encoded and decoded.
+
+use crate::core::cursor;
+use crate::core::error::ApiError;
+
+/// What the leader or a shard is asked to do for a [`Fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Close every shard link (the leader).
+    Unlink,
+    /// Reset the object.
+    Restart,
+    /// Forget the event history (the leader).
+    WipeHistory,
+}
+
+/// What the Worker asks an object (the leader, or a shard for its clients).
+/// [`ObjectRequest::parse`] are the one place it is encoded and decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectRequest {
+    /// A WebSocket upgrade (the client's own request is forwarded).
+    WebSocket,
+    /// An SSE stream of canonical symbols and resolved channels, resuming from `last` (a
+    /// stream id, see [`crate::core::fanout::cursor`]) when given.
+    Stream {
+        /// Canonical, whitelisted symbols.
+        symbols: Vec<String>,
+        /// Served channels.
+        channels: Vec<String>,
+        /// The id the reader already has.
+        last: Option<String>,
+        /// The reader's JWT, for the object to know whose stream it is (with `JWT_SECRET`).
+        token: Option<String>,
+    },
+    /// `/health`.
+    Health,
+    /// The leader's metrics.
+    Metrics,
+    /// Every live price, or the listed ones.
+    Prices {
+        /// Canonical, whitelisted symbols; `None` for all.
+        symbols: Option<Vec<String>>,
+    },
+    /// One canonical, whitelisted symbol.
+    Price {
+        /// The symbol.
+        symbol: String,
+    },
+    /// A fan-out shard links to the leader (a WebSocket upgrade from the shard object;
+    /// never routed from outside: [`classify`] has no route to it).
+    Link {
+        /// The shard's number.
+        shard: u32,
+    },
+    /// A test fault (`TEST_FAULTS=on`).
+    Fault {
+        /// What to do.
+        kind: FaultKind,
+    },
+    /// A publish that passed the token check; its body travels with the request.
+    Publish,
+}
+
+impl ObjectRequest {
+    /// The path and query the leader is asked with.
+    pub fn path(&self) -> String {
+        match self {
+            ObjectRequest::WebSocket => "/ws".into(),
+            ObjectRequest::Stream {
+                symbols,
+                channels,
+                last,
+                token,
+            } => {
+                let mut path = format!("/stream?symbols={}", symbols.join(","));
+                if let Some(t) = token {
+                    path.push_str(&format!("&token={t}"));
+                }
+                if !channels.is_empty() {
+                    path.push_str(&format!("&channels={}", channels.join(",")));
+                }
+                if let Some(id) = last {
+                    path.push_str(&format!("&last={id}"));
+                }
+                path
+            }
+            ObjectRequest::Health => "/health".into(),
+            ObjectRequest::Metrics => "/metrics".into(),
+            ObjectRequest::Prices { symbols: None } => "/prices".into(),
+            ObjectRequest::Prices {
+                symbols: Some(list),
+            } => format!("/prices?symbols={}", list.join(",")),
+            ObjectRequest::Price { symbol } => format!("/prices/{symbol}"),
+            ObjectRequest::Link { shard } => format!("/link?shard={shard}"),
+            ObjectRequest::Fault { kind } => match kind {
+                FaultKind::Unlink => "/fault?kind=unlink".into(),
+                FaultKind::Restart => "/fault?kind=restart".into(),
+                FaultKind::WipeHistory => "/fault?kind=wipe-history".into(),
+            },
+            ObjectRequest::Publish => "/publish".into(),
+        }
+    }
+
+    /// Reads back what [`ObjectRequest::path`] wrote (anything else is not found).
+    pub fn parse(path: &str, query: &[(String, String)]) -> Result<ObjectRequest, ApiError> {
+        let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let list = |name: &str| {
+            param(name).map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+        };
+        Ok(match path {
+            "/ws" => ObjectRequest::WebSocket,
+            "/stream" => ObjectRequest::Stream {
+                symbols: list("symbols").unwrap_or_default(),
+                channels: list("channels").unwrap_or_default(),
+                last: param("last").cloned().filter(|v| cursor::well_formed(v)),
+                token: param("token").cloned(),
+            },
+            "/health" => ObjectRequest::Health,
+            "/metrics" => ObjectRequest::Metrics,
+            "/publish" => ObjectRequest::Publish,
+            "/link" => match param("shard").and_then(|v| v.parse().ok()) {
+                Some(shard) => ObjectRequest::Link { shard },
+                None => return Err(ApiError::BadRequest("/link needs ?shard=N".into())),
+            },
+            "/fault" => match param("kind").map(String::as_str) {
+                Some("unlink") => ObjectRequest::Fault {
+                    kind: FaultKind::Unlink,
+                },
+                Some("restart") => ObjectRequest::Fault {
+                    kind: FaultKind::Restart,
+                },
+                Some("wipe-history") => ObjectRequest::Fault {
+                    kind: FaultKind::WipeHistory,
+                },
+                _ => return Err(ApiError::BadRequest("/fault?kind=unlink|restart".into())),
+            },
+            "/prices" => ObjectRequest::Prices {
+                symbols: list("symbols"),
+            },
+            p => match p.strip_prefix("/prices/") {
+                Some(symbol) if !symbol.is_empty() => ObjectRequest::Price {
+                    symbol: symbol.to_string(),
+                },
+                _ => return Err(ApiError::NotFound(format!("no leader route for {p}"))),
+            },
+        })
+    }
+}

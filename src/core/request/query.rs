@@ -1,0 +1,128 @@
+//! What the edge reads of an HTTP request, and the readers of its parts shared by every
+//! route: query parameters, the presented token (compared in constant time) and symbol
+//! lists, each counted before it is read.
+
+use crate::core::config::Config;
+use crate::core::error::ApiError;
+use crate::core::symbol::canonical;
+use crate::core::text::truncate;
+
+/// What the edge reads of an HTTP request.
+#[derive(Debug, Clone, Default)]
+pub struct Incoming<'a> {
+    /// `GET`, `HEAD`, `OPTIONS`, ...
+    pub method: &'a str,
+    /// The URL's path.
+    pub path: &'a str,
+    /// The URL's query pairs, decoded.
+    pub query: &'a [(String, String)],
+    /// The `Upgrade` header.
+    pub upgrade: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The `Last-Event-ID` header.
+    pub last_event_id: Option<&'a str>,
+    /// Now (epoch ms): a JWT's `exp` is checked against it.
+    pub now_ms: i64,
+}
+
+/// The value of the first query parameter named one of `names`.
+pub(super) fn find(req: &Incoming<'_>, names: &[&str]) -> Option<String> {
+    req.query
+        .iter()
+        .find(|(k, _)| names.contains(&k.as_str()))
+        .map(|(_, v)| v.clone())
+}
+
+/// The token a request presents: `Authorization: Bearer`, else `?token=`.
+pub fn presented_token<'a>(
+    authorization: Option<&'a str>,
+    query: &'a [(String, String)],
+) -> Option<&'a str> {
+    bearer(authorization).or_else(|| query_token(query))
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub(super) fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+/// The `?token=` parameter.
+pub(super) fn query_token(query: &[(String, String)]) -> Option<&str> {
+    query
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str())
+}
+
+/// Whether the request presents the token, as `Authorization: Bearer` or `?token=`, compared
+/// in constant time. The token is never logged.
+pub(super) fn authorized(req: &Incoming<'_>, expected: &str) -> bool {
+    bearer(req.authorization)
+        .into_iter()
+        .chain(query_token(req.query))
+        .any(|given| token_matches(expected, given))
+}
+
+/// Parses a REST `symbols=` list against the whitelist (shared by the Worker and the leader).
+pub fn parse_symbol_query(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiError> {
+    parse_symbols_capped(cfg, raw, usize::MAX)
+}
+
+/// Parses the `symbols=` list of a stream: like [`parse_symbol_query`], but a list longer than
+/// `MAX_SYMBOLS_PER_CONNECTION` is refused `TOO_MANY_SYMBOLS` before any name is looked at.
+pub fn parse_stream_symbols(cfg: &Config, raw: &str) -> Result<Vec<String>, ApiError> {
+    parse_symbols_capped(cfg, raw, cfg.max_symbols_per_connection)
+}
+
+/// Caps before content: the count is checked first, so an oversized request costs nothing
+/// and always gets the same answer whatever names it carries.
+pub(super) fn parse_symbols_capped(
+    cfg: &Config,
+    raw: &str,
+    cap: usize,
+) -> Result<Vec<String>, ApiError> {
+    let named = raw.split(',').filter(|s| !s.trim().is_empty()).count();
+    if named > cap {
+        return Err(ApiError::TooManySymbols(format!(
+            "a stream may carry at most {cap} symbols; {named} were asked for"
+        )));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(c) = canonical(s) else {
+            return Err(ApiError::BadRequest(format!(
+                "{:?} is not a symbol such as BTCUSDT",
+                truncate(s, 24)
+            )));
+        };
+        if !cfg.symbols.contains(&c) {
+            return Err(ApiError::UnknownSymbol(format!("{c} is not served")));
+        }
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::BadRequest(
+            "symbols= must name at least one symbol, e.g. symbols=BTCUSDT,ETHUSDT".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Compares a presented token with the expected one in time that depends only on their
+/// lengths, so response timing does not reveal how much of a guess was right.
+pub fn token_matches(expected: &str, given: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}

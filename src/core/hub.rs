@@ -18,16 +18,15 @@ use super::config::Config;
 use super::error::ApiError;
 use super::events::publish::Bucket;
 use super::events::History;
-use super::fanout::{Fanout, FanoutStats, SseTake};
-use super::feed::link::Failure;
+use super::fanout::{Fanout, FanoutStats};
 use super::feed::{Feed, FeedStats};
+use super::host::ClientHost;
 use super::ids::{ConnId, Identity, ShardId, Transport};
+use super::input::{ClientInput, StreamOpen, UpstreamEvent};
 use super::metrics;
 use super::price::Price;
 use super::report;
-use super::request::parse_symbol_query;
 use super::shards::{ShardMessage, ShardTable, ShardView};
-use super::upstream_state::UpstreamState;
 
 #[cfg(test)]
 mod auth_tests;
@@ -70,11 +69,6 @@ impl Hub {
             timer: OneTimer::default(),
             publishes: Bucket::default(),
         }
-    }
-
-    /// The configuration the hub runs with.
-    pub fn config(&self) -> &Config {
-        &self.cfg
     }
 
     /// The feed's counters.
@@ -154,52 +148,26 @@ impl Hub {
         self.finish(now_ms, Vec::new(), later, Batch::default())
     }
 
-    /// The upstream WebSocket of `generation` is open.
-    pub fn upstream_opened(&mut self, generation: u64, now_ms: i64) -> Vec<Effect> {
-        let mut later = Vec::new();
-        self.feed.upstream_opened(generation, now_ms, &mut later);
-        self.finish(now_ms, Vec::new(), later, Batch::default())
-    }
-
-    /// The upstream of `generation` failed to open, errored or closed.
-    pub fn upstream_failed(
-        &mut self,
-        generation: u64,
-        failure: Failure,
-        now_ms: i64,
-        jitter: f64,
-    ) -> Vec<Effect> {
-        let mut later = Vec::new();
-        let feed = &mut self.feed;
-        feed.upstream_failed(generation, failure, now_ms, jitter, &mut later);
-        self.finish(now_ms, Vec::new(), later, Batch::default())
-    }
-
-    /// One text frame from the upstream of `generation`.
-    pub fn upstream_text(&mut self, generation: u64, text: &str, now_ms: i64) -> Vec<Effect> {
+    /// An upstream connection's event: the feed takes it in, and what changed goes out.
+    pub fn upstream(&mut self, event: UpstreamEvent<'_>, now_ms: i64, jitter: f64) -> Vec<Effect> {
         let (mut later, mut batch) = (Vec::new(), Batch::default());
         let feed = &mut self.feed;
-        feed.upstream_text(generation, text, now_ms, &mut later, &mut batch);
+        match event {
+            UpstreamEvent::Opened { generation } => {
+                feed.upstream_opened(generation, now_ms, &mut later)
+            }
+            UpstreamEvent::Text { generation, text } => {
+                feed.upstream_text(generation, text, now_ms, &mut later, &mut batch)
+            }
+            UpstreamEvent::Binary { generation } => {
+                feed.upstream_binary(generation, now_ms, &mut later)
+            }
+            UpstreamEvent::Failed {
+                generation,
+                failure,
+            } => feed.upstream_failed(generation, failure, now_ms, jitter, &mut later),
+        }
         self.finish(now_ms, Vec::new(), later, batch)
-    }
-
-    /// A binary upstream frame (Binance sends none on market streams): skipped.
-    pub fn upstream_binary(&mut self, generation: u64, now_ms: i64) -> Vec<Effect> {
-        let mut later = Vec::new();
-        self.feed.upstream_binary(generation, now_ms, &mut later);
-        self.finish(now_ms, Vec::new(), later, Batch::default())
-    }
-
-    /// The in-memory timer fired: the fan-out flushes and checks its readers, then the feed
-    /// writes what is due.
-    pub fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
-        self.timer.fired();
-        let (mut fx, mut later) = (Vec::new(), Vec::new());
-        self.fanout.timer(now_ms, &mut fx);
-        let held = self.shards.flush_due(now_ms);
-        fx.extend(held.map(|(links, text)| Effect::SendShards { links, text }));
-        self.feed.timer(now_ms, &mut later);
-        self.finish(now_ms, fx, later, Batch::default())
     }
 
     /// The object's alarm fired.
@@ -207,11 +175,6 @@ impl Hub {
         let (mut later, mut batch) = (Vec::new(), Batch::default());
         self.feed.alarm(now_ms, jitter, &mut later, &mut batch);
         self.finish(now_ms, Vec::new(), later, batch)
-    }
-
-    /// Upstream state: `connected`, `reconnecting`, `down`, or `idle` (on-demand, unused).
-    pub fn upstream_status(&self) -> UpstreamState {
-        self.feed.state()
     }
 
     // ----- fan-out shards ---------------------------------------------------------------
@@ -278,106 +241,7 @@ impl Hub {
         self.shards.views(self.feed.seq())
     }
 
-    // ----- clients ----------------------------------------------------------------------
-
-    /// True while another client fits under `MAX_CONNECTIONS`; a refusal is counted.
-    pub fn admit_client(&mut self) -> bool {
-        self.fanout.admit_client()
-    }
-
-    /// Registers a new connection and returns its id.
-    pub fn client_open(
-        &mut self,
-        transport: Transport,
-        who: Option<Identity>,
-        now_ms: i64,
-    ) -> (ConnId, Vec<Effect>) {
-        let conn = self.fanout.client_open(transport, who, now_ms);
-        (
-            conn,
-            self.finish(now_ms, Vec::new(), Vec::new(), Batch::default()),
-        )
-    }
-
-    /// Re-registers a connection found after the object woke from hibernation.
-    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String], who: Option<Identity>) {
-        self.fanout.client_restore(conn, symbols, who);
-    }
-
-    /// True when the connection is registered.
-    pub fn has_client(&self, conn: ConnId) -> bool {
-        self.fanout.has_client(conn)
-    }
-
-    /// Client connections by transport: (WebSocket, SSE).
-    pub fn client_counts(&self) -> (usize, usize) {
-        self.fanout.client_counts()
-    }
-
-    /// A connection closed or errored.
-    pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
-        self.fanout.client_closed(conn, now_ms);
-        self.finish(now_ms, Vec::new(), Vec::new(), Batch::default())
-    }
-
-    /// A send to `conn` failed: the socket is closed (1011, retryable) and forgotten.
-    pub fn send_failed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
-        let mut fx = Vec::new();
-        self.fanout.send_failed(conn, now_ms, &mut fx);
-        self.finish(now_ms, fx, Vec::new(), Batch::default())
-    }
-
-    /// A binary frame from a client.
-    pub fn client_binary(&mut self, conn: ConnId, len: usize, now_ms: i64) -> Vec<Effect> {
-        let mut fx = Vec::new();
-        self.fanout.client_binary(conn, len, now_ms, &mut fx);
-        self.finish(now_ms, fx, Vec::new(), Batch::default())
-    }
-
-    /// A text frame from a client.
-    pub fn client_text(&mut self, conn: ConnId, text: &str, now_ms: i64) -> Vec<Effect> {
-        let mut fx = Vec::new();
-        self.fanout.client_text(conn, text, now_ms, &mut fx);
-        self.finish(now_ms, fx, Vec::new(), Batch::default())
-    }
-
-    /// Records how long the edge took to carry out one fan-out.
-    pub fn observe_fanout(&mut self, seconds: f64) {
-        self.fanout.observe_fanout(seconds);
-    }
-
-    /// Opens an SSE stream (see [`Fanout::sse_open`]); also returns the effects of a new
-    /// listener.
-    pub fn sse_open(
-        &mut self,
-        symbols: &[String],
-        channels: &[String],
-        last: Option<&str>,
-        who: Option<Identity>,
-        now_ms: i64,
-    ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
-        let (conn, first) = self.fanout.sse_open(symbols, channels, last, who, now_ms)?;
-        let fx = self.finish(now_ms, Vec::new(), Vec::new(), Batch::default());
-        Ok((conn, first, fx))
-    }
-
-    /// The stream of `conn` asks for its next bytes.
-    pub fn sse_take(&mut self, conn: ConnId, now_ms: i64) -> SseTake {
-        self.fanout.sse_take(conn, now_ms)
-    }
-
-    /// The SSE stream ended.
-    pub fn sse_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
-        self.client_closed(conn, now_ms)
-    }
-
     // ----- REST, health and metrics -----------------------------------------------------
-
-    /// Parses a `symbols=` list for REST: 400 for something that is not a symbol, 404 for a
-    /// symbol that is not served.
-    pub fn parse_symbol_query(&self, raw: &str) -> Result<Vec<String>, ApiError> {
-        parse_symbol_query(&self.cfg, raw)
-    }
 
     /// Body and weak ETag of `GET /api/prices`.
     pub fn rest_prices(&mut self, symbols: Option<&[String]>, now_ms: i64) -> (String, String) {
@@ -405,5 +269,61 @@ impl Hub {
             &self.fanout.report(),
             &self.shard_views(),
         )
+    }
+}
+
+impl ClientHost for Hub {
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn fanout(&self) -> &Fanout {
+        &self.fanout
+    }
+
+    fn fanout_mut(&mut self) -> &mut Fanout {
+        &mut self.fanout
+    }
+
+    /// Client inputs are carried out at once; the feed then follows the interest.
+    fn client(&mut self, input: ClientInput<'_>, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.fanout.client(input, now_ms, &mut fx);
+        self.finish(now_ms, fx, Vec::new(), Batch::default())
+    }
+
+    fn client_open(
+        &mut self,
+        transport: Transport,
+        who: Option<Identity>,
+        now_ms: i64,
+    ) -> (ConnId, Vec<Effect>) {
+        let conn = self.fanout.client_open(transport, who, now_ms);
+        (
+            conn,
+            self.finish(now_ms, Vec::new(), Vec::new(), Batch::default()),
+        )
+    }
+
+    fn sse_open(
+        &mut self,
+        open: &StreamOpen,
+        now_ms: i64,
+    ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
+        let (conn, first) = self.fanout.sse_open(open, now_ms)?;
+        let fx = self.finish(now_ms, Vec::new(), Vec::new(), Batch::default());
+        Ok((conn, first, fx))
+    }
+
+    /// The in-memory timer fired: the fan-out flushes and checks its readers, then the feed
+    /// writes what is due.
+    fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
+        self.timer.fired();
+        let (mut fx, mut later) = (Vec::new(), Vec::new());
+        self.fanout.timer(now_ms, &mut fx);
+        let held = self.shards.flush_due(now_ms);
+        fx.extend(held.map(|(links, text)| Effect::SendShards { links, text }));
+        self.feed.timer(now_ms, &mut later);
+        self.finish(now_ms, fx, later, Batch::default())
     }
 }

@@ -16,8 +16,10 @@ use super::batch::{Batch, StateChange, WireKind};
 use super::config::Config;
 use super::effect::{Effect, Level, OneTimer};
 use super::error::{ApiError, ClientError, ErrorCode};
-use super::fanout::{Fanout, FanoutReport, SseTake};
+use super::fanout::{Fanout, FanoutReport};
+use super::host::ClientHost;
 use super::ids::{ConnId, Identity, Transport};
+use super::input::{ClientInput, StreamOpen};
 use super::protocol;
 use super::shards::{generation_floor, ShardMessage};
 use super::upstream_state::UpstreamState;
@@ -99,11 +101,6 @@ impl Shard {
             link_deadline: None,
             timer: OneTimer::default(),
         }
-    }
-
-    /// The configuration the shard runs with.
-    pub fn config(&self) -> &Config {
-        &self.cfg
     }
 
     /// The link's state.
@@ -235,10 +232,14 @@ impl Shard {
         self.link_deadline = None;
         self.report_at = Some(now_ms + REPORT_EVERY_MS);
         for held in std::mem::take(&mut self.held) {
-            match held {
-                Held::Text(conn, text) => self.fanout.client_text(conn, &text, now_ms, fx),
-                Held::Binary(conn, len) => self.fanout.client_binary(conn, len, now_ms, fx),
-            }
+            let input = match &held {
+                Held::Text(conn, text) => ClientInput::Text { conn: *conn, text },
+                Held::Binary(conn, len) => ClientInput::Binary {
+                    conn: *conn,
+                    len: *len,
+                },
+            };
+            self.fanout.client(input, now_ms, fx);
         }
     }
 
@@ -277,8 +278,106 @@ impl Shard {
         self.finish(now_ms, fx)
     }
 
+    /// The generation of a link that is past its deadline without the snapshot.
+    fn unsynced_link(&self, now_ms: i64) -> Option<u64> {
+        let late = self.link_deadline.is_some_and(|t| t <= now_ms);
+        match self.uplink {
+            Uplink::Dialing { generation }
+            | Uplink::Up {
+                generation,
+                synced: false,
+            } if late => Some(generation),
+            _ => None,
+        }
+    }
+
+    fn hold(&mut self, input: Held, fx: &mut Vec<Effect>) {
+        if self.held.len() < MAX_HELD {
+            self.held.push(input);
+            return;
+        }
+        let (Held::Text(conn, _) | Held::Binary(conn, _)) = input;
+        let e = ClientError::new(
+            ErrorCode::RateLimited,
+            "the service is catching up with its feed; this message was dropped, send it again",
+        );
+        fx.push(Effect::Send {
+            conn,
+            frame: protocol::error_frame(&e).into(),
+        });
+    }
+
+    /// The shard's report (for its own `/health`).
+    pub fn report(&self) -> FanoutReport {
+        self.fanout.report()
+    }
+}
+
+impl ClientHost for Shard {
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn fanout(&self) -> &Fanout {
+        &self.fanout
+    }
+
+    fn fanout_mut(&mut self) -> &mut Fanout {
+        &mut self.fanout
+    }
+
+    /// Client messages are carried out once the leader's snapshot is in, held until then; a
+    /// closed connection takes what it sent and was held with it.
+    fn client(&mut self, input: ClientInput<'_>, now_ms: i64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match input {
+            ClientInput::Text { conn, text } if !self.synced() => {
+                self.hold(Held::Text(conn, text.to_string()), &mut fx)
+            }
+            ClientInput::Binary { conn, len } if !self.synced() => {
+                self.hold(Held::Binary(conn, len), &mut fx)
+            }
+            ClientInput::Closed { conn } => {
+                self.held.retain(|h| match h {
+                    Held::Text(c, _) | Held::Binary(c, _) => *c != conn,
+                });
+                self.fanout.client(input, now_ms, &mut fx);
+            }
+            _ => self.fanout.client(input, now_ms, &mut fx),
+        }
+        self.finish(now_ms, fx)
+    }
+
+    /// Registers a new connection; dials the leader if this is the first client.
+    fn client_open(
+        &mut self,
+        transport: Transport,
+        who: Option<Identity>,
+        now_ms: i64,
+    ) -> (ConnId, Vec<Effect>) {
+        let conn = self.fanout.client_open(transport, who, now_ms);
+        (conn, self.finish(now_ms, Vec::new()))
+    }
+
+    /// Opens an SSE stream once the snapshot is in (before it: `NO_DATA`, retry shortly; the
+    /// edge waits for the link first).
+    fn sse_open(
+        &mut self,
+        open: &StreamOpen,
+        now_ms: i64,
+    ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
+        if !self.synced() {
+            return Err(ApiError::NoData {
+                message: "this shard is linking to the leader; retry shortly".into(),
+                retry_after_s: 1,
+            });
+        }
+        let (conn, first) = self.fanout.sse_open(open, now_ms)?;
+        Ok((conn, first, self.finish(now_ms, Vec::new())))
+    }
+
     /// The timer fired: the fan-out's work, a report, a re-dial, or hanging up when idle.
-    pub fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
+    fn timer(&mut self, now_ms: i64) -> Vec<Effect> {
         self.timer.fired();
         let mut fx = Vec::new();
         self.fanout.timer(now_ms, &mut fx);
@@ -309,141 +408,6 @@ impl Shard {
             }
         }
         self.finish(now_ms, fx)
-    }
-
-    /// The generation of a link that is past its deadline without the snapshot.
-    fn unsynced_link(&self, now_ms: i64) -> Option<u64> {
-        let late = self.link_deadline.is_some_and(|t| t <= now_ms);
-        match self.uplink {
-            Uplink::Dialing { generation }
-            | Uplink::Up {
-                generation,
-                synced: false,
-            } if late => Some(generation),
-            _ => None,
-        }
-    }
-
-    // ----- clients --------------------------------------------------------------------------
-
-    /// True while another client fits under `MAX_CONNECTIONS` (per shard).
-    pub fn admit_client(&mut self) -> bool {
-        self.fanout.admit_client()
-    }
-
-    /// Registers a new connection; dials the leader if this is the first client.
-    pub fn client_open(
-        &mut self,
-        transport: Transport,
-        who: Option<Identity>,
-        now_ms: i64,
-    ) -> (ConnId, Vec<Effect>) {
-        let conn = self.fanout.client_open(transport, who, now_ms);
-        (conn, self.finish(now_ms, Vec::new()))
-    }
-
-    /// Re-registers a WebSocket found after the object woke from hibernation.
-    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String], who: Option<Identity>) {
-        self.fanout.client_restore(conn, symbols, who);
-    }
-
-    /// True when the connection is registered.
-    pub fn has_client(&self, conn: ConnId) -> bool {
-        self.fanout.has_client(conn)
-    }
-
-    /// Client connections by transport: (WebSocket, SSE).
-    pub fn client_counts(&self) -> (usize, usize) {
-        self.fanout.client_counts()
-    }
-
-    /// A connection closed or errored (what it sent and was held goes with it).
-    pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
-        self.held.retain(|h| match h {
-            Held::Text(c, _) | Held::Binary(c, _) => *c != conn,
-        });
-        self.fanout.client_closed(conn, now_ms);
-        self.finish(now_ms, Vec::new())
-    }
-
-    /// A text frame from a client: carried out now, or held until the snapshot is in.
-    pub fn client_text(&mut self, conn: ConnId, text: &str, now_ms: i64) -> Vec<Effect> {
-        let mut fx = Vec::new();
-        if self.synced() {
-            self.fanout.client_text(conn, text, now_ms, &mut fx);
-        } else {
-            self.hold(Held::Text(conn, text.to_string()), &mut fx);
-        }
-        self.finish(now_ms, fx)
-    }
-
-    /// A binary frame from a client.
-    pub fn client_binary(&mut self, conn: ConnId, len: usize, now_ms: i64) -> Vec<Effect> {
-        let mut fx = Vec::new();
-        if self.synced() {
-            self.fanout.client_binary(conn, len, now_ms, &mut fx);
-        } else {
-            self.hold(Held::Binary(conn, len), &mut fx);
-        }
-        self.finish(now_ms, fx)
-    }
-
-    fn hold(&mut self, input: Held, fx: &mut Vec<Effect>) {
-        if self.held.len() < MAX_HELD {
-            self.held.push(input);
-            return;
-        }
-        let (Held::Text(conn, _) | Held::Binary(conn, _)) = input;
-        let e = ClientError::new(
-            ErrorCode::RateLimited,
-            "the service is catching up with its feed; this message was dropped, send it again",
-        );
-        fx.push(Effect::Send {
-            conn,
-            frame: protocol::error_frame(&e).into(),
-        });
-    }
-
-    /// A send to `conn` failed: it is closed (1011, retryable) and forgotten.
-    pub fn send_failed(&mut self, conn: ConnId, now_ms: i64) -> Vec<Effect> {
-        let mut fx = Vec::new();
-        self.fanout.send_failed(conn, now_ms, &mut fx);
-        self.finish(now_ms, fx)
-    }
-
-    /// Opens an SSE stream once the snapshot is in (before it: `NO_DATA`, retry shortly; the
-    /// edge waits for the link first).
-    pub fn sse_open(
-        &mut self,
-        symbols: &[String],
-        channels: &[String],
-        last: Option<&str>,
-        who: Option<Identity>,
-        now_ms: i64,
-    ) -> Result<(ConnId, String, Vec<Effect>), ApiError> {
-        if !self.synced() {
-            return Err(ApiError::NoData {
-                message: "this shard is linking to the leader; retry shortly".into(),
-                retry_after_s: 1,
-            });
-        }
-        let (conn, first) = self.fanout.sse_open(symbols, channels, last, who, now_ms)?;
-        Ok((conn, first, self.finish(now_ms, Vec::new())))
-    }
-
-    /// The stream of `conn` asks for its next bytes.
-    pub fn sse_take(&mut self, conn: ConnId, now_ms: i64) -> SseTake {
-        self.fanout.sse_take(conn, now_ms)
-    }
-
-    /// Records how long the edge took to carry out one fan-out.
-    pub fn observe_fanout(&mut self, seconds: f64) {
-        self.fanout.observe_fanout(seconds);
-    }
-
-    /// The shard's report (for its own `/health`).
-    pub fn report(&self) -> FanoutReport {
-        self.fanout.report()
     }
 }
 

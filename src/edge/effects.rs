@@ -16,6 +16,7 @@ use super::upstream;
 use crate::core::effect::{Effect, Level};
 use crate::core::fanout::session::Attachment;
 use crate::core::ids::{ConnId, Identity};
+use crate::core::input::ClientInput;
 use crate::core::protocol::close;
 
 /// Storage key of the upstream link's memory.
@@ -30,7 +31,7 @@ impl Shared {
             self.carry_out(effect, &mut failed);
         }
         for conn in failed {
-            self.run(|n| n.send_failed(conn, now_ms()));
+            self.client(ClientInput::SendFailed { conn });
         }
     }
 
@@ -133,7 +134,7 @@ impl Shared {
             }
         }
         let seconds = (js_sys::Date::now() - started) / 1000.0;
-        self.node.borrow_mut().observe_fanout(seconds);
+        self.node.borrow_mut().host().observe_fanout(seconds);
     }
 
     fn close(&self, conn: ConnId, code: u16, reason: &'static str) {
@@ -154,7 +155,7 @@ impl Shared {
         let wait = (at_ms - now_ms()).max(0) as u64;
         let (task, handle) = abortable(async move {
             Delay::from(Duration::from_millis(wait)).await;
-            shared.run(|n| n.timer(now_ms()));
+            shared.run(|n| n.host().timer(now_ms()));
         });
         if let Some(old) = self.timer.replace(Some(handle)) {
             old.abort();

@@ -7,19 +7,21 @@ use std::rc::Rc;
 
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketRequestResponsePair,
+    WebSocketIncomingMessage,
 };
 
-use super::env::{jitter, load_config, log_error, now_ms};
+use super::boot::{boot, Start};
+use super::env::{jitter, now_ms};
 use super::http;
 use super::links;
-use super::restore::{restore_clients, restore_storage};
+use super::restore::restore_storage;
 use super::shared::Shared;
 use super::sockets;
 use crate::core::error::ApiError;
+use crate::core::host::ClientHost;
 use crate::core::hub::Hub;
 use crate::core::node::Node;
-use crate::core::request::{FaultKind, ObjectRequest};
+use crate::core::request::{parse_symbol_query, FaultKind, ObjectRequest};
 
 /// The leader object. Holds either its running state or the configuration error that
 /// stops it from starting.
@@ -36,26 +38,16 @@ impl PriceHub {
 
 impl DurableObject for PriceHub {
     fn new(state: State, env: Env) -> Self {
-        console_error_panic_hook::set_once();
-        let cfg = match load_config(&env) {
-            Ok(cfg) => cfg,
-            Err(e) => {
-                log_error("config_invalid", &e.to_string());
-                return PriceHub {
-                    shared: Err(e.to_string()),
-                };
-            }
-        };
-        let mut hub = Hub::new(cfg);
-        let store = restore_storage(&state, &mut hub);
-        auto_pong(&state);
-        let mut node = Node::Leader(Box::new(hub));
-        let clients = restore_clients(&state, &mut node);
-        let shared = Shared::new(state, env, node, store, 0);
-        *shared.clients.borrow_mut() = clients;
-        PriceHub {
-            shared: Ok(Rc::new(shared)),
-        }
+        let shared = boot(state, env, |cfg, state| {
+            let mut hub = Hub::new(cfg);
+            let store = restore_storage(state, &mut hub);
+            Ok(Start {
+                node: Node::Leader(Box::new(hub)),
+                store,
+                shard_id: 0,
+            })
+        });
+        PriceHub { shared }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -123,15 +115,6 @@ impl DurableObject for PriceHub {
     }
 }
 
-/// `ping` text frames are answered by the runtime without waking the object.
-pub(super) fn auto_pong(state: &State) {
-    match WebSocketRequestResponsePair::new("ping", "pong") {
-        Ok(pair) => state.set_websocket_auto_response(&pair),
-        Err(e) => log_error("auto_response_failed", &format!("{e:?}")),
-    }
-}
-
-/// The leader's reads: health, metrics and prices.
 /// A publish: the answer, or the refusal with its status.
 fn publish(shared: &Rc<Shared>, body: &str) -> Result<Response> {
     let result = shared
@@ -149,6 +132,7 @@ fn publish(shared: &Rc<Shared>, body: &str) -> Result<Response> {
     }
 }
 
+/// The leader's reads: health, metrics and prices.
 fn answer(shared: &Rc<Shared>, read: ObjectRequest) -> Result<Response> {
     let now = now_ms();
     let mut node = shared.node.borrow_mut();
@@ -163,7 +147,7 @@ fn answer(shared: &Rc<Shared>, read: ObjectRequest) -> Result<Response> {
         ObjectRequest::Metrics => Response::ok(hub.metrics(now)),
         ObjectRequest::Prices { symbols } => {
             let list = symbols
-                .map(|l| hub.parse_symbol_query(&l.join(",")))
+                .map(|l| parse_symbol_query(hub.config(), &l.join(",")))
                 .transpose();
             match list {
                 Ok(list) => {

@@ -6,6 +6,7 @@
 //! - [`hub_do`]: the `PriceHub` Durable Object, the single leader; [`shared`] its state and
 //!   client table, [`effects`] the effects it carries out, [`sse`] its SSE bodies,
 //!   [`restore`] what it takes back when it is created again.
+//! - [`boot`]: how either kind of object starts.
 //! - [`shard_do`]: the `FanoutShard` Durable Objects carrying the clients when
 //!   `FANOUT_SHARDS` > 0; [`links`] the links between them and the leader.
 //! - [`sockets`]: client socket events, the same for both kinds of object.
@@ -17,6 +18,7 @@
 //! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
 //! - [`env`]: configuration, clock, randomness and logging from the runtime.
 
+mod boot;
 mod edge_cache;
 mod effects;
 mod env;

@@ -8,10 +8,8 @@ use worker::{
     WebSocketIncomingMessage,
 };
 
-use super::env::{load_config, log_error};
+use super::boot::{boot, Start};
 use super::http;
-use super::hub_do::auto_pong;
-use super::restore::restore_clients;
 use super::shared::Shared;
 use super::sockets;
 use crate::core::error::ApiError;
@@ -41,25 +39,14 @@ fn shard_number(state: &State) -> std::result::Result<u32, String> {
 
 impl DurableObject for FanoutShard {
     fn new(state: State, env: Env) -> Self {
-        console_error_panic_hook::set_once();
-        let started = load_config(&env)
-            .map_err(|e| e.to_string())
-            .and_then(|cfg| Ok((cfg, shard_number(&state)?)));
-        let (cfg, number) = match started {
-            Ok(v) => v,
-            Err(e) => {
-                log_error("shard_invalid", &e);
-                return FanoutShard { shared: Err(e) };
-            }
-        };
-        auto_pong(&state);
-        let mut node = Node::Shard(Box::new(Shard::new(cfg)));
-        let clients = restore_clients(&state, &mut node);
-        let shared = Shared::new(state, env, node, None, number);
-        *shared.clients.borrow_mut() = clients;
-        FanoutShard {
-            shared: Ok(Rc::new(shared)),
-        }
+        let shared = boot(state, env, |cfg, state| {
+            Ok(Start {
+                node: Node::Shard(Box::new(Shard::new(cfg))),
+                store: None,
+                shard_id: shard_number(state)?,
+            })
+        });
+        FanoutShard { shared }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {

@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketPair};
 
-use super::env::{log_fields, now_ms};
+use super::env::{jitter, log_fields, now_ms};
 use super::http;
 use super::storage::Store;
 use crate::core::auth;
@@ -25,6 +25,7 @@ use crate::core::fanout::session::Attachment;
 use crate::core::fastmap::FastMap;
 use crate::core::ids::ShardId;
 use crate::core::ids::{ConnId, Transport};
+use crate::core::input::{ClientInput, UpstreamEvent};
 use crate::core::node::Node;
 use crate::core::protocol::close;
 use crate::core::request::{presented_token, ObjectRequest};
@@ -86,6 +87,16 @@ impl Shared {
         self.execute(fx);
     }
 
+    /// Runs one client input.
+    pub(super) fn client(self: &Rc<Self>, input: ClientInput<'_>) {
+        self.run(|n| n.host().client(input, now_ms()));
+    }
+
+    /// Runs one upstream event (the leader's).
+    pub(super) fn upstream(self: &Rc<Self>, event: UpstreamEvent<'_>) {
+        self.run(|n| n.on_leader(|hub| hub.upstream(event, now_ms(), jitter())));
+    }
+
     /// Starts the leader's upstream if it is not running (every event may be the first
     /// after a wake).
     pub(super) fn kick(self: &Rc<Self>) {
@@ -123,7 +134,7 @@ impl Shared {
             Ok(who) => who,
             Err(e) => return http::error(&ApiError::Unauthorized(e.to_string())),
         };
-        if !self.node.borrow_mut().admit_client() {
+        if !self.node.borrow_mut().host().admit_client() {
             let max = self.node.borrow().config().max_connections;
             log_fields(
                 Level::Warn,
@@ -143,6 +154,7 @@ impl Shared {
         let (conn, fx) =
             self.node
                 .borrow_mut()
+                .host()
                 .client_open(Transport::WebSocket, who.clone(), now_ms());
         pair.server
             .serialize_attachment(Attachment::new(conn, Vec::new(), who))?;
@@ -158,7 +170,7 @@ impl Shared {
         let key: &js_sys::Object = ws.as_ref().unchecked_ref();
         if let Some(id) = self.conn_ids.get(key).as_f64() {
             let id = id as ConnId;
-            if self.node.borrow().has_client(id) {
+            if self.node.borrow().host_ref().has_client(id) {
                 return Some(id);
             }
         }
@@ -168,8 +180,9 @@ impl Shared {
             .flatten()?
             .valid()?;
         let mut node = self.node.borrow_mut();
-        if !node.has_client(a.id) {
-            node.client_restore(a.id, &a.subs, a.who);
+        let host = node.host();
+        if !host.has_client(a.id) {
+            host.client_restore(a.id, &a.subs, a.who);
             self.clients.borrow_mut().insert(a.id, ws.clone());
         }
         self.remember(ws, a.id);

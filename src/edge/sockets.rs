@@ -5,9 +5,10 @@ use std::rc::Rc;
 
 use worker::{WebSocket, WebSocketIncomingMessage};
 
-use super::env::{log_error, log_fields, now_ms};
+use super::env::{log_error, log_fields};
 use super::shared::Shared;
 use crate::core::effect::Level;
+use crate::core::input::ClientInput;
 use crate::core::protocol::close;
 
 impl Shared {
@@ -24,10 +25,11 @@ impl Shared {
         };
         match message {
             WebSocketIncomingMessage::String(text) => {
-                self.run(|n| n.client_text(conn, &text, now_ms()))
+                self.client(ClientInput::Text { conn, text: &text })
             }
             WebSocketIncomingMessage::Binary(bytes) => {
-                self.run(|n| n.client_binary(conn, bytes.len(), now_ms()))
+                let len = bytes.len();
+                self.client(ClientInput::Binary { conn, len })
             }
         }
     }
@@ -56,7 +58,7 @@ impl Shared {
                 );
             }
             self.clients.borrow_mut().remove(&conn);
-            self.run(|n| n.client_closed(conn, now_ms()));
+            self.client(ClientInput::Closed { conn });
         }
     }
 }

@@ -15,7 +15,8 @@ use crate::core::auth;
 use crate::core::error::ApiError;
 use crate::core::fanout::SseTake;
 use crate::core::ids::ConnId;
-use crate::core::request::stream_channels;
+use crate::core::input::{ClientInput, StreamOpen};
+use crate::core::request::{parse_symbol_query, stream_channels};
 
 /// The body of one SSE response: pull-based, so a reader that stops reading stops the
 /// pulls, and its updates conflate in the core instead of queueing here.
@@ -37,7 +38,7 @@ impl Stream for SseBody {
             return Poll::Ready(None);
         }
         let take = match self.shared.node.try_borrow_mut() {
-            Ok(mut node) => node.sse_take(self.conn, now_ms()),
+            Ok(mut node) => node.host().sse_take(self.conn, now_ms()),
             Err(_) => {
                 // The core is busy in this very turn: ask to be polled again.
                 cx.waker().wake_by_ref();
@@ -69,7 +70,7 @@ impl Drop for SseBody {
         let shared = self.shared.clone();
         let conn = self.conn;
         spawn_local(async move {
-            shared.run(|n| n.client_closed(conn, now_ms()));
+            shared.client(ClientInput::Closed { conn });
         });
     }
 }
@@ -111,7 +112,7 @@ impl Shared {
             let symbols = if symbols.is_empty() {
                 Ok(Vec::new())
             } else {
-                node.parse_symbol_query(&symbols.join(","))
+                parse_symbol_query(node.config(), &symbols.join(","))
             };
             symbols.and_then(|s| Ok((s, stream_channels(node.config(), &channels.join(","))?)))
         };
@@ -120,10 +121,13 @@ impl Shared {
             Err(e) => return http::error(&e),
         };
         self.await_sync().await;
-        let opened =
-            self.node
-                .borrow_mut()
-                .sse_open(&symbols, &channels, last.as_deref(), who, now_ms());
+        let open = StreamOpen {
+            symbols,
+            channels,
+            last,
+            who,
+        };
+        let opened = self.node.borrow_mut().host().sse_open(&open, now_ms());
         let (conn, first, fx) = match opened {
             Ok(v) => v,
             Err(e) => return http::error(&e),

@@ -9,9 +9,9 @@ use worker::{
     WebSocket, WebsocketEvent,
 };
 
-use super::env::{jitter, now_ms};
 use super::shared::Shared;
 use crate::core::feed::link::Failure;
+use crate::core::input::UpstreamEvent;
 
 /// Opens the upstream of `generation` and pumps its events into the hub until it ends.
 pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
@@ -19,7 +19,10 @@ pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
         let ws = match connect(&url).await {
             Ok(ws) => ws,
             Err(failure) => {
-                shared.run(|n| n.upstream_failed(generation, failure, now_ms(), jitter()));
+                shared.upstream(UpstreamEvent::Failed {
+                    generation,
+                    failure,
+                });
                 return;
             }
         };
@@ -28,25 +31,31 @@ pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
             Ok(events) => events,
             Err(e) => {
                 let failure = Failure::Network(format!("cannot listen on the socket: {e}"));
-                shared.run(|n| n.upstream_failed(generation, failure, now_ms(), jitter()));
+                shared.upstream(UpstreamEvent::Failed {
+                    generation,
+                    failure,
+                });
                 return;
             }
         };
         if let Err(e) = ws.accept() {
             let failure = Failure::Network(format!("cannot accept the socket: {e}"));
-            shared.run(|n| n.upstream_failed(generation, failure, now_ms(), jitter()));
+            shared.upstream(UpstreamEvent::Failed {
+                generation,
+                failure,
+            });
             return;
         }
         shared.upstreams.borrow_mut().insert(generation, ws.clone());
-        shared.run(|n| n.on_leader(|hub| hub.upstream_opened(generation, now_ms())));
+        shared.upstream(UpstreamEvent::Opened { generation });
         let failure = loop {
             match events.next().await {
                 Some(Ok(WebsocketEvent::Message(msg))) => match msg.text() {
-                    Some(text) => shared
-                        .run(|n| n.on_leader(|hub| hub.upstream_text(generation, &text, now_ms()))),
-                    None => {
-                        shared.run(|n| n.on_leader(|hub| hub.upstream_binary(generation, now_ms())))
-                    }
+                    Some(text) => shared.upstream(UpstreamEvent::Text {
+                        generation,
+                        text: &text,
+                    }),
+                    None => shared.upstream(UpstreamEvent::Binary { generation }),
                 },
                 Some(Ok(WebsocketEvent::Close(c))) => {
                     break Failure::Closed {
@@ -59,7 +68,10 @@ pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
             }
         };
         shared.upstreams.borrow_mut().remove(&generation);
-        shared.run(|n| n.upstream_failed(generation, failure, now_ms(), jitter()));
+        shared.upstream(UpstreamEvent::Failed {
+            generation,
+            failure,
+        });
     });
 }
 

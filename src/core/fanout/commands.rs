@@ -14,6 +14,7 @@ use crate::core::error::{ClientError, ErrorCode};
 use crate::core::events::Since;
 use crate::core::fanout::session::RateVerdict;
 use crate::core::ids::{ConnId, Identity, Transport};
+use crate::core::input::ClientInput;
 use crate::core::protocol::{self, close, Command, Targets};
 
 /// What a `subscribe` or `unsubscribe` names, resolved.
@@ -98,8 +99,18 @@ impl Fanout {
         self.clients.contains(conn)
     }
 
+    /// One client input (see [`ClientInput`]).
+    pub fn client(&mut self, input: ClientInput<'_>, now_ms: i64, fx: &mut Vec<Effect>) {
+        match input {
+            ClientInput::Text { conn, text } => self.client_text(conn, text, now_ms, fx),
+            ClientInput::Binary { conn, len } => self.client_binary(conn, len, now_ms, fx),
+            ClientInput::Closed { conn } => self.client_closed(conn, now_ms),
+            ClientInput::SendFailed { conn } => self.send_failed(conn, now_ms, fx),
+        }
+    }
+
     /// A connection closed or errored.
-    pub fn client_closed(&mut self, conn: ConnId, now_ms: i64) {
+    pub(super) fn client_closed(&mut self, conn: ConnId, now_ms: i64) {
         if let Some(client) = self.clients.remove(conn) {
             if let Some(who) = &client.who {
                 self.expiries.remove(&(who.exp_ms, conn));
@@ -124,14 +135,14 @@ impl Fanout {
     }
 
     /// A send to the client failed: close it with 1011 (its client retries) and forget it.
-    pub fn send_failed(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
+    fn send_failed(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
         if self.clients.contains(conn) {
             self.close_client(conn, close::INTERNAL, "send failed", now_ms, fx);
         }
     }
 
     /// A binary frame from a client: the protocol is JSON text only.
-    pub fn client_binary(&mut self, conn: ConnId, len: usize, now_ms: i64, fx: &mut Vec<Effect>) {
+    fn client_binary(&mut self, conn: ConnId, len: usize, now_ms: i64, fx: &mut Vec<Effect>) {
         if !self.admissible(conn, len, now_ms, fx) {
             return;
         }
@@ -143,7 +154,7 @@ impl Fanout {
     }
 
     /// A text frame from a client.
-    pub fn client_text(&mut self, conn: ConnId, text: &str, now_ms: i64, fx: &mut Vec<Effect>) {
+    fn client_text(&mut self, conn: ConnId, text: &str, now_ms: i64, fx: &mut Vec<Effect>) {
         if !self.admissible(conn, text.len(), now_ms, fx) {
             return;
         }

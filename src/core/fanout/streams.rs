@@ -11,7 +11,8 @@ use crate::core::channel;
 use crate::core::cursor::{self, EventsAt};
 use crate::core::error::ApiError;
 use crate::core::events::Event;
-use crate::core::ids::{ConnId, Identity, Transport};
+use crate::core::ids::{ConnId, Transport};
+use crate::core::input::StreamOpen;
 use crate::core::protocol::{self, sse_event, Targets};
 use crate::core::upstream_state::UpstreamState;
 
@@ -32,12 +33,11 @@ impl Fanout {
     /// it is not `connected`; then the events the reader missed, in order.
     pub fn sse_open(
         &mut self,
-        symbols: &[String],
-        channels: &[String],
-        last: Option<&str>,
-        who: Option<Identity>,
+        open: &StreamOpen,
         now_ms: i64,
     ) -> Result<(ConnId, String), ApiError> {
+        let (symbols, channels) = (&open.symbols[..], &open.channels[..]);
+        let (last, who) = (open.last.as_deref(), open.who.clone());
         if let Some(why) = channels
             .iter()
             .find_map(|c| auth::forbidden(who.as_ref(), c))
@@ -196,10 +196,5 @@ impl Fanout {
         sse.last_sent = now_ms;
         self.count_sent(1, out.len());
         SseTake::Data(out)
-    }
-
-    /// The SSE stream ended (the reader went away, or it was closed).
-    pub fn sse_closed(&mut self, conn: ConnId, now_ms: i64) {
-        self.client_closed(conn, now_ms);
     }
 }

@@ -7,7 +7,11 @@ use serde_json::Value;
 
 use super::tests::frames;
 use super::*;
+use crate::core::host::ClientHost;
+use crate::core::hub::tests::stream;
+use crate::core::hub::tests::Drive;
 use crate::core::ids::Identity;
+use crate::core::input::UpstreamEvent;
 use crate::core::protocol::close;
 
 fn hub() -> Hub {
@@ -24,7 +28,7 @@ fn hub() -> Hub {
     let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
     h.restore_events("e1".into(), Vec::new());
     h.start(0);
-    h.upstream_opened(1, 0);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
     h
 }
 
@@ -41,7 +45,7 @@ fn sub(h: &mut Hub, c: ConnId, channel: &str, since: Option<u64>) -> Vec<Value> 
         format!(r#","since":{{"{channel}":{{"offset":{o},"epoch":"e1"}}}}"#)
     });
     let text = format!(r#"{{"action":"subscribe","channels":["{channel}"]{since},"id":1}}"#);
-    frames(&h.client_text(c, &text, 10), c)
+    frames(&h.client_says(c, &text, 10), c)
 }
 
 #[test]
@@ -75,10 +79,12 @@ fn a_private_channel_reaches_its_owner_only() {
     );
     assert_eq!(
         h.sse_open(
-            &[],
-            &["user:alice:portfolio".into()],
-            None,
-            user("bob", 60_000),
+            &stream(
+                &[],
+                &["user:alice:portfolio".into()],
+                None,
+                user("bob", 60_000)
+            ),
             30
         )
         .unwrap_err()

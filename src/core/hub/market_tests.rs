@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use super::tests::frames;
 use super::*;
+use crate::core::host::ClientHost;
+use crate::core::hub::tests::Drive;
+use crate::core::input::UpstreamEvent;
 
 fn hub() -> Hub {
     let map: HashMap<&str, &str> = [
@@ -18,7 +21,7 @@ fn hub() -> Hub {
     .collect();
     let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
     h.start(0);
-    h.upstream_opened(1, 0);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
     h
 }
 
@@ -50,7 +53,7 @@ const BOOK: &str = r#"{"stream":"btcusdt@depth10@100ms","data":{"lastUpdateId":7
 fn following(h: &mut Hub) -> (ConnId, Vec<Value>) {
     let (c, _) = h.client_open(Transport::WebSocket, None, 1);
     let sub = r#"{"action":"subscribe","channels":["trades:BTCUSDT","book:BTCUSDT"]}"#;
-    let mut fx = h.client_text(c, sub, 2);
+    let mut fx = h.client_says(c, sub, 2);
     fx.extend(h.timer(2));
     fx.extend(h.timer(1_000));
     (c, requests(&fx))
@@ -73,7 +76,7 @@ fn the_upstream_follows_the_market_channels_clients_hold() {
     assert!(added.contains(&"btcusdt@aggTrade".into()), "{asked:?}");
     assert!(added.contains(&"btcusdt@depth10@100ms".into()), "{asked:?}");
     let unsub = r#"{"action":"unsubscribe","channels":["trades:BTCUSDT"]}"#;
-    let mut fx = h.client_text(c, unsub, 2_300);
+    let mut fx = h.client_says(c, unsub, 2_300);
     fx.extend(h.timer(2_300));
     let removed = params(&requests(&fx), "UNSUBSCRIBE");
     assert_eq!(
@@ -87,8 +90,8 @@ fn the_upstream_follows_the_market_channels_clients_hold() {
 fn trades_gather_per_flush_and_states_greet_new_subscribers() {
     let mut h = hub();
     let (c, _) = following(&mut h);
-    let mut fx = h.upstream_text(1, &trade(41, "1.50"), 2_000);
-    fx.extend(h.upstream_text(1, &trade(42, "1.60"), 2_000));
+    let mut fx = h.exchange_sends(1, &trade(41, "1.50"), 2_000);
+    fx.extend(h.exchange_sends(1, &trade(42, "1.60"), 2_000));
     fx.extend(h.timer(2_000));
     let got: Vec<Value> = frames(&fx, c)
         .into_iter()
@@ -104,7 +107,7 @@ fn trades_gather_per_flush_and_states_greet_new_subscribers() {
     assert_eq!(ids, [41, 42]);
     assert_eq!(got[0]["trades"][0]["price"], "1.50");
     assert_eq!(got[0]["trades"][0]["side"], "buy");
-    let mut fx = h.upstream_text(1, BOOK, 2_100);
+    let mut fx = h.exchange_sends(1, BOOK, 2_100);
     fx.extend(h.timer(2_100));
     let book = frames(&fx, c);
     assert!(book
@@ -112,7 +115,7 @@ fn trades_gather_per_flush_and_states_greet_new_subscribers() {
         .any(|f| f["type"] == "book" && f["bids"][0][0] == "1.0"));
     let (d, _) = h.client_open(Transport::WebSocket, None, 2_200);
     let sub = r#"{"action":"subscribe","channels":["book:BTCUSDT"]}"#;
-    let fx = h.client_text(d, sub, 2_200);
+    let fx = h.client_says(d, sub, 2_200);
     let first = frames(&fx, d);
     assert!(
         first.iter().any(|f| f["type"] == "book" && f["u"] == 7),
@@ -124,14 +127,14 @@ fn trades_gather_per_flush_and_states_greet_new_subscribers() {
 fn a_closed_candle_arrives_once_beside_the_newest_open_one() {
     let mut h = hub();
     let (c, _) = h.client_open(Transport::WebSocket, None, 1);
-    h.client_text(
+    h.client_says(
         c,
         r#"{"action":"subscribe","channels":["candles:BTCUSDT:1m"]}"#,
         2,
     );
-    let mut fx = h.upstream_text(1, &kline("1.1", false), 100);
-    fx.extend(h.upstream_text(1, &kline("1.2", true), 100));
-    fx.extend(h.upstream_text(1, &kline("1.3", false), 100));
+    let mut fx = h.exchange_sends(1, &kline("1.1", false), 100);
+    fx.extend(h.exchange_sends(1, &kline("1.2", true), 100));
+    fx.extend(h.exchange_sends(1, &kline("1.3", false), 100));
     fx.extend(h.timer(100));
     let candles: Vec<Value> = frames(&fx, c)
         .into_iter()
@@ -151,7 +154,7 @@ fn a_closed_candle_arrives_once_beside_the_newest_open_one() {
         [("1.2".to_string(), true), ("1.3".to_string(), false)],
         "the close once, then the newest"
     );
-    let mut fx = h.upstream_text(1, &kline("1.4", false), 200);
+    let mut fx = h.exchange_sends(1, &kline("1.4", false), 200);
     fx.extend(h.timer(200));
     let again: Vec<Value> = frames(&fx, c)
         .into_iter()
@@ -177,10 +180,10 @@ fn market_streams_take_only_the_room_price_streams_leave() {
     .collect();
     let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
     h.start(0);
-    h.upstream_opened(1, 0);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
     let (c, _) = h.client_open(Transport::WebSocket, None, 1);
     let sub = r#"{"action":"subscribe","channels":["trades:S1USDT","book:S1USDT","book:S2USDT"]}"#;
-    let mut fx = h.client_text(c, sub, 2);
+    let mut fx = h.client_says(c, sub, 2);
     fx.extend(h.timer(2));
     let added = params(&requests(&fx), "SUBSCRIBE");
     assert_eq!(

@@ -5,11 +5,62 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::core::fanout::SseTake;
 use crate::core::fanout::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
+use crate::core::feed::link::Failure;
 use crate::core::feed::link::CONNECT_TIMEOUT_MS;
 use crate::core::feed::{MAX_UPSTREAM_FRAME_BYTES, SEQ_BLOCK};
+use crate::core::host::ClientHost;
+use crate::core::ids::{ConnId, Identity};
+use crate::core::input::{ClientInput, StreamOpen, UpstreamEvent};
 use crate::core::protocol::close;
-use crate::core::request::parse_stream_symbols;
+use crate::core::request::{parse_stream_symbols, parse_symbol_query};
+use crate::core::upstream_state::UpstreamState;
+
+/// Shorthand for the inputs tests send most: a client's text frame (to the leader or a
+/// shard) and an exchange's frame (to the leader).
+pub(crate) trait Drive {
+    /// Client `conn` sends `text`.
+    fn client_says(&mut self, conn: ConnId, text: &str, now_ms: i64) -> Vec<Effect>;
+}
+
+impl<T: ClientHost> Drive for T {
+    fn client_says(&mut self, conn: ConnId, text: &str, now_ms: i64) -> Vec<Effect> {
+        self.client(ClientInput::Text { conn, text }, now_ms)
+    }
+}
+
+impl Hub {
+    /// The exchange sends `text` on upstream connection `generation`.
+    pub(crate) fn exchange_sends(
+        &mut self,
+        generation: u64,
+        text: &str,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        self.upstream(UpstreamEvent::Text { generation, text }, now_ms, 0.0)
+    }
+}
+
+/// The upstream state the hub's feed is in.
+fn state(h: &Hub) -> UpstreamState {
+    h.feed.state()
+}
+
+/// An SSE stream to open.
+pub(crate) fn stream(
+    symbols: &[String],
+    channels: &[String],
+    last: Option<&str>,
+    who: Option<Identity>,
+) -> StreamOpen {
+    StreamOpen {
+        symbols: symbols.to_vec(),
+        channels: channels.to_vec(),
+        last: last.map(str::to_string),
+        who,
+    }
+}
 
 const BTC: &str = r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1000,"s":"BTCUSDT","p":"1","P":"0.10","c":"100.5","o":"100","h":"101","l":"99","v":"10","q":"1000","b":"100.4","a":"100.6"}}"#;
 
@@ -33,7 +84,7 @@ fn hub() -> Hub {
 fn connected() -> Hub {
     let mut h = hub();
     h.start(0);
-    h.upstream_opened(1, 0);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
     h
 }
 
@@ -82,9 +133,9 @@ fn start_connects_once_to_the_first_endpoint_with_every_stream() {
 #[test]
 fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
     let mut h = connected();
-    h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1), 10);
+    h.exchange_sends(1, &ticker("BTCUSDT", "100.5", 1), 10);
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    let fx = h.client_text(
+    let fx = h.client_says(
         c,
         r#"{"action":"subscribe","symbols":["btc/usdt","ETH-USDT"],"id":1}"#,
         20,
@@ -106,7 +157,7 @@ fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
         symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
         who: None,
     }));
-    let fx = h.upstream_text(1, &ticker("ETHUSDT", "2000.1", 2), 30);
+    let fx = h.exchange_sends(1, &ticker("ETHUSDT", "2000.1", 2), 30);
     let f = frames(&fx, c);
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["type"], "prices");
@@ -121,10 +172,10 @@ fn each_client_gets_only_its_symbols_and_one_update_is_encoded_once() {
     let a = h.client_open(Transport::WebSocket, None, 0).0;
     let b = h.client_open(Transport::WebSocket, None, 0).0;
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
-    h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
-    h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
-    let fx = h.upstream_text(1, &ticker("BTCUSDT", "1.5", 5), 1);
+    h.client_says(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+    h.client_says(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
+    h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+    let fx = h.exchange_sends(1, &ticker("BTCUSDT", "1.5", 5), 1);
     let fanouts: Vec<_> = fx
         .iter()
         .filter_map(|e| match e {
@@ -143,7 +194,7 @@ fn each_client_gets_only_its_symbols_and_one_update_is_encoded_once() {
 fn unknown_symbol_is_an_error_and_changes_nothing() {
     let mut h = connected();
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    let fx = h.client_text(
+    let fx = h.client_says(
         c,
         r#"{"action":"subscribe","symbols":["BTCUSDT","DOGEUSDT"],"id":7}"#,
         0,
@@ -155,7 +206,7 @@ fn unknown_symbol_is_an_error_and_changes_nothing() {
     assert_eq!(f[0]["id"], 7);
     assert!(f[0]["message"].as_str().unwrap().contains("DOGEUSDT"));
     assert!(!fx.iter().any(|e| matches!(e, Effect::Close { .. })));
-    let f = frames(&h.client_text(c, r#"{"action":"list"}"#, 0), c);
+    let f = frames(&h.client_says(c, r#"{"action":"list"}"#, 0), c);
     assert_eq!(
         f[0],
         json!({"type":"subscriptions","symbols":[],"channels":[]})
@@ -166,13 +217,13 @@ fn unknown_symbol_is_an_error_and_changes_nothing() {
 fn unsubscribe_list_and_ping() {
     let mut h = connected();
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    h.client_text(
+    h.client_says(
         c,
         r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
         0,
     );
     let f = frames(
-        &h.client_text(
+        &h.client_says(
             c,
             r#"{"action":"unsubscribe","symbols":["ethusdt"],"id":2}"#,
             0,
@@ -183,14 +234,14 @@ fn unsubscribe_list_and_ping() {
         f[0],
         json!({"type":"unsubscribed","symbols":["ETHUSDT"],"id":2})
     );
-    let f = frames(&h.client_text(c, r#"{"action":"list","id":3}"#, 0), c);
+    let f = frames(&h.client_says(c, r#"{"action":"list","id":3}"#, 0), c);
     assert_eq!(
         f[0],
         json!({"type":"subscriptions","symbols":["BTCUSDT"],"channels":[],"id":3})
     );
-    let f = frames(&h.client_text(c, r#"{"action":"ping","id":4}"#, 1234), c);
+    let f = frames(&h.client_says(c, r#"{"action":"ping","id":4}"#, 1234), c);
     assert_eq!(f[0], json!({"type":"pong","id":4,"ts":1234}));
-    let fx = h.upstream_text(1, &ticker("ETHUSDT", "3", 9), 1);
+    let fx = h.exchange_sends(1, &ticker("ETHUSDT", "3", 9), 1);
     assert!(
         frames(&fx, c).is_empty(),
         "unsubscribed symbol no longer arrives"
@@ -202,7 +253,7 @@ fn limits_on_symbols_and_frame_size() {
     let mut h = connected();
     let c = h.client_open(Transport::WebSocket, None, 0).0;
     let f = frames(
-        &h.client_text(
+        &h.client_says(
             c,
             r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT","SOLUSDT"]}"#,
             0,
@@ -212,7 +263,7 @@ fn limits_on_symbols_and_frame_size() {
     assert_eq!(f[0]["code"], "TOO_MANY_SYMBOLS");
     let big = format!(r#"{{"action":"list","pad":"{}"}}"#, "x".repeat(300));
     assert_eq!(
-        h.client_text(c, &big, 0),
+        h.client_says(c, &big, 0),
         vec![Effect::Close {
             conn: c,
             code: close::TOO_LARGE,
@@ -221,14 +272,14 @@ fn limits_on_symbols_and_frame_size() {
     );
     assert!(!h.has_client(c), "a closed connection is forgotten at once");
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    let f = frames(&h.client_binary(c, 3, 0), c);
+    let f = frames(&h.client(ClientInput::Binary { conn: c, len: 3 }, 0), c);
     assert_eq!(f[0]["code"], "BAD_REQUEST");
     assert!(h.admit_client());
     h.client_open(Transport::WebSocket, None, 0);
     assert!(!h.admit_client(), "MAX_CONNECTIONS is 2");
     assert_eq!(h.fanout_stats().refused_at_capacity, 1);
     assert_eq!(
-        h.client_binary(c, 300, 0).len(),
+        h.client(ClientInput::Binary { conn: c, len: 300 }, 0).len(),
         1,
         "an oversized binary frame closes too"
     );
@@ -255,20 +306,20 @@ fn prices_are_written_in_batches_after_their_fan_out() {
         [(vec![], SEQ_BLOCK)],
         "a block is reserved first"
     );
-    h.upstream_opened(1, 0);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
-    let fx = h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
+    h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+    let fx = h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 100);
     assert_eq!(frames(&fx, c).len(), 1, "sent at once");
     assert!(
         persists(&fx).is_empty(),
         "no write between an update and its fan-out"
     );
     for (i, t) in [(2, 300), (3, 600)] {
-        let fx = h.upstream_text(1, &ticker("BTCUSDT", &i.to_string(), i), t);
+        let fx = h.exchange_sends(1, &ticker("BTCUSDT", &i.to_string(), i), t);
         assert!(persists(&fx).is_empty());
     }
-    h.upstream_text(1, &ticker("ETHUSDT", "9", 1), 700);
+    h.exchange_sends(1, &ticker("ETHUSDT", "9", 1), 700);
     assert!(persists(&h.timer(1_099)).is_empty(), "not due yet");
     let fx = h.timer(1_100);
     assert_eq!(
@@ -290,10 +341,10 @@ fn seq_is_reserved_in_blocks_ahead_of_use() {
     let mut h = hub();
     h.restore_prices(vec![], 7_000_000, 0);
     assert_eq!(persists(&h.start(0)), [(vec![], 7_000_000 + SEQ_BLOCK)]);
-    h.upstream_opened(1, 0);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
     let mut writes = Vec::new();
     for i in 1..=SEQ_BLOCK / 2 + 1 {
-        let fx = h.upstream_text(1, &ticker("BTCUSDT", &i.to_string(), i as i64), 0);
+        let fx = h.exchange_sends(1, &ticker("BTCUSDT", &i.to_string(), i as i64), 0);
         writes.extend(persists(&fx));
     }
     assert!(
@@ -320,8 +371,8 @@ fn the_first_frame_brings_the_watchdog_alarm_forward_to_the_cadence_limit() {
     h.start(0);
     // Nothing delivered yet: the alarm waits for the configured 30 s ceiling (or the
     // connect time-out before it).
-    h.upstream_opened(1, 0);
-    let fx = h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    let fx = h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 1_000);
     assert!(
         fx.contains(&Effect::SetAlarm { at_ms: 6_000 }),
         "tickers promise a frame a second: 5 s after the first one, {fx:?}"
@@ -334,7 +385,7 @@ fn caps_are_checked_before_symbols_are_resolved() {
     let c = h.client_open(Transport::WebSocket, None, 0).0;
     // Three unknown names over a cap of two: the count answers, not the content.
     let f = frames(
-        &h.client_text(
+        &h.client_says(
             c,
             r#"{"action":"subscribe","symbols":["NOPE1","NOPE2","NOPE3"],"id":7}"#,
             0,
@@ -344,13 +395,13 @@ fn caps_are_checked_before_symbols_are_resolved() {
     assert_eq!(f[0]["code"], "TOO_MANY_SYMBOLS", "{f:?}");
     assert_eq!(f[0]["id"], 7);
     let f = frames(
-        &h.client_text(c, r#"{"action":"unsubscribe","symbols":["x","y","z"]}"#, 0),
+        &h.client_says(c, r#"{"action":"unsubscribe","symbols":["x","y","z"]}"#, 0),
         c,
     );
     assert_eq!(f[0]["code"], "TOO_MANY_SYMBOLS");
     // Within the cap, content is judged.
     let f = frames(
-        &h.client_text(c, r#"{"action":"subscribe","symbols":["NOPE1"]}"#, 0),
+        &h.client_says(c, r#"{"action":"subscribe","symbols":["NOPE1"]}"#, 0),
         c,
     );
     assert_eq!(f[0]["code"], "UNKNOWN_SYMBOL");
@@ -374,17 +425,17 @@ fn caps_are_checked_before_symbols_are_resolved() {
 fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
     let mut h = connected();
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
-    h.upstream_text(1, &ticker("BTCUSDT", "5", 1), 1);
+    h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+    h.exchange_sends(1, &ticker("BTCUSDT", "5", 1), 1);
     for garbage in [
         "{{{",
         &ticker("BTCUSDT", "NaN", 2),
         r#"{"stream":"x@depth","data":{}}"#,
     ] {
-        let fx = h.upstream_text(1, garbage, 2);
+        let fx = h.exchange_sends(1, garbage, 2);
         assert!(frames(&fx, c).is_empty());
     }
-    h.upstream_binary(1, 3);
+    h.upstream(UpstreamEvent::Binary { generation: 1 }, 3, 0.0);
     assert_eq!(h.feed_stats().upstream_errors, 4);
     let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 3).unwrap().0).unwrap();
     assert_eq!(body["price"], "5");
@@ -394,11 +445,13 @@ fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
 fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
     let mut h = connected();
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    let fx = h.upstream_failed(
-        1,
-        Failure::Closed {
-            code: 1006,
-            reason: String::new(),
+    let fx = h.upstream(
+        UpstreamEvent::Failed {
+            generation: 1,
+            failure: Failure::Closed {
+                code: 1006,
+                reason: String::new(),
+            },
         },
         100,
         0.5,
@@ -407,7 +460,14 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
     assert_eq!(frames(&fx, c)[0]["upstream"], "reconnecting");
     assert!(fx.contains(&Effect::SetAlarm { at_ms: 600 }), "{fx:?}");
     assert!(h
-        .upstream_failed(1, Failure::Network("late duplicate".into()), 101, 0.5)
+        .upstream(
+            UpstreamEvent::Failed {
+                generation: 1,
+                failure: Failure::Network("late duplicate".into())
+            },
+            101,
+            0.5
+        )
         .is_empty());
     assert!(!h
         .alarm(599, 0.5)
@@ -419,9 +479,9 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
         .any(|e| matches!(e, Effect::ConnectUpstream { generation: 2, .. })));
     // Events of the replaced connection are ignored.
     assert!(h
-        .upstream_text(1, &ticker("BTCUSDT", "1", 1), 601)
+        .exchange_sends(1, &ticker("BTCUSDT", "1", 1), 601)
         .is_empty());
-    let fx = h.upstream_opened(2, 700);
+    let fx = h.upstream(UpstreamEvent::Opened { generation: 2 }, 700, 0.0);
     assert_eq!(frames(&fx, c)[0]["upstream"], "connected");
     assert_eq!(h.feed.link.reconnects, 1);
 }
@@ -433,11 +493,13 @@ fn repeated_failures_move_to_the_next_endpoint_and_report_down() {
     let mut now = 0;
     let mut urls = Vec::new();
     for gen in 1..=6 {
-        h.upstream_failed(
-            gen,
-            Failure::Refused {
-                status: 429,
-                retry_after_ms: None,
+        h.upstream(
+            UpstreamEvent::Failed {
+                generation: gen,
+                failure: Failure::Refused {
+                    status: 429,
+                    retry_after_ms: None,
+                },
             },
             now,
             1.0,
@@ -457,8 +519,15 @@ fn repeated_failures_move_to_the_next_endpoint_and_report_down() {
         status: 429,
         retry_after_ms: None,
     };
-    h.upstream_failed(7, refused, now, 1.0);
-    assert_eq!(h.upstream_status(), "down");
+    h.upstream(
+        UpstreamEvent::Failed {
+            generation: 7,
+            failure: refused,
+        },
+        now,
+        1.0,
+    );
+    assert_eq!(state(&h), "down");
     let (code, body) = h.health(now);
     assert_eq!(code, 503);
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -472,7 +541,7 @@ fn a_connect_that_hangs_times_out() {
     h.start(0);
     let fx = h.alarm(CONNECT_TIMEOUT_MS, 0.0);
     assert!(fx.contains(&Effect::CloseUpstream { generation: 1 }));
-    assert_eq!(h.upstream_status(), "reconnecting");
+    assert_eq!(state(&h), "reconnecting");
 }
 
 #[test]
@@ -482,8 +551,8 @@ fn health_by_state() {
     assert_eq!(code, 503, "never connected, no data: down, but it answers");
     assert!(body.contains(r#""status":"down""#));
     h.start(0);
-    h.upstream_opened(1, 0);
-    h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 1_000);
     let v: Value = serde_json::from_str(&h.health(2_000).1).unwrap();
     assert_eq!(v["status"], "healthy");
     assert_eq!(v["upstream"]["state"], "connected");
@@ -492,7 +561,14 @@ fn health_by_state() {
     assert_eq!(v["clients"]["sse"], 0);
     let v: Value = serde_json::from_str(&h.health(20_000).1).unwrap();
     assert_eq!(v["status"], "degraded", "connected but silent");
-    h.upstream_failed(1, Failure::Network("gone".into()), 20_000, 0.5);
+    h.upstream(
+        UpstreamEvent::Failed {
+            generation: 1,
+            failure: Failure::Network("gone".into()),
+        },
+        20_000,
+        0.5,
+    );
     let (code, body) = h.health(21_000);
     assert_eq!(
         (code, body.contains("degraded")),
@@ -506,7 +582,7 @@ fn health_by_state() {
 #[test]
 fn ttl_sweep_on_the_alarm_forgets_expired_prices() {
     let mut h = connected();
-    h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 0);
+    h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 0);
     let fx = h.alarm(300_001, 0.0);
     assert!(fx.contains(&Effect::Forget {
         symbols: vec!["BTCUSDT".into()]
@@ -537,8 +613,8 @@ fn restored_clients_and_prices_continue_where_they_were() {
     let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 1_000).unwrap().0).unwrap();
     assert_eq!(body["price"], "7");
     h.start(1_000);
-    h.upstream_opened(1, 1_000);
-    let fx = h.upstream_text(1, &ticker("BTCUSDT", "8", 2), 1_100);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 1_000, 0.0);
+    let fx = h.exchange_sends(1, &ticker("BTCUSDT", "8", 2), 1_100);
     let f = frames(&fx, 9);
     assert_eq!(
         f[0]["prices"][0]["seq"], 51,
@@ -577,9 +653,9 @@ fn on_demand_follows_listeners() {
         .start(0)
         .iter()
         .all(|e| !matches!(e, Effect::ConnectUpstream { .. })));
-    assert_eq!(h.upstream_status(), "idle");
+    assert_eq!(state(&h), "idle");
     let a = h.client_open(Transport::WebSocket, None, 0).0;
-    let fx = h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 10);
+    let fx = h.client_says(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 10);
     let url = fx
         .iter()
         .find_map(|e| match e {
@@ -591,16 +667,16 @@ fn on_demand_follows_listeners() {
         url.ends_with("?streams=btcusdt@bookTicker/btcusdt@ticker"),
         "{url}"
     );
-    h.upstream_opened(1, 20);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 20, 0.0);
     let b = h.client_open(Transport::WebSocket, None, 0).0;
-    let fx = h.client_text(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
+    let fx = h.client_says(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
     assert_eq!(
         upstream_sends(&fx),
         [json!({"method":"SUBSCRIBE","params":["ethusdt@bookTicker","ethusdt@ticker"],"id":1})]
     );
-    let fx = h.client_closed(b, 2_000);
+    let fx = h.client(ClientInput::Closed { conn: b }, 2_000);
     assert_eq!(upstream_sends(&fx)[0]["method"], "UNSUBSCRIBE");
-    let fx = h.client_closed(a, 3_000);
+    let fx = h.client(ClientInput::Closed { conn: a }, 3_000);
     assert_eq!(
         upstream_sends(&fx),
         [json!({"method":"UNSUBSCRIBE","params":["btcusdt@bookTicker","btcusdt@ticker"],"id":3})]
@@ -615,7 +691,7 @@ fn on_demand_follows_listeners() {
         fx.contains(&Effect::CloseUpstream { generation: 1 }),
         "{fx:?}"
     );
-    assert_eq!(h.upstream_status(), "idle");
+    assert_eq!(state(&h), "idle");
     let v: Value = serde_json::from_str(&h.health(8_000).1).unwrap();
     assert_eq!(v["status"], "healthy", "idle by design is not a fault");
 }
@@ -624,7 +700,7 @@ fn on_demand_follows_listeners() {
 fn rotation_delivers_every_change_once_with_growing_seq() {
     let mut h = connected();
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+    h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     let mut seen: Vec<u64> = Vec::new();
     let mut collect = |fx: &[Effect]| {
         for f in frames(fx, c) {
@@ -634,40 +710,42 @@ fn rotation_delivers_every_change_once_with_growing_seq() {
             assert_ne!(f["type"], "status", "no state change is visible: {f}");
         }
     };
-    collect(&h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 10));
+    collect(&h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 10));
     let shutdown = r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":11}}"#;
-    let fx = h.upstream_text(1, shutdown, 11);
+    let fx = h.exchange_sends(1, shutdown, 11);
     assert!(fx
         .iter()
         .any(|e| matches!(e, Effect::ConnectUpstream { generation: 2, .. })));
     collect(&fx);
-    collect(&h.upstream_opened(2, 12));
-    collect(&h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 13));
+    collect(&h.upstream(UpstreamEvent::Opened { generation: 2 }, 12, 0.0));
+    collect(&h.exchange_sends(1, &ticker("BTCUSDT", "2", 2), 13));
     // Both connections now carry the same update; only one reaches the client.
-    let fx = h.upstream_text(2, &ticker("BTCUSDT", "2", 2), 14);
+    let fx = h.exchange_sends(2, &ticker("BTCUSDT", "2", 2), 14);
     assert!(fx.contains(&Effect::CloseUpstream { generation: 1 }));
     collect(&fx);
-    collect(&h.upstream_text(1, &ticker("BTCUSDT", "3", 3), 15));
-    collect(&h.upstream_text(2, &ticker("BTCUSDT", "3", 3), 16));
-    collect(&h.upstream_failed(
-        1,
-        Failure::Closed {
-            code: 1000,
-            reason: "shutdown".into(),
+    collect(&h.exchange_sends(1, &ticker("BTCUSDT", "3", 3), 15));
+    collect(&h.exchange_sends(2, &ticker("BTCUSDT", "3", 3), 16));
+    collect(&h.upstream(
+        UpstreamEvent::Failed {
+            generation: 1,
+            failure: Failure::Closed {
+                code: 1000,
+                reason: "shutdown".into(),
+            },
         },
         17,
         0.0,
     ));
     assert_eq!(seen, [1, 2, 3], "every change once, in order");
-    assert_eq!(h.upstream_status(), "connected");
+    assert_eq!(state(&h), "connected");
 }
 
 #[test]
 fn book_ticker_merges_bid_and_ask_into_the_price() {
     let mut h = connected();
-    h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
+    h.exchange_sends(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
     let book = r#"{"stream":"btcusdt@bookTicker","data":{"u":5,"s":"BTCUSDT","b":"100.40","B":"1","a":"100.70","A":"2"}}"#;
-    h.upstream_text(1, book, 20);
+    h.exchange_sends(1, book, 20);
     let v: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 20).unwrap().0).unwrap();
     assert_eq!(
         (v["price"].as_str(), v["bid"].as_str(), v["ask"].as_str()),
@@ -687,7 +765,7 @@ fn oversized_upstream_frames_are_skipped_unparsed() {
         r#"{{"stream":"btcusdt@ticker","pad":"{}"}}"#,
         "x".repeat(MAX_UPSTREAM_FRAME_BYTES)
     );
-    assert!(h.upstream_text(1, &big, 1).iter().any(|e| matches!(
+    assert!(h.exchange_sends(1, &big, 1).iter().any(|e| matches!(
         e,
         Effect::Log {
             event: "upstream_bad_frame",
@@ -700,15 +778,15 @@ fn oversized_upstream_frames_are_skipped_unparsed() {
 #[test]
 fn etag_follows_seq_and_metrics_count_what_happened() {
     let mut h = connected();
-    h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
+    h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 1_000);
     let (_, a) = h.rest_price("BTCUSDT", 1_000).unwrap();
     let (_, b) = h.rest_price("BTCUSDT", 2_000).unwrap();
     assert_eq!(a, b, "age changes, data does not");
-    h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 2_500);
+    h.exchange_sends(1, &ticker("BTCUSDT", "2", 2), 2_500);
     assert_ne!(h.rest_price("BTCUSDT", 3_000).unwrap().1, a);
     let c = h.client_open(Transport::WebSocket, None, 0).0;
-    h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 3_000);
-    h.upstream_text(1, &ticker("BTCUSDT", "3", 3), 3_100);
+    h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 3_000);
+    h.exchange_sends(1, &ticker("BTCUSDT", "3", 3), 3_100);
     h.observe_fanout(0.002);
     let m = h.metrics(3_200);
     for line in [
@@ -729,7 +807,7 @@ fn etag_follows_seq_and_metrics_count_what_happened() {
 fn live_with(pairs: &[(&str, &str)]) -> Hub {
     let mut h = hub_with(pairs);
     h.start(0);
-    h.upstream_opened(1, 0);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
     h
 }
 
@@ -739,21 +817,21 @@ fn an_idle_hub_sends_at_once_and_a_burst_shares_one_frame_per_client() {
     let (a, _) = h.client_open(Transport::WebSocket, None, 0);
     let (b, _) = h.client_open(Transport::WebSocket, None, 0);
     let (c, _) = h.client_open(Transport::WebSocket, None, 0);
-    h.client_text(
+    h.client_says(
         a,
         r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
         0,
     );
-    h.client_text(
+    h.client_says(
         b,
         r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
         0,
     );
-    h.client_text(c, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
+    h.client_says(c, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
     // Nothing was sent recently: the flush is due at once, after the input at hand.
-    let fx = h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
+    let fx = h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 100);
     assert!(fx.contains(&Effect::Timer { at_ms: 100 }), "{fx:?}");
-    let fx = h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 100);
+    let fx = h.exchange_sends(1, &ticker("ETHUSDT", "2", 1), 100);
     assert!(
         frames(&fx, a).is_empty(),
         "arrived together: joins the same flush"
@@ -763,10 +841,10 @@ fn an_idle_hub_sends_at_once_and_a_burst_shares_one_frame_per_client() {
     assert_eq!(frames(&fx, a)[0]["prices"].as_array().unwrap().len(), 2);
     // More changes in the instant of that flush (it is still being carried out) open a
     // window, and what arrives during it is sent together at its end.
-    let fx = h.upstream_text(1, &ticker("ETHUSDT", "2.5", 2), 100);
+    let fx = h.exchange_sends(1, &ticker("ETHUSDT", "2.5", 2), 100);
     assert!(fx.contains(&Effect::Timer { at_ms: 120 }), "{fx:?}");
-    h.upstream_text(1, &ticker("BTCUSDT", "3", 2), 110);
-    h.upstream_text(1, &ticker("ETHUSDT", "2", 3), 115);
+    h.exchange_sends(1, &ticker("BTCUSDT", "3", 2), 110);
+    h.exchange_sends(1, &ticker("ETHUSDT", "2", 3), 115);
     let fx = h.timer(120);
     let fanouts: Vec<(Vec<ConnId>, Value)> = fx
         .iter()
@@ -806,10 +884,13 @@ fn an_idle_hub_sends_at_once_and_a_burst_shares_one_frame_per_client() {
 #[test]
 fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
     let mut h = live_with(&[]);
-    h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 10);
-    h.upstream_text(1, &ticker("ETHUSDT", "2", 1), 11);
+    h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 10);
+    h.exchange_sends(1, &ticker("ETHUSDT", "2", 1), 11);
     let (conn, first, _) = h
-        .sse_open(&["BTCUSDT".into(), "ETHUSDT".into()], &[], None, None, 20)
+        .sse_open(
+            &stream(&["BTCUSDT".into(), "ETHUSDT".into()], &[], None, None),
+            20,
+        )
         .unwrap();
     assert!(
         first.starts_with("retry: 1000\n\nevent: snapshot\nid: 2\ndata: {\"type\":\"snapshot\""),
@@ -818,11 +899,11 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
     assert!(first.contains("\"BTCUSDT\"") && first.contains("\"ETHUSDT\""));
     assert_eq!(h.client_counts(), (0, 1));
     assert_eq!(h.sse_take(conn, 21), SseTake::Pending, "nothing new: park");
-    let fx = h.upstream_text(1, &ticker("BTCUSDT", "3", 2), 30);
+    let fx = h.exchange_sends(1, &ticker("BTCUSDT", "3", 2), 30);
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
     // A reader that does not pull gets the newest value once, not a backlog.
-    h.upstream_text(1, &ticker("BTCUSDT", "4", 3), 31);
-    h.upstream_text(1, &ticker("BTCUSDT", "5", 4), 32);
+    h.exchange_sends(1, &ticker("BTCUSDT", "4", 3), 31);
+    h.exchange_sends(1, &ticker("BTCUSDT", "5", 4), 32);
     let SseTake::Data(d) = h.sse_take(conn, 40) else {
         panic!("data expected")
     };
@@ -830,13 +911,10 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
     assert!(d.starts_with("event: prices\nid: 5\n"), "{d}");
     assert!(d.contains("\"price\":\"5\"") && !d.contains("\"price\":\"4\""));
     // Resume: only what changed after the given id.
-    h.upstream_text(1, &ticker("ETHUSDT", "6", 2), 50);
+    h.exchange_sends(1, &ticker("ETHUSDT", "6", 2), 50);
     let (_, resumed, _) = h
         .sse_open(
-            &["BTCUSDT".into(), "ETHUSDT".into()],
-            &[],
-            Some("5"),
-            None,
+            &stream(&["BTCUSDT".into(), "ETHUSDT".into()], &[], Some("5"), None),
             60,
         )
         .unwrap();
@@ -844,7 +922,7 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
         resumed.contains("\"ETHUSDT\"") && !resumed.contains("\"BTCUSDT\""),
         "{resumed}"
     );
-    h.sse_closed(conn, 70);
+    h.client(ClientInput::Closed { conn }, 70);
     assert_eq!(h.client_counts(), (0, 1));
     assert_eq!(h.sse_take(conn, 71), SseTake::Closed);
 }
@@ -853,11 +931,11 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
 fn sse_never_repeats_what_the_snapshot_carried() {
     let mut h = live_with(&[("FLUSH_MS", "20")]);
     let a = h.client_open(Transport::WebSocket, None, 0).0;
-    h.client_text(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
-    h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 100);
+    h.client_says(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+    h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 100);
     // The stream opens inside the flush window: its snapshot already has seq 1.
     let (conn, first, _) = h
-        .sse_open(&["BTCUSDT".into()], &[], None, None, 105)
+        .sse_open(&stream(&["BTCUSDT".into()], &[], None, None), 105)
         .unwrap();
     assert!(first.contains("id: 1\n"));
     h.timer(120);
@@ -866,7 +944,7 @@ fn sse_never_repeats_what_the_snapshot_carried() {
         SseTake::Pending,
         "nothing new for this stream"
     );
-    h.upstream_text(1, &ticker("BTCUSDT", "2", 2), 130);
+    h.exchange_sends(1, &ticker("BTCUSDT", "2", 2), 130);
     h.timer(150);
     let SseTake::Data(d) = h.sse_take(conn, 151) else {
         panic!()
@@ -877,7 +955,9 @@ fn sse_never_repeats_what_the_snapshot_carried() {
 #[test]
 fn sse_keepalive_slow_warning_and_close() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, None, 0).unwrap();
+    let (conn, _, _) = h
+        .sse_open(&stream(&["BTCUSDT".into()], &[], None, None), 0)
+        .unwrap();
     assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
     let fx = h.timer(KEEPALIVE_MS);
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
@@ -886,7 +966,7 @@ fn sse_keepalive_slow_warning_and_close() {
         SseTake::Data(": keepalive\n\n".into())
     );
     // Now the reader stops pulling while prices change.
-    h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 20_000);
+    h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 20_000);
     h.timer(20_000 + SLOW_WARN_MS);
     assert_eq!(h.fanout_stats().slow_consumers, 1);
     let fx = h.timer(20_000 + SLOW_CLOSE_MS);
@@ -900,8 +980,10 @@ fn sse_keepalive_slow_warning_and_close() {
 #[test]
 fn a_warned_reader_that_catches_up_gets_the_warning_first() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, None, 0).unwrap();
-    h.upstream_text(1, &ticker("BTCUSDT", "1", 1), 1_000);
+    let (conn, _, _) = h
+        .sse_open(&stream(&["BTCUSDT".into()], &[], None, None), 0)
+        .unwrap();
+    h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 1_000);
     h.timer(1_000 + SLOW_WARN_MS);
     let SseTake::Data(d) = h.sse_take(conn, 7_000) else {
         panic!()
@@ -921,20 +1003,31 @@ fn sse_limits() {
     ]);
     let two = ["BTCUSDT".to_string(), "ETHUSDT".to_string()];
     assert!(matches!(
-        h.sse_open(&two, &[], None, None, 0),
+        h.sse_open(&stream(&two, &[], None, None), 0),
         Err(ApiError::TooManySymbols(_))
     ));
-    h.sse_open(&two[..1], &[], None, None, 0).unwrap();
-    let e = h.sse_open(&two[..1], &[], None, None, 0).unwrap_err();
+    h.sse_open(&stream(&two[..1], &[], None, None), 0).unwrap();
+    let e = h
+        .sse_open(&stream(&two[..1], &[], None, None), 0)
+        .unwrap_err();
     assert_eq!(e.status(), 503);
 }
 
 #[test]
 fn status_changes_reach_sse_readers_as_events() {
     let mut h = live_with(&[]);
-    let (conn, _, _) = h.sse_open(&["BTCUSDT".into()], &[], None, None, 0).unwrap();
+    let (conn, _, _) = h
+        .sse_open(&stream(&["BTCUSDT".into()], &[], None, None), 0)
+        .unwrap();
     assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
-    let fx = h.upstream_failed(1, Failure::Network("gone".into()), 10, 0.5);
+    let fx = h.upstream(
+        UpstreamEvent::Failed {
+            generation: 1,
+            failure: Failure::Network("gone".into()),
+        },
+        10,
+        0.5,
+    );
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
     let SseTake::Data(d) = h.sse_take(conn, 11) else {
         panic!()
@@ -952,16 +1045,16 @@ fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
     let slow = h.client_open(Transport::WebSocket, None, 0).0;
     let bystander = h.client_open(Transport::WebSocket, None, 0).0;
     for c in [slow, bystander] {
-        h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+        h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     }
-    h.client_text(slow, r#"{"action":"ack","seq":0}"#, 0);
+    h.client_says(slow, r#"{"action":"ack","seq":0}"#, 0);
     let mut sent_bytes = 0;
     let mut last_seq = 0;
     let mut i = 0;
     // Feed until the slow client stops getting frames (its window is full).
     loop {
         i += 1;
-        let fx = h.upstream_text(1, &ticker("BTCUSDT", &i.to_string(), i), 10);
+        let fx = h.exchange_sends(1, &ticker("BTCUSDT", &i.to_string(), i), 10);
         let got = frames(&fx, slow);
         assert_eq!(
             frames(&fx, bystander).len(),
@@ -977,7 +1070,7 @@ fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
     }
     assert!(sent_bytes > ACK_WINDOW_BYTES - 1_000, "{sent_bytes}");
     for j in 0..10 {
-        h.upstream_text(1, &ticker("BTCUSDT", &format!("9{j}"), i + 1 + j), 20);
+        h.exchange_sends(1, &ticker("BTCUSDT", &format!("9{j}"), i + 1 + j), 20);
     }
     let fx = h.timer(10 + SLOW_WARN_MS);
     let w = frames(&fx, slow);
@@ -986,7 +1079,7 @@ fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
         (Some("warning"), Some("SLOW_CONSUMER"))
     );
     // It acknowledges what it has: one frame with the newest value catches it up.
-    let fx = h.client_text(
+    let fx = h.client_says(
         slow,
         &format!(r#"{{"action":"ack","seq":{last_seq}}}"#),
         6_000,
@@ -1000,7 +1093,7 @@ fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
     // Falling behind again and staying there: closed with 4009.
     let mut k = 100;
     while !frames(
-        &h.upstream_text(1, &ticker("BTCUSDT", &k.to_string(), i + k), 7_000),
+        &h.exchange_sends(1, &ticker("BTCUSDT", &k.to_string(), i + k), 7_000),
         slow,
     )
     .is_empty()
@@ -1024,13 +1117,13 @@ fn the_rate_limit_answers_rate_limited_then_closes_4008() {
     let bystander = h.client_open(Transport::WebSocket, None, 0).0;
     let ping = r#"{"action":"ping"}"#;
     for _ in 0..3 {
-        assert_eq!(frames(&h.client_text(c, ping, 0), c)[0]["type"], "pong");
+        assert_eq!(frames(&h.client_says(c, ping, 0), c)[0]["type"], "pong");
     }
-    let f = frames(&h.client_text(c, ping, 0), c);
+    let f = frames(&h.client_says(c, ping, 0), c);
     assert_eq!(f[0]["code"], "RATE_LIMITED");
     let mut closed = false;
     for _ in 0..10 {
-        let fx = h.client_text(c, ping, 0);
+        let fx = h.client_says(c, ping, 0);
         if fx.iter().any(|e| {
             matches!(
                 e,
@@ -1047,7 +1140,7 @@ fn the_rate_limit_answers_rate_limited_then_closes_4008() {
     assert!(closed, "persisting closes with 4008");
     assert!(!h.has_client(c));
     assert_eq!(
-        frames(&h.client_text(bystander, ping, 0), bystander)[0]["type"],
+        frames(&h.client_says(bystander, ping, 0), bystander)[0]["type"],
         "pong"
     );
 }
@@ -1055,26 +1148,26 @@ fn the_rate_limit_answers_rate_limited_then_closes_4008() {
 #[test]
 fn rest_bodies() {
     let mut h = connected();
-    h.upstream_text(1, &ticker("BTCUSDT", "1.25", 1), 1_000);
+    h.exchange_sends(1, &ticker("BTCUSDT", "1.25", 1), 1_000);
     let v: Value = serde_json::from_str(&h.rest_prices(None, 3_000).0).unwrap();
     assert_eq!(v["upstream"], "connected");
     assert_eq!(v["as_of"], 3_000);
     assert_eq!(v["prices"][0]["price"], "1.25");
     assert_eq!(v["prices"][0]["age_ms"], 2_000);
     assert_eq!(v["prices"][0]["freshness"], "fresh");
-    let only = h.parse_symbol_query("eth-usdt").unwrap();
+    let only = parse_symbol_query(h.config(), "eth-usdt").unwrap();
     let v: Value = serde_json::from_str(&h.rest_prices(Some(&only), 3_000).0).unwrap();
     assert_eq!(v["prices"], json!([]));
     assert!(matches!(
-        h.parse_symbol_query("DOGEUSDT"),
+        parse_symbol_query(h.config(), "DOGEUSDT"),
         Err(ApiError::UnknownSymbol(_))
     ));
     assert!(matches!(
-        h.parse_symbol_query("<x>"),
+        parse_symbol_query(h.config(), "<x>"),
         Err(ApiError::BadRequest(_))
     ));
     assert!(matches!(
-        h.parse_symbol_query(","),
+        parse_symbol_query(h.config(), ","),
         Err(ApiError::BadRequest(_))
     ));
     let e = h.rest_price("ETHUSDT", 3_000).unwrap_err();
@@ -1088,8 +1181,8 @@ fn rest_bodies() {
 fn a_failed_send_closes_the_client_retryably_and_forgets_it() {
     let mut h = connected();
     let (c, _) = h.client_open(Transport::WebSocket, None, 0);
-    h.client_text(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
-    let fx = h.send_failed(c, 1);
+    h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
+    let fx = h.client(ClientInput::SendFailed { conn: c }, 1);
     let close = Effect::Close {
         conn: c,
         code: close::INTERNAL,
@@ -1099,7 +1192,7 @@ fn a_failed_send_closes_the_client_retryably_and_forgets_it() {
     assert_eq!(close::reciprocal(1011), 1011);
     assert!(!h.has_client(c));
     assert!(
-        !h.send_failed(c, 2)
+        !h.client(ClientInput::SendFailed { conn: c }, 2)
             .iter()
             .any(|e| matches!(e, Effect::Close { .. })),
         "a client is closed once"

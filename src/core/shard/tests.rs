@@ -6,9 +6,13 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::*;
+use crate::core::host::ClientHost;
 use crate::core::hub::tests::frames;
+use crate::core::hub::tests::stream;
+use crate::core::hub::tests::Drive;
 use crate::core::hub::Hub;
 use crate::core::ids::ShardId;
+use crate::core::input::{ClientInput, UpstreamEvent};
 
 const SUB: &str = r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#;
 
@@ -36,8 +40,8 @@ fn ticker(symbol: &str, price: &str, event_time: i64) -> String {
 fn leader(pairs: &[(&str, &str)]) -> Hub {
     let mut h = Hub::new(config(pairs));
     h.start(0);
-    h.upstream_opened(1, 0);
-    h.upstream_text(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.exchange_sends(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
     h
 }
 
@@ -113,7 +117,7 @@ fn a_shard_dials_on_its_first_client_and_holds_commands_until_the_snapshot() {
     assert!(!s.synced());
     let (c, fx) = s.client_open(Transport::WebSocket, None, 20);
     assert!(dialed(&fx).is_some(), "a dial");
-    let fx = s.client_text(c, SUB, 21);
+    let fx = s.client_says(c, SUB, 21);
     assert!(frames(&fx, c).is_empty(), "held until the snapshot is in");
     let (fx, g) = link(&mut h, &mut s, 0, 22);
     let f = frames(&fx, c);
@@ -124,7 +128,7 @@ fn a_shard_dials_on_its_first_client_and_holds_commands_until_the_snapshot() {
         "from the leader's snapshot"
     );
     // The leader learned the shard's interest, and its next change reaches the client.
-    let fx = h.upstream_text(1, &ticker("BTCUSDT", "101.0", 2_000), 30);
+    let fx = h.exchange_sends(1, &ticker("BTCUSDT", "101.0", 2_000), 30);
     assert!(
         to_shard(&fx, 0, g).is_empty(),
         "sent after the input at hand"
@@ -141,7 +145,7 @@ fn a_broken_link_relinks_and_catches_up_without_a_seq_twice_or_backwards() {
     let mut h = leader(&[]);
     let mut s = Shard::new(config(&[]));
     let (c, _) = s.client_open(Transport::WebSocket, None, 20);
-    s.client_text(c, SUB, 20);
+    s.client_says(c, SUB, 20);
     let (fx, g) = link(&mut h, &mut s, 0, 20);
     let mut seen = seqs(&frames(&fx, c));
     // The link breaks: the client hears `reconnecting`; the leader moves on without it.
@@ -152,8 +156,8 @@ fn a_broken_link_relinks_and_catches_up_without_a_seq_twice_or_backwards() {
         (Some("status"), Some("reconnecting"))
     );
     h.shard_closed(0, g, 100);
-    h.upstream_text(1, &ticker("BTCUSDT", "102.0", 3_000), 110);
-    h.upstream_text(1, &ticker("ETHUSDT", "5.0", 3_000), 111);
+    h.exchange_sends(1, &ticker("BTCUSDT", "102.0", 3_000), 110);
+    h.exchange_sends(1, &ticker("ETHUSDT", "5.0", 3_000), 111);
     let retry = fx
         .iter()
         .find_map(|e| match e {
@@ -200,15 +204,15 @@ fn a_restarted_leader_is_relinked_and_seq_keeps_growing() {
     let mut h = leader(&[]);
     let mut s = Shard::new(config(&[]));
     let (c, _) = s.client_open(Transport::WebSocket, None, 20);
-    s.client_text(c, SUB, 20);
+    s.client_says(c, SUB, 20);
     let (fx, _) = link(&mut h, &mut s, 0, 20);
     let mut seen = seqs(&frames(&fx, c));
     // The leader's object is replaced: a new instance above the old one's `seq` block.
     let mut h2 = Hub::new(config(&[]));
     h2.restore_prices(Vec::new(), h.seq() + 100_000, 50);
     h2.start(50);
-    h2.upstream_opened(1, 50);
-    h2.upstream_text(1, &ticker("BTCUSDT", "99.0", 9_000), 60);
+    h2.upstream(UpstreamEvent::Opened { generation: 1 }, 50, 0.0);
+    h2.exchange_sends(1, &ticker("BTCUSDT", "99.0", 9_000), 60);
     s.leader_closed(current(&s), 55, 0.0);
     let fx = s.timer(55 + RELINK_CAP_MS);
     assert!(dialed(&fx).is_some(), "a dial");
@@ -229,7 +233,7 @@ fn on_demand_follows_the_union_of_the_shards_interests() {
     let (cb, _) = b.client_open(Transport::WebSocket, None, 0);
     let (_, ga) = link(&mut h, &mut a, 0, 1);
     let (_, gb) = link(&mut h, &mut b, 1, 1);
-    let fx = a.client_text(ca, SUB, 2);
+    let fx = a.client_says(ca, SUB, 2);
     let mut lfx = Vec::new();
     for t in to_leader(&fx) {
         lfx.extend(h.shard_text(0, ga, &t, 2));
@@ -245,8 +249,8 @@ fn on_demand_follows_the_union_of_the_shards_interests() {
         url.contains("btcusdt@ticker") && !url.contains("ethusdt"),
         "{url}"
     );
-    h.upstream_opened(1, 3);
-    let fx = b.client_text(cb, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 4);
+    h.upstream(UpstreamEvent::Opened { generation: 1 }, 3, 0.0);
+    let fx = b.client_says(cb, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 4);
     let mut lfx = Vec::new();
     for t in to_leader(&fx) {
         lfx.extend(h.shard_text(1, gb, &t, 4));
@@ -319,7 +323,7 @@ fn an_idle_shard_hangs_up_and_reports_while_linked() {
     assert!(metrics.contains("edgetick_connections{transport=\"websocket\"} 1\n"));
     assert!(metrics.contains("edgetick_shard_linked{shard=\"1\"} 1\n"));
     assert!(metrics.contains("edgetick_shard_connections{shard=\"1\",transport=\"websocket\"} 1\n"));
-    s.client_closed(c, 3_000);
+    s.client(ClientInput::Closed { conn: c }, 3_000);
     let fx = s.timer(3_000 + IDLE_UNLINK_MS);
     assert!(fx.iter().any(|e| matches!(e, Effect::HangUpLeader { .. })));
     assert_eq!(s.uplink(), Uplink::Down);
@@ -335,12 +339,12 @@ fn an_sse_stream_waits_for_the_snapshot() {
     let mut s = Shard::new(config(&[]));
     let syms = ["BTCUSDT".to_string()];
     assert!(matches!(
-        s.sse_open(&syms, &[], None, None, 0),
+        s.sse_open(&stream(&syms, &[], None, None), 0),
         Err(ApiError::NoData { .. })
     ));
     let (ws, _) = s.client_open(Transport::WebSocket, None, 0);
     link(&mut h, &mut s, 0, 1);
-    let (_, first, _) = s.sse_open(&syms, &[], None, None, 2).unwrap();
+    let (_, first, _) = s.sse_open(&stream(&syms, &[], None, None), 2).unwrap();
     assert!(first.contains("100.5"), "{first}");
     assert!(s.has_client(ws));
 }
@@ -350,7 +354,7 @@ fn a_link_that_never_brings_the_snapshot_is_given_up_and_dialled_again() {
     let mut s = Shard::new(config(&[]));
     let (c, fx) = s.client_open(Transport::WebSocket, None, 0);
     let first = dialed(&fx).unwrap();
-    s.client_text(c, SUB, 1);
+    s.client_says(c, SUB, 1);
     s.leader_opened(first, 2);
     assert!(!s.synced(), "open, but no snapshot yet");
     let fx = s.timer(LINK_TIMEOUT_MS);

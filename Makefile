@@ -88,20 +88,25 @@ lint:
 unit:
 	cargo test -q --workspace --lib --bins
 
+# The client package's modules (clients/js), each with its generated declarations.
+CLIENT_MODULES := edgetick edgetick/model edgetick/holdings edgetick/transports react
+CLIENT_FILES := $(foreach m,$(CLIENT_MODULES),clients/js/$(m).js clients/js/$(m).d.ts)
+
 js: public/edgetick.js
 	node --test clients/js/test/ tests/js/
+	node_modules/.bin/tsc -p clients/js/tsconfig.json
 	node_modules/.bin/tsc -p tsconfig.json
 	rm -rf target/types && node_modules/.bin/tsc -p tsconfig.types.json
-	@for f in edgetick react; do diff -u clients/js/$$f.d.ts target/types/$$f.d.ts || \
+	@for f in $(CLIENT_MODULES); do diff -u clients/js/$$f.d.ts target/types/$$f.d.ts || \
 	  { echo "clients/js/$$f.d.ts is out of date with $$f.js's JSDoc: run make types"; exit 1; }; done
 
 # Regenerates the client package's declarations from its JSDoc.
 types: npm
 	rm -rf target/types && node_modules/.bin/tsc -p tsconfig.types.json
-	cp target/types/edgetick.d.ts target/types/react.d.ts clients/js/
+	@for f in $(CLIENT_MODULES); do cp target/types/$$f.d.ts clients/js/$$f.d.ts; done
 
 # The service serves the client package's module as /edgetick.js (one source: clients/js).
-public/edgetick.js public/edgetick.d.ts: clients/js/edgetick.js clients/js/edgetick.d.ts
+public/edgetick.js public/edgetick.d.ts: $(CLIENT_FILES)
 	sh scripts/client-assets.sh
 
 e2e:

@@ -159,6 +159,36 @@ function showEvent(e) {
   while ($('events').children.length > 50) $('events').lastElementChild.remove();
 }
 
+/**
+ * The symbol picker: a checkbox per symbol, checked for the ones followed.
+ * @param {import('/edgetick.js').PriceFeed} feed
+ * @param {string[]} all
+ * @param {string[]} followed
+ */
+function picker(feed, all, followed) {
+  for (const s of all) {
+    const label = document.createElement('label');
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.checked = followed.includes(s);
+    box.dataset.symbol = s;
+    box.addEventListener('change', () => {
+      if (box.checked) {
+        shown.add(s);
+        feed.subscribe([s]);
+        log(`subscribed ${s}`);
+      } else {
+        shown.delete(s);
+        feed.unsubscribe([s]);
+        log(`unsubscribed ${s}`);
+      }
+      render(feed);
+    });
+    label.append(box, ` ${s}`);
+    $('picker').append(label);
+  }
+}
+
 async function start() {
   let symbols = params.get('symbols')?.split(',').filter(Boolean);
   let all = symbols ?? [];
@@ -202,27 +232,7 @@ async function start() {
     log(`feed ${s}${feed.via ? ` (${feed.via})` : ''}`);
   });
   feed.on('error', (e) => log(`${e.code}: ${e.message}`));
-  for (const s of [...new Set([...all, ...symbols])].sort()) {
-    const label = document.createElement('label');
-    const box = document.createElement('input');
-    box.type = 'checkbox';
-    box.checked = symbols.includes(s);
-    box.dataset.symbol = s;
-    box.addEventListener('change', () => {
-      if (box.checked) {
-        shown.add(s);
-        feed.subscribe([s]);
-        log(`subscribed ${s}`);
-      } else {
-        shown.delete(s);
-        feed.unsubscribe([s]);
-        log(`unsubscribed ${s}`);
-      }
-      render(feed);
-    });
-    label.append(box, ` ${s}`);
-    $('picker').append(label);
-  }
+  picker(feed, [...new Set([...all, ...symbols])].sort(), symbols);
   if (symbols.length > 0) chart.show(feed, [...symbols].sort()[0]);
   render(feed);
   setInterval(() => render(feed), 500);

@@ -51,11 +51,13 @@ async fn subscriber(port: u16, i: usize, seen: Arc<Mutex<Seen>>, stop: Arc<Atomi
             continue;
         };
         let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
-        match v["type"].as_str() {
+        match v.get("type").and_then(Value::as_str) {
             Some("subscribed") => s.connected = true,
             Some("event") => {
-                s.offsets.push(v["offset"].as_u64().unwrap_or(0));
-                let sent = v["data"]["sent"].as_i64().unwrap_or(received);
+                s.offsets
+                    .push(v.get("offset").and_then(Value::as_u64).unwrap_or(0));
+                let sent = v.pointer("/data/sent").and_then(Value::as_i64);
+                let sent = sent.unwrap_or(received);
                 s.latencies_ms
                     .push((received - sent).clamp(0, u32::MAX as i64) as u32);
             }
@@ -116,7 +118,8 @@ fn publisher(port: u16, rate: f64, duration: Duration, k: u32) -> Published {
         {
             Ok(r) => {
                 let answer: Value = r.into_json().unwrap_or_default();
-                out.offsets.extend(answer["offset"].as_u64());
+                out.offsets
+                    .extend(answer.get("offset").and_then(Value::as_u64));
             }
             Err(_) => out.refused += 1,
         }
@@ -128,7 +131,7 @@ fn publisher(port: u16, rate: f64, duration: Duration, k: u32) -> Published {
 /// Losses and order violations of one subscriber, between the first and last offset
 /// published.
 fn check(offsets: &[u64], first: u64, last: u64) -> (u64, u64) {
-    let violations = offsets.windows(2).filter(|w| w[1] <= w[0]).count() as u64;
+    let violations = offsets.windows(2).filter(|w| w.last() <= w.first()).count() as u64;
     let mut got: Vec<u64> = offsets
         .iter()
         .copied()
@@ -141,11 +144,7 @@ fn check(offsets: &[u64], first: u64, last: u64) -> (u64, u64) {
 
 /// Runs the event load against `stack`.
 pub fn run_events(stack: &Stack, relay: &str, load: &EventLoad, duration: Duration) -> Outcome {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::runtime(1);
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Vec<Arc<Mutex<Seen>>> = (0..load.clients).map(|_| Arc::default()).collect();
     for (i, s) in seen.iter().enumerate() {
@@ -154,82 +153,123 @@ pub fn run_events(stack: &Stack, relay: &str, load: &EventLoad, duration: Durati
             std::thread::sleep(Duration::from_millis(250));
         }
     }
-    let connected = || {
-        seen.iter()
-            .filter(|s| s.lock().map(|s| s.connected).unwrap_or(false))
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while connected() < load.clients && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let held = connected();
+    let held = wait_subscribed(&seen, load.clients);
     let (cpu0, _) = stack.usage();
     let t0 = Instant::now();
     let published = publish(stack.port, load.rate, duration);
-    let (accepted, refused) = (published.offsets.len() as u64, published.refused);
-    let first = published.offsets.first().copied().unwrap_or(1);
-    let last = published.offsets.last().copied().unwrap_or(0);
     let measured = t0.elapsed().as_secs_f64();
     let (cpu1, _) = stack.usage();
-    // Everything published must arrive: wait until every subscriber has as many (or 30 s).
-    let drain = Instant::now();
-    let count = |s: &Arc<Mutex<Seen>>| {
-        s.lock()
-            .map(|s| {
-                s.offsets
-                    .iter()
-                    .filter(|o| (first..=last).contains(*o))
-                    .count()
-            })
-            .unwrap_or(0) as u64
-    };
-    while seen.iter().any(|s| count(s) < accepted) && drain.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let drained = drain(&seen, &published);
     stop.store(true, Ordering::Relaxed);
     drop(rt);
-    let (mut lat, mut losses, mut violations, mut deliveries) = (Vec::new(), 0, 0, 0);
-    for s in &seen {
-        let s = s.lock().unwrap_or_else(|p| p.into_inner());
-        if !s.connected {
-            continue;
-        }
-        let (l, v) = check(&s.offsets, first, last);
-        losses += l;
-        violations += v;
-        deliveries += s.offsets.len() as u64;
-        lat.extend_from_slice(&s.latencies_ms);
-    }
-    lat.sort_unstable();
+    let got = Received::of(&seen, &published);
     let cpu = |role: Role| {
         let spent =
             cpu1.get(&role).map_or(0.0, |u| u.cpu_s) - cpu0.get(&role).map_or(0.0, |u| u.cpu_s);
         spent / measured * 100.0
     };
+    let (accepted, refused) = (published.offsets.len(), published.refused);
+    let lat = &got.latencies;
     let row = format!(
-        "| E | {relay} | wrangler port | {} subscribers of one event channel, {} events/s published | {} / {} / {} / {} ms | {:.0}/s | – | {held}/{} held | runtime {:.0}%, proxy {:.0}%, wrangler {:.0}% | – | {accepted} published ({refused} refused): {losses} lost, {violations} out of order |",
+        "| E | {relay} | wrangler port | {} subscribers of one event channel, {} events/s published | {} / {} / {} / {} / {} ms | {:.0}/s | – | {held}/{} held | runtime {:.0}%, proxy {:.0}%, wrangler {:.0}% | – | {accepted} published ({refused} refused): {} lost, {} out of order |",
         load.clients,
         load.rate,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.9),
-        percentile(&lat, 0.99),
+        percentile(lat, 0.5),
+        percentile(lat, 0.9),
+        percentile(lat, 0.99),
+        percentile(lat, 0.999),
         lat.last().copied().unwrap_or(0),
-        deliveries as f64 / (measured + drain.elapsed().as_secs_f64()),
+        got.deliveries as f64 / (measured + drained),
         load.clients,
         cpu(Role::Runtime),
         cpu(Role::Proxy),
         cpu(Role::Wrangler),
+        got.losses,
+        got.violations,
     );
     eprintln!("{row}");
     let detail = json!({
         "load": "E", "relay": relay, "clients": load.clients, "rate": load.rate,
         "connected": held, "published": accepted, "refused": refused,
-        "latency_ms": {"p50": percentile(&lat, 0.5), "p90": percentile(&lat, 0.9), "p99": percentile(&lat, 0.99), "max": lat.last()},
-        "deliveries": deliveries, "losses": losses, "order_violations": violations,
+        "latency_ms": {"p50": percentile(lat, 0.5), "p90": percentile(lat, 0.9),
+            "p99": percentile(lat, 0.99), "p999": percentile(lat, 0.999), "max": lat.last()},
+        "deliveries": got.deliveries, "losses": got.losses, "order_violations": got.violations,
         "measured_seconds": measured,
     });
     Outcome { row, detail }
+}
+
+/// Waits until every subscriber is subscribed (or 120 s); returns how many are.
+fn wait_subscribed(seen: &[Arc<Mutex<Seen>>], clients: usize) -> usize {
+    let connected = || {
+        let subscribed = |s: &&Arc<Mutex<Seen>>| s.lock().map(|s| s.connected).unwrap_or(false);
+        seen.iter().filter(subscribed).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while connected() < clients && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    connected()
+}
+
+/// The offsets published, first and last.
+fn span(published: &Published) -> (u64, u64) {
+    let first = published.offsets.first().copied().unwrap_or(1);
+    (first, published.offsets.last().copied().unwrap_or(0))
+}
+
+/// Everything published must arrive: waits until every subscriber has as many (or 30 s);
+/// returns the seconds waited.
+fn drain(seen: &[Arc<Mutex<Seen>>], published: &Published) -> f64 {
+    let (first, last) = span(published);
+    let accepted = published.offsets.len();
+    let drain = Instant::now();
+    let count = |s: &Arc<Mutex<Seen>>| {
+        let within = |s: &Seen| {
+            s.offsets
+                .iter()
+                .filter(|o| (first..=last).contains(*o))
+                .count()
+        };
+        s.lock().map(|s| within(&s)).unwrap_or(0)
+    };
+    while seen.iter().any(|s| count(s) < accepted) && drain.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drain.elapsed().as_secs_f64()
+}
+
+/// What the subscribers received, added up.
+struct Received {
+    latencies: Vec<u32>,
+    losses: u64,
+    violations: u64,
+    deliveries: u64,
+}
+
+impl Received {
+    fn of(seen: &[Arc<Mutex<Seen>>], published: &Published) -> Received {
+        let (first, last) = span(published);
+        let mut r = Received {
+            latencies: Vec::new(),
+            losses: 0,
+            violations: 0,
+            deliveries: 0,
+        };
+        for s in seen {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            if !s.connected {
+                continue;
+            }
+            let (l, v) = check(&s.offsets, first, last);
+            r.losses += l;
+            r.violations += v;
+            r.deliveries += s.offsets.len() as u64;
+            r.latencies.extend_from_slice(&s.latencies_ms);
+        }
+        r.latencies.sort_unstable();
+        r
+    }
 }
 
 #[cfg(test)]

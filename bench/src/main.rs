@@ -42,6 +42,7 @@
 //! switch of its own; it stands down inside VS Code's debug terminal): only to attribute
 //! costs, the README's table is measured with it.
 
+mod crowd;
 mod events;
 mod load;
 mod stack;
@@ -64,6 +65,27 @@ pub const SYMBOLS: [&str; 20] = [
     "DOTUSDT", "LINKUSDT", "TRXUSDT", "LTCUSDT", "BCHUSDT", "ATOMUSDT", "UNIUSDT", "ETCUSDT",
     "XLMUSDT", "NEARUSDT", "APTUSDT", "FILUSDT",
 ];
+
+/// The `i`-th symbol, going round the list.
+pub fn symbol(i: usize) -> &'static str {
+    SYMBOLS.get(i % SYMBOLS.len()).copied().unwrap_or("BTCUSDT")
+}
+
+/// Ends the run with a message: the benchmark cannot go on (no runtime, no free port, a
+/// service that never connected).
+pub fn fatal(why: impl std::fmt::Display) -> ! {
+    eprintln!("edgetick-bench: {why}");
+    std::process::exit(1)
+}
+
+/// A tokio runtime with `threads` workers for the load's clients.
+pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fatal(format!("cannot start the client runtime: {e}")))
+}
 
 struct Args {
     loads: String,
@@ -235,7 +257,8 @@ fn ratio(ours: &Value, floor: &Value, path: &[&str]) -> String {
 
 /// The ratio row of one item, from the two details.
 fn ratio_row(item: &str, ours: &Value, floor: &Value) -> String {
-    if ours["connect_seconds"].is_number() && ours["latency_ms"]["p50"] == 0 {
+    let p50 = ours.pointer("/latency_ms/p50").and_then(Value::as_f64);
+    if ours.get("connect_seconds").is_some_and(Value::is_number) && p50 == Some(0.0) {
         format!(
             "| {item} | all connected in {} | | | connected {} |",
             ratio(ours, floor, &["connect_seconds"]),
@@ -251,9 +274,11 @@ fn ratio_row(item: &str, ours: &Value, floor: &Value) -> String {
         )
     } else {
         format!(
-            "| {item} | p50 {} | p99 {} | deliveries/s {} | connected {} |",
+            "| {item} | p50 {} | p99 {} | p999 {} | max {} | deliveries/s {} | connected {} |",
             ratio(ours, floor, &["latency_ms", "p50"]),
             ratio(ours, floor, &["latency_ms", "p99"]),
+            ratio(ours, floor, &["latency_ms", "p999"]),
+            ratio(ours, floor, &["latency_ms", "max"]),
             ratio(ours, floor, &["price_deliveries_per_s"]),
             ratio(ours, floor, &["connected"]),
         )
@@ -344,7 +369,7 @@ fn report(a: &Args, steady: &[String], storms: &[String], ratios: &[String]) -> 
     );
     if !steady.is_empty() {
         md.push_str(
-            "| load | relay | clients connect to | clients | latency p50 / p90 / p99 / max | price deliveries | frames | connections | CPU while measured (of one core) | workerd peak RSS | last value = exchange |\n\
+            "| load | relay | clients connect to | clients | latency p50 / p90 / p99 / p999 / max | price deliveries | frames | connections | CPU while measured (of one core) | workerd peak RSS | last value = exchange |\n\
              |---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         steady.iter().for_each(|r| md.push_str(&format!("{r}\n")));

@@ -91,8 +91,55 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
+/// `wrangler dev` running `target` on `port` against the exchange on `exchange_port`.
+fn wrangler_command(target: Target, settings: &Settings, exchange_port: u16, port: u16) -> Command {
+    let mut vars = vec![
+        format!("UPSTREAM_URL:ws://127.0.0.1:{exchange_port}/stream"),
+        format!("SYMBOLS:{}", SYMBOLS.join(",")),
+    ];
+    let config = match target {
+        Target::Edgetick => {
+            vars.extend([
+                "MAX_CONNECTIONS:30000".to_string(),
+                "CLIENT_MESSAGES_PER_SECOND:100".to_string(),
+                format!("SEND_MODE:{}", settings.send_mode),
+                format!("FLUSH_MS:{}", settings.flush_ms),
+                format!("FANOUT_SHARDS:{}", settings.shards),
+                format!("PUBLISH_TOKEN:{PUBLISH_TOKEN}"),
+                "EVENT_CHANNELS:signals".to_string(),
+                "PUBLISH_PER_SECOND:10000".to_string(),
+            ]);
+            "wrangler.toml"
+        }
+        Target::Floor => "bench/floor/wrangler.toml",
+    };
+    let inspector = settings.inspector;
+    let mut cmd = Command::new("sh");
+    let mut line = format!(
+        "ulimit -n 20000; exec node_modules/.bin/wrangler dev --ip 127.0.0.1 --port {port} --local \
+         --show-interactive-dev-session=false --log-level warn --inspector-port {} --persist-to target/bench/state \
+         --config {config}",
+        free_port()
+    );
+    for v in &vars {
+        line.push_str(&format!(" --var '{v}'"));
+    }
+    cmd.arg("-c")
+        .arg(line)
+        .current_dir(root())
+        .env("EDGETICK_SKIP_BUILD", "1")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
+    if !inspector {
+        // wrangler has no switch for its DevTools proxy; it stands it down inside VS Code's
+        // debug terminal, recognised by this variable. Only for attributing costs.
+        cmd.env("VSCODE_INSPECTOR_OPTIONS", "{}");
+    }
+    cmd
+}
+
 fn free_port() -> u16 {
-    devstack::free_port().expect("a free port")
+    devstack::free_port().unwrap_or_else(|e| crate::fatal(format!("no free port: {e}")))
 }
 
 fn spawn(cmd: &mut Command, log: &str) -> Child {
@@ -100,7 +147,8 @@ fn spawn(cmd: &mut Command, log: &str) -> Child {
     let _ = fs::create_dir_all(&dir);
     let path = dir.join(log);
     let _ = fs::remove_file(&path);
-    devstack::spawn_group(cmd, &path).unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    devstack::spawn_group(cmd, &path)
+        .unwrap_or_else(|e| crate::fatal(format!("cannot start {cmd:?}: {e}")))
 }
 
 fn stop(child: &mut Child) {
@@ -144,70 +192,34 @@ impl Stack {
             "exchange.log",
         );
         let port = free_port();
-        let mut vars = vec![
-            format!("UPSTREAM_URL:ws://127.0.0.1:{exchange_port}/stream"),
-            format!("SYMBOLS:{}", SYMBOLS.join(",")),
-        ];
-        let config = match target {
-            Target::Edgetick => {
-                vars.extend([
-                    "MAX_CONNECTIONS:30000".to_string(),
-                    "CLIENT_MESSAGES_PER_SECOND:100".to_string(),
-                    format!("SEND_MODE:{}", settings.send_mode),
-                    format!("FLUSH_MS:{}", settings.flush_ms),
-                    format!("FANOUT_SHARDS:{}", settings.shards),
-                    format!("PUBLISH_TOKEN:{PUBLISH_TOKEN}"),
-                    "EVENT_CHANNELS:signals".to_string(),
-                    "PUBLISH_PER_SECOND:10000".to_string(),
-                ]);
-                "wrangler.toml"
-            }
-            Target::Floor => "bench/floor/wrangler.toml",
-        };
-        let inspector = settings.inspector;
-        let mut cmd = Command::new("sh");
-        let mut line = format!(
-            "ulimit -n 20000; exec node_modules/.bin/wrangler dev --ip 127.0.0.1 --port {port} --local \
-             --show-interactive-dev-session=false --log-level warn --inspector-port {} --persist-to target/bench/state \
-             --config {config}",
-            free_port()
+        let wrangler = spawn(
+            &mut wrangler_command(target, settings, exchange_port, port),
+            "wrangler.log",
         );
-        for v in &vars {
-            line.push_str(&format!(" --var '{v}'"));
-        }
-        cmd.arg("-c")
-            .arg(line)
-            .current_dir(root())
-            .env("EDGETICK_SKIP_BUILD", "1")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false");
-        if !inspector {
-            // wrangler has no switch for its DevTools proxy; it stands it down inside VS Code's
-            // debug terminal, recognised by this variable. Only for attributing costs.
-            cmd.env("VSCODE_INSPECTOR_OPTIONS", "{}");
-        }
-        let wrangler = spawn(&mut cmd, "wrangler.log");
         let stack = Stack {
             exchange,
             exchange_port,
             wrangler,
             port,
         };
+        stack.await_connected();
+        stack
+    }
+
+    /// Waits until the relay's upstream is connected (90 s at most).
+    fn await_connected(&self) {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let h = get(&format!("http://127.0.0.1:{port}/health"));
-            if h.as_ref()
-                .is_some_and(|h| h["upstream"]["state"] == "connected")
-            {
-                break;
+            let h = get(&format!("http://127.0.0.1:{}/health", self.port));
+            let state = h.as_ref().and_then(|h| h.pointer("/upstream/state"));
+            if state.and_then(Value::as_str) == Some("connected") {
+                return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the service did not connect in 90 s"
-            );
+            if Instant::now() >= deadline {
+                crate::fatal("the service did not connect in 90 s");
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
-        stack
     }
 
     pub fn control(&self, action: &str) {
@@ -223,8 +235,8 @@ impl Stack {
             self.exchange_port
         ))
         .unwrap_or_default();
-        s["prices"]
-            .as_object()
+        s.get("prices")
+            .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
                     .map(|(k, v)| {
@@ -306,7 +318,7 @@ impl Stack {
     pub fn client_port(&self, direct: bool) -> u16 {
         if direct {
             self.runtime_port()
-                .expect("the runtime workerd's HTTP socket")
+                .unwrap_or_else(|| crate::fatal("the runtime workerd's HTTP socket was not found"))
         } else {
             self.port
         }

@@ -13,7 +13,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::Outcome;
 use crate::stack::{dial, Stack};
-use crate::SYMBOLS;
 
 /// A storm's shape.
 #[derive(Clone, Copy, Debug)]
@@ -41,9 +40,7 @@ async fn watcher(port: u16, i: usize, storming: Arc<AtomicBool>, watch: Arc<Mute
     let Ok(mut ws) = dial(port, i).await else {
         return;
     };
-    let symbols: Vec<&str> = (0..5)
-        .map(|j| SYMBOLS[(i + j * 3) % SYMBOLS.len()])
-        .collect();
+    let symbols: Vec<&str> = (0..5).map(|j| crate::symbol(i + j * 3)).collect();
     let sub = json!({"action": "subscribe", "symbols": symbols}).to_string();
     if ws.send(Message::text(sub)).await.is_err() {
         return;
@@ -95,7 +92,7 @@ async fn newcomer(port: u16, i: usize, admitted: Arc<AtomicUsize>) {
     let Ok(Ok(mut ws)) = tokio::time::timeout(ADMIT_TIMEOUT, dial(port, i)).await else {
         return;
     };
-    let sub = json!({"action": "subscribe", "symbols": [SYMBOLS[i % SYMBOLS.len()]]});
+    let sub = json!({"action": "subscribe", "symbols": [crate::symbol(i)]});
     if ws.send(Message::text(sub.to_string())).await.is_err() {
         return;
     }
@@ -114,11 +111,7 @@ async fn newcomer(port: u16, i: usize, admitted: Arc<AtomicUsize>) {
 
 /// Runs `storm` against `stack`; `direct` connects past wrangler's proxy.
 pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Outcome {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::runtime(2);
     let port = stack.client_port(direct);
     stack.control(&format!("rate?value={}", storm.rate));
     stack.control("pause?on=0");
@@ -136,21 +129,7 @@ pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Out
     for i in 0..storm.clients {
         rt.spawn(newcomer(port, i, admitted.clone()));
     }
-    let prober = {
-        let (storming, slowest) = (storming.clone(), health_slowest.clone());
-        let url = format!("http://127.0.0.1:{}/health", stack.port);
-        std::thread::spawn(move || {
-            while storming.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let _ = crate::stack::get(&url);
-                let took = t.elapsed();
-                let mut s = slowest.lock().unwrap_or_else(|p| p.into_inner());
-                *s = (*s).max(took);
-                drop(s);
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        })
-    };
+    let prober = probe_health(stack.port, storming.clone(), health_slowest.clone());
     while admitted.load(Ordering::Relaxed) < storm.clients && started.elapsed() < ADMIT_TIMEOUT {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -164,6 +143,39 @@ pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Out
     rt.shutdown_timeout(Duration::from_secs(5));
     let w = watch.lock().unwrap_or_else(|p| p.into_inner());
     let health = *health_slowest.lock().unwrap_or_else(|p| p.into_inner());
+    outcome(relay, storm, direct, (n_in, all_in), &w, health)
+}
+
+/// `/health` every 100 ms while the storm lasts; the slowest answer is kept.
+fn probe_health(
+    port: u16,
+    storming: Arc<AtomicBool>,
+    slowest: Arc<Mutex<Duration>>,
+) -> std::thread::JoinHandle<()> {
+    let url = format!("http://127.0.0.1:{port}/health");
+    std::thread::spawn(move || {
+        while storming.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            let _ = crate::stack::get(&url);
+            let took = t.elapsed();
+            let mut s = slowest.lock().unwrap_or_else(|p| p.into_inner());
+            *s = (*s).max(took);
+            drop(s);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+/// The storm's row and details: admitted clients and when the last was in, the watchers'
+/// longest gap and slowest ping, the slowest `/health`.
+fn outcome(
+    relay: &str,
+    storm: &Storm,
+    direct: bool,
+    (n_in, all_in): (usize, Duration),
+    w: &Watch,
+    health: Duration,
+) -> Outcome {
     let path = if direct {
         "runtime socket"
     } else {

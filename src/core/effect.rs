@@ -43,8 +43,8 @@ pub enum Effect {
     SaveSubscriptions {
         /// Whose.
         conn: ConnId,
-        /// Its full, sorted subscription set.
-        symbols: Vec<String>,
+        /// Its full, sorted subscription set: symbols and channel keys.
+        keys: Vec<String>,
         /// Whose connection it is (with `JWT_SECRET`), kept through hibernation.
         who: Option<Identity>,
     },
@@ -131,7 +131,7 @@ pub enum Effect {
     SendLeader {
         /// Which link.
         generation: u64,
-        /// A [`super::shards::ShardMessage`], encoded.
+        /// A [`super::tree::ShardMessage`], encoded.
         text: String,
     },
     /// (Shard) Close the link to the leader.

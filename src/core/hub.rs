@@ -26,7 +26,7 @@ use super::input::{ClientInput, StreamOpen, UpstreamEvent};
 use super::metrics;
 use super::price::Price;
 use super::report;
-use super::shards::{ShardMessage, ShardTable, ShardView};
+use super::tree::{ShardMessage, ShardTable, ShardView};
 
 #[cfg(test)]
 mod auth_tests;
@@ -35,7 +35,7 @@ mod market_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
-mod events;
+mod publishing;
 
 /// The hub.
 #[derive(Debug)]

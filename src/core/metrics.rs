@@ -9,7 +9,7 @@ use super::feed::link::BreakerPhase;
 use super::histogram::Histogram;
 use super::report::FeedReport;
 use super::report::Totals;
-use super::shards::ShardView;
+use super::tree::ShardView;
 use super::upstream_state::UpstreamState;
 
 /// Builds an exposition: each family gets `# HELP` and `# TYPE` once, then its samples.

@@ -50,7 +50,7 @@ pub mod report;
 pub mod request;
 pub mod rest;
 pub mod shard;
-pub mod shards;
 pub mod symbol;
 pub mod text;
+pub mod tree;
 pub mod upstream_state;

@@ -11,7 +11,7 @@ use super::config::UpstreamMode;
 use super::fanout::FanoutReport;
 use super::feed::link::{BreakerPhase, Failure};
 use super::feed::{Feed, FeedStats};
-use super::shards::ShardView;
+use super::tree::ShardView;
 use super::upstream_state::UpstreamState;
 
 /// Connected but silent for this long: `/health` says `degraded` (the watchdog replaces the

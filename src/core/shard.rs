@@ -21,7 +21,7 @@ use super::host::ClientHost;
 use super::ids::{ConnId, Identity, Transport};
 use super::input::{ClientInput, StreamOpen};
 use super::protocol;
-use super::shards::{generation_floor, ShardMessage};
+use super::tree::{generation_floor, ShardMessage};
 use super::upstream_state::UpstreamState;
 
 /// A shard with no clients for this long hangs up its link (and may hibernate).
@@ -125,8 +125,8 @@ impl Shard {
         }
         if let Uplink::Up { generation, .. } = self.uplink {
             if self.fanout.take_interest_changed() {
-                let symbols = self.fanout.interest().into_iter().collect();
-                let text = ShardMessage::Interest { symbols }.encode();
+                let keys = self.fanout.interest().into_iter().collect();
+                let text = ShardMessage::Interest { keys }.encode();
                 fx.push(Effect::SendLeader { generation, text });
             }
         }
@@ -183,8 +183,8 @@ impl Shard {
             generation,
             synced: false,
         };
-        let symbols = self.fanout.interest().into_iter().collect();
-        let text = ShardMessage::Interest { symbols }.encode();
+        let keys = self.fanout.interest().into_iter().collect();
+        let text = ShardMessage::Interest { keys }.encode();
         fx.push(Effect::SendLeader { generation, text });
         self.finish(now_ms, fx)
     }

@@ -40,9 +40,7 @@ impl Shared {
             Effect::Send { conn, frame } => self.send_one(conn, &frame, failed),
             Effect::Fanout { conns, frame } => self.fan_out(&conns, &frame, failed),
             Effect::Close { conn, code, reason } => self.close(conn, code, reason),
-            Effect::SaveSubscriptions { conn, symbols, who } => {
-                self.save_attachment(conn, symbols, who)
-            }
+            Effect::SaveSubscriptions { conn, keys, who } => self.save_attachment(conn, keys, who),
             Effect::ConnectUpstream { generation, url } => {
                 upstream::spawn(self.clone(), generation, url)
             }
@@ -88,9 +86,9 @@ impl Shared {
         }
     }
 
-    fn save_attachment(&self, conn: ConnId, symbols: Vec<String>, who: Option<Identity>) {
+    fn save_attachment(&self, conn: ConnId, keys: Vec<String>, who: Option<Identity>) {
         if let Some(ws) = self.clients.borrow().get(&conn) {
-            if let Err(e) = ws.serialize_attachment(Attachment::new(conn, symbols, who)) {
+            if let Err(e) = ws.serialize_attachment(Attachment::new(conn, keys, who)) {
                 log_error("attachment_failed", &e.to_string());
             }
         }

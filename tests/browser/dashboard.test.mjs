@@ -115,6 +115,8 @@ test('transport sse works on its own', async () => {
   const { page } = await openPage('?symbols=ETHUSDT&transport=sse');
   await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
   assert.equal(await page.locator('#via').textContent(), 'sse');
+  // Market frames come over SSE too: the chart has its candle (it stayed blank before).
+  await page.waitForFunction(() => window.edgetickChart.bars.size >= 1, null, { timeout: 15_000 });
   const n = await (async () => {
     await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
     return updates(page);
@@ -137,6 +139,7 @@ test('a WebSocket that cannot connect falls back to SSE', async () => {
   await page.waitForFunction(() => document.querySelector('#via').textContent === 'sse', null, { timeout: 15_000 });
   await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
   await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
+  await page.waitForFunction(() => window.edgetickChart.bars.size >= 1, null, { timeout: 15_000 });
   await page.close();
 });
 

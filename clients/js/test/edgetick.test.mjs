@@ -8,6 +8,7 @@ import {
   canonicalSymbol,
   closeKind,
   feedStatus,
+  FRAME_TYPES,
   PriceFeed,
   SeqFilter,
   staleSymbols,
@@ -254,5 +255,93 @@ test('a token provider is asked before every connection (a reconnect after 4401 
   } finally {
     feed.close();
     globalThis.WebSocket = saved;
+  }
+});
+
+/** An EventSource the test opens and feeds by hand, event by event. */
+class FakeEventSource {
+  static made = [];
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    /** @type {Map<string, Function[]>} */
+    this.listeners = new Map();
+    FakeEventSource.made.push(this);
+  }
+  addEventListener(type, fn) {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), fn]);
+  }
+  emit(type, data, lastEventId = '') {
+    for (const fn of this.listeners.get(type) ?? []) fn({ data: JSON.stringify(data), lastEventId });
+  }
+  close() {
+    this.readyState = 2;
+  }
+}
+
+/** A WebSocket that fails before it opens. */
+class RefusedSocket {
+  static made = 0;
+  constructor() {
+    RefusedSocket.made += 1;
+    setTimeout(() => this.onclose?.({ code: 1006 }), 0);
+  }
+  send() {}
+  close() {}
+}
+
+const MARKET = [
+  ['trades', { type: 'trades', channel: 'trades:BTCUSDT', trades: [{ id: 1, price: '1.5', qty: '2', side: 'buy', time: 1 }] }],
+  ['candle', { type: 'candle', channel: 'candles:BTCUSDT:1m', candle: { t: 0, o: '1', h: '2', l: '1', c: '1.5', v: '3', closed: false } }],
+  ['book', { type: 'book', channel: 'book:BTCUSDT', bids: [['1.4', '1']], asks: [['1.6', '1']] }],
+];
+const CHANNELS = MARKET.map(([, f]) => f.channel);
+
+/** Feeds every market frame through `es` and returns what the feed's listeners got. */
+function marketThrough(feed, es) {
+  const got = [];
+  feed.on('market', (f) => got.push(f.type));
+  es.onopen();
+  for (const [type, frame] of MARKET) es.emit(type, frame, '7');
+  es.emit('trades', { ...MARKET[0][1], channel: 'trades:ETHUSDT' });
+  return got;
+}
+
+test('over SSE every frame type has a listener, and market frames reach the page', () => {
+  const saved = globalThis.EventSource;
+  globalThis.EventSource = FakeEventSource;
+  FakeEventSource.made = [];
+  const feed = new PriceFeed({ url: 'http://127.0.0.1:9', symbols: ['BTCUSDT'], channels: CHANNELS, transport: 'sse' });
+  try {
+    const es = FakeEventSource.made.at(-1);
+    assert.match(es.url, /\/api\/stream\?symbols=BTCUSDT&channels=trades%3ABTCUSDT%2C/);
+    assert.deepEqual([...es.listeners.keys()].sort(), [...FRAME_TYPES].sort(), 'one listener per frame type');
+    assert.deepEqual(marketThrough(feed, es), ['trades', 'candle', 'book'], 'only followed channels');
+    const prices = [];
+    feed.on('price', (p) => prices.push(p.price));
+    es.emit('prices', { type: 'prices', prices: [{ symbol: 'BTCUSDT', price: '2.5', seq: 9, received_at: 0 }] }, '9');
+    assert.deepEqual(prices, ['2.5']);
+    assert.equal(feed.via, 'sse');
+  } finally {
+    feed.close();
+    globalThis.EventSource = saved;
+  }
+});
+
+test('after the fallback from a WebSocket that cannot connect, market frames arrive over SSE', async () => {
+  const saved = { WebSocket: globalThis.WebSocket, EventSource: globalThis.EventSource, fetch: globalThis.fetch };
+  Object.assign(globalThis, { WebSocket: RefusedSocket, EventSource: FakeEventSource, fetch: async () => ({ ok: false }) });
+  FakeEventSource.made = [];
+  RefusedSocket.made = 0;
+  const feed = new PriceFeed({ url: 'http://127.0.0.1:9', symbols: ['BTCUSDT'], channels: CHANNELS });
+  try {
+    await waitFor(() => FakeEventSource.made.length >= 1, 10_000);
+    assert.equal(RefusedSocket.made, 2, 'two WebSocket failures, then SSE');
+    const es = FakeEventSource.made.at(-1);
+    assert.deepEqual(marketThrough(feed, es), ['trades', 'candle', 'book']);
+    assert.equal(feed.status, 'connected');
+  } finally {
+    feed.close();
+    Object.assign(globalThis, saved);
   }
 });

@@ -379,7 +379,7 @@ impl Fanout {
         let who = self.clients.get_mut(conn).and_then(|c| c.who.clone());
         Effect::SaveSubscriptions {
             conn,
-            symbols: self.clients.subscriptions(conn),
+            keys: self.clients.subscriptions(conn),
             who,
         }
     }

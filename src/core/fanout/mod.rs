@@ -31,7 +31,7 @@ use pacer::{Pace, Pacer};
 
 mod clients;
 mod commands;
-mod events;
+mod delivery;
 mod latest;
 mod market;
 pub mod pacer;

@@ -154,7 +154,7 @@ fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
     assert_eq!(f[1]["prices"][0]["price"], "100.5");
     assert!(fx.contains(&Effect::SaveSubscriptions {
         conn: c,
-        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+        keys: vec!["BTCUSDT".into(), "ETHUSDT".into()],
         who: None,
     }));
     let fx = h.exchange_sends(1, &ticker("ETHUSDT", "2000.1", 2), 30);

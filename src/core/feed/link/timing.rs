@@ -175,9 +175,4 @@ impl Link {
     pub(super) fn silence_limit(&self, c: &Conn) -> i64 {
         self.limit_for(c.cadence, c.last_frame_at.is_some())
     }
-
-    /// The active connection's current silence limit, for `/health`.
-    pub fn active_silence_limit(&self) -> Option<i64> {
-        self.active.as_ref().map(|a| self.silence_limit(a))
-    }
 }

@@ -26,10 +26,10 @@ use super::ids::{LinkId, ShardId};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ShardMessage {
-    /// The symbols its clients hold now (an on-demand upstream follows their union).
+    /// The symbols and channels its clients hold now (the upstream follows their union).
     Interest {
-        /// Canonical symbols, sorted.
-        symbols: Vec<String>,
+        /// Canonical symbols and channel keys, sorted.
+        keys: Vec<String>,
     },
     /// Its clients and counters, and the highest `seq` it has applied (the leader's `seq`
     /// minus it is the shard's lag).
@@ -161,7 +161,7 @@ impl ShardTable {
             return false;
         };
         match msg {
-            ShardMessage::Interest { symbols } => link.interest = symbols.into_iter().collect(),
+            ShardMessage::Interest { keys } => link.interest = keys.into_iter().collect(),
             ShardMessage::Report { report, seq } => link.report = Some((report, seq)),
         }
         before != self.union()
@@ -275,7 +275,7 @@ mod tests {
 
     fn interest(symbols: &[&str]) -> ShardMessage {
         ShardMessage::Interest {
-            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            keys: symbols.iter().map(|s| s.to_string()).collect(),
         }
     }
 

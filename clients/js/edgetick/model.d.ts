@@ -1,0 +1,349 @@
+/**
+ * Delay before reconnect attempt `attempt` (0 for the first retry): full jitter over a
+ * ceiling that doubles from `baseMs` up to `capMs`, never below `floorMs`.
+ * @param {number} attempt
+ * @param {() => number} [random]
+ * @param {typeof BACKOFF} [opts]
+ * @returns {number}
+ */
+export function backoffDelay(attempt: number, random?: () => number, opts?: typeof BACKOFF): number;
+/**
+ * What a WebSocket close code means for reconnecting (see docs/protocol.md).
+ * @param {number} code
+ * @returns {'retry' | 'terminal'}
+ */
+export function closeKind(code: number): "retry" | "terminal";
+/**
+ * Canonical symbol: `btc/usdt`, `BTC-USDT` → `BTCUSDT` (null when it cannot be one).
+ * @param {unknown} s
+ * @returns {string | null}
+ */
+export function canonicalSymbol(s: unknown): string | null;
+/**
+ * Symbols not updated for `staleMs` at `now` (ms). A symbol that never had a price counts
+ * from `since` (when the feed opened), so a fresh connection is not stale before its
+ * snapshot arrives.
+ * @param {ReadonlyMap<string, Price>} prices
+ * @param {ReadonlyMap<string, number>} receivedAt
+ * @param {number} now
+ * @param {number} staleMs
+ * @param {Iterable<string>} symbols
+ * @param {number} [since]
+ * @returns {string[]}
+ */
+export function staleSymbols(prices: ReadonlyMap<string, Price>, receivedAt: ReadonlyMap<string, number>, now: number, staleMs: number, symbols: Iterable<string>, since?: number): string[];
+/**
+ * The feed's status from what it knows: `disconnected` (no transport), `connecting`,
+ * `slow` (the server warned, or a ping went unanswered), `degraded` (upstream not connected,
+ * or data stale), `connected`.
+ * @param {{open: boolean, everOpened: boolean, upstream: string, stale: boolean, slow: boolean}} s
+ * @returns {FeedStatus}
+ */
+export function feedStatus({ open, everOpened, upstream, stale, slow }: {
+    open: boolean;
+    everOpened: boolean;
+    upstream: string;
+    stale: boolean;
+    slow: boolean;
+}): FeedStatus;
+/**
+ * One symbol's latest state. Prices and quantities are decimal strings, never floats.
+ * @typedef {object} Price
+ * @property {string} symbol
+ * @property {string} [price]
+ * @property {string} [open]
+ * @property {string} [high]
+ * @property {string} [low]
+ * @property {string} [volume]
+ * @property {string} [quote_volume]
+ * @property {string} [change_pct]
+ * @property {string} [bid]
+ * @property {string} [ask]
+ * @property {number} [event_time]
+ * @property {number} received_at
+ * @property {number} seq
+ */
+/**
+ * One event of an event channel, as published. Each arrives once, in offset order.
+ * @typedef {object} ChannelEvent
+ * @property {'event'} type
+ * @property {string} channel
+ * @property {number} offset
+ * @property {string} epoch
+ * @property {string} event
+ * @property {unknown} data
+ * @property {number} ts
+ */
+/** @typedef {{id: number, price: string, qty: string, side: 'buy' | 'sell', time: number}} Trade */
+/** @typedef {{t: number, o: string, h: string, l: string, c: string, v: string, closed: boolean}} Candle */
+/** @typedef {{type: 'trades', channel: string, trades: Trade[]}} TradesFrame */
+/** @typedef {{type: 'candle', channel: string, candle: Candle}} CandleFrame */
+/** @typedef {{type: 'book', channel: string, bids: [string, string][], asks: [string, string][], u?: number}} BookFrame */
+/**
+ * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`), as sent.
+ * @typedef {TradesFrame | CandleFrame | BookFrame} MarketFrame
+ */
+/**
+ * Where the feed stands in an event channel.
+ * @typedef {object} Position
+ * @property {number} offset
+ * @property {string} epoch
+ */
+/** @typedef {'connecting' | 'connected' | 'slow' | 'degraded' | 'disconnected'} FeedStatus */
+/** @typedef {'auto' | 'websocket' | 'sse'} Transport */
+/**
+ * An error or warning frame from the service, or one of the module's own
+ * (`BAD_FRAME`, `TERMINAL_CLOSE`).
+ * @typedef {object} FeedError
+ * @property {string} code
+ * @property {string} message
+ * @property {number | string} [id]
+ */
+/**
+ * @typedef {object} PriceFeedOptions
+ * @property {string} [url] Base URL of the service, e.g. `https://prices.example` (default: this page's origin).
+ * @property {string[]} [symbols] Symbols to follow from the start.
+ * @property {string[]} [channels] Event channels (`events:<name>`) to follow from the start.
+ * @property {Transport} [transport] `auto` (WebSocket, then SSE), `websocket` or `sse`.
+ * @property {string | (() => string | Promise<string>)} [token] Sent as `?token=` when the service requires `AUTH_TOKEN` or a JWT (`JWT_SECRET`). A function is a token provider: it is called before every connection, so a reconnect (also after close 4401, an expired token) presents a fresh token.
+ * @property {number} [staleAfterMs] A symbol without an update for this long is stale (default 30 000 ms).
+ * @property {number} [pingIntervalMs] Application ping interval; a pong missing for two intervals means a dead connection (default 30 000 ms).
+ * @property {number} [pollIntervalMs] REST polling interval while no transport is up (default 5 000 ms).
+ * @property {number} [ackIntervalMs] How often applied frames are acknowledged at most (server flow control; default 10 000 ms); sooner after every 256 KiB received. Each message a client sends is billed, so acknowledging rarely is what keeps a large audience cheap.
+ * @property {number} [connectionTimeoutMs] A connection that has not opened within this long (a hung handshake) is abandoned and retried (default 10 000 ms).
+ */
+/**
+ * What each event of a feed carries.
+ * @typedef {{price: Price, status: FeedStatus, error: FeedError, event: ChannelEvent, market: MarketFrame, lost: {channels: string[]}}} FeedEvents
+ */
+/** @typedef {{type: 'snapshot', prices: Price[]}} SnapshotFrame */
+/** @typedef {{type: 'prices', prices: Price[]}} PricesFrame */
+/** @typedef {{type: 'status', upstream: string, ts?: number}} StatusFrame */
+/** @typedef {{type: 'warning', code: string, message: string}} WarningFrame */
+/** @typedef {{type: 'error', code: string, message: string, id?: number | string}} ErrorFrame */
+/** @typedef {{type: 'pong', id?: number | string, ts?: number}} PongFrame */
+/** @typedef {{symbols?: string[], channels?: string[], recovered?: boolean, id?: number | string}} Targets */
+/** @typedef {Targets & {type: 'subscribed'}} SubscribedFrame */
+/** @typedef {Targets & {type: 'unsubscribed'}} UnsubscribedFrame */
+/** @typedef {Targets & {type: 'subscriptions'}} SubscriptionsFrame */
+/**
+ * Every frame the service sends, told apart by `type`.
+ * @typedef {SnapshotFrame | PricesFrame | StatusFrame | WarningFrame | ErrorFrame | PongFrame | SubscribedFrame | UnsubscribedFrame | SubscriptionsFrame | ChannelEvent | TradesFrame | CandleFrame | BookFrame} Frame
+ */
+/** @typedef {Frame['type']} FrameType */
+/**
+ * Every frame type, once: the WebSocket dispatch and the SSE stream's event listeners are
+ * both driven by this list, so a new frame type cannot reach one transport and miss the
+ * other.
+ * @type {readonly FrameType[]}
+ */
+export const FRAME_TYPES: readonly FrameType[];
+/**
+ * Backoff base, cap and floor (ms).
+ * @type {Readonly<{baseMs: number, capMs: number, floorMs: number}>}
+ */
+export const BACKOFF: Readonly<{
+    baseMs: number;
+    capMs: number;
+    floorMs: number;
+}>;
+/** Accepts a price only when its `seq` is newer than the last one applied for its symbol. */
+export class SeqFilter {
+    /** The highest `seq` accepted so far (what the feed acknowledges and resumes from). */
+    get max(): number;
+    /**
+     * @param {Pick<Price, 'symbol' | 'seq'>} price
+     * @returns {boolean} whether the price is newer than the last one of its symbol
+     */
+    accept(price: Pick<Price, "symbol" | "seq">): boolean;
+    #private;
+}
+/**
+ * One symbol's latest state. Prices and quantities are decimal strings, never floats.
+ */
+export type Price = {
+    symbol: string;
+    price?: string;
+    open?: string;
+    high?: string;
+    low?: string;
+    volume?: string;
+    quote_volume?: string;
+    change_pct?: string;
+    bid?: string;
+    ask?: string;
+    event_time?: number;
+    received_at: number;
+    seq: number;
+};
+/**
+ * One event of an event channel, as published. Each arrives once, in offset order.
+ */
+export type ChannelEvent = {
+    type: "event";
+    channel: string;
+    offset: number;
+    epoch: string;
+    event: string;
+    data: unknown;
+    ts: number;
+};
+export type Trade = {
+    id: number;
+    price: string;
+    qty: string;
+    side: "buy" | "sell";
+    time: number;
+};
+export type Candle = {
+    t: number;
+    o: string;
+    h: string;
+    l: string;
+    c: string;
+    v: string;
+    closed: boolean;
+};
+export type TradesFrame = {
+    type: "trades";
+    channel: string;
+    trades: Trade[];
+};
+export type CandleFrame = {
+    type: "candle";
+    channel: string;
+    candle: Candle;
+};
+export type BookFrame = {
+    type: "book";
+    channel: string;
+    bids: [string, string][];
+    asks: [string, string][];
+    u?: number;
+};
+/**
+ * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`), as sent.
+ */
+export type MarketFrame = TradesFrame | CandleFrame | BookFrame;
+/**
+ * Where the feed stands in an event channel.
+ */
+export type Position = {
+    offset: number;
+    epoch: string;
+};
+export type FeedStatus = "connecting" | "connected" | "slow" | "degraded" | "disconnected";
+export type Transport = "auto" | "websocket" | "sse";
+/**
+ * An error or warning frame from the service, or one of the module's own
+ * (`BAD_FRAME`, `TERMINAL_CLOSE`).
+ */
+export type FeedError = {
+    code: string;
+    message: string;
+    id?: number | string;
+};
+export type PriceFeedOptions = {
+    /**
+     * Base URL of the service, e.g. `https://prices.example` (default: this page's origin).
+     */
+    url?: string;
+    /**
+     * Symbols to follow from the start.
+     */
+    symbols?: string[];
+    /**
+     * Event channels (`events:<name>`) to follow from the start.
+     */
+    channels?: string[];
+    /**
+     * `auto` (WebSocket, then SSE), `websocket` or `sse`.
+     */
+    transport?: Transport;
+    /**
+     * Sent as `?token=` when the service requires `AUTH_TOKEN` or a JWT (`JWT_SECRET`). A function is a token provider: it is called before every connection, so a reconnect (also after close 4401, an expired token) presents a fresh token.
+     */
+    token?: string | (() => string | Promise<string>);
+    /**
+     * A symbol without an update for this long is stale (default 30 000 ms).
+     */
+    staleAfterMs?: number;
+    /**
+     * Application ping interval; a pong missing for two intervals means a dead connection (default 30 000 ms).
+     */
+    pingIntervalMs?: number;
+    /**
+     * REST polling interval while no transport is up (default 5 000 ms).
+     */
+    pollIntervalMs?: number;
+    /**
+     * How often applied frames are acknowledged at most (server flow control; default 10 000 ms); sooner after every 256 KiB received. Each message a client sends is billed, so acknowledging rarely is what keeps a large audience cheap.
+     */
+    ackIntervalMs?: number;
+    /**
+     * A connection that has not opened within this long (a hung handshake) is abandoned and retried (default 10 000 ms).
+     */
+    connectionTimeoutMs?: number;
+};
+/**
+ * What each event of a feed carries.
+ */
+export type FeedEvents = {
+    price: Price;
+    status: FeedStatus;
+    error: FeedError;
+    event: ChannelEvent;
+    market: MarketFrame;
+    lost: {
+        channels: string[];
+    };
+};
+export type SnapshotFrame = {
+    type: "snapshot";
+    prices: Price[];
+};
+export type PricesFrame = {
+    type: "prices";
+    prices: Price[];
+};
+export type StatusFrame = {
+    type: "status";
+    upstream: string;
+    ts?: number;
+};
+export type WarningFrame = {
+    type: "warning";
+    code: string;
+    message: string;
+};
+export type ErrorFrame = {
+    type: "error";
+    code: string;
+    message: string;
+    id?: number | string;
+};
+export type PongFrame = {
+    type: "pong";
+    id?: number | string;
+    ts?: number;
+};
+export type Targets = {
+    symbols?: string[];
+    channels?: string[];
+    recovered?: boolean;
+    id?: number | string;
+};
+export type SubscribedFrame = Targets & {
+    type: "subscribed";
+};
+export type UnsubscribedFrame = Targets & {
+    type: "unsubscribed";
+};
+export type SubscriptionsFrame = Targets & {
+    type: "subscriptions";
+};
+/**
+ * Every frame the service sends, told apart by `type`.
+ */
+export type Frame = SnapshotFrame | PricesFrame | StatusFrame | WarningFrame | ErrorFrame | PongFrame | SubscribedFrame | UnsubscribedFrame | SubscriptionsFrame | ChannelEvent | TradesFrame | CandleFrame | BookFrame;
+export type FrameType = Frame["type"];

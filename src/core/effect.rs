@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use super::ids::{ConnId, Identity, LinkId};
+use super::wire::Wire;
 
 /// Log severity, mapped by the edge to `console.*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub enum Effect {
     SaveSubscriptions {
         /// Whose.
         conn: ConnId,
+        /// Its wire (recorded beside them).
+        wire: Wire,
         /// Its full, sorted subscription set: symbols and channel keys.
         keys: Vec<String>,
         /// Whose connection it is (with `JWT_SECRET`), kept through hibernation.

@@ -6,8 +6,9 @@ use super::config::Config;
 use super::effect::Effect;
 use super::error::ApiError;
 use super::fanout::{Fanout, SseTake};
-use super::ids::{ConnId, Identity, Transport};
+use super::ids::{ConnId, Identity};
 use super::input::{ClientInput, StreamOpen};
+use super::wire::Wire;
 
 /// What the leader and a shard have in common: they carry client connections. What differs
 /// is what follows an input (the leader's feed follows the clients' interest; a shard dials
@@ -25,7 +26,7 @@ pub trait ClientHost {
     /// Registers a new connection and returns its id.
     fn client_open(
         &mut self,
-        transport: Transport,
+        wire: Wire,
         who: Option<Identity>,
         now_ms: i64,
     ) -> (ConnId, Vec<Effect>);
@@ -43,9 +44,9 @@ pub trait ClientHost {
         self.fanout_mut().admit_client()
     }
 
-    /// Re-registers a connection found after the object woke from hibernation.
-    fn client_restore(&mut self, conn: ConnId, keys: &[String], who: Option<Identity>) {
-        self.fanout_mut().client_restore(conn, keys, who);
+    /// Re-registers a connection of `wire` found after the object woke from hibernation.
+    fn client_restore(&mut self, conn: ConnId, wire: Wire, keys: &[String], who: Option<Identity>) {
+        self.fanout_mut().client_restore(conn, wire, keys, who);
     }
 
     /// True when the connection is registered.

@@ -21,12 +21,13 @@ use super::events::History;
 use super::fanout::{Fanout, FanoutStats};
 use super::feed::{Feed, FeedStats};
 use super::host::ClientHost;
-use super::ids::{ConnId, Identity, ShardId, Transport};
+use super::ids::{ConnId, Identity, ShardId};
 use super::input::{ClientInput, StreamOpen, UpstreamEvent};
 use super::metrics;
 use super::price::Price;
 use super::report;
 use super::tree::{ShardMessage, ShardTable, ShardView};
+use super::wire::Wire;
 
 #[cfg(test)]
 mod auth_tests;
@@ -294,11 +295,11 @@ impl ClientHost for Hub {
 
     fn client_open(
         &mut self,
-        transport: Transport,
+        wire: Wire,
         who: Option<Identity>,
         now_ms: i64,
     ) -> (ConnId, Vec<Effect>) {
-        let conn = self.fanout.client_open(transport, who, now_ms);
+        let conn = self.fanout.client_open(wire, who, now_ms);
         (
             conn,
             self.finish(now_ms, Vec::new(), Vec::new(), Batch::default()),

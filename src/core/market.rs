@@ -1,8 +1,9 @@
 //! Market channel updates (docs/channels.md): trades, candles and the order book of one symbol, as
 //! they travel from the feed to every fan-out.
 //!
-//! Each update is encoded once where it is read from Binance: a trade as the object that
-//! goes into a `trades` frame's list, a candle or a book as its whole frame. Trades are
+//! Each update is encoded once where it is read from the exchange: a trade as the object that
+//! goes into a `trades` body's list, a candle or a book as its whole body (a payload every
+//! wire frames its own way). Trades are
 //! events (every one, in order); the open candle and the book are state (the newest
 //! supersedes); a closed candle is an event that is also the channel's state until the next
 //! candle opens.
@@ -14,11 +15,11 @@ use std::rc::Rc;
 pub enum MarketKind {
     /// One trade of a `trades:` channel (the trade object).
     Trade,
-    /// The open candle of a `candles:` channel (the whole frame).
+    /// The open candle of a `candles:` channel (the whole body).
     Candle,
-    /// A candle that closed: delivered once, never conflated away (the whole frame).
+    /// A candle that closed: delivered once, never conflated away (the whole body).
     ClosedCandle,
-    /// The top of the book of a `book:` channel (the whole frame).
+    /// The top of the book of a `book:` channel (the whole body).
     Book,
 }
 
@@ -61,11 +62,11 @@ pub struct MarketUpdate {
     pub encoded: Rc<str>,
 }
 
-/// A `trades` frame: every trade of `channel` gathered since its last frame, in order.
-pub fn trades_frame(channel: &str, trades: &[Rc<str>]) -> String {
+/// A `trades` body: every trade of `channel` gathered since its last frame, in order.
+pub fn trades_body(channel: &str, trades: &[Rc<str>]) -> String {
     let body: usize = trades.iter().map(|t| t.len() + 1).sum();
-    let mut out = String::with_capacity(body + channel.len() + 40);
-    out.push_str(r#"{"type":"trades","channel":""#);
+    let mut out = String::with_capacity(body + channel.len() + 28);
+    out.push_str(r#"{"channel":""#);
     out.push_str(channel);
     out.push_str(r#"","trades":["#);
     for (i, t) in trades.iter().enumerate() {
@@ -93,12 +94,12 @@ mod tests {
             assert_eq!(MarketKind::of_code(k.code()), Some(k));
         }
         assert!(!MarketKind::Trade.is_state() && MarketKind::Book.is_state());
-        let f = trades_frame(
+        let f = trades_body(
             "trades:BTCUSDT",
             &[r#"{"id":1}"#.into(), r#"{"id":2}"#.into()],
         );
         let v: serde_json::Value = serde_json::from_str(&f).unwrap();
-        assert_eq!(v["type"], "trades");
+        assert_eq!(v["channel"], "trades:BTCUSDT");
         assert_eq!(v["trades"][1]["id"], 2);
     }
 }

@@ -54,3 +54,4 @@ pub mod symbol;
 pub mod text;
 pub mod tree;
 pub mod upstream_state;
+pub mod wire;

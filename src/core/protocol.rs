@@ -4,7 +4,6 @@
 //! per-price JSON that was encoded once when the price changed, so sending the same update
 //! to many clients costs no JSON work per client.
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::error::{ClientError, ErrorCode};
@@ -221,141 +220,6 @@ fn since(obj: &Map<String, Value>) -> Result<Vec<(String, Since)>, ClientError> 
         .collect()
 }
 
-#[derive(Serialize)]
-struct SymbolsFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    symbols: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channels: Option<&'a [String]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recovered: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: &'a Option<Value>,
-}
-
-/// What a `subscribed`, `unsubscribed` or `subscriptions` frame names.
-#[derive(Debug, Default)]
-pub struct Targets<'a> {
-    /// Canonical symbols.
-    pub symbols: &'a [String],
-    /// Channels; the field is left out when `None` (a symbols-only exchange keeps its shape).
-    pub channels: Option<&'a [String]>,
-    /// Whether every channel asked to recover did (`subscribe` with `since` only).
-    pub recovered: Option<bool>,
-}
-
-/// A `subscribed` / `unsubscribed` / `subscriptions` frame with channels.
-pub fn targets_frame(kind: &str, t: &Targets<'_>, id: &Option<Value>) -> String {
-    to_json(&SymbolsFrame {
-        kind,
-        symbols: t.symbols,
-        channels: t.channels,
-        recovered: t.recovered,
-        id,
-    })
-}
-
-/// `subscribed` / `unsubscribed` / `subscriptions` answers.
-pub fn symbols_frame(kind: &str, symbols: &[String], id: &Option<Value>) -> String {
-    to_json(&SymbolsFrame {
-        kind,
-        symbols,
-        channels: None,
-        recovered: None,
-        id,
-    })
-}
-
-#[derive(Serialize)]
-struct PongFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: &'a Option<Value>,
-    ts: i64,
-}
-
-/// `pong` answer carrying the server clock, so clients can estimate skew and lag.
-pub fn pong_frame(id: &Option<Value>, now_ms: i64) -> String {
-    to_json(&PongFrame {
-        kind: "pong",
-        id,
-        ts: now_ms,
-    })
-}
-
-#[derive(Serialize)]
-struct ErrorFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    code: &'static str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: &'a Option<Value>,
-}
-
-/// `error` frame for a rejected command.
-pub fn error_frame(err: &ClientError) -> String {
-    to_json(&ErrorFrame {
-        kind: "error",
-        code: err.code.as_str(),
-        message: &err.message,
-        id: &err.id,
-    })
-}
-
-/// `warning` frame (e.g. `SLOW_CONSUMER`).
-pub fn warning_frame(code: &str, message: &str) -> String {
-    serde_json::json!({"type": "warning", "code": code, "message": message}).to_string()
-}
-
-/// `status` frame announcing an upstream state change.
-pub fn status_frame(upstream: &str, now_ms: i64) -> String {
-    format!(r#"{{"type":"status","upstream":"{upstream}","ts":{now_ms}}}"#)
-}
-
-/// Assembles `{"type":<kind>,"prices":[p1,p2,...]}` from already-encoded prices.
-pub fn prices_frame<S: AsRef<str>>(kind: &str, encoded: &[S]) -> String {
-    let body: usize = encoded.iter().map(|e| e.as_ref().len() + 1).sum();
-    let mut out = String::with_capacity(body + kind.len() + 24);
-    out.push_str(r#"{"type":""#);
-    out.push_str(kind);
-    out.push_str(r#"","prices":["#);
-    for (i, e) in encoded.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(e.as_ref());
-    }
-    out.push_str("]}");
-    out
-}
-
-/// One Server-Sent Event. `data` must be a single line (our JSON always is: serde escapes
-/// control characters inside strings).
-pub fn sse_event(event: &str, id: Option<&str>, data: &str) -> String {
-    let mut out = String::with_capacity(data.len() + event.len() + 32);
-    out.push_str("event: ");
-    out.push_str(event);
-    out.push('\n');
-    if let Some(id) = id {
-        out.push_str("id: ");
-        out.push_str(id);
-        out.push('\n');
-    }
-    out.push_str("data: ");
-    out.push_str(data);
-    out.push_str("\n\n");
-    out
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    // Invariant: these frame structs hold only strings, numbers and serde_json values,
-    // which always serialise; an error here would be a bug in serde_json itself.
-    serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,15 +295,6 @@ mod tests {
         let no_epoch =
             r#"{"action":"subscribe","channels":["events:a"],"since":{"events:a":{"offset":1}}}"#;
         assert_eq!(bad(no_epoch), ErrorCode::BadRequest);
-        let t = Targets {
-            symbols: &[],
-            channels: Some(&["events:a".to_string()]),
-            recovered: Some(true),
-        };
-        assert_eq!(
-            targets_frame("subscribed", &t, &Some(json!(2))),
-            r#"{"type":"subscribed","symbols":[],"channels":["events:a"],"recovered":true,"id":2}"#
-        );
     }
 
     #[test]
@@ -472,55 +327,6 @@ mod tests {
         let long = "x".repeat(5000);
         let e = err(&format!(r#"{{"action":"{long}"}}"#));
         assert!(e.message.len() < 120, "{}", e.message.len());
-    }
-
-    #[test]
-    fn answers_are_json_with_the_id_echoed() {
-        let f: Value = serde_json::from_str(&symbols_frame(
-            "subscribed",
-            &["BTCUSDT".into()],
-            &Some(json!(1)),
-        ))
-        .unwrap();
-        assert_eq!(f, json!({"type":"subscribed","symbols":["BTCUSDT"],"id":1}));
-        let f: Value = serde_json::from_str(&symbols_frame("subscriptions", &[], &None)).unwrap();
-        assert_eq!(f, json!({"type":"subscriptions","symbols":[]}));
-        let f: Value = serde_json::from_str(&pong_frame(&Some(json!(4)), 99)).unwrap();
-        assert_eq!(f, json!({"type":"pong","id":4,"ts":99}));
-        let e = ClientError::new(ErrorCode::UnknownSymbol, "unknown symbol \"X\"")
-            .with_id(Some(json!(5)));
-        let f: Value = serde_json::from_str(&error_frame(&e)).unwrap();
-        assert_eq!(
-            f,
-            json!({"type":"error","code":"UNKNOWN_SYMBOL","message":"unknown symbol \"X\"","id":5})
-        );
-        let f: Value = serde_json::from_str(&status_frame("reconnecting", 5)).unwrap();
-        assert_eq!(f, json!({"type":"status","upstream":"reconnecting","ts":5}));
-    }
-
-    #[test]
-    fn sse_events_are_framed() {
-        assert_eq!(
-            sse_event("prices", Some("7"), "{}"),
-            "event: prices\nid: 7\ndata: {}\n\n"
-        );
-        assert_eq!(
-            sse_event("status", None, "{\"a\":1}"),
-            "event: status\ndata: {\"a\":1}\n\n"
-        );
-    }
-
-    #[test]
-    fn price_frames_are_assembled_from_encoded_parts() {
-        let parts = [r#"{"symbol":"A","seq":1}"#, r#"{"symbol":"B","seq":2}"#];
-        let f: Value = serde_json::from_str(&prices_frame("prices", &parts)).unwrap();
-        assert_eq!(
-            f,
-            json!({"type":"prices","prices":[{"symbol":"A","seq":1},{"symbol":"B","seq":2}]})
-        );
-        let empty: [&str; 0] = [];
-        let f: Value = serde_json::from_str(&prices_frame("snapshot", &empty)).unwrap();
-        assert_eq!(f, json!({"type":"snapshot","prices":[]}));
     }
 
     #[test]

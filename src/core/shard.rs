@@ -18,11 +18,11 @@ use super::effect::{Effect, Level, OneTimer};
 use super::error::{ApiError, ClientError, ErrorCode};
 use super::fanout::{Fanout, FanoutReport};
 use super::host::ClientHost;
-use super::ids::{ConnId, Identity, Transport};
+use super::ids::{ConnId, Identity};
 use super::input::{ClientInput, StreamOpen};
-use super::protocol;
 use super::tree::{generation_floor, ShardMessage};
 use super::upstream_state::UpstreamState;
+use super::wire::Wire;
 
 /// A shard with no clients for this long hangs up its link (and may hibernate).
 pub const IDLE_UNLINK_MS: i64 = 10_000;
@@ -301,10 +301,7 @@ impl Shard {
             ErrorCode::RateLimited,
             "the service is catching up with its feed; this message was dropped, send it again",
         );
-        fx.push(Effect::Send {
-            conn,
-            frame: protocol::error_frame(&e).into(),
-        });
+        self.fanout.reject(conn, e, fx);
     }
 
     /// The shard's report (for its own `/health`).
@@ -351,11 +348,11 @@ impl ClientHost for Shard {
     /// Registers a new connection; dials the leader if this is the first client.
     fn client_open(
         &mut self,
-        transport: Transport,
+        wire: Wire,
         who: Option<Identity>,
         now_ms: i64,
     ) -> (ConnId, Vec<Effect>) {
-        let conn = self.fanout.client_open(transport, who, now_ms);
+        let conn = self.fanout.client_open(wire, who, now_ms);
         (conn, self.finish(now_ms, Vec::new()))
     }
 

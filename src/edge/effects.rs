@@ -15,7 +15,7 @@ use super::shared::Shared;
 use super::upstream;
 use crate::core::effect::{Effect, Level};
 use crate::core::fanout::session::Attachment;
-use crate::core::ids::{ConnId, Identity};
+use crate::core::ids::ConnId;
 use crate::core::input::ClientInput;
 use crate::core::protocol::close;
 
@@ -40,7 +40,12 @@ impl Shared {
             Effect::Send { conn, frame } => self.send_one(conn, &frame, failed),
             Effect::Fanout { conns, frame } => self.fan_out(&conns, &frame, failed),
             Effect::Close { conn, code, reason } => self.close(conn, code, reason),
-            Effect::SaveSubscriptions { conn, keys, who } => self.save_attachment(conn, keys, who),
+            Effect::SaveSubscriptions {
+                conn,
+                wire,
+                keys,
+                who,
+            } => self.save_attachment(conn, Attachment::new(conn, wire, keys, who)),
             Effect::ConnectUpstream { generation, url } => {
                 upstream::spawn(self.clone(), generation, url)
             }
@@ -86,9 +91,9 @@ impl Shared {
         }
     }
 
-    fn save_attachment(&self, conn: ConnId, keys: Vec<String>, who: Option<Identity>) {
+    fn save_attachment(&self, conn: ConnId, attachment: Attachment) {
         if let Some(ws) = self.clients.borrow().get(&conn) {
-            if let Err(e) = ws.serialize_attachment(Attachment::new(conn, keys, who)) {
+            if let Err(e) = ws.serialize_attachment(attachment) {
                 log_error("attachment_failed", &e.to_string());
             }
         }

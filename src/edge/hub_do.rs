@@ -60,7 +60,7 @@ impl DurableObject for PriceHub {
         let query = http::query_pairs(&url);
         match ObjectRequest::parse(url.path(), &query) {
             Err(e) => http::error(&e),
-            Ok(to @ (ObjectRequest::WebSocket | ObjectRequest::Stream { .. })) => {
+            Ok(to @ (ObjectRequest::WebSocket { .. } | ObjectRequest::Stream { .. })) => {
                 shared.serve_client(&req, &query, to).await
             }
             Ok(ObjectRequest::Link { shard }) => links::accept_shard(&shared, shard),

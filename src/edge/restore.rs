@@ -86,7 +86,7 @@ pub(super) fn restore_clients(state: &State, node: &mut Node) -> FastMap<ConnId,
             .and_then(Attachment::valid);
         match attachment {
             Some(a) => {
-                node.host().client_restore(a.id, &a.subs, a.who);
+                node.host().client_restore(a.id, a.wire, &a.subs, a.who);
                 clients.insert(a.id, ws);
             }
             None => {

@@ -136,7 +136,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
             Ok(resp)
         }
         Ok(Route::Preflight) => preflight(),
-        Ok(Route::Leader(ObjectRequest::WebSocket)) => {
+        Ok(Route::Leader(ObjectRequest::WebSocket { .. })) => {
             entry(env, cfg)?.fetch_with_request(req).await
         }
         Ok(Route::Leader(to @ ObjectRequest::Stream { .. })) => {

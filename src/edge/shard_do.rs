@@ -57,7 +57,7 @@ impl DurableObject for FanoutShard {
         let url = req.url()?;
         let query = http::query_pairs(&url);
         match ObjectRequest::parse(url.path(), &query) {
-            Ok(to @ (ObjectRequest::WebSocket | ObjectRequest::Stream { .. })) => {
+            Ok(to @ (ObjectRequest::WebSocket { .. } | ObjectRequest::Stream { .. })) => {
                 shared.serve_client(&req, &query, to).await
             }
             Ok(ObjectRequest::Fault {

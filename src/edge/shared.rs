@@ -15,7 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketPair};
 
-use super::env::{jitter, log_fields, now_ms};
+use super::env::{log_fields, now_ms};
 use super::http;
 use super::storage::Store;
 use crate::core::auth;
@@ -23,12 +23,13 @@ use crate::core::effect::{Effect, Level};
 use crate::core::error::ApiError;
 use crate::core::fanout::session::Attachment;
 use crate::core::fastmap::FastMap;
+use crate::core::ids::ConnId;
 use crate::core::ids::ShardId;
-use crate::core::ids::{ConnId, Transport};
-use crate::core::input::{ClientInput, UpstreamEvent};
+use crate::core::input::ClientInput;
 use crate::core::node::Node;
 use crate::core::protocol::close;
 use crate::core::request::{presented_token, ObjectRequest};
+use crate::core::wire::Wire;
 
 /// State shared by the object's handlers and its tasks.
 pub struct Shared {
@@ -92,17 +93,6 @@ impl Shared {
         self.run(|n| n.host().client(input, now_ms()));
     }
 
-    /// Runs one upstream event (the leader's).
-    pub(super) fn upstream(self: &Rc<Self>, event: UpstreamEvent<'_>) {
-        self.run(|n| n.on_leader(|hub| hub.upstream(event, now_ms(), jitter())));
-    }
-
-    /// Starts the leader's upstream if it is not running (every event may be the first
-    /// after a wake).
-    pub(super) fn kick(self: &Rc<Self>) {
-        self.run(|n| n.on_leader(|hub| hub.start(now_ms())));
-    }
-
     /// A client connection handed to this object (the leader without shards, or a shard):
     /// the WebSocket upgrade with the token it presents, or an SSE stream.
     pub(super) async fn serve_client(
@@ -112,9 +102,9 @@ impl Shared {
         to: ObjectRequest,
     ) -> Result<Response> {
         match to {
-            ObjectRequest::WebSocket => {
+            ObjectRequest::WebSocket { wire } => {
                 let authorization = req.headers().get("Authorization")?;
-                self.accept_client(presented_token(authorization.as_deref(), query))
+                self.accept_client(wire, presented_token(authorization.as_deref(), query))
             }
             ObjectRequest::Stream {
                 symbols,
@@ -128,7 +118,11 @@ impl Shared {
 
     /// A client's WebSocket upgrade, with the token it presented (checked again here: with
     /// `JWT_SECRET` the identity stays with the connection).
-    pub(super) fn accept_client(self: &Rc<Self>, token: Option<&str>) -> Result<Response> {
+    pub(super) fn accept_client(
+        self: &Rc<Self>,
+        wire: Wire,
+        token: Option<&str>,
+    ) -> Result<Response> {
         let secret = self.node.borrow().config().jwt_secret.clone();
         let who = match auth::identify(secret.as_deref(), token, now_ms()) {
             Ok(who) => who,
@@ -151,13 +145,13 @@ impl Shared {
         }
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
-        let (conn, fx) =
-            self.node
-                .borrow_mut()
-                .host()
-                .client_open(Transport::WebSocket, who.clone(), now_ms());
+        let (conn, fx) = self
+            .node
+            .borrow_mut()
+            .host()
+            .client_open(wire, who.clone(), now_ms());
         pair.server
-            .serialize_attachment(Attachment::new(conn, Vec::new(), who))?;
+            .serialize_attachment(Attachment::new(conn, wire, Vec::new(), who))?;
         self.remember(&pair.server, conn);
         self.clients.borrow_mut().insert(conn, pair.server);
         self.execute(fx);
@@ -182,7 +176,7 @@ impl Shared {
         let mut node = self.node.borrow_mut();
         let host = node.host();
         if !host.has_client(a.id) {
-            host.client_restore(a.id, &a.subs, a.who);
+            host.client_restore(a.id, a.wire, &a.subs, a.who);
             self.clients.borrow_mut().insert(a.id, ws.clone());
         }
         self.remember(ws, a.id);

@@ -113,11 +113,7 @@ impl Store {
             .to_array()?;
         Ok(rows
             .into_iter()
-            .map(|r| Event {
-                channel: r.channel,
-                offset: r.offset.max(0) as u64,
-                encoded: r.json.into(),
-            })
+            .map(|r| Event::stored(r.channel, r.offset.max(0) as u64, &r.json))
             .collect())
     }
 

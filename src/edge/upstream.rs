@@ -9,9 +9,23 @@ use worker::{
     WebSocket, WebsocketEvent,
 };
 
+use super::env::{jitter, now_ms};
 use super::shared::Shared;
 use crate::core::feed::link::Failure;
 use crate::core::input::UpstreamEvent;
+
+impl Shared {
+    /// Runs one upstream event (the leader's).
+    pub(super) fn upstream(self: &Rc<Self>, event: UpstreamEvent<'_>) {
+        self.run(|n| n.on_leader(|hub| hub.upstream(event, now_ms(), jitter())));
+    }
+
+    /// Starts the leader's upstream if it is not running (every event may be the first
+    /// after a wake).
+    pub(super) fn kick(self: &Rc<Self>) {
+        self.run(|n| n.on_leader(|hub| hub.start(now_ms())));
+    }
+}
 
 /// Opens the upstream of `generation` and pumps its events into the hub until it ends.
 pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {

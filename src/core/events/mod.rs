@@ -8,7 +8,7 @@
 //! the client is connected, by the leader or a shard alike, without asking anyone.
 //!
 //! Events are not state: unlike prices they are never conflated, and each event is encoded
-//! once, as the frame every subscriber gets.
+//! once, as the body every wire frames for its subscribers.
 
 pub mod publish;
 
@@ -18,15 +18,32 @@ use std::rc::Rc;
 
 use serde_json::value::RawValue;
 
-/// One event as it travels: its channel, offset and frame.
+/// One event as it travels: its channel, offset and body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// `events:<name>`.
     pub channel: String,
     /// Its place in the channel, from 1.
     pub offset: u64,
-    /// The `event` frame every subscriber gets (WebSocket text, SSE `data:`).
+    /// The event's body (`channel`, `offset`, `epoch`, `event`, `data`, `ts`), framed by
+    /// each subscriber's wire.
     pub encoded: Rc<str>,
+}
+
+impl Event {
+    /// An event as storage keeps it. Storage written before events were kept as bodies holds
+    /// the JSON wire's frame (`{"type":"event",...}`): its `type` is dropped.
+    pub fn stored(channel: String, offset: u64, json: &str) -> Event {
+        let body = match json.strip_prefix(r#"{"type":"event","#) {
+            Some(rest) => format!("{{{rest}"),
+            None => json.to_string(),
+        };
+        Event {
+            channel,
+            offset,
+            encoded: body.into(),
+        }
+    }
 }
 
 /// Where a client says it stopped in one channel.
@@ -97,7 +114,7 @@ impl History {
         let mut frame = String::with_capacity(data.get().len() + channel.len() + 96);
         let _ = write!(
             frame,
-            r#"{{"type":"event","channel":"{channel}","offset":{offset},"epoch":"{}","event":{},"data":{},"ts":{now_ms}}}"#,
+            r#"{{"channel":"{channel}","offset":{offset},"epoch":"{}","event":{},"data":{},"ts":{now_ms}}}"#,
             self.epoch,
             serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into()),
             data.get()

@@ -37,7 +37,10 @@ fn offsets_grow_per_channel_and_frames_are_encoded_once() {
     let a2 = h.append("events:a", "x", &data("2"), 9);
     assert_eq!((a.offset, b.offset, a2.offset), (1, 1, 2));
     let v: serde_json::Value = serde_json::from_str(&a.encoded).unwrap();
-    assert_eq!(v["type"], "event");
+    assert!(
+        v.get("type").is_none(),
+        "a body: each wire adds its own framing"
+    );
     assert_eq!(v["channel"], "events:a");
     assert_eq!(v["epoch"], "e1");
     assert_eq!(v["event"], "x");
@@ -90,4 +93,16 @@ fn a_copy_keeps_only_what_is_new_and_a_reset_changes_the_epoch() {
     let b = History::new_epoch(1_700_000_000_000, 0.25);
     assert_ne!(a, b);
     assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+}
+
+#[test]
+fn events_stored_as_frames_by_an_earlier_version_read_back_as_bodies() {
+    let old = r#"{"type":"event","channel":"events:a","offset":3,"epoch":"e1","event":"x","data":1,"ts":2}"#;
+    let e = Event::stored("events:a".into(), 3, old);
+    assert_eq!(
+        &*e.encoded,
+        r#"{"channel":"events:a","offset":3,"epoch":"e1","event":"x","data":1,"ts":2}"#
+    );
+    let body = r#"{"channel":"events:a","offset":4}"#;
+    assert_eq!(&*Event::stored("events:a".into(), 4, body).encoded, body);
 }

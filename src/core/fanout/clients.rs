@@ -10,7 +10,7 @@ use crate::core::events::Event;
 use crate::core::fanout::session::{RateLimiter, SseState, WsFlow};
 use crate::core::fastmap::FastMap;
 use crate::core::ids::{ConnId, Identity, Transport};
-use crate::core::protocol::sse_event;
+use crate::core::wire::{sse, Kind, Payload, Wire};
 
 /// An SSE stream idle this long gets a `: keepalive` comment (docs/protocol.md: at least every 15 s).
 pub const KEEPALIVE_MS: i64 = 10_000;
@@ -101,27 +101,27 @@ impl Carrier {
         }
     }
 
-    /// Routes an event frame. Events are never conflated or skipped: a WebSocket already
-    /// behind, or an SSE reader with `MAX_QUEUED_EVENTS` unread, is too slow for them.
+    /// Routes an event. Events are never conflated or skipped: a WebSocket already behind,
+    /// or an SSE reader with `MAX_QUEUED_EVENTS` unread, is too slow for them.
     pub fn event(&mut self, event: &Event, now_ms: i64) -> EventRoute {
         let at = Some((event.channel.as_str(), event.offset));
-        self.whole(&event.encoded, "event", at, EventRoute::TooSlow, now_ms)
+        let payload = Payload::new(Kind::Event, &event.encoded);
+        self.whole(payload, at, EventRoute::TooSlow, now_ms)
     }
 
-    /// Routes a market frame (SSE event `name`): a WebSocket behind its window skips it (the
-    /// next state frame brings it back); an SSE reader queues it, and one with
-    /// `MAX_QUEUED_EVENTS` unread is too slow and ends.
-    pub fn market(&mut self, name: &str, frame: &str, now_ms: i64) -> EventRoute {
-        self.whole(frame, name, None, EventRoute::Held, now_ms)
+    /// Routes a market payload: a WebSocket behind its window skips it (the next state
+    /// brings it back); an SSE reader queues it, and one with `MAX_QUEUED_EVENTS` unread is
+    /// too slow and ends.
+    pub fn market(&mut self, payload: Payload<'_>, now_ms: i64) -> EventRoute {
+        self.whole(payload, None, EventRoute::Held, now_ms)
     }
 
-    /// A frame that is delivered whole, never merged into another: sent to a WebSocket
-    /// within its window (`behind` decides for one past it), queued as SSE event `name`
-    /// (moving the stream's position in an event channel to `at`).
+    /// A payload that is delivered whole, never merged into another: sent to a WebSocket
+    /// within its window (`behind` decides for one past it), queued for an SSE stream
+    /// (moving its position in an event channel to `at`).
     fn whole(
         &mut self,
-        frame: &str,
-        name: &str,
+        payload: Payload<'_>,
         at: Option<(&str, u64)>,
         behind: EventRoute,
         now_ms: i64,
@@ -129,7 +129,9 @@ impl Carrier {
         match self {
             Carrier::WebSocket(flow) if flow.behind_since.is_some() => behind,
             Carrier::WebSocket(flow) => {
-                let fell_behind = flow.sent(flow.mark(), frame.len(), now_ms);
+                // The frame's size on the wire, near enough for the flow-control window.
+                let len = payload.body.len() + 24;
+                let fell_behind = flow.sent(flow.mark(), len, now_ms);
                 EventRoute::Send { fell_behind }
             }
             Carrier::Sse(sse) if sse.closing => EventRoute::Held,
@@ -142,7 +144,7 @@ impl Carrier {
                     pos.advance(channel, offset);
                 }
                 let id = sse.id();
-                sse.events.push_back(sse_event(name, Some(&id), frame));
+                sse.events.push_back(Wire::Sse.frame(payload, Some(&id)));
                 if sse.waiting {
                     EventRoute::Wake
                 } else {
@@ -152,12 +154,12 @@ impl Carrier {
         }
     }
 
-    /// Routes a status frame: sent to a WebSocket, queued as an event for an SSE stream.
-    pub fn status(&mut self, frame: &str) -> Route {
+    /// Routes a status: sent to a WebSocket, queued as an event for an SSE stream.
+    pub fn status(&mut self, payload: Payload<'_>) -> Route {
         match self {
             Carrier::WebSocket(_) => Route::Send,
             Carrier::Sse(sse) => {
-                sse.events.push_back(sse_event("status", None, frame));
+                sse.events.push_back(Wire::Sse.frame(payload, None));
                 if sse.waiting {
                     Route::Wake
                 } else {
@@ -208,8 +210,8 @@ fn sse_tick(sse: &mut SseState, now_ms: i64) -> Tick {
         }
         Some(ms) if ms >= SLOW_WARN_MS && !sse.warned => {
             sse.warned = true;
-            sse.events
-                .push_back(sse_event("warning", None, SSE_SLOW_WARNING));
+            let warning = Payload::new(Kind::Warning, SSE_SLOW_WARNING);
+            sse.events.push_back(sse::frame(warning, None));
             return Tick::Warn;
         }
         _ => {}
@@ -222,11 +224,13 @@ fn sse_tick(sse: &mut SseState, now_ms: i64) -> Tick {
 }
 
 /// The `SLOW_CONSUMER` warning an SSE reader gets.
-const SSE_SLOW_WARNING: &str = r#"{"type":"warning","code":"SLOW_CONSUMER","message":"you are not reading fast enough; you get the newest value of each symbol, and the stream closes if this goes on"}"#;
+const SSE_SLOW_WARNING: &str = r#"{"code":"SLOW_CONSUMER","message":"you are not reading fast enough; you get the newest value of each symbol, and the stream closes if this goes on"}"#;
 
 /// One client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Client {
+    /// How its frames are framed.
+    pub wire: Wire,
     /// Its transport's delivery state.
     pub carrier: Carrier,
     /// Its message rate limiter.
@@ -252,8 +256,8 @@ impl Client {
         self.carrier.transport() == Transport::Sse
     }
 
-    fn new(transport: Transport, rate: u32, now_ms: i64) -> Client {
-        let carrier = match transport {
+    fn new(wire: Wire, rate: u32, now_ms: i64) -> Client {
+        let carrier = match wire.transport() {
             Transport::WebSocket => Carrier::WebSocket(WsFlow::default()),
             Transport::Sse => Carrier::Sse(SseState {
                 last_sent: now_ms,
@@ -261,6 +265,7 @@ impl Client {
             }),
         };
         Client {
+            wire,
             carrier,
             limiter: RateLimiter::new(rate, now_ms),
             last_price_at: None,
@@ -280,12 +285,17 @@ pub struct Clients {
 
 impl Clients {
     /// Adds a client with no subscriptions (an existing one is kept as it is).
-    pub fn insert(&mut self, conn: ConnId, transport: Transport, rate: u32, now_ms: i64) {
+    pub fn insert(&mut self, conn: ConnId, wire: Wire, rate: u32, now_ms: i64) {
         if !self.by_conn.contains_key(&conn) {
-            self.sse += usize::from(transport == Transport::Sse);
-            let client = Client::new(transport, rate, now_ms);
+            self.sse += usize::from(wire.transport() == Transport::Sse);
+            let client = Client::new(wire, rate, now_ms);
             self.by_conn.insert(conn, client);
         }
+    }
+
+    /// The wire of `conn`, when it is known.
+    pub fn wire(&self, conn: ConnId) -> Option<Wire> {
+        self.by_conn.get(&conn).map(|c| c.wire)
     }
 
     /// True when the connection is known.
@@ -410,7 +420,12 @@ mod tests {
     fn table(conns: &[(ConnId, Transport)]) -> Clients {
         let mut c = Clients::default();
         for (id, t) in conns {
-            c.insert(*id, *t, 10, 0);
+            let wire = if *t == Transport::Sse {
+                Wire::Sse
+            } else {
+                Wire::Json
+            };
+            c.insert(*id, wire, 10, 0);
         }
         c
     }
@@ -479,7 +494,8 @@ mod tests {
             st.waiting = true;
         }
         assert_eq!(sse.change(&[&sym], 6), Route::Wake, "parked reader");
-        assert_eq!(sse.status("{}"), Route::Wake);
-        assert_eq!(ws.status("{}"), Route::Send);
+        let status = Payload::new(Kind::Status, "{}");
+        assert_eq!(sse.status(status), Route::Wake);
+        assert_eq!(ws.status(status), Route::Send);
     }
 }

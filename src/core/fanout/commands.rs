@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::{Carrier, Fanout};
+use super::{market, Carrier, Fanout};
 use crate::core::auth;
 use crate::core::channel;
 use crate::core::effect::Effect;
@@ -15,7 +15,9 @@ use crate::core::events::Since;
 use crate::core::fanout::session::RateVerdict;
 use crate::core::ids::{ConnId, Identity, Transport};
 use crate::core::input::ClientInput;
-use crate::core::protocol::{self, close, Command, Targets};
+use crate::core::protocol::{self, close, Command};
+use crate::core::wire::body::{self, Targets};
+use crate::core::wire::{Kind, Payload, Wire};
 
 /// What a `subscribe` or `unsubscribe` names, resolved.
 struct Wanted {
@@ -29,17 +31,18 @@ impl Wanted {
         self.symbols.iter().chain(&self.channels).cloned().collect()
     }
 
-    /// The `subscribed` / `unsubscribed` answer: a symbols-only exchange keeps its shape.
-    fn answer(&self, kind: &str, recovered: Option<bool>, id: &Option<Value>) -> String {
+    /// The body of the `subscribed` / `unsubscribed` answer: a symbols-only exchange keeps
+    /// its shape.
+    fn answer(&self, recovered: Option<bool>, id: &Option<Value>) -> String {
         if self.channels.is_empty() && recovered.is_none() {
-            return protocol::symbols_frame(kind, &self.symbols, id);
+            return body::symbols(&self.symbols, id);
         }
         let t = Targets {
             symbols: &self.symbols,
             channels: Some(&self.channels),
             recovered,
         };
-        protocol::targets_frame(kind, &t, id)
+        body::targets(&t, id)
     }
 }
 
@@ -60,34 +63,35 @@ impl Fanout {
 
     /// Registers a new connection and returns its id. The edge stores the id (with the empty
     /// subscription set) in the socket's attachment.
-    pub fn client_open(
-        &mut self,
-        transport: Transport,
-        who: Option<Identity>,
-        now_ms: i64,
-    ) -> ConnId {
+    pub fn client_open(&mut self, wire: Wire, who: Option<Identity>, now_ms: i64) -> ConnId {
         self.stats.connections_opened += 1;
         let id = self.next_conn;
         self.next_conn += 1;
         let rate = self.cfg.client_messages_per_second;
-        self.clients.insert(id, transport, rate, now_ms);
+        self.clients.insert(id, wire, rate, now_ms);
         self.identify(id, who);
         self.churn(true, now_ms);
-        if transport == Transport::Sse {
+        if wire.transport() == Transport::Sse {
             self.watch(now_ms);
         }
         id
     }
 
-    /// Re-registers a WebSocket found after the object woke from hibernation.
-    pub fn client_restore(&mut self, conn: ConnId, symbols: &[String], who: Option<Identity>) {
+    /// Re-registers a WebSocket of `wire` found after the object woke from hibernation.
+    pub fn client_restore(
+        &mut self,
+        conn: ConnId,
+        wire: Wire,
+        symbols: &[String],
+        who: Option<Identity>,
+    ) {
         let served: Vec<String> = symbols
             .iter()
             .filter(|s| self.cfg.symbols.contains(s) || channel::resolve(&self.cfg, s).is_ok())
             .cloned()
             .collect();
         let rate = self.cfg.client_messages_per_second;
-        self.clients.insert(conn, Transport::WebSocket, rate, 0);
+        self.clients.insert(conn, wire, rate, 0);
         self.identify(conn, who);
         let added = self.clients.subscribe(conn, &served);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
@@ -225,9 +229,13 @@ impl Fanout {
                     channels: Some(&channels),
                     recovered: None,
                 };
-                self.send(conn, protocol::targets_frame("subscriptions", &t, &id), fx);
+                let list = body::targets(&t, &id);
+                self.send(conn, Payload::new(Kind::Subscriptions, &list), fx);
             }
-            Command::Ping { id } => self.send(conn, protocol::pong_frame(&id, now_ms), fx),
+            Command::Ping { id } => {
+                let pong = body::pong(&id, now_ms);
+                self.send(conn, Payload::new(Kind::Pong, &pong), fx)
+            }
             Command::Ack { seq } => self.ack(conn, seq, now_ms, fx),
         }
     }
@@ -273,11 +281,11 @@ impl Fanout {
             return;
         }
         let pending = std::mem::take(&mut flow.pending);
-        let Some((frame, max_seq)) = self.latest.frame(&pending, 0, now_ms) else {
+        let Some((prices, max_seq)) = self.latest.body(&pending, 0, now_ms) else {
             return;
         };
-        flow.sent(max_seq, frame.len(), now_ms);
-        self.send(conn, frame, fx);
+        flow.sent(max_seq, prices.len(), now_ms);
+        self.send(conn, Payload::new(Kind::Prices, &prices), fx);
     }
 
     fn subscribe(
@@ -310,15 +318,17 @@ impl Fanout {
         // (`recovered`), as docs/events.md promises.
         let (recovered, missed) = self.recover(&wanted.channels, since);
         for event in missed {
-            self.send_shared(conn, event.encoded, fx);
+            self.send(conn, Payload::new(Kind::Event, &event.encoded), fx);
         }
-        self.send(conn, wanted.answer("subscribed", recovered, &id), fx);
+        let answer = wanted.answer(recovered, &id);
+        self.send(conn, Payload::new(Kind::Subscribed, &answer), fx);
         if !wanted.symbols.is_empty() || wanted.channels.is_empty() {
             let parts: Vec<Rc<str>> = self.latest.parts(&wanted.symbols, 0, now_ms);
-            self.send(conn, protocol::prices_frame("snapshot", &parts), fx);
+            let snapshot = body::prices(&parts);
+            self.send(conn, Payload::new(Kind::Snapshot, &snapshot), fx);
         }
-        for (_, state) in self.market_states(&wanted.channels) {
-            self.send_shared(conn, state, fx);
+        for (key, state) in self.market_states(&wanted.channels) {
+            self.send(conn, Payload::new(market::state_kind(&key), &state), fx);
         }
     }
 
@@ -333,8 +343,8 @@ impl Fanout {
         let removed = self.clients.unsubscribe(conn, &all);
         self.interest_changed |= removed.iter().any(|k| channel::from_upstream(k));
         fx.push(self.save(conn));
-        let frame = wanted.answer("unsubscribed", None, &id);
-        self.send(conn, frame, fx);
+        let answer = wanted.answer(None, &id);
+        self.send(conn, Payload::new(Kind::Unsubscribed, &answer), fx);
     }
 
     /// Resolves a request's symbols and channels, all or nothing.
@@ -379,6 +389,7 @@ impl Fanout {
         let who = self.clients.get_mut(conn).and_then(|c| c.who.clone());
         Effect::SaveSubscriptions {
             conn,
+            wire: self.clients.wire(conn).unwrap_or(Wire::Json),
             keys: self.clients.subscriptions(conn),
             who,
         }
@@ -424,14 +435,12 @@ impl Fanout {
         ))
     }
 
-    /// Sends one already encoded frame (an event) to one client.
-    fn send_shared(&mut self, conn: ConnId, frame: Rc<str>, fx: &mut Vec<Effect>) {
-        self.count_sent(1, frame.len());
-        fx.push(Effect::Send { conn, frame });
-    }
-
-    /// Sends one frame to one client.
-    pub(super) fn send(&mut self, conn: ConnId, frame: String, fx: &mut Vec<Effect>) {
+    /// Sends `payload` to one client, framed by its wire (nothing to a client not known).
+    pub fn send(&mut self, conn: ConnId, payload: Payload<'_>, fx: &mut Vec<Effect>) {
+        let Some(wire) = self.clients.wire(conn) else {
+            return;
+        };
+        let frame = wire.frame(payload, None);
         self.count_sent(1, frame.len());
         fx.push(Effect::Send {
             conn,
@@ -439,8 +448,10 @@ impl Fanout {
         });
     }
 
-    fn reject(&mut self, conn: ConnId, err: ClientError, fx: &mut Vec<Effect>) {
+    /// Refuses a client's message with `err`, framed by its wire.
+    pub fn reject(&mut self, conn: ConnId, err: ClientError, fx: &mut Vec<Effect>) {
         self.stats.client_errors += 1;
-        self.send(conn, protocol::error_frame(&err), fx);
+        let refusal = body::error(&err);
+        self.send(conn, Payload::new(Kind::Error, &refusal), fx);
     }
 }

@@ -1,7 +1,7 @@
 //! Event channels in the fan-out: each event once, in offset order, to every subscriber,
 //! and a returning client's recovery from this fan-out's copy of the history.
 
-use std::rc::Rc;
+use std::collections::BTreeMap;
 
 use super::clients::EventRoute;
 use super::{Carrier, Fanout};
@@ -10,6 +10,7 @@ use crate::core::effect::Effect;
 use crate::core::events::{Event, Recovery, Since};
 use crate::core::ids::ConnId;
 use crate::core::protocol::close;
+use crate::core::wire::{Kind, Payload, Wire};
 
 impl Fanout {
     /// Takes the batch's epoch (a new one means history was lost: the copy starts over) and
@@ -37,9 +38,9 @@ impl Fanout {
     /// keeps up, queued for SSE streams; the too slow are closed 4009 (they recover from
     /// history when they return).
     fn deliver(&mut self, event: &Event, now_ms: i64, fx: &mut Vec<Effect>) {
-        let frame = event.encoded.clone();
+        let payload = Payload::new(Kind::Event, &event.encoded);
         let route = |c: &mut Carrier, now: i64| c.event(event, now);
-        let slow = self.deliver_whole(&event.channel, frame, route, now_ms, fx);
+        let slow = self.deliver_whole(&event.channel, payload, route, now_ms, fx);
         let mut wake = Vec::new();
         for conn in slow {
             self.stats.slow_consumer_closes += 1;
@@ -55,20 +56,21 @@ impl Fanout {
         }
     }
 
-    /// A frame delivered whole to every subscriber of `channel` (an event, a market frame),
-    /// each client routing it its own way (`route`): one shared frame for the WebSockets it
-    /// goes to, a wake for the SSE readers it was queued for. Returns the clients too slow
-    /// for it, for the caller to deal with.
+    /// A payload delivered whole to every subscriber of `channel` (an event, a market
+    /// frame), each client routing it its own way (`route`): one frame per wire, shared by
+    /// every pushed-to client of that wire, and a wake for the SSE readers it was queued
+    /// for. Returns the clients too slow for it, for the caller to deal with.
     pub(super) fn deliver_whole(
         &mut self,
         channel: &str,
-        frame: Rc<str>,
+        payload: Payload<'_>,
         route: impl Fn(&mut Carrier, i64) -> EventRoute,
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) -> Vec<ConnId> {
         let subscribers: Vec<ConnId> = self.clients.subscribers(channel).collect();
-        let (mut ws, mut wake, mut slow) = (Vec::new(), Vec::new(), Vec::new());
+        let mut pushed: BTreeMap<Wire, Vec<ConnId>> = BTreeMap::new();
+        let (mut wake, mut slow) = (Vec::new(), Vec::new());
         let mut fell_behind = false;
         for conn in subscribers {
             let Some(client) = self.clients.get_mut(conn) else {
@@ -77,7 +79,7 @@ impl Fanout {
             match route(&mut client.carrier, now_ms) {
                 EventRoute::Send { fell_behind: f } => {
                     fell_behind |= f;
-                    ws.push(conn);
+                    pushed.entry(client.wire).or_default().push(conn);
                 }
                 EventRoute::Wake => wake.push(conn),
                 EventRoute::Held => {}
@@ -87,10 +89,7 @@ impl Fanout {
         if fell_behind {
             self.watch(now_ms);
         }
-        if !ws.is_empty() {
-            self.count_sent(ws.len(), frame.len());
-            fx.push(Effect::Fanout { conns: ws, frame });
-        }
+        self.push_per_wire(pushed, payload, fx);
         if !wake.is_empty() {
             fx.push(Effect::SseWake { conns: wake });
         }

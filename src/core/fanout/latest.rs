@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::core::batch::{Batch, Change};
 use crate::core::fastmap::FastMap;
-use crate::core::protocol;
+use crate::core::wire::body;
 
 /// One latest price.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,9 +94,9 @@ impl Latest {
             .collect()
     }
 
-    /// The live prices of `symbols` newer than `after` as one `prices` frame, with the highest
+    /// The live prices of `symbols` newer than `after` as one `prices` body, with the highest
     /// `seq` in it; `None` when there is nothing to send.
-    pub fn frame<'a>(
+    pub fn body<'a>(
         &self,
         symbols: impl IntoIterator<Item = &'a String>,
         after: u64,
@@ -109,7 +109,7 @@ impl Latest {
             .collect();
         let max_seq = items.iter().map(|i| i.seq).max()?;
         let parts: Vec<&str> = items.iter().map(|i| &*i.encoded).collect();
-        Some((protocol::prices_frame("prices", &parts), max_seq))
+        Some((body::prices(&parts), max_seq))
     }
 }
 
@@ -141,7 +141,7 @@ mod tests {
         });
         assert_eq!(l.seq(), 8);
         let syms = ["BTCUSDT".to_string(), "ETHUSDT".to_string()];
-        let (frame, max) = l.frame(&syms, 0, 600).unwrap();
+        let (frame, max) = l.body(&syms, 0, 600).unwrap();
         assert_eq!(max, 8);
         assert!(frame.contains(r#""seq":8"#) && frame.contains(r#""seq":2"#));
         assert_eq!(l.parts(&syms, 2, 600).len(), 1, "only newer than `after`");
@@ -150,8 +150,8 @@ mod tests {
             expired: vec!["BTCUSDT".into()],
             ..Batch::default()
         });
-        assert!(l.frame(&syms, 0, 600).is_some_and(|(_, m)| m == 2));
-        assert!(l.frame(&syms, 2, 600).is_none());
+        assert!(l.body(&syms, 0, 600).is_some_and(|(_, m)| m == 2));
+        assert!(l.body(&syms, 2, 600).is_none());
     }
 
     #[test]
@@ -171,7 +171,7 @@ mod tests {
         });
         let syms = ["BTCUSDT".to_string()];
         assert_eq!(
-            l.frame(&syms, 0, 10).map(|(_, m)| m),
+            l.body(&syms, 0, 10).map(|(_, m)| m),
             Some(5),
             "never backwards"
         );

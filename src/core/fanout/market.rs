@@ -2,7 +2,8 @@
 //! every closed candle once, the newest open candle and book per flush, and each state
 //! channel's current value for a new subscriber.
 //!
-//! Every frame is encoded once per channel and flush and shared by all its subscribers. A
+//! Every body is encoded once per channel and flush, framed once per wire and shared by all
+//! its subscribers of that wire. A
 //! WebSocket behind its flow-control window skips market frames until it catches up (trade
 //! ids show the gap; the next candle or book frame brings the state back); an SSE reader
 //! queues them like events.
@@ -14,7 +15,17 @@ use super::{Carrier, Fanout};
 use crate::core::batch::Batch;
 use crate::core::channel;
 use crate::core::effect::Effect;
-use crate::core::market::{trades_frame, MarketKind};
+use crate::core::market::{trades_body, MarketKind};
+use crate::core::wire::{Kind, Payload};
+
+/// What a state channel's payload is: the book of a `book:` channel, else a candle.
+pub(super) fn state_kind(channel: &str) -> Kind {
+    if channel.starts_with("book:") {
+        Kind::Book
+    } else {
+        Kind::Candle
+    }
+}
 
 /// Market frames waiting for the next flush, and each state channel's current frame.
 #[derive(Debug, Default)]
@@ -70,42 +81,36 @@ impl Fanout {
     pub(super) fn flush_market(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
         let out = std::mem::take(&mut self.market.trades);
         for (ch, trades) in out {
-            let frame: Rc<str> = trades_frame(&ch, &trades).into();
-            self.deliver_market(&ch, "trades", frame, now_ms, fx);
+            let body = trades_body(&ch, &trades);
+            self.deliver_market(&ch, Payload::new(Kind::Trades, &body), now_ms, fx);
         }
-        for (ch, frame) in std::mem::take(&mut self.market.closed) {
-            self.deliver_market(&ch, "candle", frame, now_ms, fx);
+        for (ch, body) in std::mem::take(&mut self.market.closed) {
+            self.deliver_market(&ch, Payload::new(Kind::Candle, &body), now_ms, fx);
         }
         for ch in std::mem::take(&mut self.market.dirty) {
-            let Some(frame) = self.market.states.get(&ch).cloned() else {
+            let Some(body) = self.market.states.get(&ch).cloned() else {
                 continue;
             };
-            let name = if ch.starts_with("book:") {
-                "book"
-            } else {
-                "candle"
-            };
-            self.deliver_market(&ch, name, frame, now_ms, fx);
+            self.deliver_market(&ch, Payload::new(state_kind(&ch), &body), now_ms, fx);
         }
     }
 
     fn deliver_market(
         &mut self,
         channel: &str,
-        name: &str,
-        frame: Rc<str>,
+        payload: Payload<'_>,
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
-        let route = |c: &mut Carrier, now: i64| c.market(name, &frame, now);
+        let route = |c: &mut Carrier, now: i64| c.market(payload, now);
         // An SSE reader too slow for market frames ends (its stream is already closing).
-        let slow = self.deliver_whole(channel, frame.clone(), route, now_ms, fx);
+        let slow = self.deliver_whole(channel, payload, route, now_ms, fx);
         if !slow.is_empty() {
             fx.push(Effect::SseWake { conns: slow });
         }
     }
 
-    /// The current frames of the state channels among `channels` (a new subscriber's first).
+    /// The current bodies of the state channels among `channels` (a new subscriber's first).
     pub(super) fn market_states(&self, channels: &[String]) -> Vec<(String, Rc<str>)> {
         channels
             .iter()

@@ -13,7 +13,7 @@
 //! - `streams`: Server-Sent Events streams;
 //! - `latest`: the latest value per symbol, for snapshots and catch-up frames.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,9 @@ use crate::core::events::History;
 use crate::core::fastmap::FastMap;
 use crate::core::histogram::Histogram;
 use crate::core::ids::{ConnId, Transport};
-use crate::core::protocol::{self, close};
+use crate::core::protocol::close;
 use crate::core::upstream_state::UpstreamState;
+use crate::core::wire::{body, Kind, Payload, Wire};
 use pacer::{Pace, Pacer};
 
 mod clients;
@@ -194,25 +195,26 @@ impl Fanout {
                 per_conn.entry(conn).or_default().push(symbol);
             }
         }
-        let mut groups: FastMap<Vec<&String>, Vec<ConnId>> = FastMap::default();
+        // Clients of the same wire with the same changed symbols share one frame.
+        let mut groups: FastMap<(Wire, Vec<&String>), Vec<ConnId>> = FastMap::default();
         let mut wake = Vec::new();
         for (conn, symbols) in per_conn {
             let Some(client) = self.clients.get_mut(conn) else {
                 continue;
             };
             match client.carrier.change(&symbols, now_ms) {
-                Route::Send => groups.entry(symbols).or_default().push(conn),
+                Route::Send => groups.entry((client.wire, symbols)).or_default().push(conn),
                 Route::Wake => wake.push(conn),
                 Route::Held => {}
             }
         }
         let (mut frames, mut crowded, mut fell_behind) = (0, 0, false);
-        for (symbols, conns) in groups {
+        for ((wire, symbols), conns) in groups {
             let changes = symbols.len();
-            let Some((frame, max_seq)) = self.latest.frame(symbols, 0, now_ms) else {
+            let Some((body, max_seq)) = self.latest.body(symbols, 0, now_ms) else {
                 continue;
             };
-            let frame: Rc<str> = frame.into();
+            let frame: Rc<str> = wire.frame(Payload::new(Kind::Prices, &body), None).into();
             self.count_sent(conns.len(), frame.len());
             for conn in &conns {
                 if let Some(client) = self.clients.get_mut(*conn) {
@@ -236,27 +238,36 @@ impl Fanout {
         self.flush_market(now_ms, fx);
     }
 
-    /// Tells every client the upstream state: one frame for all WebSockets, an event queued
-    /// for each SSE stream.
+    /// Tells every client the upstream state: one frame per wire for the clients pushed to,
+    /// an event queued for each SSE stream.
     fn announce(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        let frame = protocol::status_frame(self.state.as_str(), now_ms);
-        let (mut ws, mut wake) = (Vec::new(), Vec::new());
+        let body = body::status(self.state.as_str(), now_ms);
+        let payload = Payload::new(Kind::Status, &body);
+        let (mut pushed, mut wake) = (BTreeMap::<Wire, Vec<ConnId>>::new(), Vec::new());
         for (conn, client) in self.clients.iter_mut() {
-            match client.carrier.status(&frame) {
-                Route::Send => ws.push(*conn),
+            match client.carrier.status(payload) {
+                Route::Send => pushed.entry(client.wire).or_default().push(*conn),
                 Route::Wake => wake.push(*conn),
                 Route::Held => {}
             }
         }
-        if !ws.is_empty() {
-            self.count_sent(ws.len(), frame.len());
-            fx.push(Effect::Fanout {
-                conns: ws,
-                frame: frame.into(),
-            });
-        }
+        self.push_per_wire(pushed, payload, fx);
         if !wake.is_empty() {
             fx.push(Effect::SseWake { conns: wake });
+        }
+    }
+
+    /// Sends `payload` to the clients pushed to, framed once per wire.
+    fn push_per_wire(
+        &mut self,
+        pushed: BTreeMap<Wire, Vec<ConnId>>,
+        payload: Payload<'_>,
+        fx: &mut Vec<Effect>,
+    ) {
+        for (wire, conns) in pushed {
+            let frame: Rc<str> = wire.frame(payload, None).into();
+            self.count_sent(conns.len(), frame.len());
+            fx.push(Effect::Fanout { conns, frame });
         }
     }
 
@@ -325,13 +336,13 @@ impl Fanout {
         }
         for conn in warn {
             self.stats.slow_consumers += 1;
-            let frame = protocol::warning_frame(
+            let body = body::warning(
                 "SLOW_CONSUMER",
                 "you are not acknowledging fast enough; updates are held and sent as the newest \
                  value per symbol when you catch up (send {\"action\":\"ack\",\"seq\":N}); \
                  the connection closes with 4009 if this goes on",
             );
-            self.send(conn, frame, fx);
+            self.send(conn, Payload::new(Kind::Warning, &body), fx);
         }
         for conn in too_slow {
             self.stats.slow_consumer_closes += 1;
@@ -408,3 +419,6 @@ impl Fanout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

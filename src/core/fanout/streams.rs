@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use super::market::state_kind;
 use super::session::SseTake;
 use super::{Carrier, Fanout};
 use crate::core::auth;
@@ -11,10 +12,11 @@ use crate::core::channel;
 use crate::core::cursor::{self, EventsAt};
 use crate::core::error::ApiError;
 use crate::core::events::Event;
-use crate::core::ids::{ConnId, Transport};
+use crate::core::ids::ConnId;
 use crate::core::input::StreamOpen;
-use crate::core::protocol::{self, sse_event, Targets};
 use crate::core::upstream_state::UpstreamState;
+use crate::core::wire::body::{self, Targets};
+use crate::core::wire::{sse, Kind, Payload, Wire};
 
 /// Where a new stream starts: prices after `after`, events from `tops` (per event channel),
 /// with what recovery found.
@@ -64,7 +66,7 @@ impl Fanout {
         let (after, resumed) = last
             .and_then(|raw| cursor::parse(raw, &evented))
             .unwrap_or((0, None));
-        let conn = self.client_open(Transport::Sse, who, now_ms);
+        let conn = self.client_open(Wire::Sse, who, now_ms);
         let keys: Vec<String> = symbols.iter().chain(channels).cloned().collect();
         let added = self.clients.subscribe(conn, &keys);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
@@ -135,29 +137,33 @@ impl Fanout {
                     channels: Some(channels),
                     recovered,
                 };
-                let frame = protocol::targets_frame("subscribed", &t, &None);
-                first.push_str(&sse_event("subscribed", None, &frame));
+                let subscribed = body::targets(&t, &None);
+                first.push_str(&sse::frame(
+                    Payload::new(Kind::Subscribed, &subscribed),
+                    None,
+                ));
             }
             let parts: Vec<Rc<str>> = self.latest.parts(symbols, after, now_ms);
-            let snapshot = protocol::prices_frame("snapshot", &parts);
-            first.push_str(&sse_event("snapshot", Some(&sse.id()), &snapshot));
+            let snapshot = body::prices(&parts);
+            let id = sse.id();
+            first.push_str(&sse::frame(
+                Payload::new(Kind::Snapshot, &snapshot),
+                Some(&id),
+            ));
             if !matches!(self.state, UpstreamState::Connected | UpstreamState::Idle) {
-                let status = protocol::status_frame(self.state.as_str(), now_ms);
-                first.push_str(&sse_event("status", None, &status));
+                let status = body::status(self.state.as_str(), now_ms);
+                first.push_str(&sse::frame(Payload::new(Kind::Status, &status), None));
             }
             for event in missed {
                 if let Some(at) = &mut sse.events_at {
                     at.advance(&event.channel, event.offset);
                 }
-                first.push_str(&sse_event("event", Some(&sse.id()), &event.encoded));
+                let payload = Payload::new(Kind::Event, &event.encoded);
+                first.push_str(&sse::frame(payload, Some(&sse.id())));
             }
             for (key, state) in &states {
-                let name = if key.starts_with("book:") {
-                    "book"
-                } else {
-                    "candle"
-                };
-                first.push_str(&sse_event(name, Some(&sse.id()), state));
+                let payload = Payload::new(state_kind(key), state);
+                first.push_str(&sse::frame(payload, Some(&sse.id())));
             }
         }
         first
@@ -180,9 +186,12 @@ impl Fanout {
         let pending = std::mem::take(&mut sse.pending);
         sse.pending_since = None;
         sse.warned = false;
-        if let Some((frame, max_seq)) = self.latest.frame(&pending, sse.delivered, now_ms) {
+        if let Some((prices, max_seq)) = self.latest.body(&pending, sse.delivered, now_ms) {
             sse.delivered = max_seq;
-            out.push_str(&sse_event("prices", Some(&sse.id()), &frame));
+            out.push_str(&sse::frame(
+                Payload::new(Kind::Prices, &prices),
+                Some(&sse.id()),
+            ));
         }
         if out.is_empty() && sse.keepalive_due {
             out.push_str(": keepalive\n\n");

@@ -97,7 +97,7 @@ fn candle(channel: &str, data: &Map<String, Value>) -> Result<(MarketKind, Strin
         .and_then(Value::as_bool)
         .ok_or(UpstreamError::MissingField("x"))?;
     let frame = format!(
-        r#"{{"type":"candle","channel":"{channel}","candle":{{"t":{},"o":"{}","h":"{}","l":"{}","c":"{}","v":"{}","closed":{closed}}}}}"#,
+        r#"{{"channel":"{channel}","candle":{{"t":{},"o":"{}","h":"{}","l":"{}","c":"{}","v":"{}","closed":{closed}}}}}"#,
         num(k, "t")?,
         dec(k, "o")?,
         dec(k, "h")?,
@@ -113,10 +113,10 @@ fn candle(channel: &str, data: &Map<String, Value>) -> Result<(MarketKind, Strin
     Ok((kind, frame))
 }
 
-/// The `book` frame: up to [`BOOK_LEVELS`] `[price, qty]` a side, and `u`, Binance's
+/// The `book` body: up to [`BOOK_LEVELS`] `[price, qty]` a side, and `u`, Binance's
 /// `lastUpdateId`.
 fn book(channel: &str, data: &Map<String, Value>) -> Result<String, UpstreamError> {
-    let mut out = format!(r#"{{"type":"book","channel":"{channel}""#);
+    let mut out = format!(r#"{{"channel":"{channel}""#);
     for side in ["bids", "asks"] {
         let levels = data
             .get(side)
@@ -234,8 +234,8 @@ mod tests {
         assert_eq!(u.kind, MarketKind::Candle);
         let f = frame(&u);
         assert_eq!(
-            (f["type"].clone(), f["channel"].clone()),
-            (json!("candle"), json!("candles:BTCUSDT:1m"))
+            (f.get("type"), f["channel"].clone()),
+            (None, json!("candles:BTCUSDT:1m"))
         );
         assert_eq!(
             f["candle"],
@@ -252,10 +252,7 @@ mod tests {
         let (m, data) = fixture(DEPTH, "btcusdt@depth10@100ms");
         let u = parse(&m, &data).unwrap();
         let f = frame(&u);
-        assert_eq!(
-            (f["type"].clone(), u.kind),
-            (json!("book"), MarketKind::Book)
-        );
+        assert_eq!((f.get("type"), u.kind), (None, MarketKind::Book));
         assert_eq!(f["bids"].as_array().unwrap().len(), 10);
         assert_eq!(f["asks"].as_array().unwrap().len(), 10);
         assert_eq!(f["bids"][0], json!(["89879.78000000", "0.50000000"]));

@@ -13,6 +13,7 @@ use crate::core::hub::tests::Drive;
 use crate::core::ids::Identity;
 use crate::core::input::UpstreamEvent;
 use crate::core::protocol::close;
+use crate::core::wire::Wire;
 
 fn hub() -> Hub {
     let map: HashMap<&str, &str> = [
@@ -51,8 +52,8 @@ fn sub(h: &mut Hub, c: ConnId, channel: &str, since: Option<u64>) -> Vec<Value> 
 #[test]
 fn a_private_channel_reaches_its_owner_only() {
     let mut h = hub();
-    let (alice, _) = h.client_open(Transport::WebSocket, user("alice", 60_000), 1);
-    let (bob, _) = h.client_open(Transport::WebSocket, user("bob", 60_000), 1);
+    let (alice, _) = h.client_open(Wire::Json, user("alice", 60_000), 1);
+    let (bob, _) = h.client_open(Wire::Json, user("bob", 60_000), 1);
     let ok = sub(&mut h, alice, "user:alice:portfolio", None);
     assert_eq!(ok[0]["type"], "subscribed");
     let no = sub(&mut h, bob, "user:alice:portfolio", None);
@@ -72,7 +73,7 @@ fn a_private_channel_reaches_its_owner_only() {
         "a recovery of another's channel returns nothing: {again:?}"
     );
     assert_eq!(again[0]["code"], "FORBIDDEN");
-    let (anon, _) = h.client_open(Transport::WebSocket, None, 1);
+    let (anon, _) = h.client_open(Wire::Json, None, 1);
     assert_eq!(
         sub(&mut h, anon, "user:alice:portfolio", None)[0]["code"],
         "FORBIDDEN"
@@ -96,8 +97,8 @@ fn a_private_channel_reaches_its_owner_only() {
 #[test]
 fn an_expired_token_closes_its_connection_4401() {
     let mut h = hub();
-    let (c, _) = h.client_open(Transport::WebSocket, user("alice", 5_000), 1);
-    let (d, _) = h.client_open(Transport::WebSocket, user("bob", 9_000), 1);
+    let (c, _) = h.client_open(Wire::Json, user("alice", 5_000), 1);
+    let (d, _) = h.client_open(Wire::Json, user("bob", 9_000), 1);
     assert!(!h
         .timer(4_999)
         .iter()
@@ -117,7 +118,7 @@ fn an_expired_token_closes_its_connection_4401() {
         exp_ms: 60_000,
         channels: Some(vec!["events:signals".into()]),
     });
-    let (e, _) = h.client_open(Transport::WebSocket, limited, 1);
+    let (e, _) = h.client_open(Wire::Json, limited, 1);
     assert_eq!(
         sub(&mut h, e, "events:signals", None)[0]["type"],
         "subscribed"

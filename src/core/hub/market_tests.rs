@@ -10,6 +10,7 @@ use super::*;
 use crate::core::host::ClientHost;
 use crate::core::hub::tests::Drive;
 use crate::core::input::UpstreamEvent;
+use crate::core::wire::Wire;
 
 fn hub() -> Hub {
     let map: HashMap<&str, &str> = [
@@ -51,7 +52,7 @@ const BOOK: &str = r#"{"stream":"btcusdt@depth10@100ms","data":{"lastUpdateId":7
 /// A hub with client `c` following BTCUSDT's trades and book; returns the upstream
 /// requests that made.
 fn following(h: &mut Hub) -> (ConnId, Vec<Value>) {
-    let (c, _) = h.client_open(Transport::WebSocket, None, 1);
+    let (c, _) = h.client_open(Wire::Json, None, 1);
     let sub = r#"{"action":"subscribe","channels":["trades:BTCUSDT","book:BTCUSDT"]}"#;
     let mut fx = h.client_says(c, sub, 2);
     fx.extend(h.timer(2));
@@ -113,7 +114,7 @@ fn trades_gather_per_flush_and_states_greet_new_subscribers() {
     assert!(book
         .iter()
         .any(|f| f["type"] == "book" && f["bids"][0][0] == "1.0"));
-    let (d, _) = h.client_open(Transport::WebSocket, None, 2_200);
+    let (d, _) = h.client_open(Wire::Json, None, 2_200);
     let sub = r#"{"action":"subscribe","channels":["book:BTCUSDT"]}"#;
     let fx = h.client_says(d, sub, 2_200);
     let first = frames(&fx, d);
@@ -126,7 +127,7 @@ fn trades_gather_per_flush_and_states_greet_new_subscribers() {
 #[test]
 fn a_closed_candle_arrives_once_beside_the_newest_open_one() {
     let mut h = hub();
-    let (c, _) = h.client_open(Transport::WebSocket, None, 1);
+    let (c, _) = h.client_open(Wire::Json, None, 1);
     h.client_says(
         c,
         r#"{"action":"subscribe","channels":["candles:BTCUSDT:1m"]}"#,
@@ -181,7 +182,7 @@ fn market_streams_take_only_the_room_price_streams_leave() {
     let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
     h.start(0);
     h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
-    let (c, _) = h.client_open(Transport::WebSocket, None, 1);
+    let (c, _) = h.client_open(Wire::Json, None, 1);
     let sub = r#"{"action":"subscribe","channels":["trades:S1USDT","book:S1USDT","book:S2USDT"]}"#;
     let mut fx = h.client_says(c, sub, 2);
     fx.extend(h.timer(2));

@@ -16,6 +16,7 @@ use crate::core::input::{ClientInput, StreamOpen, UpstreamEvent};
 use crate::core::protocol::close;
 use crate::core::request::{parse_stream_symbols, parse_symbol_query};
 use crate::core::upstream_state::UpstreamState;
+use crate::core::wire::Wire;
 
 /// Shorthand for the inputs tests send most: a client's text frame (to the leader or a
 /// shard) and an exchange's frame (to the leader).
@@ -134,7 +135,7 @@ fn start_connects_once_to_the_first_endpoint_with_every_stream() {
 fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
     let mut h = connected();
     h.exchange_sends(1, &ticker("BTCUSDT", "100.5", 1), 10);
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     let fx = h.client_says(
         c,
         r#"{"action":"subscribe","symbols":["btc/usdt","ETH-USDT"],"id":1}"#,
@@ -154,6 +155,7 @@ fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
     assert_eq!(f[1]["prices"][0]["price"], "100.5");
     assert!(fx.contains(&Effect::SaveSubscriptions {
         conn: c,
+        wire: Wire::Json,
         keys: vec!["BTCUSDT".into(), "ETHUSDT".into()],
         who: None,
     }));
@@ -169,9 +171,9 @@ fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
 #[test]
 fn each_client_gets_only_its_symbols_and_one_update_is_encoded_once() {
     let mut h = connected();
-    let a = h.client_open(Transport::WebSocket, None, 0).0;
-    let b = h.client_open(Transport::WebSocket, None, 0).0;
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let a = h.client_open(Wire::Json, None, 0).0;
+    let b = h.client_open(Wire::Json, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     h.client_says(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     h.client_says(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 0);
     h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
@@ -193,7 +195,7 @@ fn each_client_gets_only_its_symbols_and_one_update_is_encoded_once() {
 #[test]
 fn unknown_symbol_is_an_error_and_changes_nothing() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     let fx = h.client_says(
         c,
         r#"{"action":"subscribe","symbols":["BTCUSDT","DOGEUSDT"],"id":7}"#,
@@ -216,7 +218,7 @@ fn unknown_symbol_is_an_error_and_changes_nothing() {
 #[test]
 fn unsubscribe_list_and_ping() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     h.client_says(
         c,
         r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
@@ -251,7 +253,7 @@ fn unsubscribe_list_and_ping() {
 #[test]
 fn limits_on_symbols_and_frame_size() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     let f = frames(
         &h.client_says(
             c,
@@ -271,11 +273,11 @@ fn limits_on_symbols_and_frame_size() {
         }]
     );
     assert!(!h.has_client(c), "a closed connection is forgotten at once");
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     let f = frames(&h.client(ClientInput::Binary { conn: c, len: 3 }, 0), c);
     assert_eq!(f[0]["code"], "BAD_REQUEST");
     assert!(h.admit_client());
-    h.client_open(Transport::WebSocket, None, 0);
+    h.client_open(Wire::Json, None, 0);
     assert!(!h.admit_client(), "MAX_CONNECTIONS is 2");
     assert_eq!(h.fanout_stats().refused_at_capacity, 1);
     assert_eq!(
@@ -307,7 +309,7 @@ fn prices_are_written_in_batches_after_their_fan_out() {
         "a block is reserved first"
     );
     h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     let fx = h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 100);
     assert_eq!(frames(&fx, c).len(), 1, "sent at once");
@@ -382,7 +384,7 @@ fn the_first_frame_brings_the_watchdog_alarm_forward_to_the_cadence_limit() {
 #[test]
 fn caps_are_checked_before_symbols_are_resolved() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     // Three unknown names over a cap of two: the count answers, not the content.
     let f = frames(
         &h.client_says(
@@ -424,7 +426,7 @@ fn caps_are_checked_before_symbols_are_resolved() {
 #[test]
 fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     h.exchange_sends(1, &ticker("BTCUSDT", "5", 1), 1);
     for garbage in [
@@ -444,7 +446,7 @@ fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
 #[test]
 fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     let fx = h.upstream(
         UpstreamEvent::Failed {
             generation: 1,
@@ -604,9 +606,14 @@ fn restored_clients_and_prices_continue_where_they_were() {
         ..Price::default()
     };
     h.restore_prices(vec![p], 50, 1_000);
-    h.client_restore(9, &["BTCUSDT".to_string(), "NOTSERVED".to_string()], None);
+    h.client_restore(
+        9,
+        Wire::Json,
+        &["BTCUSDT".to_string(), "NOTSERVED".to_string()],
+        None,
+    );
     assert_eq!(
-        h.client_open(Transport::WebSocket, None, 0).0,
+        h.client_open(Wire::Json, None, 0).0,
         10,
         "new ids continue above restored ones"
     );
@@ -654,7 +661,7 @@ fn on_demand_follows_listeners() {
         .iter()
         .all(|e| !matches!(e, Effect::ConnectUpstream { .. })));
     assert_eq!(state(&h), "idle");
-    let a = h.client_open(Transport::WebSocket, None, 0).0;
+    let a = h.client_open(Wire::Json, None, 0).0;
     let fx = h.client_says(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 10);
     let url = fx
         .iter()
@@ -668,7 +675,7 @@ fn on_demand_follows_listeners() {
         "{url}"
     );
     h.upstream(UpstreamEvent::Opened { generation: 1 }, 20, 0.0);
-    let b = h.client_open(Transport::WebSocket, None, 0).0;
+    let b = h.client_open(Wire::Json, None, 0).0;
     let fx = h.client_says(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
     assert_eq!(
         upstream_sends(&fx),
@@ -699,7 +706,7 @@ fn on_demand_follows_listeners() {
 #[test]
 fn rotation_delivers_every_change_once_with_growing_seq() {
     let mut h = connected();
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     let mut seen: Vec<u64> = Vec::new();
     let mut collect = |fx: &[Effect]| {
@@ -784,7 +791,7 @@ fn etag_follows_seq_and_metrics_count_what_happened() {
     assert_eq!(a, b, "age changes, data does not");
     h.exchange_sends(1, &ticker("BTCUSDT", "2", 2), 2_500);
     assert_ne!(h.rest_price("BTCUSDT", 3_000).unwrap().1, a);
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
     h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 3_000);
     h.exchange_sends(1, &ticker("BTCUSDT", "3", 3), 3_100);
     h.observe_fanout(0.002);
@@ -814,9 +821,9 @@ fn live_with(pairs: &[(&str, &str)]) -> Hub {
 #[test]
 fn an_idle_hub_sends_at_once_and_a_burst_shares_one_frame_per_client() {
     let mut h = live_with(&[("FLUSH_MS", "20")]);
-    let (a, _) = h.client_open(Transport::WebSocket, None, 0);
-    let (b, _) = h.client_open(Transport::WebSocket, None, 0);
-    let (c, _) = h.client_open(Transport::WebSocket, None, 0);
+    let (a, _) = h.client_open(Wire::Json, None, 0);
+    let (b, _) = h.client_open(Wire::Json, None, 0);
+    let (c, _) = h.client_open(Wire::Json, None, 0);
     h.client_says(
         a,
         r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#,
@@ -930,7 +937,7 @@ fn sse_streams_snapshot_then_conflated_pulls_then_resume() {
 #[test]
 fn sse_never_repeats_what_the_snapshot_carried() {
     let mut h = live_with(&[("FLUSH_MS", "20")]);
-    let a = h.client_open(Transport::WebSocket, None, 0).0;
+    let a = h.client_open(Wire::Json, None, 0).0;
     h.client_says(a, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 100);
     // The stream opens inside the flush window: its snapshot already has seq 1.
@@ -1042,8 +1049,8 @@ fn status_changes_reach_sse_readers_as_events() {
 fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
     use crate::core::fanout::session::ACK_WINDOW_BYTES;
     let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "1000")]);
-    let slow = h.client_open(Transport::WebSocket, None, 0).0;
-    let bystander = h.client_open(Transport::WebSocket, None, 0).0;
+    let slow = h.client_open(Wire::Json, None, 0).0;
+    let bystander = h.client_open(Wire::Json, None, 0).0;
     for c in [slow, bystander] {
         h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     }
@@ -1113,8 +1120,8 @@ fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
 #[test]
 fn the_rate_limit_answers_rate_limited_then_closes_4008() {
     let mut h = live_with(&[("CLIENT_MESSAGES_PER_SECOND", "3")]);
-    let c = h.client_open(Transport::WebSocket, None, 0).0;
-    let bystander = h.client_open(Transport::WebSocket, None, 0).0;
+    let c = h.client_open(Wire::Json, None, 0).0;
+    let bystander = h.client_open(Wire::Json, None, 0).0;
     let ping = r#"{"action":"ping"}"#;
     for _ in 0..3 {
         assert_eq!(frames(&h.client_says(c, ping, 0), c)[0]["type"], "pong");
@@ -1180,7 +1187,7 @@ fn rest_bodies() {
 #[test]
 fn a_failed_send_closes_the_client_retryably_and_forgets_it() {
     let mut h = connected();
-    let (c, _) = h.client_open(Transport::WebSocket, None, 0);
+    let (c, _) = h.client_open(Wire::Json, None, 0);
     h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     let fx = h.client(ClientInput::SendFailed { conn: c }, 1);
     let close = Effect::Close {

@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::rest::{self, CorsDecision};
 use super::symbol::percent_decode;
 use super::text::truncate;
+use super::wire::Wire;
 
 pub mod object;
 pub mod query;
@@ -83,7 +84,7 @@ pub fn classify(
         return publish_route(cfg, req).map_err(|e| (e, None));
     }
     let is_price = path.starts_with("/api/prices/");
-    let is_stream = path == "/ws" || path == "/api/stream";
+    let is_stream = Wire::of_socket_path(path).is_some() || path == "/api/stream";
     let known = matches!(path, "/api/prices" | "/health" | "/metrics") || is_stream || is_price;
     if !known {
         return Err((
@@ -162,16 +163,17 @@ fn fault_of(req: &Incoming<'_>) -> Option<Fault> {
 fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
     let params = req.query.to_vec();
     match req.path {
-        "/ws" => {
+        path if Wire::of_socket_path(path).is_some() => {
             if !req
                 .upgrade
                 .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
             {
-                return Err(ApiError::UpgradeRequired(
-                    "/ws is a WebSocket endpoint; connect with a WebSocket client".into(),
-                ));
+                return Err(ApiError::UpgradeRequired(format!(
+                    "{path} is a WebSocket endpoint; connect with a WebSocket client"
+                )));
             }
-            Ok(Route::Leader(ObjectRequest::WebSocket))
+            let wire = Wire::of_socket_path(path).unwrap_or(Wire::Json);
+            Ok(Route::Leader(ObjectRequest::WebSocket { wire }))
         }
         "/api/stream" => stream::route(cfg, req, params).map(Route::Leader),
         "/health" => {
@@ -263,7 +265,7 @@ mod tests {
         };
         assert_eq!(
             classify(&c, &allow, &ws),
-            Ok(Route::Leader(ObjectRequest::WebSocket))
+            Ok(Route::Leader(ObjectRequest::WebSocket { wire: Wire::Json }))
         );
         let list = q(&[("pairs", "btc-usdt,ETHUSDT")]);
         let hdr = Incoming {
@@ -357,7 +359,7 @@ mod tests {
     #[test]
     fn the_leader_reads_back_what_the_worker_wrote() {
         for r in [
-            ObjectRequest::WebSocket,
+            ObjectRequest::WebSocket { wire: Wire::Json },
             ObjectRequest::Stream {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
                 channels: vec![],

@@ -4,6 +4,7 @@
 
 use crate::core::cursor;
 use crate::core::error::ApiError;
+use crate::core::wire::Wire;
 
 /// What the leader or a shard is asked to do for a [`Fault`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +21,11 @@ pub enum FaultKind {
 /// [`ObjectRequest::parse`] are the one place it is encoded and decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectRequest {
-    /// A WebSocket upgrade (the client's own request is forwarded).
-    WebSocket,
+    /// A WebSocket upgrade of a wire (the client's own request is forwarded).
+    WebSocket {
+        /// The wire its path names.
+        wire: Wire,
+    },
     /// An SSE stream of canonical symbols and resolved channels, resuming from `last` (a
     /// stream id, see [`crate::core::fanout::cursor`]) when given.
     Stream {
@@ -67,7 +71,7 @@ impl ObjectRequest {
     /// The path and query the leader is asked with.
     pub fn path(&self) -> String {
         match self {
-            ObjectRequest::WebSocket => "/ws".into(),
+            ObjectRequest::WebSocket { wire } => wire.socket_path().unwrap_or("/ws").into(),
             ObjectRequest::Stream {
                 symbols,
                 channels,
@@ -115,7 +119,9 @@ impl ObjectRequest {
             })
         };
         Ok(match path {
-            "/ws" => ObjectRequest::WebSocket,
+            p if Wire::of_socket_path(p).is_some() => ObjectRequest::WebSocket {
+                wire: Wire::of_socket_path(p).unwrap_or(Wire::Json),
+            },
             "/stream" => ObjectRequest::Stream {
                 symbols: list("symbols").unwrap_or_default(),
                 channels: list("channels").unwrap_or_default(),

@@ -13,6 +13,7 @@ use crate::core::hub::tests::Drive;
 use crate::core::hub::Hub;
 use crate::core::ids::ShardId;
 use crate::core::input::{ClientInput, UpstreamEvent};
+use crate::core::wire::Wire;
 
 const SUB: &str = r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#;
 
@@ -115,7 +116,7 @@ fn a_shard_dials_on_its_first_client_and_holds_commands_until_the_snapshot() {
     let mut h = leader(&[]);
     let mut s = Shard::new(config(&[]));
     assert!(!s.synced());
-    let (c, fx) = s.client_open(Transport::WebSocket, None, 20);
+    let (c, fx) = s.client_open(Wire::Json, None, 20);
     assert!(dialed(&fx).is_some(), "a dial");
     let fx = s.client_says(c, SUB, 21);
     assert!(frames(&fx, c).is_empty(), "held until the snapshot is in");
@@ -144,7 +145,7 @@ fn a_shard_dials_on_its_first_client_and_holds_commands_until_the_snapshot() {
 fn a_broken_link_relinks_and_catches_up_without_a_seq_twice_or_backwards() {
     let mut h = leader(&[]);
     let mut s = Shard::new(config(&[]));
-    let (c, _) = s.client_open(Transport::WebSocket, None, 20);
+    let (c, _) = s.client_open(Wire::Json, None, 20);
     s.client_says(c, SUB, 20);
     let (fx, g) = link(&mut h, &mut s, 0, 20);
     let mut seen = seqs(&frames(&fx, c));
@@ -203,7 +204,7 @@ fn a_broken_link_relinks_and_catches_up_without_a_seq_twice_or_backwards() {
 fn a_restarted_leader_is_relinked_and_seq_keeps_growing() {
     let mut h = leader(&[]);
     let mut s = Shard::new(config(&[]));
-    let (c, _) = s.client_open(Transport::WebSocket, None, 20);
+    let (c, _) = s.client_open(Wire::Json, None, 20);
     s.client_says(c, SUB, 20);
     let (fx, _) = link(&mut h, &mut s, 0, 20);
     let mut seen = seqs(&frames(&fx, c));
@@ -229,8 +230,8 @@ fn on_demand_follows_the_union_of_the_shards_interests() {
     h.start(0);
     let mut a = Shard::new(config(&pairs));
     let mut b = Shard::new(config(&pairs));
-    let (ca, _) = a.client_open(Transport::WebSocket, None, 0);
-    let (cb, _) = b.client_open(Transport::WebSocket, None, 0);
+    let (ca, _) = a.client_open(Wire::Json, None, 0);
+    let (cb, _) = b.client_open(Wire::Json, None, 0);
     let (_, ga) = link(&mut h, &mut a, 0, 1);
     let (_, gb) = link(&mut h, &mut b, 1, 1);
     let fx = a.client_says(ca, SUB, 2);
@@ -297,7 +298,7 @@ fn on_demand_follows_the_union_of_the_shards_interests() {
 fn an_idle_shard_hangs_up_and_reports_while_linked() {
     let mut h = leader(&[]);
     let mut s = Shard::new(config(&[]));
-    let (c, _) = s.client_open(Transport::WebSocket, None, 0);
+    let (c, _) = s.client_open(Wire::Json, None, 0);
     let (_, g) = link(&mut h, &mut s, 1, 0);
     let fx = s.timer(REPORT_EVERY_MS);
     let reports = to_leader(&fx);
@@ -342,7 +343,7 @@ fn an_sse_stream_waits_for_the_snapshot() {
         s.sse_open(&stream(&syms, &[], None, None), 0),
         Err(ApiError::NoData { .. })
     ));
-    let (ws, _) = s.client_open(Transport::WebSocket, None, 0);
+    let (ws, _) = s.client_open(Wire::Json, None, 0);
     link(&mut h, &mut s, 0, 1);
     let (_, first, _) = s.sse_open(&stream(&syms, &[], None, None), 2).unwrap();
     assert!(first.contains("100.5"), "{first}");
@@ -352,7 +353,7 @@ fn an_sse_stream_waits_for_the_snapshot() {
 #[test]
 fn a_link_that_never_brings_the_snapshot_is_given_up_and_dialled_again() {
     let mut s = Shard::new(config(&[]));
-    let (c, fx) = s.client_open(Transport::WebSocket, None, 0);
+    let (c, fx) = s.client_open(Wire::Json, None, 0);
     let first = dialed(&fx).unwrap();
     s.client_says(c, SUB, 1);
     s.leader_opened(first, 2);

@@ -1,0 +1,119 @@
+//! The fan-out driven directly with what the feed and the events module hand it (batches of
+//! payloads, nothing from any exchange): each payload reaches every subscriber once, framed
+//! once per wire.
+
+use std::rc::Rc;
+
+use super::*;
+use crate::core::batch::Change;
+use crate::core::events::Event;
+use crate::core::input::{ClientInput, StreamOpen};
+use crate::core::market::{MarketKind, MarketUpdate};
+
+fn fanout() -> Fanout {
+    let cfg = Config::from_lookup(|k| match k {
+        "SYMBOLS" => Some("BTCUSDT,ETHUSDT".into()),
+        "EVENT_CHANNELS" => Some("signals".into()),
+        _ => None,
+    })
+    .unwrap();
+    Fanout::new(Rc::new(cfg))
+}
+
+fn say(f: &mut Fanout, conn: ConnId, text: &str) {
+    f.client(ClientInput::Text { conn, text }, 1, &mut Vec::new());
+}
+
+fn price(seq: u64, value: &str) -> Batch {
+    Batch {
+        prices: vec![Change {
+            symbol: "BTCUSDT".into(),
+            encoded: format!(r#"{{"symbol":"BTCUSDT","price":"{value}","seq":{seq}}}"#).into(),
+            seq,
+            received_at: 10,
+        }],
+        seq,
+        ..Batch::default()
+    }
+}
+
+/// Every `Fanout` effect: its targets and its frame.
+fn fanouts(fx: &[Effect]) -> Vec<(Vec<ConnId>, String)> {
+    let each = fx.iter().filter_map(|e| match e {
+        Effect::Fanout { conns, frame } => Some((conns.clone(), frame.to_string())),
+        _ => None,
+    });
+    each.collect()
+}
+
+#[test]
+fn a_price_is_framed_once_for_the_json_wire_and_as_an_event_for_sse() {
+    let mut f = fanout();
+    let a = f.client_open(Wire::Json, None, 1);
+    let b = f.client_open(Wire::Json, None, 1);
+    for c in [a, b] {
+        say(&mut f, c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#);
+    }
+    let open = StreamOpen {
+        symbols: vec!["BTCUSDT".into()],
+        ..StreamOpen::default()
+    };
+    let (s, first) = f.sse_open(&open, 1).unwrap();
+    assert!(first.contains("event: snapshot\n"), "{first}");
+    assert_eq!(f.sse_take(s, 2), SseTake::Pending, "parked");
+    let mut fx = Vec::new();
+    f.apply(&price(1, "1.50"), 10, &mut fx);
+    f.timer(10, &mut fx);
+    let sent = fanouts(&fx);
+    assert_eq!(sent.len(), 1, "one frame for the JSON wire: {sent:?}");
+    assert_eq!(sent[0].0, vec![a, b]);
+    assert_eq!(
+        sent[0].1,
+        r#"{"type":"prices","prices":[{"symbol":"BTCUSDT","price":"1.50","seq":1}]}"#
+    );
+    assert!(fx.contains(&Effect::SseWake { conns: vec![s] }));
+    let SseTake::Data(event) = f.sse_take(s, 11) else {
+        panic!("the SSE reader has its price");
+    };
+    assert!(
+        event.starts_with("event: prices\nid: 1\ndata: {\"type\":\"prices\""),
+        "{event}"
+    );
+}
+
+#[test]
+fn events_and_market_bodies_are_framed_by_the_subscribers_wire() {
+    let mut f = fanout();
+    let c = f.client_open(Wire::Json, None, 1);
+    let subscribe = r#"{"action":"subscribe","channels":["events:signals","candles:BTCUSDT:1m"]}"#;
+    say(&mut f, c, subscribe);
+    let event = Event {
+        channel: "events:signals".into(),
+        offset: 1,
+        encoded:
+            r#"{"channel":"events:signals","offset":1,"epoch":"e1","event":"x","data":2,"ts":3}"#
+                .into(),
+    };
+    let candle = MarketUpdate {
+        channel: "candles:BTCUSDT:1m".into(),
+        kind: MarketKind::Candle,
+        encoded: r#"{"channel":"candles:BTCUSDT:1m","candle":{"c":"1.5","closed":false}}"#.into(),
+    };
+    let batch = Batch {
+        events: vec![event],
+        epoch: Some("e1".into()),
+        market: vec![candle],
+        ..Batch::default()
+    };
+    let mut fx = Vec::new();
+    f.apply(&batch, 10, &mut fx);
+    f.timer(20, &mut fx);
+    let frames: Vec<String> = fanouts(&fx).into_iter().map(|(_, f)| f).collect();
+    assert_eq!(
+        frames,
+        [
+            r#"{"type":"event","channel":"events:signals","offset":1,"epoch":"e1","event":"x","data":2,"ts":3}"#,
+            r#"{"type":"candle","channel":"candles:BTCUSDT:1m","candle":{"c":"1.5","closed":false}}"#,
+        ]
+    );
+}

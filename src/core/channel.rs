@@ -52,29 +52,6 @@ impl Market {
             Market::Book(s) => format!("book:{s}"),
         }
     }
-
-    /// The Binance stream that feeds it, e.g. `btcusdt@kline_1m`.
-    pub fn stream(&self) -> String {
-        match self {
-            Market::Trades(s) => format!("{}@aggTrade", s.to_ascii_lowercase()),
-            Market::Candles(s, i) => format!("{}@kline_{i}", s.to_ascii_lowercase()),
-            Market::Book(s) => format!("{}@depth10@100ms", s.to_ascii_lowercase()),
-        }
-    }
-
-    /// The market channel a Binance stream feeds (the inverse of [`Market::stream`]).
-    pub fn of_stream(stream: &str) -> Option<Market> {
-        let (sym, suffix) = stream.split_once('@')?;
-        let symbol = super::symbol::canonical(sym)?;
-        Some(match suffix {
-            "aggTrade" => Market::Trades(symbol),
-            "depth10@100ms" => Market::Book(symbol),
-            s => {
-                let i = s.strip_prefix("kline_").filter(|i| INTERVALS.contains(i))?;
-                Market::Candles(symbol, i.to_string())
-            }
-        })
-    }
 }
 
 /// True for a market channel's key.
@@ -218,14 +195,8 @@ mod tests {
                 "{bad}"
             );
         }
-        for (key, stream) in [
-            ("trades:BTCUSDT", "btcusdt@aggTrade"),
-            ("candles:BTCUSDT:1h", "btcusdt@kline_1h"),
-            ("book:ETHUSDT", "ethusdt@depth10@100ms"),
-        ] {
-            let m = Market::of(key).unwrap();
-            assert_eq!((m.key(), m.stream()), (key.to_string(), stream.to_string()));
-            assert_eq!(Market::of_stream(stream), Some(m));
+        for key in ["trades:BTCUSDT", "candles:BTCUSDT:1h", "book:ETHUSDT"] {
+            assert_eq!(Market::of(key).unwrap().key(), key);
         }
         assert!(Market::of("events:signals").is_none() && Market::of("BTCUSDT").is_none());
         assert!(from_upstream("book:BTCUSDT") && !from_upstream("events:signals"));

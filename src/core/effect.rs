@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use super::ids::{ConnId, Identity, LinkId};
+use super::ids::{ConnId, Identity, LinkId, SourceId};
 use super::wire::Wire;
 
 /// Log severity, mapped by the edge to `console.*`.
@@ -51,8 +51,10 @@ pub enum Effect {
         /// Whose connection it is (with `JWT_SECRET`), kept through hibernation.
         who: Option<Identity>,
     },
-    /// Open an upstream WebSocket; report back with the same `generation`.
+    /// Open an upstream WebSocket; report back with the same `source` and `generation`.
     ConnectUpstream {
+        /// Whose link it is.
+        source: SourceId,
         /// Identifies this attempt; events of older generations are stale.
         generation: u64,
         /// Full URL including `?streams=`.
@@ -60,11 +62,15 @@ pub enum Effect {
     },
     /// Close the upstream connection of this generation.
     CloseUpstream {
+        /// Whose link it is.
+        source: SourceId,
         /// Which one.
         generation: u64,
     },
     /// Send a text frame (a live `SUBSCRIBE`/`UNSUBSCRIBE`) on the upstream of this generation.
     SendUpstream {
+        /// Whose link it is.
+        source: SourceId,
         /// Which connection.
         generation: u64,
         /// The JSON request.
@@ -83,6 +89,8 @@ pub enum Effect {
     /// Persist the upstream link's memory (breaker, attempt budget), so an evicted and
     /// re-created leader keeps honouring them.
     SaveLink {
+        /// Whose link it is (its memory is kept per source).
+        source: SourceId,
         /// Serialised [`super::feed::link::LinkMemory`].
         json: String,
     },

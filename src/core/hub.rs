@@ -19,9 +19,10 @@ use super::error::ApiError;
 use super::events::publish::Bucket;
 use super::events::History;
 use super::fanout::{Fanout, FanoutStats};
+use super::feed::binance::Binance;
 use super::feed::{Feed, FeedStats};
 use super::host::ClientHost;
-use super::ids::{ConnId, Identity, ShardId};
+use super::ids::{ConnId, Identity, ShardId, SourceId};
 use super::input::{ClientInput, StreamOpen, UpstreamEvent};
 use super::metrics;
 use super::price::Price;
@@ -62,7 +63,7 @@ impl Hub {
         let cfg = Rc::new(cfg);
         Hub {
             history: History::new(String::new(), cfg.events.history),
-            feed: Feed::new(cfg.clone()),
+            feed: Feed::new(cfg.clone(), Rc::new(Binance)),
             fanout: Fanout::new(cfg.clone()),
             shards: ShardTable::new(cfg.fanout_shards, cfg.flush_ms),
             cfg,
@@ -91,6 +92,11 @@ impl Hub {
     /// The highest `seq` handed out.
     pub fn seq(&self) -> u64 {
         self.feed.seq()
+    }
+
+    /// The source the feed follows.
+    pub fn source(&self) -> SourceId {
+        self.feed.source_id()
     }
 
     /// Takes back the upstream link's memory persisted by an earlier instance.
@@ -149,9 +155,19 @@ impl Hub {
         self.finish(now_ms, Vec::new(), later, Batch::default())
     }
 
-    /// An upstream connection's event: the feed takes it in, and what changed goes out.
-    pub fn upstream(&mut self, event: UpstreamEvent<'_>, now_ms: i64, jitter: f64) -> Vec<Effect> {
+    /// An upstream connection's event: the feed of its source takes it in, and what changed
+    /// goes out (an event of a source this leader does not follow changes nothing).
+    pub fn upstream(
+        &mut self,
+        source: SourceId,
+        event: UpstreamEvent<'_>,
+        now_ms: i64,
+        jitter: f64,
+    ) -> Vec<Effect> {
         let (mut later, mut batch) = (Vec::new(), Batch::default());
+        if source != self.feed.source_id() {
+            return later;
+        }
         let feed = &mut self.feed;
         match event {
             UpstreamEvent::Opened { generation } => {

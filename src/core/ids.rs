@@ -18,6 +18,32 @@ pub enum Transport {
     Sse,
 }
 
+/// An upstream the leader follows: in effects (which link a connection belongs to), in
+/// storage (whose link memory), in `/health` and as the `source` label in `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceId {
+    /// Binance's spot market streams.
+    Binance,
+}
+
+impl SourceId {
+    /// Its name in `/health`, `/metrics` and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceId::Binance => "binance",
+        }
+    }
+
+    /// The storage key of its link's memory (Binance's is `link`, as before sources were
+    /// plural, so a leader restarted across the change keeps its breaker).
+    pub fn link_key(self) -> &'static str {
+        match self {
+            SourceId::Binance => "link",
+        }
+    }
+}
+
 /// A shard's number: the object `fanout-{id}`.
 pub type ShardId = u32;
 

@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use super::fanout::FanoutReport;
 use super::feed::link::BreakerPhase;
+use super::feed::report::FeedReport;
 use super::histogram::Histogram;
-use super::report::FeedReport;
 use super::report::Totals;
 use super::tree::ShardView;
 use super::upstream_state::UpstreamState;
@@ -246,6 +246,7 @@ fn fanout_closes(e: &mut Exposition, r: &FanoutReport) {
 
 fn feed_metrics(e: &mut Exposition, r: &FeedReport) {
     let n = |v: u64| v as f64;
+    let source = [("source", r.source.as_str())];
     for (name, help, value) in [
         (
             "edgetick_upstream_frames_total",
@@ -269,54 +270,50 @@ fn feed_metrics(e: &mut Exposition, r: &FeedReport) {
         ),
         (
             "edgetick_upstream_subscribe_requests_total",
-            "Live SUBSCRIBE/UNSUBSCRIBE requests sent upstream.",
+            "Live subscribe/unsubscribe requests sent upstream.",
             r.subscribe_requests,
         ),
     ] {
-        e.single(name, "counter", help, n(value));
+        e.family(name, "counter", help)
+            .sample(name, &source, n(value));
     }
     feed_gauges(e, r);
 }
 
 fn feed_gauges(e: &mut Exposition, r: &FeedReport) {
     let n = |v: u64| v as f64;
+    let source = [("source", r.source.as_str())];
     let connected = r.state == UpstreamState::Connected;
-    e.single(
-        "edgetick_upstream_connected",
+    let name = "edgetick_upstream_connected";
+    e.family(name, "gauge", "1 while an upstream connection delivers.")
+        .sample(name, &source, f64::from(u8::from(connected)));
+    let name = "edgetick_upstream_consecutive_failures";
+    e.family(name, "gauge", "Upstream failures since the last success.")
+        .sample(name, &source, f64::from(r.breaker.failures));
+    let name = "edgetick_upstream_breaker_state";
+    e.family(
+        name,
         "gauge",
-        "1 while an upstream connection delivers.",
-        f64::from(u8::from(connected)),
+        "Circuit breaker state (1 for the current one).",
     );
-    e.single(
-        "edgetick_upstream_consecutive_failures",
-        "gauge",
-        "Upstream failures since the last success.",
-        f64::from(r.breaker.failures),
-    );
-    let phases = BreakerPhase::ALL.map(|p| (p.as_str(), f64::from(u8::from(p == r.breaker.state))));
+    for p in BreakerPhase::ALL {
+        let labels = [("source", r.source.as_str()), ("state", p.as_str())];
+        e.sample(name, &labels, f64::from(u8::from(p == r.breaker.state)));
+    }
     let s = &r.symbols;
     labelled(
         e,
-        vec![
-            (
-                "edgetick_upstream_breaker_state",
-                "gauge",
-                "Circuit breaker state (1 for the current one).",
-                "state",
-                phases.to_vec(),
-            ),
-            (
-                "edgetick_symbols",
-                "gauge",
-                "Cached symbols by freshness.",
-                "freshness",
-                vec![
-                    ("fresh", s.fresh as f64),
-                    ("acceptable", s.acceptable as f64),
-                    ("stale", s.stale as f64),
-                ],
-            ),
-        ],
+        vec![(
+            "edgetick_symbols",
+            "gauge",
+            "Cached symbols by freshness.",
+            "freshness",
+            vec![
+                ("fresh", s.fresh as f64),
+                ("acceptable", s.acceptable as f64),
+                ("stale", s.stale as f64),
+            ],
+        )],
     );
     e.single(
         "edgetick_seq",

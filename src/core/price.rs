@@ -70,9 +70,6 @@ pub struct PriceFields {
     pub ask: Option<String>,
     /// See [`Price::event_time`].
     pub event_time: Option<i64>,
-    /// `@bookTicker`'s order book update id `u`, which orders book frames (they carry no
-    /// event time).
-    pub book_update_id: Option<u64>,
 }
 
 impl PriceFields {

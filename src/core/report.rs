@@ -1,154 +1,20 @@
-//! What `/health` and `/metrics` are built from: a serialisable report of the feed, one of
-//! the fan-out ([`super::fanout::FanoutReport`]), and the health verdict drawn from both.
+//! `/health` from the reports of the feed ([`FeedReport`]) and of the fan-out
+//! ([`super::fanout::FanoutReport`]): the verdict, the alerts and the body.
 //!
 //! Reports are snapshots taken in one step, so a reading never mixes two moments; a fan-out
 //! that lives elsewhere can send its report as data.
 
-use serde::Serialize;
 use serde_json::json;
 
 use super::config::UpstreamMode;
 use super::fanout::FanoutReport;
-use super::feed::link::{BreakerPhase, Failure};
-use super::feed::{Feed, FeedStats};
+use super::feed::link::BreakerPhase;
+pub use super::feed::report::{FeedReport, SILENT_MS};
 use super::tree::ShardView;
 use super::upstream_state::UpstreamState;
 
-/// Connected but silent for this long: `/health` says `degraded` (the watchdog replaces the
-/// connection later).
-pub const SILENT_MS: i64 = 10_000;
 /// Capacity above which `/health` raises an alert.
 const CAPACITY_ALERT_PCT: f64 = 80.0;
-
-/// The circuit breaker as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BreakerReport {
-    /// `closed`, `open` or `half_open`.
-    pub state: BreakerPhase,
-    /// Consecutive failures.
-    pub failures: u32,
-    /// When an open breaker allows a trial.
-    pub open_until: Option<i64>,
-}
-
-/// The last upstream failure as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FailureReport {
-    /// Stable kind (`refused`, `network`, ...).
-    pub kind: &'static str,
-    /// A sentence.
-    pub detail: String,
-    /// The HTTP status of a refused upgrade.
-    pub status: Option<u16>,
-    /// When it happened.
-    pub at: i64,
-}
-
-/// Cached symbols by freshness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SymbolCounts {
-    /// Live symbols.
-    pub tracked: usize,
-    /// Younger than 5 s.
-    pub fresh: usize,
-    /// Younger than 60 s.
-    pub acceptable: usize,
-    /// Older, within the TTL.
-    pub stale: usize,
-    /// Served symbols with no live price.
-    pub missing: usize,
-}
-
-/// The feed's part of `/health` and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FeedReport {
-    /// The upstream state.
-    pub state: UpstreamState,
-    /// `always` or `on-demand`.
-    pub mode: UpstreamMode,
-    /// The endpoint in use.
-    pub endpoint: String,
-    /// Whether an upstream connection has ever been live.
-    pub ever_connected: bool,
-    /// When the active connection became live.
-    pub connected_since: Option<i64>,
-    /// Age of the last upstream frame.
-    pub last_message_age_ms: Option<i64>,
-    /// Connected, but nothing for [`SILENT_MS`].
-    pub silent: bool,
-    /// The breaker.
-    pub breaker: BreakerReport,
-    /// The most recent failure.
-    pub last_failure: Option<FailureReport>,
-    /// Connection attempts in the last 5 minutes.
-    pub attempts_last_5m: usize,
-    /// Connections that replaced a failed one.
-    pub reconnects: u64,
-    /// Make-before-break rotations.
-    pub rotations: u64,
-    /// Live `SUBSCRIBE`/`UNSUBSCRIBE` requests sent.
-    pub subscribe_requests: u64,
-    /// Cached symbols by freshness.
-    pub symbols: SymbolCounts,
-    /// The highest `seq` handed out, the highest written, and the reserved mark.
-    pub seq: u64,
-    /// Every change up to this `seq` has been handed to storage.
-    pub saved_seq: u64,
-    /// A restart starts above this.
-    pub seq_reserved: u64,
-    /// Counters.
-    pub stats: FeedStats,
-}
-
-impl Feed {
-    /// The feed's report at `now_ms`.
-    pub fn report(&self, now_ms: i64) -> FeedReport {
-        let link = &self.link;
-        let (fresh, acceptable, stale) = self.cache.freshness_counts(now_ms);
-        let tracked = fresh + acceptable + stale;
-        let last_age = link.last_frame_at().map(|t| (now_ms - t).max(0));
-        let quiet = last_age.or(link.connected_since().map(|t| now_ms - t));
-        let breaker = link.breaker();
-        FeedReport {
-            state: link.state(),
-            mode: self.cfg.upstream_mode,
-            endpoint: link.endpoint().to_string(),
-            ever_connected: link.ever_connected(),
-            connected_since: link.connected_since(),
-            last_message_age_ms: last_age,
-            silent: link.is_connected() && quiet.is_some_and(|a| a >= SILENT_MS),
-            breaker: BreakerReport {
-                state: breaker.phase(),
-                failures: breaker.failures(),
-                open_until: breaker.open_until(),
-            },
-            last_failure: link.last_failure().map(|(at, f)| FailureReport {
-                kind: f.kind(),
-                detail: f.describe(),
-                status: match f {
-                    Failure::Refused { status, .. } => Some(*status),
-                    _ => None,
-                },
-                at: *at,
-            }),
-            attempts_last_5m: link.attempts_in_window(now_ms),
-            reconnects: link.reconnects,
-            rotations: link.rotations,
-            subscribe_requests: link.requests_sent,
-            symbols: SymbolCounts {
-                tracked,
-                fresh,
-                acceptable,
-                stale,
-                missing: self.cfg.symbols.len().saturating_sub(tracked),
-            },
-            seq: self.cache.seq(),
-            saved_seq: self.saved_seq,
-            seq_reserved: self.seq_reserved,
-            stats: self.stats.clone(),
-        }
-    }
-}
 
 /// The verdict of `/health` (see docs/operations.md).
 ///
@@ -250,6 +116,7 @@ pub fn health(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) ->
     let body = json!({
         "status": status,
         "upstream": {
+            "source": feed.source,
             "state": feed.state,
             "mode": feed.mode,
             "endpoint": feed.endpoint,

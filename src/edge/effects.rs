@@ -12,15 +12,10 @@ use super::env::{log, log_error, log_fields, now_ms};
 use super::links;
 use super::send::SendTarget;
 use super::shared::Shared;
-use super::upstream;
 use crate::core::effect::{Effect, Level};
 use crate::core::fanout::session::Attachment;
 use crate::core::ids::ConnId;
 use crate::core::input::ClientInput;
-use crate::core::protocol::close;
-
-/// Storage key of the upstream link's memory.
-pub(super) const LINK_KEY: &str = "link";
 
 impl Shared {
     /// Carries out `effects` in order. A failed send closes only that socket: the others
@@ -46,24 +41,9 @@ impl Shared {
                 keys,
                 who,
             } => self.save_attachment(conn, Attachment::new(conn, wire, keys, who)),
-            Effect::ConnectUpstream { generation, url } => {
-                upstream::spawn(self.clone(), generation, url)
-            }
-            Effect::CloseUpstream { generation } => {
-                if let Some(ws) = self.upstreams.borrow_mut().remove(&generation) {
-                    let _ = ws.close(Some(close::NORMAL), Some("replaced"));
-                }
-            }
-            Effect::SendUpstream { generation, text } => {
-                let sent = self
-                    .upstreams
-                    .borrow()
-                    .get(&generation)
-                    .map(|ws| ws.send_with_str(&text));
-                if let Some(Err(e)) = sent {
-                    log_error("upstream_send_failed", &e.to_string());
-                }
-            }
+            e @ (Effect::ConnectUpstream { .. }
+            | Effect::CloseUpstream { .. }
+            | Effect::SendUpstream { .. }) => self.upstream_effect(e),
             e @ (Effect::Persist { .. }
             | Effect::SaveLink { .. }
             | Effect::Forget { .. }

@@ -2,7 +2,6 @@
 
 use std::rc::Rc;
 
-use super::effects::LINK_KEY;
 use super::env::log_error;
 use super::shared::Shared;
 use super::storage::Store;
@@ -16,8 +15,9 @@ impl Shared {
             Effect::Persist { prices, seq_floor } => {
                 self.with_store("persist_failed", |s| s.save(&prices, seq_floor))
             }
-            Effect::SaveLink { json } => {
-                self.with_store("save_link_failed", |s| s.put_text(LINK_KEY, &json))
+            Effect::SaveLink { source, json } => {
+                let key = source.link_key();
+                self.with_store("save_link_failed", |s| s.put_text(key, &json))
             }
             Effect::Forget { symbols } => self.with_store("forget_failed", |s| s.forget(&symbols)),
             Effect::StoreEvent {

@@ -3,7 +3,6 @@
 
 use worker::{State, WebSocket};
 
-use super::effects::LINK_KEY;
 use super::env::{log_error, now_ms};
 use super::storage::{Store, EPOCH_KEY};
 use crate::core::events::History;
@@ -39,7 +38,7 @@ pub(super) fn restore_storage(state: &State, hub: &mut Hub) -> Option<Store> {
         Err(e) => log_error("restore_failed", &e.to_string()),
     }
     restore_events(&store, hub);
-    match store.get_text(LINK_KEY) {
+    match store.get_text(hub.source().link_key()) {
         Ok(Some(json)) => {
             if let Err(e) = hub.restore_link(&json) {
                 log_error("restore_link_failed", &e);

@@ -24,7 +24,7 @@ use crate::core::error::ApiError;
 use crate::core::fanout::session::Attachment;
 use crate::core::fastmap::FastMap;
 use crate::core::ids::ConnId;
-use crate::core::ids::ShardId;
+use crate::core::ids::{ShardId, SourceId};
 use crate::core::input::ClientInput;
 use crate::core::node::Node;
 use crate::core::protocol::close;
@@ -38,8 +38,9 @@ pub struct Shared {
     pub(super) node: RefCell<Node>,
     pub(super) store: Option<Store>,
     pub(super) clients: RefCell<FastMap<ConnId, WebSocket>>,
-    /// (Leader) Open upstream sockets by generation (two only while one is replaced).
-    pub(super) upstreams: RefCell<HashMap<u64, WebSocket>>,
+    /// (Leader) Open upstream sockets by source and generation (two of a source only while
+    /// one is replaced).
+    pub(super) upstreams: RefCell<HashMap<(SourceId, u64), WebSocket>>,
     /// (Leader) Each linked shard's socket, with its link's generation.
     pub(super) shard_links: RefCell<FastMap<ShardId, (u64, WebSocket)>>,
     /// (Shard) This shard's number, and its link to the leader with the link's generation.

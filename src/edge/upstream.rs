@@ -5,19 +5,52 @@ use std::rc::Rc;
 
 use futures::StreamExt;
 use worker::{
-    wasm_bindgen_futures::spawn_local, Fetch, Headers, Method, Request, RequestInit, Url,
-    WebSocket, WebsocketEvent,
+    wasm_bindgen_futures::spawn_local, EventStream, Fetch, Headers, Method, Request, RequestInit,
+    Url, WebSocket, WebsocketEvent,
 };
 
-use super::env::{jitter, now_ms};
+use super::env::{jitter, log_error, now_ms};
 use super::shared::Shared;
+use crate::core::effect::Effect;
 use crate::core::feed::link::Failure;
+use crate::core::ids::SourceId;
 use crate::core::input::UpstreamEvent;
+use crate::core::protocol::close;
 
 impl Shared {
-    /// Runs one upstream event (the leader's).
-    pub(super) fn upstream(self: &Rc<Self>, event: UpstreamEvent<'_>) {
-        self.run(|n| n.on_leader(|hub| hub.upstream(event, now_ms(), jitter())));
+    /// The upstream effects: connect, close, send a request.
+    pub(super) fn upstream_effect(self: &Rc<Self>, effect: Effect) {
+        match effect {
+            Effect::ConnectUpstream {
+                source,
+                generation,
+                url,
+            } => spawn(self.clone(), source, generation, url),
+            Effect::CloseUpstream { source, generation } => {
+                if let Some(ws) = self.upstreams.borrow_mut().remove(&(source, generation)) {
+                    let _ = ws.close(Some(close::NORMAL), Some("replaced"));
+                }
+            }
+            Effect::SendUpstream {
+                source,
+                generation,
+                text,
+            } => {
+                let upstreams = self.upstreams.borrow();
+                let sent = upstreams
+                    .get(&(source, generation))
+                    .map(|ws| ws.send_with_str(&text));
+                if let Some(Err(e)) = sent {
+                    log_error("upstream_send_failed", &e.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs one event of an upstream of `source` (the leader's).
+    pub(super) fn upstream(self: &Rc<Self>, source: SourceId, event: UpstreamEvent<'_>) {
+        self.run(|n| n.on_leader(|hub| hub.upstream(source, event, now_ms(), jitter())));
     }
 
     /// Starts the leader's upstream if it is not running (every event may be the first
@@ -28,65 +61,64 @@ impl Shared {
 }
 
 /// Opens the upstream of `generation` and pumps its events into the hub until it ends.
-pub fn spawn(shared: Rc<Shared>, generation: u64, url: String) {
+pub fn spawn(shared: Rc<Shared>, source: SourceId, generation: u64, url: String) {
     spawn_local(async move {
-        let ws = match connect(&url).await {
-            Ok(ws) => ws,
-            Err(failure) => {
-                shared.upstream(UpstreamEvent::Failed {
-                    generation,
-                    failure,
-                });
-                return;
-            }
+        let failure = match connect(&url).await {
+            Ok(ws) => run(&shared, source, generation, &ws).await,
+            Err(failure) => failure,
         };
-        // Listeners first, then accept: frames that arrive in between are not lost.
-        let mut events = match ws.events() {
-            Ok(events) => events,
-            Err(e) => {
-                let failure = Failure::Network(format!("cannot listen on the socket: {e}"));
-                shared.upstream(UpstreamEvent::Failed {
-                    generation,
-                    failure,
-                });
-                return;
-            }
-        };
-        if let Err(e) = ws.accept() {
-            let failure = Failure::Network(format!("cannot accept the socket: {e}"));
-            shared.upstream(UpstreamEvent::Failed {
-                generation,
-                failure,
-            });
-            return;
-        }
-        shared.upstreams.borrow_mut().insert(generation, ws.clone());
-        shared.upstream(UpstreamEvent::Opened { generation });
-        let failure = loop {
-            match events.next().await {
-                Some(Ok(WebsocketEvent::Message(msg))) => match msg.text() {
-                    Some(text) => shared.upstream(UpstreamEvent::Text {
-                        generation,
-                        text: &text,
-                    }),
-                    None => shared.upstream(UpstreamEvent::Binary { generation }),
-                },
-                Some(Ok(WebsocketEvent::Close(c))) => {
-                    break Failure::Closed {
-                        code: c.code(),
-                        reason: c.reason(),
-                    }
-                }
-                Some(Err(e)) => break Failure::Network(format!("socket error: {e}")),
-                None => break Failure::Network("event stream ended".into()),
-            }
-        };
-        shared.upstreams.borrow_mut().remove(&generation);
-        shared.upstream(UpstreamEvent::Failed {
+        let failed = UpstreamEvent::Failed {
             generation,
             failure,
-        });
+        };
+        shared.upstream(source, failed);
     });
+}
+
+/// Listens, then accepts (listeners first: frames that arrive in between are not lost),
+/// and pumps the socket's frames into the leader until it ends; returns why it ended.
+async fn run(shared: &Rc<Shared>, source: SourceId, generation: u64, ws: &WebSocket) -> Failure {
+    let events = match ws.events() {
+        Ok(events) => events,
+        Err(e) => return Failure::Network(format!("cannot listen on the socket: {e}")),
+    };
+    if let Err(e) = ws.accept() {
+        return Failure::Network(format!("cannot accept the socket: {e}"));
+    }
+    let key = (source, generation);
+    shared.upstreams.borrow_mut().insert(key, ws.clone());
+    shared.upstream(source, UpstreamEvent::Opened { generation });
+    let failure = pump(shared, source, generation, events).await;
+    shared.upstreams.borrow_mut().remove(&key);
+    failure
+}
+
+/// Hands every frame to the leader until the socket ends; returns why it ended.
+async fn pump(
+    shared: &Rc<Shared>,
+    source: SourceId,
+    generation: u64,
+    mut events: EventStream<'_>,
+) -> Failure {
+    loop {
+        match events.next().await {
+            Some(Ok(WebsocketEvent::Message(msg))) => match msg.text() {
+                Some(text) => {
+                    let text = &text;
+                    shared.upstream(source, UpstreamEvent::Text { generation, text })
+                }
+                None => shared.upstream(source, UpstreamEvent::Binary { generation }),
+            },
+            Some(Ok(WebsocketEvent::Close(c))) => {
+                return Failure::Closed {
+                    code: c.code(),
+                    reason: c.reason(),
+                }
+            }
+            Some(Err(e)) => return Failure::Network(format!("socket error: {e}")),
+            None => return Failure::Network("event stream ended".into()),
+        }
+    }
 }
 
 /// Upgrades a `ws://`/`wss://` URL through `fetch`, so a refusal reports its HTTP status

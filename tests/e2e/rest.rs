@@ -321,7 +321,7 @@ pub fn metrics_are_valid_prometheus_and_counters_move(ctx: &mut Ctx) {
     for counter in [
         "edgetick_messages_sent_total ",
         "edgetick_sent_bytes_total ",
-        "edgetick_upstream_frames_total ",
+        "edgetick_upstream_frames_total{source=\"binance\"} ",
         "edgetick_connections_opened_total ",
         "edgetick_fanout_duration_seconds_count ",
     ] {
@@ -330,7 +330,10 @@ pub fn metrics_are_valid_prometheus_and_counters_move(ctx: &mut Ctx) {
             "{counter} did not move"
         );
     }
-    assert_eq!(metric(&after, "edgetick_upstream_connected "), 1.0);
+    assert_eq!(
+        metric(&after, "edgetick_upstream_connected{source=\"binance\"} "),
+        1.0
+    );
 }
 
 pub fn openapi_is_valid_and_fuzzing_finds_no_server_errors(ctx: &mut Ctx) {

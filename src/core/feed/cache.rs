@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::upstream::{StreamKind, Update};
+use super::source::{Update, LANES};
 use crate::core::price::Price;
 
 /// Below this age (ms) a price is `fresh`.
@@ -54,13 +54,13 @@ pub struct Entry {
     pub price: Price,
     /// `serde_json` encoding of `price`, shared by every frame that carries it.
     pub encoded: Rc<str>,
-    /// Per stream kind, the ordering key of the last frame applied (event time, or the
-    /// book update id for `@bookTicker`): a frame at or below it is late and dropped.
-    order: [Option<i64>; StreamKind::COUNT],
+    /// Per ordering lane, the key of the last update applied (see
+    /// [`crate::core::feed::source::Order`]): a late update is dropped.
+    order: [Option<i64>; LANES],
 }
 
 impl Entry {
-    fn new(price: Price, order: [Option<i64>; StreamKind::COUNT]) -> Entry {
+    fn new(price: Price, order: [Option<i64>; LANES]) -> Entry {
         // Invariant: `Price` holds only strings and integers, which always serialise.
         let encoded: Rc<str> = serde_json::to_string(&price).unwrap_or_default().into();
         Entry {
@@ -127,14 +127,10 @@ impl PriceCache {
     /// field changed (with a fresh `seq`), `None` when the update changed nothing or arrived
     /// out of order for its stream.
     ///
-    /// `@bookTicker` carries no event time: a book change sets `event_time` to the receive
-    /// time, and book frames are ordered by their update id instead.
+    /// An update without an event time (Binance's book ticker) sets `event_time` to the
+    /// receive time when it changes something.
     pub fn apply(&mut self, update: &Update, now_ms: i64) -> Option<&Entry> {
-        let kind = update.kind;
-        let key = match kind {
-            StreamKind::BookTicker => update.fields.book_update_id.map(|u| u as i64),
-            _ => update.fields.event_time,
-        };
+        let key = update.order.key();
         let (mut price, mut order) = match self.entries.get(&update.symbol) {
             Some(e) if now_ms - e.price.received_at <= self.ttl_ms => (e.price.clone(), e.order),
             _ => (
@@ -145,17 +141,11 @@ impl PriceCache {
                 Default::default(),
             ),
         };
-        let slot = order.get(kind.index()).copied().flatten();
-        if let (Some(new), Some(held)) = (key, slot) {
-            let late = match kind {
-                StreamKind::BookTicker => new <= held,
-                _ => new < held,
-            };
-            if late {
-                return None;
-            }
+        let held = order.get(update.lane).copied().flatten();
+        if held.is_some_and(|held| update.order.is_late(held)) {
+            return None;
         }
-        if let (Some(_), Some(slot)) = (key, order.get_mut(kind.index())) {
+        if let (Some(_), Some(slot)) = (key, order.get_mut(update.lane)) {
             *slot = key;
         }
         let changed = update.fields.merge_into(&mut price);
@@ -165,7 +155,7 @@ impl PriceCache {
             }
             return None;
         }
-        if kind == StreamKind::BookTicker {
+        if update.fields.event_time.is_none() {
             price.event_time = Some(now_ms);
         }
         self.seq += 1;
@@ -246,39 +236,35 @@ impl PriceCache {
 mod tests {
     use super::*;
 
+    use crate::core::feed::source::Order;
     use crate::core::price::PriceFields;
 
-    fn up(symbol: &str, kind: StreamKind, fields: PriceFields) -> Update {
+    /// Source-neutral updates: lane 0 ordered by event time, lane 1 by a sequence number
+    /// (a source's stream that carries no event time).
+    fn px(symbol: &str, p: &str, t: i64) -> Update {
         Update {
             symbol: symbol.into(),
-            kind,
-            fields,
-        }
-    }
-
-    fn px(symbol: &str, p: &str, t: i64) -> Update {
-        up(
-            symbol,
-            StreamKind::Ticker,
-            PriceFields {
+            lane: 0,
+            order: Order::EventTime(t),
+            fields: PriceFields {
                 price: Some(p.into()),
                 event_time: Some(t),
                 ..PriceFields::default()
             },
-        )
+        }
     }
 
     fn book(symbol: &str, bid: &str, u: u64) -> Update {
-        up(
-            symbol,
-            StreamKind::BookTicker,
-            PriceFields {
+        Update {
+            symbol: symbol.into(),
+            lane: 1,
+            order: Order::Sequence(u as i64),
+            fields: PriceFields {
                 bid: Some(bid.into()),
                 ask: Some("999".into()),
-                book_update_id: Some(u),
                 ..PriceFields::default()
             },
-        )
+        }
     }
 
     #[test]

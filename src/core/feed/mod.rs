@@ -13,27 +13,28 @@ use serde::Serialize;
 
 use crate::core::batch::{Batch, Change, StateChange};
 use crate::core::channel::{self, Market};
-use crate::core::config::{Config, UpstreamMode, MAX_STREAMS};
+use crate::core::config::{Config, UpstreamMode};
 use crate::core::effect::{Effect, Level};
 use crate::core::error::ApiError;
+use crate::core::ids::SourceId;
 use crate::core::price::Price;
 use crate::core::rest;
 use crate::core::upstream_state::UpstreamState;
 use cache::{Entry, PriceCache};
 use link::{Failure, FrameVerdict, Link, LinkSettings};
-use market::MarketStates;
-use upstream::{parse_frame, stream_name, StreamKind, UpstreamFrame};
+use source::{Source, SourceFrame};
+use states::MarketStates;
 
+pub mod binance;
 pub mod cache;
 pub mod link;
-pub mod market;
-pub mod upstream;
+pub mod report;
+pub mod source;
+pub mod states;
 
 /// Upstream frames larger than this are skipped unparsed: no market-stream payload comes
 /// near it, so it can only be garbage, and parsing it would cost the feed for nothing.
 pub const MAX_UPSTREAM_FRAME_BYTES: usize = 64 * 1024;
-/// Streams subscribed per symbol: 24 h statistics and the real-time best bid/ask.
-pub const STREAM_KINDS: [StreamKind; 2] = [StreamKind::Ticker, StreamKind::BookTicker];
 /// Changed prices are written to storage at most this often (one transaction each).
 pub const PERSIST_EVERY_MS: i64 = 1_000;
 /// `seq` values are reserved in storage this many at a time, and a new block is reserved
@@ -54,9 +55,11 @@ pub struct FeedStats {
 /// The feed.
 #[derive(Debug)]
 pub struct Feed {
-    pub(super) cfg: Rc<Config>,
-    pub(super) cache: PriceCache,
-    pub(super) link: Link,
+    cfg: Rc<Config>,
+    /// The upstream it follows: everything that differs between exchanges.
+    source: Rc<dyn Source>,
+    cache: PriceCache,
+    link: Link,
     /// The state last reported to the fan-out, and the last one clients were told.
     reported: UpstreamState,
     announced: UpstreamState,
@@ -70,23 +73,25 @@ pub struct Feed {
     unsaved: BTreeSet<String>,
     persist_at: Option<i64>,
     /// The `seq` high-water mark last written (a restart starts above it).
-    pub(super) seq_reserved: u64,
+    seq_reserved: u64,
     /// Every change up to this `seq` has been handed to storage.
-    pub(super) saved_seq: u64,
-    pub(super) stats: FeedStats,
+    saved_seq: u64,
+    stats: FeedStats,
 }
 
 impl Feed {
-    /// A feed with an empty cache and no upstream yet.
-    pub fn new(cfg: Rc<Config>) -> Feed {
-        let link = Link::new(LinkSettings {
+    /// A feed of `source` with an empty cache and no upstream yet.
+    pub fn new(cfg: Rc<Config>, source: Rc<dyn Source>) -> Feed {
+        let settings = LinkSettings {
             urls: cfg.upstream_urls.clone(),
             watchdog_ms: cfg.watchdog_ms,
             max_age_ms: cfg.max_age_ms,
             idle_close_ms: cfg.idle_close_ms,
             on_demand: cfg.upstream_mode == UpstreamMode::OnDemand,
-        });
+        };
+        let link = Link::new(settings, source.clone());
         Feed {
+            source,
             cache: PriceCache::new(cfg.price_ttl_ms),
             cfg,
             link,
@@ -119,6 +124,11 @@ impl Feed {
         let memory = serde_json::from_str(json).map_err(|e| e.to_string())?;
         self.link.restore(memory);
         Ok(())
+    }
+
+    /// The source it follows.
+    pub fn source_id(&self) -> SourceId {
+        self.source.id()
     }
 
     /// The highest `seq` handed out.
@@ -170,13 +180,15 @@ impl Feed {
         };
         let mut streams: BTreeSet<String> = symbols
             .into_iter()
-            .flat_map(|s| STREAM_KINDS.iter().map(move |k| stream_name(s, *k)))
+            .flat_map(|s| self.source.price_streams(s))
             .collect();
-        // Binance carries at most 1,024 streams a connection: market channels take what the
-        // price streams leave, in key order (the rest wait for room; docs/channels.md).
-        let room = MAX_STREAMS.saturating_sub(streams.len());
+        // A connection carries a bounded number of streams (Binance: 1,024): market channels
+        // take what the price streams leave, in key order (the rest wait for room;
+        // docs/channels.md).
+        let room = self.source.max_streams().saturating_sub(streams.len());
         let market = self.interest.iter().filter_map(|k| Market::of(k));
-        streams.extend(market.map(|m| m.stream()).take(room));
+        let market = market.filter_map(|m| self.source.market_stream(&m));
+        streams.extend(market.take(room));
         streams
     }
 
@@ -252,28 +264,26 @@ impl Feed {
         fx: &mut Vec<Effect>,
         out: &mut Batch,
     ) {
-        match parse_frame(text) {
-            Ok(UpstreamFrame::Update(u)) if self.cfg.symbols.contains(&u.symbol) => {
+        match self.source.parse(text) {
+            Ok(SourceFrame::Price(u)) if self.cfg.symbols.contains(&u.symbol) => {
                 if let Some(entry) = self.cache.apply(&u, now_ms) {
                     out.prices.push(change_of(entry));
                     self.changed(&u.symbol, now_ms);
                 }
             }
-            Ok(UpstreamFrame::Update(u)) => {
-                self.skip(format!("unrequested symbol {}", u.symbol), fx)
-            }
+            Ok(SourceFrame::Price(u)) => self.skip(format!("unrequested symbol {}", u.symbol), fx),
             // A channel nobody follows any more (its UNSUBSCRIBE is on its way) is dropped.
-            Ok(UpstreamFrame::Market(m)) if self.interest.contains(&m.channel) => {
+            Ok(SourceFrame::Market(m)) if self.interest.contains(&m.channel) => {
                 self.market.keep(&m);
                 out.market.push(m);
             }
-            Ok(UpstreamFrame::Market(_)) => {}
-            Ok(UpstreamFrame::ServerShutdown { .. }) => {
+            Ok(SourceFrame::Market(_)) => {}
+            Ok(SourceFrame::Closing) => {
                 self.link.server_shutdown(generation, now_ms, fx);
                 self.schedule(now_ms, fx);
             }
-            Ok(UpstreamFrame::Ack { .. }) => {}
-            Ok(UpstreamFrame::Refusal { code, msg }) => {
+            Ok(SourceFrame::Control) => {}
+            Ok(SourceFrame::Refusal { code, msg }) => {
                 let msg = crate::core::text::truncate(&msg, 200);
                 self.skip(format!("refusal {code}: {msg}"), fx)
             }
@@ -369,7 +379,8 @@ impl Feed {
         if self.link.take_dirty() {
             // Invariant: LinkMemory holds only numbers, strings and enums of them.
             let json = serde_json::to_string(self.link.memory()).unwrap_or_default();
-            fx.push(Effect::SaveLink { json });
+            let source = self.source.id();
+            fx.push(Effect::SaveLink { source, json });
         }
         let want = [self.link.next_wake(), self.cache.next_expiry()]
             .into_iter()

@@ -11,6 +11,7 @@ use crate::core::host::ClientHost;
 use crate::core::hub::tests::stream;
 use crate::core::hub::tests::Drive;
 use crate::core::ids::Identity;
+use crate::core::ids::SourceId;
 use crate::core::input::UpstreamEvent;
 use crate::core::protocol::close;
 use crate::core::wire::Wire;
@@ -29,7 +30,12 @@ fn hub() -> Hub {
     let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
     h.restore_events("e1".into(), Vec::new());
     h.start(0);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     h
 }
 

@@ -9,6 +9,7 @@ use super::tests::frames;
 use super::*;
 use crate::core::host::ClientHost;
 use crate::core::hub::tests::Drive;
+use crate::core::ids::SourceId;
 use crate::core::input::UpstreamEvent;
 use crate::core::wire::Wire;
 
@@ -22,7 +23,12 @@ fn hub() -> Hub {
     .collect();
     let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
     h.start(0);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     h
 }
 
@@ -181,7 +187,12 @@ fn market_streams_take_only_the_room_price_streams_leave() {
     .collect();
     let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
     h.start(0);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     let (c, _) = h.client_open(Wire::Json, None, 1);
     let sub = r#"{"action":"subscribe","channels":["trades:S1USDT","book:S1USDT","book:S2USDT"]}"#;
     let mut fx = h.client_says(c, sub, 2);

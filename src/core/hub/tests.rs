@@ -11,6 +11,7 @@ use crate::core::feed::link::Failure;
 use crate::core::feed::link::CONNECT_TIMEOUT_MS;
 use crate::core::feed::{MAX_UPSTREAM_FRAME_BYTES, SEQ_BLOCK};
 use crate::core::host::ClientHost;
+use crate::core::ids::SourceId;
 use crate::core::ids::{ConnId, Identity};
 use crate::core::input::{ClientInput, StreamOpen, UpstreamEvent};
 use crate::core::protocol::close;
@@ -39,7 +40,12 @@ impl Hub {
         text: &str,
         now_ms: i64,
     ) -> Vec<Effect> {
-        self.upstream(UpstreamEvent::Text { generation, text }, now_ms, 0.0)
+        self.upstream(
+            SourceId::Binance,
+            UpstreamEvent::Text { generation, text },
+            now_ms,
+            0.0,
+        )
     }
 }
 
@@ -85,7 +91,12 @@ fn hub() -> Hub {
 fn connected() -> Hub {
     let mut h = hub();
     h.start(0);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     h
 }
 
@@ -115,7 +126,9 @@ fn start_connects_once_to_the_first_endpoint_with_every_stream() {
     let url = fx
         .iter()
         .find_map(|e| match e {
-            Effect::ConnectUpstream { generation: 1, url } => Some(url.clone()),
+            Effect::ConnectUpstream {
+                generation: 1, url, ..
+            } => Some(url.clone()),
             _ => None,
         })
         .unwrap();
@@ -308,7 +321,12 @@ fn prices_are_written_in_batches_after_their_fan_out() {
         [(vec![], SEQ_BLOCK)],
         "a block is reserved first"
     );
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     let c = h.client_open(Wire::Json, None, 0).0;
     h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     let fx = h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 100);
@@ -343,7 +361,12 @@ fn seq_is_reserved_in_blocks_ahead_of_use() {
     let mut h = hub();
     h.restore_prices(vec![], 7_000_000, 0);
     assert_eq!(persists(&h.start(0)), [(vec![], 7_000_000 + SEQ_BLOCK)]);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     let mut writes = Vec::new();
     for i in 1..=SEQ_BLOCK / 2 + 1 {
         let fx = h.exchange_sends(1, &ticker("BTCUSDT", &i.to_string(), i as i64), 0);
@@ -373,7 +396,12 @@ fn the_first_frame_brings_the_watchdog_alarm_forward_to_the_cadence_limit() {
     h.start(0);
     // Nothing delivered yet: the alarm waits for the configured 30 s ceiling (or the
     // connect time-out before it).
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     let fx = h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 1_000);
     assert!(
         fx.contains(&Effect::SetAlarm { at_ms: 6_000 }),
@@ -437,7 +465,12 @@ fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
         let fx = h.exchange_sends(1, garbage, 2);
         assert!(frames(&fx, c).is_empty());
     }
-    h.upstream(UpstreamEvent::Binary { generation: 1 }, 3, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Binary { generation: 1 },
+        3,
+        0.0,
+    );
     assert_eq!(h.feed_stats().upstream_errors, 4);
     let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 3).unwrap().0).unwrap();
     assert_eq!(body["price"], "5");
@@ -448,6 +481,7 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
     let mut h = connected();
     let c = h.client_open(Wire::Json, None, 0).0;
     let fx = h.upstream(
+        SourceId::Binance,
         UpstreamEvent::Failed {
             generation: 1,
             failure: Failure::Closed {
@@ -458,11 +492,15 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
         100,
         0.5,
     );
-    assert!(fx.contains(&Effect::CloseUpstream { generation: 1 }));
+    assert!(fx.contains(&Effect::CloseUpstream {
+        source: SourceId::Binance,
+        generation: 1
+    }));
     assert_eq!(frames(&fx, c)[0]["upstream"], "reconnecting");
     assert!(fx.contains(&Effect::SetAlarm { at_ms: 600 }), "{fx:?}");
     assert!(h
         .upstream(
+            SourceId::Binance,
             UpstreamEvent::Failed {
                 generation: 1,
                 failure: Failure::Network("late duplicate".into())
@@ -483,9 +521,14 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
     assert!(h
         .exchange_sends(1, &ticker("BTCUSDT", "1", 1), 601)
         .is_empty());
-    let fx = h.upstream(UpstreamEvent::Opened { generation: 2 }, 700, 0.0);
+    let fx = h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 2 },
+        700,
+        0.0,
+    );
     assert_eq!(frames(&fx, c)[0]["upstream"], "connected");
-    assert_eq!(h.feed.link.reconnects, 1);
+    assert_eq!(h.feed.report(0).reconnects, 1);
 }
 
 #[test]
@@ -496,6 +539,7 @@ fn repeated_failures_move_to_the_next_endpoint_and_report_down() {
     let mut urls = Vec::new();
     for gen in 1..=6 {
         h.upstream(
+            SourceId::Binance,
             UpstreamEvent::Failed {
                 generation: gen,
                 failure: Failure::Refused {
@@ -522,6 +566,7 @@ fn repeated_failures_move_to_the_next_endpoint_and_report_down() {
         retry_after_ms: None,
     };
     h.upstream(
+        SourceId::Binance,
         UpstreamEvent::Failed {
             generation: 7,
             failure: refused,
@@ -542,7 +587,10 @@ fn a_connect_that_hangs_times_out() {
     let mut h = hub();
     h.start(0);
     let fx = h.alarm(CONNECT_TIMEOUT_MS, 0.0);
-    assert!(fx.contains(&Effect::CloseUpstream { generation: 1 }));
+    assert!(fx.contains(&Effect::CloseUpstream {
+        source: SourceId::Binance,
+        generation: 1
+    }));
     assert_eq!(state(&h), "reconnecting");
 }
 
@@ -553,7 +601,12 @@ fn health_by_state() {
     assert_eq!(code, 503, "never connected, no data: down, but it answers");
     assert!(body.contains(r#""status":"down""#));
     h.start(0);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 1_000);
     let v: Value = serde_json::from_str(&h.health(2_000).1).unwrap();
     assert_eq!(v["status"], "healthy");
@@ -564,6 +617,7 @@ fn health_by_state() {
     let v: Value = serde_json::from_str(&h.health(20_000).1).unwrap();
     assert_eq!(v["status"], "degraded", "connected but silent");
     h.upstream(
+        SourceId::Binance,
         UpstreamEvent::Failed {
             generation: 1,
             failure: Failure::Network("gone".into()),
@@ -620,7 +674,12 @@ fn restored_clients_and_prices_continue_where_they_were() {
     let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 1_000).unwrap().0).unwrap();
     assert_eq!(body["price"], "7");
     h.start(1_000);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 1_000, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        1_000,
+        0.0,
+    );
     let fx = h.exchange_sends(1, &ticker("BTCUSDT", "8", 2), 1_100);
     let f = frames(&fx, 9);
     assert_eq!(
@@ -674,7 +733,12 @@ fn on_demand_follows_listeners() {
         url.ends_with("?streams=btcusdt@bookTicker/btcusdt@ticker"),
         "{url}"
     );
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 20, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        20,
+        0.0,
+    );
     let b = h.client_open(Wire::Json, None, 0).0;
     let fx = h.client_says(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
     assert_eq!(
@@ -695,7 +759,10 @@ fn on_demand_follows_listeners() {
     );
     let fx = h.alarm(8_000, 0.0);
     assert!(
-        fx.contains(&Effect::CloseUpstream { generation: 1 }),
+        fx.contains(&Effect::CloseUpstream {
+            source: SourceId::Binance,
+            generation: 1
+        }),
         "{fx:?}"
     );
     assert_eq!(state(&h), "idle");
@@ -724,15 +791,24 @@ fn rotation_delivers_every_change_once_with_growing_seq() {
         .iter()
         .any(|e| matches!(e, Effect::ConnectUpstream { generation: 2, .. })));
     collect(&fx);
-    collect(&h.upstream(UpstreamEvent::Opened { generation: 2 }, 12, 0.0));
+    collect(&h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 2 },
+        12,
+        0.0,
+    ));
     collect(&h.exchange_sends(1, &ticker("BTCUSDT", "2", 2), 13));
     // Both connections now carry the same update; only one reaches the client.
     let fx = h.exchange_sends(2, &ticker("BTCUSDT", "2", 2), 14);
-    assert!(fx.contains(&Effect::CloseUpstream { generation: 1 }));
+    assert!(fx.contains(&Effect::CloseUpstream {
+        source: SourceId::Binance,
+        generation: 1
+    }));
     collect(&fx);
     collect(&h.exchange_sends(1, &ticker("BTCUSDT", "3", 3), 15));
     collect(&h.exchange_sends(2, &ticker("BTCUSDT", "3", 3), 16));
     collect(&h.upstream(
+        SourceId::Binance,
         UpstreamEvent::Failed {
             generation: 1,
             failure: Failure::Closed {
@@ -800,9 +876,9 @@ fn etag_follows_seq_and_metrics_count_what_happened() {
         "edgetick_connections{transport=\"websocket\"} 1",
         "edgetick_connections{transport=\"sse\"} 0",
         "edgetick_leader_snapshot_requests_total 3",
-        "edgetick_upstream_frames_total 3",
-        "edgetick_upstream_connected 1",
-        "edgetick_upstream_breaker_state{state=\"closed\"} 1",
+        "edgetick_upstream_frames_total{source=\"binance\"} 3",
+        "edgetick_upstream_connected{source=\"binance\"} 1",
+        "edgetick_upstream_breaker_state{source=\"binance\",state=\"closed\"} 1",
         "edgetick_symbols{freshness=\"fresh\"} 1",
         "edgetick_fanout_duration_seconds_count 1",
         "edgetick_messages_sent_total 3",
@@ -814,7 +890,12 @@ fn etag_follows_seq_and_metrics_count_what_happened() {
 fn live_with(pairs: &[(&str, &str)]) -> Hub {
     let mut h = hub_with(pairs);
     h.start(0);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     h
 }
 
@@ -1028,6 +1109,7 @@ fn status_changes_reach_sse_readers_as_events() {
         .unwrap();
     assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
     let fx = h.upstream(
+        SourceId::Binance,
         UpstreamEvent::Failed {
             generation: 1,
             failure: Failure::Network("gone".into()),

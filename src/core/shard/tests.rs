@@ -12,6 +12,7 @@ use crate::core::hub::tests::stream;
 use crate::core::hub::tests::Drive;
 use crate::core::hub::Hub;
 use crate::core::ids::ShardId;
+use crate::core::ids::SourceId;
 use crate::core::input::{ClientInput, UpstreamEvent};
 use crate::core::wire::Wire;
 
@@ -41,7 +42,12 @@ fn ticker(symbol: &str, price: &str, event_time: i64) -> String {
 fn leader(pairs: &[(&str, &str)]) -> Hub {
     let mut h = Hub::new(config(pairs));
     h.start(0);
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 0, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        0,
+        0.0,
+    );
     h.exchange_sends(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
     h
 }
@@ -212,7 +218,12 @@ fn a_restarted_leader_is_relinked_and_seq_keeps_growing() {
     let mut h2 = Hub::new(config(&[]));
     h2.restore_prices(Vec::new(), h.seq() + 100_000, 50);
     h2.start(50);
-    h2.upstream(UpstreamEvent::Opened { generation: 1 }, 50, 0.0);
+    h2.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        50,
+        0.0,
+    );
     h2.exchange_sends(1, &ticker("BTCUSDT", "99.0", 9_000), 60);
     s.leader_closed(current(&s), 55, 0.0);
     let fx = s.timer(55 + RELINK_CAP_MS);
@@ -250,7 +261,12 @@ fn on_demand_follows_the_union_of_the_shards_interests() {
         url.contains("btcusdt@ticker") && !url.contains("ethusdt"),
         "{url}"
     );
-    h.upstream(UpstreamEvent::Opened { generation: 1 }, 3, 0.0);
+    h.upstream(
+        SourceId::Binance,
+        UpstreamEvent::Opened { generation: 1 },
+        3,
+        0.0,
+    );
     let fx = b.client_says(cb, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 4);
     let mut lfx = Vec::new();
     for t in to_leader(&fx) {

@@ -10,26 +10,33 @@
 //! - Rotation is make-before-break: on `serverShutdown` or at [`LinkSettings::max_age_ms`],
 //!   a replacement is opened while the active connection keeps delivering, and becomes
 //!   active when it delivers its first frame; only then is the old one closed.
-//! - Live `SUBSCRIBE`/`UNSUBSCRIBE` requests are batched and spaced so the connection never
-//!   comes near Binance's 5 incoming messages per second (pongs included).
+//! - Live subscribe/unsubscribe requests are batched and spaced so the connection never
+//!   comes near the source's limit on incoming messages (Binance: 5 a second, pongs
+//!   included).
+//!
+//! What differs between exchanges (URLs, requests, their spacing, cadences) is asked of the
+//! link's [`Source`]; the rest is the same for every source.
 //!
 //! # Layout
 //! - this file: the link's connections, attempts, promotion and failures;
 //! - `timing`: what the clock drives (time-outs, watchdog, rotation by age, idle close,
 //!   paced requests) and when the next wake-up is due;
 //! - `breaker`: the circuit breaker and the attempt budget;
-//! - `failure`: why a connection ended, and the state clients see.
+//! - `failure`: why a connection ended;
+//! - `status`: what the link reports (its state, breaker, endpoint, last failure).
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use super::upstream::promised_cadence_ms;
+use super::source::Source;
 use crate::core::backoff;
 use crate::core::effect::{Effect, Level};
 
 mod breaker;
 mod failure;
+mod status;
 #[cfg(test)]
 mod tests;
 mod timing;
@@ -41,9 +48,6 @@ pub use breaker::{
 };
 pub use failure::{Failure, CONNECT_TIMEOUT_MS};
 
-/// Minimum time between our own requests on one connection: at most 2.5 per second, which
-/// leaves room for pongs under Binance's 5 per second.
-pub const MIN_REQUEST_SPACING_MS: i64 = 400;
 /// Consecutive failures on one endpoint before the next endpoint is tried.
 pub const FAILURES_PER_ENDPOINT: u32 = 3;
 /// A connection whose streams promise a cadence is silent after this many missed cadences.
@@ -80,8 +84,8 @@ struct Conn {
 
 impl Conn {
     /// The shortest cadence any of `streams` promises.
-    fn cadence_of(streams: &BTreeSet<String>) -> Option<i64> {
-        streams.iter().filter_map(|s| promised_cadence_ms(s)).min()
+    fn cadence_of(source: &dyn Source, streams: &BTreeSet<String>) -> Option<i64> {
+        streams.iter().filter_map(|s| source.cadence_ms(s)).min()
     }
 
     fn quiet_since(&self) -> i64 {
@@ -130,6 +134,7 @@ pub struct LinkMemory {
 #[derive(Debug)]
 pub struct Link {
     s: LinkSettings,
+    source: Rc<dyn Source>,
     /// What survives an eviction, kept in the form it is persisted in.
     mem: LinkMemory,
     active: Option<Conn>,
@@ -150,10 +155,11 @@ pub struct Link {
 }
 
 impl Link {
-    /// A link with nothing wanted yet.
-    pub fn new(s: LinkSettings) -> Link {
+    /// A link to `source` with nothing wanted yet.
+    pub fn new(s: LinkSettings, source: Rc<dyn Source>) -> Link {
         Link {
             s,
+            source,
             mem: LinkMemory::default(),
             active: None,
             pending: None,
@@ -167,6 +173,19 @@ impl Link {
             rotations: 0,
             requests_sent: 0,
             dirty: false,
+        }
+    }
+
+    /// The source this link follows.
+    pub fn source(&self) -> &dyn Source {
+        self.source.as_ref()
+    }
+
+    /// Closing the connection of `generation`.
+    pub(super) fn close(&self, generation: u64) -> Effect {
+        Effect::CloseUpstream {
+            source: self.source.id(),
+            generation,
         }
     }
 
@@ -228,8 +247,7 @@ impl Link {
         self.mem.budget.record(now);
         self.mem.generation += 1;
         let streams = self.wanted.clone();
-        let list: Vec<&str> = streams.iter().map(String::as_str).collect();
-        let url = format!("{}?streams={}", self.endpoint(), list.join("/"));
+        let url = self.source.connect_url(self.endpoint(), &streams);
         fx.push(Effect::Log {
             level: Level::Info,
             event: "upstream_connecting",
@@ -246,6 +264,7 @@ impl Link {
             ),
         });
         fx.push(Effect::ConnectUpstream {
+            source: self.source.id(),
             generation: self.mem.generation,
             url,
         });
@@ -254,7 +273,7 @@ impl Link {
             started_at: now,
             opened_at: None,
             last_frame_at: None,
-            cadence: Conn::cadence_of(&streams),
+            cadence: Conn::cadence_of(self.source.as_ref(), &streams),
             streams,
         });
     }
@@ -268,7 +287,7 @@ impl Link {
                     self.promote(now, fx);
                 }
             }
-            _ => fx.push(Effect::CloseUpstream { generation }),
+            _ => fx.push(self.close(generation)),
         }
     }
 
@@ -280,9 +299,7 @@ impl Link {
         match self.active.replace(new) {
             Some(old) => {
                 self.rotations += 1;
-                fx.push(Effect::CloseUpstream {
-                    generation: old.generation,
-                });
+                fx.push(self.close(old.generation));
                 fx.push(Effect::Log {
                     level: Level::Info,
                     event: "upstream_rotated",
@@ -397,7 +414,7 @@ impl Link {
         } else {
             self.pending = None;
         }
-        fx.push(Effect::CloseUpstream { generation });
+        fx.push(self.close(generation));
         self.back_off(&failure, now, jitter);
         let next = self
             .mem
@@ -420,73 +437,5 @@ impl Link {
             self.promote(now, fx);
         }
         self.ensure(now, fx);
-    }
-
-    /// True while a connection is delivering (or open, when it is the only one).
-    pub fn is_connected(&self) -> bool {
-        self.active.is_some()
-    }
-
-    /// True when on-demand mode has nothing to do (no listeners, no connection).
-    pub fn is_idle(&self) -> bool {
-        self.s.on_demand
-            && self.wanted.is_empty()
-            && self.active.is_none()
-            && self.pending.is_none()
-    }
-
-    /// Client-facing state of docs/protocol.md: `connected`, `reconnecting` or `down` (and `idle`
-    /// for an on-demand link that nobody needs).
-    pub fn state(&self) -> UpstreamState {
-        if self.active.is_some() {
-            UpstreamState::Connected
-        } else if self.is_idle() {
-            UpstreamState::Idle
-        } else if self.mem.breaker.state() != BreakerState::Closed
-            || self.mem.breaker.failures() >= BREAKER_THRESHOLD
-        {
-            UpstreamState::Down
-        } else {
-            UpstreamState::Reconnecting
-        }
-    }
-
-    /// The breaker.
-    pub fn breaker(&self) -> &Breaker {
-        &self.mem.breaker
-    }
-
-    /// When the active connection became live.
-    pub fn connected_since(&self) -> Option<i64> {
-        self.connected_since
-    }
-
-    /// Last frame of the active connection.
-    pub fn last_frame_at(&self) -> Option<i64> {
-        self.active.as_ref().and_then(|a| a.last_frame_at)
-    }
-
-    /// The endpoint currently preferred.
-    pub fn endpoint(&self) -> &str {
-        // The configuration refuses an empty endpoint list, and `endpoint` is kept in range.
-        self.s
-            .urls
-            .get(self.mem.endpoint)
-            .map_or("", String::as_str)
-    }
-
-    /// The most recent failure and when it happened.
-    pub fn last_failure(&self) -> Option<&(i64, Failure)> {
-        self.mem.last_failure.as_ref()
-    }
-
-    /// Attempts in the current budget window.
-    pub fn attempts_in_window(&self, now: i64) -> usize {
-        self.mem.budget.in_window(now)
-    }
-
-    /// Whether an upstream connection has ever been live.
-    pub fn ever_connected(&self) -> bool {
-        self.ever_connected
     }
 }

@@ -5,6 +5,13 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use super::*;
+use crate::core::feed::binance::{Binance, MIN_REQUEST_SPACING_MS};
+
+/// A link to Binance (the link's own tests speak its stream names).
+fn link(s: LinkSettings) -> Link {
+    Link::new(s, Rc::new(Binance))
+}
+
 fn settings(on_demand: bool) -> LinkSettings {
     LinkSettings {
         urls: vec!["ws://a/stream".into(), "ws://b/stream".into()],
@@ -22,7 +29,9 @@ fn streams(v: &[&str]) -> BTreeSet<String> {
 fn connects(fx: &[Effect]) -> Vec<(u64, String)> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::ConnectUpstream { generation, url } => Some((*generation, url.clone())),
+            Effect::ConnectUpstream {
+                generation, url, ..
+            } => Some((*generation, url.clone())),
             _ => None,
         })
         .collect()
@@ -31,7 +40,7 @@ fn connects(fx: &[Effect]) -> Vec<(u64, String)> {
 fn closes(fx: &[Effect]) -> Vec<u64> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::CloseUpstream { generation } => Some(*generation),
+            Effect::CloseUpstream { generation, .. } => Some(*generation),
             _ => None,
         })
         .collect()
@@ -48,7 +57,7 @@ fn sends(fx: &[Effect]) -> Vec<serde_json::Value> {
 
 /// A link with generation 1 connected and delivering at t=0.
 fn live() -> Link {
-    let mut l = Link::new(settings(false));
+    let mut l = link(settings(false));
     let mut fx = Vec::new();
     l.want(streams(&["btcusdt@ticker"]), 0, &mut fx);
     l.opened(1, 0, &mut fx);
@@ -123,7 +132,7 @@ fn a_success_while_closed_resets_the_count() {
 
 #[test]
 fn refusals_for_an_hour_stay_far_under_binances_attempt_limit() {
-    let mut l = Link::new(settings(false));
+    let mut l = link(settings(false));
     let mut fx = Vec::new();
     l.want(streams(&["btcusdt@ticker"]), 0, &mut fx);
     let mut attempts: Vec<i64> = Vec::new();
@@ -186,7 +195,7 @@ fn the_budget_caps_attempts_even_without_backoff() {
 
 #[test]
 fn retry_after_is_honoured_and_451_moves_to_the_next_endpoint() {
-    let mut l = Link::new(settings(false));
+    let mut l = link(settings(false));
     let mut fx = Vec::new();
     l.want(streams(&["btcusdt@ticker"]), 0, &mut fx);
     fx.clear();
@@ -244,7 +253,7 @@ fn the_watchdog_replaces_a_silent_connection() {
 
 #[test]
 fn the_silence_limit_follows_what_the_streams_promise() {
-    let l = Link::new(settings(false));
+    let l = link(settings(false));
     let s = |v: &[&str]| streams(v);
     // Tickers every second: 5 s once the connection has delivered.
     assert_eq!(
@@ -261,7 +270,7 @@ fn the_silence_limit_follows_what_the_streams_promise() {
     // Not delivered yet (an exchange with nothing to say at first): the configured 30 s.
     assert_eq!(l.silence_limit_of(&s(&["btcusdt@ticker"]), false), 30_000);
     // A configured watchdog shorter than the derived limit wins.
-    let short = Link::new(LinkSettings {
+    let short = link(LinkSettings {
         watchdog_ms: 3_000,
         ..settings(false)
     });
@@ -349,7 +358,7 @@ fn the_active_dying_during_rotation_switches_to_the_open_replacement() {
 
 #[test]
 fn on_demand_batches_spaced_requests_and_closes_when_idle() {
-    let mut l = Link::new(settings(true));
+    let mut l = link(settings(true));
     let mut fx = Vec::new();
     l.want(BTreeSet::new(), 0, &mut fx);
     assert!(fx.is_empty(), "nothing wanted, nothing opened");
@@ -412,7 +421,7 @@ fn on_demand_batches_spaced_requests_and_closes_when_idle() {
 
 #[test]
 fn requests_never_exceed_the_rate_under_churn() {
-    let mut l = Link::new(settings(true));
+    let mut l = link(settings(true));
     let mut fx = Vec::new();
     l.want(streams(&["s0@ticker"]), 0, &mut fx);
     l.opened(1, 0, &mut fx);
@@ -435,7 +444,7 @@ fn requests_never_exceed_the_rate_under_churn() {
 
 #[test]
 fn an_evicted_link_remembers_its_breaker_and_budget() {
-    let mut l = Link::new(settings(false));
+    let mut l = link(settings(false));
     let mut fx = Vec::new();
     l.want(streams(&["btcusdt@ticker"]), 0, &mut fx);
     for g in 1..=5 {
@@ -452,7 +461,7 @@ fn an_evicted_link_remembers_its_breaker_and_budget() {
     assert!(l.take_dirty());
     let json = serde_json::to_string(&l.memory()).unwrap();
     // A new instance, as after an eviction: it must not try again before the breaker allows.
-    let mut fresh = Link::new(settings(false));
+    let mut fresh = link(settings(false));
     fresh.restore(serde_json::from_str(&json).unwrap());
     let mut fx = Vec::new();
     fresh.want(streams(&["btcusdt@ticker"]), 6_000, &mut fx);
@@ -480,7 +489,7 @@ fn an_evicted_link_remembers_its_breaker_and_budget() {
 
 #[test]
 fn connect_timeout_counts_as_a_failure() {
-    let mut l = Link::new(settings(false));
+    let mut l = link(settings(false));
     let mut fx = Vec::new();
     l.want(streams(&["btcusdt@ticker"]), 0, &mut fx);
     assert_eq!(l.next_wake(), Some(CONNECT_TIMEOUT_MS));

@@ -1,13 +1,11 @@
 //! What the clock drives on the link: connect time-outs, the silence watchdog, rotation by
-//! age, the idle close, paced `SUBSCRIBE`/`UNSUBSCRIBE` requests, and the next wake-up.
+//! age, the idle close, paced subscribe/unsubscribe requests, and the next wake-up.
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
+use super::super::source::StreamChange;
 use super::{
-    Conn, Effect, Failure, Level, Link, CONNECT_TIMEOUT_MS, MIN_REQUEST_SPACING_MS, MIN_SILENCE_MS,
-    SILENCE_CADENCES,
+    Conn, Effect, Failure, Level, Link, CONNECT_TIMEOUT_MS, MIN_SILENCE_MS, SILENCE_CADENCES,
 };
 
 impl Link {
@@ -43,9 +41,7 @@ impl Link {
                         .into_iter()
                         .flatten()
                     {
-                        fx.push(Effect::CloseUpstream {
-                            generation: c.generation,
-                        });
+                        fx.push(self.close(c.generation));
                     }
                     if self.connected_since.take().is_some() {
                         fx.push(Effect::Log {
@@ -69,7 +65,7 @@ impl Link {
         };
         if self
             .last_request_at
-            .is_some_and(|t| now - t < MIN_REQUEST_SPACING_MS)
+            .is_some_and(|t| now - t < self.source.request_spacing_ms())
         {
             return;
         }
@@ -89,11 +85,11 @@ impl Link {
                 a.streams.remove(p);
             }
         }
-        a.cadence = Conn::cadence_of(&a.streams);
-        let method = if subscribe {
-            "SUBSCRIBE"
+        a.cadence = Conn::cadence_of(self.source.as_ref(), &a.streams);
+        let change = if subscribe {
+            StreamChange::Subscribe
         } else {
-            "UNSUBSCRIBE"
+            StreamChange::Unsubscribe
         };
         let id = self.next_request_id;
         self.next_request_id += 1;
@@ -104,8 +100,9 @@ impl Link {
             a.opened_at = Some(now);
         }
         fx.push(Effect::SendUpstream {
+            source: self.source.id(),
             generation: a.generation,
-            text: json!({"method": method, "params": params, "id": id}).to_string(),
+            text: self.source.request(change, &params, id),
         });
     }
 
@@ -140,7 +137,7 @@ impl Link {
         if self.requests_due() {
             at.push(
                 self.last_request_at
-                    .map_or(0, |t| t + MIN_REQUEST_SPACING_MS),
+                    .map_or(0, |t| t + self.source.request_spacing_ms()),
             );
         }
         if let (true, Some(since), true) = (
@@ -160,7 +157,7 @@ impl Link {
     /// connection that has not delivered yet, get `UPSTREAM_WATCHDOG_SECONDS`, which is
     /// also the ceiling.
     pub fn silence_limit_of(&self, streams: &BTreeSet<String>, delivered: bool) -> i64 {
-        self.limit_for(Conn::cadence_of(streams), delivered)
+        self.limit_for(Conn::cadence_of(self.source.as_ref(), streams), delivered)
     }
 
     fn limit_for(&self, cadence: Option<i64>, delivered: bool) -> i64 {

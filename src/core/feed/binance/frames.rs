@@ -1,11 +1,12 @@
-//! Binance combined-stream frames in, typed updates out (see docs/upstream.md).
+//! Binance combined-stream frames in, typed updates out (see docs/upstream.md); the source
+//! ([`super::Binance`]) turns them into the feed's source-neutral frames.
 //!
 //! Every frame is validated before it can touch the cache: decimal fields must be decimal
 //! strings and the payload's symbol must match its stream name.
 
 use serde_json::{Map, Value};
 
-use crate::core::channel::Market;
+use super::market::market_of_stream;
 use crate::core::error::UpstreamError;
 use crate::core::market::MarketUpdate;
 use crate::core::price::{is_decimal, PriceFields};
@@ -79,20 +80,18 @@ pub fn promised_cadence_ms(stream: &str) -> Option<i64> {
     StreamKind::from_suffix(suffix)?.cadence_ms()
 }
 
-/// Binance's stream name for a canonical symbol, e.g. `btcusdt@ticker`.
-pub fn stream_name(symbol: &str, kind: StreamKind) -> String {
-    format!("{}@{}", symbol.to_ascii_lowercase(), kind.suffix())
-}
-
 /// One price-bearing frame, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Update {
+pub struct StreamUpdate {
     /// Canonical symbol.
     pub symbol: String,
     /// The stream it came from.
     pub kind: StreamKind,
     /// What it says.
     pub fields: PriceFields,
+    /// `@bookTicker`'s order book update id `u`, which orders book frames (they carry no
+    /// event time).
+    pub book_update_id: Option<u64>,
 }
 
 /// Everything the upstream can send on a combined stream.
@@ -103,7 +102,7 @@ pub struct Update {
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamFrame {
     /// A price update.
-    Update(Update),
+    Update(StreamUpdate),
     /// An update of a market channel (trades, a candle, the book).
     Market(MarketUpdate),
     /// `!serverShutdown`: Binance will cut this connection soon.
@@ -167,7 +166,7 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
             event_time: data.get("E").and_then(Value::as_i64),
         });
     }
-    if let Some(market) = Market::of_stream(stream) {
+    if let Some(market) = market_of_stream(stream) {
         return super::market::parse(&market, data).map(UpstreamFrame::Market);
     }
     let unknown = || UpstreamError::UnknownStream(stream.to_string());
@@ -185,10 +184,15 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
         });
     }
     let fields = fields_of(kind, data)?;
-    Ok(UpstreamFrame::Update(Update {
+    let book_update_id = match kind {
+        StreamKind::BookTicker => data.get("u").and_then(Value::as_u64),
+        _ => None,
+    };
+    Ok(UpstreamFrame::Update(StreamUpdate {
         symbol,
         kind,
         fields,
+        book_update_id,
     }))
 }
 
@@ -207,7 +211,6 @@ fn fields_of(kind: StreamKind, data: &Map<String, Value>) -> Result<PriceFields,
             bid: Some(dec(data, "b")?),
             ask: Some(dec(data, "a")?),
             event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
-            book_update_id: None,
         },
         StreamKind::MiniTicker => PriceFields {
             price: Some(dec(data, "c")?),
@@ -222,7 +225,6 @@ fn fields_of(kind: StreamKind, data: &Map<String, Value>) -> Result<PriceFields,
         StreamKind::BookTicker => PriceFields {
             bid: Some(dec(data, "b")?),
             ask: Some(dec(data, "a")?),
-            book_update_id: data.get("u").and_then(Value::as_u64),
             ..PriceFields::default()
         },
         StreamKind::AggTrade | StreamKind::Trade => PriceFields {
@@ -274,7 +276,7 @@ mod tests {
     use super::*;
 
     const FIXTURES: &str =
-        include_str!("../../../tests/fixtures/binance/combined-stream-samples.jsonl");
+        include_str!("../../../../tests/fixtures/binance/combined-stream-samples.jsonl");
 
     fn fixture(stream_prefix: &str) -> &'static str {
         FIXTURES
@@ -283,7 +285,7 @@ mod tests {
             .unwrap_or_else(|| panic!("no fixture line contains {stream_prefix}"))
     }
 
-    fn update(line: &str) -> Update {
+    fn update(line: &str) -> StreamUpdate {
         match parse_frame(line).unwrap() {
             UpstreamFrame::Update(u) => u,
             other => panic!("expected an update, got {other:?}"),
@@ -352,7 +354,7 @@ mod tests {
         assert_eq!(u.fields.ask.as_deref(), Some("89879.79000000"));
         assert_eq!(u.fields.event_time, None);
         assert_eq!(u.fields.price, None);
-        assert_eq!(u.fields.book_update_id, Some(85592068563));
+        assert_eq!(u.book_update_id, Some(85592068563));
     }
 
     #[test]
@@ -431,6 +433,9 @@ mod tests {
 
     #[test]
     fn stream_names_are_lower_case() {
-        assert_eq!(stream_name("BTCUSDT", StreamKind::Ticker), "btcusdt@ticker");
+        assert_eq!(
+            super::super::stream_name("BTCUSDT", StreamKind::Ticker),
+            "btcusdt@ticker"
+        );
     }
 }

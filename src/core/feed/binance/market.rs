@@ -2,15 +2,37 @@
 //! updates out, each encoded once. Every decimal is checked as a decimal string and kept
 //! exactly; the payload's symbol (where it has one) must match its stream.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
-use crate::core::channel::Market;
+use crate::core::channel::{Market, INTERVALS};
 use crate::core::error::UpstreamError;
 use crate::core::market::{MarketKind, MarketUpdate};
 use crate::core::price::is_decimal;
+
+/// The stream that feeds a market channel, e.g. `btcusdt@kline_1m`.
+pub fn market_stream(market: &Market) -> String {
+    match market {
+        Market::Trades(s) => format!("{}@aggTrade", s.to_ascii_lowercase()),
+        Market::Candles(s, i) => format!("{}@kline_{i}", s.to_ascii_lowercase()),
+        Market::Book(s) => format!("{}@depth10@100ms", s.to_ascii_lowercase()),
+    }
+}
+
+/// The market channel a stream feeds (the inverse of [`market_stream`]).
+pub fn market_of_stream(stream: &str) -> Option<Market> {
+    let (sym, suffix) = stream.split_once('@')?;
+    let symbol = crate::core::symbol::canonical(sym)?;
+    Some(match suffix {
+        "aggTrade" => Market::Trades(symbol),
+        "depth10@100ms" => Market::Book(symbol),
+        s => {
+            let i = s.strip_prefix("kline_").filter(|i| INTERVALS.contains(i))?;
+            Market::Candles(symbol, i.to_string())
+        }
+    })
+}
 
 /// Levels a side a book frame keeps.
 pub const BOOK_LEVELS: usize = 10;
@@ -145,59 +167,14 @@ fn book(channel: &str, data: &Map<String, Value>) -> Result<String, UpstreamErro
     Ok(out)
 }
 
-/// The state of each market channel the upstream serves (its open or last closed candle,
-/// its book): what a new link's snapshot carries, so a shard's new subscriber gets it at once.
-#[derive(Debug, Default)]
-pub struct MarketStates {
-    states: BTreeMap<String, MarketUpdate>,
-}
-
-impl MarketStates {
-    /// Keeps `u` when it is a channel's state (a trade is not).
-    pub fn keep(&mut self, u: &MarketUpdate) {
-        if u.kind.is_state() {
-            self.states.insert(u.channel.clone(), u.clone());
-        }
-    }
-
-    /// Forgets the channels no longer in `interest` (their streams are being unsubscribed,
-    /// so what is kept would only grow stale); returns them.
-    pub fn retain(&mut self, interest: &BTreeSet<String>) -> Vec<String> {
-        let gone: Vec<String> = self
-            .states
-            .keys()
-            .filter(|k| !interest.contains(*k))
-            .cloned()
-            .collect();
-        for k in &gone {
-            self.states.remove(k);
-        }
-        gone
-    }
-
-    /// Every state kept, as updates (a closed candle is sent as the channel's state).
-    pub fn all(&self) -> Vec<MarketUpdate> {
-        self.states
-            .values()
-            .map(|u| MarketUpdate {
-                kind: match u.kind {
-                    MarketKind::ClosedCandle => MarketKind::Candle,
-                    k => k,
-                },
-                ..u.clone()
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     const FIXTURES: &str =
-        include_str!("../../../tests/fixtures/binance/combined-stream-samples.jsonl");
-    const DEPTH: &str = include_str!("../../../tests/fixtures/binance/depth-samples.jsonl");
+        include_str!("../../../../tests/fixtures/binance/combined-stream-samples.jsonl");
+    const DEPTH: &str = include_str!("../../../../tests/fixtures/binance/depth-samples.jsonl");
 
     fn fixture(all: &str, stream: &str) -> (Market, Map<String, Value>) {
         let line = all
@@ -206,7 +183,7 @@ mod tests {
             .unwrap();
         let v: Value = serde_json::from_str(line).unwrap();
         let data = v["data"].as_object().unwrap().clone();
-        (Market::of_stream(stream).unwrap(), data)
+        (market_of_stream(stream).unwrap(), data)
     }
 
     fn frame(u: &MarketUpdate) -> Value {

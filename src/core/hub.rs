@@ -20,6 +20,7 @@ use super::events::publish::Bucket;
 use super::events::History;
 use super::fanout::{Fanout, FanoutStats};
 use super::feed::binance::Binance;
+use super::feed::source::Source;
 use super::feed::{Feed, FeedStats};
 use super::host::ClientHost;
 use super::ids::{ConnId, Identity, ShardId, SourceId};
@@ -58,12 +59,17 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub with an empty cache and no connections.
+    /// A hub with an empty cache and no connections, following Binance.
     pub fn new(cfg: Config) -> Hub {
+        Hub::with_source(cfg, Rc::new(Binance))
+    }
+
+    /// A hub following `source`.
+    pub fn with_source(cfg: Config, source: Rc<dyn Source>) -> Hub {
         let cfg = Rc::new(cfg);
         Hub {
             history: History::new(String::new(), cfg.events.history),
-            feed: Feed::new(cfg.clone(), Rc::new(Binance)),
+            feed: Feed::new(cfg.clone(), source),
             fanout: Fanout::new(cfg.clone()),
             shards: ShardTable::new(cfg.fanout_shards, cfg.flush_ms),
             cfg,

@@ -25,6 +25,9 @@ pub enum Transport {
 pub enum SourceId {
     /// Binance's spot market streams.
     Binance,
+    /// The tests' own source ([`crate::core::feed::neutral`]).
+    #[cfg(test)]
+    Neutral,
 }
 
 impl SourceId {
@@ -32,6 +35,8 @@ impl SourceId {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceId::Binance => "binance",
+            #[cfg(test)]
+            SourceId::Neutral => "neutral",
         }
     }
 
@@ -40,6 +45,8 @@ impl SourceId {
     pub fn link_key(self) -> &'static str {
         match self {
             SourceId::Binance => "link",
+            #[cfg(test)]
+            SourceId::Neutral => "link:neutral",
         }
     }
 }

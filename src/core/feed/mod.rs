@@ -28,6 +28,8 @@ use states::MarketStates;
 pub mod binance;
 pub mod cache;
 pub mod link;
+#[cfg(test)]
+pub mod neutral;
 pub mod report;
 pub mod source;
 pub mod states;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::tests::frames;
 use super::*;
+use crate::core::feed::neutral::Neutral;
 use crate::core::host::ClientHost;
 use crate::core::hub::tests::stream;
 use crate::core::hub::tests::Drive;
@@ -15,6 +16,7 @@ use crate::core::ids::SourceId;
 use crate::core::input::UpstreamEvent;
 use crate::core::protocol::close;
 use crate::core::wire::Wire;
+use std::rc::Rc;
 
 fn hub() -> Hub {
     let map: HashMap<&str, &str> = [
@@ -27,11 +29,14 @@ fn hub() -> Hub {
     ]
     .into_iter()
     .collect();
-    let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
+    let mut h = Hub::with_source(
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap(),
+        Rc::new(Neutral),
+    );
     h.restore_events("e1".into(), Vec::new());
     h.start(0);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,

@@ -7,11 +7,13 @@ use serde_json::Value;
 
 use super::tests::frames;
 use super::*;
+use crate::core::feed::neutral::{self, Neutral};
 use crate::core::host::ClientHost;
 use crate::core::hub::tests::Drive;
 use crate::core::ids::SourceId;
 use crate::core::input::UpstreamEvent;
 use crate::core::wire::Wire;
+use std::rc::Rc;
 
 fn hub() -> Hub {
     let map: HashMap<&str, &str> = [
@@ -21,10 +23,13 @@ fn hub() -> Hub {
     ]
     .into_iter()
     .collect();
-    let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
+    let mut h = Hub::with_source(
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap(),
+        Rc::new(Neutral),
+    );
     h.start(0);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -42,18 +47,21 @@ fn requests(fx: &[Effect]) -> Vec<Value> {
 }
 
 fn trade(id: u64, price: &str) -> String {
-    format!(
-        r#"{{"stream":"btcusdt@aggTrade","data":{{"e":"aggTrade","E":1,"s":"BTCUSDT","a":{id},"p":"{price}","q":"0.5","f":1,"l":1,"T":{id},"m":false,"M":true}}}}"#
-    )
+    let body = format!(r#"{{"id":{id},"price":"{price}","qty":"0.5","side":"buy","time":{id}}}"#);
+    neutral::market("trades:BTCUSDT", "t", &body)
 }
 
 fn kline(close: &str, closed: bool) -> String {
-    format!(
-        r#"{{"stream":"btcusdt@kline_1m","data":{{"e":"kline","E":1,"s":"BTCUSDT","k":{{"t":60000,"T":119999,"s":"BTCUSDT","i":"1m","o":"1.0","c":"{close}","h":"2.0","l":"0.5","v":"3.0","x":{closed}}}}}}}"#
-    )
+    let body = format!(
+        r#"{{"channel":"candles:BTCUSDT:1m","candle":{{"t":60000,"o":"1.0","h":"2.0","l":"0.5","c":"{close}","v":"3.0","closed":{closed}}}}}"#
+    );
+    neutral::market("candles:BTCUSDT:1m", if closed { "x" } else { "c" }, &body)
 }
 
-const BOOK: &str = r#"{"stream":"btcusdt@depth10@100ms","data":{"lastUpdateId":7,"bids":[["1.0","2.0"]],"asks":[["1.1","3.0"]]}}"#;
+fn book() -> String {
+    let body = r#"{"channel":"book:BTCUSDT","bids":[["1.0","2.0"]],"asks":[["1.1","3.0"]],"u":7}"#;
+    neutral::market("book:BTCUSDT", "b", body)
+}
 
 /// A hub with client `c` following BTCUSDT's trades and book; returns the upstream
 /// requests that made.
@@ -66,11 +74,11 @@ fn following(h: &mut Hub) -> (ConnId, Vec<Value>) {
     (c, requests(&fx))
 }
 
-fn params(requests: &[Value], method: &str) -> Vec<String> {
+/// The streams the requests `verb` (`add` or `remove`).
+fn params(requests: &[Value], verb: &str) -> Vec<String> {
     requests
         .iter()
-        .filter(|r| r["method"] == method)
-        .flat_map(|r| r["params"].as_array().cloned().unwrap_or_default())
+        .flat_map(|r| r[verb].as_array().cloned().unwrap_or_default())
         .filter_map(|p| p.as_str().map(str::to_string))
         .collect()
 }
@@ -79,18 +87,14 @@ fn params(requests: &[Value], method: &str) -> Vec<String> {
 fn the_upstream_follows_the_market_channels_clients_hold() {
     let mut h = hub();
     let (c, asked) = following(&mut h);
-    let added = params(&asked, "SUBSCRIBE");
-    assert!(added.contains(&"btcusdt@aggTrade".into()), "{asked:?}");
-    assert!(added.contains(&"btcusdt@depth10@100ms".into()), "{asked:?}");
+    let added = params(&asked, "add");
+    assert!(added.contains(&"trades:BTCUSDT".into()), "{asked:?}");
+    assert!(added.contains(&"book:BTCUSDT".into()), "{asked:?}");
     let unsub = r#"{"action":"unsubscribe","channels":["trades:BTCUSDT"]}"#;
     let mut fx = h.client_says(c, unsub, 2_300);
     fx.extend(h.timer(2_300));
-    let removed = params(&requests(&fx), "UNSUBSCRIBE");
-    assert_eq!(
-        removed,
-        ["btcusdt@aggTrade"],
-        "only the channel nobody holds"
-    );
+    let removed = params(&requests(&fx), "remove");
+    assert_eq!(removed, ["trades:BTCUSDT"], "only the channel nobody holds");
 }
 
 #[test]
@@ -114,7 +118,7 @@ fn trades_gather_per_flush_and_states_greet_new_subscribers() {
     assert_eq!(ids, [41, 42]);
     assert_eq!(got[0]["trades"][0]["price"], "1.50");
     assert_eq!(got[0]["trades"][0]["side"], "buy");
-    let mut fx = h.exchange_sends(1, BOOK, 2_100);
+    let mut fx = h.exchange_sends(1, &book(), 2_100);
     fx.extend(h.timer(2_100));
     let book = frames(&fx, c);
     assert!(book
@@ -185,10 +189,13 @@ fn market_streams_take_only_the_room_price_streams_leave() {
     ]
     .into_iter()
     .collect();
-    let mut h = Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap());
+    let mut h = Hub::with_source(
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap(),
+        Rc::new(Neutral),
+    );
     h.start(0);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -197,10 +204,10 @@ fn market_streams_take_only_the_room_price_streams_leave() {
     let sub = r#"{"action":"subscribe","channels":["trades:S1USDT","book:S1USDT","book:S2USDT"]}"#;
     let mut fx = h.client_says(c, sub, 2);
     fx.extend(h.timer(2));
-    let added = params(&requests(&fx), "SUBSCRIBE");
+    let added = params(&requests(&fx), "add");
     assert_eq!(
         added,
-        ["s1usdt@depth10@100ms", "s2usdt@depth10@100ms"],
+        ["book:S1USDT", "book:S2USDT"],
         "1,022 price streams leave room for two, in key order"
     );
 }

@@ -9,6 +9,7 @@ use crate::core::fanout::SseTake;
 use crate::core::fanout::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
 use crate::core::feed::link::Failure;
 use crate::core::feed::link::CONNECT_TIMEOUT_MS;
+use crate::core::feed::neutral::{self, Neutral};
 use crate::core::feed::{MAX_UPSTREAM_FRAME_BYTES, SEQ_BLOCK};
 use crate::core::host::ClientHost;
 use crate::core::ids::SourceId;
@@ -18,6 +19,7 @@ use crate::core::protocol::close;
 use crate::core::request::{parse_stream_symbols, parse_symbol_query};
 use crate::core::upstream_state::UpstreamState;
 use crate::core::wire::Wire;
+use std::rc::Rc;
 
 /// Shorthand for the inputs tests send most: a client's text frame (to the leader or a
 /// shard) and an exchange's frame (to the leader).
@@ -41,7 +43,7 @@ impl Hub {
         now_ms: i64,
     ) -> Vec<Effect> {
         self.upstream(
-            SourceId::Binance,
+            SourceId::Neutral,
             UpstreamEvent::Text { generation, text },
             now_ms,
             0.0,
@@ -69,8 +71,6 @@ pub(crate) fn stream(
     }
 }
 
-const BTC: &str = r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1000,"s":"BTCUSDT","p":"1","P":"0.10","c":"100.5","o":"100","h":"101","l":"99","v":"10","q":"1000","b":"100.4","a":"100.6"}}"#;
-
 fn hub() -> Hub {
     let map: HashMap<&str, &str> = [
         ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT"),
@@ -85,14 +85,17 @@ fn hub() -> Hub {
     ]
     .into_iter()
     .collect();
-    Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap())
+    Hub::with_source(
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap(),
+        Rc::new(Neutral),
+    )
 }
 
 fn connected() -> Hub {
     let mut h = hub();
     h.start(0);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -101,10 +104,7 @@ fn connected() -> Hub {
 }
 
 fn ticker(symbol: &str, price: &str, event_time: i64) -> String {
-    BTC.replace("btcusdt", &symbol.to_lowercase())
-        .replace("BTCUSDT", symbol)
-        .replace("100.5", price)
-        .replace("\"E\":1000", &format!("\"E\":{event_time}"))
+    neutral::ticker(symbol, price, event_time)
 }
 
 /// The frames `conn` was sent among `fx`, parsed (also used by the shard tests).
@@ -134,8 +134,8 @@ fn start_connects_once_to_the_first_endpoint_with_every_stream() {
         .unwrap();
     assert_eq!(
         url,
-        "ws://127.0.0.1:1/stream?streams=btcusdt@bookTicker/btcusdt@ticker/\
-         ethusdt@bookTicker/ethusdt@ticker/solusdt@bookTicker/solusdt@ticker"
+        "ws://127.0.0.1:1/stream?streams=BTCUSDT/BTCUSDT.book/ETHUSDT/ETHUSDT.book/\
+         SOLUSDT/SOLUSDT.book"
     );
     assert!(fx.iter().any(|e| matches!(e, Effect::SetAlarm { .. })));
     assert!(
@@ -322,7 +322,7 @@ fn prices_are_written_in_batches_after_their_fan_out() {
         "a block is reserved first"
     );
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -362,7 +362,7 @@ fn seq_is_reserved_in_blocks_ahead_of_use() {
     h.restore_prices(vec![], 7_000_000, 0);
     assert_eq!(persists(&h.start(0)), [(vec![], 7_000_000 + SEQ_BLOCK)]);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -397,7 +397,7 @@ fn the_first_frame_brings_the_watchdog_alarm_forward_to_the_cadence_limit() {
     // Nothing delivered yet: the alarm waits for the configured 30 s ceiling (or the
     // connect time-out before it).
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -457,16 +457,12 @@ fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
     let c = h.client_open(Wire::Json, None, 0).0;
     h.client_says(c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#, 0);
     h.exchange_sends(1, &ticker("BTCUSDT", "5", 1), 1);
-    for garbage in [
-        "{{{",
-        &ticker("BTCUSDT", "NaN", 2),
-        r#"{"stream":"x@depth","data":{}}"#,
-    ] {
+    for garbage in ["{{{", &ticker("BTCUSDT", "NaN", 2), r#"{"nonsense":{}}"#] {
         let fx = h.exchange_sends(1, garbage, 2);
         assert!(frames(&fx, c).is_empty());
     }
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Binary { generation: 1 },
         3,
         0.0,
@@ -481,7 +477,7 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
     let mut h = connected();
     let c = h.client_open(Wire::Json, None, 0).0;
     let fx = h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Failed {
             generation: 1,
             failure: Failure::Closed {
@@ -493,14 +489,14 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
         0.5,
     );
     assert!(fx.contains(&Effect::CloseUpstream {
-        source: SourceId::Binance,
+        source: SourceId::Neutral,
         generation: 1
     }));
     assert_eq!(frames(&fx, c)[0]["upstream"], "reconnecting");
     assert!(fx.contains(&Effect::SetAlarm { at_ms: 600 }), "{fx:?}");
     assert!(h
         .upstream(
-            SourceId::Binance,
+            SourceId::Neutral,
             UpstreamEvent::Failed {
                 generation: 1,
                 failure: Failure::Network("late duplicate".into())
@@ -522,7 +518,7 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
         .exchange_sends(1, &ticker("BTCUSDT", "1", 1), 601)
         .is_empty());
     let fx = h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 2 },
         700,
         0.0,
@@ -539,7 +535,7 @@ fn repeated_failures_move_to_the_next_endpoint_and_report_down() {
     let mut urls = Vec::new();
     for gen in 1..=6 {
         h.upstream(
-            SourceId::Binance,
+            SourceId::Neutral,
             UpstreamEvent::Failed {
                 generation: gen,
                 failure: Failure::Refused {
@@ -566,7 +562,7 @@ fn repeated_failures_move_to_the_next_endpoint_and_report_down() {
         retry_after_ms: None,
     };
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Failed {
             generation: 7,
             failure: refused,
@@ -588,7 +584,7 @@ fn a_connect_that_hangs_times_out() {
     h.start(0);
     let fx = h.alarm(CONNECT_TIMEOUT_MS, 0.0);
     assert!(fx.contains(&Effect::CloseUpstream {
-        source: SourceId::Binance,
+        source: SourceId::Neutral,
         generation: 1
     }));
     assert_eq!(state(&h), "reconnecting");
@@ -602,7 +598,7 @@ fn health_by_state() {
     assert!(body.contains(r#""status":"down""#));
     h.start(0);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -617,7 +613,7 @@ fn health_by_state() {
     let v: Value = serde_json::from_str(&h.health(20_000).1).unwrap();
     assert_eq!(v["status"], "degraded", "connected but silent");
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Failed {
             generation: 1,
             failure: Failure::Network("gone".into()),
@@ -675,7 +671,7 @@ fn restored_clients_and_prices_continue_where_they_were() {
     assert_eq!(body["price"], "7");
     h.start(1_000);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         1_000,
         0.0,
@@ -697,7 +693,10 @@ fn hub_with(pairs: &[(&str, &str)]) -> Hub {
     .into_iter()
     .collect();
     map.extend(pairs.iter().copied());
-    Hub::new(Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap())
+    Hub::with_source(
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap(),
+        Rc::new(Neutral),
+    )
 }
 
 fn upstream_sends(fx: &[Effect]) -> Vec<Value> {
@@ -729,12 +728,9 @@ fn on_demand_follows_listeners() {
             _ => None,
         })
         .expect("the first listener opens the upstream");
-    assert!(
-        url.ends_with("?streams=btcusdt@bookTicker/btcusdt@ticker"),
-        "{url}"
-    );
+    assert!(url.ends_with("?streams=BTCUSDT/BTCUSDT.book"), "{url}");
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         20,
         0.0,
@@ -743,14 +739,14 @@ fn on_demand_follows_listeners() {
     let fx = h.client_says(b, r#"{"action":"subscribe","symbols":["ETHUSDT"]}"#, 1_000);
     assert_eq!(
         upstream_sends(&fx),
-        [json!({"method":"SUBSCRIBE","params":["ethusdt@bookTicker","ethusdt@ticker"],"id":1})]
+        [json!({"add":["ETHUSDT","ETHUSDT.book"],"id":1})]
     );
     let fx = h.client(ClientInput::Closed { conn: b }, 2_000);
-    assert_eq!(upstream_sends(&fx)[0]["method"], "UNSUBSCRIBE");
+    assert!(upstream_sends(&fx)[0].get("remove").is_some());
     let fx = h.client(ClientInput::Closed { conn: a }, 3_000);
     assert_eq!(
         upstream_sends(&fx),
-        [json!({"method":"UNSUBSCRIBE","params":["btcusdt@bookTicker","btcusdt@ticker"],"id":3})]
+        [json!({"remove":["BTCUSDT","BTCUSDT.book"],"id":3})]
     );
     let fx = h.alarm(7_999, 0.0);
     assert!(
@@ -760,7 +756,7 @@ fn on_demand_follows_listeners() {
     let fx = h.alarm(8_000, 0.0);
     assert!(
         fx.contains(&Effect::CloseUpstream {
-            source: SourceId::Binance,
+            source: SourceId::Neutral,
             generation: 1
         }),
         "{fx:?}"
@@ -785,14 +781,13 @@ fn rotation_delivers_every_change_once_with_growing_seq() {
         }
     };
     collect(&h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 10));
-    let shutdown = r#"{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":11}}"#;
-    let fx = h.exchange_sends(1, shutdown, 11);
+    let fx = h.exchange_sends(1, neutral::CLOSING, 11);
     assert!(fx
         .iter()
         .any(|e| matches!(e, Effect::ConnectUpstream { generation: 2, .. })));
     collect(&fx);
     collect(&h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 2 },
         12,
         0.0,
@@ -801,14 +796,14 @@ fn rotation_delivers_every_change_once_with_growing_seq() {
     // Both connections now carry the same update; only one reaches the client.
     let fx = h.exchange_sends(2, &ticker("BTCUSDT", "2", 2), 14);
     assert!(fx.contains(&Effect::CloseUpstream {
-        source: SourceId::Binance,
+        source: SourceId::Neutral,
         generation: 1
     }));
     collect(&fx);
     collect(&h.exchange_sends(1, &ticker("BTCUSDT", "3", 3), 15));
     collect(&h.exchange_sends(2, &ticker("BTCUSDT", "3", 3), 16));
     collect(&h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Failed {
             generation: 1,
             failure: Failure::Closed {
@@ -827,8 +822,7 @@ fn rotation_delivers_every_change_once_with_growing_seq() {
 fn book_ticker_merges_bid_and_ask_into_the_price() {
     let mut h = connected();
     h.exchange_sends(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
-    let book = r#"{"stream":"btcusdt@bookTicker","data":{"u":5,"s":"BTCUSDT","b":"100.40","B":"1","a":"100.70","A":"2"}}"#;
-    h.exchange_sends(1, book, 20);
+    h.exchange_sends(1, &neutral::book("BTCUSDT", "100.40", "100.70", 5), 20);
     let v: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 20).unwrap().0).unwrap();
     assert_eq!(
         (v["price"].as_str(), v["bid"].as_str(), v["ask"].as_str()),
@@ -845,7 +839,7 @@ fn book_ticker_merges_bid_and_ask_into_the_price() {
 fn oversized_upstream_frames_are_skipped_unparsed() {
     let mut h = connected();
     let big = format!(
-        r#"{{"stream":"btcusdt@ticker","pad":"{}"}}"#,
+        r#"{{"price":{{"symbol":"BTCUSDT","pad":"{}"}}}}"#,
         "x".repeat(MAX_UPSTREAM_FRAME_BYTES)
     );
     assert!(h.exchange_sends(1, &big, 1).iter().any(|e| matches!(
@@ -876,9 +870,9 @@ fn etag_follows_seq_and_metrics_count_what_happened() {
         "edgetick_connections{transport=\"websocket\"} 1",
         "edgetick_connections{transport=\"sse\"} 0",
         "edgetick_leader_snapshot_requests_total 3",
-        "edgetick_upstream_frames_total{source=\"binance\"} 3",
-        "edgetick_upstream_connected{source=\"binance\"} 1",
-        "edgetick_upstream_breaker_state{source=\"binance\",state=\"closed\"} 1",
+        "edgetick_upstream_frames_total{source=\"neutral\"} 3",
+        "edgetick_upstream_connected{source=\"neutral\"} 1",
+        "edgetick_upstream_breaker_state{source=\"neutral\",state=\"closed\"} 1",
         "edgetick_symbols{freshness=\"fresh\"} 1",
         "edgetick_fanout_duration_seconds_count 1",
         "edgetick_messages_sent_total 3",
@@ -891,7 +885,7 @@ fn live_with(pairs: &[(&str, &str)]) -> Hub {
     let mut h = hub_with(pairs);
     h.start(0);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -1109,7 +1103,7 @@ fn status_changes_reach_sse_readers_as_events() {
         .unwrap();
     assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
     let fx = h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Failed {
             generation: 1,
             failure: Failure::Network("gone".into()),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::*;
+use crate::core::feed::neutral::{self, Neutral};
 use crate::core::host::ClientHost;
 use crate::core::hub::tests::frames;
 use crate::core::hub::tests::stream;
@@ -15,6 +16,7 @@ use crate::core::ids::ShardId;
 use crate::core::ids::SourceId;
 use crate::core::input::{ClientInput, UpstreamEvent};
 use crate::core::wire::Wire;
+use std::rc::Rc;
 
 const SUB: &str = r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#;
 
@@ -32,18 +34,15 @@ fn config(pairs: &[(&str, &str)]) -> Config {
 }
 
 fn ticker(symbol: &str, price: &str, event_time: i64) -> String {
-    let lower = symbol.to_lowercase();
-    format!(
-        r#"{{"stream":"{lower}@ticker","data":{{"e":"24hrTicker","E":{event_time},"s":"{symbol}","p":"1","P":"0.10","c":"{price}","o":"100","h":"101","l":"99","v":"10","q":"1000","b":"100.4","a":"100.6"}}}}"#
-    )
+    neutral::ticker(symbol, price, event_time)
 }
 
 /// A connected leader with a price for BTCUSDT.
 fn leader(pairs: &[(&str, &str)]) -> Hub {
-    let mut h = Hub::new(config(pairs));
+    let mut h = Hub::with_source(config(pairs), Rc::new(Neutral));
     h.start(0);
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         0,
         0.0,
@@ -215,11 +214,11 @@ fn a_restarted_leader_is_relinked_and_seq_keeps_growing() {
     let (fx, _) = link(&mut h, &mut s, 0, 20);
     let mut seen = seqs(&frames(&fx, c));
     // The leader's object is replaced: a new instance above the old one's `seq` block.
-    let mut h2 = Hub::new(config(&[]));
+    let mut h2 = Hub::with_source(config(&[]), Rc::new(Neutral));
     h2.restore_prices(Vec::new(), h.seq() + 100_000, 50);
     h2.start(50);
     h2.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         50,
         0.0,
@@ -237,7 +236,7 @@ fn a_restarted_leader_is_relinked_and_seq_keeps_growing() {
 #[test]
 fn on_demand_follows_the_union_of_the_shards_interests() {
     let pairs = [("UPSTREAM_MODE", "on-demand")];
-    let mut h = Hub::new(config(&pairs));
+    let mut h = Hub::with_source(config(&pairs), Rc::new(Neutral));
     h.start(0);
     let mut a = Shard::new(config(&pairs));
     let mut b = Shard::new(config(&pairs));
@@ -258,11 +257,11 @@ fn on_demand_follows_the_union_of_the_shards_interests() {
         })
         .expect("a listener in shard 0 starts the upstream");
     assert!(
-        url.contains("btcusdt@ticker") && !url.contains("ethusdt"),
+        url.contains("streams=BTCUSDT/") && !url.contains("ETHUSDT"),
         "{url}"
     );
     h.upstream(
-        SourceId::Binance,
+        SourceId::Neutral,
         UpstreamEvent::Opened { generation: 1 },
         3,
         0.0,
@@ -281,7 +280,7 @@ fn on_demand_follows_the_union_of_the_shards_interests() {
         .collect();
     assert!(
         sent.iter()
-            .any(|t| t.contains("SUBSCRIBE") && t.contains("ethusdt@ticker")),
+            .any(|t| t.contains("\"add\"") && t.contains("\"ETHUSDT\"")),
         "{sent:?}"
     );
     // Shard 0's link goes: its symbol is no longer wanted.
@@ -305,7 +304,7 @@ fn on_demand_follows_the_union_of_the_shards_interests() {
         .collect();
     assert!(
         all.iter()
-            .any(|t| t.contains("UNSUBSCRIBE") && t.contains("btcusdt@ticker")),
+            .any(|t| t.contains("\"remove\"") && t.contains("\"BTCUSDT\"")),
         "{all:?}"
     );
 }

@@ -117,7 +117,7 @@ pub enum Effect {
         /// Expired symbols.
         symbols: Vec<String>,
     },
-    /// Call [`super::hub::Hub::timer`] at this absolute time (ms), with an in-memory timer:
+    /// Call the object's `timer` ([`super::host::ClientHost::timer`]) at this absolute time (ms), with an in-memory timer:
     /// flush windows and SSE keepalives are too frequent for the durable alarm.
     Timer {
         /// Epoch milliseconds.

@@ -18,10 +18,10 @@ use super::config::Config;
 use super::error::ApiError;
 use super::events::publish::Bucket;
 use super::events::History;
-use super::fanout::{Fanout, FanoutStats};
+use super::fanout::Fanout;
 use super::feed::binance::Binance;
 use super::feed::source::Source;
-use super::feed::{Feed, FeedStats};
+use super::feed::Feed;
 use super::host::ClientHost;
 use super::ids::{ConnId, Identity, ShardId, SourceId};
 use super::input::{ClientInput, StreamOpen, UpstreamEvent};
@@ -77,16 +77,6 @@ impl Hub {
             timer: OneTimer::default(),
             publishes: Bucket::default(),
         }
-    }
-
-    /// The feed's counters.
-    pub fn feed_stats(&self) -> &FeedStats {
-        self.feed.stats()
-    }
-
-    /// The fan-out's counters.
-    pub fn fanout_stats(&self) -> &FanoutStats {
-        self.fanout.stats()
     }
 
     /// Loads persisted prices; the fan-out starts from them too.

@@ -4,25 +4,23 @@
 //!
 //! # Layout
 //!
-//! Two halves and the narrow interface between them:
-//! - [`feed`] — the upstream [`feed::link`], the price [`feed::cache`] with `seq`, and their
-//!   persistence: Binance frames in, [`batch::Batch`]es of encoded changes out.
-//! - [`fanout`] — every client: the client table, flush pacing, flow control, SSE streams
-//!   and protocol commands: batches in, frames out.
-//! - [`batch`] — what crosses from the feed to the fan-out, in-process or over the link to a
-//!   fan-out shard.
-//! - [`hub`] — the leader object: the feed, its own clients, and its [`shards`].
-//! - [`shard`] — a fan-out shard: a fan-out fed over its link to the leader; [`node`] is
-//!   either object as the edge drives it.
-//!
-//! - [`events`] — the application's event channels: history with `offset` and `epoch`
-//!   (the leader's, and each fan-out's copy for recovery) and the publish API's checks;
-//!   [`channel`] names what a client can follow.
-//!
-//! Shared by both: [`protocol`] (frames and commands), [`effect`] (what the edge carries
-//! out), [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's
-//! routing), [`rest`], [`config`], [`symbol`], [`price`], [`error`], [`fastmap`],
-//! [`backoff`].
+//! Modules depend one way (`make lint` checks): the leaves first, then the two halves and
+//! the seams between them, then the objects that compose them.
+//! - Leaves: [`ids`], [`upstream_state`], [`histogram`], [`text`], [`cursor`], [`fastmap`],
+//!   [`backoff`], [`error`], [`symbol`], [`price`], [`config`], [`market`], [`channel`],
+//!   [`auth`], [`events`], [`protocol`], [`input`], [`effect`], [`batch`].
+//! - [`wire`] — the client protocols: a payload (a kind and a body encoded once) framed by
+//!   each wire (the JSON WebSocket, SSE).
+//! - [`feed`] — the upstream side: its [`feed::source::Source`] (Binance is
+//!   [`feed::binance`]), the [`feed::link`], the price [`feed::cache`] with `seq`, their
+//!   persistence; batches of payloads out.
+//! - [`fanout`] — every client: the client table, flushes grouped by wire, flow control, SSE
+//!   streams and commands: batches in, frames out.
+//! - [`host`] — what the leader and a shard do alike for clients; [`hub`] the leader (the
+//!   feed, its own clients, its [`tree`] of shards); [`shard`] a fan-out shard fed over its
+//!   link; [`node`] either object as the edge drives it.
+//! - [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's routing),
+//!   [`rest`] (REST bodies).
 
 pub mod auth;
 pub mod backoff;

@@ -292,7 +292,7 @@ fn limits_on_symbols_and_frame_size() {
     assert!(h.admit_client());
     h.client_open(Wire::Json, None, 0);
     assert!(!h.admit_client(), "MAX_CONNECTIONS is 2");
-    assert_eq!(h.fanout_stats().refused_at_capacity, 1);
+    assert_eq!(h.fanout.stats().refused_at_capacity, 1);
     assert_eq!(
         h.client(ClientInput::Binary { conn: c, len: 300 }, 0).len(),
         1,
@@ -467,7 +467,7 @@ fn bad_upstream_frames_are_counted_and_never_reach_the_cache() {
         3,
         0.0,
     );
-    assert_eq!(h.feed_stats().upstream_errors, 4);
+    assert_eq!(h.feed.stats().upstream_errors, 4);
     let body: Value = serde_json::from_str(&h.rest_price("BTCUSDT", 3).unwrap().0).unwrap();
     assert_eq!(body["price"], "5");
 }
@@ -849,7 +849,7 @@ fn oversized_upstream_frames_are_skipped_unparsed() {
             ..
         }
     )));
-    assert_eq!(h.feed_stats().upstream_errors, 1);
+    assert_eq!(h.feed.stats().upstream_errors, 1);
 }
 
 #[test]
@@ -1050,11 +1050,11 @@ fn sse_keepalive_slow_warning_and_close() {
     // Now the reader stops pulling while prices change.
     h.exchange_sends(1, &ticker("BTCUSDT", "1", 1), 20_000);
     h.timer(20_000 + SLOW_WARN_MS);
-    assert_eq!(h.fanout_stats().slow_consumers, 1);
+    assert_eq!(h.fanout.stats().slow_consumers, 1);
     let fx = h.timer(20_000 + SLOW_CLOSE_MS);
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
     assert_eq!(h.sse_take(conn, 20_000 + SLOW_CLOSE_MS), SseTake::Closed);
-    assert_eq!(h.fanout_stats().slow_consumer_closes, 1);
+    assert_eq!(h.fanout.stats().slow_consumer_closes, 1);
     let m = h.metrics(60_000);
     assert!(m.contains("edgetick_clients_closed_total{reason=\"slow_consumer\"} 1"));
 }
@@ -1189,7 +1189,7 @@ fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
         code: close::SLOW_CONSUMER,
         reason: "slow consumer"
     }));
-    assert_eq!(h.fanout_stats().slow_consumer_closes, 1);
+    assert_eq!(h.fanout.stats().slow_consumer_closes, 1);
     assert!(h.has_client(bystander));
 }
 

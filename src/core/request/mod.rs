@@ -255,6 +255,25 @@ mod tests {
     }
 
     #[test]
+    fn publish_takes_the_bearer_scheme_in_any_case() {
+        let c = cfg(&[("PUBLISH_TOKEN", "s3cret")]);
+        let none = q(&[]);
+        let post = |authorization| Incoming {
+            method: "POST",
+            authorization,
+            ..get("/api/publish", &none)
+        };
+        for given in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret"] {
+            let r = classify(&c, &CorsDecision::NoOrigin, &post(Some(given)));
+            assert_eq!(r, Ok(Route::Publish), "{given}");
+        }
+        for refused in [None, Some("Bearer wrong"), Some("Basic s3cret")] {
+            let r = classify(&c, &CorsDecision::NoOrigin, &post(refused));
+            assert_eq!(code(r), "UNAUTHORIZED", "{refused:?}");
+        }
+    }
+
+    #[test]
     fn routes_reach_their_typed_request() {
         let c = cfg(&[]);
         let allow = CorsDecision::Allow("*".into());

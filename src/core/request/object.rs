@@ -6,7 +6,7 @@ use crate::core::cursor;
 use crate::core::error::ApiError;
 use crate::core::wire::Wire;
 
-/// What the leader or a shard is asked to do for a [`Fault`].
+/// What the leader or a shard is asked to do for a [`super::Fault`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
     /// Close every shard link (the leader).
@@ -27,7 +27,7 @@ pub enum ObjectRequest {
         wire: Wire,
     },
     /// An SSE stream of canonical symbols and resolved channels, resuming from `last` (a
-    /// stream id, see [`crate::core::fanout::cursor`]) when given.
+    /// stream id, see [`crate::core::cursor`]) when given.
     Stream {
         /// Canonical, whitelisted symbols.
         symbols: Vec<String>,
@@ -53,7 +53,7 @@ pub enum ObjectRequest {
         symbol: String,
     },
     /// A fan-out shard links to the leader (a WebSocket upgrade from the shard object;
-    /// never routed from outside: [`classify`] has no route to it).
+    /// never routed from outside: [`super::classify`] has no route to it).
     Link {
         /// The shard's number.
         shard: u32,

@@ -44,12 +44,9 @@ pub fn presented_token<'a>(
 
 /// The token of an `Authorization: Bearer` header.
 pub(super) fn bearer(authorization: Option<&str>) -> Option<&str> {
-    authorization
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+    // The scheme is case-insensitive (RFC 7235): `Bearer`, `bearer`, `BEARER`.
+    let (scheme, token) = authorization?.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The `?token=` parameter.

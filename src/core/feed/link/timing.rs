@@ -1,8 +1,6 @@
 //! What the clock drives on the link: connect time-outs, the silence watchdog, rotation by
 //! age, the idle close, paced subscribe/unsubscribe requests, and the next wake-up.
 
-use std::collections::BTreeSet;
-
 use super::super::source::StreamChange;
 use super::{
     Conn, Effect, Failure, Level, Link, CONNECT_TIMEOUT_MS, MIN_SILENCE_MS, SILENCE_CADENCES,
@@ -150,16 +148,22 @@ impl Link {
         at.into_iter().min()
     }
 
-    /// How long `c` may stay silent before the watchdog replaces it. Once it has delivered,
-    /// streams that promise a cadence (the tickers: every second) bound it to a few missed
-    /// cadences, so a dead stream is noticed in seconds; a quiet market never trips it,
-    /// because the cadence holds when nothing trades. Streams without a cadence, and a
-    /// connection that has not delivered yet, get `UPSTREAM_WATCHDOG_SECONDS`, which is
-    /// also the ceiling.
-    pub fn silence_limit_of(&self, streams: &BTreeSet<String>, delivered: bool) -> i64 {
+    /// The silence limit of a connection carrying `streams` (see `limit_for`).
+    #[cfg(test)]
+    pub(super) fn silence_limit_of(
+        &self,
+        streams: &std::collections::BTreeSet<String>,
+        delivered: bool,
+    ) -> i64 {
         self.limit_for(Conn::cadence_of(self.source.as_ref(), streams), delivered)
     }
 
+    /// How long a connection may stay silent before the watchdog replaces it. Once it has
+    /// delivered, streams that promise a cadence (Binance's tickers: every second) bound it
+    /// to a few missed cadences, so a dead stream is noticed in seconds; a quiet market never
+    /// trips it, because the cadence holds when nothing trades. Streams without a cadence,
+    /// and a connection that has not delivered yet, get `UPSTREAM_WATCHDOG_SECONDS`, which
+    /// is also the ceiling.
     fn limit_for(&self, cadence: Option<i64>, delivered: bool) -> i64 {
         match cadence {
             Some(ms) if delivered => (ms * SILENCE_CADENCES)

@@ -102,8 +102,8 @@ pub enum Effect {
         channel: String,
         /// Its offset.
         offset: u64,
-        /// Its frame.
-        frame: Rc<str>,
+        /// Its body (what every wire frames).
+        body: Rc<str>,
         /// Events kept per channel.
         keep: usize,
     },

@@ -23,10 +23,10 @@ impl Shared {
             Effect::StoreEvent {
                 channel,
                 offset,
-                frame,
+                body,
                 keep,
             } => self.with_store("store_event_failed", |s| {
-                s.save_event(&channel, offset, &frame, keep)
+                s.save_event(&channel, offset, &body, keep)
             }),
             Effect::WipeEvents { epoch } => {
                 self.with_store("wipe_events_failed", |s| s.wipe_events(&epoch))

@@ -48,7 +48,7 @@ impl Hub {
         let store = Effect::StoreEvent {
             channel: event.channel.clone(),
             offset: event.offset,
-            frame: event.encoded.clone(),
+            body: event.encoded.clone(),
             keep: self.cfg.events.history,
         };
         let batch = Batch {

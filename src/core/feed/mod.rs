@@ -474,3 +474,6 @@ fn change_of(e: &Entry) -> Change {
         received_at: e.price.received_at,
     }
 }
+
+#[cfg(test)]
+mod tests;

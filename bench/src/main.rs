@@ -382,7 +382,7 @@ fn report(a: &Args, steady: &[String], storms: &[String], ratios: &[String]) -> 
         storms.iter().for_each(|r| md.push_str(&format!("{r}\n")));
     }
     if !ratios.is_empty() {
-        md.push_str("\nedgetick ÷ floor (below 1× is better for times, above 1× for deliveries and connections):\n\n| load | | | | |\n|---|---|---|---|---|\n");
+        md.push_str("\nedgetick ÷ floor (below 1× is better for times, above 1× for deliveries and connections):\n\n| load | | | | | | |\n|---|---|---|---|---|---|---|\n");
         ratios.iter().for_each(|r| md.push_str(&format!("{r}\n")));
     }
     md

@@ -7,7 +7,8 @@
 //! [`body`] builds the bodies of the service's own messages; [`json`] is the JSON WebSocket
 //! (`{"type":<kind>,...}`, commands parsed by [`crate::core::protocol`]); [`sse`] is
 //! Server-Sent Events (`event: <kind>`, the JSON frame as `data`). A new wire adds a module
-//! here and a variant of [`Wire`].
+//! here and a variant of [`Wire`]; [`socketio`] is the codec the Socket.IO wire is being
+//! built on (Engine.IO and Socket.IO packets, not yet a variant).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,7 @@ use super::ids::Transport;
 
 pub mod body;
 pub mod json;
+pub mod socketio;
 pub mod sse;
 
 /// How a client's connection is framed.

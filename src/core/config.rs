@@ -85,6 +85,20 @@ pub struct Config {
     pub test_faults: bool,
     /// The application's event channels and their publish API.
     pub events: EventsConfig,
+    /// Socket.IO's heartbeat and the `/` namespace's broadcast.
+    pub socketio: SocketIoConfig,
+}
+
+/// Socket.IO (docs/socketio.md): the heartbeat a session is told in its handshake, and what
+/// the `/` namespace broadcasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketIoConfig {
+    /// `SOCKETIO_PING_INTERVAL_SECONDS`: how often the server pings.
+    pub ping_interval_ms: i64,
+    /// `SOCKETIO_PING_TIMEOUT_SECONDS`: how long a pong may take before the session ends.
+    pub ping_timeout_ms: i64,
+    /// `SOCKETIO_BROADCAST`: the symbols every client of `/` gets (default: all served).
+    pub broadcast: Vec<String>,
 }
 
 /// Event channels (docs/events.md): what may be published, by whom, how much is kept.
@@ -177,9 +191,10 @@ impl Config {
         let sec = |name, default, min, max| {
             Ok::<i64, ConfigError>(v.number(name, default, min, max)? as i64 * 1000)
         };
+        let symbols = parse_symbols(&symbols_raw)?;
         Ok(Config {
             upstream_urls: parse_urls(&upstream_raw)?,
-            symbols: parse_symbols(&symbols_raw)?,
+            symbols: symbols.clone(),
             price_ttl_ms: sec("PRICE_TTL_SECONDS", 300, 1, 86_400)?,
             max_connections: v.number("MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize,
             max_symbols_per_connection: v.number("MAX_SYMBOLS_PER_CONNECTION", 100, 1, 1024)?
@@ -209,8 +224,33 @@ impl Config {
                 publish_per_second: v.number("PUBLISH_PER_SECOND", 100, 1, 10_000)? as u32,
                 history: v.number("EVENT_HISTORY", 100, 1, 10_000)? as usize,
             },
+            socketio: SocketIoConfig {
+                ping_interval_ms: sec("SOCKETIO_PING_INTERVAL_SECONDS", 25, 1, 300)?,
+                ping_timeout_ms: sec("SOCKETIO_PING_TIMEOUT_SECONDS", 20, 1, 300)?,
+                broadcast: parse_broadcast(v.text("SOCKETIO_BROADCAST"), &symbols)?,
+            },
         })
     }
+}
+
+/// `SOCKETIO_BROADCAST`: served symbols in any spelling (default: every served symbol).
+fn parse_broadcast(raw: Option<String>, served: &Whitelist) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(served.iter().cloned().collect());
+    };
+    let named = parse_symbols(&raw).map_err(|e| ConfigError {
+        name: "SOCKETIO_BROADCAST",
+        ..e
+    })?;
+    let named: Vec<String> = named.iter().cloned().collect();
+    if let Some(s) = named.iter().find(|s| !served.contains(s)) {
+        return Err(ConfigError {
+            name: "SOCKETIO_BROADCAST",
+            value: raw.clone(),
+            problem: format!("{s} is not one of SYMBOLS"),
+        });
+    }
+    Ok(named)
 }
 
 fn parse_urls(raw: &str) -> Result<Vec<String>, ConfigError> {
@@ -333,6 +373,24 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_socketio_broadcast_is_served_symbols_only() {
+        let with = |b: &str| {
+            let pairs = [("SYMBOLS", "BTCUSDT,ETHUSDT"), ("SOCKETIO_BROADCAST", b)];
+            Config::from_lookup(|k| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(with("").unwrap().socketio.broadcast, ["BTCUSDT", "ETHUSDT"]);
+        assert_eq!(with("eth-usdt").unwrap().socketio.broadcast, ["ETHUSDT"]);
+        let e = with("DOGEUSDT").unwrap_err();
+        assert_eq!(e.name, "SOCKETIO_BROADCAST");
+        assert_eq!(with("").unwrap().socketio.ping_interval_ms, 25_000);
     }
 
     #[test]

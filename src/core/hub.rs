@@ -36,6 +36,8 @@ mod auth_tests;
 #[cfg(test)]
 mod market_tests;
 #[cfg(test)]
+mod socketio_tests;
+#[cfg(test)]
 pub(crate) mod tests;
 
 mod publishing;
@@ -311,11 +313,9 @@ impl ClientHost for Hub {
         who: Option<Identity>,
         now_ms: i64,
     ) -> (ConnId, Vec<Effect>) {
-        let conn = self.fanout.client_open(wire, who, now_ms);
-        (
-            conn,
-            self.finish(now_ms, Vec::new(), Vec::new(), Batch::default()),
-        )
+        let mut fx = Vec::new();
+        let conn = self.fanout.client_open(wire, who, now_ms, &mut fx);
+        (conn, self.finish(now_ms, fx, Vec::new(), Batch::default()))
     }
 
     fn sse_open(

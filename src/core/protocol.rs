@@ -14,6 +14,8 @@ use super::text::truncate;
 pub mod close {
     /// Normal closure.
     pub const NORMAL: u16 = 1000;
+    /// A packet that does not follow the protocol (Socket.IO).
+    pub const PROTOCOL: u16 = 1002;
     /// A frame larger than `MAX_FRAME_BYTES`.
     pub const TOO_LARGE: u16 = 1009;
     /// Internal error.

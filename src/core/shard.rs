@@ -352,8 +352,9 @@ impl ClientHost for Shard {
         who: Option<Identity>,
         now_ms: i64,
     ) -> (ConnId, Vec<Effect>) {
-        let conn = self.fanout.client_open(wire, who, now_ms);
-        (conn, self.finish(now_ms, Vec::new()))
+        let mut fx = Vec::new();
+        let conn = self.fanout.client_open(wire, who, now_ms, &mut fx);
+        (conn, self.finish(now_ms, fx))
     }
 
     /// Opens an SSE stream once the snapshot is in (before it: `NO_DATA`, retry shortly; the

@@ -2,7 +2,7 @@
 //! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
 //! scenarios, which run in any order: each sets up the state it needs. Scenarios live in
 //! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`, `events`,
-//! `market`, `private`) and are
+//! `market`, `private`, `socketio`) and are
 //! registered once, in `main`.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
@@ -19,6 +19,7 @@ mod market;
 mod private;
 mod rest;
 mod shards;
+mod socketio;
 mod sse;
 mod support;
 mod upstream;
@@ -250,6 +251,10 @@ fn main() {
         market::market_channels_stream_over_sse_and_the_upstream_follows_them,
         private::private_channels_reach_only_their_owner,
         private::a_token_expiring_mid_connection_closes_4401,
+        socketio::socketio_prices_clients_get_their_rooms_acks_and_exceptions,
+        socketio::socketio_root_clients_get_the_broadcast,
+        socketio::socketio_unknown_namespaces_are_refused,
+        socketio::socketio_sessions_outlive_many_pings_through_four_shards,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

@@ -144,7 +144,7 @@ impl Carrier {
                     pos.advance(channel, offset);
                 }
                 let id = sse.id();
-                sse.events.push_back(Wire::Sse.frame(payload, Some(&id)));
+                sse.events.push_back(sse::frame(payload, Some(&id)));
                 if sse.waiting {
                     EventRoute::Wake
                 } else {
@@ -159,7 +159,7 @@ impl Carrier {
         match self {
             Carrier::WebSocket(_) => Route::Send,
             Carrier::Sse(sse) => {
-                sse.events.push_back(Wire::Sse.frame(payload, None));
+                sse.events.push_back(sse::frame(payload, None));
                 if sse.waiting {
                     Route::Wake
                 } else {
@@ -235,6 +235,9 @@ pub struct Client {
     pub carrier: Carrier,
     /// Its message rate limiter.
     pub limiter: RateLimiter,
+    /// (Socket.IO) When the pong to the last ping is due, while it has not come, and the
+    /// flow-control mark of what was sent before that ping (the pong settles it).
+    pub pong_due: Option<(i64, u64)>,
     /// When the last price frame went out to it (the flush pacer's crowding measure).
     pub last_price_at: Option<i64>,
     /// Whose connection it is (with `JWT_SECRET`).
@@ -268,6 +271,7 @@ impl Client {
             wire,
             carrier,
             limiter: RateLimiter::new(rate, now_ms),
+            pong_due: None,
             last_price_at: None,
             who: None,
             subs: BTreeSet::new(),
@@ -306,6 +310,17 @@ impl Clients {
     /// A client.
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut Client> {
         self.by_conn.get_mut(&conn)
+    }
+
+    /// A client, to read.
+    pub fn get(&self, conn: ConnId) -> Option<&Client> {
+        self.by_conn.get(&conn)
+    }
+
+    /// The Socket.IO sessions, in a deterministic order.
+    pub fn socketio(&self) -> impl Iterator<Item = ConnId> + '_ {
+        let sio = |(id, c): (&ConnId, &Client)| matches!(c.wire, Wire::SocketIo(_)).then_some(*id);
+        self.by_conn.iter().filter_map(sio)
     }
 
     /// Every client, in a deterministic order.

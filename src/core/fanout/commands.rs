@@ -63,7 +63,13 @@ impl Fanout {
 
     /// Registers a new connection and returns its id. The edge stores the id (with the empty
     /// subscription set) in the socket's attachment.
-    pub fn client_open(&mut self, wire: Wire, who: Option<Identity>, now_ms: i64) -> ConnId {
+    pub fn client_open(
+        &mut self,
+        wire: Wire,
+        who: Option<Identity>,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) -> ConnId {
         self.stats.connections_opened += 1;
         let id = self.next_conn;
         self.next_conn += 1;
@@ -73,6 +79,9 @@ impl Fanout {
         self.churn(true, now_ms);
         if wire.transport() == Transport::Sse {
             self.watch(now_ms);
+        }
+        if let Wire::SocketIo(_) = wire {
+            self.socketio_open(id, now_ms, fx);
         }
         id
     }
@@ -92,6 +101,11 @@ impl Fanout {
             .collect();
         let rate = self.cfg.client_messages_per_second;
         self.clients.insert(conn, wire, rate, 0);
+        if let Wire::SocketIo(_) = wire {
+            // A woken object pings its Socket.IO sessions at once: their clients give up
+            // after a ping interval and timeout without one.
+            self.beat.get_or_insert((0, super::socketio::Beat::Ping));
+        }
         self.identify(conn, who);
         let added = self.clients.subscribe(conn, &served);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
@@ -162,6 +176,9 @@ impl Fanout {
         if !self.admissible(conn, text.len(), now_ms, fx) {
             return;
         }
+        if let Some(Wire::SocketIo(nsp)) = self.clients.wire(conn) {
+            return self.socketio_text(conn, nsp, text, now_ms, fx);
+        }
         match protocol::parse_command(text).and_then(|cmd| self.capped(cmd)) {
             Ok(cmd) => self.command(conn, cmd, now_ms, fx),
             Err(e) => self.reject(conn, e, fx),
@@ -200,7 +217,13 @@ impl Fanout {
         Ok(cmd)
     }
 
-    fn command(&mut self, conn: ConnId, cmd: Command, now_ms: i64, fx: &mut Vec<Effect>) {
+    pub(super) fn command(
+        &mut self,
+        conn: ConnId,
+        cmd: Command,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
         match cmd {
             Command::Subscribe {
                 symbols,
@@ -236,7 +259,7 @@ impl Fanout {
                 let pong = body::pong(&id, now_ms);
                 self.send(conn, Payload::new(Kind::Pong, &pong), fx)
             }
-            Command::Ack { seq } => self.ack(conn, seq, now_ms, fx),
+            Command::Ack { seq } => self.ack(conn, seq, true, now_ms, fx),
         }
     }
 
@@ -272,12 +295,24 @@ impl Fanout {
 
     /// A client acknowledged frames up to `seq`; one that was behind and has caught up gets
     /// the newest value of everything that changed meanwhile, in one frame.
-    fn ack(&mut self, conn: ConnId, seq: u64, now_ms: i64, fx: &mut Vec<Effect>) {
+    pub(super) fn ack(
+        &mut self,
+        conn: ConnId,
+        seq: u64,
+        by_client: bool,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
         let Some(Carrier::WebSocket(flow)) = self.clients.get_mut(conn).map(|c| &mut c.carrier)
         else {
             return;
         };
-        if !flow.ack(seq) {
+        let caught_up = if by_client {
+            flow.ack(seq)
+        } else {
+            flow.settle(seq)
+        };
+        if !caught_up {
             return;
         }
         let pending = std::mem::take(&mut flow.pending);
@@ -385,7 +420,7 @@ impl Fanout {
         ))
     }
 
-    fn save(&mut self, conn: ConnId) -> Effect {
+    pub(super) fn save(&mut self, conn: ConnId) -> Effect {
         let who = self.clients.get_mut(conn).and_then(|c| c.who.clone());
         Effect::SaveSubscriptions {
             conn,
@@ -440,12 +475,13 @@ impl Fanout {
         let Some(wire) = self.clients.wire(conn) else {
             return;
         };
-        let frame = wire.frame(payload, None);
-        self.count_sent(1, frame.len());
-        fx.push(Effect::Send {
-            conn,
-            frame: frame.into(),
-        });
+        for frame in wire.frames(payload, None) {
+            self.count_sent(1, frame.len());
+            fx.push(Effect::Send {
+                conn,
+                frame: frame.into(),
+            });
+        }
     }
 
     /// Refuses a client's message with `err`, framed by its wire.

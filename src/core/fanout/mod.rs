@@ -37,6 +37,7 @@ mod latest;
 mod market;
 pub mod pacer;
 pub mod session;
+mod socketio;
 mod streams;
 
 pub use clients::{Carrier, KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
@@ -112,6 +113,8 @@ pub struct Fanout {
     churn_due: Option<i64>,
     /// When SSE streams and WebSockets that are behind are next checked.
     tick_at: Option<i64>,
+    /// The Socket.IO heartbeat's next step, while there are Socket.IO clients.
+    beat: Option<(i64, socketio::Beat)>,
     /// The clients' symbols changed since the feed last asked.
     interest_changed: bool,
     stats: FanoutStats,
@@ -140,6 +143,7 @@ impl Fanout {
             churn: (0, 0),
             churn_due: None,
             tick_at: None,
+            beat: None,
             interest_changed: false,
             stats: FanoutStats::default(),
         }
@@ -214,19 +218,19 @@ impl Fanout {
             let Some((body, max_seq)) = self.latest.body(symbols, 0, now_ms) else {
                 continue;
             };
-            let frame: Rc<str> = wire.frame(Payload::new(Kind::Prices, &body), None).into();
-            self.count_sent(conns.len(), frame.len());
+            let framed = wire.frames(Payload::new(Kind::Prices, &body), None);
+            let bytes: usize = framed.iter().map(String::len).sum();
             for conn in &conns {
                 if let Some(client) = self.clients.get_mut(*conn) {
                     if let Carrier::WebSocket(flow) = &mut client.carrier {
-                        fell_behind |= flow.sent(max_seq, frame.len(), now_ms);
+                        fell_behind |= flow.sent(max_seq, bytes, now_ms);
                     }
                     let gap = client.last_price_at.replace(now_ms).map(|t| now_ms - t);
                     crowded += usize::from(self.pacer.crowded(changes, gap));
                 }
             }
             frames += conns.len();
-            fx.push(Effect::Fanout { conns, frame });
+            self.push_frames(conns, framed, fx);
         }
         self.pacer.flushed(now_ms, frames, crowded);
         if fell_behind {
@@ -265,9 +269,26 @@ impl Fanout {
         fx: &mut Vec<Effect>,
     ) {
         for (wire, conns) in pushed {
-            let frame: Rc<str> = wire.frame(payload, None).into();
-            self.count_sent(conns.len(), frame.len());
-            fx.push(Effect::Fanout { conns, frame });
+            let framed = wire.frames(payload, None);
+            self.push_frames(conns, framed, fx);
+        }
+    }
+
+    /// Sends each of `frames`, in order, to all of `conns` (one shared frame each).
+    fn push_frames(&mut self, conns: Vec<ConnId>, frames: Vec<String>, fx: &mut Vec<Effect>) {
+        let last = frames.len().saturating_sub(1);
+        let mut conns = Some(conns);
+        for (i, frame) in frames.into_iter().enumerate() {
+            let targets = if i == last {
+                conns.take().unwrap_or_default()
+            } else {
+                conns.clone().unwrap_or_default()
+            };
+            self.count_sent(targets.len(), frame.len());
+            fx.push(Effect::Fanout {
+                conns: targets,
+                frame: frame.into(),
+            });
         }
     }
 
@@ -285,7 +306,8 @@ impl Fanout {
     /// When the fan-out next needs [`Fanout::timer`]: a flush, the churn line or the check.
     pub fn timer_due(&self) -> Option<i64> {
         let expiry = self.expiries.first().map(|(at, _)| *at);
-        [self.pacer.due(), self.churn_due, self.tick_at, expiry]
+        let beat = self.beat.map(|(at, _)| at);
+        [self.pacer.due(), self.churn_due, self.tick_at, expiry, beat]
             .into_iter()
             .flatten()
             .min()
@@ -305,6 +327,7 @@ impl Fanout {
         if self.churn_due.is_some_and(|t| t <= now_ms) {
             self.log_churn(fx);
         }
+        self.heartbeat(now_ms, fx);
         if self.tick_at.is_some_and(|t| t <= now_ms) {
             self.tick(now_ms, fx);
         }

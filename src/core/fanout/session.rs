@@ -177,6 +177,13 @@ impl WsFlow {
     /// behind and is now within half its window).
     pub fn ack(&mut self, seq: u64) -> bool {
         self.acking = true;
+        self.settle(seq)
+    }
+
+    /// Everything up to `seq` is known to be applied without the client saying so (a
+    /// Socket.IO pong answers a ping sent after those frames); the window stays the one of a
+    /// client that does not acknowledge. Returns true when it has caught up.
+    pub fn settle(&mut self, seq: u64) -> bool {
         while self.sent.front().is_some_and(|(s, _)| *s <= seq) {
             if let Some((_, b)) = self.sent.pop_front() {
                 self.unacked -= b;
@@ -318,6 +325,16 @@ mod tests {
         assert!(f.sent(5, 1, 8));
         assert!(!f.ack(0), "an old ack changes nothing");
         assert!(f.ack(4), "half the window or less after the ack");
+    }
+
+    #[test]
+    fn a_settle_clears_what_was_sent_without_making_the_client_an_acker() {
+        let mut f = WsFlow::default();
+        f.sent(3, 100, 0);
+        f.sent(5, 50, 1);
+        assert!(!f.settle(3));
+        assert_eq!((f.unacked, f.acking), (50, false));
+        assert_eq!(f.window(), NO_ACK_WINDOW_BYTES);
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Fanout {
         let (after, resumed) = last
             .and_then(|raw| cursor::parse(raw, &evented))
             .unwrap_or((0, None));
-        let conn = self.client_open(Wire::Sse, who, now_ms);
+        let conn = self.client_open(Wire::Sse, who, now_ms, &mut Vec::new());
         let keys: Vec<String> = symbols.iter().chain(channels).cloned().collect();
         let added = self.clients.subscribe(conn, &keys);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));

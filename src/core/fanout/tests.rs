@@ -49,8 +49,8 @@ fn fanouts(fx: &[Effect]) -> Vec<(Vec<ConnId>, String)> {
 #[test]
 fn a_price_is_framed_once_for_the_json_wire_and_as_an_event_for_sse() {
     let mut f = fanout();
-    let a = f.client_open(Wire::Json, None, 1);
-    let b = f.client_open(Wire::Json, None, 1);
+    let a = f.client_open(Wire::Json, None, 1, &mut Vec::new());
+    let b = f.client_open(Wire::Json, None, 1, &mut Vec::new());
     for c in [a, b] {
         say(&mut f, c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#);
     }
@@ -84,7 +84,7 @@ fn a_price_is_framed_once_for_the_json_wire_and_as_an_event_for_sse() {
 #[test]
 fn events_and_market_bodies_are_framed_by_the_subscribers_wire() {
     let mut f = fanout();
-    let c = f.client_open(Wire::Json, None, 1);
+    let c = f.client_open(Wire::Json, None, 1, &mut Vec::new());
     let subscribe = r#"{"action":"subscribe","channels":["events:signals","candles:BTCUSDT:1m"]}"#;
     say(&mut f, c, subscribe);
     let event = Event {

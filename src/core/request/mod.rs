@@ -164,6 +164,10 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
     let params = req.query.to_vec();
     match req.path {
         path if Wire::of_socket_path(path).is_some() => {
+            let wire = Wire::of_socket_path(path).unwrap_or(Wire::Json);
+            if let Wire::SocketIo(_) = wire {
+                socketio_query(req)?;
+            }
             if !req
                 .upgrade
                 .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
@@ -172,7 +176,6 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
                     "{path} is a WebSocket endpoint; connect with a WebSocket client"
                 )));
             }
-            let wire = Wire::of_socket_path(path).unwrap_or(Wire::Json);
             Ok(Route::Leader(ObjectRequest::WebSocket { wire }))
         }
         "/api/stream" => stream::route(cfg, req, params).map(Route::Leader),
@@ -212,6 +215,22 @@ pub fn shard_for(cfg: &Config, draw: f64) -> Option<u32> {
     }
     let pick = (draw.clamp(0.0, 1.0) * f64::from(n)) as u32;
     Some(pick.min(n - 1))
+}
+
+/// A Socket.IO request: Engine.IO 4 over a WebSocket (long-polling is not served yet: a
+/// client connects with `transports: ['websocket']`).
+fn socketio_query(req: &Incoming<'_>) -> Result<(), ApiError> {
+    if find(req, &["EIO"]).as_deref() != Some("4") {
+        return Err(ApiError::BadRequest(
+            "Engine.IO protocol 4 only (socket.io-client v3 and later): EIO=4".into(),
+        ));
+    }
+    if find(req, &["transport"]).as_deref() != Some("websocket") {
+        return Err(ApiError::BadRequest(
+            "only the websocket transport is served: io(url, { transports: ['websocket'] })".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

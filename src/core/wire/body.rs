@@ -117,7 +117,7 @@ mod tests {
     use serde_json::json;
 
     fn framed(kind: Kind, body: &str) -> Value {
-        serde_json::from_str(&Wire::Json.frame(Payload::new(kind, body), None)).unwrap()
+        serde_json::from_str(&crate::core::wire::json::frame(Payload::new(kind, body))).unwrap()
     }
 
     #[test]
@@ -146,10 +146,10 @@ mod tests {
             recovered: Some(true),
         };
         assert_eq!(
-            Wire::Json.frame(
+            Wire::Json.frames(
                 Payload::new(Kind::Subscribed, &targets(&t, &Some(json!(2)))),
                 None
-            ),
+            )[0],
             r#"{"type":"subscribed","symbols":[],"channels":["events:a"],"recovered":true,"id":2}"#
         );
     }

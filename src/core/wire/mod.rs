@@ -7,8 +7,8 @@
 //! [`body`] builds the bodies of the service's own messages; [`json`] is the JSON WebSocket
 //! (`{"type":<kind>,...}`, commands parsed by [`crate::core::protocol`]); [`sse`] is
 //! Server-Sent Events (`event: <kind>`, the JSON frame as `data`). A new wire adds a module
-//! here and a variant of [`Wire`]; [`socketio`] is the codec the Socket.IO wire is being
-//! built on (Engine.IO and Socket.IO packets, not yet a variant).
+//! here and a variant of [`Wire`]; [`socketio`] is Socket.IO v5 over Engine.IO v4 (its
+//! packets, and payloads as a namespace's events).
 
 use serde::{Deserialize, Serialize};
 
@@ -27,13 +27,15 @@ pub enum Wire {
     Json,
     /// Server-Sent Events (`/api/stream`).
     Sse,
+    /// Socket.IO v5 over an Engine.IO v4 WebSocket (`/socket.io/`), in a namespace.
+    SocketIo(socketio::Nsp),
 }
 
 impl Wire {
     /// How a client of this wire is delivered to: pushed to (and acknowledging), or pulled.
     pub fn transport(self) -> Transport {
         match self {
-            Wire::Json => Transport::WebSocket,
+            Wire::Json | Wire::SocketIo(_) => Transport::WebSocket,
             Wire::Sse => Transport::Sse,
         }
     }
@@ -43,23 +45,31 @@ impl Wire {
     pub fn socket_path(self) -> Option<&'static str> {
         match self {
             Wire::Json => Some("/ws"),
+            Wire::SocketIo(_) => Some("/socket.io/"),
             Wire::Sse => None,
         }
     }
 
-    /// The wire whose WebSocket opens on `path`.
+    /// The wire whose WebSocket opens on `path` (a Socket.IO session before it joined a
+    /// namespace).
     pub fn of_socket_path(path: &str) -> Option<Wire> {
-        [Wire::Json, Wire::Sse]
-            .into_iter()
-            .find(|w| w.socket_path() == Some(path))
+        [
+            Wire::Json,
+            Wire::Sse,
+            Wire::SocketIo(socketio::Nsp::Pending),
+        ]
+        .into_iter()
+        .find(|w| w.socket_path() == Some(path))
     }
 
-    /// `payload` as one frame of this wire; `id` is an SSE stream's position (other wires
-    /// carry none).
-    pub fn frame(self, payload: Payload<'_>, id: Option<&str>) -> String {
+    /// `payload` as the frames of this wire, each a message on the connection (one for the
+    /// JSON wire and SSE; a Socket.IO packet per price, none for what its clients are not
+    /// told); `id` is an SSE stream's position (other wires carry none).
+    pub fn frames(self, payload: Payload<'_>, id: Option<&str>) -> Vec<String> {
         match self {
-            Wire::Json => json::frame(payload),
-            Wire::Sse => sse::frame(payload, id),
+            Wire::Json => vec![json::frame(payload)],
+            Wire::Sse => vec![sse::frame(payload, id)],
+            Wire::SocketIo(nsp) => socketio::frame::frames(nsp, payload),
         }
     }
 }
@@ -140,15 +150,19 @@ mod tests {
     fn one_payload_framed_by_each_wire() {
         let p = Payload::new(Kind::Status, r#"{"upstream":"down","ts":5}"#);
         assert_eq!(
-            Wire::Json.frame(p, None),
-            r#"{"type":"status","upstream":"down","ts":5}"#
+            Wire::Json.frames(p, None),
+            [r#"{"type":"status","upstream":"down","ts":5}"#]
         );
         assert_eq!(
-            Wire::Sse.frame(p, Some("7")),
-            "event: status\nid: 7\ndata: {\"type\":\"status\",\"upstream\":\"down\",\"ts\":5}\n\n"
+            Wire::Sse.frames(p, Some("7")),
+            ["event: status\nid: 7\ndata: {\"type\":\"status\",\"upstream\":\"down\",\"ts\":5}\n\n"]
+        );
+        assert_eq!(
+            Wire::SocketIo(socketio::Nsp::Prices).frames(p, None),
+            [r#"42/prices,["status",{"type":"status","upstream":"down","ts":5}]"#]
         );
         let empty = Payload::new(Kind::Pong, "{}");
-        assert_eq!(Wire::Json.frame(empty, None), r#"{"type":"pong"}"#);
+        assert_eq!(json::frame(empty), r#"{"type":"pong"}"#);
         assert_eq!(Wire::Json.transport(), Transport::WebSocket);
         assert_eq!(Wire::Sse.transport(), Transport::Sse);
         assert_eq!(Wire::of_socket_path("/ws"), Some(Wire::Json));

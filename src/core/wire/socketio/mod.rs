@@ -1,7 +1,11 @@
-//! Socket.IO v5 over Engine.IO v4, the protocol the stock `socket.io-client` speaks: the
-//! codec the Socket.IO wire is built on. [`engine`] reads and writes Engine.IO packets and
-//! long-polling bodies and the handshake; [`packet`] reads Socket.IO packets (namespace, ack
-//! id, payload, with the reference parser's checks) and writes what a server sends.
+//! Socket.IO v5 over Engine.IO v4, the protocol the stock `socket.io-client` speaks.
+//! [`engine`] reads and writes Engine.IO packets, long-polling bodies and the handshake;
+//! [`packet`] reads Socket.IO packets (namespace, ack id, payload, with the reference
+//! parser's checks) and writes what a server sends; [`frame`] turns payloads into the
+//! packets of a namespace.
 
 pub mod engine;
+pub mod frame;
 pub mod packet;
+
+pub use frame::Nsp;

@@ -1,0 +1,35 @@
+// The official socket.io-client (npm, pinned) against edgetick, printing what it gets as
+// JSON lines: {ev, data}. Modes:
+//   node tests/e2e/socketio-client.mjs BASE prices SYMBOL   join /prices, subscribe SYMBOL with
+//       an ack, then an unknown symbol without one (NestJS's `exception` comes back)
+//   node tests/e2e/socketio-client.mjs BASE root            join / (Flask-SocketIO's broadcast)
+//   node tests/e2e/socketio-client.mjs BASE nsp NAME        join NAME (a refusal is printed)
+// It runs until its stdin closes (the test ends it) or for 30 s.
+import { io } from 'socket.io-client';
+
+const [base, mode, arg] = process.argv.slice(2);
+const out = (ev, data) => process.stdout.write(JSON.stringify({ ev, data: data ?? null }) + '\n');
+const nsp = mode === 'prices' ? '/prices' : mode === 'root' ? '/' : arg;
+const socket = io(base + nsp, { transports: ['websocket'], reconnection: false, timeout: 10_000 });
+
+socket.on('connect', () => {
+  out('connect', { transport: socket.io.engine.transport.name });
+  if (mode !== 'prices') return;
+  socket.emit('subscribe', { symbol: arg }, (ack) => {
+    out('ack', ack);
+    socket.emit('subscribe', { symbol: 'NOTASYMBOL1' });
+  });
+});
+for (const ev of ['priceUpdate', 'price_update', 'exception', 'connected']) {
+  socket.on(ev, (data) => out(ev, data));
+}
+socket.on('connect_error', (e) => out('connect_error', { message: e.message }));
+socket.on('disconnect', (reason) => out('disconnect', { reason }));
+
+const end = () => {
+  socket.close();
+  process.exit(0);
+};
+process.stdin.on('end', end);
+process.stdin.resume();
+setTimeout(end, 30_000);

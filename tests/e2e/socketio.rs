@@ -1,0 +1,166 @@
+//! Socket.IO with the official `socket.io-client` (npm, pinned), as the seeds' front ends use
+//! it, over the WebSocket transport: `/prices` (NestJS) with rooms, acks and `exception`,
+//! `/` (Flask-SocketIO) with its broadcast, and an unknown namespace refused.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::support::{self, Exchange, Service};
+use super::{wait_connected, Ctx, T};
+
+/// A `tests/e2e/socketio-client.mjs` process and what it has printed.
+struct SioClient {
+    child: Child,
+    _stdin: ChildStdin,
+    lines: Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl SioClient {
+    fn start(svc: &Service, args: &[&str]) -> SioClient {
+        let mut child = Command::new("node")
+            .arg(support::root().join("tests/e2e/socketio-client.mjs"))
+            .arg(svc.url(""))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node");
+        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().expect("stdin");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        SioClient {
+            child,
+            _stdin: stdin,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line that `want` accepts; every line read is kept in `seen`.
+    fn wait(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + T;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if want(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("no {what} within {T:?}; got {:?}", self.seen),
+            }
+        }
+    }
+}
+
+impl Drop for SioClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ev(name: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["ev"] == name
+}
+
+pub fn socketio_prices_clients_get_their_rooms_acks_and_exceptions(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=1");
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    let mut c = SioClient::start(&ctx.svc, &["prices", "btc-usdt"]);
+    let connected = c.wait("connect", ev("connect"));
+    assert_eq!(connected["data"]["transport"], "websocket");
+    let ack = c.wait("the subscribe's ack", ev("ack"));
+    assert_eq!(
+        ack["data"],
+        serde_json::json!({"ok": true, "symbol": "BTCUSDT"})
+    );
+    let exception = c.wait("the unknown symbol's exception", ev("exception"));
+    assert_eq!(exception["data"]["status"], "error");
+    ctx.ex.control("tick?symbol=ETHUSDT");
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    let want = ctx.ex.latest("BTCUSDT").expect("a BTCUSDT price");
+    let update = c.wait("the ticked price", |v| {
+        v["ev"] == "priceUpdate" && v["data"]["price"].as_str() == Some(want.as_str())
+    });
+    assert_eq!(update["data"]["symbol"], "BTCUSDT");
+    assert!(update["data"]["ts"].as_i64().unwrap_or(0) > 0);
+    let rooms: Vec<&Value> = c.seen.iter().filter(|v| v["ev"] == "priceUpdate").collect();
+    assert!(
+        rooms.iter().all(|v| v["data"]["symbol"] == "BTCUSDT"),
+        "only its room: {rooms:?}"
+    );
+}
+
+pub fn socketio_root_clients_get_the_broadcast(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=1");
+    let mut c = SioClient::start(&ctx.svc, &["root"]);
+    c.wait("connect", ev("connect"));
+    c.wait("the connected event", ev("connected"));
+    ctx.ex.control("tick?symbol=SOLUSDT");
+    let want = ctx.ex.latest("SOLUSDT").expect("a SOLUSDT price");
+    let update = c.wait("SOLUSDT's price_update", |v| {
+        v["ev"] == "price_update" && v["data"]["symbol"] == "SOLUSDT"
+    });
+    let got = update["data"]["price"].as_f64().expect("a JSON number");
+    let exact: f64 = want.parse().unwrap();
+    assert!((got - exact).abs() < 1e-9, "{got} vs {want}");
+    assert!(update["data"]["timestamp"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with('Z'));
+}
+
+pub fn socketio_unknown_namespaces_are_refused(ctx: &mut Ctx) {
+    let mut c = SioClient::start(&ctx.svc, &["nsp", "/admin"]);
+    let refused = c.wait("connect_error", ev("connect_error"));
+    assert_eq!(refused["data"]["message"], "Invalid namespace");
+}
+
+pub fn socketio_sessions_outlive_many_pings_through_four_shards(_ctx: &mut Ctx) {
+    let ex = Exchange::start(&["--rate", "40"]);
+    let svc = Service::start(
+        "socketio-shards",
+        &[
+            ("UPSTREAM_URL", &ex.stream_url()),
+            ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT"),
+            ("FANOUT_SHARDS", "4"),
+            ("SOCKETIO_PING_INTERVAL_SECONDS", "1"),
+            ("SOCKETIO_PING_TIMEOUT_SECONDS", "1"),
+        ],
+    );
+    wait_connected(&svc);
+    let mut clients: Vec<SioClient> = (0..6)
+        .map(|_| SioClient::start(&svc, &["prices", "BTCUSDT"]))
+        .collect();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let start = since_epoch.map_or(0, |d| d.as_millis() as i64);
+    for c in &mut clients {
+        c.wait("the ack", ev("ack"));
+    }
+    // Four ping intervals later every session still gets prices: each answered its pings.
+    for c in &mut clients {
+        let later = c.wait("a price four ping intervals on", |v| {
+            v["ev"] == "priceUpdate" && v["data"]["ts"].as_i64().unwrap_or(0) > start + 4_000
+        });
+        assert_eq!(later["data"]["symbol"], "BTCUSDT");
+        assert!(
+            !c.seen.iter().any(|v| v["ev"] == "disconnect"),
+            "{:?}",
+            c.seen
+        );
+    }
+}

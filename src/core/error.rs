@@ -171,6 +171,15 @@ pub enum ApiError {
         /// When to try again.
         retry_after_s: u32,
     },
+    /// A refused Engine.IO request (`/socket.io/`): 400 with the protocol's own body,
+    /// `{"code":N,"message":…}` (0 transport unknown, 3 bad request, 5 unsupported version).
+    #[error("{message}")]
+    EngineIo {
+        /// Engine.IO's error code.
+        code: u8,
+        /// Engine.IO's message for it.
+        message: &'static str,
+    },
     /// Misconfiguration found at start-up: the operator must fix `wrangler.toml`.
     #[error("{0}")]
     Config(String),
@@ -185,9 +194,10 @@ impl ApiError {
         match self {
             ApiError::UnknownSymbol(_) | ApiError::NotFound(_) => 404,
             ApiError::NoData { .. } | ApiError::AtCapacity(_) => 503,
-            ApiError::BadRequest(_) | ApiError::TooManySymbols(_) | ApiError::UnknownChannel(_) => {
-                400
-            }
+            ApiError::BadRequest(_)
+            | ApiError::TooManySymbols(_)
+            | ApiError::UnknownChannel(_)
+            | ApiError::EngineIo { .. } => 400,
             ApiError::TooLarge(_) => 413,
             ApiError::RateLimited { .. } => 429,
             ApiError::Unauthorized(_) => 401,
@@ -203,7 +213,7 @@ impl ApiError {
         match self {
             ApiError::UnknownSymbol(_) => "UNKNOWN_SYMBOL",
             ApiError::NoData { .. } => "NO_DATA",
-            ApiError::BadRequest(_) => "BAD_REQUEST",
+            ApiError::BadRequest(_) | ApiError::EngineIo { .. } => "BAD_REQUEST",
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             ApiError::UpgradeRequired(_) => "UPGRADE_REQUIRED",
@@ -232,6 +242,9 @@ impl ApiError {
 
     /// The JSON body `{"error":CODE,"message":...}` of docs/protocol.md.
     pub fn body(&self) -> String {
+        if let ApiError::EngineIo { code, message } = self {
+            return serde_json::json!({"code": code, "message": message}).to_string();
+        }
         serde_json::json!({"error": self.code(), "message": self.to_string()}).to_string()
     }
 }

@@ -165,6 +165,14 @@ fn fanout_metrics(e: &mut Exposition, r: &FanoutReport, totals: &Totals) {
                 ],
             ),
             (
+                "edgetick_socketio_sessions",
+                "gauge",
+                "Of the WebSocket connections, Socket.IO sessions, by transport (with shards: \
+                 all of them).",
+                "transport",
+                vec![("websocket", totals.socketio as f64)],
+            ),
+            (
                 "edgetick_flushes_total",
                 "counter",
                 "Price fan-outs, by how they were paced: sent at once, or after a window of \

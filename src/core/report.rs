@@ -40,8 +40,10 @@ pub fn verdict(feed: &FeedReport) -> &'static str {
 /// capacity (`MAX_CONNECTIONS` per object that carries clients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
-    /// WebSocket clients.
+    /// WebSocket clients (Socket.IO sessions included).
     pub websocket: usize,
+    /// Of those, Socket.IO sessions.
+    pub socketio: usize,
     /// SSE clients.
     pub sse: usize,
     /// Connections the tree may hold.
@@ -52,12 +54,14 @@ impl Totals {
     /// The leader's clients plus every shard's last report.
     pub fn of(own: &FanoutReport, shards: &[ShardView]) -> Totals {
         let reports = shards.iter().filter_map(|s| s.report.as_ref());
-        let (websocket, sse) = reports.fold((own.websocket, own.sse), |(w, s), r| {
-            (w + r.websocket, s + r.sse)
+        let start = (own.websocket, own.sse, own.socketio);
+        let (websocket, sse, socketio) = reports.fold(start, |(w, s, io), r| {
+            (w + r.websocket, s + r.sse, io + r.socketio)
         });
         let carriers = if shards.is_empty() { 1 } else { shards.len() };
         Totals {
             websocket,
+            socketio,
             sse,
             max_connections: carriers * own.max_connections,
         }
@@ -136,7 +140,7 @@ pub fn health(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) ->
             "frames": feed.stats.upstream_frames,
             "frame_errors": feed.stats.upstream_errors,
         },
-        "clients": {"websocket": totals.websocket, "sse": totals.sse},
+        "clients": {"websocket": totals.websocket, "sse": totals.sse, "socketio": totals.socketio},
         "shards": shards,
         "symbols": feed.symbols,
         "capacity": {"used_pct": totals.used_pct(), "max_connections": totals.max_connections},

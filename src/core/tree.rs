@@ -282,6 +282,7 @@ mod tests {
     fn report(websocket: usize) -> FanoutReport {
         FanoutReport {
             websocket,
+            socketio: 0,
             sse: 0,
             max_connections: 10,
             stats: FanoutStats::default(),

@@ -85,8 +85,11 @@ pub struct FanoutStats {
 /// The fan-out's part of `/health` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FanoutReport {
-    /// WebSocket clients.
+    /// WebSocket clients (Socket.IO sessions included).
     pub websocket: usize,
+    /// Of those, Socket.IO sessions.
+    #[serde(default)]
+    pub socketio: usize,
     /// SSE clients.
     pub sse: usize,
     /// `MAX_CONNECTIONS`.
@@ -436,6 +439,7 @@ impl Fanout {
         let (websocket, sse) = self.clients.counts();
         FanoutReport {
             websocket,
+            socketio: self.clients.socketio().count(),
             sse,
             max_connections: self.cfg.max_connections,
             stats: self.stats.clone(),

@@ -130,6 +130,11 @@ fn root_clients_get_every_broadcast_symbol_as_numbers() {
     );
     let fx = h.exchange_sends(1, &neutral::ticker("ETHUSDT", "1", 21), 21);
     assert!(sent(&fx, c).is_empty(), "not broadcast");
+    let health: serde_json::Value = serde_json::from_str(&h.health(22).1).unwrap();
+    assert_eq!(health["clients"]["socketio"], 1);
+    assert!(h
+        .metrics(22)
+        .contains("edgetick_socketio_sessions{transport=\"websocket\"} 1\n"));
 }
 
 #[test]

@@ -217,18 +217,21 @@ pub fn shard_for(cfg: &Config, draw: f64) -> Option<u32> {
     Some(pick.min(n - 1))
 }
 
-/// A Socket.IO request: Engine.IO 4 over a WebSocket (long-polling is not served yet: a
-/// client connects with `transports: ['websocket']`).
+/// A Socket.IO request: Engine.IO 4 over a WebSocket, refused with Engine.IO's own 400s
+/// (long-polling is not served yet: a client connects with `transports: ['websocket']`).
 fn socketio_query(req: &Incoming<'_>) -> Result<(), ApiError> {
+    let refuse = |code, message| Err(ApiError::EngineIo { code, message });
     if find(req, &["EIO"]).as_deref() != Some("4") {
-        return Err(ApiError::BadRequest(
-            "Engine.IO protocol 4 only (socket.io-client v3 and later): EIO=4".into(),
-        ));
+        return refuse(5, "Unsupported protocol version");
     }
     if find(req, &["transport"]).as_deref() != Some("websocket") {
-        return Err(ApiError::BadRequest(
-            "only the websocket transport is served: io(url, { transports: ['websocket'] })".into(),
-        ));
+        return refuse(0, "Transport unknown");
+    }
+    let upgrade = req
+        .upgrade
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return refuse(3, "Bad request");
     }
     Ok(())
 }
@@ -236,6 +239,7 @@ fn socketio_query(req: &Incoming<'_>) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::collections::HashMap;
 
     fn cfg(extra: &[(&str, &str)]) -> Config {
@@ -290,6 +294,41 @@ mod tests {
             let r = classify(&c, &CorsDecision::NoOrigin, &post(refused));
             assert_eq!(code(r), "UNAUTHORIZED", "{refused:?}");
         }
+    }
+
+    #[test]
+    fn socketio_requests_get_engine_io_refusals() {
+        let c = cfg(&[]);
+        let allow = CorsDecision::NoOrigin;
+        let ask = |pairs: &[(&str, &str)], upgrade: Option<&'static str>| {
+            let query = q(pairs);
+            let req = Incoming {
+                upgrade,
+                ..get("/socket.io/", &query)
+            };
+            classify(&c, &allow, &req).map_err(|(e, _)| e.body())
+        };
+        let ws = Some("websocket");
+        assert_eq!(
+            ask(&[("EIO", "4"), ("transport", "websocket")], ws),
+            Ok(Route::Leader(ObjectRequest::WebSocket {
+                wire: Wire::SocketIo(crate::core::wire::socketio::Nsp::Pending)
+            }))
+        );
+        let body =
+            |code: u8, message: &str| Err(json!({"code": code, "message": message}).to_string());
+        assert_eq!(
+            ask(&[("EIO", "3"), ("transport", "websocket")], ws),
+            body(5, "Unsupported protocol version")
+        );
+        assert_eq!(
+            ask(&[("EIO", "4"), ("transport", "polling")], None),
+            body(0, "Transport unknown")
+        );
+        assert_eq!(
+            ask(&[("EIO", "4"), ("transport", "websocket")], None),
+            body(3, "Bad request")
+        );
     }
 
     #[test]

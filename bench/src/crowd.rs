@@ -13,7 +13,7 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stack::{dial, now_ms, Ws};
+use crate::stack::{dial, dial_path, now_ms, Ws};
 
 /// What every client reports.
 #[derive(Default)]
@@ -40,10 +40,12 @@ pub fn field<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
 /// Handshakes that failed in this run.
 static HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
 
-/// What every client shares: the handshake slots, when to stop, whether to measure.
+/// What every client shares: the handshake slots, when to stop, whether to measure, and
+/// whether the clients speak Socket.IO (`/prices`, as the NestJS seed's front end does).
 #[derive(Clone)]
 struct Shared {
     port: u16,
+    socketio: bool,
     handshakes: Arc<tokio::sync::Semaphore>,
     stop_at: Arc<AtomicU64>,
     measuring: Arc<AtomicU64>,
@@ -56,7 +58,14 @@ fn lock(t: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
 /// Dials with a handshake slot held; the first few failures say why.
 async fn connect(s: &Shared, i: usize) -> Option<Ws> {
     let slot = s.handshakes.acquire().await.ok()?;
-    let ws = match tokio::time::timeout(Duration::from_secs(30), dial(s.port, i)).await {
+    let dialing = async {
+        if s.socketio {
+            dial_path(s.port, i, "/socket.io/?EIO=4&transport=websocket").await
+        } else {
+            dial(s.port, i).await
+        }
+    };
+    let ws = match tokio::time::timeout(Duration::from_secs(30), dialing).await {
         Ok(Ok(ws)) => ws,
         failed => {
             if HANDSHAKE_FAILURES.fetch_add(1, Ordering::Relaxed) < 5 {
@@ -83,6 +92,26 @@ struct Local {
 }
 
 impl Local {
+    /// Takes in one Socket.IO `priceUpdate` (`{"price","symbol","ts"}`, `ts` the event time).
+    fn take_socketio(&mut self, text: &str, measure: bool, received: i64, tally: &Mutex<Tally>) {
+        self.frames += 1;
+        self.prices += 1;
+        let (Some(symbol), Some(price)) = (field(text, "symbol"), field(text, "price")) else {
+            return;
+        };
+        lock(tally)
+            .last
+            .insert(symbol.to_string(), price.to_string());
+        if measure {
+            if let Some(ts) =
+                field(text, "ts").and_then(|s| s.trim_end_matches([']', '}']).parse::<i64>().ok())
+            {
+                self.latencies
+                    .push((received - ts).clamp(0, u32::MAX as i64) as u32);
+            }
+        }
+    }
+
     /// Takes in one `prices` or `snapshot` frame.
     fn take(&mut self, text: &str, measure: bool, received: i64, tally: &Mutex<Tally>) {
         self.frames += 1;
@@ -106,11 +135,36 @@ impl Local {
     }
 }
 
+/// A Socket.IO client's start: the open packet, `/prices` joined, a `subscribe` per symbol.
+async fn socketio_start(ws: &mut Ws, symbols: &[String]) -> Option<()> {
+    let mut joined = false;
+    while !joined {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .ok()??
+            .ok()?;
+        let Message::Text(text) = msg else { continue };
+        if text.starts_with("0{") {
+            ws.send(Message::text("40/prices,")).await.ok()?;
+        }
+        joined = text.starts_with("40/prices,{");
+    }
+    for s in symbols {
+        let sub = format!(r#"42/prices,["subscribe",{{"symbol":"{s}"}}]"#);
+        ws.send(Message::text(sub)).await.ok()?;
+    }
+    Some(())
+}
+
 async fn client(s: Shared, i: usize, symbols: Vec<String>, tally: Arc<Mutex<Tally>>) {
     let Some(mut ws) = connect(&s, i).await else {
         return;
     };
-    if !symbols.is_empty() {
+    if s.socketio {
+        if socketio_start(&mut ws, &symbols).await.is_none() {
+            return;
+        }
+    } else if !symbols.is_empty() {
         let sub = json!({"action": "subscribe", "symbols": symbols}).to_string();
         if ws.send(Message::text(sub)).await.is_err() {
             return;
@@ -134,6 +188,15 @@ async fn client(s: Shared, i: usize, symbols: Vec<String>, tally: Arc<Mutex<Tall
         };
         let Message::Text(text) = msg else { continue };
         let (received, text) = (now_ms(), text.as_str());
+        if s.socketio {
+            if text == "2" {
+                let _ = ws.send(Message::text("3")).await;
+            } else if text.starts_with("42/prices,[\"priceUpdate\"") {
+                let measure = s.measuring.load(Ordering::Relaxed) == 1;
+                local.take_socketio(text, measure, received, &tally);
+            }
+            continue;
+        }
         let live = text.starts_with("{\"type\":\"prices\"");
         if !live && !text.starts_with("{\"type\":\"snapshot\"") {
             continue;
@@ -176,11 +239,17 @@ impl Crowd {
     /// Starts a client per entry of `subscriptions` on `rt`, in batches of 250 a quarter
     /// second apart: a real crowd arrives over time, and a thundering herd of upgrades would
     /// measure the local dev proxy's accept queue rather than the service.
-    pub fn start(rt: &Runtime, port: u16, subscriptions: Vec<Vec<String>>) -> Crowd {
+    pub fn start(
+        rt: &Runtime,
+        port: u16,
+        socketio: bool,
+        subscriptions: Vec<Vec<String>>,
+    ) -> Crowd {
         // At most this many handshakes in flight: a client that waits for a slot is not
         // counted against the service, and none times out in the dev proxy's accept queue.
         let shared = Shared {
             port,
+            socketio,
             handshakes: Arc::new(tokio::sync::Semaphore::new(256)),
             stop_at: Arc::new(AtomicU64::new(u64::MAX)),
             measuring: Arc::new(AtomicU64::new(0)),

@@ -25,6 +25,8 @@ pub struct Load {
     pub idle: bool,
     /// Of the clients, how many subscribe (the rest stay idle); all of them when not idle.
     pub active: usize,
+    /// The clients speak Socket.IO (`/prices`, `priceUpdate`) instead of the JSON protocol.
+    pub socketio: bool,
 }
 
 /// A load's results: its table row and the details for the JSON file.
@@ -56,7 +58,8 @@ pub fn run_load(
     stack.control(&format!("rate?value={}", load.rate));
     let (before, (_, rss0)) = stack.usage();
     let started = Instant::now();
-    let crowd = Crowd::start(&rt, stack.client_port(direct), subscriptions(load));
+    let port = stack.client_port(direct);
+    let crowd = Crowd::start(&rt, port, load.socketio, subscriptions(load));
     let connected = wait_connected(&crowd, load.clients);
     let connect_time = started.elapsed();
     let (at_connected, (_, rss_connected)) = stack.usage();

@@ -14,7 +14,7 @@
 //! as ratios, so every change is judged against the platform itself.
 //!
 //! ```text
-//! edgetick-bench [--loads A,B,H,S,C,D,E,B:direct,D:direct,B@4,I@4:direct] [--duration 20]
+//! edgetick-bench [--loads A,B,H,S,C,D,E,B:direct,D:direct,B@4,I@4:direct,B:sio] [--duration 20]
 //!                [--no-floor]
 //!                [--send-mode shared|per-socket] [--flush-ms 5] [--no-inspector]
 //!                [--idle-clients 10000] [--proxy-idle-clients 2500] [--storm 2000]
@@ -25,6 +25,9 @@
 //! every update); C 2,000 × 1 @ 20/s; D idle connections; I 15,000 idle connections while 100
 //! active clients (5 symbols each, 20 updates/s) keep receiving (run it `:direct`); S a storm
 //! of connections opened at once while 20 watchers keep receiving (see `storm.rs`).
+//!
+//! `:sio`: the load's clients speak Socket.IO (the NestJS seed's `/prices`: `subscribe` per
+//! symbol, `priceUpdate` per change, pongs to the server's pings) on edgetick only.
 //!
 //! E: the application's events, 1,000 subscribers of one event channel while a publisher
 //! posts 200 events/s (publish → receive latency, losses and order violations; edgetick
@@ -178,12 +181,36 @@ fn steady_load(name: &str, a: &Args) -> Option<Load> {
         rate,
         idle,
         active,
+        socketio: false,
     })
 }
 
-/// Runs one table item (a load's letter, with `:direct` to connect past wrangler's proxy)
-/// on one relay.
-fn run_item(name: &str, direct: bool, shards: u32, target: Target, a: &Args) -> Option<Outcome> {
+/// How a load's clients connect: past wrangler's proxy (`:direct`), speaking Socket.IO
+/// (`:sio`).
+#[derive(Clone, Copy, Default)]
+struct Mods {
+    direct: bool,
+    socketio: bool,
+}
+
+/// A table item's name and modifiers (`B`, `B:direct`, `B:sio`, `B:direct:sio`).
+fn parse_mods(item: &str) -> Option<(&str, Mods)> {
+    let mut parts = item.split(':');
+    let head = parts.next()?;
+    let mut mods = Mods::default();
+    for m in parts {
+        match m {
+            "direct" => mods.direct = true,
+            "sio" => mods.socketio = true,
+            _ => return None,
+        }
+    }
+    Some((head, mods))
+}
+
+/// Runs one table item (a load's letter, with its modifiers) on one relay.
+fn run_item(name: &str, mods: Mods, shards: u32, target: Target, a: &Args) -> Option<Outcome> {
+    let direct = mods.direct;
     let settings = Settings {
         shards,
         ..a.settings.clone()
@@ -226,14 +253,13 @@ fn run_item(name: &str, direct: bool, shards: u32, target: Target, a: &Args) -> 
     if load.idle && !direct {
         load.clients = a.proxy_idle_clients;
     }
+    load.socketio = mods.socketio;
     let duration = Duration::from_secs(a.duration);
-    Some(run_load(
-        &stack,
-        &relay_label(target, shards),
-        &load,
-        duration,
-        direct,
-    ))
+    let mut relay = relay_label(target, shards);
+    if mods.socketio {
+        relay.push_str(", Socket.IO");
+    }
+    Some(run_load(&stack, &relay, &load, duration, direct))
 }
 
 /// The relay column: the floor, or edgetick with its shards.
@@ -290,13 +316,9 @@ fn main() {
     raise_fd_limit();
     let (mut steady, mut storms, mut ratios, mut details) = (vec![], vec![], vec![], vec![]);
     for item in a.loads.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (head, direct) = match item.split_once(':') {
-            Some((n, "direct")) => (n, true),
-            None => (item, false),
-            Some(_) => {
-                eprintln!("edgetick-bench: unknown load {item}");
-                std::process::exit(2);
-            }
+        let Some((head, mods)) = parse_mods(item) else {
+            eprintln!("edgetick-bench: unknown load {item}");
+            std::process::exit(2);
         };
         let (name, shards) = match head.split_once('@') {
             Some((n, s)) => (n, s.parse::<u32>().ok()),
@@ -310,8 +332,8 @@ fn main() {
             eprintln!("edgetick-bench: unknown load {item}");
             std::process::exit(2);
         }
-        // The floor has no shards and no publish API.
-        let targets: &[Target] = if a.floor && shards == 0 && name != "E" {
+        // The floor has no shards, no publish API and no Socket.IO.
+        let targets: &[Target] = if a.floor && shards == 0 && name != "E" && !mods.socketio {
             &[Target::Edgetick, Target::Floor]
         } else {
             &[Target::Edgetick]
@@ -319,7 +341,7 @@ fn main() {
         // A fresh stack per load and relay, so one run's connections do not skew the next.
         let outcomes: Vec<Outcome> = targets
             .iter()
-            .filter_map(|t| run_item(name, direct, shards, *t, &a))
+            .filter_map(|t| run_item(name, mods, shards, *t, &a))
             .collect();
         if let [ours, floor] = outcomes.as_slice() {
             ratios.push(ratio_row(item, &ours.detail, &floor.detail));

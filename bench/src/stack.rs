@@ -59,6 +59,11 @@ pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 /// connections still sat in TIME_WAIT (60 s) had ~1% of its handshakes cut off before any
 /// answer ("Handshake not finished"), which measured the load generator, not the service.
 pub async fn dial(port: u16, i: usize) -> Result<Ws, String> {
+    dial_path(port, i, "/ws").await
+}
+
+/// Like [`dial`], to `path` (e.g. Socket.IO's `/socket.io/?EIO=4&transport=websocket`).
+pub async fn dial_path(port: u16, i: usize, path: &str) -> Result<Ws, String> {
     let from = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % SOURCES) as u8);
     let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
@@ -68,7 +73,7 @@ pub async fn dial(port: u16, i: usize) -> Result<Ws, String> {
         .connect((std::net::Ipv4Addr::LOCALHOST, port).into())
         .await
         .map_err(|e| e.to_string())?;
-    let url = format!("ws://127.0.0.1:{port}/ws");
+    let url = format!("ws://127.0.0.1:{port}{path}");
     let (ws, _) = tokio_tungstenite::client_async(url, stream)
         .await
         .map_err(|e| e.to_string())?;

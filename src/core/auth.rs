@@ -98,6 +98,34 @@ pub fn identify(
     verify(secret, token.ok_or(AuthError::Missing)?, now_ms).map(Some)
 }
 
+/// Who a new WebSocket belongs to, and whether it still owes a token. With `JWT_SECRET` the
+/// upgrade's token must be valid; a session that may present its token later (Socket.IO's
+/// `CONNECT`: `deferrable`) is let in without one and owes it. With `AUTH_TOKEN` only a
+/// deferrable session is checked here (the Worker checked every other at its upgrade).
+pub fn at_upgrade(
+    jwt_secret: Option<&str>,
+    auth_token: Option<&str>,
+    token: Option<&str>,
+    deferrable: bool,
+    now_ms: i64,
+) -> Result<(Option<Identity>, bool), AuthError> {
+    match (jwt_secret, auth_token) {
+        (Some(secret), _) => {
+            let checked = token.ok_or(AuthError::Missing);
+            match checked.and_then(|t| verify(secret, t, now_ms)) {
+                Ok(who) => Ok((Some(who), false)),
+                Err(_) if deferrable => Ok((None, true)),
+                Err(e) => Err(e),
+            }
+        }
+        (None, Some(expected)) if deferrable => {
+            let given = token.is_some_and(|t| crate::core::text::token_matches(expected, t));
+            Ok((None, !given))
+        }
+        _ => Ok((None, false)),
+    }
+}
+
 /// Why `who` may not read `channel`, if it may not: a private channel is its owner's only,
 /// and a token with `channels` reads only those.
 pub fn forbidden(who: Option<&Identity>, channel: &str) -> Option<String> {

@@ -49,6 +49,12 @@ pub trait ClientHost {
         self.fanout_mut().client_restore(conn, wire, keys, who);
     }
 
+    /// A Socket.IO session whose upgrade presented no valid token: it joins a namespace only
+    /// with one in its `CONNECT` packet.
+    fn require_auth(&mut self, conn: ConnId) {
+        self.fanout_mut().require_auth(conn);
+    }
+
     /// True when the connection is registered.
     fn has_client(&self, conn: ConnId) -> bool {
         self.fanout().has_client(conn)

@@ -9,6 +9,7 @@
 //! - [`boot`]: how either kind of object starts.
 //! - [`shard_do`]: the `FanoutShard` Durable Objects carrying the clients when
 //!   `FANOUT_SHARDS` > 0; [`links`] the links between them and the leader.
+//! - [`accept`]: a client's WebSocket upgrade.
 //! - [`sockets`]: client socket events, the same for both kinds of object.
 //! - [`send`]: one JS string handed to many sockets.
 //! - [`faults`]: the test faults of `TEST_FAULTS=on`.
@@ -18,6 +19,7 @@
 //! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
 //! - [`env`]: configuration, clock, randomness and logging from the runtime.
 
+mod accept;
 mod boot;
 mod edge_cache;
 mod effects;

@@ -13,13 +13,12 @@ use std::task::Waker;
 use futures::future::AbortHandle;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use worker::{Env, Request, Response, Result, State, WebSocket, WebSocketPair};
+use worker::{Env, Request, Response, Result, State, WebSocket};
 
-use super::env::{log_fields, now_ms};
+use super::env::now_ms;
 use super::http;
 use super::storage::Store;
-use crate::core::auth;
-use crate::core::effect::{Effect, Level};
+use crate::core::effect::Effect;
 use crate::core::error::ApiError;
 use crate::core::fanout::session::Attachment;
 use crate::core::fastmap::FastMap;
@@ -27,9 +26,7 @@ use crate::core::ids::ConnId;
 use crate::core::ids::{ShardId, SourceId};
 use crate::core::input::ClientInput;
 use crate::core::node::Node;
-use crate::core::protocol::close;
 use crate::core::request::{presented_token, ObjectRequest};
-use crate::core::wire::Wire;
 
 /// State shared by the object's handlers and its tasks.
 pub struct Shared {
@@ -115,48 +112,6 @@ impl Shared {
             } => self.open_stream(&symbols, &channels, last, token).await,
             _ => http::error(&ApiError::NotFound("not a client connection".into())),
         }
-    }
-
-    /// A client's WebSocket upgrade, with the token it presented (checked again here: with
-    /// `JWT_SECRET` the identity stays with the connection).
-    pub(super) fn accept_client(
-        self: &Rc<Self>,
-        wire: Wire,
-        token: Option<&str>,
-    ) -> Result<Response> {
-        let secret = self.node.borrow().config().jwt_secret.clone();
-        let who = match auth::identify(secret.as_deref(), token, now_ms()) {
-            Ok(who) => who,
-            Err(e) => return http::error(&ApiError::Unauthorized(e.to_string())),
-        };
-        if !self.node.borrow_mut().host().admit_client() {
-            let max = self.node.borrow().config().max_connections;
-            log_fields(
-                Level::Warn,
-                "client_refused",
-                serde_json::json!({"reason": "at_capacity", "max_connections": max}),
-            );
-            // Accept and close at once with 4290: a browser never sees the HTTP status of a
-            // failed upgrade, but it does see a close code (4000-4499: retry with backoff).
-            let pair = WebSocketPair::new()?;
-            pair.server.accept()?;
-            pair.server
-                .close(Some(close::AT_CAPACITY), Some("server at capacity"))?;
-            return Response::from_websocket(pair.client);
-        }
-        let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
-        let (conn, fx) = self
-            .node
-            .borrow_mut()
-            .host()
-            .client_open(wire, who.clone(), now_ms());
-        pair.server
-            .serialize_attachment(Attachment::new(conn, wire, Vec::new(), who))?;
-        self.remember(&pair.server, conn);
-        self.clients.borrow_mut().insert(conn, pair.server);
-        self.execute(fx);
-        Response::from_websocket(pair.client)
     }
 
     /// The connection id of a client socket, re-registering it if this instance has not

@@ -4,13 +4,18 @@
 //       an ack, then an unknown symbol without one (NestJS's `exception` comes back)
 //   node tests/e2e/socketio-client.mjs BASE root            join / (Flask-SocketIO's broadcast)
 //   node tests/e2e/socketio-client.mjs BASE nsp NAME        join NAME (a refusal is printed)
+//   node tests/e2e/socketio-client.mjs BASE auth TOKEN      join /prices with {auth: {token}}
+//   node tests/e2e/socketio-client.mjs BASE query TOKEN     join /prices with ?token=
 // It runs until its stdin closes (the test ends it) or for 30 s.
 import { io } from 'socket.io-client';
 
 const [base, mode, arg] = process.argv.slice(2);
 const out = (ev, data) => process.stdout.write(JSON.stringify({ ev, data: data ?? null }) + '\n');
-const nsp = mode === 'prices' ? '/prices' : mode === 'root' ? '/' : arg;
-const socket = io(base + nsp, { transports: ['websocket'], reconnection: false, timeout: 10_000 });
+const nsp = { prices: '/prices', root: '/', auth: '/prices', query: '/prices' }[mode] ?? arg;
+const options = { transports: ['websocket'], reconnection: false, timeout: 10_000 };
+if (mode === 'auth' && arg) options.auth = { token: arg };
+if (mode === 'query' && arg) options.query = { token: arg };
+const socket = io(base + nsp, options);
 
 socket.on('connect', () => {
   out('connect', { transport: socket.io.engine.transport.name });

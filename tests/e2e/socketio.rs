@@ -165,3 +165,25 @@ pub fn socketio_sessions_outlive_many_pings_through_four_shards(_ctx: &mut Ctx) 
         );
     }
 }
+
+pub fn socketio_tokens_come_in_connect_or_the_query(_ctx: &mut Ctx) {
+    let ex = Exchange::start(&["--rate", "20"]);
+    let svc = Service::start(
+        "socketio-auth",
+        &[
+            ("UPSTREAM_URL", &ex.stream_url()),
+            ("SYMBOLS", "BTCUSDT,ETHUSDT"),
+            ("AUTH_TOKEN", "s3cret"),
+        ],
+    );
+    wait_connected(&svc);
+    for args in [["auth", ""], ["auth", "wrong"]] {
+        let mut c = SioClient::start(&svc, &args);
+        let refused = c.wait("the refusal", ev("connect_error"));
+        assert_eq!(refused["data"]["message"], "UNAUTHORIZED", "{args:?}");
+    }
+    for args in [["auth", "s3cret"], ["query", "s3cret"]] {
+        let mut c = SioClient::start(&svc, &args);
+        c.wait("connect", ev("connect"));
+    }
+}

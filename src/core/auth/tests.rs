@@ -92,3 +92,32 @@ fn base64url_round_trips() {
     assert_eq!(base64url("a"), None);
     assert_eq!(base64url("a+b/"), None, "standard base64 is not base64url");
 }
+
+#[test]
+fn a_socketio_upgrade_may_owe_its_token_to_its_connect() {
+    let jwt = sign_hs256("k", r#"{"sub":"alice","exp":4000000000}"#);
+    let ok = at_upgrade(Some("k"), None, Some(&jwt), true, 0).unwrap();
+    assert_eq!(
+        (ok.0.map(|w| w.sub), ok.1),
+        (Some("alice".to_string()), false)
+    );
+    assert_eq!(at_upgrade(Some("k"), None, None, true, 0), Ok((None, true)));
+    assert_eq!(
+        at_upgrade(Some("k"), None, None, false, 0),
+        Err(AuthError::Missing)
+    );
+    assert_eq!(
+        at_upgrade(None, Some("t"), Some("t"), true, 0),
+        Ok((None, false))
+    );
+    assert_eq!(
+        at_upgrade(None, Some("t"), Some("x"), true, 0),
+        Ok((None, true))
+    );
+    assert_eq!(
+        at_upgrade(None, Some("t"), None, false, 0),
+        Ok((None, false)),
+        "the Worker checked /ws"
+    );
+    assert_eq!(at_upgrade(None, None, None, true, 0), Ok((None, false)));
+}

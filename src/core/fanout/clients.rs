@@ -235,6 +235,8 @@ pub struct Client {
     pub carrier: Carrier,
     /// Its message rate limiter.
     pub limiter: RateLimiter,
+    /// (Socket.IO) Its upgrade presented no valid token: its `CONNECT` must.
+    pub needs_auth: bool,
     /// (Socket.IO) When the pong to the last ping is due, while it has not come, and the
     /// flow-control mark of what was sent before that ping (the pong settles it).
     pub pong_due: Option<(i64, u64)>,
@@ -271,6 +273,7 @@ impl Client {
             wire,
             carrier,
             limiter: RateLimiter::new(rate, now_ms),
+            needs_auth: false,
             pong_due: None,
             last_price_at: None,
             who: None,

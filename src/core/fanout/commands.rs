@@ -13,7 +13,7 @@ use crate::core::effect::Effect;
 use crate::core::error::{ClientError, ErrorCode};
 use crate::core::events::Since;
 use crate::core::fanout::session::RateVerdict;
-use crate::core::ids::{ConnId, Identity, Transport};
+use crate::core::ids::ConnId;
 use crate::core::input::ClientInput;
 use crate::core::protocol::{self, close, Command};
 use crate::core::wire::body::{self, Targets};
@@ -52,71 +52,6 @@ fn split(keys: Vec<String>) -> (Vec<String>, Vec<String>) {
 }
 
 impl Fanout {
-    /// True while another client fits under `MAX_CONNECTIONS`; a refusal is counted.
-    pub fn admit_client(&mut self) -> bool {
-        let ok = self.clients.len() < self.cfg.max_connections;
-        if !ok {
-            self.stats.refused_at_capacity += 1;
-        }
-        ok
-    }
-
-    /// Registers a new connection and returns its id. The edge stores the id (with the empty
-    /// subscription set) in the socket's attachment.
-    pub fn client_open(
-        &mut self,
-        wire: Wire,
-        who: Option<Identity>,
-        now_ms: i64,
-        fx: &mut Vec<Effect>,
-    ) -> ConnId {
-        self.stats.connections_opened += 1;
-        let id = self.next_conn;
-        self.next_conn += 1;
-        let rate = self.cfg.client_messages_per_second;
-        self.clients.insert(id, wire, rate, now_ms);
-        self.identify(id, who);
-        self.churn(true, now_ms);
-        if wire.transport() == Transport::Sse {
-            self.watch(now_ms);
-        }
-        if let Wire::SocketIo(_) = wire {
-            self.socketio_open(id, now_ms, fx);
-        }
-        id
-    }
-
-    /// Re-registers a WebSocket of `wire` found after the object woke from hibernation.
-    pub fn client_restore(
-        &mut self,
-        conn: ConnId,
-        wire: Wire,
-        symbols: &[String],
-        who: Option<Identity>,
-    ) {
-        let served: Vec<String> = symbols
-            .iter()
-            .filter(|s| self.cfg.symbols.contains(s) || channel::resolve(&self.cfg, s).is_ok())
-            .cloned()
-            .collect();
-        let rate = self.cfg.client_messages_per_second;
-        self.clients.insert(conn, wire, rate, 0);
-        if let Wire::SocketIo(_) = wire {
-            // A woken object pings its Socket.IO sessions at once: their clients give up
-            // after a ping interval and timeout without one.
-            self.beat.get_or_insert((0, super::socketio::Beat::Ping));
-        }
-        self.identify(conn, who);
-        let added = self.clients.subscribe(conn, &served);
-        self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
-        self.next_conn = self.next_conn.max(conn + 1);
-    }
-
-    /// True when the connection is registered.
-    pub fn has_client(&self, conn: ConnId) -> bool {
-        self.clients.contains(conn)
-    }
-
     /// One client input (see [`ClientInput`]).
     pub fn client(&mut self, input: ClientInput<'_>, now_ms: i64, fx: &mut Vec<Effect>) {
         match input {
@@ -124,38 +59,6 @@ impl Fanout {
             ClientInput::Binary { conn, len } => self.client_binary(conn, len, now_ms, fx),
             ClientInput::Closed { conn } => self.client_closed(conn, now_ms),
             ClientInput::SendFailed { conn } => self.send_failed(conn, now_ms, fx),
-        }
-    }
-
-    /// A connection closed or errored.
-    pub(super) fn client_closed(&mut self, conn: ConnId, now_ms: i64) {
-        if let Some(client) = self.clients.remove(conn) {
-            if let Some(who) = &client.who {
-                self.expiries.remove(&(who.exp_ms, conn));
-            }
-            self.churn(false, now_ms);
-            self.interest_changed |= client.has_subscriptions();
-        }
-    }
-
-    /// Closes a connection and forgets it at once: the edge then has nothing to reconcile,
-    /// whatever the client does with the close handshake.
-    pub(super) fn close_client(
-        &mut self,
-        conn: ConnId,
-        code: u16,
-        reason: &'static str,
-        now_ms: i64,
-        fx: &mut Vec<Effect>,
-    ) {
-        self.client_closed(conn, now_ms);
-        fx.push(Effect::Close { conn, code, reason });
-    }
-
-    /// A send to the client failed: close it with 1011 (its client retries) and forget it.
-    fn send_failed(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
-        if self.clients.contains(conn) {
-            self.close_client(conn, close::INTERNAL, "send failed", now_ms, fx);
         }
     }
 
@@ -427,34 +330,6 @@ impl Fanout {
             wire: self.clients.wire(conn).unwrap_or(Wire::Json),
             keys: self.clients.subscriptions(conn),
             who,
-        }
-    }
-
-    /// Keeps whose connection `conn` is, and when its token expires.
-    fn identify(&mut self, conn: ConnId, who: Option<Identity>) {
-        if let (Some(w), Some(c)) = (&who, self.clients.get_mut(conn)) {
-            self.expiries.insert((w.exp_ms, conn));
-            c.who = who;
-        }
-    }
-
-    /// Closes the connections whose token expired by `now_ms`: 4401 for a WebSocket (the
-    /// client reconnects with a fresh token), the end for an SSE stream.
-    pub(super) fn expire(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        while let Some(&(at, conn)) = self.expiries.first() {
-            if at > now_ms {
-                break;
-            }
-            self.expiries.pop_first();
-            let sse = self.clients.get_mut(conn).is_some_and(|c| c.is_sse());
-            if sse {
-                if let Some(Carrier::Sse(s)) = self.clients.get_mut(conn).map(|c| &mut c.carrier) {
-                    s.closing = true;
-                }
-                fx.push(Effect::SseWake { conns: vec![conn] });
-            } else {
-                self.close_client(conn, close::TOKEN_EXPIRED, "token expired", now_ms, fx);
-            }
         }
     }
 

@@ -32,6 +32,7 @@ use pacer::{Pace, Pacer};
 
 mod clients;
 mod commands;
+mod connections;
 mod delivery;
 mod latest;
 mod market;

@@ -7,10 +7,12 @@
 use serde_json::Value;
 
 use super::{Carrier, Fanout};
+use crate::core::auth;
 use crate::core::effect::Effect;
 use crate::core::error::{ClientError, ErrorCode};
 use crate::core::ids::ConnId;
 use crate::core::protocol::{close, Command};
+use crate::core::text::token_matches;
 use crate::core::wire::socketio::engine::{EnginePacket, Handshake};
 use crate::core::wire::socketio::packet::{self, Packet, PacketType};
 use crate::core::wire::socketio::Nsp;
@@ -89,7 +91,14 @@ impl Fanout {
         fx: &mut Vec<Effect>,
     ) {
         match p.kind {
-            PacketType::Connect => self.socketio_connect(conn, nsp, p.nsp, now_ms, fx),
+            PacketType::Connect => {
+                if self.authenticated(conn, p.data.as_ref(), now_ms) {
+                    self.socketio_connect(conn, nsp, p.nsp, now_ms, fx)
+                } else {
+                    let refused = packet::connect_error(p.nsp, "UNAUTHORIZED");
+                    self.raw(conn, format!("4{refused}"), fx);
+                }
+            }
             PacketType::Disconnect if Nsp::of(p.nsp) == Some(nsp) => {
                 self.set_wire(conn, Wire::SocketIo(Nsp::Pending));
                 let keys = self.clients.subscriptions(conn);
@@ -102,6 +111,30 @@ impl Fanout {
             }
             _ => {}
         }
+    }
+
+    /// A session that needs a token (its upgrade presented none that is valid) has one in its
+    /// `CONNECT` packet's `auth` (`{"token":…}`): a JWT with `JWT_SECRET`, else `AUTH_TOKEN`.
+    fn authenticated(&mut self, conn: ConnId, data: Option<&Value>, now_ms: i64) -> bool {
+        if !self.clients.get(conn).is_some_and(|c| c.needs_auth) {
+            return true;
+        }
+        let token = data.and_then(|d| d.get("token")).and_then(Value::as_str);
+        let ok = match (&self.cfg.jwt_secret, &self.cfg.auth_token) {
+            (Some(secret), _) => match auth::identify(Some(secret), token, now_ms) {
+                Ok(who) => {
+                    self.identify(conn, who);
+                    true
+                }
+                Err(_) => false,
+            },
+            (None, Some(expected)) => token.is_some_and(|t| token_matches(expected, t)),
+            (None, None) => true,
+        };
+        if let (true, Some(c)) = (ok, self.clients.get_mut(conn)) {
+            c.needs_auth = false;
+        }
+        ok
     }
 
     /// `CONNECT` to a namespace: joined when it is served and the connection has none yet.

@@ -15,7 +15,11 @@ use crate::core::wire::socketio::Nsp;
 use crate::core::wire::Wire;
 
 fn hub() -> Hub {
-    let map: HashMap<&str, &str> = [
+    hub_with(&[])
+}
+
+fn hub_with(extra: &[(&str, &str)]) -> Hub {
+    let mut map: HashMap<&str, &str> = [
         ("SYMBOLS", "BTCUSDT,ETHUSDT"),
         ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),
         ("FLUSH_MS", "0"),
@@ -25,6 +29,7 @@ fn hub() -> Hub {
     ]
     .into_iter()
     .collect();
+    map.extend(extra.iter().copied());
     let cfg = Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap();
     let mut h = Hub::with_source(cfg, Rc::new(Neutral));
     h.start(0);
@@ -175,4 +180,19 @@ fn a_session_restored_after_hibernation_is_pinged_at_once_and_keeps_its_room() {
     assert_eq!(sent(&fx, 9), ["2"], "pinged at once");
     let fx = h.exchange_sends(1, &neutral::ticker("BTCUSDT", "7", 3), 3);
     assert!(sent(&fx, 9)[0].starts_with(r#"42/prices,["priceUpdate""#));
+}
+
+#[test]
+fn a_session_that_owes_its_token_joins_only_with_it_in_its_connect() {
+    let mut h = hub_with(&[("AUTH_TOKEN", "s3cret")]);
+    let (c, _) = h.client_open(Wire::SocketIo(Nsp::Pending), None, 1);
+    h.require_auth(c);
+    let refused = [r#"44/prices,{"message":"UNAUTHORIZED"}"#];
+    assert_eq!(sent(&h.client_says(c, "40/prices,", 2), c), refused);
+    assert_eq!(
+        sent(&h.client_says(c, r#"40/prices,{"token":"no"}"#, 3), c),
+        refused
+    );
+    let fx = h.client_says(c, r#"40/prices,{"token":"s3cret"}"#, 4);
+    assert!(sent(&fx, c)[0].starts_with("40/prices,{\"sid\""));
 }

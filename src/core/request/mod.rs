@@ -110,22 +110,33 @@ pub fn classify(
         }
     }
     if is_stream {
-        if let Some(secret) = &cfg.jwt_secret {
-            let token = presented_token(req.authorization, req.query);
-            if let Err(e) = auth::identify(Some(secret), token, req.now_ms) {
-                let e = ApiError::Unauthorized(e.to_string());
-                return Err((e, Some(StreamRefusal::Token)));
-            }
-        } else if let Some(expected) = &cfg.auth_token {
-            if !authorized(req, expected) {
-                let e = ApiError::Unauthorized(
-                    "a token is required: ?token=... or Authorization: Bearer ...".into(),
-                );
-                return Err((e, Some(StreamRefusal::Token)));
-            }
-        }
+        stream_auth(cfg, req)?;
     }
     route(cfg, req).map_err(|e| (e, None))
+}
+
+/// The token a stream's upgrade presents, checked before the request reaches an object. A
+/// Socket.IO session may present its token in its CONNECT packet instead: the object that
+/// holds it checks the token there.
+fn stream_auth(cfg: &Config, req: &Incoming<'_>) -> Result<(), (ApiError, Option<StreamRefusal>)> {
+    if matches!(Wire::of_socket_path(req.path), Some(Wire::SocketIo(_))) {
+        return Ok(());
+    }
+    if let Some(secret) = &cfg.jwt_secret {
+        let token = presented_token(req.authorization, req.query);
+        if let Err(e) = auth::identify(Some(secret), token, req.now_ms) {
+            let e = ApiError::Unauthorized(e.to_string());
+            return Err((e, Some(StreamRefusal::Token)));
+        }
+    } else if let Some(expected) = &cfg.auth_token {
+        if !authorized(req, expected) {
+            let e = ApiError::Unauthorized(
+                "a token is required: ?token=... or Authorization: Bearer ...".into(),
+            );
+            return Err((e, Some(StreamRefusal::Token)));
+        }
+    }
+    Ok(())
 }
 
 /// `/api/publish`: absent without `PUBLISH_TOKEN`; `POST` with `Authorization: Bearer`.

@@ -5,6 +5,7 @@
 use crate::core::config::Config;
 use crate::core::error::ApiError;
 use crate::core::symbol::canonical;
+pub use crate::core::text::token_matches;
 use crate::core::text::truncate;
 
 /// What the edge reads of an HTTP request.
@@ -111,15 +112,4 @@ pub(super) fn parse_symbols_capped(
         ));
     }
     Ok(out)
-}
-
-/// Compares a presented token with the expected one in time that depends only on their
-/// lengths, so response timing does not reveal how much of a guess was right.
-pub fn token_matches(expected: &str, given: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-    }
-    diff == 0
 }

@@ -1,0 +1,79 @@
+//! A client's WebSocket upgrade, the same for the leader and a shard: its token checked
+//! again (with `JWT_SECRET` the identity stays with the connection; a Socket.IO session may
+//! still owe its token to its `CONNECT`), `MAX_CONNECTIONS` (accepted and closed 4290), then
+//! the hibernatable socket with its attachment.
+
+use std::rc::Rc;
+
+use worker::{Response, Result, WebSocketPair};
+
+use super::env::{log_fields, now_ms};
+use super::http;
+use super::shared::Shared;
+use crate::core::auth;
+use crate::core::effect::Level;
+use crate::core::error::ApiError;
+use crate::core::fanout::session::Attachment;
+use crate::core::protocol::close;
+use crate::core::wire::Wire;
+
+impl Shared {
+    /// A client's WebSocket upgrade, with the token it presented (checked again here: with
+    /// `JWT_SECRET` the identity stays with the connection).
+    pub(super) fn accept_client(
+        self: &Rc<Self>,
+        wire: Wire,
+        token: Option<&str>,
+    ) -> Result<Response> {
+        let checked = {
+            let node = self.node.borrow();
+            let (jwt, shared) = (
+                node.config().jwt_secret.as_deref(),
+                node.config().auth_token.as_deref(),
+            );
+            auth::at_upgrade(
+                jwt,
+                shared,
+                token,
+                matches!(wire, Wire::SocketIo(_)),
+                now_ms(),
+            )
+        };
+        let (who, owes_token) = match checked {
+            Ok(v) => v,
+            Err(e) => return http::error(&ApiError::Unauthorized(e.to_string())),
+        };
+        if !self.node.borrow_mut().host().admit_client() {
+            let max = self.node.borrow().config().max_connections;
+            log_fields(
+                Level::Warn,
+                "client_refused",
+                serde_json::json!({"reason": "at_capacity", "max_connections": max}),
+            );
+            // Accept and close at once with 4290: a browser never sees the HTTP status of a
+            // failed upgrade, but it does see a close code (4000-4499: retry with backoff).
+            let pair = WebSocketPair::new()?;
+            pair.server.accept()?;
+            pair.server
+                .close(Some(close::AT_CAPACITY), Some("server at capacity"))?;
+            return Response::from_websocket(pair.client);
+        }
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        let (conn, fx) = {
+            let mut node = self.node.borrow_mut();
+            let host = node.host();
+            let (conn, fx) = host.client_open(wire, who.clone(), now_ms());
+            if owes_token {
+                host.require_auth(conn);
+            }
+            (conn, fx)
+        };
+        pair.server
+            .serialize_attachment(Attachment::new(conn, wire, Vec::new(), who))?;
+        self.remember(&pair.server, conn);
+        self.clients.borrow_mut().insert(conn, pair.server);
+        self.execute(fx);
+        Response::from_websocket(pair.client)
+    }
+}

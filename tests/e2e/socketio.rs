@@ -187,3 +187,23 @@ pub fn socketio_tokens_come_in_connect_or_the_query(_ctx: &mut Ctx) {
         c.wait("connect", ev("connect"));
     }
 }
+
+pub fn socketio_requests_engine_io_cannot_serve_get_its_400s(ctx: &mut Ctx) {
+    for (query, code, message) in [
+        (
+            "EIO=3&transport=websocket",
+            5,
+            "Unsupported protocol version",
+        ),
+        ("EIO=4&transport=polling", 0, "Transport unknown"),
+        ("EIO=4&transport=websocket", 3, "Bad request"),
+    ] {
+        let r = support::get(&ctx.svc.url(&format!("/socket.io/?{query}")));
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        let body = r.json();
+        assert_eq!(
+            (body["code"].as_u64(), body["message"].as_str()),
+            (Some(code), Some(message))
+        );
+    }
+}

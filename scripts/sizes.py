@@ -11,7 +11,7 @@ import sys
 FILE_MAX, EDGE_MAX, FN_MAX = 500, 200, 60
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUST_DIRS = ["src", "bench/src", "fake-exchange/src", "devstack/src"]
-JS_FILES = ["clients/js", "public", "bench/floor", "examples"]
+JS_FILES = ["clients/js", "public", "bench/floor", "bench/peer", "examples"]
 RS_FN = re.compile(r"^(\s*)(pub(\([^)]*\))? )?(const )?(async )?fn \w+")
 JS_FN = re.compile(
     r"^(\s*)(export\s+)?(default\s+)?(async\s+)?(function\b.*|(static\s+)?(async\s+)?(get\s+|set\s+)?#?\w+\s*\(.*\)\s*|.*=>\s*)\{\s*$"

@@ -81,6 +81,7 @@ pub fn run_load(
         load,
         relay,
         direct,
+        entry: stack.entry(direct),
         connected,
         connect_time,
         run: Run {
@@ -223,6 +224,8 @@ struct Result<'a> {
     load: &'a Load,
     relay: &'a str,
     direct: bool,
+    /// Where the clients connected, in words.
+    entry: &'static str,
     connected: usize,
     connect_time: Duration,
     run: Run,
@@ -260,11 +263,7 @@ impl Result<'_> {
     /// The Markdown row.
     fn row(&self) -> String {
         let (load, relay) = (self.load, self.relay);
-        let path = if self.direct {
-            "runtime socket"
-        } else {
-            "wrangler port"
-        };
+        let path = self.entry;
         let (held, memory) = (self.held(), self.memory());
         if load.idle {
             let secs = self.connect_time.as_secs_f64();

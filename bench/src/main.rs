@@ -27,7 +27,9 @@
 //! of connections opened at once while 20 watchers keep receiving (see `storm.rs`).
 //!
 //! `:sio`: the load's clients speak Socket.IO (the NestJS seed's `/prices`: `subscribe` per
-//! symbol, `priceUpdate` per change, pongs to the server's pings) on edgetick only.
+//! symbol, `priceUpdate` per change, pongs to the server's pings), on edgetick and, in place
+//! of the floor, on the seed's job done by a stock Node Socket.IO server
+//! (`bench/peer/socketio.mjs`, one Node process, no wrangler).
 //!
 //! E: the application's events, 1,000 subscribers of one event channel while a publisher
 //! posts 200 events/s (publish → receive latency, losses and order violations; edgetick
@@ -268,7 +270,7 @@ fn relay_label(target: Target, shards: u32) -> String {
         (Target::Edgetick, 0) => "edgetick".to_string(),
         (Target::Edgetick, 1) => "edgetick, 1 shard".to_string(),
         (Target::Edgetick, n) => format!("edgetick, {n} shards"),
-        (Target::Floor, _) => target.label().to_string(),
+        (Target::Floor | Target::NodeSocketIo, _) => target.label().to_string(),
     }
 }
 
@@ -332,8 +334,11 @@ fn main() {
             eprintln!("edgetick-bench: unknown load {item}");
             std::process::exit(2);
         }
-        // The floor has no shards, no publish API and no Socket.IO.
-        let targets: &[Target] = if a.floor && shards == 0 && name != "E" && !mods.socketio {
+        // The floor has no shards, no publish API and no Socket.IO; Socket.IO loads go beside
+        // the Node Socket.IO peer instead.
+        let targets: &[Target] = if a.floor && shards == 0 && mods.socketio {
+            &[Target::Edgetick, Target::NodeSocketIo]
+        } else if a.floor && shards == 0 && name != "E" && !mods.socketio {
             &[Target::Edgetick, Target::Floor]
         } else {
             &[Target::Edgetick]
@@ -404,7 +409,7 @@ fn report(a: &Args, steady: &[String], storms: &[String], ratios: &[String]) -> 
         storms.iter().for_each(|r| md.push_str(&format!("{r}\n")));
     }
     if !ratios.is_empty() {
-        md.push_str("\nedgetick ÷ floor (below 1× is better for times, above 1× for deliveries and connections):\n\n| load | | | | | | |\n|---|---|---|---|---|---|---|\n");
+        md.push_str("\nedgetick ÷ floor, for `:sio` loads edgetick ÷ Node Socket.IO (below 1× is better for times, above 1× for deliveries and connections):\n\n| load | | | | | | |\n|---|---|---|---|---|---|---|\n");
         ratios.iter().for_each(|r| md.push_str(&format!("{r}\n")));
     }
     md

@@ -19,6 +19,9 @@ pub enum Target {
     Edgetick,
     /// A minimal JavaScript Durable Object relay (`bench/floor/floor.js`): the platform itself.
     Floor,
+    /// The NestJS seed's job on a stock Node Socket.IO server (`bench/peer/socketio.mjs`),
+    /// no wrangler: what the `:sio` loads are put beside.
+    NodeSocketIo,
 }
 
 impl Target {
@@ -27,6 +30,7 @@ impl Target {
         match self {
             Target::Edgetick => "edgetick",
             Target::Floor => "floor (JS DO)",
+            Target::NodeSocketIo => "Node Socket.IO",
         }
     }
 }
@@ -116,7 +120,7 @@ fn wrangler_command(target: Target, settings: &Settings, exchange_port: u16, por
             ]);
             "wrangler.toml"
         }
-        Target::Floor => "bench/floor/wrangler.toml",
+        Target::Floor | Target::NodeSocketIo => "bench/floor/wrangler.toml",
     };
     let inspector = settings.inspector;
     let mut cmd = Command::new("sh");
@@ -140,6 +144,19 @@ fn wrangler_command(target: Target, settings: &Settings, exchange_port: u16, por
         // debug terminal, recognised by this variable. Only for attributing costs.
         cmd.env("VSCODE_INSPECTOR_OPTIONS", "{}");
     }
+    cmd
+}
+
+/// The Node Socket.IO peer on `port` against the exchange on `exchange_port`.
+fn node_peer_command(exchange_port: u16, port: u16) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -n 20000; exec node bench/peer/socketio.mjs --port {port} \
+             --upstream ws://127.0.0.1:{exchange_port}/stream --symbols {}",
+            SYMBOLS.join(",")
+        ))
+        .current_dir(root());
     cmd
 }
 
@@ -180,13 +197,15 @@ fn post(url: &str) {
 pub struct Stack {
     exchange: Child,
     exchange_port: u16,
-    wrangler: Child,
-    /// wrangler's public port.
+    /// wrangler, or the Node peer.
+    relay: Child,
+    /// wrangler's public port (the Node peer's own).
     pub port: u16,
+    target: Target,
 }
 
 impl Stack {
-    /// Starts the exchange and `target` under wrangler, and waits until it is connected.
+    /// Starts the exchange and `target` (under wrangler, or the Node peer), and waits until it is connected.
     pub fn start(target: Target, settings: &Settings) -> Stack {
         let exchange_port = free_port();
         let bin = root().join("target/release/fake-exchange");
@@ -197,15 +216,20 @@ impl Stack {
             "exchange.log",
         );
         let port = free_port();
-        let wrangler = spawn(
-            &mut wrangler_command(target, settings, exchange_port, port),
-            "wrangler.log",
-        );
+        let relay = if target == Target::NodeSocketIo {
+            spawn(&mut node_peer_command(exchange_port, port), "peer.log")
+        } else {
+            spawn(
+                &mut wrangler_command(target, settings, exchange_port, port),
+                "wrangler.log",
+            )
+        };
         let stack = Stack {
             exchange,
             exchange_port,
-            wrangler,
+            relay,
             port,
+            target,
         };
         stack.await_connected();
         stack
@@ -256,9 +280,10 @@ impl Stack {
     }
 
     /// The processes of this stack by role: wrangler's Node CLI, the local proxy workerd
-    /// (it owns the public port) and the runtime workerd that runs the worker and the hub.
+    /// (it owns the public port) and the runtime workerd that runs the worker and the hub;
+    /// the Node Socket.IO peer counts as the runtime (it is the relay).
     fn processes(&self) -> Vec<(Role, i32)> {
-        let pgid = self.wrangler.id() as i32;
+        let pgid = self.relay.id() as i32;
         let mut out = Vec::new();
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -274,7 +299,9 @@ impl Stack {
             let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
                 .unwrap_or_default();
-            let role = if cmdline.contains("wrangler-dist/cli.js") {
+            let role = if cmdline.contains("bench/peer/") {
+                Role::Runtime
+            } else if cmdline.contains("wrangler-dist/cli.js") {
                 Role::Wrangler
             } else if !cmdline.contains("bin/workerd") {
                 continue;
@@ -321,11 +348,20 @@ impl Stack {
 
     /// Where clients connect: wrangler's port, or with `direct` the runtime's own socket.
     pub fn client_port(&self, direct: bool) -> u16 {
-        if direct {
+        if direct && self.target != Target::NodeSocketIo {
             self.runtime_port()
                 .unwrap_or_else(|| crate::fatal("the runtime workerd's HTTP socket was not found"))
         } else {
             self.port
+        }
+    }
+
+    /// Where clients connect, in the results' words.
+    pub fn entry(&self, direct: bool) -> &'static str {
+        match (self.target, direct) {
+            (Target::NodeSocketIo, _) => "Node's port",
+            (_, true) => "runtime socket",
+            (_, false) => "wrangler port",
         }
     }
 
@@ -387,7 +423,7 @@ impl Role {
         match self {
             Role::Wrangler => "wrangler (node)",
             Role::Proxy => "proxy workerd",
-            Role::Runtime => "runtime workerd",
+            Role::Runtime => "runtime workerd (or the Node peer)",
         }
     }
 }
@@ -448,7 +484,7 @@ fn stat_fields(pid: i32) -> Vec<String> {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        stop(&mut self.wrangler);
+        stop(&mut self.relay);
         stop(&mut self.exchange);
     }
 }

@@ -255,6 +255,7 @@ fn main() {
         socketio::socketio_root_clients_get_the_broadcast,
         socketio::socketio_unknown_namespaces_are_refused,
         socketio::socketio_sessions_outlive_many_pings_through_four_shards,
+        socketio::socketio_clients_reconnect_by_themselves_after_the_service_restarts,
         socketio::socketio_tokens_come_in_connect_or_the_query,
         socketio::socketio_requests_engine_io_cannot_serve_get_its_400s,
     ];

@@ -6,19 +6,23 @@
 //   node tests/e2e/socketio-client.mjs BASE nsp NAME        join NAME (a refusal is printed)
 //   node tests/e2e/socketio-client.mjs BASE auth TOKEN      join /prices with {auth: {token}}
 //   node tests/e2e/socketio-client.mjs BASE query TOKEN     join /prices with ?token=
-// It runs until its stdin closes (the test ends it) or for 30 s.
+//   node tests/e2e/socketio-client.mjs BASE resubscribe SYMBOL  the seed's page: reconnect by
+//       itself (the client's defaults) and subscribe SYMBOL on every connect
+// It runs until its stdin closes (the test ends it) or for 30 s (120 s when reconnecting).
 import { io } from 'socket.io-client';
 
 const [base, mode, arg] = process.argv.slice(2);
 const out = (ev, data) => process.stdout.write(JSON.stringify({ ev, data: data ?? null }) + '\n');
-const nsp = { prices: '/prices', root: '/', auth: '/prices', query: '/prices' }[mode] ?? arg;
-const options = { transports: ['websocket'], reconnection: false, timeout: 10_000 };
+const nsp = { prices: '/prices', root: '/', auth: '/prices', query: '/prices', resubscribe: '/prices' }[mode] ?? arg;
+const reconnection = mode === 'resubscribe';
+const options = { transports: ['websocket'], reconnection, timeout: 10_000 };
 if (mode === 'auth' && arg) options.auth = { token: arg };
 if (mode === 'query' && arg) options.query = { token: arg };
 const socket = io(base + nsp, options);
 
 socket.on('connect', () => {
   out('connect', { transport: socket.io.engine.transport.name });
+  if (mode === 'resubscribe') socket.emit('subscribe', { symbol: arg }, (ack) => out('ack', ack));
   if (mode !== 'prices') return;
   socket.emit('subscribe', { symbol: arg }, (ack) => {
     out('ack', ack);
@@ -37,4 +41,4 @@ const end = () => {
 };
 process.stdin.on('end', end);
 process.stdin.resume();
-setTimeout(end, 30_000);
+setTimeout(end, reconnection ? 120_000 : 30_000);

@@ -1,6 +1,7 @@
 //! Socket.IO with the official `socket.io-client` (npm, pinned), as the seeds' front ends use
 //! it, over the WebSocket transport: `/prices` (NestJS) with rooms, acks and `exception`,
-//! `/` (Flask-SocketIO) with its broadcast, and an unknown namespace refused.
+//! `/` (Flask-SocketIO) with its broadcast, an unknown namespace refused, and a client that
+//! reconnects by itself after the service restarts.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -71,6 +72,12 @@ impl Drop for SioClient {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Now, in ms since the epoch (the unit of a `priceUpdate`'s `ts`).
+fn epoch_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since_epoch.map_or(0, |d| d.as_millis() as i64)
 }
 
 fn ev(name: &'static str) -> impl Fn(&Value) -> bool {
@@ -147,8 +154,7 @@ pub fn socketio_sessions_outlive_many_pings_through_four_shards(_ctx: &mut Ctx) 
     let mut clients: Vec<SioClient> = (0..6)
         .map(|_| SioClient::start(&svc, &["prices", "BTCUSDT"]))
         .collect();
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    let start = since_epoch.map_or(0, |d| d.as_millis() as i64);
+    let start = epoch_ms();
     for c in &mut clients {
         c.wait("the ack", ev("ack"));
     }
@@ -164,6 +170,37 @@ pub fn socketio_sessions_outlive_many_pings_through_four_shards(_ctx: &mut Ctx) 
             c.seen
         );
     }
+}
+
+pub fn socketio_clients_reconnect_by_themselves_after_the_service_restarts(_ctx: &mut Ctx) {
+    let ex = Exchange::start(&["--rate", "20"]);
+    let mut svc = Service::start(
+        "socketio-restart",
+        &[
+            ("UPSTREAM_URL", &ex.stream_url()),
+            ("SYMBOLS", "BTCUSDT,ETHUSDT"),
+        ],
+    );
+    wait_connected(&svc);
+    let mut c = SioClient::start(&svc, &["resubscribe", "BTCUSDT"]);
+    c.wait("connect", ev("connect"));
+    c.wait("a price", ev("priceUpdate"));
+    svc.stop();
+    c.wait("the disconnect", ev("disconnect"));
+    svc.restart();
+    wait_connected(&svc);
+    let restarted = epoch_ms();
+    // The client's own reconnection (its defaults: 1–5 s apart) finds the new objects; the
+    // page's connect handler subscribes again and prices flow again.
+    let again = c.wait("the reconnect", ev("connect"));
+    assert_eq!(again["data"]["transport"], "websocket");
+    c.wait("the new ack", |v| {
+        v["ev"] == "ack" && v["data"]["ok"] == true
+    });
+    let price = c.wait("a price after the restart", |v| {
+        v["ev"] == "priceUpdate" && v["data"]["ts"].as_i64().unwrap_or(0) > restarted
+    });
+    assert_eq!(price["data"]["symbol"], "BTCUSDT");
 }
 
 pub fn socketio_tokens_come_in_connect_or_the_query(_ctx: &mut Ctx) {

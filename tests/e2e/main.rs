@@ -258,6 +258,7 @@ fn main() {
         socketio::socketio_clients_reconnect_by_themselves_after_the_service_restarts,
         socketio::socketio_tokens_come_in_connect_or_the_query,
         socketio::socketio_requests_engine_io_cannot_serve_get_its_400s,
+        socketio::socketio_a_malformed_packet_closes_only_its_own_session,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::support::{self, Exchange, Service};
+use super::support::{self, Client, Exchange, Frame, Service};
 use super::{wait_connected, Ctx, T};
 
 /// A `tests/e2e/socketio-client.mjs` process and what it has printed.
@@ -242,5 +242,66 @@ pub fn socketio_requests_engine_io_cannot_serve_get_its_400s(ctx: &mut Ctx) {
             (body["code"].as_u64(), body["message"].as_str()),
             (Some(code), Some(message))
         );
+    }
+}
+
+/// A raw Engine.IO WebSocket on `/prices`: the open packet read, the namespace joined.
+fn raw_prices_session(svc: &Service) -> Client {
+    let mut ws = svc
+        .ws_with("/socket.io/?EIO=4&transport=websocket", &[])
+        .unwrap_or_else(|status| panic!("upgrade refused with {status}"));
+    let open = match ws.next(T) {
+        Some(Frame::Text(t)) => t,
+        other => panic!("expected the open packet, got {other:?}"),
+    };
+    let handshake: Value = serde_json::from_str(&open[1..]).expect("the handshake's JSON");
+    assert!(open.starts_with('0'), "{open}");
+    assert_eq!(handshake["upgrades"], serde_json::json!([]), "{open}");
+    assert!(handshake["sid"].is_string() && handshake["pingInterval"].is_u64());
+    ws.send_text("40/prices,");
+    match ws.next(T) {
+        Some(Frame::Text(t)) if t.starts_with("40/prices,{\"sid\":") => {}
+        other => panic!("expected the CONNECT answer, got {other:?}"),
+    }
+    ws
+}
+
+/// The next text frame that starts with `prefix`.
+fn next_starting(ws: &mut Client, prefix: &str) -> String {
+    let deadline = Instant::now() + T;
+    while Instant::now() < deadline {
+        if let Some(Frame::Text(t)) = ws.next(deadline - Instant::now()) {
+            if t.starts_with(prefix) {
+                return t;
+            }
+        }
+    }
+    panic!("no frame starting {prefix:?} within {T:?}")
+}
+
+pub fn socketio_a_malformed_packet_closes_only_its_own_session(ctx: &mut Ctx) {
+    ctx.ex.control("pause?on=1");
+    let mut bad = raw_prices_session(&ctx.svc);
+    let mut good = raw_prices_session(&ctx.svc);
+    good.send_text(r#"42/prices,7["subscribe",{"symbol":"BTCUSDT"}]"#);
+    let ack = next_starting(&mut good, "43/prices,7");
+    assert_eq!(ack, r#"43/prices,7[{"ok":true,"symbol":"BTCUSDT"}]"#);
+    bad.send_text(r#"42/prices,["subscribe",{"symbol":"#);
+    assert_eq!(
+        bad.wait_closed(T),
+        1002,
+        "a malformed packet is a protocol error"
+    );
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    let want = ctx.ex.latest("BTCUSDT").expect("a BTCUSDT price");
+    // The priceUpdates that come, until the ticked price: only its room's.
+    loop {
+        let text = next_starting(&mut good, r#"42/prices,["priceUpdate","#);
+        let event: Value = serde_json::from_str(&text["42/prices,".len()..]).expect("an event");
+        assert_eq!(event[1]["symbol"], "BTCUSDT", "{text}");
+        assert!(event[1]["ts"].as_i64().unwrap_or(0) > 0, "{text}");
+        if event[1]["price"].as_str() == Some(want.as_str()) {
+            break;
+        }
     }
 }

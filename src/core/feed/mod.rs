@@ -33,6 +33,7 @@ pub mod neutral;
 pub mod report;
 pub mod source;
 pub mod states;
+pub mod twelvedata;
 
 /// Upstream frames larger than this are skipped unparsed: no market-stream payload comes
 /// near it, so it can only be garbage, and parsing it would cost the feed for nothing.

@@ -336,13 +336,14 @@ fn main() {
         }
         // The floor has no shards, no publish API and no Socket.IO; Socket.IO loads go beside
         // the Node Socket.IO peer instead.
-        let targets: &[Target] = if a.floor && shards == 0 && mods.socketio {
-            &[Target::Edgetick, Target::NodeSocketIo]
-        } else if a.floor && shards == 0 && name != "E" && !mods.socketio {
-            &[Target::Edgetick, Target::Floor]
-        } else {
-            &[Target::Edgetick]
-        };
+        let targets: &[Target] =
+            if a.floor && shards == 0 && mods.socketio && !matches!(name, "S" | "E") {
+                &[Target::Edgetick, Target::NodeSocketIo]
+            } else if a.floor && shards == 0 && name != "E" && !mods.socketio {
+                &[Target::Edgetick, Target::Floor]
+            } else {
+                &[Target::Edgetick]
+            };
         // A fresh stack per load and relay, so one run's connections do not skew the next.
         let outcomes: Vec<Outcome> = targets
             .iter()

@@ -120,6 +120,8 @@ fn wrangler_command(target: Target, settings: &Settings, exchange_port: u16, por
             ]);
             "wrangler.toml"
         }
+        // The Node peer runs without wrangler (`node_peer_command`); the floor's config
+        // would do for it all the same.
         Target::Floor | Target::NodeSocketIo => "bench/floor/wrangler.toml",
     };
     let inspector = settings.inspector;
@@ -205,7 +207,8 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts the exchange and `target` (under wrangler, or the Node peer), and waits until it is connected.
+    /// Starts the exchange and `target` (under wrangler, or the Node peer), and waits until
+    /// it is connected.
     pub fn start(target: Target, settings: &Settings) -> Stack {
         let exchange_port = free_port();
         let bin = root().join("target/release/fake-exchange");

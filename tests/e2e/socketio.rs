@@ -1,7 +1,8 @@
 //! Socket.IO with the official `socket.io-client` (npm, pinned), as the seeds' front ends use
 //! it, over the WebSocket transport: `/prices` (NestJS) with rooms, acks and `exception`,
-//! `/` (Flask-SocketIO) with its broadcast, an unknown namespace refused, and a client that
-//! reconnects by itself after the service restarts.
+//! `/` (Flask-SocketIO) with its broadcast, an unknown namespace refused, a client that
+//! reconnects by itself after the service restarts; and raw Engine.IO sessions (the
+//! handshake, an ack, a malformed packet) and the 400s.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -1,4 +1,4 @@
-// The dashboard and edgetick.js in real headless Chromium (Debian's chromium, driven by
+// The dashboard, edgetick.js and the stock socket.io-client bundle in real headless Chromium (Debian's chromium, driven by
 // playwright-core; no browser is downloaded). Run by the end-to-end suite, which starts the
 // fake exchange and the service and passes EDGETICK_URL and EXCHANGE_URL.
 import { test, before, after } from 'node:test';
@@ -175,5 +175,37 @@ test('the chart draws candles and moves with live prices', async () => {
   await phone.screenshot({ path: `${artifacts}dashboard-chart-phone.png`, fullPage: true });
   assert.deepEqual(external, [], 'no external network requests');
   await phone.close();
+  await page.close();
+});
+
+// The seeds' front ends load socket.io-client's own browser bundle. Until HTTP long-polling
+// lands they pass `transports: ['websocket']`; everything else is the client's default.
+test('the stock socket.io-client browser bundle joins /prices and gets its room', async () => {
+  await control('pause?on=1');
+  await control('tick?symbol=ETHUSDT');
+  const want = await latest('ETHUSDT');
+  const page = await browser.newPage();
+  await page.goto(`${base}/health`);
+  const bundle = new URL('../../node_modules/socket.io-client/dist/socket.io.min.js', import.meta.url);
+  await page.addScriptTag({ path: bundle.pathname });
+  const got = await page.evaluate((origin) => new Promise((resolve, reject) => {
+    const seen = [];
+    const socket = window.io(`${origin}/prices`, { transports: ['websocket'] });
+    socket.on('connect', () => socket.emit('subscribe', { symbol: 'ETHUSDT' }, (ack) => seen.push({ ack })));
+    socket.on('priceUpdate', (update) => {
+      seen.push({ update });
+      const transport = socket.io.engine.transport.name;
+      socket.close();
+      resolve({ seen, transport });
+    });
+    socket.on('connect_error', (e) => reject(new Error(`connect_error: ${e.message}`)));
+    setTimeout(() => reject(new Error(`no priceUpdate in 10 s: ${JSON.stringify(seen)}`)), 10_000);
+  }), base);
+  assert.equal(got.transport, 'websocket');
+  const update = got.seen.find((s) => s.update)?.update;
+  assert.equal(update.symbol, 'ETHUSDT');
+  assert.equal(update.price, want, 'the current price at once, as the exact decimal text');
+  assert.ok(update.ts > 0);
+  await control('pause?on=0');
   await page.close();
 });

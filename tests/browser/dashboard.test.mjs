@@ -1,5 +1,5 @@
-// The dashboard, edgetick.js and the stock socket.io-client bundle in real headless Chromium (Debian's chromium, driven by
-// playwright-core; no browser is downloaded). Run by the end-to-end suite, which starts the
+// The dashboard, edgetick.js and the stock socket.io-client bundle in real headless Chromium
+// (Debian's chromium, driven by playwright-core; no browser is downloaded). Run by the end-to-end suite, which starts the
 // fake exchange and the service and passes EDGETICK_URL and EXCHANGE_URL.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,10 +1,11 @@
 // The dashboard, edgetick.js and the stock socket.io-client bundle in real headless Chromium
-// (Debian's chromium, driven by playwright-core; no browser is downloaded). Run by the end-to-end suite, which starts the
-// fake exchange and the service and passes EDGETICK_URL and EXCHANGE_URL.
+// (Debian's chromium, driven by playwright-core; no browser is downloaded). Run by the
+// end-to-end suite, which starts the fake exchange and the service and passes EDGETICK_URL
+// and EXCHANGE_URL.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { launch, load } from './pages.mjs';
 
 const base = process.env.EDGETICK_URL;
 const exchange = process.env.EXCHANGE_URL;
@@ -14,11 +15,7 @@ let browser;
 before(async () => {
   assert.ok(base && exchange, 'EDGETICK_URL and EXCHANGE_URL must be set (run through make test)');
   mkdirSync(artifacts, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run'],
-  });
+  browser = await launch();
 });
 
 after(async () => {
@@ -42,7 +39,7 @@ async function openPage(query, init) {
     if (!r.url().startsWith(base)) external.push(r.url());
   });
   if (init) await page.addInitScript(init);
-  await page.goto(`${base}/${query}`);
+  await load(page, `${base}/${query}`);
   return { page, external };
 }
 
@@ -79,7 +76,7 @@ test('the dashboard shows the exchange prices and the counter grows', async () =
   await control('pause?on=0');
   await page.screenshot({ path: `${artifacts}dashboard.png`, fullPage: true });
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
-  await phone.goto(`${base}/?symbols=BTCUSDT,ETHUSDT`);
+  await load(phone, `${base}/?symbols=BTCUSDT,ETHUSDT`);
   await phone.waitForFunction(() => document.querySelectorAll('#rows tr').length === 2, null, { timeout: 10_000 });
   await phone.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
   await phone.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 2, null, { timeout: 10_000 });
@@ -167,7 +164,7 @@ test('the chart draws candles and moves with live prices', async () => {
   await page.waitForFunction(priced, null, { timeout: 10_000 });
   await page.screenshot({ path: `${artifacts}dashboard-chart.png`, fullPage: true });
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
-  await phone.goto(`${base}/?symbols=BTCUSDT`);
+  await load(phone, `${base}/?symbols=BTCUSDT`);
   await phone.waitForFunction(() => window.edgetickChart?.bars.size >= 1, null, { timeout: 15_000 });
   await phone.waitForFunction(priced, null, { timeout: 10_000 });
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

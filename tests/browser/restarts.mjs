@@ -3,25 +3,21 @@
 // and waits for `go` on stdin before each next step.
 import assert from 'node:assert/strict';
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { launch, load } from './pages.mjs';
 
 const base = process.env.EDGETICK_URL;
 const lines = createInterface({ input: process.stdin });
 const next = () => new Promise((resolve) => lines.once('line', resolve));
 const step = (s) => console.log(`step: ${s}`);
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--no-first-run'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   let polls = 0;
   page.on('request', (r) => {
     if (r.url().includes('/api/prices?symbols=')) polls += 1;
   });
-  await page.goto(`${base}/?symbols=BTCUSDT,ETHUSDT&stale=2000`);
+  await load(page, `${base}/?symbols=BTCUSDT,ETHUSDT&stale=2000`);
   const waitStatus = (s, timeout = 20_000) =>
     page.waitForFunction((w) => document.querySelector('#status').textContent === w, s, { timeout });
   await waitStatus('connected');

@@ -1,11 +1,17 @@
-//! `fake-exchange`: a Binance-compatible market-stream server for tests and offline demos.
+//! `fake-exchange`: a Binance-compatible market-stream server, with Twelve Data's price
+//! WebSocket beside it, for tests and offline demos.
 //!
 //! ```text
 //! fake-exchange [--host 127.0.0.1] [--port 9001] [--rate 20] [--seed 1]
 //!               [--ping-interval-ms 20000] [--pong-timeout-ms 60000]
 //!               [--max-incoming-per-sec 5] [--refuse STATUS] [--stall] [--garbage-every N]
 //!               [--cadence-ms 1000] [--quiet BTCUSDT,ETHUSDT]
+//!               [--twelvedata-key KEY] [--twelvedata-symbols AAPL,EUR/USD]
 //! ```
+//!
+//! Twelve Data's price WebSocket is served beside Binance's streams at `/v1/quotes/price`:
+//! `--twelvedata-key` makes it refuse any other `apikey` with 401 (any key passes without
+//! it), `--twelvedata-symbols` is what it lists (the seed's symbols by default).
 //!
 //! `--cadence-ms`: a symbol that has not moved for this long gets its 24 h ticker again with
 //! a new event time, as Binance sends `@ticker` every second even in a quiet market (and
@@ -62,6 +68,8 @@ async fn main() {
                     .map(|s| s.trim().to_ascii_uppercase())
                     .collect();
             }
+            "--twelvedata-key" => settings.twelvedata_key = Some(value(&mut args, &flag)),
+            "--twelvedata-symbols" => settings.twelvedata_symbols = Some(value(&mut args, &flag)),
             "-h" | "--help" => usage("usage"),
             other => usage(&format!("unknown flag {other}")),
         }

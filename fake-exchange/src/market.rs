@@ -108,6 +108,9 @@ fn base_price(symbol: &str) -> u64 {
         "ETHUSDT" => 3_000,
         "BNBUSDT" => 600,
         "SOLUSDT" => 150,
+        "BTC/USD" => 90_000,
+        "ETH/USD" => 3_000,
+        "EUR/USD" | "GBP/USD" => 1,
         _ => {
             let h = symbol
                 .bytes()
@@ -232,11 +235,11 @@ impl SymbolState {
         }
     }
 
-    fn bid(&self) -> u64 {
+    pub fn bid(&self) -> u64 {
         self.last.saturating_sub(self.tick)
     }
 
-    fn ask(&self) -> u64 {
+    pub fn ask(&self) -> u64 {
         self.last + self.tick
     }
 

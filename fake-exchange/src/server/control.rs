@@ -1,5 +1,6 @@
 //! The `/control/*` endpoints: faults on demand (drop, stall, pause, quiet, garbage, refuse,
-//! shutdown, candle-close), the rate, single ticks, and the state the tests read back.
+//! shutdown, candle-close, Twelve Data's closed-market), the rate, single ticks, and the state
+//! the tests read back.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -44,6 +45,7 @@ pub(super) async fn control(
         "stall" => Ok(stall(ex, &q)),
         "candle-close" => Ok(candle_close(ex, &q)),
         "pause" => Ok(pause(ex, &q)),
+        "closed-market" => Ok(closed_market(ex, &q)),
         "quiet" => Ok(quiet(ex, &q)),
         "garbage" => Ok(garbage(ex, &q)),
         "refuse" => Ok(refuse(ex, &q)),
@@ -106,6 +108,14 @@ fn pause(ex: &Exchange, q: &Query) -> Value {
     let on = flag(q, "on", true);
     lock(&ex.faults).paused = on;
     json!({"paused": on})
+}
+
+/// Twelve Data's market closes (`on=1`, the default) or opens: no prices while it is closed,
+/// heartbeats still answered (a weekend for stocks).
+fn closed_market(ex: &Exchange, q: &Query) -> Value {
+    let on = flag(q, "on", true);
+    lock(&ex.faults).closed_market = on;
+    json!({"closed_market": on})
 }
 
 fn quiet(ex: &Exchange, q: &Query) -> Value {

@@ -1,6 +1,7 @@
 //! The Binance-compatible server: `/stream?streams=` (combined) and `/ws` (raw) WebSockets
 //! with live `SUBSCRIBE`/`UNSUBSCRIBE`/`LIST_SUBSCRIPTIONS`, pings, Binance's incoming
-//! message limit, and `/control/*` endpoints that inject faults and report what it saw.
+//! message limit, and `/control/*` endpoints that inject faults and report what it saw; and
+//! Twelve Data's price WebSocket beside it (`twelvedata`).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use crate::market::{parse_stream, Market, SymbolState};
 
 mod control;
 mod session;
+mod twelvedata;
 
 /// Binance's limit of streams per connection.
 const MAX_STREAMS: usize = 1024;
@@ -52,6 +54,10 @@ pub struct Settings {
     pub cadence: Duration,
     /// Symbols halted from the start (see the `quiet` control).
     pub quiet: Vec<String>,
+    /// The API key Twelve Data connections must present (any, when unset).
+    pub twelvedata_key: Option<String>,
+    /// The symbols Twelve Data lists (comma-separated; the seed's when unset).
+    pub twelvedata_symbols: Option<String>,
 }
 
 impl Default for Settings {
@@ -67,6 +73,8 @@ impl Default for Settings {
             garbage_every: 0,
             cadence: Duration::from_secs(1),
             quiet: Vec::new(),
+            twelvedata_key: None,
+            twelvedata_symbols: None,
         }
     }
 }
@@ -79,12 +87,25 @@ enum Out {
     Close(u16, &'static str),
 }
 
+/// What a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Flavor {
+    /// Binance's combined streams (`{"stream","data"}`).
+    Combined,
+    /// Binance's raw streams (the payload alone).
+    Raw,
+    /// Twelve Data's price events.
+    TwelveData,
+}
+
 struct Conn {
     tx: UnboundedSender<Out>,
     /// Open but silent (the `stall` fault): pings continue, data does not.
     stalled: bool,
+    /// Binance streams, or Twelve Data symbols.
     streams: BTreeSet<String>,
-    combined: bool,
+    flavor: Flavor,
     opened_ms: i64,
 }
 
@@ -104,6 +125,8 @@ struct Faults {
     quiet: BTreeSet<String>,
     refuse: Option<Refusal>,
     garbage_every: u64,
+    /// Twelve Data's market is closed: no prices, heartbeats still answered.
+    closed_market: bool,
 }
 
 #[derive(Default, Serialize)]
@@ -165,6 +188,7 @@ impl Exchange {
                 retry_after: None,
             }),
             garbage_every: settings.garbage_every,
+            closed_market: false,
         };
         Arc::new(Exchange {
             rate_millis: AtomicU64::new((settings.rate * 1000.0) as u64),
@@ -183,6 +207,7 @@ impl Exchange {
             .route("/", get(help))
             .route("/stream", get(combined_stream))
             .route("/ws", get(raw_stream))
+            .route("/v1/quotes/price", get(twelvedata::price_stream))
             .route("/control/state", get(control::state))
             .route(
                 "/control/{action}",
@@ -205,6 +230,7 @@ impl Exchange {
             let symbols: Vec<String> = self
                 .subscribed_symbols()
                 .into_iter()
+                .chain(self.twelvedata_symbols())
                 .filter(|s| !quiet.contains(s))
                 .collect();
             let Some(symbol) = symbols.get(turn % symbols.len().max(1)) else {
@@ -269,7 +295,9 @@ impl Exchange {
         if stalled {
             return;
         }
-        let sent = self.send_closed(&state) + self.send_streams(&state, |_| true);
+        let sent = self.send_closed(&state)
+            + self.send_streams(&state, |_| true)
+            + self.send_twelvedata(&state);
         if garbage_every > 0 && updates % garbage_every == 0 {
             for conn in lock(&self.conns).values().filter(|c| !c.stalled) {
                 let _ = conn.tx.send(Out::Text("{\"stream\":garbage".into()));
@@ -301,7 +329,11 @@ impl Exchange {
     fn send_payloads(&self, symbol: &str, payload: impl Fn(&str) -> Option<Value>) -> u64 {
         let lower = symbol.to_ascii_lowercase();
         let mut sent = 0;
-        for conn in lock(&self.conns).values().filter(|c| !c.stalled) {
+        let conns = lock(&self.conns);
+        let binance = conns
+            .values()
+            .filter(|c| !c.stalled && c.flavor != Flavor::TwelveData);
+        for conn in binance {
             for stream in conn
                 .streams
                 .iter()
@@ -311,7 +343,7 @@ impl Exchange {
                 let Some(data) = payload(kind) else {
                     continue;
                 };
-                let text = if conn.combined {
+                let text = if conn.flavor == Flavor::Combined {
                     json!({"stream": stream, "data": data}).to_string()
                 } else {
                     data.to_string()
@@ -351,7 +383,7 @@ impl Exchange {
         let stats = serde_json::to_value(&*lock(&self.stats)).unwrap_or(Value::Null);
         let conns: Vec<Value> = lock(&self.conns)
             .iter()
-            .map(|(id, c)| json!({"id": id, "streams": c.streams, "combined": c.combined, "opened_ms": c.opened_ms, "stalled": c.stalled}))
+            .map(|(id, c)| json!({"id": id, "streams": c.streams, "combined": c.flavor == Flavor::Combined, "flavor": c.flavor, "opened_ms": c.opened_ms, "stalled": c.stalled}))
             .collect();
         let prices: serde_json::Map<String, Value> = lock(&self.market)
             .latest()
@@ -373,6 +405,7 @@ impl Exchange {
                 "paused": f.paused,
                 "refusing": f.refuse.as_ref().map(|r| r.status),
                 "garbage_every": f.garbage_every,
+                "closed_market": f.closed_market,
             },
             "rate": self.rate_millis.load(Ordering::Relaxed) as f64 / 1000.0,
         })
@@ -382,7 +415,8 @@ impl Exchange {
 async fn help() -> &'static str {
     "fake-exchange: Binance-compatible market streams.\n\
      WebSocket: /stream?streams=btcusdt@ticker/ethusdt@bookTicker/btcusdt@aggTrade/btcusdt@kline_1m/btcusdt@depth10@100ms (combined), /ws (raw)\n\
-     Control: GET /control/state; POST /control/{drop,stall,pause,quiet,garbage,refuse,shutdown,tick,rate,reset,candle-close}\n"
+     Twelve Data: /v1/quotes/price?apikey=KEY (subscribe, unsubscribe, reset, heartbeat)\n\
+     Control: GET /control/state; POST /control/{drop,stall,pause,quiet,garbage,refuse,shutdown,tick,rate,reset,candle-close,closed-market}\n"
 }
 
 async fn combined_stream(
@@ -399,12 +433,12 @@ async fn combined_stream(
                 .collect()
         })
         .unwrap_or_default();
-    ex.upgrade(ws, streams, true)
+    ex.upgrade(ws, streams, Flavor::Combined)
 }
 
 async fn raw_stream(
     State(ex): State<Arc<Exchange>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    ex.upgrade(ws, Vec::new(), false)
+    ex.upgrade(ws, Vec::new(), Flavor::Raw)
 }

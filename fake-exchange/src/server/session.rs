@@ -17,7 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use super::{lock, now_ms, Conn, Exchange, Out, ATTEMPT_LOG, MAX_STREAMS, REQUEST_LOG};
+use super::{lock, now_ms, Conn, Exchange, Flavor, Out, ATTEMPT_LOG, MAX_STREAMS, REQUEST_LOG};
 use crate::market::parse_stream;
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -44,7 +44,7 @@ impl Exchange {
         self: Arc<Self>,
         ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
         streams: Vec<String>,
-        combined: bool,
+        flavor: Flavor,
     ) -> Response {
         {
             let mut st = lock(&self.stats);
@@ -81,11 +81,15 @@ impl Exchange {
                 .into_response();
         }
         lock(&self.stats).accepted += 1;
-        ws.on_upgrade(move |socket| self.serve(socket, streams, combined))
+        ws.on_upgrade(move |socket| self.serve(socket, streams, flavor))
     }
 
     /// Registers a new connection; returns its id and the receiving end of its queue.
-    fn register(&self, streams: Vec<String>, combined: bool) -> (u64, UnboundedReceiver<Out>) {
+    pub(super) fn register(
+        &self,
+        streams: Vec<String>,
+        flavor: Flavor,
+    ) -> (u64, UnboundedReceiver<Out>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = unbounded_channel();
         let open = {
@@ -94,7 +98,7 @@ impl Exchange {
                 tx,
                 stalled: false,
                 streams: streams.into_iter().collect(),
-                combined,
+                flavor,
                 opened_ms: now_ms(),
             };
             conns.insert(id, conn);
@@ -121,8 +125,8 @@ impl Exchange {
     }
 
     /// One connection: queued frames out, pings, requests answered, until either side ends.
-    async fn serve(self: Arc<Self>, socket: WebSocket, streams: Vec<String>, combined: bool) {
-        let (id, mut rx) = self.register(streams, combined);
+    async fn serve(self: Arc<Self>, socket: WebSocket, streams: Vec<String>, flavor: Flavor) {
+        let (id, mut rx) = self.register(streams, flavor);
         let (mut sink, mut incoming) = socket.split();
         let mut ping = tokio::time::interval(self.settings.ping_interval);
         ping.tick().await;
@@ -141,7 +145,8 @@ impl Exchange {
                 }
                 msg = incoming.next() => {
                     let Some(Ok(msg)) = msg else { break };
-                    self.take_in(id, msg, &mut window, &mut awaiting_pong, &mut sink).await
+                    let pong = &mut awaiting_pong;
+                    self.take_in((id, flavor), msg, &mut window, pong, &mut sink).await
                 }
             };
             if !step {
@@ -154,7 +159,7 @@ impl Exchange {
     /// One message from the client; false when the connection ends.
     async fn take_in(
         &self,
-        id: u64,
+        (id, flavor): (u64, Flavor),
         msg: Message,
         window: &mut (Instant, u32),
         awaiting_pong: &mut Option<Instant>,
@@ -174,7 +179,10 @@ impl Exchange {
         }
         match msg {
             Message::Text(t) => {
-                let answer = self.request(id, t.as_str());
+                let answer = match flavor {
+                    Flavor::TwelveData => self.twelvedata_request(id, t.as_str()),
+                    Flavor::Combined | Flavor::Raw => self.request(id, t.as_str()),
+                };
                 sink.send(Message::Text(answer.into())).await.is_ok()
             }
             Message::Pong(_) => {

@@ -366,6 +366,19 @@ mod tests {
     }
 
     #[test]
+    fn the_fake_exchanges_frames_read() {
+        let text = r#"{"event":"price","symbol":"EUR/USD","currency":"USD","exchange":"PHYSICAL CURRENCY","type":"Physical Currency","timestamp":1796362556,"price":1.0001573,"bid":1.0001572,"ask":1.0001574}"#;
+        let Frame::Price(q) = parse(text).unwrap() else {
+            panic!("a price")
+        };
+        assert_eq!(
+            (q.price.as_str(), q.bid.as_deref()),
+            ("1.0001573", Some("1.0001572"))
+        );
+        assert_eq!(q.event_time_ms, 1_796_362_556_000);
+    }
+
+    #[test]
     fn subscribe_status_lists_what_was_taken_and_what_failed() {
         let text = r#"{"event":"subscribe-status","status":"error","success":[{"symbol":"AAPL","exchange":"NASDAQ","mic_code":"XNGS","country":"United States","type":"Common Stock"}],"fails":[{"symbol":"NOPE"},{"symbol":"EUR/XYZ"}]}"#;
         assert_eq!(

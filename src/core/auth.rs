@@ -32,6 +32,9 @@ pub enum AuthError {
     /// `sub` or `exp` missing or of the wrong type.
     #[error("the token needs `sub` (a user id) and `exp` (seconds)")]
     Claims,
+    /// Not the service's shared `AUTH_TOKEN`.
+    #[error("the token is not the one this service expects")]
+    Mismatch,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +101,25 @@ pub fn identify(
     verify(secret, token.ok_or(AuthError::Missing)?, now_ms).map(Some)
 }
 
+/// Whether `token` lets its bearer in, and as whom: with `JWT_SECRET` a valid JWT (its
+/// identity), else with `AUTH_TOKEN` that very token (nobody in particular), else anyone.
+pub fn check(
+    jwt_secret: Option<&str>,
+    auth_token: Option<&str>,
+    token: Option<&str>,
+    now_ms: i64,
+) -> Result<Option<Identity>, AuthError> {
+    match (jwt_secret, auth_token) {
+        (Some(_), _) => identify(jwt_secret, token, now_ms),
+        (None, Some(expected)) => match token {
+            Some(t) if crate::core::text::token_matches(expected, t) => Ok(None),
+            Some(_) => Err(AuthError::Mismatch),
+            None => Err(AuthError::Missing),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
 /// Who a new WebSocket belongs to, and whether it still owes a token. With `JWT_SECRET` the
 /// upgrade's token must be valid; a session that may present its token later (Socket.IO's
 /// `CONNECT`: `deferrable`) is let in without one and owes it. With `AUTH_TOKEN` only a
@@ -109,20 +131,13 @@ pub fn at_upgrade(
     deferrable: bool,
     now_ms: i64,
 ) -> Result<(Option<Identity>, bool), AuthError> {
-    match (jwt_secret, auth_token) {
-        (Some(secret), _) => {
-            let checked = token.ok_or(AuthError::Missing);
-            match checked.and_then(|t| verify(secret, t, now_ms)) {
-                Ok(who) => Ok((Some(who), false)),
-                Err(_) if deferrable => Ok((None, true)),
-                Err(e) => Err(e),
-            }
-        }
-        (None, Some(expected)) if deferrable => {
-            let given = token.is_some_and(|t| crate::core::text::token_matches(expected, t));
-            Ok((None, !given))
-        }
-        _ => Ok((None, false)),
+    if jwt_secret.is_none() && !deferrable {
+        return Ok((None, false));
+    }
+    match check(jwt_secret, auth_token, token, now_ms) {
+        Ok(who) => Ok((who, false)),
+        Err(_) if deferrable => Ok((None, true)),
+        Err(e) => Err(e),
     }
 }
 

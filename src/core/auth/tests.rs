@@ -121,3 +121,21 @@ fn a_socketio_upgrade_may_owe_its_token_to_its_connect() {
     );
     assert_eq!(at_upgrade(None, None, None, true, 0), Ok((None, false)));
 }
+
+#[test]
+fn a_token_is_checked_against_the_jwt_secret_else_the_shared_token() {
+    let jwt = sign_hs256("k", r#"{"sub":"bob","exp":4000000000}"#);
+    let who = check(Some("k"), Some("t"), Some(&jwt), 0).unwrap();
+    assert_eq!(who.map(|w| w.sub).as_deref(), Some("bob"));
+    assert_eq!(
+        check(Some("k"), Some("t"), Some("t"), 0),
+        Err(AuthError::Malformed)
+    );
+    assert_eq!(check(None, Some("t"), Some("t"), 0), Ok(None));
+    assert_eq!(
+        check(None, Some("t"), Some("x"), 0),
+        Err(AuthError::Mismatch)
+    );
+    assert_eq!(check(None, Some("t"), None, 0), Err(AuthError::Missing));
+    assert_eq!(check(None, None, None, 0), Ok(None));
+}

@@ -12,7 +12,6 @@ use crate::core::effect::Effect;
 use crate::core::error::{ClientError, ErrorCode};
 use crate::core::ids::ConnId;
 use crate::core::protocol::{close, Command};
-use crate::core::text::token_matches;
 use crate::core::wire::socketio::engine::{EnginePacket, Handshake};
 use crate::core::wire::socketio::packet::{self, Packet, PacketType};
 use crate::core::wire::socketio::Nsp;
@@ -120,21 +119,18 @@ impl Fanout {
             return true;
         }
         let token = data.and_then(|d| d.get("token")).and_then(Value::as_str);
-        let ok = match (&self.cfg.jwt_secret, &self.cfg.auth_token) {
-            (Some(secret), _) => match auth::identify(Some(secret), token, now_ms) {
-                Ok(who) => {
-                    self.identify(conn, who);
-                    true
-                }
-                Err(_) => false,
-            },
-            (None, Some(expected)) => token.is_some_and(|t| token_matches(expected, t)),
-            (None, None) => true,
+        let (jwt_secret, auth_token) = (
+            self.cfg.jwt_secret.as_deref(),
+            self.cfg.auth_token.as_deref(),
+        );
+        let Ok(who) = auth::check(jwt_secret, auth_token, token, now_ms) else {
+            return false;
         };
-        if let (true, Some(c)) = (ok, self.clients.get_mut(conn)) {
+        self.identify(conn, who);
+        if let Some(c) = self.clients.get_mut(conn) {
             c.needs_auth = false;
         }
-        ok
+        true
     }
 
     /// `CONNECT` to a namespace: joined when it is served and the connection has none yet.

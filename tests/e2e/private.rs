@@ -3,7 +3,7 @@
 //! (live, recovered and over SSE), and a token that expires on an open connection closes it
 //! with 4401.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -15,10 +15,7 @@ const PUBLISH: &str = "publish-secret";
 
 /// An HS256 JWT for `sub`, valid for `secs` more seconds, signed with `secret`.
 fn token(secret: &str, sub: &str, secs: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = epoch_ms() / 1000;
     let claims = json!({"sub": sub, "exp": now + secs}).to_string();
     edgetick::core::auth::sign_hs256(secret, &claims)
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::support::{self, Client, Exchange, Frame, Service};
+use super::support::{self, epoch_ms, Client, Exchange, Frame, Service};
 use super::{wait_connected, Ctx, T};
 
 /// A `tests/e2e/socketio-client.mjs` process and what it has printed.
@@ -73,12 +73,6 @@ impl Drop for SioClient {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Now, in ms since the epoch (the unit of a `priceUpdate`'s `ts`).
-fn epoch_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since_epoch.map_or(0, |d| d.as_millis() as i64)
 }
 
 fn ev(name: &'static str) -> impl Fn(&Value) -> bool {

@@ -21,6 +21,12 @@ pub fn log_dir() -> PathBuf {
     dir
 }
 
+/// Now, in ms since the epoch (the unit of prices' event times; a JWT's `exp` is its seconds).
+pub fn epoch_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since_epoch.map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     devstack::free_port().expect("bind an ephemeral port")

@@ -138,6 +138,15 @@ impl Exchange {
         if lock(&self.faults).closed_market {
             return 0;
         }
+        let conns = lock(&self.conns);
+        let wanted = |c: &&super::Conn| {
+            c.flavor == Flavor::TwelveData && !c.stalled && c.streams.contains(&state.symbol)
+        };
+        let mut to = conns.values().filter(wanted).peekable();
+        // Most ticks are Binance symbols' that no Twelve Data connection follows.
+        if to.peek().is_none() {
+            return 0;
+        }
         let (exchange, currency) = venue(&state.symbol);
         let symbol = Value::from(state.symbol.as_str());
         let text = format!(
@@ -148,15 +157,8 @@ impl Exchange {
             number(state.bid()),
             number(state.ask()),
         );
-        let mut sent = 0;
-        let conns = lock(&self.conns);
-        for c in conns.values() {
-            let wanted = c.flavor == Flavor::TwelveData && c.streams.contains(&state.symbol);
-            if wanted && !c.stalled && c.tx.send(Out::Text(text.clone())).is_ok() {
-                sent += 1;
-            }
-        }
-        sent
+        to.filter(|c| c.tx.send(Out::Text(text.clone())).is_ok())
+            .count() as u64
     }
 
     /// The Twelve Data symbols some connection has subscribed.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::packet;
+use crate::core::price::is_decimal;
 use crate::core::wire::{json, Kind, Payload};
 
 /// A Socket.IO session's namespace (one per connection: the seeds' clients each use one).
@@ -139,10 +140,10 @@ fn answer(nsp: &str, p: Payload<'_>) -> Vec<String> {
 /// that is not a plain decimal stays a string.
 fn number(text: &str) -> String {
     let digits = text.strip_prefix('-').unwrap_or(text);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, "1"));
-    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let int = digits.split_once('.').map_or(digits, |(int, _)| int);
+    // JSON numbers have no leading zeros (`007`), which a plain decimal may.
     let leading_zero = int.len() > 1 && int.starts_with('0');
-    if plain(int) && plain(frac) && !leading_zero {
+    if is_decimal(text, true) && !leading_zero {
         text.to_string()
     } else {
         serde_json::json!(text).to_string()

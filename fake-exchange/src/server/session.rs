@@ -40,20 +40,23 @@ async fn send_out(sink: &mut Sink, out: Option<Out>) -> bool {
 }
 
 impl Exchange {
+    /// Counts one connection attempt (and its time) for `/control/state`.
+    pub(super) fn count_attempt(&self) {
+        let mut st = lock(&self.stats);
+        st.attempts += 1;
+        st.attempt_times_ms.push_back(now_ms());
+        if st.attempt_times_ms.len() > ATTEMPT_LOG {
+            st.attempt_times_ms.pop_front();
+        }
+    }
+
     pub(super) fn upgrade(
         self: Arc<Self>,
         ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
         streams: Vec<String>,
         flavor: Flavor,
     ) -> Response {
-        {
-            let mut st = lock(&self.stats);
-            st.attempts += 1;
-            st.attempt_times_ms.push_back(now_ms());
-            if st.attempt_times_ms.len() > ATTEMPT_LOG {
-                st.attempt_times_ms.pop_front();
-            }
-        }
+        self.count_attempt();
         if let Some(r) = self.take_refusal() {
             lock(&self.stats).refused += 1;
             let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);

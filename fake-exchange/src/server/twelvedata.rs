@@ -34,6 +34,7 @@ pub(super) async fn price_stream(
         None => true,
     };
     if !key_ok {
+        ex.count_attempt();
         lock(&ex.stats).refused += 1;
         let body =
             json!({"status": "error", "code": 401, "message": "apikey is invalid or missing"});

@@ -7,7 +7,7 @@ use super::effect::Effect;
 use super::error::ApiError;
 use super::fanout::{Fanout, SseTake};
 use super::ids::{ConnId, Identity};
-use super::input::{ClientInput, StreamOpen};
+use super::input::{ClientInput, PollAnswer, PollInput, StreamOpen};
 use super::wire::Wire;
 
 /// What the leader and a shard have in common: they carry client connections. What differs
@@ -36,6 +36,20 @@ pub trait ClientHost {
         open: &StreamOpen,
         now_ms: i64,
     ) -> Result<(ConnId, String, Vec<Effect>), ApiError>;
+    /// What follows any client input on this object (the leader's feed follows the
+    /// interest, a shard dials its link), appended to the input's own effects.
+    fn settle(&mut self, now_ms: i64, fx: Vec<Effect>) -> Vec<Effect>;
+
+    /// One request of an Engine.IO long-polling session: the answer, and the effects.
+    fn poll(
+        &mut self,
+        input: PollInput<'_>,
+        now_ms: i64,
+    ) -> (Result<PollAnswer, ApiError>, Vec<Effect>) {
+        let mut fx = Vec::new();
+        let answer = self.fanout_mut().poll(input, now_ms, &mut fx);
+        (answer, self.settle(now_ms, fx))
+    }
     /// The in-memory timer fired.
     fn timer(&mut self, now_ms: i64) -> Vec<Effect>;
 

@@ -36,6 +36,8 @@ mod auth_tests;
 #[cfg(test)]
 mod market_tests;
 #[cfg(test)]
+mod polling_tests;
+#[cfg(test)]
 mod socketio_tests;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -326,6 +328,10 @@ impl ClientHost for Hub {
         let (conn, first) = self.fanout.sse_open(open, now_ms)?;
         let fx = self.finish(now_ms, Vec::new(), Vec::new(), Batch::default());
         Ok((conn, first, fx))
+    }
+
+    fn settle(&mut self, now_ms: i64, fx: Vec<Effect>) -> Vec<Effect> {
+        self.finish(now_ms, fx, Vec::new(), Batch::default())
     }
 
     /// The in-memory timer fired: the fan-out flushes and checks its readers, then the feed

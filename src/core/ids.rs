@@ -16,6 +16,8 @@ pub enum Transport {
     WebSocket,
     /// A Server-Sent Events stream.
     Sse,
+    /// An Engine.IO long-polling session (Socket.IO before its upgrade to a WebSocket).
+    Polling,
 }
 
 /// An upstream the leader follows: in effects (which link a connection belongs to), in
@@ -53,6 +55,16 @@ impl SourceId {
 
 /// A shard's number: the object `fanout-{id}`.
 pub type ShardId = u32;
+
+/// The object of the tree that holds a session: what an Engine.IO session id names, so the
+/// Worker sends every later request of the session to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// The leader (without shards it carries the clients).
+    Leader,
+    /// Fan-out shard `n`.
+    Shard(ShardId),
+}
 
 /// A link: a shard and the generation of its current connection.
 pub type LinkId = (ShardId, u64);

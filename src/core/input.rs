@@ -4,7 +4,7 @@
 //! leader's [`crate::core::hub::Hub::upstream`]).
 
 use super::feed::link::Failure;
-use super::ids::{ConnId, Identity};
+use super::ids::{ConnId, Holder, Identity};
 
 /// One thing a client connection did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,58 @@ pub struct StreamOpen {
     pub last: Option<String>,
     /// Whose it is (with `JWT_SECRET`).
     pub who: Option<Identity>,
+}
+
+/// One request of an Engine.IO long-polling session (Socket.IO's default start), as the
+/// object that holds it sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollInput<'a> {
+    /// The handshake: a new session held by `holder`, with its secret `nonce` (random).
+    Open {
+        /// This object.
+        holder: Holder,
+        /// The session id's random part.
+        nonce: u64,
+        /// Whose it is (with `JWT_SECRET` and a valid token on the request).
+        who: Option<Identity>,
+        /// The request presented no valid token: the `CONNECT` packet must.
+        owes_token: bool,
+    },
+    /// A GET: the packets waiting for the client. `parked` when this GET already waited and
+    /// was woken (a session that ended meanwhile then answers with the close packet).
+    Get {
+        /// The session id.
+        sid: &'a str,
+        /// It waited already.
+        parked: bool,
+    },
+    /// A POST: packets from the client, joined by the record separator.
+    Post {
+        /// The session id.
+        sid: &'a str,
+        /// The body.
+        body: &'a str,
+    },
+    /// A WebSocket opened to upgrade the session (its probe comes next).
+    Upgrade {
+        /// The session id.
+        sid: &'a str,
+    },
+}
+
+/// The answer to a [`PollInput`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollAnswer {
+    /// A GET's body: packets joined by the record separator.
+    Body(String),
+    /// Nothing for the GET yet: hold it until an
+    /// [`crate::core::effect::Effect::SseWake`] names `conn`, then ask again with `parked`.
+    Wait(ConnId),
+    /// A POST was taken (`ok`).
+    Taken,
+    /// Accept the upgrade's WebSocket as the session's connection `conn` (no attachment:
+    /// the session is not the socket's until the client says `5`).
+    Upgrade(ConnId),
 }
 
 /// What an upstream connection of the leader did; `generation` names the connection (events

@@ -162,15 +162,19 @@ fn fanout_metrics(e: &mut Exposition, r: &FanoutReport, totals: &Totals) {
                 vec![
                     ("websocket", totals.websocket as f64),
                     ("sse", totals.sse as f64),
+                    ("polling", totals.polling as f64),
                 ],
             ),
             (
                 "edgetick_socketio_sessions",
                 "gauge",
-                "Of the WebSocket connections, Socket.IO sessions, by transport (with shards: \
-                 all of them).",
+                "Socket.IO sessions, by transport: on a WebSocket, or still long-polling (with \
+                 shards: all of them).",
                 "transport",
-                vec![("websocket", totals.socketio as f64)],
+                vec![
+                    ("websocket", (totals.socketio - totals.polling) as f64),
+                    ("polling", totals.polling as f64),
+                ],
             ),
             (
                 "edgetick_flushes_total",

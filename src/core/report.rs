@@ -42,8 +42,10 @@ pub fn verdict(feed: &FeedReport) -> &'static str {
 pub struct Totals {
     /// WebSocket clients (Socket.IO sessions included).
     pub websocket: usize,
-    /// Of those, Socket.IO sessions.
+    /// Socket.IO sessions (on a WebSocket or still polling).
     pub socketio: usize,
+    /// Of those, the ones still long-polling (not counted as WebSockets).
+    pub polling: usize,
     /// SSE clients.
     pub sse: usize,
     /// Connections the tree may hold.
@@ -54,14 +56,15 @@ impl Totals {
     /// The leader's clients plus every shard's last report.
     pub fn of(own: &FanoutReport, shards: &[ShardView]) -> Totals {
         let reports = shards.iter().filter_map(|s| s.report.as_ref());
-        let start = (own.websocket, own.sse, own.socketio);
-        let (websocket, sse, socketio) = reports.fold(start, |(w, s, io), r| {
-            (w + r.websocket, s + r.sse, io + r.socketio)
+        let start = (own.websocket, own.sse, own.socketio, own.polling);
+        let (websocket, sse, socketio, polling) = reports.fold(start, |(w, s, io, p), r| {
+            (w + r.websocket, s + r.sse, io + r.socketio, p + r.polling)
         });
         let carriers = if shards.is_empty() { 1 } else { shards.len() };
         Totals {
             websocket,
             socketio,
+            polling,
             sse,
             max_connections: carriers * own.max_connections,
         }
@@ -140,7 +143,7 @@ pub fn health(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) ->
             "frames": feed.stats.upstream_frames,
             "frame_errors": feed.stats.upstream_errors,
         },
-        "clients": {"websocket": totals.websocket, "sse": totals.sse, "socketio": totals.socketio},
+        "clients": {"websocket": totals.websocket, "sse": totals.sse, "socketio": totals.socketio, "polling": totals.polling},
         "shards": shards,
         "symbols": feed.symbols,
         "capacity": {"used_pct": totals.used_pct(), "max_connections": totals.max_connections},

@@ -357,6 +357,10 @@ impl ClientHost for Shard {
         (conn, self.finish(now_ms, fx))
     }
 
+    fn settle(&mut self, now_ms: i64, fx: Vec<Effect>) -> Vec<Effect> {
+        self.finish(now_ms, fx)
+    }
+
     /// Opens an SSE stream once the snapshot is in (before it: `NO_DATA`, retry shortly; the
     /// edge waits for the link first).
     fn sse_open(

@@ -283,6 +283,7 @@ mod tests {
         FanoutReport {
             websocket,
             socketio: 0,
+            polling: 0,
             sse: 0,
             max_connections: 10,
             stats: FanoutStats::default(),

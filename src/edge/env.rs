@@ -28,6 +28,25 @@ pub fn jitter() -> f64 {
     js_sys::Math::random()
 }
 
+/// 64 random bits from the runtime's cryptographic source (`crypto.getRandomValues`), for
+/// what must not be guessed (a polling session's id); `Math.random` if it is missing.
+pub fn random_u64() -> u64 {
+    use wasm_bindgen::JsCast;
+    let words = js_sys::Uint32Array::new_with_length(2);
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok();
+    let filled = crypto.and_then(|c| {
+        let fill = js_sys::Reflect::get(&c, &"getRandomValues".into()).ok()?;
+        let fill = fill.dyn_into::<js_sys::Function>().ok()?;
+        fill.call1(&c, &words).ok()
+    });
+    if filled.is_none() {
+        for i in 0..2 {
+            words.set_index(i, (js_sys::Math::random() * f64::from(u32::MAX)) as u32);
+        }
+    }
+    (u64::from(words.get_index(0)) << 32) | u64::from(words.get_index(1))
+}
+
 /// One JSON object per line (`wrangler tail` shows them as they are).
 pub fn log(level: Level, event: &str, detail: &str) {
     let line = serde_json::json!({"level": level_name(level), "event": event, "detail": detail})

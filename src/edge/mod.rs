@@ -9,7 +9,8 @@
 //! - [`boot`]: how either kind of object starts.
 //! - [`shard_do`]: the `FanoutShard` Durable Objects carrying the clients when
 //!   `FANOUT_SHARDS` > 0; [`links`] the links between them and the leader.
-//! - [`accept`]: a client's WebSocket upgrade.
+//! - [`accept`]: a client's WebSocket upgrade; [`polling`] Engine.IO's long-polling
+//!   requests and the WebSocket that upgrades them.
 //! - [`sockets`]: client socket events, the same for both kinds of object.
 //! - [`send`]: one JS string handed to many sockets.
 //! - [`faults`]: the test faults of `TEST_FAULTS=on`.
@@ -30,6 +31,7 @@ pub mod hub_do;
 mod links;
 mod objects;
 mod persist;
+mod polling;
 mod restore;
 mod router;
 mod send;

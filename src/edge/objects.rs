@@ -4,6 +4,7 @@
 use worker::{Env, Method, Request, RequestInit, Response, Result, Stub};
 
 use crate::core::config::Config;
+use crate::core::ids::Holder;
 use crate::core::request::{shard_for, Fault, FaultKind, ObjectRequest};
 
 /// Every name of the leader; `id_from_name` makes it unique world-wide.
@@ -29,6 +30,14 @@ pub(super) fn entry(env: &Env, cfg: &Config) -> Result<Stub> {
     match shard_for(cfg, js_sys::Math::random()) {
         Some(n) => shard(env, n),
         None => leader(env, cfg),
+    }
+}
+
+/// The object that holds an Engine.IO session.
+pub(super) fn holder(env: &Env, cfg: &Config, holder: Holder) -> Result<Stub> {
+    match holder {
+        Holder::Leader => leader(env, cfg),
+        Holder::Shard(n) => shard(env, n),
     }
 }
 

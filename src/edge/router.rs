@@ -11,7 +11,7 @@ use worker::{event, Context, Env, Headers, Request, Response, Result};
 use super::edge_cache;
 use super::env::{load_config, log_error, now_ms};
 use super::http;
-use super::objects::{ask_leader, entry, inject, publish_to_leader};
+use super::objects::{ask_leader, entry, holder, inject, publish_to_leader};
 use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
 use crate::core::events;
@@ -136,9 +136,10 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
             Ok(resp)
         }
         Ok(Route::Preflight) => preflight(),
-        Ok(Route::Leader(ObjectRequest::WebSocket { .. })) => {
+        Ok(Route::Leader(ObjectRequest::WebSocket { .. } | ObjectRequest::Polling { .. })) => {
             entry(env, cfg)?.fetch_with_request(req).await
         }
+        Ok(Route::Held(h)) => holder(env, cfg, h)?.fetch_with_request(req).await,
         Ok(Route::Leader(to @ ObjectRequest::Stream { .. })) => {
             entry(env, cfg)?
                 .fetch_with_str(&format!("https://edgetick{}", to.path()))
@@ -172,7 +173,7 @@ async fn publish(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> 
 
 fn preflight() -> Result<Response> {
     let headers = Headers::new();
-    headers.set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")?;
+    headers.set("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")?;
     headers.set(
         "Access-Control-Allow-Headers",
         "Authorization, Content-Type, If-None-Match, Last-Event-ID",

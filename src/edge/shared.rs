@@ -92,14 +92,17 @@ impl Shared {
     }
 
     /// A client connection handed to this object (the leader without shards, or a shard):
-    /// the WebSocket upgrade with the token it presents, or an SSE stream.
+    /// the WebSocket upgrade with the token it presents, an SSE stream, or a request of an
+    /// Engine.IO session.
     pub(super) async fn serve_client(
         self: &Rc<Self>,
-        req: &Request,
+        req: Request,
         query: &[(String, String)],
         to: ObjectRequest,
     ) -> Result<Response> {
         match to {
+            ObjectRequest::Polling { sid } => self.serve_polling(req, query, sid).await,
+            ObjectRequest::Upgrade { sid } => self.accept_upgrade(&sid),
             ObjectRequest::WebSocket { wire } => {
                 let authorization = req.headers().get("Authorization")?;
                 self.accept_client(wire, presented_token(authorization.as_deref(), query))

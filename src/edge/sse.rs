@@ -81,7 +81,7 @@ const SYNC_WAIT_MS: i64 = 5_000;
 impl Shared {
     /// (Shard) Waits, on this request's own timer, until the leader's snapshot is in: a
     /// stream opens with current values. The leader is always in sync.
-    async fn await_sync(self: &Rc<Self>) {
+    pub(super) async fn await_sync(self: &Rc<Self>) {
         if self.node.borrow().synced() {
             return;
         }

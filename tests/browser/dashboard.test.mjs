@@ -175,8 +175,8 @@ test('the chart draws candles and moves with live prices', async () => {
   await page.close();
 });
 
-// The seeds' front ends load socket.io-client's own browser bundle. Until HTTP long-polling
-// lands they pass `transports: ['websocket']`; everything else is the client's default.
+// The seeds' front ends load socket.io-client's own browser bundle with its default options:
+// long-polling first (XHR), then the upgrade to a WebSocket.
 test('the stock socket.io-client browser bundle joins /prices and gets its room', async () => {
   await control('pause?on=1');
   await control('tick?symbol=ETHUSDT');
@@ -187,18 +187,24 @@ test('the stock socket.io-client browser bundle joins /prices and gets its room'
   await page.addScriptTag({ path: bundle.pathname });
   const got = await page.evaluate((origin) => new Promise((resolve, reject) => {
     const seen = [];
-    const socket = window.io(`${origin}/prices`, { transports: ['websocket'] });
+    const socket = window.io(`${origin}/prices`);
+    const transports = [];
+    socket.io.on('open', () => {
+      transports.push(socket.io.engine.transport.name);
+      socket.io.engine.on('upgrade', (t) => transports.push(t.name));
+    });
     socket.on('connect', () => socket.emit('subscribe', { symbol: 'ETHUSDT' }, (ack) => seen.push({ ack })));
     socket.on('priceUpdate', (update) => {
       seen.push({ update });
-      const transport = socket.io.engine.transport.name;
-      socket.close();
-      resolve({ seen, transport });
+      // The upgrade follows the first poll; the price may come before it or after.
+      const done = () => { socket.close(); resolve({ seen, transports }); };
+      if (transports.includes('websocket')) done();
+      else socket.io.engine.on('upgrade', done);
     });
     socket.on('connect_error', (e) => reject(new Error(`connect_error: ${e.message}`)));
     setTimeout(() => reject(new Error(`no priceUpdate in 10 s: ${JSON.stringify(seen)}`)), 10_000);
   }), base);
-  assert.equal(got.transport, 'websocket');
+  assert.deepEqual(got.transports, ['polling', 'websocket'], 'polling first, then upgraded');
   const update = got.seen.find((s) => s.update)?.update;
   assert.equal(update.symbol, 'ETHUSDT');
   assert.equal(update.price, want, 'the current price at once, as the exact decimal text');

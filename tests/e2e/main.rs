@@ -2,7 +2,7 @@
 //! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
 //! scenarios, which run in any order: each sets up the state it needs. Scenarios live in
 //! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`, `events`,
-//! `market`, `private`, `socketio`) and are
+//! `market`, `private`, `socketio`, `polling`) and are
 //! registered once, in `main`.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
@@ -16,6 +16,7 @@ mod browser;
 mod events;
 mod limits;
 mod market;
+mod polling;
 mod private;
 mod rest;
 mod shards;
@@ -259,6 +260,9 @@ fn main() {
         socketio::socketio_tokens_come_in_connect_or_the_query,
         socketio::socketio_requests_engine_io_cannot_serve_get_its_400s,
         socketio::socketio_a_malformed_packet_closes_only_its_own_session,
+        polling::polling_packets_go_by_post_and_come_back_by_get,
+        polling::polling_a_second_get_at_once_ends_the_session,
+        polling::polling_upgrades_to_a_websocket_by_the_probe,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

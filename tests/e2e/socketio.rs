@@ -1,8 +1,9 @@
 //! Socket.IO with the official `socket.io-client` (npm, pinned), as the seeds' front ends use
-//! it, over the WebSocket transport: `/prices` (NestJS) with rooms, acks and `exception`,
-//! `/` (Flask-SocketIO) with its broadcast, an unknown namespace refused, a client that
-//! reconnects by itself after the service restarts; and raw Engine.IO sessions (the
-//! handshake, an ack, a malformed packet) and the 400s.
+//! it (default options: long-polling, then the upgrade) and with the WebSocket alone:
+//! `/prices` (NestJS) with rooms, acks and `exception`, `/` (Flask-SocketIO) with its
+//! broadcast, an unknown namespace refused, a client that reconnects by itself after the
+//! service restarts; and raw Engine.IO WebSocket sessions (the handshake, an ack, a
+//! malformed packet) and the 400s. Raw long-polling is in `polling`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -80,11 +81,24 @@ fn ev(name: &'static str) -> impl Fn(&Value) -> bool {
 }
 
 pub fn socketio_prices_clients_get_their_rooms_acks_and_exceptions(ctx: &mut Ctx) {
+    for transport in ["default", "websocket"] {
+        prices_client(ctx, transport);
+    }
+}
+
+/// A `/prices` client (`default` options, or the WebSocket alone) and its room.
+fn prices_client(ctx: &mut Ctx, transport: &str) {
     ctx.ex.control("pause?on=1");
     ctx.ex.control("tick?symbol=BTCUSDT");
-    let mut c = SioClient::start(&ctx.svc, &["prices", "btc-usdt"]);
+    let mut c = SioClient::start(&ctx.svc, &["prices", "btc-usdt", transport]);
     let connected = c.wait("connect", ev("connect"));
-    assert_eq!(connected["data"]["transport"], "websocket");
+    if transport == "websocket" {
+        assert_eq!(connected["data"]["transport"], "websocket");
+    } else {
+        assert_eq!(connected["data"]["transport"], "polling");
+        let upgraded = c.wait("the upgrade", ev("upgrade"));
+        assert_eq!(upgraded["data"]["transport"], "websocket");
+    }
     let ack = c.wait("the subscribe's ack", ev("ack"));
     assert_eq!(
         ack["data"],
@@ -105,6 +119,33 @@ pub fn socketio_prices_clients_get_their_rooms_acks_and_exceptions(ctx: &mut Ctx
         rooms.iter().all(|v| v["data"]["symbol"] == "BTCUSDT"),
         "only its room: {rooms:?}"
     );
+    let first = rooms.first().map_or(0, |v| v["ms"].as_i64().unwrap_or(0));
+    eprintln!("  {transport}: first priceUpdate {first} ms after io()");
+    drop(c);
+    unsubscribed_client(ctx, transport);
+}
+
+/// After its `unsubscribe`, a client hears nothing more of the room: a tick of the room's
+/// symbol, then one of the symbol it holds; the second arrives, the first never does.
+fn unsubscribed_client(ctx: &mut Ctx, transport: &str) {
+    let mut c = SioClient::start(&ctx.svc, &["unsubscribe", "BTCUSDT,ETHUSDT", transport]);
+    let left = c.wait("the unsubscribe's ack", ev("unsubscribed"));
+    assert_eq!(left["data"]["ok"], true, "{left}");
+    c.wait("the second subscribe's ack", |v| {
+        v["ev"] == "ack" && v["data"]["symbol"] == "ETHUSDT"
+    });
+    ctx.ex.control("tick?symbol=BTCUSDT");
+    let gone = ctx.ex.latest("BTCUSDT").expect("a BTCUSDT price");
+    ctx.ex.control("tick?symbol=ETHUSDT");
+    let held = ctx.ex.latest("ETHUSDT").expect("an ETHUSDT price");
+    c.wait("the held symbol's tick", |v| {
+        v["ev"] == "priceUpdate" && v["data"]["price"].as_str() == Some(held.as_str())
+    });
+    let after = c.seen.iter().skip_while(|v| v["ev"] != "unsubscribed");
+    let late: Vec<&Value> = after
+        .filter(|v| v["ev"] == "priceUpdate" && v["data"]["symbol"] == "BTCUSDT")
+        .collect();
+    assert!(late.is_empty(), "after unsubscribe ({gone}): {late:?}");
 }
 
 pub fn socketio_root_clients_get_the_broadcast(ctx: &mut Ctx) {
@@ -187,8 +228,7 @@ pub fn socketio_clients_reconnect_by_themselves_after_the_service_restarts(_ctx:
     let restarted = epoch_ms();
     // The client's own reconnection (its defaults: 1–5 s apart) finds the new objects; the
     // page's connect handler subscribes again and prices flow again.
-    let again = c.wait("the reconnect", ev("connect"));
-    assert_eq!(again["data"]["transport"], "websocket");
+    c.wait("the reconnect", ev("connect"));
     c.wait("the new ack", |v| {
         v["ev"] == "ack" && v["data"]["ok"] == true
     });
@@ -227,8 +267,14 @@ pub fn socketio_requests_engine_io_cannot_serve_get_its_400s(ctx: &mut Ctx) {
             5,
             "Unsupported protocol version",
         ),
-        ("EIO=4&transport=polling", 0, "Transport unknown"),
+        ("EIO=4&transport=flash", 0, "Transport unknown"),
         ("EIO=4&transport=websocket", 3, "Bad request"),
+        ("EIO=4&transport=polling&sid=L1_1", 1, "Session ID unknown"),
+        (
+            "EIO=4&transport=polling&sid=nonsense",
+            1,
+            "Session ID unknown",
+        ),
     ] {
         let r = support::get(&ctx.svc.url(&format!("/socket.io/?{query}")));
         assert_eq!(r.status, 400, "{query}: {}", r.body);
@@ -238,6 +284,14 @@ pub fn socketio_requests_engine_io_cannot_serve_get_its_400s(ctx: &mut Ctx) {
             (Some(code), Some(message))
         );
     }
+    let handshake = ctx.svc.url("/socket.io/?EIO=4&transport=polling");
+    let r = support::post(&handshake, &[], "40");
+    assert_eq!(
+        (r.status, r.json()["code"].as_u64()),
+        (400, Some(2)),
+        "{}",
+        r.body
+    );
 }
 
 /// A raw Engine.IO WebSocket on `/prices`: the open packet read, the namespace joined.

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::core::events::Event;
-use crate::core::fanout::session::{RateLimiter, SseState, WsFlow};
+use crate::core::fanout::session::{PollState, RateLimiter, SseState, WsFlow, MAX_POLL_PACKETS};
 use crate::core::fastmap::FastMap;
 use crate::core::ids::{ConnId, Identity, Transport};
 use crate::core::wire::{sse, Kind, Payload, Wire};
@@ -20,13 +20,16 @@ pub const SLOW_WARN_MS: i64 = 5_000;
 pub const SLOW_CLOSE_MS: i64 = 30_000;
 
 /// Each transport's delivery state: a WebSocket is pushed to and acknowledges; an SSE stream
-/// pulls, so what it has not pulled yet waits here, conflated.
+/// and a long-polling session pull, so what they have not pulled yet waits here (prices
+/// conflated).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Carrier {
     /// Flow control by acknowledgement.
     WebSocket(WsFlow),
     /// The pull-based stream's pending set and events.
     Sse(SseState),
+    /// An Engine.IO long-polling session's queue and pending set.
+    Poll(PollState),
 }
 
 /// Where a change for one client goes.
@@ -78,6 +81,7 @@ impl Carrier {
         match self {
             Carrier::WebSocket(_) => Transport::WebSocket,
             Carrier::Sse(_) => Transport::Sse,
+            Carrier::Poll(_) => Transport::Polling,
         }
     }
 
@@ -93,6 +97,14 @@ impl Carrier {
                 sse.pending.extend(symbols.iter().map(|s| (*s).clone()));
                 sse.pending_since.get_or_insert(now_ms);
                 if sse.waiting {
+                    Route::Wake
+                } else {
+                    Route::Held
+                }
+            }
+            Carrier::Poll(poll) => {
+                poll.pending.extend(symbols.iter().map(|s| (*s).clone()));
+                if poll.waiting {
                     Route::Wake
                 } else {
                     Route::Held
@@ -128,6 +140,9 @@ impl Carrier {
     ) -> EventRoute {
         match self {
             Carrier::WebSocket(flow) if flow.behind_since.is_some() => behind,
+            // A polling session's packets are queued where they are emitted.
+            Carrier::Poll(poll) if poll.queue.len() >= MAX_POLL_PACKETS => behind,
+            Carrier::Poll(_) => EventRoute::Send { fell_behind: false },
             Carrier::WebSocket(flow) => {
                 // The frame's size on the wire, near enough for the flow-control window.
                 let len = payload.body.len() + 24;
@@ -154,10 +169,11 @@ impl Carrier {
         }
     }
 
-    /// Routes a status: sent to a WebSocket, queued as an event for an SSE stream.
+    /// Routes a status: sent to a WebSocket (queued for a polling session where it is
+    /// emitted), queued as an event for an SSE stream.
     pub fn status(&mut self, payload: Payload<'_>) -> Route {
         match self {
-            Carrier::WebSocket(_) => Route::Send,
+            Carrier::WebSocket(_) | Carrier::Poll(_) => Route::Send,
             Carrier::Sse(sse) => {
                 sse.events.push_back(sse::frame(payload, None));
                 if sse.waiting {
@@ -181,6 +197,8 @@ impl Carrier {
                 _ => Tick::Fine,
             },
             Carrier::Sse(sse) => sse_tick(sse, now_ms),
+            // The heartbeat ends a session that stops polling.
+            Carrier::Poll(_) => Tick::Fine,
         }
     }
 
@@ -190,6 +208,7 @@ impl Carrier {
         match self {
             Carrier::WebSocket(flow) => flow.behind_since.is_some(),
             Carrier::Sse(_) => true,
+            Carrier::Poll(_) => false,
         }
     }
 }
@@ -268,6 +287,7 @@ impl Client {
                 last_sent: now_ms,
                 ..SseState::default()
             }),
+            Transport::Polling => Carrier::Poll(PollState::default()),
         };
         Client {
             wire,
@@ -288,6 +308,7 @@ pub struct Clients {
     by_conn: FastMap<ConnId, Client>,
     by_symbol: FastMap<String, BTreeSet<ConnId>>,
     sse: usize,
+    polling: usize,
 }
 
 impl Clients {
@@ -320,6 +341,38 @@ impl Clients {
         self.by_conn.get(&conn)
     }
 
+    /// Switches a client to another delivery (a Socket.IO session that starts polling, then
+    /// upgrades to its WebSocket).
+    pub fn set_carrier(&mut self, conn: ConnId, carrier: Carrier) {
+        if let Some(c) = self.by_conn.get_mut(&conn) {
+            let polling = |c: &Carrier| usize::from(c.transport() == Transport::Polling);
+            self.polling = self.polling - polling(&c.carrier) + polling(&carrier);
+            c.carrier = carrier;
+        }
+    }
+
+    /// The long-polling side of a session, when it is polling.
+    pub fn poll_mut(&mut self, conn: ConnId) -> Option<&mut PollState> {
+        match self.by_conn.get_mut(&conn).map(|c| &mut c.carrier) {
+            Some(Carrier::Poll(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// True when `conn` is a long-polling session.
+    pub fn is_polling(&self, conn: ConnId) -> bool {
+        self.polling > 0
+            && self
+                .by_conn
+                .get(&conn)
+                .is_some_and(|c| matches!(c.carrier, Carrier::Poll(_)))
+    }
+
+    /// Long-polling sessions.
+    pub fn polling(&self) -> usize {
+        self.polling
+    }
+
     /// The Socket.IO sessions, in a deterministic order.
     pub fn socketio(&self) -> impl Iterator<Item = ConnId> + '_ {
         let sio = |(id, c): (&ConnId, &Client)| matches!(c.wire, Wire::SocketIo(_)).then_some(*id);
@@ -335,6 +388,7 @@ impl Clients {
     pub fn remove(&mut self, conn: ConnId) -> Option<Client> {
         let client = self.by_conn.remove(&conn)?;
         self.sse -= usize::from(client.carrier.transport() == Transport::Sse);
+        self.polling -= usize::from(client.carrier.transport() == Transport::Polling);
         for s in &client.subs {
             self.unlink(s, conn);
         }
@@ -406,7 +460,8 @@ impl Clients {
         self.by_symbol.get(symbol).into_iter().flatten().copied()
     }
 
-    /// Clients by transport: (WebSocket, SSE).
+    /// Clients by transport: (pushed to, SSE); long-polling sessions count with the first
+    /// (see [`Clients::polling`]).
     pub fn counts(&self) -> (usize, usize) {
         (self.by_conn.len() - self.sse, self.sse)
     }

@@ -54,6 +54,10 @@ fn split(keys: Vec<String>) -> (Vec<String>, Vec<String>) {
 impl Fanout {
     /// One client input (see [`ClientInput`]).
     pub fn client(&mut self, input: ClientInput<'_>, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.clients.is_polling(input.conn()) {
+            // A polling session's own packets come by POST: this is its upgrade's socket.
+            return self.probe_input(input, now_ms, fx);
+        }
         match input {
             ClientInput::Text { conn, text } => self.client_text(conn, text, now_ms, fx),
             ClientInput::Binary { conn, len } => self.client_binary(conn, len, now_ms, fx),
@@ -75,7 +79,13 @@ impl Fanout {
     }
 
     /// A text frame from a client.
-    fn client_text(&mut self, conn: ConnId, text: &str, now_ms: i64, fx: &mut Vec<Effect>) {
+    pub(super) fn client_text(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
         if !self.admissible(conn, text.len(), now_ms, fx) {
             return;
         }
@@ -251,7 +261,7 @@ impl Fanout {
         }
         let added = self.clients.subscribe(conn, &all);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
-        fx.push(self.save(conn));
+        fx.extend(self.save(conn));
         // What was missed comes first, in order; `subscribed` then says whether that was all
         // (`recovered`), as docs/events.md promises.
         let (recovered, missed) = self.recover(&wanted.channels, since);
@@ -280,7 +290,7 @@ impl Fanout {
         let all = wanted.keys();
         let removed = self.clients.unsubscribe(conn, &all);
         self.interest_changed |= removed.iter().any(|k| channel::from_upstream(k));
-        fx.push(self.save(conn));
+        fx.extend(self.save(conn));
         let answer = wanted.answer(None, &id);
         self.send(conn, Payload::new(Kind::Unsubscribed, &answer), fx);
     }
@@ -323,14 +333,19 @@ impl Fanout {
         ))
     }
 
-    pub(super) fn save(&mut self, conn: ConnId) -> Effect {
+    /// The attachment of a client's socket, written again (none for a polling session: it
+    /// has no socket of its own until it upgrades).
+    pub(super) fn save(&mut self, conn: ConnId) -> Option<Effect> {
+        if self.clients.is_polling(conn) {
+            return None;
+        }
         let who = self.clients.get_mut(conn).and_then(|c| c.who.clone());
-        Effect::SaveSubscriptions {
+        Some(Effect::SaveSubscriptions {
             conn,
             wire: self.clients.wire(conn).unwrap_or(Wire::Json),
             keys: self.clients.subscriptions(conn),
             who,
-        }
+        })
     }
 
     /// Why this connection may not read one of `channels`, if it may not.
@@ -351,11 +366,7 @@ impl Fanout {
             return;
         };
         for frame in wire.frames(payload, None) {
-            self.count_sent(1, frame.len());
-            fx.push(Effect::Send {
-                conn,
-                frame: frame.into(),
-            });
+            self.emit(conn, frame, fx);
         }
     }
 

@@ -30,6 +30,15 @@ impl Fanout {
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) -> ConnId {
+        let id = self.register(wire, who, now_ms);
+        if let Wire::SocketIo(_) = wire {
+            self.socketio_open(id, None, now_ms, fx);
+        }
+        id
+    }
+
+    /// Adds a client of `wire` to the table and returns its id.
+    pub(super) fn register(&mut self, wire: Wire, who: Option<Identity>, now_ms: i64) -> ConnId {
         self.stats.connections_opened += 1;
         let id = self.next_conn;
         self.next_conn += 1;
@@ -39,9 +48,6 @@ impl Fanout {
         self.churn(true, now_ms);
         if wire.transport() == Transport::Sse {
             self.watch(now_ms);
-        }
-        if let Wire::SocketIo(_) = wire {
-            self.socketio_open(id, now_ms, fx);
         }
         id
     }
@@ -110,8 +116,13 @@ impl Fanout {
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
+        let polling = self.clients.is_polling(conn);
         self.client_closed(conn, now_ms);
         fx.push(Effect::Close { conn, code, reason });
+        if polling {
+            // Its held GET ends with the close packet.
+            fx.push(Effect::SseWake { conns: vec![conn] });
+        }
     }
 
     /// A send to the client failed: close it with 1011 (its client retries) and forget it.

@@ -37,6 +37,7 @@ mod delivery;
 mod latest;
 mod market;
 pub mod pacer;
+mod polling;
 pub mod session;
 mod socketio;
 mod streams;
@@ -88,9 +89,12 @@ pub struct FanoutStats {
 pub struct FanoutReport {
     /// WebSocket clients (Socket.IO sessions included).
     pub websocket: usize,
-    /// Of those, Socket.IO sessions.
+    /// Socket.IO sessions (on a WebSocket or still polling).
     #[serde(default)]
     pub socketio: usize,
+    /// Of those, the ones still long-polling (not counted as WebSockets).
+    #[serde(default)]
+    pub polling: usize,
     /// SSE clients.
     pub sse: usize,
     /// `MAX_CONNECTIONS`.
@@ -288,11 +292,7 @@ impl Fanout {
             } else {
                 conns.clone().unwrap_or_default()
             };
-            self.count_sent(targets.len(), frame.len());
-            fx.push(Effect::Fanout {
-                conns: targets,
-                frame: frame.into(),
-            });
+            self.emit_all(targets, frame, fx);
         }
     }
 
@@ -437,10 +437,12 @@ impl Fanout {
 
     /// The fan-out's part of `/health` and `/metrics`.
     pub fn report(&self) -> FanoutReport {
-        let (websocket, sse) = self.clients.counts();
+        let (pushed, sse) = self.clients.counts();
+        let polling = self.clients.polling();
         FanoutReport {
-            websocket,
+            websocket: pushed - polling,
             socketio: self.clients.socketio().count(),
+            polling,
             sse,
             max_connections: self.cfg.max_connections,
             stats: self.stats.clone(),

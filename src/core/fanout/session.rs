@@ -1,6 +1,6 @@
 //! Per-client state kept by the fan-out's client table: the message rate limiter, WebSocket
-//! flow control, the conflated pending set that an SSE stream drains, and the socket
-//! attachment that survives hibernation.
+//! flow control, the conflated pending set that an SSE stream drains, a long-polling
+//! session's queue, and the socket attachment that survives hibernation.
 //!
 //! Prices are state, not events: an SSE client that does not read keeps one pending entry per
 //! symbol (the newest value is read from the cache when it finally pulls), never a backlog.
@@ -118,6 +118,40 @@ impl SseState {
     /// The stream's `id:` now.
     pub fn id(&self) -> String {
         cursor::id(self.delivered, self.events_at.as_ref())
+    }
+}
+
+/// Engine.IO packets a long-polling session may have waiting before it counts as too slow
+/// (prices do not count: they wait conflated, one entry per symbol).
+pub const MAX_POLL_PACKETS: usize = 256;
+
+/// The long-polling side of an Engine.IO session: what waits for the client's next GET.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PollState {
+    /// The session id's secret part.
+    pub nonce: u64,
+    /// Whole packets (answers, events, pings) for the next GET, in order.
+    pub queue: VecDeque<String>,
+    /// Symbols changed since the last GET (their newest value is read when it comes).
+    pub pending: BTreeSet<String>,
+    /// A GET is held, waiting for packets.
+    pub waiting: bool,
+    /// A WebSocket opened to upgrade the session (one at a time).
+    pub socket: bool,
+    /// Its probe was answered (`3probe`) and `5` has not come: a GET with nothing to take
+    /// is answered `6` at once, so the client ends its polling cycle and upgrades.
+    pub probed: bool,
+    /// More than [`MAX_POLL_PACKETS`] were emitted for it: it does not keep up, and ends.
+    pub overflowed: bool,
+}
+
+impl PollState {
+    /// A new session's polling side.
+    pub fn new(nonce: u64) -> PollState {
+        PollState {
+            nonce,
+            ..PollState::default()
+        }
     }
 }
 

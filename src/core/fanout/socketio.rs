@@ -27,14 +27,21 @@ pub(super) enum Beat {
 }
 
 impl Fanout {
-    /// A new Socket.IO session: the Engine.IO handshake (no upgrade: it is a WebSocket
-    /// already), and the heartbeat started.
-    pub(super) fn socketio_open(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
+    /// A new Socket.IO session: the Engine.IO handshake, and the heartbeat started. A
+    /// polling session (`polling` is its id) may upgrade; a WebSocket has nothing to upgrade
+    /// to, and its id names nothing outside this object.
+    pub(super) fn socketio_open(
+        &mut self,
+        conn: ConnId,
+        polling: Option<&str>,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) {
         let sio = self.cfg.socketio.clone();
-        let sid = format!("{conn:x}");
+        let own = format!("{conn:x}");
         let open = Handshake {
-            sid: &sid,
-            upgrade: false,
+            sid: polling.unwrap_or(&own),
+            upgrade: polling.is_some(),
             ping_interval_ms: sio.ping_interval_ms.unsigned_abs(),
             ping_timeout_ms: sio.ping_timeout_ms.unsigned_abs(),
             max_payload: self.cfg.max_frame_bytes,
@@ -76,7 +83,7 @@ impl Fanout {
         }
     }
 
-    fn protocol_error(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
+    pub(super) fn protocol_error(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
         self.stats.client_errors += 1;
         self.close_client(conn, close::PROTOCOL, "malformed packet", now_ms, fx);
     }
@@ -103,7 +110,7 @@ impl Fanout {
                 let keys = self.clients.subscriptions(conn);
                 self.clients.unsubscribe(conn, &keys);
                 self.interest_changed = true;
-                fx.push(self.save(conn));
+                fx.extend(self.save(conn));
             }
             PacketType::Event if Nsp::of(p.nsp) == Some(nsp) => {
                 self.socketio_event(conn, &p, now_ms, fx)
@@ -172,7 +179,7 @@ impl Fanout {
             };
             self.command(conn, cmd, now_ms, fx);
         } else {
-            fx.push(self.save(conn));
+            fx.extend(self.save(conn));
         }
     }
 
@@ -238,23 +245,26 @@ impl Fanout {
                     if let Some(c) = self.clients.get_mut(*conn) {
                         let mark = match &c.carrier {
                             Carrier::WebSocket(flow) => flow.mark(),
-                            Carrier::Sse(_) => 0,
+                            Carrier::Sse(_) | Carrier::Poll(_) => 0,
                         };
                         c.pong_due
                             .get_or_insert((now_ms + sio.ping_timeout_ms, mark));
                     }
                 }
-                self.count_sent(sessions.len(), 1);
-                fx.push(Effect::Fanout {
-                    conns: sessions,
-                    frame: "2".into(),
-                });
+                // A polling session's ping waits for its GET; an upgrade's socket is not
+                // the session's until `5`, so it is never pinged.
+                self.emit_all(sessions, EnginePacket::Ping("").encode(), fx);
                 self.beat = Some((now_ms + sio.ping_timeout_ms, Beat::Check));
             }
             Beat::Check => {
                 let late = |c: &ConnId| {
-                    let due = self.clients.get(*c).and_then(|c| c.pong_due);
-                    due.is_some_and(|(t, _)| t <= now_ms)
+                    let client = self.clients.get(*c);
+                    let due = client.and_then(|c| c.pong_due);
+                    let overflowed = client.is_some_and(|c| match &c.carrier {
+                        Carrier::Poll(p) => p.overflowed,
+                        _ => false,
+                    });
+                    overflowed || due.is_some_and(|(t, _)| t <= now_ms)
                 };
                 let silent: Vec<ConnId> = sessions.iter().copied().filter(late).collect();
                 for conn in silent {
@@ -274,10 +284,6 @@ impl Fanout {
 
     /// Sends one Engine.IO packet as it is.
     fn raw(&mut self, conn: ConnId, frame: String, fx: &mut Vec<Effect>) {
-        self.count_sent(1, frame.len());
-        fx.push(Effect::Send {
-            conn,
-            frame: frame.into(),
-        });
+        self.emit(conn, frame, fx);
     }
 }

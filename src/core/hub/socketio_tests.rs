@@ -18,7 +18,7 @@ fn hub() -> Hub {
     hub_with(&[])
 }
 
-fn hub_with(extra: &[(&str, &str)]) -> Hub {
+pub(super) fn hub_with(extra: &[(&str, &str)]) -> Hub {
     let mut map: HashMap<&str, &str> = [
         ("SYMBOLS", "BTCUSDT,ETHUSDT"),
         ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),

@@ -4,11 +4,13 @@
 //!
 //! # Layout
 //! [`query`] reads a request's parts, [`object`] encodes what objects are asked, `stream`
-//! routes `/api/stream`; this module routes the rest and depends on all three.
+//! routes `/api/stream`, `socketio` routes `/socket.io/`; this module routes the rest and
+//! depends on all four.
 
 use super::auth;
 use super::config::Config;
 use super::error::ApiError;
+use super::ids::Holder;
 use super::rest::{self, CorsDecision};
 use super::symbol::percent_decode;
 use super::text::truncate;
@@ -16,6 +18,7 @@ use super::wire::Wire;
 
 pub mod object;
 pub mod query;
+mod socketio;
 mod stream;
 
 pub use object::{FaultKind, ObjectRequest};
@@ -41,6 +44,8 @@ pub enum Route {
     /// `POST /api/publish` with the right token: the Worker checks the body's size and hands
     /// it to the leader.
     Publish,
+    /// A request of an Engine.IO session: forwarded as it is to the object holding it.
+    Held(Holder),
 }
 
 /// A fault the end-to-end tests inject into the tree; the routes exist only with
@@ -101,9 +106,12 @@ pub fn classify(
             is_stream.then_some(StreamRefusal::Origin),
         ));
     }
+    let socketio = matches!(Wire::of_socket_path(path), Some(Wire::SocketIo(_)));
     match req.method {
         "OPTIONS" => return Ok(Route::Preflight),
         "GET" | "HEAD" => {}
+        // Engine.IO takes POSTs, and answers other methods its own way.
+        _ if socketio => {}
         _ => {
             let e = ApiError::MethodNotAllowed(format!("{path} answers GET only"));
             return Err((e, None));
@@ -177,7 +185,7 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
         path if Wire::of_socket_path(path).is_some() => {
             let wire = Wire::of_socket_path(path).unwrap_or(Wire::Json);
             if let Wire::SocketIo(_) = wire {
-                socketio_query(req)?;
+                return socketio::route(cfg, req);
             }
             if !req
                 .upgrade
@@ -226,25 +234,6 @@ pub fn shard_for(cfg: &Config, draw: f64) -> Option<u32> {
     }
     let pick = (draw.clamp(0.0, 1.0) * f64::from(n)) as u32;
     Some(pick.min(n - 1))
-}
-
-/// A Socket.IO request: Engine.IO 4 over a WebSocket, refused with Engine.IO's own 400s
-/// (long-polling is not served yet: a client connects with `transports: ['websocket']`).
-fn socketio_query(req: &Incoming<'_>) -> Result<(), ApiError> {
-    let refuse = |code, message| Err(ApiError::EngineIo { code, message });
-    if find(req, &["EIO"]).as_deref() != Some("4") {
-        return refuse(5, "Unsupported protocol version");
-    }
-    if find(req, &["transport"]).as_deref() != Some("websocket") {
-        return refuse(0, "Transport unknown");
-    }
-    let upgrade = req
-        .upgrade
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if !upgrade {
-        return refuse(3, "Bad request");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -333,7 +322,7 @@ mod tests {
             body(5, "Unsupported protocol version")
         );
         assert_eq!(
-            ask(&[("EIO", "4"), ("transport", "polling")], None),
+            ask(&[("EIO", "4"), ("transport", "flash")], None),
             body(0, "Transport unknown")
         );
         assert_eq!(
@@ -481,6 +470,16 @@ mod tests {
             },
             ObjectRequest::Fault {
                 kind: FaultKind::Restart,
+            },
+            ObjectRequest::Polling { sid: None },
+            ObjectRequest::Polling {
+                sid: Some("L1_00000000000000ff".into()),
+            },
+            ObjectRequest::Upgrade {
+                sid: "S2_1_00000000000000ff".into(),
+            },
+            ObjectRequest::WebSocket {
+                wire: Wire::SocketIo(crate::core::wire::socketio::Nsp::Pending),
             },
         ] {
             let path = r.path();

@@ -6,6 +6,11 @@ use crate::core::cursor;
 use crate::core::error::ApiError;
 use crate::core::wire::Wire;
 
+/// Socket.IO's path.
+const ENGINE_PATH: &str = "/socket.io/";
+/// An Engine.IO request's path and query up to its transport.
+const ENGINE: &str = "/socket.io/?EIO=4&transport=";
+
 /// What the leader or a shard is asked to do for a [`super::Fault`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
@@ -25,6 +30,18 @@ pub enum ObjectRequest {
     WebSocket {
         /// The wire its path names.
         wire: Wire,
+    },
+    /// An Engine.IO long-polling request (the client's own, forwarded): the handshake
+    /// without a session id, a GET or POST of the session with one.
+    Polling {
+        /// The session id.
+        sid: Option<String>,
+    },
+    /// A WebSocket opened to upgrade the long-polling session `sid` (the client's own
+    /// request, forwarded).
+    Upgrade {
+        /// The session id.
+        sid: String,
     },
     /// An SSE stream of canonical symbols and resolved channels, resuming from `last` (a
     /// stream id, see [`crate::core::cursor`]) when given.
@@ -72,6 +89,14 @@ impl ObjectRequest {
     pub fn path(&self) -> String {
         match self {
             ObjectRequest::WebSocket { wire } => wire.socket_path().unwrap_or("/ws").into(),
+            ObjectRequest::Polling { sid } => {
+                let sid = sid
+                    .as_ref()
+                    .map(|s| format!("&sid={s}"))
+                    .unwrap_or_default();
+                format!("{ENGINE}polling{sid}")
+            }
+            ObjectRequest::Upgrade { sid } => format!("{ENGINE}websocket&sid={sid}"),
             ObjectRequest::Stream {
                 symbols,
                 channels,
@@ -118,7 +143,13 @@ impl ObjectRequest {
                     .collect::<Vec<_>>()
             })
         };
+        let transport = param("transport").map(String::as_str);
+        let sid = param("sid").cloned();
         Ok(match path {
+            ENGINE_PATH if transport == Some("polling") => ObjectRequest::Polling { sid },
+            ENGINE_PATH if sid.is_some() => ObjectRequest::Upgrade {
+                sid: sid.unwrap_or_default(),
+            },
             p if Wire::of_socket_path(p).is_some() => ObjectRequest::WebSocket {
                 wire: Wire::of_socket_path(p).unwrap_or(Wire::Json),
             },

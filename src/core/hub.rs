@@ -21,6 +21,7 @@ use super::events::History;
 use super::fanout::Fanout;
 use super::feed::binance::Binance;
 use super::feed::source::Source;
+use super::feed::twelvedata::TwelveData;
 use super::feed::Feed;
 use super::host::ClientHost;
 use super::ids::{ConnId, Identity, ShardId, SourceId};
@@ -63,17 +64,30 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub with an empty cache and no connections, following Binance.
+    /// A hub with an empty cache and no connections, following Binance for the symbols it
+    /// serves and Twelve Data when it is configured.
     pub fn new(cfg: Config) -> Hub {
-        Hub::with_source(cfg, Rc::new(Binance))
+        let mut sources: Vec<Rc<dyn Source>> = Vec::new();
+        if cfg.symbols.of(SourceId::Binance).next().is_some() {
+            sources.push(Rc::new(Binance));
+        }
+        if let Some(td) = &cfg.twelvedata {
+            sources.push(Rc::new(TwelveData::new(&td.api_key, td.heartbeat_ms)));
+        }
+        Hub::with_sources(cfg, sources)
     }
 
-    /// A hub following `source`.
+    /// A hub following `source` alone.
     pub fn with_source(cfg: Config, source: Rc<dyn Source>) -> Hub {
+        Hub::with_sources(cfg, vec![source])
+    }
+
+    /// A hub following `sources`.
+    pub fn with_sources(cfg: Config, sources: Vec<Rc<dyn Source>>) -> Hub {
         let cfg = Rc::new(cfg);
         Hub {
             history: History::new(String::new(), cfg.events.history),
-            feed: Feed::new(cfg.clone(), source),
+            feed: Feed::new(cfg.clone(), sources),
             fanout: Fanout::new(cfg.clone()),
             shards: ShardTable::new(cfg.fanout_shards, cfg.flush_ms),
             cfg,
@@ -94,14 +108,14 @@ impl Hub {
         self.feed.seq()
     }
 
-    /// The source the feed follows.
-    pub fn source(&self) -> SourceId {
-        self.feed.source_id()
+    /// The sources the feed follows.
+    pub fn sources(&self) -> Vec<SourceId> {
+        self.feed.sources()
     }
 
-    /// Takes back the upstream link's memory persisted by an earlier instance.
-    pub fn restore_link(&mut self, json: &str) -> Result<(), String> {
-        self.feed.restore_link(json)
+    /// Takes back a link's memory persisted by an earlier instance.
+    pub fn restore_link(&mut self, source: SourceId, json: &str) -> Result<(), String> {
+        self.feed.restore_link(source, json)
     }
 
     /// After an input: the feed follows the fan-out's interest, the state and the batch go
@@ -165,24 +179,25 @@ impl Hub {
         jitter: f64,
     ) -> Vec<Effect> {
         let (mut later, mut batch) = (Vec::new(), Batch::default());
-        if source != self.feed.source_id() {
-            return later;
-        }
         let feed = &mut self.feed;
         match event {
             UpstreamEvent::Opened { generation } => {
-                feed.upstream_opened(generation, now_ms, &mut later)
+                feed.upstream_opened(source, generation, now_ms, &mut later)
             }
             UpstreamEvent::Text { generation, text } => {
-                feed.upstream_text(generation, text, now_ms, &mut later, &mut batch)
+                let from = (source, generation);
+                feed.upstream_text(from, text, now_ms, &mut later, &mut batch)
             }
             UpstreamEvent::Binary { generation } => {
-                feed.upstream_binary(generation, now_ms, &mut later)
+                feed.upstream_binary((source, generation), now_ms, &mut later)
             }
             UpstreamEvent::Failed {
                 generation,
                 failure,
-            } => feed.upstream_failed(generation, failure, now_ms, jitter, &mut later),
+            } => {
+                let from = (source, generation);
+                feed.upstream_failed(from, failure, now_ms, jitter, &mut later)
+            }
         }
         self.finish(now_ms, Vec::new(), later, batch)
     }

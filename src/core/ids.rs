@@ -27,6 +27,9 @@ pub enum Transport {
 pub enum SourceId {
     /// Binance's spot market streams.
     Binance,
+    /// Twelve Data's price WebSocket (stocks, forex, crypto).
+    #[serde(rename = "twelvedata")]
+    TwelveData,
     /// The tests' own source ([`crate::core::feed::neutral`]).
     #[cfg(test)]
     Neutral,
@@ -37,6 +40,7 @@ impl SourceId {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceId::Binance => "binance",
+            SourceId::TwelveData => "twelvedata",
             #[cfg(test)]
             SourceId::Neutral => "neutral",
         }
@@ -47,6 +51,7 @@ impl SourceId {
     pub fn link_key(self) -> &'static str {
         match self {
             SourceId::Binance => "link",
+            SourceId::TwelveData => "link:twelvedata",
             #[cfg(test)]
             SourceId::Neutral => "link:neutral",
         }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::fanout::FanoutReport;
 use super::feed::link::BreakerPhase;
-use super::feed::report::FeedReport;
+use super::feed::report::{FeedReport, UpstreamReport};
 use super::histogram::Histogram;
 use super::report::Totals;
 use super::tree::ShardView;
@@ -258,59 +258,69 @@ fn fanout_closes(e: &mut Exposition, r: &FanoutReport) {
 
 fn feed_metrics(e: &mut Exposition, r: &FeedReport) {
     let n = |v: u64| v as f64;
-    let source = [("source", r.source.as_str())];
-    for (name, help, value) in [
+    type Counter = fn(&UpstreamReport) -> u64;
+    let counters: [(&str, &str, Counter); 5] = [
         (
             "edgetick_upstream_frames_total",
             "Frames received from the upstream exchange.",
-            r.stats.upstream_frames,
+            |u| u.frames,
         ),
         (
             "edgetick_upstream_frame_errors_total",
             "Upstream frames skipped as invalid.",
-            r.stats.upstream_errors,
+            |u| u.frame_errors,
         ),
         (
             "edgetick_upstream_reconnects_total",
             "Upstream connections that replaced a failed one.",
-            r.reconnects,
+            |u| u.reconnects,
         ),
         (
             "edgetick_upstream_rotations_total",
             "Make-before-break upstream rotations.",
-            r.rotations,
+            |u| u.rotations,
         ),
         (
             "edgetick_upstream_subscribe_requests_total",
             "Live subscribe/unsubscribe requests sent upstream.",
-            r.subscribe_requests,
+            |u| u.subscribe_requests,
         ),
-    ] {
-        e.family(name, "counter", help)
-            .sample(name, &source, n(value));
+    ];
+    for (name, help, value) in counters {
+        e.family(name, "counter", help);
+        for u in &r.upstreams {
+            e.sample(name, &[("source", u.source.as_str())], n(value(u)));
+        }
     }
     feed_gauges(e, r);
 }
 
 fn feed_gauges(e: &mut Exposition, r: &FeedReport) {
     let n = |v: u64| v as f64;
-    let source = [("source", r.source.as_str())];
-    let connected = r.state == UpstreamState::Connected;
     let name = "edgetick_upstream_connected";
-    e.family(name, "gauge", "1 while an upstream connection delivers.")
-        .sample(name, &source, f64::from(u8::from(connected)));
+    e.family(name, "gauge", "1 while an upstream connection delivers.");
+    for u in &r.upstreams {
+        let connected = u.state == UpstreamState::Connected;
+        let source = [("source", u.source.as_str())];
+        e.sample(name, &source, f64::from(u8::from(connected)));
+    }
     let name = "edgetick_upstream_consecutive_failures";
-    e.family(name, "gauge", "Upstream failures since the last success.")
-        .sample(name, &source, f64::from(r.breaker.failures));
+    e.family(name, "gauge", "Upstream failures since the last success.");
+    for u in &r.upstreams {
+        let source = [("source", u.source.as_str())];
+        e.sample(name, &source, f64::from(u.breaker.failures));
+    }
     let name = "edgetick_upstream_breaker_state";
     e.family(
         name,
         "gauge",
         "Circuit breaker state (1 for the current one).",
     );
-    for p in BreakerPhase::ALL {
-        let labels = [("source", r.source.as_str()), ("state", p.as_str())];
-        e.sample(name, &labels, f64::from(u8::from(p == r.breaker.state)));
+    for u in &r.upstreams {
+        for p in BreakerPhase::ALL {
+            let labels = [("source", u.source.as_str()), ("state", p.as_str())];
+            e.sample(name, &labels, f64::from(u8::from(p == u.breaker.state)));
+        }
     }
     let s = &r.symbols;
     labelled(

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::config::UpstreamMode;
 use super::fanout::FanoutReport;
 use super::feed::link::BreakerPhase;
-pub use super::feed::report::{FeedReport, SILENT_MS};
+pub use super::feed::report::{FeedReport, UpstreamReport, SILENT_MS};
 use super::tree::ShardView;
 use super::upstream_state::UpstreamState;
 
@@ -24,12 +24,30 @@ const CAPACITY_ALERT_PCT: f64 = 80.0;
 ///   cached price is younger than 60 s.
 /// - `degraded`: anything between (serving usable cached prices while reconnecting, or
 ///   connected but silent).
+///
+/// With several sources: `healthy` when each is, `down` when each is, `degraded` otherwise
+/// (the other sources' prices are served meanwhile).
 pub fn verdict(feed: &FeedReport) -> &'static str {
-    let connected = feed.state == UpstreamState::Connected;
     let usable = feed.symbols.fresh + feed.symbols.acceptable;
-    if (connected && !feed.silent) || feed.state == UpstreamState::Idle {
+    let each: Vec<&str> = feed
+        .upstreams
+        .iter()
+        .map(|u| verdict_of(u, usable))
+        .collect();
+    if each.iter().all(|v| *v == "healthy") {
         "healthy"
-    } else if feed.breaker.state == BreakerPhase::Open || (!connected && usable == 0) {
+    } else if each.iter().all(|v| *v == "down") {
+        "down"
+    } else {
+        "degraded"
+    }
+}
+
+fn verdict_of(u: &UpstreamReport, usable: usize) -> &'static str {
+    let connected = u.state == UpstreamState::Connected;
+    if (connected && !u.silent) || u.state == UpstreamState::Idle {
+        "healthy"
+    } else if u.breaker.state == BreakerPhase::Open || (!connected && usable == 0) {
         "down"
     } else {
         "degraded"
@@ -80,32 +98,21 @@ impl Totals {
 /// What an operator should look at, one sentence each.
 pub fn alerts(feed: &FeedReport, totals: &Totals) -> Vec<String> {
     let mut alerts = Vec::new();
-    match feed.state {
-        UpstreamState::Idle => alerts.push("upstream idle: on-demand and nobody listens".into()),
-        UpstreamState::Connected => {}
-        _ => {
-            let why = feed
-                .last_failure
-                .as_ref()
-                .map_or("connecting", |f| &f.detail);
-            let n = feed.breaker.failures;
-            alerts.push(format!(
-                "upstream not connected ({n} consecutive failures; last: {why})"
-            ));
-        }
-    }
-    if feed.breaker.state != BreakerPhase::Closed {
-        alerts.push(format!("circuit breaker {}", feed.breaker.state.as_str()));
-    }
-    if feed.silent {
-        let ms = feed.last_message_age_ms.unwrap_or_default();
-        alerts.push(format!("upstream silent for {ms} ms"));
+    let several = feed.upstreams.len() > 1;
+    for u in &feed.upstreams {
+        let name = if several {
+            format!("upstream {}", u.source.as_str())
+        } else {
+            "upstream".to_string()
+        };
+        upstream_alerts(u, &name, &mut alerts);
     }
     if feed.symbols.stale > 0 {
         alerts.push(format!("{} symbols stale", feed.symbols.stale));
     }
     let missing = feed.symbols.missing;
-    if missing > 0 && feed.ever_connected && feed.mode == UpstreamMode::Always {
+    let ever = feed.upstreams.iter().any(|u| u.ever_connected);
+    if missing > 0 && ever && feed.mode == UpstreamMode::Always {
         alerts.push(format!("{missing} symbols have no price"));
     }
     let pct = totals.used_pct();
@@ -115,34 +122,74 @@ pub fn alerts(feed: &FeedReport, totals: &Totals) -> Vec<String> {
     alerts
 }
 
+/// One source's alerts, each named `name`.
+fn upstream_alerts(u: &UpstreamReport, name: &str, alerts: &mut Vec<String>) {
+    match u.state {
+        UpstreamState::Idle => alerts.push(format!("{name} idle: on-demand and nobody listens")),
+        UpstreamState::Connected => {}
+        _ => {
+            let why = u.last_failure.as_ref().map_or("connecting", |f| &f.detail);
+            let n = u.breaker.failures;
+            alerts.push(format!(
+                "{name} not connected ({n} consecutive failures; last: {why})"
+            ));
+        }
+    }
+    if u.breaker.state != BreakerPhase::Closed {
+        let state = u.breaker.state.as_str();
+        alerts.push(format!("{name} circuit breaker {state}"));
+    }
+    if u.silent {
+        let ms = u.last_message_age_ms.unwrap_or_default();
+        alerts.push(format!("{name} silent for {ms} ms"));
+    }
+    if !u.failed_symbols.is_empty() {
+        let list = u.failed_symbols.join(", ");
+        alerts.push(format!("{name} would not subscribe {list}"));
+    }
+}
+
+/// One source in `/health`.
+fn upstream_json(u: &UpstreamReport, mode: UpstreamMode) -> serde_json::Value {
+    json!({
+        "source": u.source,
+        "state": u.state,
+        "mode": mode,
+        "endpoint": u.endpoint,
+        "connected_since": u.connected_since,
+        "consecutive_errors": u.breaker.failures,
+        "circuit_breaker": {
+            "state": u.breaker.state,
+            "failures": u.breaker.failures,
+            "open_until": u.breaker.open_until,
+        },
+        "last_message_age_ms": u.last_message_age_ms,
+        "last_failure": u.last_failure,
+        "attempts_last_5m": u.attempts_last_5m,
+        "reconnects": u.reconnects,
+        "rotations": u.rotations,
+        "subscribe_requests": u.subscribe_requests,
+        "frames": u.frames,
+        "frame_errors": u.frame_errors,
+        "symbols": u.symbols,
+        "failed_symbols": u.failed_symbols,
+    })
+}
+
 /// `GET /health`: HTTP status and body (see docs/operations.md).
 pub fn health(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) -> (u16, String) {
     let status = verdict(feed);
     let totals = Totals::of(fanout, shards);
     let shards: Vec<serde_json::Value> = shards.iter().map(shard_json).collect();
+    let upstreams: Vec<serde_json::Value> = feed
+        .upstreams
+        .iter()
+        .map(|u| upstream_json(u, feed.mode))
+        .collect();
     let body = json!({
         "status": status,
-        "upstream": {
-            "source": feed.source,
-            "state": feed.state,
-            "mode": feed.mode,
-            "endpoint": feed.endpoint,
-            "connected_since": feed.connected_since,
-            "consecutive_errors": feed.breaker.failures,
-            "circuit_breaker": {
-                "state": feed.breaker.state,
-                "failures": feed.breaker.failures,
-                "open_until": feed.breaker.open_until,
-            },
-            "last_message_age_ms": feed.last_message_age_ms,
-            "last_failure": feed.last_failure,
-            "attempts_last_5m": feed.attempts_last_5m,
-            "reconnects": feed.reconnects,
-            "rotations": feed.rotations,
-            "subscribe_requests": feed.subscribe_requests,
-            "frames": feed.stats.upstream_frames,
-            "frame_errors": feed.stats.upstream_errors,
-        },
+        "upstream": feed.primary().map(|u| upstream_json(u, feed.mode)),
+        "upstreams": upstreams,
         "clients": {"websocket": totals.websocket, "sse": totals.sse, "socketio": totals.socketio, "polling": totals.polling},
         "shards": shards,
         "symbols": feed.symbols,

@@ -1,6 +1,8 @@
 //! Symbol spelling: one canonical `BTCUSDT` form for every alias a client may type.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+
+use crate::core::ids::SourceId;
 
 /// Longest symbol accepted; Binance's longest spot symbols are well under this.
 const MAX_SYMBOL_LEN: usize = 20;
@@ -44,33 +46,83 @@ pub fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The configured set of symbols edgetick serves. Sorted so listings are stable.
+/// The configured set of symbols edgetick serves, each with the source it comes from.
+/// Sorted so listings are stable.
+///
+/// A symbol keeps its source's spelling (`BTCUSDT`, `EUR/USD`, `BRK.B`); a client may type
+/// any spelling that reduces to the same letters and digits (`eur-usd`, `btc/usdt`), so two
+/// served symbols that reduce alike (`BTC/USD` and `BTCUSD`) cannot both be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Whitelist {
-    symbols: BTreeSet<String>,
+    symbols: BTreeMap<String, SourceId>,
+    /// Each symbol by its letters and digits, upper-cased.
+    aliases: BTreeMap<String, String>,
+}
+
+/// A symbol's letters and digits, upper-cased: what two spellings of it share.
+fn compact(symbol: &str) -> String {
+    symbol
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 impl Whitelist {
-    /// Builds the whitelist from canonical symbols.
+    /// Builds the whitelist from canonical Binance symbols.
     pub fn new(symbols: impl IntoIterator<Item = String>) -> Self {
-        Whitelist {
-            symbols: symbols.into_iter().collect(),
+        let mut wl = Whitelist {
+            symbols: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+        };
+        for s in symbols {
+            let _ = wl.add(s, SourceId::Binance);
         }
+        wl
     }
 
-    /// Resolves any accepted spelling to its canonical form, if the symbol is served.
+    /// Adds `symbol` of `source`; refused (with the symbol it clashes with) when a served
+    /// symbol already reduces to the same letters and digits.
+    pub fn add(&mut self, symbol: String, source: SourceId) -> Result<(), String> {
+        let key = compact(&symbol);
+        if let Some(held) = self.aliases.get(&key) {
+            return Err(held.clone());
+        }
+        self.aliases.insert(key, symbol.clone());
+        self.symbols.insert(symbol, source);
+        Ok(())
+    }
+
+    /// Resolves any accepted spelling to the served symbol, if it is served.
     pub fn resolve(&self, input: &str) -> Option<String> {
-        canonical(input).filter(|s| self.symbols.contains(s))
+        let upper = input.trim().to_ascii_uppercase();
+        if self.symbols.contains_key(&upper) {
+            return Some(upper);
+        }
+        canonical(input).and_then(|c| self.aliases.get(&c).cloned())
     }
 
-    /// True when the canonical symbol is served.
+    /// True when the symbol is served (in its canonical spelling).
     pub fn contains(&self, symbol: &str) -> bool {
-        self.symbols.contains(symbol)
+        self.symbols.contains_key(symbol)
+    }
+
+    /// The source a served symbol comes from.
+    pub fn source_of(&self, symbol: &str) -> Option<SourceId> {
+        self.symbols.get(symbol).copied()
+    }
+
+    /// The served symbols of `source`, sorted.
+    pub fn of(&self, source: SourceId) -> impl Iterator<Item = &String> {
+        self.symbols
+            .iter()
+            .filter(move |(_, s)| **s == source)
+            .map(|(k, _)| k)
     }
 
     /// All served symbols, sorted.
     pub fn iter(&self) -> impl Iterator<Item = &String> {
-        self.symbols.iter()
+        self.symbols.keys()
     }
 
     /// How many symbols are served.
@@ -138,5 +190,24 @@ mod tests {
             wl.iter().cloned().collect::<Vec<_>>(),
             ["BTCUSDT", "ETHUSDT"]
         );
+    }
+
+    #[test]
+    fn a_second_source_keeps_its_spelling_and_a_clash_is_refused() {
+        let mut wl = Whitelist::new(["BTCUSDT".to_string()]);
+        wl.add("EUR/USD".into(), SourceId::TwelveData).unwrap();
+        wl.add("BRK.B".into(), SourceId::TwelveData).unwrap();
+        for typed in ["EUR/USD", "eur/usd", "EURUSD", "eur-usd"] {
+            assert_eq!(wl.resolve(typed).as_deref(), Some("EUR/USD"), "{typed}");
+        }
+        assert_eq!(wl.resolve("brk.b").as_deref(), Some("BRK.B"));
+        assert_eq!(wl.source_of("EUR/USD"), Some(SourceId::TwelveData));
+        assert_eq!(wl.source_of("BTCUSDT"), Some(SourceId::Binance));
+        assert_eq!(wl.of(SourceId::TwelveData).count(), 2);
+        assert_eq!(
+            wl.add("BTC/USDT".into(), SourceId::TwelveData),
+            Err("BTCUSDT".into())
+        );
+        assert_eq!(wl.resolve("BTC/USDT").as_deref(), Some("BTCUSDT"));
     }
 }

@@ -38,14 +38,16 @@ pub(super) fn restore_storage(state: &State, hub: &mut Hub) -> Option<Store> {
         Err(e) => log_error("restore_failed", &e.to_string()),
     }
     restore_events(&store, hub);
-    match store.get_text(hub.source().link_key()) {
-        Ok(Some(json)) => {
-            if let Err(e) = hub.restore_link(&json) {
-                log_error("restore_link_failed", &e);
+    for source in hub.sources() {
+        match store.get_text(source.link_key()) {
+            Ok(Some(json)) => {
+                if let Err(e) = hub.restore_link(source, &json) {
+                    log_error("restore_link_failed", &e);
+                }
             }
+            Ok(None) => {}
+            Err(e) => log_error("restore_link_failed", &e.to_string()),
         }
-        Ok(None) => {}
-        Err(e) => log_error("restore_link_failed", &e.to_string()),
     }
     Some(store)
 }

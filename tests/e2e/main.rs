@@ -2,7 +2,7 @@
 //! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
 //! scenarios, which run in any order: each sets up the state it needs. Scenarios live in
 //! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`, `events`,
-//! `market`, `private`, `socketio`, `polling`) and are
+//! `market`, `private`, `socketio`, `polling`, `sources`) and are
 //! registered once, in `main`.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
@@ -21,6 +21,7 @@ mod private;
 mod rest;
 mod shards;
 mod socketio;
+mod sources;
 mod sse;
 mod support;
 mod upstream;
@@ -263,6 +264,9 @@ fn main() {
         polling::polling_packets_go_by_post_and_come_back_by_get,
         polling::polling_a_second_get_at_once_ends_the_session,
         polling::polling_upgrades_to_a_websocket_by_the_probe,
+        sources::both_sources_reach_one_client_and_rest,
+        sources::twelve_data_faults_leave_binance_flowing,
+        sources::a_refused_twelve_data_key_is_reported_while_binance_flows,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{lock, now_ms, Exchange, Out, Refusal, Stats};
+use super::{lock, now_ms, Exchange, Flavor, Out, Refusal, Stats};
 
 /// A control request's query parameters.
 type Query = HashMap<String, String>;
@@ -64,9 +64,19 @@ pub(super) async fn control(
     }
 }
 
+/// `source=binance|twelvedata`: only that source's connections (default: all).
+fn of_source(q: &Query) -> impl Fn(Flavor) -> bool {
+    let source = q.get("source").cloned();
+    move |f| match source.as_deref() {
+        Some("twelvedata") => f == Flavor::TwelveData,
+        Some("binance") => f != Flavor::TwelveData,
+        _ => true,
+    }
+}
+
 fn drop_conns(ex: &Exchange, q: &Query) -> Value {
     let clean = q.get("mode").is_some_and(|m| m == "close");
-    let n = ex.broadcast(|| {
+    let n = ex.broadcast_to(of_source(q), || {
         vec![if clean {
             Out::Close(1001, "going away")
         } else {
@@ -82,7 +92,8 @@ fn stall(ex: &Exchange, q: &Query) -> Value {
     let on = flag(q, "on", true);
     let all = flag(q, "all", false);
     let mut n = 0;
-    for c in lock(&ex.conns).values_mut() {
+    let mine = of_source(q);
+    for c in lock(&ex.conns).values_mut().filter(|c| mine(c.flavor)) {
         c.stalled = on;
         n += 1;
     }

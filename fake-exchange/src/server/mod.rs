@@ -370,13 +370,20 @@ impl Exchange {
     }
 
     fn broadcast(&self, make: impl Fn() -> Vec<Out>) -> usize {
+        self.broadcast_to(|_| true, make)
+    }
+
+    /// Sends what `make` makes to every connection of a flavor `to` accepts.
+    fn broadcast_to(&self, to: impl Fn(Flavor) -> bool, make: impl Fn() -> Vec<Out>) -> usize {
         let conns = lock(&self.conns);
-        for c in conns.values() {
+        let mut n = 0;
+        for c in conns.values().filter(|c| to(c.flavor)) {
+            n += 1;
             for out in make() {
                 let _ = c.tx.send(out);
             }
         }
-        conns.len()
+        n
     }
 
     fn snapshot(&self) -> Value {

@@ -186,7 +186,9 @@ impl Exchange {
                     Flavor::TwelveData => self.twelvedata_request(id, t.as_str()),
                     Flavor::Combined | Flavor::Raw => self.request(id, t.as_str()),
                 };
-                sink.send(Message::Text(answer.into())).await.is_ok()
+                // A stalled connection is dead silent: it answers nothing either.
+                let stalled = lock(&self.conns).get(&id).is_some_and(|c| c.stalled);
+                stalled || sink.send(Message::Text(answer.into())).await.is_ok()
             }
             Message::Pong(_) => {
                 *awaiting_pong = None;

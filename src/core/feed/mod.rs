@@ -1,4 +1,5 @@
-//! The feed: the one upstream link, the price cache and `seq`, and their persistence.
+//! The feed: one upstream link per source, the price cache and `seq` (one for every source,
+//! so `seq` orders every price the service hands out), and their persistence.
 //!
 //! Upstream frames, link events and the alarm come in; what the fan-out needs goes out as a
 //! [`Batch`] (prices encoded once, state changes), and what the edge must do for the
@@ -12,21 +13,21 @@ use std::rc::Rc;
 use serde::Serialize;
 
 use crate::core::batch::{Batch, Change, StateChange};
-use crate::core::channel::{self, Market};
-use crate::core::config::{Config, UpstreamMode};
-use crate::core::effect::{Effect, Level};
+use crate::core::config::Config;
+use crate::core::effect::Effect;
 use crate::core::error::ApiError;
 use crate::core::ids::SourceId;
 use crate::core::price::Price;
 use crate::core::rest;
 use crate::core::upstream_state::UpstreamState;
 use cache::{Entry, PriceCache};
-use link::{Failure, FrameVerdict, Link, LinkSettings};
-use source::{Source, SourceFrame};
+use source::Source;
 use states::MarketStates;
+use upstream::Upstream;
 
 pub mod binance;
 pub mod cache;
+mod frames;
 pub mod link;
 #[cfg(test)]
 pub mod neutral;
@@ -34,6 +35,7 @@ pub mod report;
 pub mod source;
 pub mod states;
 pub mod twelvedata;
+pub mod upstream;
 
 /// Upstream frames larger than this are skipped unparsed: no market-stream payload comes
 /// near it, so it can only be garbage, and parsing it would cost the feed for nothing.
@@ -59,10 +61,9 @@ pub struct FeedStats {
 #[derive(Debug)]
 pub struct Feed {
     cfg: Rc<Config>,
-    /// The upstream it follows: everything that differs between exchanges.
-    source: Rc<dyn Source>,
+    /// The sources it follows, each with its link (the first is the primary one).
+    upstreams: Vec<Upstream>,
     cache: PriceCache,
-    link: Link,
     /// The state last reported to the fan-out, and the last one clients were told.
     reported: UpstreamState,
     announced: UpstreamState,
@@ -83,21 +84,16 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// A feed of `source` with an empty cache and no upstream yet.
-    pub fn new(cfg: Rc<Config>, source: Rc<dyn Source>) -> Feed {
-        let settings = LinkSettings {
-            urls: cfg.upstream_urls.clone(),
-            watchdog_ms: cfg.watchdog_ms,
-            max_age_ms: cfg.max_age_ms,
-            idle_close_ms: cfg.idle_close_ms,
-            on_demand: cfg.upstream_mode == UpstreamMode::OnDemand,
-        };
-        let link = Link::new(settings, source.clone());
+    /// A feed of `sources` with an empty cache and no upstream yet.
+    pub fn new(cfg: Rc<Config>, sources: Vec<Rc<dyn Source>>) -> Feed {
+        let upstreams = sources
+            .into_iter()
+            .map(|s| Upstream::new(&cfg, s))
+            .collect();
         Feed {
-            source,
+            upstreams,
             cache: PriceCache::new(cfg.price_ttl_ms),
             cfg,
-            link,
             reported: UpstreamState::Reconnecting,
             announced: UpstreamState::Reconnecting,
             alarm_at: None,
@@ -121,17 +117,23 @@ impl Feed {
         self.cache.restore(served, seq_floor, now_ms);
     }
 
-    /// Takes back the upstream link's memory persisted by an earlier instance; an unreadable
-    /// memory is ignored and reported.
-    pub fn restore_link(&mut self, json: &str) -> Result<(), String> {
+    /// Takes back a link's memory persisted by an earlier instance; an unreadable memory is
+    /// ignored and reported.
+    pub fn restore_link(&mut self, source: SourceId, json: &str) -> Result<(), String> {
         let memory = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        self.link.restore(memory);
+        if let Some(u) = self.upstream(source) {
+            u.link.restore(memory);
+        }
         Ok(())
     }
 
-    /// The source it follows.
-    pub fn source_id(&self) -> SourceId {
-        self.source.id()
+    /// The sources it follows.
+    pub fn sources(&self) -> Vec<SourceId> {
+        self.upstreams.iter().map(|u| u.source.id()).collect()
+    }
+
+    fn upstream(&mut self, source: SourceId) -> Option<&mut Upstream> {
+        self.upstreams.iter_mut().find(|u| u.source.id() == source)
     }
 
     /// The highest `seq` handed out.
@@ -154,9 +156,10 @@ impl Feed {
         }
     }
 
-    /// The upstream state: `connected`, `reconnecting`, `down`, or `idle`.
+    /// The upstream state clients are told: `connected`, `reconnecting`, `down`, or `idle`
+    /// (of several sources, see [`upstream::combined`]).
     pub fn state(&self) -> UpstreamState {
-        self.link.state()
+        upstream::combined(self.upstreams.iter().map(|u| u.link.state()))
     }
 
     /// The symbols clients listen to changed: an on-demand upstream follows them.
@@ -169,35 +172,11 @@ impl Feed {
         }
     }
 
-    /// The streams the upstream should carry: the price streams of every whitelisted symbol
-    /// (`always`) or of the symbols someone listens to (`on-demand`), and the stream of every
-    /// market channel someone listens to (always on demand).
-    fn wanted_streams(&self) -> BTreeSet<String> {
-        let symbols: Vec<&String> = match self.cfg.upstream_mode {
-            UpstreamMode::Always => self.cfg.symbols.iter().collect(),
-            UpstreamMode::OnDemand => self
-                .interest
-                .iter()
-                .filter(|k| channel::is_symbol(k))
-                .collect(),
-        };
-        let mut streams: BTreeSet<String> = symbols
-            .into_iter()
-            .flat_map(|s| self.source.price_streams(s))
-            .collect();
-        // A connection carries a bounded number of streams (Binance: 1,024): market channels
-        // take what the price streams leave, in key order (the rest wait for room;
-        // docs/channels.md).
-        let room = self.source.max_streams().saturating_sub(streams.len());
-        let market = self.interest.iter().filter_map(|k| Market::of(k));
-        let market = market.filter_map(|m| self.source.market_stream(&m));
-        streams.extend(market.take(room));
-        streams
-    }
-
     fn refresh(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        let wanted = self.wanted_streams();
-        self.link.want(wanted, now_ms, fx);
+        for u in &mut self.upstreams {
+            let wanted = u.wanted(self.cfg.upstream_mode, &self.interest);
+            u.link.want(wanted, now_ms, fx);
+        }
         self.schedule(now_ms, fx);
     }
 
@@ -208,107 +187,10 @@ impl Feed {
         if self.seq_reserved == 0 {
             self.persist(now_ms, fx);
         }
-        if self.alarm_at.is_none() || (!self.link.is_connected() && !self.link.is_idle()) {
+        let down = |u: &Upstream| !u.link.is_connected() && !u.link.is_idle();
+        if self.alarm_at.is_none() || self.upstreams.iter().any(down) {
             self.refresh(now_ms, fx);
         }
-    }
-
-    /// The upstream WebSocket of `generation` is open.
-    pub fn upstream_opened(&mut self, generation: u64, now_ms: i64, fx: &mut Vec<Effect>) {
-        self.link.opened(generation, now_ms, fx);
-        self.schedule(now_ms, fx);
-    }
-
-    /// The upstream of `generation` failed to open, errored or closed.
-    pub fn upstream_failed(
-        &mut self,
-        generation: u64,
-        failure: Failure,
-        now_ms: i64,
-        jitter: f64,
-        fx: &mut Vec<Effect>,
-    ) {
-        self.link.failed(generation, failure, now_ms, jitter, fx);
-        self.schedule(now_ms, fx);
-    }
-
-    /// One text frame from the upstream of `generation`; a changed price joins `out`.
-    pub fn upstream_text(
-        &mut self,
-        generation: u64,
-        text: &str,
-        now_ms: i64,
-        fx: &mut Vec<Effect>,
-        out: &mut Batch,
-    ) {
-        let verdict = self.link.frame(generation, now_ms, fx);
-        if verdict == FrameVerdict::Ignore {
-            return;
-        }
-        self.stats.upstream_frames += 1;
-        if text.len() > MAX_UPSTREAM_FRAME_BYTES {
-            self.skip(format!("{} byte frame skipped unparsed", text.len()), fx);
-        } else {
-            self.take_frame(generation, text, now_ms, fx, out);
-        }
-        // A switch changes timers; a breaker change is written at once, so a restarted
-        // instance never starts from a breaker this one already closed.
-        let timers_changed = matches!(verdict, FrameVerdict::Switched | FrameVerdict::FirstFrame);
-        if timers_changed || self.link.is_dirty() {
-            self.schedule(now_ms, fx);
-        }
-    }
-
-    fn take_frame(
-        &mut self,
-        generation: u64,
-        text: &str,
-        now_ms: i64,
-        fx: &mut Vec<Effect>,
-        out: &mut Batch,
-    ) {
-        match self.source.parse(text) {
-            Ok(SourceFrame::Price(u)) if self.cfg.symbols.contains(&u.symbol) => {
-                if let Some(entry) = self.cache.apply(&u, now_ms) {
-                    out.prices.push(change_of(entry));
-                    self.changed(&u.symbol, now_ms);
-                }
-            }
-            Ok(SourceFrame::Price(u)) => self.skip(format!("unrequested symbol {}", u.symbol), fx),
-            // A channel nobody follows any more (its UNSUBSCRIBE is on its way) is dropped.
-            Ok(SourceFrame::Market(m)) if self.interest.contains(&m.channel) => {
-                self.market.keep(&m);
-                out.market.push(m);
-            }
-            Ok(SourceFrame::Market(_)) => {}
-            Ok(SourceFrame::Closing) => {
-                self.link.server_shutdown(generation, now_ms, fx);
-                self.schedule(now_ms, fx);
-            }
-            Ok(SourceFrame::Control) => {}
-            Ok(SourceFrame::Refusal { code, msg }) => {
-                let msg = crate::core::text::truncate(&msg, 200);
-                self.skip(format!("refusal {code}: {msg}"), fx)
-            }
-            Err(e) => self.skip(e.to_string(), fx),
-        }
-    }
-
-    /// A binary upstream frame: Binance sends none on market streams, so it is skipped.
-    pub fn upstream_binary(&mut self, generation: u64, now_ms: i64, fx: &mut Vec<Effect>) {
-        if self.link.frame(generation, now_ms, fx) != FrameVerdict::Ignore {
-            self.stats.upstream_frames += 1;
-            self.skip("binary frame skipped".into(), fx);
-        }
-    }
-
-    fn skip(&mut self, detail: String, fx: &mut Vec<Effect>) {
-        self.stats.upstream_errors += 1;
-        fx.push(Effect::Log {
-            level: Level::Warn,
-            event: "upstream_bad_frame",
-            detail: crate::core::text::truncate(&detail, 200),
-        });
     }
 
     /// Remembers a changed price for the next write to storage. The write is due within
@@ -369,9 +251,11 @@ impl Feed {
             });
             out.expired = expired;
         }
-        let wanted = self.wanted_streams();
-        self.link.want(wanted, now_ms, fx);
-        self.link.tick(now_ms, jitter, fx);
+        for u in &mut self.upstreams {
+            let wanted = u.wanted(self.cfg.upstream_mode, &self.interest);
+            u.link.want(wanted, now_ms, fx);
+            u.link.tick(now_ms, jitter, fx);
+        }
         self.schedule(now_ms, fx);
     }
 
@@ -379,15 +263,17 @@ impl Feed {
     /// link's next deadline or the next TTL expiry. With nothing to do (an idle on-demand feed
     /// with an empty cache) no alarm is set and the object may hibernate.
     fn schedule(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
-        if self.link.take_dirty() {
-            // Invariant: LinkMemory holds only numbers, strings and enums of them.
-            let json = serde_json::to_string(self.link.memory()).unwrap_or_default();
-            let source = self.source.id();
-            fx.push(Effect::SaveLink { source, json });
+        for u in &mut self.upstreams {
+            if u.link.take_dirty() {
+                // Invariant: LinkMemory holds only numbers, strings and enums of them.
+                let json = serde_json::to_string(u.link.memory()).unwrap_or_default();
+                let source = u.source.id();
+                fx.push(Effect::SaveLink { source, json });
+            }
         }
-        let want = [self.link.next_wake(), self.cache.next_expiry()]
-            .into_iter()
-            .flatten()
+        let links = self.upstreams.iter().filter_map(|u| u.link.next_wake());
+        let want = links
+            .chain(self.cache.next_expiry())
             .min()
             .map(|t| t.max(now_ms + 1));
         let Some(want) = want else {
@@ -407,7 +293,7 @@ impl Feed {
     /// they were last told (`idle` is not: whoever is connected then listens to nothing).
     pub fn report_state(&mut self, out: &mut Batch) {
         out.expired.append(&mut self.forgotten);
-        let state = self.link.state();
+        let state = self.state();
         if state == self.reported {
             return;
         }
@@ -455,9 +341,18 @@ impl Feed {
                     "no price for {symbol} yet; the upstream is {}",
                     self.state()
                 ),
-                retry_after_s: if self.link.is_connected() { 1 } else { 5 },
+                retry_after_s: if self.connected_for(symbol) { 1 } else { 5 },
             }),
         }
+    }
+
+    /// True while the link of `symbol`'s source delivers.
+    fn connected_for(&self, symbol: &str) -> bool {
+        let mine = |u: &&Upstream| u.symbols.contains(symbol);
+        self.upstreams
+            .iter()
+            .find(mine)
+            .is_some_and(|u| u.link.is_connected())
     }
 
     /// Counters so far.

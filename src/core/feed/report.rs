@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::link::{BreakerPhase, Failure};
+use super::upstream::Upstream;
 use super::{Feed, FeedStats};
 use crate::core::config::UpstreamMode;
 use crate::core::ids::SourceId;
@@ -51,22 +52,20 @@ pub struct SymbolCounts {
     pub missing: usize,
 }
 
-/// The feed's part of `/health` and `/metrics`.
+/// One source's part of `/health` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FeedReport {
-    /// The source it follows.
+pub struct UpstreamReport {
+    /// The source.
     pub source: SourceId,
-    /// The upstream state.
+    /// Its link's state.
     pub state: UpstreamState,
-    /// `always` or `on-demand`.
-    pub mode: UpstreamMode,
     /// The endpoint in use.
     pub endpoint: String,
-    /// Whether an upstream connection has ever been live.
+    /// Whether a connection has ever been live.
     pub ever_connected: bool,
     /// When the active connection became live.
     pub connected_since: Option<i64>,
-    /// Age of the last upstream frame.
+    /// Age of the last frame.
     pub last_message_age_ms: Option<i64>,
     /// Connected, but nothing for [`SILENT_MS`].
     pub silent: bool,
@@ -82,9 +81,26 @@ pub struct FeedReport {
     pub rotations: u64,
     /// Live subscribe/unsubscribe requests sent.
     pub subscribe_requests: u64,
+    /// Frames received from its active connection.
+    pub frames: u64,
+    /// Of those, skipped as invalid.
+    pub frame_errors: u64,
+    /// Symbols it serves.
+    pub symbols: usize,
+    /// Symbols it would not subscribe.
+    pub failed_symbols: Vec<String>,
+}
+
+/// The feed's part of `/health` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedReport {
+    /// Each source's link, the primary one first.
+    pub upstreams: Vec<UpstreamReport>,
+    /// `always` or `on-demand`.
+    pub mode: UpstreamMode,
     /// Cached symbols by freshness.
     pub symbols: SymbolCounts,
-    /// The highest `seq` handed out, the highest written, and the reserved mark.
+    /// The highest `seq` handed out.
     pub seq: u64,
     /// Every change up to this `seq` has been handed to storage.
     pub saved_seq: u64,
@@ -94,42 +110,64 @@ pub struct FeedReport {
     pub stats: FeedStats,
 }
 
+impl FeedReport {
+    /// The primary source's report (the one `/health` shows as `upstream`).
+    pub fn primary(&self) -> Option<&UpstreamReport> {
+        self.upstreams.first()
+    }
+}
+
+/// One upstream's report at `now_ms`.
+fn upstream_report(u: &Upstream, now_ms: i64) -> UpstreamReport {
+    let link = &u.link;
+    let last_age = link.last_frame_at().map(|t| (now_ms - t).max(0));
+    let quiet = last_age.or(link.connected_since().map(|t| now_ms - t));
+    let breaker = link.breaker();
+    UpstreamReport {
+        source: u.source.id(),
+        state: link.state(),
+        endpoint: link.endpoint().to_string(),
+        ever_connected: link.ever_connected(),
+        connected_since: link.connected_since(),
+        last_message_age_ms: last_age,
+        silent: link.is_connected() && quiet.is_some_and(|a| a >= SILENT_MS),
+        breaker: BreakerReport {
+            state: breaker.phase(),
+            failures: breaker.failures(),
+            open_until: breaker.open_until(),
+        },
+        last_failure: link.last_failure().map(|(at, f)| FailureReport {
+            kind: f.kind(),
+            detail: f.describe(),
+            status: match f {
+                Failure::Refused { status, .. } => Some(*status),
+                _ => None,
+            },
+            at: *at,
+        }),
+        attempts_last_5m: link.attempts_in_window(now_ms),
+        reconnects: link.reconnects,
+        rotations: link.rotations,
+        subscribe_requests: link.requests_sent,
+        frames: u.frames,
+        frame_errors: u.errors,
+        symbols: u.symbols.len(),
+        failed_symbols: u.failed.iter().cloned().collect(),
+    }
+}
+
 impl Feed {
     /// The feed's report at `now_ms`.
     pub fn report(&self, now_ms: i64) -> FeedReport {
-        let link = &self.link;
         let (fresh, acceptable, stale) = self.cache.freshness_counts(now_ms);
         let tracked = fresh + acceptable + stale;
-        let last_age = link.last_frame_at().map(|t| (now_ms - t).max(0));
-        let quiet = last_age.or(link.connected_since().map(|t| now_ms - t));
-        let breaker = link.breaker();
         FeedReport {
-            source: self.source.id(),
-            state: link.state(),
+            upstreams: self
+                .upstreams
+                .iter()
+                .map(|u| upstream_report(u, now_ms))
+                .collect(),
             mode: self.cfg.upstream_mode,
-            endpoint: link.endpoint().to_string(),
-            ever_connected: link.ever_connected(),
-            connected_since: link.connected_since(),
-            last_message_age_ms: last_age,
-            silent: link.is_connected() && quiet.is_some_and(|a| a >= SILENT_MS),
-            breaker: BreakerReport {
-                state: breaker.phase(),
-                failures: breaker.failures(),
-                open_until: breaker.open_until(),
-            },
-            last_failure: link.last_failure().map(|(at, f)| FailureReport {
-                kind: f.kind(),
-                detail: f.describe(),
-                status: match f {
-                    Failure::Refused { status, .. } => Some(*status),
-                    _ => None,
-                },
-                at: *at,
-            }),
-            attempts_last_5m: link.attempts_in_window(now_ms),
-            reconnects: link.reconnects,
-            rotations: link.rotations,
-            subscribe_requests: link.requests_sent,
             symbols: SymbolCounts {
                 tracked,
                 fresh,

@@ -82,6 +82,8 @@ pub enum SourceFrame {
     Closing,
     /// An answer to a request, or a heartbeat: the connection is alive, nothing to apply.
     Control,
+    /// Symbols the source would not subscribe (reported, never asked again in a loop).
+    Failed(Vec<String>),
     /// The source refused a request.
     Refusal {
         /// The source's error code.
@@ -123,4 +125,17 @@ pub trait Source: Debug {
     fn market_stream(&self, market: &Market) -> Option<String>;
     /// Reads one text frame.
     fn parse(&self, text: &str) -> Result<SourceFrame, UpstreamError>;
+
+    /// True when [`Source::connect_url`] carries the streams, so a new connection delivers
+    /// at once; otherwise a connection subscribes its streams when it opens (a replacement
+    /// too, before it can take over).
+    fn streams_in_url(&self) -> bool {
+        true
+    }
+
+    /// What the client must send, and how often, to keep a connection (its answers are the
+    /// proof of life when the market is quiet); `None` when the source promises cadences.
+    fn heartbeat(&self) -> Option<(i64, String)> {
+        None
+    }
 }

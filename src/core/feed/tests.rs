@@ -16,7 +16,7 @@ fn feed(pairs: &[(&str, &str)]) -> Feed {
         all.find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
     })
     .unwrap();
-    Feed::new(Rc::new(cfg), Rc::new(Neutral))
+    Feed::new(Rc::new(cfg), vec![Rc::new(Neutral)])
 }
 
 /// A feed of the always-on mode, connected on generation 1.
@@ -24,13 +24,19 @@ fn connected() -> Feed {
     let mut f = feed(&[]);
     let mut fx = Vec::new();
     f.start(0, &mut fx);
-    f.upstream_opened(1, 0, &mut fx);
+    f.upstream_opened(SourceId::Neutral, 1, 0, &mut fx);
     f
 }
 
 fn text(f: &mut Feed, frame: &str, now_ms: i64) -> Batch {
     let mut out = Batch::default();
-    f.upstream_text(1, frame, now_ms, &mut Vec::new(), &mut out);
+    f.upstream_text(
+        (SourceId::Neutral, 1),
+        frame,
+        now_ms,
+        &mut Vec::new(),
+        &mut out,
+    );
     out
 }
 
@@ -92,7 +98,13 @@ fn a_closing_connection_is_replaced_before_it_goes() {
     let mut f = connected();
     text(&mut f, &neutral::ticker("BTCUSDT", "1.50", 10), 100);
     let mut fx = Vec::new();
-    f.upstream_text(1, neutral::CLOSING, 200, &mut fx, &mut Batch::default());
+    f.upstream_text(
+        (SourceId::Neutral, 1),
+        neutral::CLOSING,
+        200,
+        &mut fx,
+        &mut Batch::default(),
+    );
     assert!(fx
         .iter()
         .any(|e| matches!(e, Effect::ConnectUpstream { generation: 2, .. })));

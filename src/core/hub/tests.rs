@@ -524,7 +524,7 @@ fn upstream_failure_backs_off_announces_and_reconnects_on_the_alarm() {
         0.0,
     );
     assert_eq!(frames(&fx, c)[0]["upstream"], "connected");
-    assert_eq!(h.feed.report(0).reconnects, 1);
+    assert_eq!(h.feed.report(0).upstreams[0].reconnects, 1);
 }
 
 #[test]

@@ -99,9 +99,9 @@ pub(super) fn parse_symbols_capped(
                 truncate(s, 24)
             )));
         };
-        if !cfg.symbols.contains(&c) {
+        let Some(c) = cfg.symbols.resolve(s) else {
             return Err(ApiError::UnknownSymbol(format!("{c} is not served")));
-        }
+        };
         if !out.contains(&c) {
             out.push(c);
         }

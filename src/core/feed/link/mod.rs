@@ -30,7 +30,7 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use super::source::Source;
+use super::source::{Source, StreamChange};
 use crate::core::backoff;
 use crate::core::effect::{Effect, Level};
 
@@ -80,12 +80,17 @@ struct Conn {
     /// The shortest cadence its streams promise, kept with them so the watchdog does not
     /// re-read stream names on every check.
     cadence: Option<i64>,
+    /// When the client last sent the source's heartbeat on it.
+    beat_at: Option<i64>,
 }
 
 impl Conn {
-    /// The shortest cadence any of `streams` promises.
+    /// The shortest cadence any of `streams` promises; a source kept alive by heartbeats
+    /// promises their answers.
     fn cadence_of(source: &dyn Source, streams: &BTreeSet<String>) -> Option<i64> {
-        streams.iter().filter_map(|s| source.cadence_ms(s)).min()
+        let beat = source.heartbeat().map(|(every, _)| every);
+        let promised = streams.iter().filter_map(|s| source.cadence_ms(s));
+        promised.chain(beat).min()
     }
 
     fn quiet_since(&self) -> i64 {
@@ -248,6 +253,11 @@ impl Link {
         self.mem.generation += 1;
         let streams = self.wanted.clone();
         let url = self.source.connect_url(self.endpoint(), &streams);
+        // A source whose URL cannot carry streams subscribes them once the socket is open.
+        let carried = match self.source.streams_in_url() {
+            true => streams.clone(),
+            false => BTreeSet::new(),
+        };
         fx.push(Effect::Log {
             level: Level::Info,
             event: "upstream_connecting",
@@ -273,8 +283,9 @@ impl Link {
             started_at: now,
             opened_at: None,
             last_frame_at: None,
-            cadence: Conn::cadence_of(self.source.as_ref(), &streams),
-            streams,
+            cadence: Conn::cadence_of(self.source.as_ref(), &carried),
+            streams: carried,
+            beat_at: None,
         });
     }
 
@@ -285,6 +296,20 @@ impl Link {
                 p.opened_at = Some(now);
                 if self.active.is_none() {
                     self.promote(now, fx);
+                } else if p.streams.is_empty() && !self.wanted.is_empty() {
+                    // A replacement of a source that cannot put streams in its URL: it asks
+                    // for them now, and takes over when they deliver.
+                    p.streams = self.wanted.clone();
+                    p.cadence = Conn::cadence_of(self.source.as_ref(), &p.streams);
+                    let streams: Vec<String> = p.streams.iter().cloned().collect();
+                    let id = self.next_request_id;
+                    self.next_request_id += 1;
+                    self.requests_sent += 1;
+                    fx.push(Effect::SendUpstream {
+                        source: self.source.id(),
+                        generation,
+                        text: self.source.request(StreamChange::Subscribe, &streams, id),
+                    });
                 }
             }
             _ => fx.push(self.close(generation)),

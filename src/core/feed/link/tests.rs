@@ -503,3 +503,74 @@ fn connect_timeout_counts_as_a_failure() {
     assert_eq!(closes(&fx), [1]);
     assert!(!l.is_connected());
 }
+
+/// A link to Twelve Data: no streams in its URL, a heartbeat every 10 s.
+fn twelve_data() -> Link {
+    let td = crate::core::feed::twelvedata::TwelveData::new("key", 10_000);
+    Link::new(settings(false), Rc::new(td))
+}
+
+#[test]
+fn a_source_without_streams_in_its_url_subscribes_when_open_and_so_does_its_replacement() {
+    let mut l = twelve_data();
+    let mut fx = Vec::new();
+    l.want(streams(&["AAPL", "EUR/USD"]), 0, &mut fx);
+    assert_eq!(connects(&fx), [(1, "ws://a/stream?apikey=key".to_string())]);
+    assert!(sends(&fx).is_empty(), "nothing to ask before it is open");
+    fx.clear();
+    l.opened(1, 10, &mut fx);
+    assert_eq!(sends(&fx)[0]["action"], "subscribe");
+    assert_eq!(sends(&fx)[0]["params"]["symbols"], "AAPL,EUR/USD");
+    l.frame(1, 20, &mut fx);
+    // Rotation by age: the replacement asks for the streams once open, and takes over when
+    // they deliver; the active one delivers meanwhile.
+    l.frame(1, 3_600_050, &mut fx);
+    fx.clear();
+    l.tick(3_600_100, 0.5, &mut fx);
+    let replacement = connects(&fx)[0].0;
+    fx.clear();
+    l.opened(replacement, 3_600_200, &mut fx);
+    assert_eq!(sends(&fx).len(), 1, "{fx:?}");
+    assert!(fx.iter().any(
+        |e| matches!(e, Effect::SendUpstream { generation, .. } if *generation == replacement)
+    ));
+    assert_eq!(l.frame(1, 3_600_250, &mut fx), FrameVerdict::Apply);
+    assert_eq!(
+        l.frame(replacement, 3_600_300, &mut fx),
+        FrameVerdict::Switched
+    );
+    assert_eq!(closes(&fx), [1]);
+}
+
+#[test]
+fn heartbeats_keep_a_quiet_market_alive_and_their_silence_trips_the_watchdog() {
+    let mut l = twelve_data();
+    let mut fx = Vec::new();
+    l.want(streams(&["AAPL"]), 0, &mut fx);
+    l.opened(1, 0, &mut fx);
+    l.frame(1, 100, &mut fx);
+    // A closed market: no prices, only the heartbeat's answers, for ten minutes.
+    let mut now = 100;
+    while now < 600_000 {
+        now = l.next_wake().expect("a wake-up");
+        fx.clear();
+        l.tick(now, 0.5, &mut fx);
+        let beats = sends(&fx);
+        if beats.iter().any(|b| b["action"] == "heartbeat") {
+            l.frame(1, now + 50, &mut fx);
+        }
+        assert!(l.is_connected(), "dropped at {now}: {fx:?}");
+    }
+    // The answers stop: the watchdog replaces the connection within its limit.
+    let silent_from = now;
+    while l.is_connected() {
+        now = l.next_wake().expect("a wake-up");
+        fx.clear();
+        l.tick(now, 0.5, &mut fx);
+    }
+    assert!(
+        now - silent_from <= 30_000 + 10_000,
+        "{}",
+        now - silent_from
+    );
+}

@@ -51,8 +51,25 @@ impl Link {
                 }
             }
         }
+        self.beat(now, fx);
         self.sync_requests(now, fx);
         self.ensure(now, fx);
+    }
+
+    /// Sends the source's heartbeat on the active connection when one is due.
+    fn beat(&mut self, now: i64, fx: &mut Vec<Effect>) {
+        let (Some((every, text)), Some(a)) = (self.source.heartbeat(), &mut self.active) else {
+            return;
+        };
+        let since = a.beat_at.or(a.opened_at).unwrap_or(a.started_at);
+        if now - since >= every {
+            a.beat_at = Some(now);
+            fx.push(Effect::SendUpstream {
+                source: self.source.id(),
+                generation: a.generation,
+                text,
+            });
+        }
     }
 
     /// Sends the next batched `SUBSCRIBE` or `UNSUBSCRIBE` if the active connection's
@@ -128,6 +145,9 @@ impl Link {
             if !a.streams.is_empty() {
                 at.push(a.quiet_since() + self.silence_limit(a));
             }
+            if let Some((every, _)) = self.source.heartbeat() {
+                at.push(a.beat_at.or(a.opened_at).unwrap_or(a.started_at) + every);
+            }
             if let (Some(t), None) = (a.opened_at, &self.pending) {
                 at.push(t + self.s.max_age_ms);
             }
@@ -164,13 +184,18 @@ impl Link {
     /// trips it, because the cadence holds when nothing trades. Streams without a cadence,
     /// and a connection that has not delivered yet, get `UPSTREAM_WATCHDOG_SECONDS`, which
     /// is also the ceiling.
+    ///
+    /// A source kept alive by heartbeats gets at least two of them, whatever the setting: a
+    /// closed market answers only those, and must not look dead between two.
     fn limit_for(&self, cadence: Option<i64>, delivered: bool) -> i64 {
-        match cadence {
+        let limit = match cadence {
             Some(ms) if delivered => (ms * SILENCE_CADENCES)
                 .max(MIN_SILENCE_MS)
                 .min(self.s.watchdog_ms),
             _ => self.s.watchdog_ms,
-        }
+        };
+        let beats = self.source.heartbeat().map_or(0, |(every, _)| every * 2);
+        limit.max(beats)
     }
 
     pub(super) fn silence_limit(&self, c: &Conn) -> i64 {

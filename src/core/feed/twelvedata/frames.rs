@@ -19,6 +19,9 @@ use crate::core::price::is_decimal;
 /// that stays quiet longer, and a closed market sends no prices, so the heartbeat's answer is
 /// also the proof that the connection lives.
 pub const HEARTBEAT_MS: i64 = 10_000;
+/// Symbols one connection carries at most (Twelve Data's plans allow far fewer; the key's
+/// own limit is reported by the server as failed symbols).
+pub const MAX_STREAMS: usize = 500;
 /// Connections one API key may hold at once (a fourth closes an older one).
 pub const MAX_CONNECTIONS_PER_KEY: usize = 3;
 /// The longest symbol accepted (the longest in Twelve Data's lists is far shorter).

@@ -3,6 +3,10 @@
 use super::error::ConfigError;
 use super::symbol::{canonical, Whitelist};
 
+pub mod twelvedata;
+
+pub use twelvedata::TwelveDataConfig;
+
 /// Binance endpoints tried in order (see docs/upstream.md).
 pub const DEFAULT_UPSTREAM: &str = "wss://stream.binance.com:9443/stream,wss://stream.binance.com:443/stream,wss://data-stream.binance.vision/stream";
 
@@ -41,8 +45,10 @@ pub enum Origins {
 pub struct Config {
     /// Combined-stream endpoints, tried in order.
     pub upstream_urls: Vec<String>,
-    /// Symbols served.
+    /// Symbols served (every source's).
     pub symbols: Whitelist,
+    /// Twelve Data, when `TWELVEDATA_SYMBOLS` turns it on.
+    pub twelvedata: Option<TwelveDataConfig>,
     /// Cached prices older than this are dropped.
     pub price_ttl_ms: i64,
     /// Client connections held at most.
@@ -174,10 +180,8 @@ impl Config {
     /// Parses every variable through `get` (unset or empty means "use the default").
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let v = Vars(get);
-        let upstream_raw = v
-            .text("UPSTREAM_URL")
-            .unwrap_or_else(|| DEFAULT_UPSTREAM.into());
-        let symbols_raw = v.text("SYMBOLS").unwrap_or_else(|| DEFAULT_SYMBOLS.into());
+        let upstream_raw = v.text("UPSTREAM_URL").unwrap_or(DEFAULT_UPSTREAM.into());
+        let symbols_raw = v.text("SYMBOLS").unwrap_or(DEFAULT_SYMBOLS.into());
         let allowed_origins = match v.text("ALLOWED_ORIGINS") {
             None => Origins::Any,
             Some(o) if o == "*" => Origins::Any,
@@ -191,8 +195,10 @@ impl Config {
         let sec = |name, default, min, max| {
             Ok::<i64, ConfigError>(v.number(name, default, min, max)? as i64 * 1000)
         };
-        let symbols = parse_symbols(&symbols_raw)?;
+        let mut symbols = parse_symbols(&symbols_raw)?;
+        let twelvedata = twelvedata_of(&v, &mut symbols)?;
         Ok(Config {
+            twelvedata,
             upstream_urls: parse_urls(&upstream_raw)?,
             symbols: symbols.clone(),
             price_ttl_ms: sec("PRICE_TTL_SECONDS", 300, 1, 86_400)?,
@@ -233,23 +239,47 @@ impl Config {
     }
 }
 
+/// Twelve Data's variables (see [`twelvedata::parse`]); its symbols join `symbols`.
+fn twelvedata_of<F: Fn(&str) -> Option<String>>(
+    v: &Vars<F>,
+    symbols: &mut Whitelist,
+) -> Result<Option<TwelveDataConfig>, ConfigError> {
+    let heartbeat_ms = v.number("TWELVEDATA_HEARTBEAT_SECONDS", 10, 1, 60)? as i64 * 1000;
+    let vars = (
+        v.text("TWELVEDATA_SYMBOLS"),
+        v.text("TWELVEDATA_API_KEY"),
+        v.text("TWELVEDATA_URL"),
+    );
+    twelvedata::parse(vars, heartbeat_ms, symbols)
+}
+
 /// `SOCKETIO_BROADCAST`: served symbols in any spelling (default: every served symbol).
 fn parse_broadcast(raw: Option<String>, served: &Whitelist) -> Result<Vec<String>, ConfigError> {
     let Some(raw) = raw else {
         return Ok(served.iter().cloned().collect());
     };
-    let named = parse_symbols(&raw).map_err(|e| ConfigError {
-        name: "SOCKETIO_BROADCAST",
-        ..e
-    })?;
-    let named: Vec<String> = named.iter().cloned().collect();
-    if let Some(s) = named.iter().find(|s| !served.contains(s)) {
+    let mut named = Vec::new();
+    for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match served.resolve(s) {
+            Some(symbol) if !named.contains(&symbol) => named.push(symbol),
+            Some(_) => {}
+            None => {
+                return Err(ConfigError {
+                    name: "SOCKETIO_BROADCAST",
+                    value: raw.clone(),
+                    problem: format!("{s} is not a served symbol"),
+                })
+            }
+        }
+    }
+    if named.is_empty() {
         return Err(ConfigError {
             name: "SOCKETIO_BROADCAST",
             value: raw.clone(),
-            problem: format!("{s} is not one of SYMBOLS"),
+            problem: "expected served symbols, comma-separated".into(),
         });
     }
+    named.sort();
     Ok(named)
 }
 

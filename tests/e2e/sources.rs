@@ -1,0 +1,166 @@
+//! Two sources at once, both from the fake exchange: Binance and Twelve Data. Prices of both
+//! reach one client in one subscription and REST (Twelve Data's spelling kept); each source
+//! reports in `/health`; Twelve Data's faults (a closed market, a stall, a drop, a refused
+//! key) leave Binance's prices flowing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::support::{self, wait_until, Client, Exchange, Service};
+use super::{wait_connected, Ctx, T};
+
+/// The key the exchange accepts.
+const KEY: &str = "td-test-key";
+
+/// An exchange that speaks both, and a service that follows both (`key` presented to
+/// Twelve Data); `NOPE` is a symbol Twelve Data does not list.
+fn start(name: &str, key: &str) -> (Exchange, Service) {
+    let ex = Exchange::start(&["--rate", "20", "--twelvedata-key", KEY]);
+    let td = format!("ws://127.0.0.1:{}/v1/quotes/price", ex.port);
+    let svc = Service::start(
+        name,
+        &[
+            ("UPSTREAM_URL", &ex.stream_url()),
+            ("SYMBOLS", "BTCUSDT,ETHUSDT"),
+            ("TWELVEDATA_SYMBOLS", "AAPL,EUR/USD,NOPE"),
+            ("TWELVEDATA_API_KEY", key),
+            ("TWELVEDATA_URL", &td),
+            ("TWELVEDATA_HEARTBEAT_SECONDS", "1"),
+            ("UPSTREAM_WATCHDOG_SECONDS", "3"),
+        ],
+    );
+    wait_connected(&svc);
+    (ex, svc)
+}
+
+fn health(svc: &Service) -> Value {
+    support::get(&svc.url("/health")).json()
+}
+
+/// `/health`'s report of `source`.
+fn upstream(svc: &Service, source: &str) -> Value {
+    let h = health(svc);
+    let all = h["upstreams"].as_array().cloned().unwrap_or_default();
+    all.into_iter()
+        .find(|u| u["source"] == source)
+        .unwrap_or_else(|| panic!("no {source} in {h}"))
+}
+
+fn wait_state(svc: &Service, source: &str, want: impl Fn(&Value) -> bool) -> Value {
+    wait_until(
+        &format!("{source} as wanted"),
+        Duration::from_secs(20),
+        || {
+            let u = upstream(svc, source);
+            want(&u).then_some(u)
+        },
+    )
+}
+
+/// The next price of `symbol` the client gets (from a snapshot or an update).
+fn next_price(ws: &mut Client, symbol: &str) -> Value {
+    let (frame, _) = ws.wait_for(symbol, T, |v| {
+        v["prices"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["symbol"] == symbol))
+    });
+    let prices = frame["prices"].as_array().cloned().unwrap_or_default();
+    prices
+        .into_iter()
+        .find(|p| p["symbol"] == symbol)
+        .unwrap_or(Value::Null)
+}
+
+pub fn both_sources_reach_one_client_and_rest(_ctx: &mut Ctx) {
+    let (ex, svc) = start("sources", KEY);
+    wait_state(&svc, "twelvedata", |u| u["state"] == "connected");
+    let mut ws = svc.ws();
+    ws.send_json(json!({"action": "subscribe", "symbols": ["BTCUSDT", "eur-usd", "aapl"]}));
+    for symbol in ["BTCUSDT", "EUR/USD", "AAPL"] {
+        let p = next_price(&mut ws, symbol);
+        assert!(p["price"].as_str().is_some_and(|s| !s.is_empty()), "{p}");
+    }
+    let rest = support::get(&svc.url("/api/prices/eur%2Fusd"));
+    assert_eq!(rest.status, 200, "{}", rest.body);
+    assert_eq!(rest.json()["symbol"], "EUR/USD");
+    let td = upstream(&svc, "twelvedata");
+    assert_eq!(td["failed_symbols"], json!(["NOPE"]), "{td}");
+    assert_eq!(upstream(&svc, "binance")["state"], "connected");
+    let state = ex.state();
+    let flavors: Vec<&Value> = state["conns"]
+        .as_array()
+        .map(|c| c.iter().map(|c| &c["flavor"]).collect())
+        .unwrap_or_default();
+    assert!(flavors.contains(&&json!("twelvedata")), "{state}");
+}
+
+pub fn twelve_data_faults_leave_binance_flowing(_ctx: &mut Ctx) {
+    let (ex, svc) = start("sources-faults", KEY);
+    wait_state(&svc, "twelvedata", |u| u["state"] == "connected");
+    let mut ws = svc.ws();
+    ws.send_json(json!({"action": "subscribe", "symbols": ["BTCUSDT", "EUR/USD"]}));
+    next_price(&mut ws, "EUR/USD");
+    // A closed market: only heartbeats are answered, and that is enough.
+    ex.control("closed-market?on=1");
+    let closed = support::epoch_ms();
+    let before = upstream(&svc, "twelvedata")["reconnects"].clone();
+    binance_flows_past(&mut ws, closed + 5_000);
+    let td = upstream(&svc, "twelvedata");
+    assert_eq!(
+        (&td["state"], &td["reconnects"]),
+        (&json!("connected"), &before),
+        "{td}"
+    );
+    ex.control("closed-market?on=0");
+    // A stall, then a drop: each replaced while Binance keeps delivering.
+    for (fault, n) in [
+        ("stall?source=twelvedata", 1),
+        ("drop?source=twelvedata", 2),
+    ] {
+        let started = Instant::now();
+        ex.control(fault);
+        let since = support::epoch_ms();
+        let want = before.as_u64().unwrap_or(0) + n;
+        wait_state(&svc, "twelvedata", |u| {
+            u["reconnects"].as_u64() >= Some(want)
+        });
+        binance_flows_past(&mut ws, since);
+        next_price(&mut ws, "EUR/USD");
+        eprintln!("  {fault}: Twelve Data back in {:?}", started.elapsed());
+    }
+    let b = upstream(&svc, "binance");
+    assert_eq!(
+        (&b["reconnects"], &b["state"]),
+        (&json!(0), &json!("connected")),
+        "{b}"
+    );
+}
+
+/// Waits for a Binance price made after `after_ms`.
+fn binance_flows_past(ws: &mut Client, after_ms: i64) {
+    ws.wait_for("a BTCUSDT price", Duration::from_secs(15), |v| {
+        v["prices"].as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["symbol"] == "BTCUSDT" && p["event_time"].as_i64().unwrap_or(0) > after_ms
+            })
+        })
+    });
+}
+
+pub fn a_refused_twelve_data_key_is_reported_while_binance_flows(_ctx: &mut Ctx) {
+    let (_ex, svc) = start("sources-key", "not-the-key");
+    let td = wait_state(&svc, "twelvedata", |u| {
+        u["last_failure"]["status"].as_u64() == Some(401)
+    });
+    assert_ne!(td["state"], "connected", "{td}");
+    let h = health(&svc);
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(
+        !h.to_string().contains("not-the-key"),
+        "the key is never reported"
+    );
+    let mut ws = svc.ws();
+    ws.send_json(json!({"action": "subscribe", "symbols": ["BTCUSDT"]}));
+    binance_flows_past(&mut ws, support::epoch_ms());
+}

@@ -23,12 +23,14 @@ use super::feed::binance::Binance;
 use super::feed::source::Source;
 use super::feed::twelvedata::TwelveData;
 use super::feed::Feed;
+use super::groups::{self, AssetGroup};
 use super::host::ClientHost;
 use super::ids::{ConnId, Identity, ShardId, SourceId};
 use super::input::{ClientInput, StreamOpen, UpstreamEvent};
 use super::metrics;
 use super::price::Price;
 use super::report;
+use super::rest;
 use super::tree::{ShardMessage, ShardTable, ShardView};
 use super::wire::Wire;
 
@@ -283,6 +285,26 @@ impl Hub {
     /// Body and weak ETag of `GET /api/prices/{symbol}` for a canonical, served symbol.
     pub fn rest_price(&mut self, symbol: &str, now_ms: i64) -> Result<(String, String), ApiError> {
         self.feed.rest_price(symbol, now_ms)
+    }
+
+    /// Body and weak ETag of a group's route (`/api/stocks`, `/api/forex`, `/api/crypto`).
+    pub fn rest_group(&mut self, group: AssetGroup, now_ms: i64) -> (String, String) {
+        self.feed.rest_group(group, now_ms)
+    }
+
+    /// Body and weak ETag of `GET /api/status`.
+    pub fn rest_status(&self, now_ms: i64) -> (String, String) {
+        let feed = self.feed.report(now_ms);
+        let status = groups::Status {
+            status: report::verdict(&feed),
+            upstreams: feed.upstreams.iter().map(|u| (u.source, u.state)).collect(),
+            symbols: (self.cfg.symbols.len(), feed.symbols.tracked),
+            as_of: now_ms,
+        };
+        let body = groups::status_body(&status);
+        let unchanged = groups::Status { as_of: 0, ..status };
+        let tag = rest::etag([(groups::status_body(&unchanged).as_str(), 0)]);
+        (body, tag)
     }
 
     /// `GET /metrics` in Prometheus text format.

@@ -11,8 +11,8 @@
 //!   [`auth`], [`events`], [`protocol`], [`input`], [`effect`], [`batch`].
 //! - [`wire`] — the client protocols: a payload (a kind and a body encoded once) framed by
 //!   each wire (the JSON WebSocket, SSE).
-//! - [`feed`] — the upstream side: its [`feed::source::Source`] (Binance is
-//!   [`feed::binance`]), the [`feed::link`], the price [`feed::cache`] with `seq`, their
+//! - [`feed`] — the upstream side: its [`feed::source::Source`]s ([`feed::binance`],
+//!   [`feed::twelvedata`]), a [`feed::link`] each, the price [`feed::cache`] with `seq`, their
 //!   persistence; batches of payloads out.
 //! - [`fanout`] — every client: the client table, flushes grouped by wire, flow control, SSE
 //!   streams and commands: batches in, frames out.
@@ -20,7 +20,7 @@
 //!   feed, its own clients, its [`tree`] of shards); [`shard`] a fan-out shard fed over its
 //!   link; [`node`] either object as the edge drives it.
 //! - [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's routing),
-//!   [`rest`] (REST bodies).
+//!   [`rest`] (REST bodies), [`groups`] (the Flask terminal's routes by asset class).
 
 pub mod auth;
 pub mod backoff;
@@ -34,6 +34,7 @@ pub mod events;
 pub mod fanout;
 pub mod fastmap;
 pub mod feed;
+pub mod groups;
 pub mod histogram;
 pub mod host;
 pub mod hub;

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::SourceId;
+
 /// Latest known state of one symbol (see docs/protocol.md). Fields the upstream never gave stay absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Price {
@@ -44,6 +46,19 @@ pub struct Price {
     pub received_at: i64,
     /// Hub-wide sequence number; only grows, also across restarts.
     pub seq: u64,
+    /// The source it comes from (`binance`, `twelvedata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceId>,
+    /// Where it trades (`NASDAQ`), when the source says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<String>,
+    /// Its currency (`USD`), when the source says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Its asset type (`Common Stock`, `Physical Currency`, `Digital Currency`), when the
+    /// source says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_type: Option<String>,
 }
 
 /// The fields one upstream frame carries. `None` means "this frame says nothing about it",
@@ -70,6 +85,14 @@ pub struct PriceFields {
     pub ask: Option<String>,
     /// See [`Price::event_time`].
     pub event_time: Option<i64>,
+    /// See [`Price::source`] (the feed sets it).
+    pub source: Option<SourceId>,
+    /// See [`Price::exchange`].
+    pub exchange: Option<String>,
+    /// See [`Price::currency`].
+    pub currency: Option<String>,
+    /// See [`Price::asset_type`].
+    pub asset_type: Option<String>,
 }
 
 impl PriceFields {
@@ -94,11 +117,32 @@ impl PriceFields {
         set(&mut price.change_pct, &self.change_pct);
         set(&mut price.bid, &self.bid);
         set(&mut price.ask, &self.ask);
+        set(&mut price.exchange, &self.exchange);
+        set(&mut price.currency, &self.currency);
+        set(&mut price.asset_type, &self.asset_type);
+        if self.source.is_some() && self.source != price.source {
+            price.source = self.source;
+            changed = true;
+        }
         if self.event_time.is_some() && self.event_time != price.event_time {
             price.event_time = self.event_time;
             changed = true;
         }
         changed
+    }
+}
+
+/// A decimal string as a JSON number, written from its text (never through a float); text
+/// that is not a plain decimal stays a string.
+pub fn json_number(text: &str) -> String {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let int = digits.split_once('.').map_or(digits, |(int, _)| int);
+    // JSON numbers have no leading zeros (`007`), which a plain decimal may.
+    let leading_zero = int.len() > 1 && int.starts_with('0');
+    if is_decimal(text, true) && !leading_zero {
+        text.to_string()
+    } else {
+        serde_json::json!(text).to_string()
     }
 }
 

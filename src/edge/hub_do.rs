@@ -160,6 +160,14 @@ fn answer(shared: &Rc<Shared>, read: ObjectRequest) -> Result<Response> {
                 Err(e) => http::error(&e),
             }
         }
+        ObjectRequest::Group { group } => {
+            let (body, etag) = hub.rest_group(group, now);
+            http::json_tagged(200, body, &etag)
+        }
+        ObjectRequest::Status => {
+            let (body, etag) = hub.rest_status(now);
+            http::json_tagged(200, body, &etag)
+        }
         ObjectRequest::Price { symbol } => match hub.rest_price(&symbol, now) {
             Ok((body, etag)) => http::json_tagged(200, body, &etag),
             Err(e) => http::error(&e),

@@ -84,6 +84,7 @@ pub fn both_sources_reach_one_client_and_rest(_ctx: &mut Ctx) {
     let rest = support::get(&svc.url("/api/prices/eur%2Fusd"));
     assert_eq!(rest.status, 200, "{}", rest.body);
     assert_eq!(rest.json()["symbol"], "EUR/USD");
+    seed_routes(&svc);
     let td = upstream(&svc, "twelvedata");
     assert_eq!(td["failed_symbols"], json!(["NOPE"]), "{td}");
     assert_eq!(upstream(&svc, "binance")["state"], "connected");
@@ -93,6 +94,36 @@ pub fn both_sources_reach_one_client_and_rest(_ctx: &mut Ctx) {
         .map(|c| c.iter().map(|c| &c["flavor"]).collect())
         .unwrap_or_default();
     assert!(flavors.contains(&&json!("twelvedata")), "{state}");
+}
+
+/// The Flask terminal's routes: prices by asset class, numbers written from the decimal
+/// text, and the status.
+fn seed_routes(svc: &Service) {
+    let want = [
+        ("/api/stocks", "aapl"),
+        ("/api/forex", "eur/usd"),
+        ("/api/crypto", "btcusdt"),
+    ];
+    for (route, key) in want {
+        let body = wait_until(route, T, || {
+            let v = support::get(&svc.url(route)).json();
+            v.get(key).is_some().then_some(v)
+        });
+        assert_eq!(body["ok"], true, "{body}");
+        assert!(body[key]["price"].is_number(), "{route}: {body}");
+        let others = ["aapl", "eur/usd", "btcusdt"]
+            .into_iter()
+            .filter(|k| *k != key);
+        for other in others {
+            assert!(body.get(other).is_none(), "{route} holds {other}: {body}");
+        }
+    }
+    let crypto = support::get(&svc.url("/api/crypto")).json();
+    assert!(crypto["btcusdt"]["change"].is_number(), "{crypto}");
+    let status = support::get(&svc.url("/api/status")).json();
+    assert_eq!(status["ok"], true, "{status}");
+    assert_eq!(status["upstreams"]["twelvedata"], "connected", "{status}");
+    assert_eq!(status["upstreams"]["binance"], "connected", "{status}");
 }
 
 pub fn twelve_data_faults_leave_binance_flowing(_ctx: &mut Ctx) {

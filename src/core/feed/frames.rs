@@ -85,7 +85,8 @@ impl Feed {
             return;
         };
         match up.source.parse(text) {
-            Ok(SourceFrame::Price(u)) if up.symbols.contains(&u.symbol) => {
+            Ok(SourceFrame::Price(mut u)) if up.symbols.contains(&u.symbol) => {
+                u.fields.source = Some(up.source.id());
                 if let Some(entry) = self.cache.apply(&u, now_ms) {
                     out.prices.push(change_of(entry));
                     self.changed(&u.symbol, now_ms);

@@ -16,6 +16,7 @@ use crate::core::batch::{Batch, Change, StateChange};
 use crate::core::config::Config;
 use crate::core::effect::Effect;
 use crate::core::error::ApiError;
+use crate::core::groups::{self, AssetGroup};
 use crate::core::ids::SourceId;
 use crate::core::price::Price;
 use crate::core::rest;
@@ -329,6 +330,22 @@ impl Feed {
             self.state()
         );
         (body, tag)
+    }
+
+    /// Body and weak ETag of a group's route: its live prices (see [`groups::group_body`]).
+    pub fn rest_group(&mut self, group: AssetGroup, now_ms: i64) -> (String, String) {
+        self.stats.snapshot_requests += 1;
+        let mine = |e: &&Entry| AssetGroup::of_price(&e.price) == group;
+        let entries: Vec<&Entry> = self.cache.live(now_ms).filter(mine).collect();
+        let tag = rest::etag(
+            entries
+                .iter()
+                .map(|e| (e.price.symbol.as_str(), e.price.seq)),
+        );
+        (
+            groups::group_body(group, entries.iter().map(|e| &e.price)),
+            tag,
+        )
     }
 
     /// Body and weak ETag of `GET /api/prices/{symbol}` for a canonical, served symbol.

@@ -81,6 +81,7 @@ fn update(p: PriceFrame) -> Result<Update, UpstreamError> {
         bid: decimal(p.bid, "bid")?,
         ask: decimal(p.ask, "ask")?,
         event_time: p.at,
+        ..PriceFields::default()
     };
     Ok(Update {
         symbol: p.symbol,

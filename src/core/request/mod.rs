@@ -10,6 +10,7 @@
 use super::auth;
 use super::config::Config;
 use super::error::ApiError;
+use super::groups::AssetGroup;
 use super::ids::Holder;
 use super::rest::{self, CorsDecision};
 use super::symbol::percent_decode;
@@ -90,7 +91,9 @@ pub fn classify(
     }
     let is_price = path.starts_with("/api/prices/");
     let is_stream = Wire::of_socket_path(path).is_some() || path == "/api/stream";
-    let known = matches!(path, "/api/prices" | "/health" | "/metrics") || is_stream || is_price;
+    let seed = AssetGroup::of_path(path).is_some() || path == "/api/status";
+    let known =
+        matches!(path, "/api/prices" | "/health" | "/metrics") || is_stream || is_price || seed;
     if !known {
         return Err((
             ApiError::NotFound(format!(
@@ -205,6 +208,15 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
         "/metrics" => {
             rest::check_params(params, &[])?;
             Ok(Route::Metrics)
+        }
+        "/api/status" => {
+            rest::check_params(params, &[])?;
+            Ok(Route::CachedRead(ObjectRequest::Status))
+        }
+        path if AssetGroup::of_path(path).is_some() => {
+            rest::check_params(params, &[])?;
+            let group = AssetGroup::of_path(path).unwrap_or(AssetGroup::Crypto);
+            Ok(Route::CachedRead(ObjectRequest::Group { group }))
         }
         "/api/prices" => {
             rest::check_params(params, &["symbols", "pairs"])?;
@@ -471,6 +483,10 @@ mod tests {
             ObjectRequest::Fault {
                 kind: FaultKind::Restart,
             },
+            ObjectRequest::Group {
+                group: AssetGroup::Forex,
+            },
+            ObjectRequest::Status,
             ObjectRequest::Polling { sid: None },
             ObjectRequest::Polling {
                 sid: Some("L1_00000000000000ff".into()),

@@ -4,6 +4,7 @@
 
 use crate::core::cursor;
 use crate::core::error::ApiError;
+use crate::core::groups::AssetGroup;
 use crate::core::wire::Wire;
 
 /// Socket.IO's path.
@@ -69,6 +70,13 @@ pub enum ObjectRequest {
         /// The symbol.
         symbol: String,
     },
+    /// The live prices of an asset class (the Flask terminal's `/api/stocks` …).
+    Group {
+        /// Which.
+        group: AssetGroup,
+    },
+    /// The service's state in one small object (`/api/status`).
+    Status,
     /// A fan-out shard links to the leader (a WebSocket upgrade from the shard object;
     /// never routed from outside: [`super::classify`] has no route to it).
     Link {
@@ -122,6 +130,8 @@ impl ObjectRequest {
                 symbols: Some(list),
             } => format!("/prices?symbols={}", list.join(",")),
             ObjectRequest::Price { symbol } => format!("/prices/{symbol}"),
+            ObjectRequest::Group { group } => format!("/group?name={}", group.name()),
+            ObjectRequest::Status => "/status".into(),
             ObjectRequest::Link { shard } => format!("/link?shard={shard}"),
             ObjectRequest::Fault { kind } => match kind {
                 FaultKind::Unlink => "/fault?kind=unlink".into(),
@@ -160,23 +170,23 @@ impl ObjectRequest {
                 token: param("token").cloned(),
             },
             "/health" => ObjectRequest::Health,
+            "/status" => ObjectRequest::Status,
+            "/group" => match param("name").and_then(|n| AssetGroup::of_name(n)) {
+                Some(group) => ObjectRequest::Group { group },
+                None => {
+                    return Err(ApiError::BadRequest(
+                        "/group?name=stocks|forex|crypto".into(),
+                    ))
+                }
+            },
             "/metrics" => ObjectRequest::Metrics,
             "/publish" => ObjectRequest::Publish,
             "/link" => match param("shard").and_then(|v| v.parse().ok()) {
                 Some(shard) => ObjectRequest::Link { shard },
                 None => return Err(ApiError::BadRequest("/link needs ?shard=N".into())),
             },
-            "/fault" => match param("kind").map(String::as_str) {
-                Some("unlink") => ObjectRequest::Fault {
-                    kind: FaultKind::Unlink,
-                },
-                Some("restart") => ObjectRequest::Fault {
-                    kind: FaultKind::Restart,
-                },
-                Some("wipe-history") => ObjectRequest::Fault {
-                    kind: FaultKind::WipeHistory,
-                },
-                _ => return Err(ApiError::BadRequest("/fault?kind=unlink|restart".into())),
+            "/fault" => ObjectRequest::Fault {
+                kind: fault_kind(param("kind").map(String::as_str))?,
             },
             "/prices" => ObjectRequest::Prices {
                 symbols: list("symbols"),
@@ -188,5 +198,15 @@ impl ObjectRequest {
                 _ => return Err(ApiError::NotFound(format!("no leader route for {p}"))),
             },
         })
+    }
+}
+
+/// A fault's kind as [`ObjectRequest::path`] writes it.
+fn fault_kind(kind: Option<&str>) -> Result<FaultKind, ApiError> {
+    match kind {
+        Some("unlink") => Ok(FaultKind::Unlink),
+        Some("restart") => Ok(FaultKind::Restart),
+        Some("wipe-history") => Ok(FaultKind::WipeHistory),
+        _ => Err(ApiError::BadRequest("/fault?kind=unlink|restart".into())),
     }
 }

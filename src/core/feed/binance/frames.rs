@@ -211,6 +211,7 @@ fn fields_of(kind: StreamKind, data: &Map<String, Value>) -> Result<PriceFields,
             bid: Some(dec(data, "b")?),
             ask: Some(dec(data, "a")?),
             event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
+            ..PriceFields::default()
         },
         StreamKind::MiniTicker => PriceFields {
             price: Some(dec(data, "c")?),

@@ -62,6 +62,9 @@ fn update(q: Quote) -> Update {
             bid: q.bid,
             ask: q.ask,
             event_time: Some(q.event_time_ms),
+            exchange: q.exchange,
+            currency: q.currency,
+            asset_type: q.asset_type,
             ..PriceFields::default()
         },
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::packet;
-use crate::core::price::is_decimal;
+use crate::core::price::json_number as number;
 use crate::core::wire::{json, Kind, Payload};
 
 /// A Socket.IO session's namespace (one per connection: the seeds' clients each use one).
@@ -133,20 +133,6 @@ fn answer(nsp: &str, p: Payload<'_>) -> Vec<String> {
             vec![packet::event(nsp, "exception", &body.to_string())]
         }
         (None, _) => Vec::new(),
-    }
-}
-
-/// A decimal string as a JSON number, written from its text (never through a float); text
-/// that is not a plain decimal stays a string.
-fn number(text: &str) -> String {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let int = digits.split_once('.').map_or(digits, |(int, _)| int);
-    // JSON numbers have no leading zeros (`007`), which a plain decimal may.
-    let leading_zero = int.len() > 1 && int.starts_with('0');
-    if is_decimal(text, true) && !leading_zero {
-        text.to_string()
-    } else {
-        serde_json::json!(text).to_string()
     }
 }
 

@@ -2,8 +2,8 @@
 // URL parameters: symbols=BTCUSDT,ETHUSDT (default: every symbol the service has),
 // transport=auto|websocket|sse, stale=<ms> (default 30000), token=<AUTH_TOKEN or a JWT>,
 // events=<event channel> (default events:signals; none to hide), interval=1m|5m|... (chart).
-import { PriceFeed } from '/edgetick.js';
-import { formatPrice, formatChange, sparkPoints } from '/format.js';
+import { PriceFeed, canonicalSymbol } from '/edgetick.js';
+import { formatPrice, formatChange, sparkPoints, digitsOf, groupOf } from '/format.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -46,10 +46,15 @@ function sparkline(symbol) {
 
 /** The symbols the table shows (the checkboxes). */
 const shown = new Set();
+/** What each symbol is (its source and asset type), from the first price seen of it. */
+const meta = new Map();
+
+/** The feed holds prices by each symbol's key (`EUR/USD` under `EURUSD`). */
+const held = (feed, symbol) => feed.prices.get(canonicalSymbol(symbol) ?? symbol);
 
 /** The price cell: formatted, the exact decimal string kept, a flash when it moved. */
 function priceCell(symbol, p) {
-  const td = cell(formatPrice(p?.price));
+  const td = cell(formatPrice(p?.price, digitsOf(meta.get(symbol))));
   td.dataset.raw = p?.price ?? '';
   const before = shownPrice.get(symbol);
   if (p?.price && before && before !== p.price) td.classList.add(Number(p.price) > Number(before) ? 'flash-up' : 'flash-down');
@@ -61,20 +66,33 @@ function priceCell(symbol, p) {
 function render(feed) {
   const now = Date.now();
   const rows = [];
-  for (const symbol of [...shown].sort()) {
-    const p = feed.prices.get(symbol);
+  // Grouped by source and asset class (Binance first), each group sorted.
+  const order = (s) => `${groupOf(meta.get(s)) === 'Binance · crypto' ? 0 : 1}${groupOf(meta.get(s))}\u0000${s}`;
+  let group = '';
+  for (const symbol of [...shown].sort((a, b) => order(a).localeCompare(order(b)))) {
+    const p = held(feed, symbol);
+    if (groupOf(meta.get(symbol)) !== group) {
+      group = groupOf(meta.get(symbol));
+      const head = document.createElement('tr');
+      head.className = 'group';
+      const th = document.createElement('th');
+      th.colSpan = 7;
+      th.textContent = group;
+      head.append(th);
+      rows.push(head);
+    }
     const tr = document.createElement('tr');
     tr.dataset.symbol = symbol;
     if (symbol === chart.symbol) tr.classList.add('selected');
-    const age = p ? Math.max(0, now - (feed.receivedAt.get(symbol) ?? now)) : null;
+    const age = p ? Math.max(0, now - (feed.receivedAt.get(canonicalSymbol(symbol) ?? symbol) ?? now)) : null;
     if (!p || age >= staleAfterMs) tr.classList.add('stale');
     tr.append(
       cell(symbol),
       priceCell(symbol, p),
       cell(p ? formatChange(p.change_pct) : '', p ? trend(p) : ''),
       sparkline(symbol),
-      cell(p?.bid && formatPrice(p.bid)),
-      cell(p?.ask && formatPrice(p.ask)),
+      cell(p?.bid && formatPrice(p.bid, digitsOf(p))),
+      cell(p?.ask && formatPrice(p.ask, digitsOf(p))),
       cell(age === null ? '–' : `${(age / 1000).toFixed(1)} s`),
     );
     tr.addEventListener('click', () => chart.show(feed, symbol));
@@ -87,7 +105,7 @@ function render(feed) {
       const d = document.createElement('div');
       const c = Math.max(-5, Math.min(5, Number(p.change_pct) || 0));
       d.style.background = c >= 0 ? `rgba(10,125,50,${0.35 + c / 8})` : `rgba(179,38,30,${0.35 - c / 8})`;
-      d.textContent = `${p.symbol.replace(/USDT$/, '')} ${formatChange(p.change_pct)}`;
+      d.textContent = `${p.symbol.replace(/USDT$/, '')} ${p.change_pct === undefined ? '' : formatChange(p.change_pct)}`;
       return d;
     });
   $('heat').replaceChildren(...tiles);
@@ -122,6 +140,11 @@ const chart = {
   /** @param {import('/edgetick.js').PriceFeed} feed @param {string} symbol */
   show(feed, symbol) {
     if (symbol === this.symbol) return;
+    if (meta.get(symbol)?.source === 'twelvedata') {
+      // Candles are Binance's market streams; Twelve Data's price stream has none.
+      log(`no candle chart for ${symbol}: Twelve Data streams prices only`);
+      return;
+    }
     if (this.symbol) feed.unsubscribeChannels([`candles:${this.symbol}:${interval}`]);
     this.symbol = symbol;
     this.bars.clear();
@@ -195,6 +218,7 @@ async function start() {
   try {
     const body = await (await fetch('/api/prices')).json();
     all = body.prices.map((p) => p.symbol);
+    for (const p of body.prices) meta.set(p.symbol, { source: p.source, asset_type: p.asset_type });
   } catch (e) {
     log('could not list symbols; using the URL');
   }
@@ -214,6 +238,7 @@ async function start() {
   chart.init();
   feed.on('price', (p) => {
     updates += 1;
+    if (!meta.has(p.symbol)) meta.set(p.symbol, { source: p.source, asset_type: p.asset_type });
     const h = history.get(p.symbol) ?? [];
     if (p.price) h.push(Number(p.price));
     history.set(p.symbol, h.slice(-60));
@@ -233,7 +258,8 @@ async function start() {
   });
   feed.on('error', (e) => log(`${e.code}: ${e.message}`));
   picker(feed, [...new Set([...all, ...symbols])].sort(), symbols);
-  if (symbols.length > 0) chart.show(feed, [...symbols].sort()[0]);
+  const charted = [...symbols].sort().find((s) => meta.get(s)?.source !== 'twelvedata');
+  if (charted) chart.show(feed, charted);
   render(feed);
   setInterval(() => render(feed), 500);
 }

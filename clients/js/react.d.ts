@@ -5,8 +5,9 @@
  */
 export function configureFeed(opts: PriceFeedOptions): void;
 /**
- * Live prices of `symbols`: a `Map` from canonical symbol to its latest `Price`, updated on
- * every change. Changing `symbols` resubscribes; unmounting unsubscribes.
+ * Live prices of `symbols` (any spelling): a `Map` from the service's symbol (`BTCUSDT`,
+ * `EUR/USD`: each source's own spelling) to its latest `Price`, updated on every change.
+ * Changing `symbols` resubscribes; unmounting unsubscribes.
  * @param {string[]} symbols
  * @returns {Map<string, Price>}
  */

@@ -74,8 +74,9 @@ function count(counts, keys, delta) {
 }
 
 /**
- * Live prices of `symbols`: a `Map` from canonical symbol to its latest `Price`, updated on
- * every change. Changing `symbols` resubscribes; unmounting unsubscribes.
+ * Live prices of `symbols` (any spelling): a `Map` from the service's symbol (`BTCUSDT`,
+ * `EUR/USD`: each source's own spelling) to its latest `Price`, updated on every change.
+ * Changing `symbols` resubscribes; unmounting unsubscribes.
  * @param {string[]} symbols
  * @returns {Map<string, Price>}
  */
@@ -88,11 +89,15 @@ export function usePrices(symbols) {
     const added = count(s.symbols, wanted, 1);
     if (added.length > 0) s.feed.subscribe(added);
     /** @param {ReadonlyMap<string, Price>} all */
-    const pick = (all) => new Map(wanted.filter((w) => all.has(w)).map((w) => [w, /** @type {Price} */ (all.get(w))]));
+    const pick = (all) => {
+      const held = wanted.map((w) => all.get(w)).filter((p) => p !== undefined);
+      return new Map(held.map((p) => [p.symbol, /** @type {Price} */ (p)]));
+    };
     setPrices(pick(s.feed.prices));
     /** @param {Price} p */
     const onPrice = (p) => {
-      if (wanted.includes(p.symbol)) setPrices((old) => new Map(old).set(p.symbol, p));
+      const k = canonicalSymbol(p.symbol);
+      if (k && wanted.includes(k)) setPrices((old) => new Map(old).set(p.symbol, p));
     };
     s.feed.on('price', onPrice);
     return () => {

@@ -8,6 +8,7 @@
 
 use super::config::Config;
 use super::error::{ClientError, ErrorCode};
+use super::ids::SourceId;
 use super::text::truncate;
 
 /// The prefix of the application's event channels.
@@ -117,7 +118,7 @@ pub fn resolve(cfg: &Config, raw: &str) -> Result<String, ClientError> {
         ErrorCode::UnknownChannel,
         format!(
             "unknown channel {:?}; served: trades:<SYMBOL>, candles:<SYMBOL>:<{}>, book:<SYMBOL> \
-             for whitelisted symbols, {} and user:<id>:<name> for those names",
+             for Binance's symbols, {} and user:<id>:<name> for those names",
             truncate(raw, 80),
             INTERVALS.join("|"),
             events.join(", ")
@@ -132,6 +133,10 @@ fn resolve_market(cfg: &Config, raw: &str) -> Option<Market> {
         None => (rest, None),
     };
     let symbol = cfg.symbols.resolve(sym)?;
+    // Market streams are Binance's: Twelve Data's price stream has no trades, candles or book.
+    if cfg.symbols.source_of(&symbol) != Some(SourceId::Binance) {
+        return None;
+    }
     match (kind, interval) {
         ("trades", None) => Some(Market::Trades(symbol)),
         ("book", None) => Some(Market::Book(symbol)),

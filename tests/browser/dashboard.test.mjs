@@ -77,7 +77,7 @@ test('the dashboard shows the exchange prices and the counter grows', async () =
   await page.screenshot({ path: `${artifacts}dashboard.png`, fullPage: true });
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
   await load(phone, `${base}/?symbols=BTCUSDT,ETHUSDT`);
-  await phone.waitForFunction(() => document.querySelectorAll('#rows tr').length === 2, null, { timeout: 10_000 });
+  await phone.waitForFunction(() => document.querySelectorAll('#rows tr[data-symbol]').length === 2, null, { timeout: 10_000 });
   await phone.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
   await phone.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 2, null, { timeout: 10_000 });
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -43,7 +43,7 @@ try {
   await waitStatus('connected', 60_000);
   const n = Number(await page.locator('#updates').textContent());
   await page.waitForFunction((k) => Number(document.querySelector('#updates').textContent) > k + 2, n, { timeout: 15_000 });
-  const rows = await page.locator('#rows tr:not(.stale)').count();
+  const rows = await page.locator('#rows tr[data-symbol]:not(.stale)').count();
   assert.equal(rows, 2, 'both symbols fresh again, without a reload');
   step(`reconnected via ${await page.locator('#via').textContent()}; prices resumed`);
 } finally {

@@ -267,6 +267,7 @@ fn main() {
         sources::both_sources_reach_one_client_and_rest,
         sources::twelve_data_faults_leave_binance_flowing,
         sources::a_refused_twelve_data_key_is_reported_while_binance_flows,
+        sources::the_dashboard_groups_both_sources_in_chromium,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

@@ -195,3 +195,17 @@ pub fn a_refused_twelve_data_key_is_reported_while_binance_flows(_ctx: &mut Ctx)
     ws.send_json(json!({"action": "subscribe", "symbols": ["BTCUSDT"]}));
     binance_flows_past(&mut ws, support::epoch_ms());
 }
+
+pub fn the_dashboard_groups_both_sources_in_chromium(_ctx: &mut Ctx) {
+    let (_ex, svc) = start("sources-dashboard", KEY);
+    wait_state(&svc, "twelvedata", |u| u["state"] == "connected");
+    let mut cmd = std::process::Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec"])
+        .arg(support::root().join("tests/browser/sources.test.mjs"))
+        .env("EDGETICK_URL", svc.url(""));
+    let (out, text) = super::run_logged(cmd, "browser-sources.log");
+    assert!(
+        out.status.success(),
+        "browser test failed (target/e2e-logs/browser-sources.log):\n{text}"
+    );
+}

@@ -87,9 +87,11 @@ export class Holdings {
   apply(list, now) {
     const taken = [];
     for (const p of list ?? []) {
-      if (!this.symbols.has(p.symbol) || !this.filter.accept(p)) continue;
-      this.prices.set(p.symbol, p);
-      this.receivedAt.set(p.symbol, now);
+      // Held by key: `EUR/USD` comes back as it is spelled, and is followed as `EURUSD`.
+      const key = canonicalSymbol(p.symbol);
+      if (!key || !this.symbols.has(key) || !this.filter.accept(p)) continue;
+      this.prices.set(key, p);
+      this.receivedAt.set(key, now);
       taken.push(p);
     }
     return taken;

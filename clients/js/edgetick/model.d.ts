@@ -14,7 +14,10 @@ export function backoffDelay(attempt: number, random?: () => number, opts?: type
  */
 export function closeKind(code: number): "retry" | "terminal";
 /**
- * Canonical symbol: `btc/usdt`, `BTC-USDT` → `BTCUSDT` (null when it cannot be one).
+ * A symbol's key: its letters and digits, upper-cased (`btc/usdt`, `BTC-USDT` → `BTCUSDT`;
+ * `EUR/USD` → `EURUSD`; null when it cannot be a symbol). Every spelling of one symbol has
+ * the same key, whatever its source's own spelling (`EUR/USD` comes back as `EUR/USD`): the
+ * service serves no two symbols with the same key.
  * @param {unknown} s
  * @returns {string | null}
  */
@@ -62,6 +65,10 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }: {
  * @property {number} [event_time]
  * @property {number} received_at
  * @property {number} seq
+ * @property {'binance' | 'twelvedata'} [source] the source it comes from
+ * @property {string} [exchange] where it trades (Twelve Data)
+ * @property {string} [currency] its currency (Twelve Data)
+ * @property {string} [asset_type] `Common Stock`, `Physical Currency`, `Digital Currency`… (Twelve Data)
  */
 /**
  * One event of an event channel, as published. Each arrives once, in offset order.
@@ -175,6 +182,22 @@ export type Price = {
     event_time?: number;
     received_at: number;
     seq: number;
+    /**
+     * the source it comes from
+     */
+    source?: "binance" | "twelvedata";
+    /**
+     * where it trades (Twelve Data)
+     */
+    exchange?: string;
+    /**
+     * its currency (Twelve Data)
+     */
+    currency?: string;
+    /**
+     * `Common Stock`, `Physical Currency`, `Digital Currency`… (Twelve Data)
+     */
+    asset_type?: string;
 };
 /**
  * One event of an event channel, as published. Each arrives once, in offset order.

@@ -17,6 +17,10 @@
  * @property {number} [event_time]
  * @property {number} received_at
  * @property {number} seq
+ * @property {'binance' | 'twelvedata'} [source] the source it comes from
+ * @property {string} [exchange] where it trades (Twelve Data)
+ * @property {string} [currency] its currency (Twelve Data)
+ * @property {string} [asset_type] `Common Stock`, `Physical Currency`, `Digital Currency`… (Twelve Data)
  */
 
 /**
@@ -140,13 +144,18 @@ export function closeKind(code) {
 }
 
 /**
- * Canonical symbol: `btc/usdt`, `BTC-USDT` → `BTCUSDT` (null when it cannot be one).
+ * A symbol's key: its letters and digits, upper-cased (`btc/usdt`, `BTC-USDT` → `BTCUSDT`;
+ * `EUR/USD` → `EURUSD`; null when it cannot be a symbol). Every spelling of one symbol has
+ * the same key, whatever its source's own spelling (`EUR/USD` comes back as `EUR/USD`): the
+ * service serves no two symbols with the same key.
  * @param {unknown} s
  * @returns {string | null}
  */
 export function canonicalSymbol(s) {
-  const out = String(s).trim().replace(/[/_-]/g, '').toUpperCase();
-  return /^[A-Z0-9]{2,20}$/.test(out) ? out : null;
+  const typed = String(s).trim();
+  if (!/^[A-Za-z0-9][A-Za-z0-9/._:-]*$/.test(typed)) return null;
+  const out = typed.replace(/[^A-Za-z0-9]/g, '').toUpperCase();
+  return out.length >= 2 && out.length <= 32 ? out : null;
 }
 
 /** Accepts a price only when its `seq` is newer than the last one applied for its symbol. */

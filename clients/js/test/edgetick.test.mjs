@@ -39,7 +39,10 @@ test('close codes: 4000-4499 retry, 4500-4999 and policy do not', () => {
 
 test('symbols are canonicalised like the server does', () => {
   for (const s of ['BTCUSDT', 'btcusdt', 'BTC/USDT', 'BTC-USDT', ' btc_usdt ']) assert.equal(canonicalSymbol(s), 'BTCUSDT');
-  for (const s of ['', 'B', 'BTC USDT', '<x>']) assert.equal(canonicalSymbol(s), null);
+  for (const s of ['', 'B', 'BTC USDT', '<x>', '/EUR']) assert.equal(canonicalSymbol(s), null);
+  // Twelve Data's spellings share the key the service resolves them by.
+  for (const s of ['EUR/USD', 'eur-usd', 'EURUSD']) assert.equal(canonicalSymbol(s), 'EURUSD');
+  assert.equal(canonicalSymbol('BRK.B'), 'BRKB');
 });
 
 test('the seq filter drops frames that are not newer, per symbol', () => {

@@ -79,6 +79,11 @@ test('hooks share one connection and follow what mounted components ask for', as
     ], 'React cleans the old effect up first');
     await act(async () => s.frame({ type: 'prices', prices: [price('ETHUSDT', '2000.10', 8)] }));
     assert.equal(text(a), 'ETHUSDT=2000.10');
+    // A Twelve Data symbol, in its own spelling: followed by its key, shown as it comes.
+    await act(async () => a.update(h(Prices, { symbols: ['EUR/USD'] })));
+    assert.deepEqual(s.sent.slice(-1), [{ action: 'subscribe', symbols: ['EURUSD'] }]);
+    await act(async () => s.frame({ type: 'prices', prices: [price('EUR/USD', '1.08520', 9)] }));
+    assert.equal(text(a), 'EUR/USD=1.08520');
     await act(async () => s.frame({ type: 'subscribed', channels: ['events:signals'], recovered: false }));
     assert.equal(text(b), '1,2 lost');
     await act(async () => a.unmount());

@@ -93,14 +93,14 @@ pub(super) fn parse_symbols_capped(
     }
     let mut out: Vec<String> = Vec::new();
     for s in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some(c) = canonical(s) else {
-            return Err(ApiError::BadRequest(format!(
-                "{:?} is not a symbol such as BTCUSDT",
-                truncate(s, 24)
-            )));
-        };
         let Some(c) = cfg.symbols.resolve(s) else {
-            return Err(ApiError::UnknownSymbol(format!("{c} is not served")));
+            return Err(match canonical(s) {
+                Some(c) => ApiError::UnknownSymbol(format!("{c} is not served")),
+                None => ApiError::BadRequest(format!(
+                    "{:?} is not a symbol such as BTCUSDT",
+                    truncate(s, 24)
+                )),
+            });
         };
         if !out.contains(&c) {
             out.push(c);

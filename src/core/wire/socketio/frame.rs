@@ -83,12 +83,13 @@ fn prices(nsp: Nsp, body: &str) -> Vec<String> {
             let price = p.price.unwrap_or_default();
             match nsp {
                 Nsp::Root => {
-                    let change = p.change_pct.unwrap_or("0");
+                    // A source that gives no change (Twelve Data's stream) says `null`.
+                    let change = p.change_pct.map_or("null".into(), number);
                     let body = format!(
                         r#"{{"symbol":"{}","price":{},"percent_change":{},"timestamp":"{}"}}"#,
                         p.symbol,
                         number(price),
-                        number(change),
+                        change,
                         iso8601(ts)
                     );
                     packet::event("/", "price_update", &body)

@@ -143,6 +143,11 @@ fn upstream_alerts(u: &UpstreamReport, name: &str, alerts: &mut Vec<String>) {
         let ms = u.last_message_age_ms.unwrap_or_default();
         alerts.push(format!("{name} silent for {ms} ms"));
     }
+    if u.unauthorized {
+        alerts.push(format!(
+            "{name} refuses the service's credentials (401/403): check its key"
+        ));
+    }
     if !u.failed_symbols.is_empty() {
         let list = u.failed_symbols.join(", ");
         alerts.push(format!("{name} would not subscribe {list}"));
@@ -151,9 +156,14 @@ fn upstream_alerts(u: &UpstreamReport, name: &str, alerts: &mut Vec<String>) {
 
 /// One source in `/health`.
 fn upstream_json(u: &UpstreamReport, mode: UpstreamMode) -> serde_json::Value {
+    // A refused key is a state of its own: backing off will not end it.
+    let state = match u.unauthorized {
+        true => "unauthorized",
+        false => u.state.as_str(),
+    };
     json!({
         "source": u.source,
-        "state": u.state,
+        "state": state,
         "mode": mode,
         "endpoint": u.endpoint,
         "connected_since": u.connected_since,

@@ -268,6 +268,7 @@ fn main() {
         sources::twelve_data_faults_leave_binance_flowing,
         sources::a_refused_twelve_data_key_is_reported_while_binance_flows,
         sources::the_dashboard_groups_both_sources_in_chromium,
+        sources::on_demand_follows_each_source_apart,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

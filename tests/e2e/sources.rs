@@ -16,21 +16,27 @@ const KEY: &str = "td-test-key";
 /// An exchange that speaks both, and a service that follows both (`key` presented to
 /// Twelve Data); `NOPE` is a symbol Twelve Data does not list.
 fn start(name: &str, key: &str) -> (Exchange, Service) {
-    let ex = Exchange::start(&["--rate", "20", "--twelvedata-key", KEY]);
-    let td = format!("ws://127.0.0.1:{}/v1/quotes/price", ex.port);
-    let svc = Service::start(
-        name,
-        &[
-            ("UPSTREAM_URL", &ex.stream_url()),
-            ("SYMBOLS", "BTCUSDT,ETHUSDT"),
-            ("TWELVEDATA_SYMBOLS", "AAPL,EUR/USD,NOPE"),
-            ("TWELVEDATA_API_KEY", key),
-            ("TWELVEDATA_URL", &td),
-            ("TWELVEDATA_HEARTBEAT_SECONDS", "1"),
-            ("UPSTREAM_WATCHDOG_SECONDS", "3"),
-        ],
-    );
+    let (ex, svc) = start_with(name, key, &[]);
     wait_connected(&svc);
+    (ex, svc)
+}
+
+/// [`start`] with more variables, not waiting for anything.
+fn start_with(name: &str, key: &str, extra: &[(&str, &str)]) -> (Exchange, Service) {
+    let ex = Exchange::start(&["--rate", "100", "--twelvedata-key", KEY]);
+    let td = format!("ws://127.0.0.1:{}/v1/quotes/price", ex.port);
+    let stream = ex.stream_url();
+    let mut vars = vec![
+        ("UPSTREAM_URL", stream.as_str()),
+        ("SYMBOLS", "BTCUSDT,ETHUSDT"),
+        ("TWELVEDATA_SYMBOLS", "AAPL,EUR/USD,NOPE"),
+        ("TWELVEDATA_API_KEY", key),
+        ("TWELVEDATA_URL", td.as_str()),
+        ("TWELVEDATA_HEARTBEAT_SECONDS", "1"),
+        ("UPSTREAM_WATCHDOG_SECONDS", "3"),
+    ];
+    vars.extend_from_slice(extra);
+    let svc = Service::start(name, &vars);
     (ex, svc)
 }
 
@@ -136,7 +142,8 @@ pub fn twelve_data_faults_leave_binance_flowing(_ctx: &mut Ctx) {
     ex.control("closed-market?on=1");
     let closed = support::epoch_ms();
     let before = upstream(&svc, "twelvedata")["reconnects"].clone();
-    binance_flows_past(&mut ws, closed + 5_000);
+    let gap = binance_flows_past(&mut ws, closed + 5_000);
+    eprintln!("  closed market: Binance's longest gap {gap:?}");
     let td = upstream(&svc, "twelvedata");
     assert_eq!(
         (&td["state"], &td["reconnects"]),
@@ -144,21 +151,26 @@ pub fn twelve_data_faults_leave_binance_flowing(_ctx: &mut Ctx) {
         "{td}"
     );
     ex.control("closed-market?on=0");
-    // A stall, then a drop: each replaced while Binance keeps delivering.
-    for (fault, n) in [
-        ("stall?source=twelvedata", 1),
-        ("drop?source=twelvedata", 2),
+    // A stall, then a drop: each replaced while Binance keeps delivering. Binance's frames
+    // are watched through the time Twelve Data takes to come back (the watchdog's 3 s for
+    // the stall, a reconnect for the drop).
+    for (fault, n, window_ms) in [
+        ("stall?source=twelvedata", 1, 4_000),
+        ("drop?source=twelvedata", 2, 1_500),
     ] {
         let started = Instant::now();
         ex.control(fault);
         let since = support::epoch_ms();
+        let gap = binance_flows_past(&mut ws, since + window_ms);
         let want = before.as_u64().unwrap_or(0) + n;
         wait_state(&svc, "twelvedata", |u| {
             u["reconnects"].as_u64() >= Some(want)
         });
-        binance_flows_past(&mut ws, since);
         next_price(&mut ws, "EUR/USD");
-        eprintln!("  {fault}: Twelve Data back in {:?}", started.elapsed());
+        let back = started.elapsed();
+        eprintln!(
+            "  {fault}: Twelve Data back in {back:?}; Binance's longest gap meanwhile {gap:?}"
+        );
     }
     let b = upstream(&svc, "binance");
     assert_eq!(
@@ -168,15 +180,56 @@ pub fn twelve_data_faults_leave_binance_flowing(_ctx: &mut Ctx) {
     );
 }
 
-/// Waits for a Binance price made after `after_ms`.
-fn binance_flows_past(ws: &mut Client, after_ms: i64) {
+/// Waits for a Binance price made after `after_ms`; returns the longest wait between two
+/// Binance frames meanwhile (a measurement: the fake exchange's rate sets its floor).
+fn binance_flows_past(ws: &mut Client, after_ms: i64) -> Duration {
+    let mut last = Instant::now();
+    let mut longest = Duration::ZERO;
     ws.wait_for("a BTCUSDT price", Duration::from_secs(15), |v| {
-        v["prices"].as_array().is_some_and(|ps| {
-            ps.iter().any(|p| {
-                p["symbol"] == "BTCUSDT" && p["event_time"].as_i64().unwrap_or(0) > after_ms
-            })
-        })
+        let ps = v["prices"].as_array().cloned().unwrap_or_default();
+        let mine: Vec<&Value> = ps.iter().filter(|p| p["source"] == "binance").collect();
+        if !mine.is_empty() {
+            longest = longest.max(last.elapsed());
+            last = Instant::now();
+        }
+        mine.iter()
+            .any(|p| p["symbol"] == "BTCUSDT" && p["event_time"].as_i64().unwrap_or(0) > after_ms)
     });
+    longest
+}
+
+pub fn on_demand_follows_each_source_apart(_ctx: &mut Ctx) {
+    let extra = [
+        ("UPSTREAM_MODE", "on-demand"),
+        ("UPSTREAM_IDLE_CLOSE_SECONDS", "1"),
+    ];
+    let (ex, svc) = start_with("sources-on-demand", KEY, &extra);
+    for source in ["binance", "twelvedata"] {
+        wait_state(&svc, source, |u| u["state"] == "idle");
+    }
+    let streams = |flavor: &str| -> Option<Value> {
+        let state = ex.state();
+        let conns = state["conns"].as_array().cloned().unwrap_or_default();
+        let mine = conns.into_iter().filter(|c| c["flavor"] == flavor);
+        mine.map(|c| c["streams"].clone())
+            .find(|s| s.as_array().is_some_and(|a| !a.is_empty()))
+    };
+    let mut ws = svc.ws();
+    ws.send_json(json!({"action": "subscribe", "symbols": ["eur/usd"]}));
+    next_price(&mut ws, "EUR/USD");
+    assert_eq!(streams("twelvedata"), Some(json!(["EUR/USD"])));
+    assert_eq!(
+        streams("combined"),
+        None,
+        "Binance carries nothing nobody asked for"
+    );
+    ws.send_json(json!({"action": "subscribe", "symbols": ["BTCUSDT"]}));
+    next_price(&mut ws, "BTCUSDT");
+    let binance = wait_until("Binance's streams", T, || streams("combined"));
+    assert_eq!(binance, json!(["btcusdt@bookTicker", "btcusdt@ticker"]));
+    ws.send_json(json!({"action": "unsubscribe", "symbols": ["EUR/USD"]}));
+    wait_state(&svc, "twelvedata", |u| u["state"] == "idle");
+    assert_eq!(upstream(&svc, "binance")["state"], "connected");
 }
 
 pub fn a_refused_twelve_data_key_is_reported_while_binance_flows(_ctx: &mut Ctx) {
@@ -184,7 +237,7 @@ pub fn a_refused_twelve_data_key_is_reported_while_binance_flows(_ctx: &mut Ctx)
     let td = wait_state(&svc, "twelvedata", |u| {
         u["last_failure"]["status"].as_u64() == Some(401)
     });
-    assert_ne!(td["state"], "connected", "{td}");
+    assert_eq!(td["state"], "unauthorized", "{td}");
     let h = health(&svc);
     assert_eq!(h["status"], "degraded", "{h}");
     assert!(

@@ -89,6 +89,9 @@ pub struct UpstreamReport {
     pub symbols: usize,
     /// Symbols it would not subscribe.
     pub failed_symbols: Vec<String>,
+    /// Not connected, and its last attempt was refused 401 or 403: its key (or the service's
+    /// address) is not accepted, which waiting alone will not fix.
+    pub unauthorized: bool,
 }
 
 /// The feed's part of `/health` and `/metrics`.
@@ -153,6 +156,17 @@ fn upstream_report(u: &Upstream, now_ms: i64) -> UpstreamReport {
         frame_errors: u.errors,
         symbols: u.symbols.len(),
         failed_symbols: u.failed.iter().cloned().collect(),
+        unauthorized: !link.is_connected()
+            && matches!(
+                link.last_failure(),
+                Some((
+                    _,
+                    Failure::Refused {
+                        status: 401 | 403,
+                        ..
+                    }
+                ))
+            ),
     }
 }
 

@@ -22,9 +22,11 @@ pub mod frames;
 use frames::{Frame, Quote};
 
 pub use frames::MAX_STREAMS;
-/// The least time between two requests on one connection (Twelve Data publishes no limit
-/// on incoming messages; this keeps a burst of subscriptions from looking like abuse).
-pub const REQUEST_SPACING_MS: i64 = 200;
+/// The least time between two requests on one connection: Twelve Data says its server takes
+/// "up to 100 events" from a client without saying over what period, so requests (batched:
+/// one carries every symbol added meanwhile) go at most once a second, which with the
+/// heartbeat stays under 100 a minute.
+pub const REQUEST_SPACING_MS: i64 = 1_000;
 
 /// The Twelve Data source, with the API key its connections present.
 #[derive(Clone)]

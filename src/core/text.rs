@@ -1,5 +1,5 @@
-//! Small text rules shared across layers: cutting echoed text, what a name may be, and
-//! comparing a presented secret in constant time. A leaf: configuration, channels, the
+//! Small text rules shared across layers: cutting echoed text, what a name may be,
+//! comparing a presented secret in constant time, and keeping a URL's secrets out of text. A leaf: configuration, channels, the
 //! protocol and authentication all apply them.
 
 /// Cuts client-supplied text before it is echoed into an error message.
@@ -15,6 +15,23 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// `text` (a runtime's error about `url`) with every query value of `url` replaced by `…`:
+/// an upstream's URL may carry its API key (`?apikey=`), and errors end up in logs and in
+/// `/health`.
+pub fn redact_query(text: &str, url: &str) -> String {
+    let Some((_, query)) = url.split_once('?') else {
+        return text.to_string();
+    };
+    let values = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').map(|(_, v)| v));
+    let mut out = text.to_string();
+    for v in values.filter(|v| v.len() >= 3) {
+        out = out.replace(v, "…");
+    }
+    out
+}
+
 /// Compares a presented token with the expected one in time that depends only on their
 /// lengths, so response timing does not reveal how much of a guess was right.
 pub fn token_matches(expected: &str, given: &str) -> bool {
@@ -24,4 +41,19 @@ pub fn token_matches(expected: &str, given: &str) -> bool {
         diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
     }
     diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_s_secrets_stay_out_of_an_error() {
+        let url = "wss://ws.example/v1/quotes/price?apikey=s3cr3t-key";
+        let e = format!("connect failed: cannot reach {url}");
+        let out = redact_query(&e, url);
+        assert!(!out.contains("s3cr3t-key"), "{out}");
+        assert!(out.contains("apikey=…"), "{out}");
+        assert_eq!(redact_query("plain", "wss://x/stream"), "plain");
+    }
 }

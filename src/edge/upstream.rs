@@ -16,6 +16,7 @@ use crate::core::feed::link::Failure;
 use crate::core::ids::SourceId;
 use crate::core::input::UpstreamEvent;
 use crate::core::protocol::close;
+use crate::core::text::redact_query;
 
 impl Shared {
     /// The upstream effects: connect, close, send a request.
@@ -124,7 +125,9 @@ async fn pump(
 /// Upgrades a `ws://`/`wss://` URL through `fetch`, so a refusal reports its HTTP status
 /// (429, 418, 451) and `Retry-After` instead of an anonymous failure.
 async fn connect(url: &str) -> Result<WebSocket, Failure> {
-    let network = |what: &str, e: String| Failure::Network(format!("{what}: {e}"));
+    // The URL may carry an API key: an error that quotes it is redacted.
+    let network =
+        |what: &str, e: String| Failure::Network(format!("{what}: {}", redact_query(&e, url)));
     let mut parsed = Url::parse(url).map_err(|e| network("bad upstream URL", e.to_string()))?;
     let scheme = if parsed.scheme() == "wss" {
         "https"

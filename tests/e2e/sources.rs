@@ -151,6 +151,13 @@ pub fn twelve_data_faults_leave_binance_flowing(_ctx: &mut Ctx) {
         "{td}"
     );
     ex.control("closed-market?on=0");
+    // Garbage on Twelve Data's connection: skipped and counted, the connection kept.
+    ex.control("garbage?source=twelvedata&count=5");
+    let td = wait_state(&svc, "twelvedata", |u| {
+        u["frame_errors"].as_u64() >= Some(5)
+    });
+    assert_eq!(td["reconnects"], before, "{td}");
+    next_price(&mut ws, "EUR/USD");
     // A stall, then a drop: each replaced while Binance keeps delivering. Binance's frames
     // are watched through the time Twelve Data takes to come back (the watchdog's 3 s for
     // the stall, a reconnect for the drop).

@@ -155,7 +155,7 @@ fn quiet(ex: &Exchange, q: &Query) -> Value {
 
 fn garbage(ex: &Exchange, q: &Query) -> Value {
     let count = number(q, "count").unwrap_or(5) as usize;
-    let n = ex.broadcast(|| {
+    let n = ex.broadcast_to(of_source(q), || {
             (0..count)
                 .map(|i| match i % 5 {
                     0 => Out::Text("this is not json {".into()),

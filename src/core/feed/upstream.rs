@@ -88,14 +88,19 @@ impl Upstream {
     }
 }
 
-/// The one state clients are told of several sources: `connected` while every source that
-/// carries anything is; `down` when every one of them is; `reconnecting` in between (which
-/// source it is, `/health` says); `idle` when none carries anything.
+/// The one state clients are told of several sources: `connected` while any source that
+/// carries anything delivers; `down` when every one of them is down; `reconnecting` when none
+/// delivers and one is retrying; `idle` when none carries anything.
+///
+/// Why not the worst of them: a Twelve Data outage (or a refused key, which only its operator
+/// can fix) would tell every client, Binance's too, `reconnecting` for as long as it lasts.
+/// A client of the failing source learns it from its own symbols instead: their prices stop,
+/// and `edgetick.js` marks the feed stale; `/health` names the source.
 pub fn combined(states: impl Iterator<Item = UpstreamState>) -> UpstreamState {
     let busy: Vec<UpstreamState> = states.filter(|s| *s != UpstreamState::Idle).collect();
     if busy.is_empty() {
         UpstreamState::Idle
-    } else if busy.iter().all(|s| *s == UpstreamState::Connected) {
+    } else if busy.contains(&UpstreamState::Connected) {
         UpstreamState::Connected
     } else if busy.iter().all(|s| *s == UpstreamState::Down) {
         UpstreamState::Down
@@ -112,7 +117,8 @@ mod tests {
     #[test]
     fn several_states_make_one() {
         assert_eq!(combined([Connected, Idle].into_iter()), Connected);
-        assert_eq!(combined([Connected, Down].into_iter()), Reconnecting);
+        assert_eq!(combined([Connected, Down].into_iter()), Connected);
+        assert_eq!(combined([Reconnecting, Down].into_iter()), Reconnecting);
         assert_eq!(combined([Down, Down, Idle].into_iter()), Down);
         assert_eq!(combined([Idle, Idle].into_iter()), Idle);
         assert_eq!(combined([Reconnecting].into_iter()), Reconnecting);

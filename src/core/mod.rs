@@ -21,6 +21,8 @@
 //!   link; [`node`] either object as the edge drives it.
 //! - [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's routing),
 //!   [`rest`] (REST bodies), [`groups`] (the Flask terminal's routes by asset class).
+//! - [`history`] — candle history's parts (a series merging backfill and stream; the REST
+//!   klines codec), not yet run by the leader.
 
 pub mod auth;
 pub mod backoff;
@@ -36,6 +38,7 @@ pub mod fastmap;
 pub mod feed;
 pub mod groups;
 pub mod histogram;
+pub mod history;
 pub mod host;
 pub mod hub;
 pub mod ids;

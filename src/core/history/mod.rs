@@ -1,0 +1,11 @@
+//! History: what the leader keeps of the past so a chart starts full. Today the pieces the
+//! candle history stands on: a series of closed candles per symbol and interval that merges
+//! Binance's REST backfill with the stream's closed candles (one per open time, the last
+//! `CANDLE_HISTORY`, what is missing computed), and the REST klines codec. The leader does
+//! not run them yet: fetching, storage and `/api/candles` come next.
+//!
+//! # Layout
+//! [`candles`] the series; [`klines`] Binance's REST answer read.
+
+pub mod candles;
+pub mod klines;

@@ -13,11 +13,16 @@
 //! `--twelvedata-key` makes it refuse any other `apikey` with 401 (any key passes without
 //! it), `--twelvedata-symbols` is what it lists (the seed's symbols by default).
 //!
+//! Binance's REST history is served too: `GET /api/v3/klines` (the candles the stream closed,
+//! made-up ones before them, the open one last) and `GET /fapi/v1/openInterest`, with the
+//! `rest` control's faults (a status with `Retry-After` for `count` requests, slow answers).
+//!
 //! `--cadence-ms`: a symbol that has not moved for this long gets its 24 h ticker again with
 //! a new event time, as Binance sends `@ticker` every second even in a quiet market (and
 //! while paused here); 0 turns it off. Only the `stall` fault silences it. `--quiet` halts
 //! symbols from the start, like the `quiet` control (no ticks, no cadence).
 
+mod klines;
 mod market;
 mod server;
 

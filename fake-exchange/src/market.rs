@@ -46,7 +46,7 @@ fn fmt_signed(units: i128) -> String {
 }
 
 /// Candle intervals the fake keeps (Binance's `@kline_<interval>`), with their lengths.
-const INTERVALS: [(&str, i64); 6] = [
+pub const INTERVALS: [(&str, i64); 6] = [
     ("1m", 60_000),
     ("5m", 300_000),
     ("15m", 900_000),
@@ -67,6 +67,51 @@ pub struct Candle {
 }
 
 impl Candle {
+    /// Its open time.
+    pub fn start(&self) -> i64 {
+        self.start
+    }
+
+    /// The candle as a row of Binance's REST klines (`interval_ms` long).
+    pub fn rest_row(&self, interval_ms: i64) -> Value {
+        json!([
+            self.start,
+            fmt_units(self.open),
+            fmt_units(self.high),
+            fmt_units(self.low),
+            fmt_units(self.close),
+            fmt_units(self.volume),
+            self.start + interval_ms - 1,
+            "0",
+            0,
+            "0",
+            "0",
+            "0"
+        ])
+    }
+
+    /// A made-up past candle of `symbol`, the same every time it is asked for: within 1% of
+    /// the symbol's base price.
+    pub fn synthetic(symbol: &str, start: i64) -> Candle {
+        let base = base_price(symbol);
+        let seed = symbol.bytes().fold(start as u64, |h, b| {
+            h.wrapping_mul(31).wrapping_add(u64::from(b))
+        });
+        let mut rng = Rng::new(seed);
+        let mut near = || base - base / 100 + (rng.unit() * (base / 50) as f64) as u64;
+        let (a, b) = (near(), near());
+        let (hi, lo) = (a.max(b), a.min(b));
+        let volume = UNIT * (1 + rng.next_u64() % 100);
+        Candle {
+            start,
+            open: lo + (hi - lo) / 3,
+            high: hi,
+            low: lo,
+            close: lo + (hi - lo) * 2 / 3,
+            volume,
+        }
+    }
+
     fn at(start: i64, price: u64) -> Candle {
         Candle {
             start,
@@ -177,6 +222,11 @@ impl SymbolState {
             "h":fmt_units(c.high),"l":fmt_units(c.low),"v":fmt_units(c.volume),"n":self.trades,
             "x":closed,"q":"0","V":"0","Q":"0","B":"0"}}),
         )
+    }
+
+    /// The open candle of interval `i` (as [`INTERVALS`]).
+    pub fn open_candle(&self, i: usize) -> Option<&Candle> {
+        self.candles.get(i)
     }
 
     /// The closed candles' payloads, with their stream kinds (`kline_1m`, ...).
@@ -373,6 +423,11 @@ impl Market {
     /// Latest price of every symbol that has moved or been asked for.
     pub fn latest(&self) -> impl Iterator<Item = &SymbolState> {
         self.symbols.values()
+    }
+
+    /// One symbol's state, when it has one.
+    pub fn get(&self, symbol: &str) -> Option<&SymbolState> {
+        self.symbols.get(symbol)
     }
 }
 

@@ -46,6 +46,7 @@ pub(super) async fn control(
         "candle-close" => Ok(candle_close(ex, &q)),
         "pause" => Ok(pause(ex, &q)),
         "closed-market" => Ok(closed_market(ex, &q)),
+        "rest" => Ok(rest_fault(ex, &q)),
         "quiet" => Ok(quiet(ex, &q)),
         "garbage" => Ok(garbage(ex, &q)),
         "refuse" => Ok(refuse(ex, &q)),
@@ -111,6 +112,7 @@ fn candle_close(ex: &Exchange, q: &Query) -> Value {
         .map(|s| s.to_ascii_uppercase())
         .unwrap_or_default();
     let state = lock(&ex.market).close_candles(&symbol, now_ms());
+    lock(&ex.history).record(&state);
     let sent = ex.send_closed(&state) + ex.send_streams(&state, |k| k.starts_with("kline_"));
     json!({"symbol": symbol, "sent": sent})
 }
@@ -167,6 +169,18 @@ fn garbage(ex: &Exchange, q: &Query) -> Value {
                 .collect()
         });
     json!({"connections": n, "frames_each": count})
+}
+
+/// The REST endpoints' fault: `status` (0 stops it), `retry_after`, `count`, `slow_ms`.
+fn rest_fault(ex: &Exchange, q: &Query) -> Value {
+    let fault = super::rest::RestFault {
+        status: number(q, "status").unwrap_or(0) as u16,
+        retry_after: number(q, "retry_after"),
+        remaining: number(q, "count"),
+        slow_ms: number(q, "slow_ms").unwrap_or(0),
+    };
+    lock(&ex.faults).rest = fault;
+    json!({"rest_status": fault.status, "slow_ms": fault.slow_ms})
 }
 
 fn refuse(ex: &Exchange, q: &Query) -> Value {

@@ -17,9 +17,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::klines::History;
 use crate::market::{parse_stream, Market, SymbolState};
 
 mod control;
+mod rest;
 mod session;
 mod twelvedata;
 
@@ -127,6 +129,8 @@ struct Faults {
     garbage_every: u64,
     /// Twelve Data's market is closed: no prices, heartbeats still answered.
     closed_market: bool,
+    /// The REST endpoints' fault.
+    rest: rest::RestFault,
 }
 
 #[derive(Default, Serialize)]
@@ -144,6 +148,8 @@ struct Stats {
     pong_timeouts: u64,
     frames_sent: u64,
     updates: u64,
+    rest_requests: u64,
+    rest_refused: u64,
     /// Most connections open at once (2 during a make-before-break rotation).
     peak_connections: usize,
     attempt_times_ms: VecDeque<i64>,
@@ -155,6 +161,7 @@ pub struct Exchange {
     settings: Settings,
     rate_millis: AtomicU64,
     market: Mutex<Market>,
+    history: Mutex<History>,
     conns: Mutex<HashMap<u64, Conn>>,
     faults: Mutex<Faults>,
     stats: Mutex<Stats>,
@@ -189,10 +196,12 @@ impl Exchange {
             }),
             garbage_every: settings.garbage_every,
             closed_market: false,
+            rest: rest::RestFault::default(),
         };
         Arc::new(Exchange {
             rate_millis: AtomicU64::new((settings.rate * 1000.0) as u64),
             market: Mutex::new(Market::new(settings.seed)),
+            history: Mutex::new(History::default()),
             conns: Mutex::new(HashMap::new()),
             faults: Mutex::new(faults),
             stats: Mutex::new(Stats::default()),
@@ -208,6 +217,8 @@ impl Exchange {
             .route("/stream", get(combined_stream))
             .route("/ws", get(raw_stream))
             .route("/v1/quotes/price", get(twelvedata::price_stream))
+            .route("/api/v3/klines", get(rest::klines))
+            .route("/fapi/v1/openInterest", get(rest::open_interest_of))
             .route("/control/state", get(control::state))
             .route(
                 "/control/{action}",
@@ -283,6 +294,7 @@ impl Exchange {
     /// Moves one symbol and sends its payloads to every connection subscribed to it.
     fn tick(&self, symbol: &str) {
         let state = lock(&self.market).step_taking_closed(symbol, now_ms());
+        lock(&self.history).record(&state);
         let (stalled, garbage_every) = {
             let f = lock(&self.faults);
             (f.stalled, f.garbage_every)
@@ -423,7 +435,8 @@ async fn help() -> &'static str {
     "fake-exchange: Binance-compatible market streams.\n\
      WebSocket: /stream?streams=btcusdt@ticker/ethusdt@bookTicker/btcusdt@aggTrade/btcusdt@kline_1m/btcusdt@depth10@100ms (combined), /ws (raw)\n\
      Twelve Data: /v1/quotes/price?apikey=KEY (subscribe, unsubscribe, reset, heartbeat)\n\
-     Control: GET /control/state; POST /control/{drop,stall,pause,quiet,garbage,refuse,shutdown,tick,rate,reset,candle-close,closed-market}\n"
+     REST: /api/v3/klines?symbol=&interval=&startTime=&endTime=&limit=, /fapi/v1/openInterest?symbol=\n\
+     Control: GET /control/state; POST /control/{drop,stall,pause,quiet,garbage,refuse,shutdown,tick,rate,reset,candle-close,closed-market,rest}\n"
 }
 
 async fn combined_stream(

@@ -2,6 +2,7 @@
 //! follow Prometheus conventions: `edgetick_` prefix, `_total` for counters, base units
 //! (seconds, bytes).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::fanout::FanoutReport;
@@ -81,6 +82,7 @@ pub fn render(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) ->
     let mut e = Exposition::default();
     fanout_metrics(&mut e, fanout, &Totals::of(fanout, shards));
     feed_metrics(&mut e, feed);
+    symbol_metrics(&mut e, fanout, shards);
     if !shards.is_empty() {
         shard_metrics(&mut e, shards);
     }
@@ -90,6 +92,50 @@ pub fn render(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) ->
         &fanout.stats.fanout,
     );
     e.finish()
+}
+
+/// Subscribers, price messages and slow consumers by served symbol, the leader's own and
+/// every shard's last report added up (bounded by the configured symbols).
+fn symbol_metrics(e: &mut Exposition, own: &FanoutReport, shards: &[ShardView]) {
+    let mut by: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
+    let reports = std::iter::once(own).chain(shards.iter().filter_map(|s| s.report.as_ref()));
+    for r in reports {
+        for (s, n) in &r.subscribers {
+            by.entry(s).or_default().0 += n;
+        }
+        for (s, c) in &r.stats.by_symbol {
+            let entry = by.entry(s).or_default();
+            entry.1 += c.messages_sent;
+            entry.2 += c.slow_consumers;
+        }
+    }
+    type Pick = fn(&(usize, u64, u64)) -> f64;
+    let families: [(&str, &str, &str, Pick); 3] = [
+        (
+            "edgetick_symbol_subscribers",
+            "gauge",
+            "Clients subscribed to a symbol (with shards: all of them).",
+            |v| v.0 as f64,
+        ),
+        (
+            "edgetick_symbol_messages_sent_total",
+            "counter",
+            "Price messages that carried a symbol, one per client.",
+            |v| v.1 as f64,
+        ),
+        (
+            "edgetick_symbol_slow_consumers_total",
+            "counter",
+            "Slow readers warned while subscribed to a symbol.",
+            |v| v.2 as f64,
+        ),
+    ];
+    for (name, kind, help, pick) in families {
+        e.family(name, kind, help);
+        for (symbol, v) in &by {
+            e.sample(name, &[("symbol", symbol)], pick(v));
+        }
+    }
 }
 
 /// Families with one sample per label value: (name, kind, help, label, [(value, sample)]).

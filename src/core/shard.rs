@@ -386,7 +386,7 @@ impl ClientHost for Shard {
         if let (Uplink::Up { generation, .. }, Some(at)) = (self.uplink, self.report_at) {
             if at <= now_ms {
                 self.report_at = Some(now_ms + REPORT_EVERY_MS);
-                let report = self.fanout.report();
+                let report = Box::new(self.fanout.report());
                 let text = ShardMessage::Report {
                     report,
                     seq: self.fanout.seq(),

@@ -35,7 +35,7 @@ pub enum ShardMessage {
     /// minus it is the shard's lag).
     Report {
         /// The fan-out's report.
-        report: FanoutReport,
+        report: Box<FanoutReport>,
         /// Highest `seq` applied.
         seq: u64,
     },
@@ -162,7 +162,7 @@ impl ShardTable {
         };
         match msg {
             ShardMessage::Interest { keys } => link.interest = keys.into_iter().collect(),
-            ShardMessage::Report { report, seq } => link.report = Some((report, seq)),
+            ShardMessage::Report { report, seq } => link.report = Some((*report, seq)),
         }
         before != self.union()
     }
@@ -286,6 +286,7 @@ mod tests {
             polling: 0,
             sse: 0,
             max_connections: 10,
+            subscribers: Default::default(),
             stats: FanoutStats::default(),
         }
     }
@@ -385,7 +386,7 @@ mod tests {
         let mut t = ShardTable::new(2, 5);
         let (g, _) = t.link(1, &batch(1), 0).unwrap();
         let msg = ShardMessage::Report {
-            report: report(3),
+            report: Box::new(report(3)),
             seq: 40,
         };
         let text = msg.encode();

@@ -41,11 +41,13 @@ mod polling;
 pub mod session;
 mod socketio;
 mod streams;
+mod symbols;
 
 pub use clients::{Carrier, KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
 use clients::{Clients, Route, Tick};
 use latest::Latest;
 pub use session::SseTake;
+pub use session::SymbolCounts;
 
 /// Connections opened and closed are logged as one summary line at most this often: a line
 /// per connection costs more than the connection itself in a storm (each line crosses to
@@ -82,6 +84,9 @@ pub struct FanoutStats {
     pub flushes_immediate: u64,
     /// Flushes that gathered a window of changes (clients crowded, or a burst).
     pub flushes_windowed: u64,
+    /// Counters by served symbol.
+    #[serde(default)]
+    pub by_symbol: BTreeMap<String, SymbolCounts>,
 }
 
 /// The fan-out's part of `/health` and `/metrics`.
@@ -99,6 +104,9 @@ pub struct FanoutReport {
     pub sse: usize,
     /// `MAX_CONNECTIONS`.
     pub max_connections: usize,
+    /// Subscribers of each served symbol that has any.
+    #[serde(default)]
+    pub subscribers: BTreeMap<String, usize>,
     /// Counters.
     pub stats: FanoutStats,
 }
@@ -223,7 +231,7 @@ impl Fanout {
         let (mut frames, mut crowded, mut fell_behind) = (0, 0, false);
         for ((wire, symbols), conns) in groups {
             let changes = symbols.len();
-            let Some((body, max_seq)) = self.latest.body(symbols, 0, now_ms) else {
+            let Some((body, max_seq)) = self.latest.body(symbols.iter().copied(), 0, now_ms) else {
                 continue;
             };
             let framed = wire.frames(Payload::new(Kind::Prices, &body), None);
@@ -238,6 +246,7 @@ impl Fanout {
                 }
             }
             frames += conns.len();
+            self.count_symbols(symbols, conns.len());
             self.push_frames(conns, framed, fx);
         }
         self.pacer.flushed(now_ms, frames, crowded);
@@ -341,13 +350,17 @@ impl Fanout {
     /// behind.
     fn tick(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
         let (mut wake, mut warn, mut too_slow) = (Vec::new(), Vec::new(), Vec::new());
+        let mut warn_sse = Vec::new();
         let mut watched = false;
         for (conn, client) in self.clients.iter_mut() {
             let sse = client.carrier.transport() == Transport::Sse;
             match (client.carrier.tick(now_ms), sse) {
                 (Tick::Fine, _) => {}
                 (Tick::Keepalive, _) => wake.push(*conn),
-                (Tick::Warn, true) => self.stats.slow_consumers += 1,
+                (Tick::Warn, true) => {
+                    self.stats.slow_consumers += 1;
+                    warn_sse.push(*conn);
+                }
                 (Tick::Warn, false) => warn.push(*conn),
                 (Tick::Close, true) => {
                     self.stats.slow_consumer_closes += 1;
@@ -361,8 +374,12 @@ impl Fanout {
         if !wake.is_empty() {
             fx.push(Effect::SseWake { conns: wake });
         }
+        for conn in warn_sse {
+            self.count_slow(conn);
+        }
         for conn in warn {
             self.stats.slow_consumers += 1;
+            self.count_slow(conn);
             let body = body::warning(
                 "SLOW_CONSUMER",
                 "you are not acknowledging fast enough; updates are held and sent as the newest \
@@ -445,6 +462,7 @@ impl Fanout {
             polling,
             sse,
             max_connections: self.cfg.max_connections,
+            subscribers: self.subscribers_by_symbol(),
             stats: self.stats.clone(),
         }
     }

@@ -139,7 +139,11 @@ impl Fanout {
         }
         let mut packets: Vec<String> = poll.queue.drain(..).collect();
         let pending = std::mem::take(&mut poll.pending);
-        packets.extend(self.price_packets(conn, &pending, now_ms));
+        let prices = self.price_packets(conn, &pending, now_ms);
+        if !prices.is_empty() {
+            self.count_symbols(&pending, 1);
+        }
+        packets.extend(prices);
         let Some(poll) = self.clients.poll_mut(conn) else {
             return Err(unknown_sid());
         };

@@ -121,6 +121,15 @@ impl SseState {
     }
 }
 
+/// One symbol's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SymbolCounts {
+    /// Price messages that carried it, one per client.
+    pub messages_sent: u64,
+    /// Slow readers warned while subscribed to it.
+    pub slow_consumers: u64,
+}
+
 /// Engine.IO packets a long-polling session may have waiting before it counts as too slow
 /// (prices do not count: they wait conflated, one entry per symbol).
 pub const MAX_POLL_PACKETS: usize = 256;

@@ -186,8 +186,10 @@ impl Fanout {
         let pending = std::mem::take(&mut sse.pending);
         sse.pending_since = None;
         sse.warned = false;
+        let mut priced = false;
         if let Some((prices, max_seq)) = self.latest.body(&pending, sse.delivered, now_ms) {
             sse.delivered = max_seq;
+            priced = true;
             out.push_str(&sse::frame(
                 Payload::new(Kind::Prices, &prices),
                 Some(&sse.id()),
@@ -204,6 +206,9 @@ impl Fanout {
         sse.waiting = false;
         sse.last_sent = now_ms;
         self.count_sent(1, out.len());
+        if priced {
+            self.count_symbols(&pending, 1);
+        }
         SseTake::Data(out)
     }
 }

@@ -876,9 +876,17 @@ fn etag_follows_seq_and_metrics_count_what_happened() {
         "edgetick_symbols{freshness=\"fresh\"} 1",
         "edgetick_fanout_duration_seconds_count 1",
         "edgetick_messages_sent_total 3",
+        // By symbol: its one subscriber, the snapshot's price not counted, the update's yes.
+        "edgetick_symbol_subscribers{symbol=\"BTCUSDT\"} 1",
+        "edgetick_symbol_messages_sent_total{symbol=\"BTCUSDT\"} 1",
+        "edgetick_symbol_slow_consumers_total{symbol=\"BTCUSDT\"} 0",
     ] {
         assert!(m.lines().any(|l| l == line), "missing {line:?} in\n{m}");
     }
+    assert!(
+        !m.contains("symbol=\"ETHUSDT\""),
+        "only symbols with subscribers or counts"
+    );
 }
 
 fn live_with(pairs: &[(&str, &str)]) -> Hub {
@@ -1161,6 +1169,8 @@ fn a_websocket_client_that_stops_acking_is_held_warned_caught_up_and_closed() {
         (w[0]["type"].as_str(), w[0]["code"].as_str()),
         (Some("warning"), Some("SLOW_CONSUMER"))
     );
+    let slow_btc = "edgetick_symbol_slow_consumers_total{symbol=\"BTCUSDT\"} 1";
+    assert!(h.metrics(10 + SLOW_WARN_MS).lines().any(|l| l == slow_btc));
     // It acknowledges what it has: one frame with the newest value catches it up.
     let fx = h.client_says(
         slow,

@@ -259,7 +259,15 @@ impl Fanout {
     /// One frame for one client: queued for a polling session (its held GET woken), sent
     /// to any other.
     pub(super) fn emit(&mut self, conn: ConnId, frame: String, fx: &mut Vec<Effect>) {
-        self.emit_all(vec![conn], frame, fx);
+        self.count_sent(1, frame.len());
+        match self.enqueue(conn, &frame) {
+            None => fx.push(Effect::Send {
+                conn,
+                frame: frame.into(),
+            }),
+            Some(true) => fx.push(Effect::SseWake { conns: vec![conn] }),
+            Some(false) => {}
+        }
     }
 
     /// One frame for many clients: sent as one shared frame to those pushed to, queued for
@@ -268,20 +276,14 @@ impl Fanout {
         self.count_sent(conns.len(), frame.len());
         if self.clients.polling() > 0 {
             let mut wake = Vec::new();
-            conns.retain(|&conn| {
-                let Some(poll) = self.clients.poll_mut(conn) else {
-                    return true;
-                };
-                if poll.queue.len() >= super::session::MAX_POLL_PACKETS {
-                    // Its next GET (or the heartbeat) ends it: it does not keep up.
-                    poll.overflowed = true;
-                } else {
-                    poll.queue.push_back(frame.clone());
+            conns.retain(|&conn| match self.enqueue(conn, &frame) {
+                None => true,
+                Some(waiting) => {
+                    if waiting {
+                        wake.push(conn);
+                    }
+                    false
                 }
-                if poll.waiting {
-                    wake.push(conn);
-                }
-                false
             });
             if !wake.is_empty() {
                 fx.push(Effect::SseWake { conns: wake });
@@ -293,5 +295,21 @@ impl Fanout {
                 frame: frame.into(),
             });
         }
+    }
+
+    /// Queues `frame` for `conn` when it is a polling session: `None` when it is not (send
+    /// it), else whether a GET is held (wake it).
+    fn enqueue(&mut self, conn: ConnId, frame: &str) -> Option<bool> {
+        if self.clients.polling() == 0 {
+            return None;
+        }
+        let poll = self.clients.poll_mut(conn)?;
+        if poll.queue.len() >= super::session::MAX_POLL_PACKETS {
+            // Its next GET (or the heartbeat) ends it: it does not keep up.
+            poll.overflowed = true;
+        } else {
+            poll.queue.push_back(frame.to_string());
+        }
+        Some(poll.waiting)
     }
 }

@@ -206,8 +206,8 @@ fn the_upgrade_probes_ends_the_poll_with_a_noop_and_moves_the_session_to_the_soc
     let sent: Vec<String> = fx
         .iter()
         .filter_map(|e| match e {
+            // One client's frames are sends, never a one-socket fan-out.
             Effect::Send { conn: c, frame } if *c == conn => Some(frame.to_string()),
-            Effect::Fanout { conns, frame } if conns == &[conn] => Some(frame.to_string()),
             _ => None,
         })
         .collect();

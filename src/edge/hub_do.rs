@@ -60,12 +60,7 @@ impl DurableObject for PriceHub {
         let query = http::query_pairs(&url);
         match ObjectRequest::parse(url.path(), &query) {
             Err(e) => http::error(&e),
-            Ok(
-                to @ (ObjectRequest::WebSocket { .. }
-                | ObjectRequest::Stream { .. }
-                | ObjectRequest::Polling { .. }
-                | ObjectRequest::Upgrade { .. }),
-            ) => shared.serve_client(req, &query, to).await,
+            Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
             Ok(ObjectRequest::Link { shard }) => links::accept_shard(&shared, shard),
             Ok(ObjectRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
                 match kind {

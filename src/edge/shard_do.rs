@@ -57,12 +57,7 @@ impl DurableObject for FanoutShard {
         let url = req.url()?;
         let query = http::query_pairs(&url);
         match ObjectRequest::parse(url.path(), &query) {
-            Ok(
-                to @ (ObjectRequest::WebSocket { .. }
-                | ObjectRequest::Stream { .. }
-                | ObjectRequest::Polling { .. }
-                | ObjectRequest::Upgrade { .. }),
-            ) => shared.serve_client(req, &query, to).await,
+            Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
             Ok(ObjectRequest::Fault {
                 kind: FaultKind::Restart,
             }) if shared.node.borrow().config().test_faults => shared.restart_shard(),

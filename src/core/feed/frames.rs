@@ -47,7 +47,7 @@ impl Feed {
         fx: &mut Vec<Effect>,
         out: &mut Batch,
     ) {
-        let Some(i) = self.upstreams.iter().position(|u| u.source.id() == source) else {
+        let Some(i) = self.index_of(source) else {
             return;
         };
         let Some(u) = self.upstreams.get_mut(i) else {
@@ -133,7 +133,7 @@ impl Feed {
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(i) = self.upstreams.iter().position(|u| u.source.id() == source) else {
+        let Some(i) = self.index_of(source) else {
             return;
         };
         let Some(u) = self.upstreams.get_mut(i) else {

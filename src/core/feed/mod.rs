@@ -134,7 +134,13 @@ impl Feed {
     }
 
     fn upstream(&mut self, source: SourceId) -> Option<&mut Upstream> {
-        self.upstreams.iter_mut().find(|u| u.source.id() == source)
+        let i = self.index_of(source)?;
+        self.upstreams.get_mut(i)
+    }
+
+    /// Where `source` is among the upstreams.
+    fn index_of(&self, source: SourceId) -> Option<usize> {
+        self.upstreams.iter().position(|u| u.source.id() == source)
     }
 
     /// The highest `seq` handed out.

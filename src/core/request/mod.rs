@@ -507,6 +507,8 @@ mod tests {
                 .collect();
             assert_eq!(ObjectRequest::parse(p, &pairs), Ok(r));
         }
+        assert!(ObjectRequest::Polling { sid: None }.is_client_connection());
+        assert!(!ObjectRequest::Health.is_client_connection());
         assert!(ObjectRequest::parse("/prices/", &[]).is_err());
         assert!(ObjectRequest::parse("/other", &[]).is_err());
         assert!(

@@ -93,6 +93,18 @@ pub enum ObjectRequest {
 }
 
 impl ObjectRequest {
+    /// True for what a client connection asks of the object that carries it (the leader
+    /// without shards, or a shard): a WebSocket, a stream, Engine.IO's polling and upgrade.
+    pub fn is_client_connection(&self) -> bool {
+        matches!(
+            self,
+            ObjectRequest::WebSocket { .. }
+                | ObjectRequest::Stream { .. }
+                | ObjectRequest::Polling { .. }
+                | ObjectRequest::Upgrade { .. }
+        )
+    }
+
     /// The path and query the leader is asked with.
     pub fn path(&self) -> String {
         match self {

@@ -47,18 +47,9 @@ impl Feed {
         fx: &mut Vec<Effect>,
         out: &mut Batch,
     ) {
-        let Some(i) = self.index_of(source) else {
+        let Some((i, verdict)) = self.frame_of(source, generation, now_ms, fx) else {
             return;
         };
-        let Some(u) = self.upstreams.get_mut(i) else {
-            return;
-        };
-        let verdict = u.link.frame(generation, now_ms, fx);
-        if verdict == FrameVerdict::Ignore {
-            return;
-        }
-        u.frames += 1;
-        self.stats.upstream_frames += 1;
         if text.len() > MAX_UPSTREAM_FRAME_BYTES {
             self.skip(i, format!("{} byte frame skipped unparsed", text.len()), fx);
         } else {
@@ -133,17 +124,30 @@ impl Feed {
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(i) = self.index_of(source) else {
-            return;
-        };
-        let Some(u) = self.upstreams.get_mut(i) else {
-            return;
-        };
-        if u.link.frame(generation, now_ms, fx) != FrameVerdict::Ignore {
-            u.frames += 1;
-            self.stats.upstream_frames += 1;
+        if let Some((i, _)) = self.frame_of(source, generation, now_ms, fx) {
             self.skip(i, "binary frame skipped".into(), fx);
         }
+    }
+
+    /// A frame arrived on `source`'s `generation`: its upstream's index and the link's
+    /// verdict, counted, when it is to be read (`None` for an unknown source or a connection
+    /// no longer active).
+    fn frame_of(
+        &mut self,
+        source: SourceId,
+        generation: u64,
+        now_ms: i64,
+        fx: &mut Vec<Effect>,
+    ) -> Option<(usize, FrameVerdict)> {
+        let i = self.index_of(source)?;
+        let u = self.upstreams.get_mut(i)?;
+        let verdict = u.link.frame(generation, now_ms, fx);
+        if verdict == FrameVerdict::Ignore {
+            return None;
+        }
+        u.frames += 1;
+        self.stats.upstream_frames += 1;
+        Some((i, verdict))
     }
 
     fn skip(&mut self, i: usize, detail: String, fx: &mut Vec<Effect>) {

@@ -14,10 +14,26 @@ use crate::core::auth;
 use crate::core::effect::Level;
 use crate::core::error::ApiError;
 use crate::core::fanout::session::Attachment;
+use crate::core::ids::Identity;
 use crate::core::protocol::close;
 use crate::core::wire::Wire;
 
 impl Shared {
+    /// The token a new client connection presents, checked as an upgrade's (see
+    /// [`auth::at_upgrade`]): whose it is, and whether a Socket.IO session still owes one in
+    /// its `CONNECT`.
+    pub(super) fn upgrade_token(
+        &self,
+        token: Option<&str>,
+        socketio: bool,
+    ) -> std::result::Result<(Option<Identity>, bool), ApiError> {
+        let node = self.node.borrow();
+        let cfg = node.config();
+        let (jwt, shared) = (cfg.jwt_secret.as_deref(), cfg.auth_token.as_deref());
+        auth::at_upgrade(jwt, shared, token, socketio, now_ms())
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))
+    }
+
     /// A client's WebSocket upgrade, with the token it presented (checked again here: with
     /// `JWT_SECRET` the identity stays with the connection).
     pub(super) fn accept_client(
@@ -25,23 +41,9 @@ impl Shared {
         wire: Wire,
         token: Option<&str>,
     ) -> Result<Response> {
-        let checked = {
-            let node = self.node.borrow();
-            let (jwt, shared) = (
-                node.config().jwt_secret.as_deref(),
-                node.config().auth_token.as_deref(),
-            );
-            auth::at_upgrade(
-                jwt,
-                shared,
-                token,
-                matches!(wire, Wire::SocketIo(_)),
-                now_ms(),
-            )
-        };
-        let (who, owes_token) = match checked {
+        let (who, owes_token) = match self.upgrade_token(token, matches!(wire, Wire::SocketIo(_))) {
             Ok(v) => v,
-            Err(e) => return http::error(&ApiError::Unauthorized(e.to_string())),
+            Err(e) => return http::error(&e),
         };
         if !self.node.borrow_mut().host().admit_client() {
             let max = self.node.borrow().config().max_connections;

@@ -12,7 +12,6 @@ use worker::{Headers, Method, Request, Response, Result, WebSocketPair};
 use super::env::{now_ms, random_u64};
 use super::http;
 use super::shared::Shared;
-use crate::core::auth;
 use crate::core::error::ApiError;
 use crate::core::ids::{ConnId, Holder};
 use crate::core::input::{PollAnswer, PollInput};
@@ -95,15 +94,9 @@ impl Shared {
     fn poll_open(self: &Rc<Self>, req: &Request, query: &[(String, String)]) -> Result<Response> {
         let authorization = req.headers().get("Authorization")?;
         let token = presented_token(authorization.as_deref(), query);
-        let checked = {
-            let node = self.node.borrow();
-            let cfg = node.config();
-            let (jwt, shared) = (cfg.jwt_secret.as_deref(), cfg.auth_token.as_deref());
-            auth::at_upgrade(jwt, shared, token, true, now_ms())
-        };
-        let (who, owes_token) = match checked {
+        let (who, owes_token) = match self.upgrade_token(token, true) {
             Ok(v) => v,
-            Err(e) => return http::error(&ApiError::Unauthorized(e.to_string())),
+            Err(e) => return http::error(&e),
         };
         let holder = match &*self.node.borrow() {
             Node::Leader(_) => Holder::Leader,

@@ -1,4 +1,5 @@
-//! JSON responses, and the single place an [`ApiError`] becomes an HTTP response.
+//! JSON responses, the single place an [`ApiError`] becomes an HTTP response, and a request's
+//! body read within a cap.
 
 use worker::{Headers, Response, Result};
 
@@ -29,6 +30,26 @@ pub fn error(err: &ApiError) -> Result<Response> {
         resp.headers_mut().set("Retry-After", &secs.to_string())?;
     }
     Ok(resp)
+}
+
+/// A request's body, when it is at most `max` bytes: refused by its `Content-Length` before
+/// it is read, and by its length after (`Err` carries the size found, for the answer).
+pub async fn body_within(
+    req: &mut worker::Request,
+    max: usize,
+) -> Result<std::result::Result<String, usize>> {
+    let declared = req.headers().get("Content-Length")?;
+    if let Some(len) = declared
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|len| *len > max)
+    {
+        return Ok(Err(len));
+    }
+    let body = req.text().await?;
+    Ok(match body.len() > max {
+        true => Err(body.len()),
+        false => Ok(body),
+    })
 }
 
 /// A URL's query pairs, decoded and owned.

@@ -65,15 +65,11 @@ impl Shared {
             (Method::Get, Some(sid)) => self.poll_get(&sid).await,
             (Method::Post, Some(sid)) => {
                 let max = self.node.borrow().config().max_frame_bytes;
-                let declared = req.headers().get("Content-Length")?;
-                if declared.and_then(|v| v.parse::<usize>().ok()) > Some(max) {
-                    return Ok(Response::empty()?.with_status(413));
+                match http::body_within(&mut req, max).await? {
+                    Ok(body) => self.poll_post(&sid, &body).await,
+                    // Engine.IO answers an oversized POST with a bare 413.
+                    Err(_) => Ok(Response::empty()?.with_status(413)),
                 }
-                let body = req.text().await?;
-                if body.len() > max {
-                    return Ok(Response::empty()?.with_status(413));
-                }
-                self.poll_post(&sid, &body).await
             }
             (_, None) => engine_error(2, "Bad handshake method"),
             (_, Some(_)) => engine_error(3, "Bad request"),

@@ -156,19 +156,10 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
 /// `POST /api/publish` past its token check: the body's size is checked before it is read
 /// (by its `Content-Length`) and after, then the leader publishes it.
 async fn publish(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> {
-    let max = cfg.events.max_event_bytes;
-    let declared = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|v| v.parse::<usize>().ok());
-    if let Some(len) = declared.filter(|len| *len > max) {
-        return http::error(&events::publish::too_large(&cfg.events, len));
+    match http::body_within(&mut req, cfg.events.max_event_bytes).await? {
+        Ok(body) => publish_to_leader(env, cfg, body).await,
+        Err(len) => http::error(&events::publish::too_large(&cfg.events, len)),
     }
-    let body = req.text().await?;
-    if body.len() > max {
-        return http::error(&events::publish::too_large(&cfg.events, body.len()));
-    }
-    publish_to_leader(env, cfg, body).await
 }
 
 fn preflight() -> Result<Response> {

@@ -15,6 +15,14 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// True for what an upstream endpoint may be: a `ws://` or `wss://` URL with no query (the
+/// source adds its own) and no whitespace.
+pub fn is_socket_url(u: &str) -> bool {
+    (u.starts_with("ws://") || u.starts_with("wss://"))
+        && !u.contains('?')
+        && !u.contains(char::is_whitespace)
+}
+
 /// `text` (a runtime's error about `url`) with every query value of `url` replaced by `…`:
 /// an upstream's URL may carry its API key (`?apikey=`), and errors end up in logs and in
 /// `/health`.

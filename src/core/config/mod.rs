@@ -290,8 +290,7 @@ fn parse_urls(raw: &str) -> Result<Vec<String>, ConfigError> {
         .filter(|u| !u.is_empty())
         .collect();
     for u in &urls {
-        let scheme_ok = u.starts_with("ws://") || u.starts_with("wss://");
-        if !scheme_ok || u.contains('?') || u.contains(char::is_whitespace) {
+        if !crate::core::text::is_socket_url(u) {
             return Err(ConfigError {
                 name: "UPSTREAM_URL",
                 value: raw.to_string(),

@@ -75,7 +75,7 @@ pub fn parse(
     }
     let url = url.unwrap_or_else(|| DEFAULT_URL.into());
     let url = url.trim().trim_end_matches('/').to_string();
-    if !(url.starts_with("wss://") || url.starts_with("ws://")) || url.contains('?') {
+    if !crate::core::text::is_socket_url(&url) {
         let why = "expected a ws:// or wss:// URL without a query".to_string();
         return Err(refuse("TWELVEDATA_URL", &url, why));
     }

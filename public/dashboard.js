@@ -50,7 +50,8 @@ const shown = new Set();
 const meta = new Map();
 
 /** The feed holds prices by each symbol's key (`EUR/USD` under `EURUSD`). */
-const held = (feed, symbol) => feed.prices.get(canonicalSymbol(symbol) ?? symbol);
+const keyOf = (symbol) => canonicalSymbol(symbol) ?? symbol;
+const held = (feed, symbol) => feed.prices.get(keyOf(symbol));
 
 /** The price cell: formatted, the exact decimal string kept, a flash when it moved. */
 function priceCell(symbol, p) {
@@ -84,7 +85,7 @@ function render(feed) {
     const tr = document.createElement('tr');
     tr.dataset.symbol = symbol;
     if (symbol === chart.symbol) tr.classList.add('selected');
-    const age = p ? Math.max(0, now - (feed.receivedAt.get(canonicalSymbol(symbol) ?? symbol) ?? now)) : null;
+    const age = p ? Math.max(0, now - (feed.receivedAt.get(keyOf(symbol)) ?? now)) : null;
     if (!p || age >= staleAfterMs) tr.classList.add('stale');
     tr.append(
       cell(symbol),

@@ -13,7 +13,7 @@ if [ "${EDGETICK_SKIP_BUILD:-0}" = 1 ] && [ -f build/index.js ]; then
   exit 0
 fi
 # The README's budget for the optimised WASM.
-budget="${WASM_BUDGET_BYTES:-1400000}"
+budget="${WASM_BUDGET_BYTES:-1500000}"
 # worker-build would download these tools from a host we cannot reach; point it at ours.
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/wasm-bindgen}"
 if [ "${EDGETICK_OPT:-1}" = 1 ]; then

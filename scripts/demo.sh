@@ -11,6 +11,7 @@ fx=$!
 td_symbols="${TWELVEDATA_SYMBOLS:-AAPL,MSFT,NVDA,SPY,EUR/USD,BTC/USD,ETH/USD}"
 EDGETICK_SKIP_BUILD=1 node_modules/.bin/wrangler dev "$@" \
   --persist-to .wrangler/demo-state --var "UPSTREAM_URL:ws://127.0.0.1:$exchange_port/stream" \
+  --var "BINANCE_REST_URL:http://127.0.0.1:$exchange_port" --var "FUTURES_REST_URL:http://127.0.0.1:$exchange_port" \
   --var "TWELVEDATA_URL:ws://127.0.0.1:$exchange_port/v1/quotes/price" \
   --var "TWELVEDATA_SYMBOLS:$td_symbols" --var "TWELVEDATA_API_KEY:demo" &
 wr=$!

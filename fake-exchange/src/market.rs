@@ -195,7 +195,8 @@ impl SymbolState {
     }
 
     /// Closes every candle whose interval has ended (or all of them with `force`), and
-    /// opens the next at the last price.
+    /// opens the next at the last price. A forced close opens the next interval's candle
+    /// early, so every open time stays on the interval's grid, as Binance's always are.
     pub fn roll(&mut self, now_ms: i64, force: bool) {
         for (i, (_, ms)) in INTERVALS.iter().enumerate() {
             let Some(c) = self.candles.get_mut(i) else {
@@ -203,7 +204,7 @@ impl SymbolState {
             };
             if force || now_ms >= c.start + ms {
                 let start = if force {
-                    now_ms
+                    c.start + ms
                 } else {
                     now_ms - now_ms.rem_euclid(*ms)
                 };

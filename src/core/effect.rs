@@ -112,6 +112,21 @@ pub enum Effect {
         /// The new epoch.
         epoch: String,
     },
+    /// GET `url` (Binance's REST klines) and hand the answer to the hub's
+    /// [`super::hub::Hub::fetched`] with `id`.
+    Fetch {
+        /// Names the answer.
+        id: u64,
+        /// The URL.
+        url: String,
+    },
+    /// Store a series' new closed candles and forget those older than `keep_from`.
+    StoreCandles {
+        /// What the series gained.
+        gained: super::history::book::Gained,
+    },
+    /// A series gained candles: reads of `/api/candles` waiting for a backfill look again.
+    CandlesReady,
     /// Delete expired prices from durable storage.
     Forget {
         /// Expired symbols.

@@ -24,6 +24,7 @@ use super::feed::source::Source;
 use super::feed::twelvedata::TwelveData;
 use super::feed::Feed;
 use super::groups::{self, AssetGroup};
+use super::history::book::{CandleBook, Gained};
 use super::host::ClientHost;
 use super::ids::{ConnId, Identity, ShardId, SourceId};
 use super::input::{ClientInput, StreamOpen, UpstreamEvent};
@@ -37,6 +38,8 @@ use super::wire::Wire;
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod candles_tests;
+#[cfg(test)]
 mod market_tests;
 #[cfg(test)]
 mod polling_tests;
@@ -45,6 +48,7 @@ mod socketio_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
+mod candles;
 mod publishing;
 
 /// The hub.
@@ -63,6 +67,10 @@ pub struct Hub {
     history: History,
     /// `PUBLISH_PER_SECOND`.
     publishes: Bucket,
+    /// The candle history.
+    candles: CandleBook,
+    /// Closed candles from the stream not stored yet (they are, after their flush).
+    unstored: Vec<Gained>,
 }
 
 impl Hub {
@@ -87,6 +95,8 @@ impl Hub {
     /// A hub following `sources`.
     pub fn with_sources(cfg: Config, sources: Vec<Rc<dyn Source>>) -> Hub {
         let cfg = Rc::new(cfg);
+        let history = &cfg.history;
+        let candles = CandleBook::new(history.rest_urls.clone(), history.candles);
         Hub {
             history: History::new(String::new(), cfg.events.history),
             feed: Feed::new(cfg.clone(), sources),
@@ -96,6 +106,8 @@ impl Hub {
             shard_interest_changed: false,
             timer: OneTimer::default(),
             publishes: Bucket::default(),
+            candles,
+            unstored: Vec::new(),
         }
     }
 
@@ -132,10 +144,15 @@ impl Hub {
         self.follow_interest(now_ms, &mut later);
         self.feed.report_state(&mut batch);
         if !batch.is_empty() {
+            self.keep_closed_candles(&batch, now_ms);
             self.fanout.apply(&batch, now_ms, &mut fx);
             let sent = self.shards.route(batch, now_ms);
             fx.extend(sent.map(|(links, text)| Effect::SendShards { links, text }));
+            if self.cfg.flush_ms == 0 {
+                self.store_closed_candles(&mut later);
+            }
         }
+        self.poll_candles(now_ms, &mut later);
         fx.append(&mut later);
         self.arm_timer(now_ms, &mut fx);
         fx
@@ -147,6 +164,7 @@ impl Hub {
         if local || std::mem::take(&mut self.shard_interest_changed) {
             let mut interest = self.fanout.interest();
             interest.extend(self.shards.union());
+            self.candles.set_live(&interest, now_ms);
             self.feed.want(interest, now_ms, later);
         }
     }
@@ -157,6 +175,8 @@ impl Hub {
             self.fanout.timer_due(),
             self.feed.timer_due(),
             self.shards.due(),
+            self.candles.due(),
+            self.unstored_due(now_ms),
         ];
         self.timer.request(due, now_ms, fx);
     }
@@ -380,6 +400,7 @@ impl ClientHost for Hub {
         let held = self.shards.flush_due(now_ms);
         fx.extend(held.map(|(links, text)| Effect::SendShards { links, text }));
         self.feed.timer(now_ms, &mut later);
+        self.store_closed_candles(&mut later);
         self.finish(now_ms, fx, later, Batch::default())
     }
 }

@@ -79,9 +79,50 @@ pub fn trades_body(channel: &str, trades: &[Rc<str>]) -> String {
     out
 }
 
+/// A candle as every wire and `/api/candles` carry it, `{"t","o","h","l","c","v","closed"}`:
+/// the one encoder, so a candle read from the stream and one read from the REST klines are
+/// the same bytes.
+pub fn candle_json(t: i64, ohlcv: [&str; 5], closed: bool) -> String {
+    let [o, h, l, c, v] = ohlcv;
+    format!(r#"{{"t":{t},"o":"{o}","h":"{h}","l":"{l}","c":"{c}","v":"{v}","closed":{closed}}}"#)
+}
+
+/// A `candles:` channel's body: the channel and its candle.
+pub fn candle_body(channel: &str, candle: &str) -> String {
+    format!(r#"{{"channel":"{channel}","candle":{candle}}}"#)
+}
+
+/// The channel, open time and candle of a [`candle_body`] (the inverse of it).
+pub fn candle_of_body(body: &str) -> Option<(&str, i64, &str)> {
+    let rest = body.strip_prefix(r#"{"channel":""#)?;
+    let (channel, rest) = rest.split_once(r#"","candle":"#)?;
+    let candle = rest.strip_suffix('}')?;
+    let t = candle
+        .strip_prefix(r#"{"t":"#)?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()?;
+    Some((channel, t, candle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_candle_body_reads_back() {
+        let candle = candle_json(60_000, ["1.5", "2", "1", "1.75", "10"], true);
+        let body = candle_body("candles:BTCUSDT:1m", &candle);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["candle"]["c"], "1.75");
+        assert_eq!(v["candle"]["closed"], true);
+        assert_eq!(
+            candle_of_body(&body),
+            Some(("candles:BTCUSDT:1m", 60_000, candle.as_str()))
+        );
+        assert_eq!(candle_of_body(r#"{"channel":"x","trades":[]}"#), None);
+    }
 
     #[test]
     fn codes_round_trip_and_trades_gather_in_one_frame() {

@@ -100,6 +100,14 @@ pub fn etag_matches(if_none_match: Option<&str>, etag: &str) -> bool {
         .any(|t| t.trim() == "*" || bare(t) == bare(etag))
 }
 
+/// The `max-age` of a `Cache-Control` header, when it has one.
+pub fn max_age_of(control: &str) -> Option<u32> {
+    control
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Where the Worker's answer to a REST read came from: counted per isolate for `/metrics`
 /// and sent as `X-Edgetick-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

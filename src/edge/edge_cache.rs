@@ -4,6 +4,10 @@
 //! 2. one in-flight leader request per key per isolate: concurrent readers wait for its
 //!    answer in the memo on their own timers (never on another request's future);
 //! 3. the Cache API (shared by the isolates of a location), with the same `max-age`.
+//!
+//! An answer is kept `REST_CACHE_SECONDS`, or as long as the leader's `Cache-Control` says
+//! (candles: until the next close); its expiry travels with it, as an absolute time, so a
+//! copy read back from the Cache API never outlives the original.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -25,8 +29,12 @@ struct Reply {
     body: String,
     etag: Option<String>,
     retry_after: Option<String>,
-    fetched_at: i64,
+    /// When it stops being fresh (epoch ms).
+    expires_at: i64,
 }
+
+/// The header that carries an answer's expiry through the Cache API.
+const EXPIRES: &str = "X-Edgetick-Expires";
 
 /// How long a request waits for another request's leader answer before asking itself.
 const COALESCE_WAIT_MS: i64 = 2_000;
@@ -70,12 +78,7 @@ pub(super) async fn cached_read(
     let (reply, source) = fetch_through(env, cfg, &key, to, max_age_ms).await?;
     count(source);
     let if_none_match = req.headers().get("If-None-Match")?;
-    respond(
-        &reply,
-        source,
-        cfg.rest_cache_seconds,
-        if_none_match.as_deref(),
-    )
+    respond(&reply, source, max_age_ms > 0, if_none_match.as_deref())
 }
 
 async fn fetch_through(
@@ -88,16 +91,17 @@ async fn fetch_through(
     let now = now_ms();
     if max_age_ms > 0 {
         let memo = MEMO.with(|m| m.borrow().get(key).cloned());
-        if let Some(r) = memo.filter(|r| now - r.fetched_at < max_age_ms) {
+        if let Some(r) = memo.filter(|r| now < r.expires_at) {
             return Ok((r, Source::Memory));
         }
         if let Some(mut resp) = Cache::default().get(key, false).await? {
+            let expires = resp.headers().get(EXPIRES)?.and_then(|e| e.parse().ok());
             let reply = Reply {
                 status: resp.status_code(),
                 etag: resp.headers().get("ETag")?,
                 retry_after: None,
                 body: resp.text().await?,
-                fetched_at: now,
+                expires_at: expires.unwrap_or(now + max_age_ms),
             };
             MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
             return Ok((reply, Source::Cache));
@@ -112,20 +116,23 @@ async fn fetch_through(
             Delay::from(Duration::from_millis(5)).await;
         }
         let memo = MEMO.with(|m| m.borrow().get(key).cloned());
-        if let Some(r) = memo.filter(|r| now_ms() - r.fetched_at < max_age_ms) {
+        if let Some(r) = memo.filter(|r| now_ms() < r.expires_at) {
             return Ok((r, Source::Coalesced));
         }
         // The other request failed, answered something not worth caching, or is slow: ask.
     }
     let leading = INFLIGHT.with(|m| m.borrow_mut().insert(key.to_string()));
-    let result = read_leader(env, cfg, to).await;
+    let result = read_leader(env, cfg, to, max_age_ms).await;
     if leading {
         INFLIGHT.with(|m| m.borrow_mut().remove(key));
     }
     let reply = result?;
     if reply.status == 200 && max_age_ms > 0 {
         MEMO.with(|m| m.borrow_mut().insert(key.to_string(), reply.clone()));
-        let stored = respond(&reply, Source::Leader, cfg.rest_cache_seconds, None)?;
+        let mut stored = respond(&reply, Source::Leader, true, None)?;
+        stored
+            .headers_mut()
+            .set(EXPIRES, &reply.expires_at.to_string())?;
         if let Err(e) = Cache::default().put(key, stored).await {
             log_error("edge_cache_put_failed", &e.to_string());
         }
@@ -133,24 +140,36 @@ async fn fetch_through(
     Ok((reply, Source::Leader))
 }
 
-async fn read_leader(env: &Env, cfg: &Config, to: &ObjectRequest) -> Result<Reply> {
+async fn read_leader(
+    env: &Env,
+    cfg: &Config,
+    to: &ObjectRequest,
+    max_age_ms: i64,
+) -> Result<Reply> {
     let mut resp = ask_leader(env, cfg, to).await?;
+    let control = resp.headers().get("Cache-Control")?;
+    let keep_ms = control
+        .as_deref()
+        .and_then(rest::max_age_of)
+        .map_or(max_age_ms, |s| i64::from(s) * 1000);
     Ok(Reply {
         status: resp.status_code(),
         etag: resp.headers().get("ETag")?,
         retry_after: resp.headers().get("Retry-After")?,
         body: resp.text().await?,
-        fetched_at: now_ms(),
+        expires_at: now_ms() + keep_ms,
     })
 }
 
-/// The client's response for a reply: 304 when its ETag matches `If-None-Match`.
+/// The client's response for a reply (`max-age` what is left of its freshness, when
+/// `caching`): 304 when its ETag matches `If-None-Match`.
 fn respond(
     reply: &Reply,
     source: Source,
-    max_age: u32,
+    caching: bool,
     if_none_match: Option<&str>,
 ) -> Result<Response> {
+    let max_age = ((reply.expires_at - now_ms() + 999) / 1000).max(0);
     let cacheable = reply.status == 200;
     let not_modified = cacheable
         && reply
@@ -163,7 +182,7 @@ fn respond(
         http::json(reply.status, reply.body.clone())?
     };
     let h = resp.headers_mut();
-    if cacheable && max_age > 0 {
+    if cacheable && caching && max_age > 0 {
         h.set("Cache-Control", &format!("public, max-age={max_age}"))?;
     } else {
         h.set("Cache-Control", "no-store")?;

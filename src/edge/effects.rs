@@ -48,7 +48,10 @@ impl Shared {
             | Effect::SaveLink { .. }
             | Effect::Forget { .. }
             | Effect::StoreEvent { .. }
+            | Effect::StoreCandles { .. }
             | Effect::WipeEvents { .. }) => self.store(e),
+            Effect::Fetch { id, url } => self.fetch_candles(id, url),
+            Effect::CandlesReady => self.candles_ready(),
             Effect::Timer { at_ms } => self.set_timer(at_ms),
             Effect::SseWake { conns } => {
                 let mut wakers = self.sse_wakers.borrow_mut();

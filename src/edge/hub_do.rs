@@ -71,6 +71,11 @@ impl DurableObject for PriceHub {
                     FaultKind::WipeHistory => shared.wipe_history(),
                 }
             }
+            Ok(ObjectRequest::Candles {
+                symbol,
+                interval,
+                limit,
+            }) => shared.serve_candles(&symbol, &interval, limit).await,
             Ok(ObjectRequest::Publish) => {
                 let mut req = req;
                 let body = req.text().await?;

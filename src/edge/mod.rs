@@ -14,18 +14,22 @@
 //! - [`sockets`]: client socket events, the same for both kinds of object.
 //! - [`send`]: one JS string handed to many sockets.
 //! - [`faults`]: the test faults of `TEST_FAULTS=on`.
-//! - [`upstream`]: the outbound WebSocket to the exchange.
+//! - [`upstream`]: the outbound WebSocket to the exchange; [`history`] the REST requests
+//!   of the candle history and the `/api/candles` reads.
 //! - [`storage`]: SQLite persistence of the latest prices, the `seq` high-water mark and the
-//!   event history; [`persist`] carries the core's storage effects out against it.
+//!   event history, [`candle_store`] the candle history; [`persist`] carries the core's
+//!   storage effects out against them.
 //! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
 //! - [`env`]: configuration, clock, randomness and logging from the runtime.
 
 mod accept;
 mod boot;
+mod candle_store;
 mod edge_cache;
 mod effects;
 mod env;
 mod faults;
+mod history;
 mod http;
 pub mod hub_do;
 mod links;

@@ -28,6 +28,9 @@ impl Shared {
             } => self.with_store("store_event_failed", |s| {
                 s.save_event(&channel, offset, &body, keep)
             }),
+            Effect::StoreCandles { gained } => {
+                self.with_store("store_candles_failed", |s| s.save_candles(&gained))
+            }
             Effect::WipeEvents { epoch } => {
                 self.with_store("wipe_events_failed", |s| s.wipe_events(&epoch))
             }

@@ -38,6 +38,14 @@ pub(super) fn restore_storage(state: &State, hub: &mut Hub) -> Option<Store> {
         Err(e) => log_error("restore_failed", &e.to_string()),
     }
     restore_events(&store, hub);
+    match store.load_candles() {
+        Ok(series) => {
+            for ((symbol, interval), candles) in series {
+                hub.restore_candles(&symbol, &interval, candles);
+            }
+        }
+        Err(e) => log_error("restore_candles_failed", &e.to_string()),
+    }
     for source in hub.sources() {
         match store.get_text(source.link_key()) {
             Ok(Some(json)) => {

@@ -51,6 +51,8 @@ pub struct Shared {
     pub(super) timer: RefCell<Option<AbortHandle>>,
     /// Connection ids by socket object (see [`Shared::remember`]).
     pub(super) conn_ids: js_sys::WeakMap,
+    /// (Leader) `/api/candles` reads waiting for a backfill.
+    pub(super) candle_waiters: RefCell<Vec<futures::channel::oneshot::Sender<()>>>,
 }
 
 impl Shared {
@@ -77,6 +79,7 @@ impl Shared {
             shared_send,
             timer: RefCell::new(None),
             conn_ids: js_sys::WeakMap::new(),
+            candle_waiters: RefCell::new(Vec::new()),
         }
     }
 

@@ -37,7 +37,7 @@ struct SeqRow {
 
 /// The object's SQL database.
 pub struct Store {
-    sql: SqlStorage,
+    pub(super) sql: SqlStorage,
 }
 
 impl Store {
@@ -60,7 +60,9 @@ impl Store {
              json TEXT NOT NULL, PRIMARY KEY (channel, offset))",
             None,
         )?;
-        Ok(Store { sql })
+        let store = Store { sql };
+        store.open_candles()?;
+        Ok(store)
     }
 
     /// Every stored price (rows that no longer parse are skipped and reported in the count)

@@ -2,7 +2,7 @@
 //! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
 //! scenarios, which run in any order: each sets up the state it needs. Scenarios live in
 //! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`, `events`,
-//! `market`, `private`, `socketio`, `polling`, `sources`) and are
+//! `market`, `private`, `socketio`, `polling`, `sources`, `history`) and are
 //! registered once, in `main`.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
@@ -14,6 +14,7 @@
 
 mod browser;
 mod events;
+mod history;
 mod limits;
 mod market;
 mod polling;
@@ -269,6 +270,8 @@ fn main() {
         sources::a_refused_twelve_data_key_is_reported_while_binance_flows,
         sources::the_dashboard_groups_both_sources_in_chromium,
         sources::on_demand_follows_each_source_apart,
+        history::candles_are_backfilled_then_extended_by_closes,
+        history::candle_backfill_backs_off_on_429_and_recovers,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

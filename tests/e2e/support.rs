@@ -149,6 +149,11 @@ impl Exchange {
         format!("ws://127.0.0.1:{}/stream", self.port)
     }
 
+    /// Base URL of its REST endpoints (klines, open interest) for `BINANCE_REST_URL`.
+    pub fn rest_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// (Re)starts the process on the same port.
     pub fn restart(&mut self) {
         let bin = std::env::var_os("CARGO_TARGET_DIR")
@@ -228,17 +233,28 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `wrangler dev` with `--var` overrides and its own persistence folder.
+    /// Starts `wrangler dev` with `--var` overrides and its own persistence folder. A service
+    /// whose `UPSTREAM_URL` is a fake exchange's backfills its candles from the same fake
+    /// (`BINANCE_REST_URL`) unless told otherwise: no test reaches for the real Binance.
     pub fn start(name: &str, vars: &[(&str, &str)]) -> Service {
         let persist = root().join("target/e2e-state").join(name);
         let _ = std::fs::remove_dir_all(&persist);
+        let mut vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let fake_rest = vars.iter().find_map(|(k, v)| {
+            let rest = v.strip_prefix("ws://127.0.0.1:")?.strip_suffix("/stream")?;
+            (k == "UPSTREAM_URL").then(|| format!("http://127.0.0.1:{rest}"))
+        });
+        if let Some(url) = fake_rest.filter(|_| !vars.iter().any(|(k, _)| k == "BINANCE_REST_URL"))
+        {
+            vars.push(("BINANCE_REST_URL".into(), url));
+        }
         let mut s = Service {
             port: free_port(),
             child: None,
-            vars: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            vars,
             persist,
             name: name.to_string(),
         };

@@ -3,8 +3,10 @@
 use super::error::ConfigError;
 use super::symbol::{canonical, Whitelist};
 
+pub mod history;
 pub mod twelvedata;
 
+pub use history::HistoryConfig;
 pub use twelvedata::TwelveDataConfig;
 
 /// Binance endpoints tried in order (see docs/upstream.md).
@@ -93,6 +95,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Socket.IO's heartbeat and the `/` namespace's broadcast.
     pub socketio: SocketIoConfig,
+    /// Candle history and the heat map.
+    pub history: HistoryConfig,
 }
 
 /// Socket.IO (docs/socketio.md): the heartbeat a session is told in its handshake, and what
@@ -235,6 +239,7 @@ impl Config {
                 ping_timeout_ms: sec("SOCKETIO_PING_TIMEOUT_SECONDS", 20, 1, 300)?,
                 broadcast: parse_broadcast(v.text("SOCKETIO_BROADCAST"), &symbols)?,
             },
+            history: history_of(&v)?,
         })
     }
 }
@@ -251,6 +256,25 @@ fn twelvedata_of<F: Fn(&str) -> Option<String>>(
         v.text("TWELVEDATA_URL"),
     );
     twelvedata::parse(vars, heartbeat_ms, symbols)
+}
+
+/// History's variables (see [`history`]).
+fn history_of<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<HistoryConfig, ConfigError> {
+    let rest = v.text("BINANCE_REST_URL");
+    let futures = v.text("FUTURES_REST_URL");
+    let futures = history::rest_urls(
+        "FUTURES_REST_URL",
+        futures.as_deref().unwrap_or(history::DEFAULT_FUTURES),
+    )?;
+    Ok(HistoryConfig {
+        candles: v.number("CANDLE_HISTORY", 500, 10, 1_000)? as usize,
+        rest_urls: history::rest_urls(
+            "BINANCE_REST_URL",
+            rest.as_deref().unwrap_or(history::DEFAULT_REST),
+        )?,
+        futures_url: futures.into_iter().next().unwrap_or_default(),
+        heatmap_interval_ms: v.number("HEATMAP_INTERVAL_SECONDS", 5, 1, 300)? as i64 * 1000,
+    })
 }
 
 /// `SOCKETIO_BROADCAST`: served symbols in any spelling (default: every served symbol).

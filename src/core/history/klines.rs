@@ -27,29 +27,24 @@ pub fn parse(body: &str) -> Result<Vec<Candle>, UpstreamError> {
 }
 
 fn kline(row: &Value) -> Result<Candle, UpstreamError> {
-    let cell = |i: usize, name: &'static str| -> Result<String, UpstreamError> {
-        let s = row
-            .get(i)
+    let cell = |i: usize, name: &'static str| -> Result<&str, UpstreamError> {
+        row.get(i)
             .and_then(Value::as_str)
-            .ok_or(UpstreamError::MissingField(name))?;
-        if is_decimal(s, false) {
-            Ok(s.to_string())
-        } else {
-            Err(UpstreamError::MissingField(name))
-        }
+            .filter(|s| is_decimal(s, false))
+            .ok_or(UpstreamError::MissingField(name))
     };
     let t = row
         .get(0)
         .and_then(Value::as_i64)
         .ok_or(UpstreamError::MissingField("open time"))?;
-    Ok(Candle {
-        t,
-        o: cell(1, "open")?,
-        h: cell(2, "high")?,
-        l: cell(3, "low")?,
-        c: cell(4, "close")?,
-        v: cell(5, "volume")?,
-    })
+    let ohlcv = [
+        cell(1, "open")?,
+        cell(2, "high")?,
+        cell(3, "low")?,
+        cell(4, "close")?,
+        cell(5, "volume")?,
+    ];
+    Ok(Candle::new(t, ohlcv))
 }
 
 #[cfg(test)]
@@ -67,9 +62,11 @@ mod tests {
         let candles = parse(ANSWER).unwrap();
         assert_eq!(candles.len(), 2);
         assert_eq!(candles[0].t, 1_499_040_000_000);
-        assert_eq!(candles[0].o, "0.01634790");
-        assert_eq!(candles[1].c, "0.01590000");
-        assert_eq!(candles[1].v, "100.5");
+        assert_eq!(
+            &*candles[1].json,
+            r#"{"t":1499040060000,"o":"0.01577100","h":"0.01600000","l":"0.01570000","c":"0.01590000","v":"100.5","closed":true}"#,
+            "the exchange's decimal text, encoded as every wire carries a candle"
+        );
         assert_eq!(parse("[]").unwrap(), vec![]);
     }
 

@@ -17,6 +17,7 @@ use super::symbol::percent_decode;
 use super::text::truncate;
 use super::wire::Wire;
 
+mod candles;
 pub mod object;
 pub mod query;
 mod socketio;
@@ -92,8 +93,12 @@ pub fn classify(
     let is_price = path.starts_with("/api/prices/");
     let is_stream = Wire::of_socket_path(path).is_some() || path == "/api/stream";
     let seed = AssetGroup::of_path(path).is_some() || path == "/api/status";
-    let known =
-        matches!(path, "/api/prices" | "/health" | "/metrics") || is_stream || is_price || seed;
+    let known = matches!(
+        path,
+        "/api/prices" | "/api/candles" | "/health" | "/metrics"
+    ) || is_stream
+        || is_price
+        || seed;
     if !known {
         return Err((
             ApiError::NotFound(format!(
@@ -218,6 +223,7 @@ fn route(cfg: &Config, req: &Incoming<'_>) -> Result<Route, ApiError> {
             let group = AssetGroup::of_path(path).unwrap_or(AssetGroup::Crypto);
             Ok(Route::CachedRead(ObjectRequest::Group { group }))
         }
+        "/api/candles" => candles::route(cfg, req).map(Route::CachedRead),
         "/api/prices" => {
             rest::check_params(params, &["symbols", "pairs"])?;
             let symbols = find(req, &["symbols", "pairs"])
@@ -487,6 +493,11 @@ mod tests {
                 group: AssetGroup::Forex,
             },
             ObjectRequest::Status,
+            ObjectRequest::Candles {
+                symbol: "BTCUSDT".into(),
+                interval: "4h".into(),
+                limit: 200,
+            },
             ObjectRequest::Polling { sid: None },
             ObjectRequest::Polling {
                 sid: Some("L1_00000000000000ff".into()),
@@ -514,6 +525,39 @@ mod tests {
         assert!(
             ObjectRequest::parse("/link", &[]).is_err(),
             "a link names its shard"
+        );
+    }
+
+    #[test]
+    fn candles_are_read_for_a_binance_symbol_an_interval_and_a_limit() {
+        let c = cfg(&[("CANDLE_HISTORY", "300")]);
+        let ask = |pairs: &[(&str, &str)]| {
+            let query = q(pairs);
+            classify(&c, &CorsDecision::NoOrigin, &get("/api/candles", &query))
+        };
+        let read = |symbol: &str, interval: &str, limit| {
+            Ok(Route::CachedRead(ObjectRequest::Candles {
+                symbol: symbol.into(),
+                interval: interval.into(),
+                limit,
+            }))
+        };
+        assert_eq!(ask(&[("symbol", "btcusdt")]), read("BTCUSDT", "1m", 300));
+        let given = [("symbol", "ETHUSDT"), ("interval", "1h"), ("limit", "20")];
+        assert_eq!(ask(&given), read("ETHUSDT", "1h", 20));
+        assert_eq!(code(ask(&[])), "BAD_REQUEST");
+        assert_eq!(code(ask(&[("symbol", "DOGEUSDT")])), "UNKNOWN_SYMBOL");
+        assert_eq!(
+            code(ask(&[("symbol", "BTCUSDT"), ("interval", "2m")])),
+            "BAD_REQUEST"
+        );
+        for limit in ["0", "301", "x", "-1"] {
+            let r = ask(&[("symbol", "BTCUSDT"), ("limit", limit)]);
+            assert_eq!(code(r), "BAD_REQUEST", "{limit}");
+        }
+        assert_eq!(
+            code(ask(&[("symbol", "BTCUSDT"), ("since", "1")])),
+            "BAD_REQUEST"
         );
     }
 

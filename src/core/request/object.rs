@@ -77,6 +77,15 @@ pub enum ObjectRequest {
     },
     /// The service's state in one small object (`/api/status`).
     Status,
+    /// The newest `limit` closed candles of a Binance symbol and an interval.
+    Candles {
+        /// Canonical, served by Binance.
+        symbol: String,
+        /// One of the candle channels' intervals.
+        interval: String,
+        /// How many, from 1 to `CANDLE_HISTORY`.
+        limit: usize,
+    },
     /// A fan-out shard links to the leader (a WebSocket upgrade from the shard object;
     /// never routed from outside: [`super::classify`] has no route to it).
     Link {
@@ -144,6 +153,11 @@ impl ObjectRequest {
             ObjectRequest::Price { symbol } => format!("/prices/{symbol}"),
             ObjectRequest::Group { group } => format!("/group?name={}", group.name()),
             ObjectRequest::Status => "/status".into(),
+            ObjectRequest::Candles {
+                symbol,
+                interval,
+                limit,
+            } => format!("/candles?symbol={symbol}&interval={interval}&limit={limit}"),
             ObjectRequest::Link { shard } => format!("/link?shard={shard}"),
             ObjectRequest::Fault { kind } => match kind {
                 FaultKind::Unlink => "/fault?kind=unlink".into(),
@@ -183,6 +197,7 @@ impl ObjectRequest {
             },
             "/health" => ObjectRequest::Health,
             "/status" => ObjectRequest::Status,
+            "/candles" => candles(query)?,
             "/group" => match param("name").and_then(|n| AssetGroup::of_name(n)) {
                 Some(group) => ObjectRequest::Group { group },
                 None => {
@@ -210,6 +225,26 @@ impl ObjectRequest {
                 _ => return Err(ApiError::NotFound(format!("no leader route for {p}"))),
             },
         })
+    }
+}
+
+/// A candles read as [`ObjectRequest::path`] writes it.
+fn candles(query: &[(String, String)]) -> Result<ObjectRequest, ApiError> {
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    match (param("symbol"), param("interval"), param("limit")) {
+        (Some(symbol), Some(interval), Some(limit)) => Ok(ObjectRequest::Candles {
+            symbol,
+            interval,
+            limit: limit.parse().unwrap_or(1),
+        }),
+        _ => Err(ApiError::BadRequest(
+            "/candles?symbol=&interval=&limit=".into(),
+        )),
     }
 }
 

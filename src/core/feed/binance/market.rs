@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::core::channel::{Market, INTERVALS};
 use crate::core::error::UpstreamError;
-use crate::core::market::{MarketKind, MarketUpdate};
+use crate::core::market::{candle_body, candle_json, MarketKind, MarketUpdate};
 use crate::core::price::is_decimal;
 
 /// The stream that feeds a market channel, e.g. `btcusdt@kline_1m`.
@@ -118,15 +118,16 @@ fn candle(channel: &str, data: &Map<String, Value>) -> Result<(MarketKind, Strin
         .get("x")
         .and_then(Value::as_bool)
         .ok_or(UpstreamError::MissingField("x"))?;
-    let frame = format!(
-        r#"{{"channel":"{channel}","candle":{{"t":{},"o":"{}","h":"{}","l":"{}","c":"{}","v":"{}","closed":{closed}}}}}"#,
-        num(k, "t")?,
+    let ohlcv = [
         dec(k, "o")?,
         dec(k, "h")?,
         dec(k, "l")?,
         dec(k, "c")?,
         dec(k, "v")?,
-    );
+    ];
+    // Open times are milliseconds since 1970: far inside i64.
+    let t = num(k, "t")? as i64;
+    let frame = candle_body(channel, &candle_json(t, ohlcv, closed));
     let kind = if closed {
         MarketKind::ClosedCandle
     } else {

@@ -92,7 +92,7 @@ unit:
 	cargo test -q --workspace --lib --bins
 
 # The client package's modules (clients/js), each with its generated declarations.
-CLIENT_MODULES := edgetick edgetick/model edgetick/holdings edgetick/transports react
+CLIENT_MODULES := edgetick edgetick/model edgetick/holdings edgetick/transports edgetick/candles react
 CLIENT_FILES := $(foreach m,$(CLIENT_MODULES),clients/js/$(m).js clients/js/$(m).d.ts)
 
 js: public/edgetick.js

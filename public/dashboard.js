@@ -4,6 +4,7 @@
 // events=<event channel> (default events:signals; none to hide), interval=1m|5m|... (chart).
 import { PriceFeed, canonicalSymbol } from '/edgetick.js';
 import { formatPrice, formatChange, sparkPoints, digitsOf, groupOf } from '/format.js';
+import { CandleChart } from '/chart.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -96,7 +97,7 @@ function render(feed) {
       cell(p?.ask && formatPrice(p.ask, digitsOf(p))),
       cell(age === null ? '–' : `${(age / 1000).toFixed(1)} s`),
     );
-    tr.addEventListener('click', () => chart.show(feed, symbol));
+    tr.addEventListener('click', () => chartSymbol(feed, symbol));
     rows.push(tr);
   }
   $('rows').replaceChildren(...rows);
@@ -116,64 +117,17 @@ function render(feed) {
   $('upstream').textContent = feed.upstream;
 }
 
-/** The chart of the selected symbol: its candles (a `candles:` channel) and the live price. */
-const chart = {
-  symbol: '',
-  /** @type {any} */ series: null,
-  /** Bars by open time (seconds), oldest first. */
-  bars: new Map(),
-  init() {
-    const lib = /** @type {any} */ (window).LightweightCharts;
-    if (!lib) return;
-    const css = getComputedStyle(document.documentElement);
-    const color = (v) => css.getPropertyValue(v).trim();
-    const c = lib.createChart($('chart'), {
-      autoSize: true,
-      layout: { background: { color: color('--panel') }, textColor: color('--text') },
-      grid: { vertLines: { color: color('--line') }, horzLines: { color: color('--line') } },
-      timeScale: { timeVisible: true },
-    });
-    this.series = c.addSeries(lib.CandlestickSeries, {
-      upColor: color('--up'), downColor: color('--down'), borderVisible: false,
-      wickUpColor: color('--up'), wickDownColor: color('--down'),
-    });
-  },
-  /** @param {import('/edgetick.js').PriceFeed} feed @param {string} symbol */
-  show(feed, symbol) {
-    if (symbol === this.symbol) return;
-    if (meta.get(symbol)?.source === 'twelvedata') {
-      // Candles are Binance's market streams; Twelve Data's price stream has none.
-      log(`no candle chart for ${symbol}: Twelve Data streams prices only`);
-      return;
-    }
-    if (this.symbol) feed.unsubscribeChannels([`candles:${this.symbol}:${interval}`]);
-    this.symbol = symbol;
-    this.bars.clear();
-    this.series?.setData([]);
-    $('chart-title').textContent = `${symbol} · ${interval} candles`;
-    feed.subscribeChannels([`candles:${symbol}:${interval}`]);
-  },
-  /** A candle from the channel: a new bar, or the open one updated. */
-  candle(f) {
-    if (f.channel !== `candles:${this.symbol}:${interval}` || !f.candle) return;
-    const k = f.candle;
-    const bar = { time: Math.floor(k.t / 1000), open: +k.o, high: +k.h, low: +k.l, close: +k.c };
-    const last = [...this.bars.keys()].pop();
-    this.bars.set(bar.time, bar);
-    if (last === undefined || bar.time >= last) this.series?.update(bar);
-    else this.series?.setData([...this.bars.values()].sort((a, b) => a.time - b.time));
-  },
-  /** A live price moves the open bar's close (and its high or low). */
-  price(p) {
-    if (p.symbol !== this.symbol || !p.price) return;
-    const last = [...this.bars.values()].pop();
-    if (!last) return;
-    const close = Number(p.price);
-    const bar = { ...last, close, high: Math.max(last.high, close), low: Math.min(last.low, close) };
-    this.bars.set(bar.time, bar);
-    this.series?.update(bar);
-  },
-};
+/** The chart of the selected symbol: its history, its live candles and the live price. */
+const chart = new CandleChart({ interval, log });
+
+/** Charts `symbol` unless its source has no candles (Twelve Data streams prices only). */
+function chartSymbol(feed, symbol) {
+  if (meta.get(symbol)?.source === 'twelvedata') {
+    log(`no candle chart for ${symbol}: Twelve Data streams prices only`);
+    return;
+  }
+  chart.show(feed, symbol);
+}
 
 function showEvent(e) {
   const li = document.createElement('li');
@@ -260,7 +214,7 @@ async function start() {
   feed.on('error', (e) => log(`${e.code}: ${e.message}`));
   picker(feed, [...new Set([...all, ...symbols])].sort(), symbols);
   const charted = [...symbols].sort().find((s) => meta.get(s)?.source !== 'twelvedata');
-  if (charted) chart.show(feed, charted);
+  if (charted) chartSymbol(feed, charted);
   render(feed);
   setInterval(() => render(feed), 500);
 }

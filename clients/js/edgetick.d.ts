@@ -77,6 +77,7 @@ export class PriceFeed {
 export type Price = import("./edgetick/model.js").Price;
 export type ChannelEvent = import("./edgetick/model.js").ChannelEvent;
 export type MarketFrame = import("./edgetick/model.js").MarketFrame;
+export type Candle = import("./edgetick/model.js").Candle;
 export type Position = import("./edgetick/model.js").Position;
 export type FeedStatus = import("./edgetick/model.js").FeedStatus;
 export type Transport = import("./edgetick/model.js").Transport;
@@ -88,3 +89,4 @@ export type FeedEvents = import("./edgetick/model.js").FeedEvents;
 export type Link = import("./edgetick/transports.js").Link;
 export type TransportEvents = import("./edgetick/transports.js").TransportEvents;
 export { BACKOFF, backoffDelay, canonicalSymbol, closeKind, feedStatus, FRAME_TYPES, SeqFilter, staleSymbols } from "./edgetick/model.js";
+export { CandleBars, fetchCandles } from "./edgetick/candles.js";

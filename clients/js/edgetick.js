@@ -23,10 +23,12 @@ import { openSse, openWebSocket, startPolling } from './edgetick/transports.js';
 
 export { BACKOFF, backoffDelay, canonicalSymbol, closeKind, feedStatus, FRAME_TYPES } from './edgetick/model.js';
 export { SeqFilter, staleSymbols } from './edgetick/model.js';
+export { CandleBars, fetchCandles } from './edgetick/candles.js';
 
 /** @typedef {import('./edgetick/model.js').Price} Price */
 /** @typedef {import('./edgetick/model.js').ChannelEvent} ChannelEvent */
 /** @typedef {import('./edgetick/model.js').MarketFrame} MarketFrame */
+/** @typedef {import('./edgetick/model.js').Candle} Candle */
 /** @typedef {import('./edgetick/model.js').Position} Position */
 /** @typedef {import('./edgetick/model.js').FeedStatus} FeedStatus */
 /** @typedef {import('./edgetick/model.js').Transport} Transport */

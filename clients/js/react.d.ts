@@ -26,6 +26,25 @@ export function useChannel(channel: string, { keep }?: {
     events: ChannelEvent[];
     lost: boolean;
 };
+/**
+ * The candles of `symbol` and `interval` for a chart: the closed ones the service keeps
+ * (`GET /api/candles`, up to `limit`) followed by the live ones of the `candles:` channel, one
+ * per open time, oldest first. The channel is subscribed before the history is asked for, so no
+ * close falls between the two. `error` is the service's refusal (an unknown symbol or interval).
+ * @param {string} symbol
+ * @param {string} [interval]
+ * @param {{limit?: number}} [opts]
+ * @returns {{candles: Candle[], loading: boolean, error: string | null}}
+ */
+export function useCandles(symbol: string, interval?: string, { limit }?: {
+    limit?: number;
+}): {
+    candles: Candle[];
+    loading: boolean;
+    error: string | null;
+};
 export type Price = import("./edgetick.js").Price;
 export type ChannelEvent = import("./edgetick.js").ChannelEvent;
 export type PriceFeedOptions = import("./edgetick.js").PriceFeedOptions;
+export type Candle = import("./edgetick.js").Candle;
+export type MarketFrame = import("./edgetick.js").MarketFrame;

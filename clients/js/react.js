@@ -11,13 +11,19 @@
 //     const { events } = useChannel('events:signals');   // the last events, oldest first
 //     return events.map((e) => <div key={e.offset}>{e.event}</div>);
 //   }
+//   function Chart() {
+//     const { candles } = useCandles('BTCUSDT', '1m');   // history + the live candle
+//     return <Candlesticks data={candles} />;
+//   }
 
 import { useEffect, useState } from 'react';
-import { PriceFeed, canonicalSymbol } from './edgetick.js';
+import { CandleBars, PriceFeed, canonicalSymbol, fetchCandles } from './edgetick.js';
 
 /** @typedef {import('./edgetick.js').Price} Price */
 /** @typedef {import('./edgetick.js').ChannelEvent} ChannelEvent */
 /** @typedef {import('./edgetick.js').PriceFeedOptions} PriceFeedOptions */
+/** @typedef {import('./edgetick.js').Candle} Candle */
+/** @typedef {import('./edgetick.js').MarketFrame} MarketFrame */
 
 /**
  * The page's one feed and who uses what: the feed follows the union of every mounted hook's
@@ -141,5 +147,49 @@ export function useChannel(channel, { keep = 100 } = {}) {
       release();
     };
   }, [channel, keep]);
+  return state;
+}
+
+/**
+ * The candles of `symbol` and `interval` for a chart: the closed ones the service keeps
+ * (`GET /api/candles`, up to `limit`) followed by the live ones of the `candles:` channel, one
+ * per open time, oldest first. The channel is subscribed before the history is asked for, so no
+ * close falls between the two. `error` is the service's refusal (an unknown symbol or interval).
+ * @param {string} symbol
+ * @param {string} [interval]
+ * @param {{limit?: number}} [opts]
+ * @returns {{candles: Candle[], loading: boolean, error: string | null}}
+ */
+export function useCandles(symbol, interval = '1m', { limit } = {}) {
+  const [state, setState] = useState(() => ({ candles: /** @type {Candle[]} */ ([]), loading: true, error: /** @type {string | null} */ (null) }));
+  useEffect(() => {
+    const key = `candles:${canonicalSymbol(symbol) ?? symbol}:${interval}`;
+    const s = acquire();
+    const bars = new CandleBars();
+    const ctl = new AbortController();
+    let loading = true;
+    /** @param {string | null} error */
+    const show = (error) => setState({ candles: bars.list(), loading, error });
+    if (count(s.channels, [key], 1).length > 0) s.feed.subscribeChannels([key]);
+    /** @param {MarketFrame} f */
+    const onMarket = (f) => {
+      if (f.type === 'candle' && f.channel === key) {
+        bars.apply(f.candle);
+        show(null);
+      }
+    };
+    s.feed.on('market', onMarket);
+    setState({ candles: [], loading: true, error: null });
+    fetchCandles({ symbol, interval, limit, url: options.url, signal: ctl.signal })
+      .then((history) => bars.setHistory(history))
+      .then(() => { loading = false; show(null); })
+      .catch((/** @type {Error} */ e) => { if (!ctl.signal.aborted) { loading = false; show(e.message); } });
+    return () => {
+      ctl.abort();
+      s.feed.off('market', onMarket);
+      if (count(s.channels, [key], -1).length > 0 && shared === s) s.feed.unsubscribeChannels([key]);
+      release();
+    };
+  }, [symbol, interval, limit]);
   return state;
 }

@@ -56,7 +56,11 @@ impl History {
         let ms = *ms;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
         let open = market.get(&q.symbol).and_then(|s| s.open_candle(i));
-        let open_start = open.map_or(now_ms - now_ms.rem_euclid(ms), Candle::start);
+        // Binance's klines run up to the candle open now. A symbol that has not ticked since
+        // (a paused or quiet market) still holds an older candle: it is past, and the
+        // minutes after it are made up, as they would be in a market with no trades.
+        let now_open = now_ms - now_ms.rem_euclid(ms);
+        let open_start = open.map_or(now_open, |o| o.start().max(now_open));
         let last = q.end.map_or(open_start, |e| e.min(open_start));
         let first = match q.start {
             Some(s) => s + (ms - s.rem_euclid(ms)) % ms,
@@ -134,6 +138,19 @@ mod tests {
                 now
             )
             .is_none());
+    }
+
+    #[test]
+    fn klines_run_up_to_now_when_the_symbol_has_not_ticked() {
+        let mut m = Market::new(1);
+        let h = History::default();
+        m.step("BTCUSDT", 90 * 60_000 + 10);
+        let rows = h.klines(&m, &q(None, 12), 100 * 60_000 + 5).unwrap();
+        let times: Vec<i64> = rows
+            .iter()
+            .map(|r| r[0].as_i64().unwrap() / 60_000)
+            .collect();
+        assert_eq!(times, (89..=100).collect::<Vec<_>>());
     }
 
     #[test]

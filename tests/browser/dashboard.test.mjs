@@ -112,8 +112,8 @@ test('transport sse works on its own', async () => {
   const { page } = await openPage('?symbols=ETHUSDT&transport=sse');
   await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
   assert.equal(await page.locator('#via').textContent(), 'sse');
-  // Market frames come over SSE too: the chart has its candle (it stayed blank before).
-  await page.waitForFunction(() => window.edgetickChart.bars.size >= 1, null, { timeout: 15_000 });
+  // The chart starts full over SSE too: the history, then the channel's open candle after it.
+  await chartIsFull(page);
   const n = await (async () => {
     await page.waitForFunction(() => Number(document.querySelector('#updates').textContent) > 0, null, { timeout: 10_000 });
     return updates(page);
@@ -140,14 +140,34 @@ test('a WebSocket that cannot connect falls back to SSE', async () => {
   await page.close();
 });
 
-test('the chart draws candles and moves with live prices', async () => {
+/**
+ * Waits for the chart to hold the service's history (500 closed candles, one a minute, no gap)
+ * and the channel's open candle after it; returns how long after the page started it drew it.
+ */
+async function chartIsFull(page) {
+  await page.waitForFunction(
+    () => window.edgetickChart.filledAtMs !== null && window.edgetickChart.bars.size > 500,
+    null,
+    { timeout: 15_000 },
+  );
+  const times = await page.evaluate(() => [...window.edgetickChart.bars.keys()]);
+  const history = times.slice(0, 500);
+  const steps = new Set(history.slice(1).map((t, i) => t - history[i]));
+  assert.deepEqual([...steps], [60], 'the history: one bar a minute, oldest first, no gap');
+  assert.ok(times.at(-1) > history.at(-1), 'the live candle after it');
+  return page.evaluate(() => window.edgetickChart.filledAtMs);
+}
+
+test('the chart starts full from the history and moves with live prices', async (t) => {
   await control('pause?on=0');
   const { page, external } = await openPage('?symbols=BTCUSDT,ETHUSDT');
   await page.waitForFunction(() => document.querySelector('#status').textContent === 'connected', null, { timeout: 10_000 });
   assert.match(await page.locator('#chart-title').textContent(), /^BTCUSDT · 1m candles$/);
-  await page.waitForFunction(() => window.edgetickChart.bars.size >= 1, null, { timeout: 15_000 });
+  const filled = await chartIsFull(page);
+  t.diagnostic(`500 candles drawn ${Math.round(filled)} ms after the page started`);
+  const before = await page.evaluate(() => window.edgetickChart.bars.size);
   await control('candle-close?symbol=BTCUSDT');
-  await page.waitForFunction(() => window.edgetickChart.bars.size >= 2, null, { timeout: 15_000 });
+  await page.waitForFunction((n) => window.edgetickChart.bars.size === n + 1, before, { timeout: 15_000 });
   assert.ok((await page.locator('#chart canvas').count()) >= 1, 'lightweight-charts drew on a canvas');
   // With the exchange paused, one more tick: the open candle's close is the exchange's price.
   await control('pause?on=1');

@@ -55,7 +55,7 @@ fn rest_requests(ex: &Exchange) -> u64 {
 pub fn candles_are_backfilled_then_extended_by_closes(ctx: &mut Ctx) {
     let (ex, svc) = (&ctx.ex, &ctx.svc);
     let before = epoch_ms();
-    let url = svc.url("/api/candles?symbol=eth-usdt&interval=1m");
+    let url = svc.url("/api/candles?symbol=xrp-usdt&interval=1m");
     let first = call(&url, None);
     assert_eq!(first.status(), 200);
     let tag = first.header("ETag").expect("an ETag").to_string();
@@ -66,7 +66,7 @@ pub fn candles_are_backfilled_then_extended_by_closes(ctx: &mut Ctx) {
     let body: Value = serde_json::from_str(&first.into_string().unwrap()).unwrap();
     assert_eq!(
         (body["symbol"].as_str(), body["interval"].as_str()),
-        (Some("ETHUSDT"), Some("1m"))
+        (Some("XRPUSDT"), Some("1m"))
     );
     let times = open_times(&body, MIN);
     assert_eq!(
@@ -90,7 +90,7 @@ pub fn candles_are_backfilled_then_extended_by_closes(ctx: &mut Ctx) {
     );
     // The same candles the exchange serves.
     let klines = get(&format!(
-        "{}/api/v3/klines?symbol=ETHUSDT&interval=1m&startTime={}&limit=500",
+        "{}/api/v3/klines?symbol=XRPUSDT&interval=1m&startTime={}&limit=500",
         ex.rest_url(),
         times[0]
     ))
@@ -117,11 +117,13 @@ pub fn candles_are_backfilled_then_extended_by_closes(ctx: &mut Ctx) {
         asked,
         "a read of a complete series asks nothing upstream"
     );
-    // A close on the stream joins the history.
+    // A close on the stream joins the history (a tick first: the exchange may be paused, and
+    // its candle is then the minute of the symbol's last trade).
+    ex.control("tick?symbol=XRPUSDT");
     let mut c = svc.ws();
-    c.send_json(json!({"action": "subscribe", "channels": ["candles:ETHUSDT:1m"], "id": 1}));
+    c.send_json(json!({"action": "subscribe", "channels": ["candles:XRPUSDT:1m"], "id": 1}));
     c.wait_for("subscribed", T, |v| v["type"] == "subscribed");
-    ex.control("candle-close?symbol=ETHUSDT");
+    ex.control("candle-close?symbol=XRPUSDT");
     let (closed, _) = c.wait_for("the close", T, |v| {
         v["type"] == "candle" && v["candle"]["closed"] == true
     });
@@ -129,7 +131,7 @@ pub fn candles_are_backfilled_then_extended_by_closes(ctx: &mut Ctx) {
     // A new limit is a new cache key: the leader's answer, not the edge's copy.
     let latest = wait_until("the close in the history", T, || {
         let r = call(
-            &svc.url("/api/candles?symbol=ETHUSDT&interval=1m&limit=499"),
+            &svc.url("/api/candles?symbol=XRPUSDT&interval=1m&limit=499"),
             None,
         );
         let v: Value = serde_json::from_str(&r.into_string().ok()?).ok()?;

@@ -22,5 +22,5 @@ test('both entry points load', async () => {
   const core = await import('../edgetick.js');
   assert.equal(typeof core.PriceFeed, 'function');
   const react = await import('../react.js');
-  assert.deepEqual(Object.keys(react).sort(), ['configureFeed', 'useChannel', 'usePrices']);
+  assert.deepEqual(Object.keys(react).sort(), ['configureFeed', 'useCandles', 'useChannel', 'usePrices']);
 });

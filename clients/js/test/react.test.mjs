@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createElement as h } from 'react';
 import TestRenderer from 'react-test-renderer';
-import { usePrices, useChannel, configureFeed } from '../react.js';
+import { usePrices, useChannel, useCandles, configureFeed } from '../react.js';
 
 globalThis.IS_REACT_ACT_ENVIRONMENT = true;
 const { act } = TestRenderer;
@@ -103,5 +103,47 @@ test('hooks share one connection and follow what mounted components ask for', as
       }
     });
     globalThis.WebSocket = saved;
+  }
+});
+
+function Candles({ symbol }) {
+  const { candles, loading, error } = useCandles(symbol, '1m');
+  return h('p', null, error ?? `${loading ? 'loading ' : ''}${candles.map((c) => `${c.t / 60_000}:${c.c}`).join(',')}`);
+}
+
+test('useCandles shows the history, then the live candles after it', async () => {
+  const saved = { ws: globalThis.WebSocket, fetch: globalThis.fetch };
+  globalThis.WebSocket = FakeSocket;
+  FakeSocket.made = [];
+  /** @type {(v: Response) => void} */
+  let answer = () => {};
+  const asked = [];
+  globalThis.fetch = (url) => {
+    asked.push(String(url));
+    return new Promise((resolve) => { answer = resolve; });
+  };
+  configureFeed({ url: 'http://127.0.0.1:9', transport: 'websocket' });
+  const candle = (m, c, closed = true) => ({ t: m * 60_000, o: '1', h: '2', l: '0.5', c, v: '3', closed });
+  let r;
+  try {
+    await act(async () => { r = TestRenderer.create(h(Candles, { symbol: 'btc-usdt' })); });
+    const s = FakeSocket.made[0];
+    await act(async () => s.onopen());
+    assert.deepEqual(s.sent.filter((m) => m.action === 'subscribe'), [
+      { action: 'subscribe', channels: ['candles:BTCUSDT:1m'] },
+    ], 'the channel first');
+    assert.deepEqual(asked, ['http://127.0.0.1:9/api/candles?symbol=btc-usdt&interval=1m']);
+    await act(async () => s.frame({ type: 'candle', channel: 'candles:BTCUSDT:1m', candle: candle(10, 'open', false) }));
+    assert.equal(text(r), 'loading 10:open');
+    const history = { symbol: 'BTCUSDT', interval: '1m', candles: [candle(8, 'a'), candle(9, 'b')] };
+    await act(async () => answer(new Response(JSON.stringify(history))));
+    assert.equal(text(r), '8:a,9:b,10:open');
+    await act(async () => s.frame({ type: 'candle', channel: 'candles:BTCUSDT:1m', candle: candle(10, 'closed') }));
+    assert.equal(text(r), '8:a,9:b,10:closed');
+    await act(async () => r.unmount());
+    assert.equal(s.closed, true);
+  } finally {
+    globalThis.WebSocket = saved.ws;
+    globalThis.fetch = saved.fetch;
   }
 });

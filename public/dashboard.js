@@ -5,6 +5,7 @@
 import { PriceFeed, canonicalSymbol } from '/edgetick.js';
 import { formatPrice, formatChange, sparkPoints, digitsOf, groupOf } from '/format.js';
 import { CandleChart } from '/chart.js';
+import { LiquidationMap } from '/liquidations.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -119,6 +120,8 @@ function render(feed) {
 
 /** The chart of the selected symbol: its history, its live candles and the live price. */
 const chart = new CandleChart({ interval, log });
+/** The liquidation heat map of the charted symbol. */
+const liquidations = new LiquidationMap();
 
 /** Charts `symbol` unless its source has no candles (Twelve Data streams prices only). */
 function chartSymbol(feed, symbol) {
@@ -127,6 +130,7 @@ function chartSymbol(feed, symbol) {
     return;
   }
   chart.show(feed, symbol);
+  liquidations.show(feed, symbol);
 }
 
 function showEvent(e) {
@@ -190,6 +194,7 @@ async function start() {
   // For the browser tests and for poking at the feed from the console.
   /** @type {any} */ (window).edgetickFeed = feed;
   /** @type {any} */ (window).edgetickChart = chart;
+  /** @type {any} */ (window).edgetickLiquidations = liquidations;
   chart.init();
   feed.on('price', (p) => {
     updates += 1;
@@ -203,7 +208,10 @@ async function start() {
       lagCount += 1;
     }
   });
-  feed.on('market', (f) => chart.candle(f));
+  feed.on('market', (f) => {
+    chart.candle(f);
+    liquidations.frame(f);
+  });
   feed.on('event', showEvent);
   feed.on('lost', ({ channels }) => log(`missed events on ${channels.join(', ')} (history no longer has them)`));
   feed.on('status', (s) => {

@@ -35,6 +35,10 @@
 //! posts 200 events/s (publish → receive latency, losses and order violations; edgetick
 //! only, the floor has no publish API; see `events.rs`).
 //!
+//! M: heat maps, 100 listeners of all 20 symbols' `heatmap:` channels computed every second
+//! while the exchange ticks at 100/s: what one map update costs the leader (`/metrics`), and
+//! the maps received (edgetick only; see `heatmaps.rs`).
+//!
 //! `@N` after a load runs edgetick with `FANOUT_SHARDS=N` (`B@1,B@4`: one shard beside four;
 //! the floor has no shards and is skipped for such items).
 //!
@@ -49,6 +53,7 @@
 
 mod crowd;
 mod events;
+mod heatmaps;
 mod load;
 mod stack;
 mod storm;
@@ -60,6 +65,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use events::{run_events, EventLoad};
+use heatmaps::{run_maps, MapLoad};
 use load::{run_load, Load, Outcome};
 use stack::{root, Settings, Stack, Target};
 use storm::{run_storm, Storm};
@@ -225,31 +231,8 @@ fn run_item(name: &str, mods: Mods, shards: u32, target: Target, a: &Args) -> Op
         stack.port,
         stack.workerd_pids()
     );
-    if name == "E" {
-        let load = EventLoad {
-            clients: 1_000,
-            rate: 200,
-        };
-        let duration = Duration::from_secs(a.duration);
-        return Some(run_events(
-            &stack,
-            &relay_label(target, shards),
-            &load,
-            duration,
-        ));
-    }
-    if name == "S" {
-        let storm = Storm {
-            clients: a.storm_clients,
-            watchers: 20,
-            rate: 100,
-        };
-        return Some(run_storm(
-            &stack,
-            &relay_label(target, shards),
-            &storm,
-            direct,
-        ));
+    if let Some(o) = run_special(name, &stack, &relay_label(target, shards), direct, a) {
+        return Some(o);
     }
     let mut load = steady_load(name, a)?;
     if load.idle && !direct {
@@ -262,6 +245,52 @@ fn run_item(name: &str, mods: Mods, shards: u32, target: Target, a: &Args) -> Op
         relay.push_str(", Socket.IO");
     }
     Some(run_load(&stack, &relay, &load, duration, direct))
+}
+
+/// The loads that are not steady price loads: E (events), M (heat maps), S (a storm).
+fn run_special(name: &str, stack: &Stack, relay: &str, direct: bool, a: &Args) -> Option<Outcome> {
+    let duration = Duration::from_secs(a.duration);
+    Some(match name {
+        "E" => run_events(
+            stack,
+            relay,
+            &EventLoad {
+                clients: 1_000,
+                rate: 200,
+            },
+            duration,
+        ),
+        "M" => run_maps(
+            stack,
+            relay,
+            &MapLoad {
+                clients: 100,
+                rate: 100,
+            },
+            duration,
+        ),
+        "S" => {
+            let storm = Storm {
+                clients: a.storm_clients,
+                watchers: 20,
+                rate: 100,
+            };
+            run_storm(stack, relay, &storm, direct)
+        }
+        _ => return None,
+    })
+}
+
+/// Where an item runs: edgetick beside the floor (or, for `:sio`, beside the Node Socket.IO
+/// server); edgetick alone with shards, and for what the floor cannot do (E, M).
+fn targets_of(name: &str, mods: Mods, shards: u32, floor: bool) -> &'static [Target] {
+    if floor && shards == 0 && mods.socketio && !matches!(name, "S" | "E" | "M") {
+        &[Target::Edgetick, Target::NodeSocketIo]
+    } else if floor && shards == 0 && !matches!(name, "E" | "M") && !mods.socketio {
+        &[Target::Edgetick, Target::Floor]
+    } else {
+        &[Target::Edgetick]
+    }
 }
 
 /// The relay column: the floor, or edgetick with its shards.
@@ -317,6 +346,7 @@ fn main() {
     let a = parse_args();
     raise_fd_limit();
     let (mut steady, mut storms, mut ratios, mut details) = (vec![], vec![], vec![], vec![]);
+    let mut maps = vec![];
     for item in a.loads.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let Some((head, mods)) = parse_mods(item) else {
             eprintln!("edgetick-bench: unknown load {item}");
@@ -330,20 +360,12 @@ fn main() {
             eprintln!("edgetick-bench: unknown load {item}");
             std::process::exit(2);
         };
-        if !matches!(name, "S" | "E") && steady_load(name, &a).is_none() {
+        if !matches!(name, "S" | "E" | "M") && steady_load(name, &a).is_none() {
             eprintln!("edgetick-bench: unknown load {item}");
             std::process::exit(2);
         }
-        // The floor has no shards, no publish API and no Socket.IO; Socket.IO loads go beside
-        // the Node Socket.IO peer instead.
-        let targets: &[Target] =
-            if a.floor && shards == 0 && mods.socketio && !matches!(name, "S" | "E") {
-                &[Target::Edgetick, Target::NodeSocketIo]
-            } else if a.floor && shards == 0 && name != "E" && !mods.socketio {
-                &[Target::Edgetick, Target::Floor]
-            } else {
-                &[Target::Edgetick]
-            };
+        // The floor has no shards, no publish API, no heat map and no Socket.IO.
+        let targets = targets_of(name, mods, shards, a.floor);
         // A fresh stack per load and relay, so one run's connections do not skew the next.
         let outcomes: Vec<Outcome> = targets
             .iter()
@@ -355,6 +377,8 @@ fn main() {
         for o in outcomes {
             if name == "S" {
                 &mut storms
+            } else if name == "M" {
+                &mut maps
             } else {
                 &mut steady
             }
@@ -362,7 +386,11 @@ fn main() {
             details.push(o.detail);
         }
     }
-    let md = report(&a, &steady, &storms, &ratios);
+    let mut md = report(&a, &steady, &storms, &ratios);
+    if !maps.is_empty() {
+        md.push_str("\n| load | relay | shape | one map update (the leader's cost) | received |\n|---|---|---|---|---|\n");
+        maps.iter().for_each(|r| md.push_str(&format!("{r}\n")));
+    }
     if let Some(dir) = a.out.parent() {
         let _ = fs::create_dir_all(dir);
     }

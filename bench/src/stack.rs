@@ -117,6 +117,9 @@ fn wrangler_command(target: Target, settings: &Settings, exchange_port: u16, por
                 format!("PUBLISH_TOKEN:{PUBLISH_TOKEN}"),
                 "EVENT_CHANNELS:signals".to_string(),
                 "PUBLISH_PER_SECOND:10000".to_string(),
+                format!("BINANCE_REST_URL:http://127.0.0.1:{exchange_port}"),
+                format!("FUTURES_REST_URL:http://127.0.0.1:{exchange_port}"),
+                "HEATMAP_INTERVAL_SECONDS:1".to_string(),
             ]);
             "wrangler.toml"
         }

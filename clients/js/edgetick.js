@@ -329,6 +329,7 @@ export class PriceFeed {
     trades: (f) => this.#market(f),
     candle: (f) => this.#market(f),
     book: (f) => this.#market(f),
+    heatmap: (f) => this.#market(f),
   };
 
   /**

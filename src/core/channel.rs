@@ -29,6 +29,8 @@ pub enum Market {
     Candles(String, String),
     /// `book:<S>` from `@depth10@100ms`: the top 10 levels a side.
     Book(String),
+    /// `heatmap:<S>`: the liquidation heat map the leader computes (no stream of its own).
+    Heatmap(String),
 }
 
 impl Market {
@@ -39,10 +41,23 @@ impl Market {
         let market = match (kind, parts.next()) {
             ("trades", None) => Market::Trades(symbol),
             ("book", None) => Market::Book(symbol),
+            ("heatmap", None) => Market::Heatmap(symbol),
             ("candles", Some(i)) if INTERVALS.contains(&i) => Market::Candles(symbol, i.into()),
             _ => return None,
         };
         parts.next().is_none().then_some(market)
+    }
+
+    /// Its symbol.
+    pub fn symbol(&self) -> &str {
+        match self {
+            Market::Trades(s) | Market::Candles(s, _) | Market::Book(s) | Market::Heatmap(s) => s,
+        }
+    }
+
+    /// True when an upstream stream feeds it (the heat map is computed by the leader).
+    pub fn has_stream(&self) -> bool {
+        !matches!(self, Market::Heatmap(_))
     }
 
     /// Its key, e.g. `candles:BTCUSDT:1m`.
@@ -51,6 +66,7 @@ impl Market {
             Market::Trades(s) => format!("trades:{s}"),
             Market::Candles(s, i) => format!("candles:{s}:{i}"),
             Market::Book(s) => format!("book:{s}"),
+            Market::Heatmap(s) => format!("heatmap:{s}"),
         }
     }
 }
@@ -117,8 +133,8 @@ pub fn resolve(cfg: &Config, raw: &str) -> Result<String, ClientError> {
     Err(ClientError::new(
         ErrorCode::UnknownChannel,
         format!(
-            "unknown channel {:?}; served: trades:<SYMBOL>, candles:<SYMBOL>:<{}>, book:<SYMBOL> \
-             for Binance's symbols, {} and user:<id>:<name> for those names",
+            "unknown channel {:?}; served: trades:<SYMBOL>, candles:<SYMBOL>:<{}>, book:<SYMBOL>, \
+             heatmap:<SYMBOL> for Binance's symbols, {} and user:<id>:<name> for those names",
             truncate(raw, 80),
             INTERVALS.join("|"),
             events.join(", ")
@@ -140,6 +156,7 @@ fn resolve_market(cfg: &Config, raw: &str) -> Option<Market> {
     match (kind, interval) {
         ("trades", None) => Some(Market::Trades(symbol)),
         ("book", None) => Some(Market::Book(symbol)),
+        ("heatmap", None) => Some(Market::Heatmap(symbol)),
         ("candles", Some(i)) if INTERVALS.contains(&i) => Some(Market::Candles(symbol, i.into())),
         _ => None,
     }

@@ -112,11 +112,11 @@ pub enum Effect {
         /// The new epoch.
         epoch: String,
     },
-    /// GET `url` (Binance's REST klines) and hand the answer to the hub's
+    /// GET `url` (Binance's REST klines, or open interest) and hand the answer to the hub's
     /// [`super::hub::Hub::fetched`] with `id`.
     Fetch {
-        /// Names the answer.
-        id: u64,
+        /// Names the answer, and what it is for.
+        id: FetchId,
         /// The URL.
         url: String,
     },
@@ -181,6 +181,15 @@ pub enum Effect {
         /// Details for a person.
         detail: String,
     },
+}
+
+/// What a [`Effect::Fetch`] is for, and its number there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchId {
+    /// A klines request of the candle history's backfill.
+    Klines(u64),
+    /// An open-interest poll of the heat map.
+    OpenInterest(u64),
 }
 
 /// The one in-memory timer an object keeps requested: a new request only when none is

@@ -24,6 +24,7 @@ use super::feed::source::Source;
 use super::feed::twelvedata::TwelveData;
 use super::feed::Feed;
 use super::groups::{self, AssetGroup};
+use super::heatmap::HeatBook;
 use super::history::book::{CandleBook, Gained};
 use super::host::ClientHost;
 use super::ids::{ConnId, Identity, ShardId, SourceId};
@@ -40,6 +41,8 @@ mod auth_tests;
 #[cfg(test)]
 mod candles_tests;
 #[cfg(test)]
+mod heatmap_tests;
+#[cfg(test)]
 mod market_tests;
 #[cfg(test)]
 mod polling_tests;
@@ -49,6 +52,7 @@ mod socketio_tests;
 pub(crate) mod tests;
 
 mod candles;
+mod heatmap;
 mod publishing;
 
 /// The hub.
@@ -71,6 +75,8 @@ pub struct Hub {
     candles: CandleBook,
     /// Closed candles from the stream not stored yet (they are, after their flush).
     unstored: Vec<Gained>,
+    /// The heat maps listened to.
+    heat: HeatBook,
 }
 
 impl Hub {
@@ -97,6 +103,7 @@ impl Hub {
         let cfg = Rc::new(cfg);
         let history = &cfg.history;
         let candles = CandleBook::new(history.rest_urls.clone(), history.candles);
+        let heat = HeatBook::new(history.futures_url.clone(), history.heatmap_interval_ms);
         Hub {
             history: History::new(String::new(), cfg.events.history),
             feed: Feed::new(cfg.clone(), sources),
@@ -108,6 +115,7 @@ impl Hub {
             publishes: Bucket::default(),
             candles,
             unstored: Vec::new(),
+            heat,
         }
     }
 
@@ -164,6 +172,7 @@ impl Hub {
         if local || std::mem::take(&mut self.shard_interest_changed) {
             let mut interest = self.fanout.interest();
             interest.extend(self.shards.union());
+            self.follow_heatmaps(&mut interest, now_ms);
             self.candles.set_live(&interest, now_ms);
             self.feed.want(interest, now_ms, later);
         }
@@ -177,6 +186,7 @@ impl Hub {
             self.shards.due(),
             self.candles.due(),
             self.unstored_due(now_ms),
+            self.heat.due(),
         ];
         self.timer.request(due, now_ms, fx);
     }
@@ -329,11 +339,13 @@ impl Hub {
 
     /// `GET /metrics` in Prometheus text format.
     pub fn metrics(&self, now_ms: i64) -> String {
-        metrics::render(
+        let mut text = metrics::render(
             &self.feed.report(now_ms),
             &self.fanout.report(),
             &self.shard_views(),
-        )
+        );
+        text.push_str(&self.history_metrics());
+        text
     }
 
     /// `GET /health`: HTTP status and body.
@@ -401,6 +413,8 @@ impl ClientHost for Hub {
         fx.extend(held.map(|(links, text)| Effect::SendShards { links, text }));
         self.feed.timer(now_ms, &mut later);
         self.store_closed_candles(&mut later);
-        self.finish(now_ms, fx, later, Batch::default())
+        let mut batch = Batch::default();
+        self.heatmaps_due(now_ms, &mut batch.market, &mut later);
+        self.finish(now_ms, fx, later, batch)
     }
 }

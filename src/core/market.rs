@@ -21,6 +21,8 @@ pub enum MarketKind {
     ClosedCandle,
     /// The top of the book of a `book:` channel (the whole body).
     Book,
+    /// The heat map of a `heatmap:` channel (the whole body).
+    Heatmap,
 }
 
 impl MarketKind {
@@ -31,6 +33,7 @@ impl MarketKind {
             MarketKind::Candle => "c",
             MarketKind::ClosedCandle => "x",
             MarketKind::Book => "b",
+            MarketKind::Heatmap => "h",
         }
     }
 
@@ -41,6 +44,7 @@ impl MarketKind {
             "c" => MarketKind::Candle,
             "x" => MarketKind::ClosedCandle,
             "b" => MarketKind::Book,
+            "h" => MarketKind::Heatmap,
             _ => return None,
         })
     }
@@ -131,6 +135,7 @@ mod tests {
             MarketKind::Candle,
             MarketKind::ClosedCandle,
             MarketKind::Book,
+            MarketKind::Heatmap,
         ] {
             assert_eq!(MarketKind::of_code(k.code()), Some(k));
         }

@@ -21,8 +21,9 @@
 //!   link; [`node`] either object as the edge drives it.
 //! - [`report`] and [`metrics`] (`/health`, `/metrics`), [`request`] (the Worker's routing),
 //!   [`rest`] (REST bodies), [`groups`] (the Flask terminal's routes by asset class).
-//! - [`history`] — candle history's parts (a series merging backfill and stream; the REST
-//!   klines codec), not yet run by the leader.
+//! - [`history`] — the candle history (series merging the REST backfill and the stream, the
+//!   book planning the backfill, `/api/candles`' answer); [`heatmap`] — the liquidation heat
+//!   map of `heatmap:` channels (its model, the open-interest polling). The leader runs both.
 
 pub mod auth;
 pub mod backoff;
@@ -37,6 +38,7 @@ pub mod fanout;
 pub mod fastmap;
 pub mod feed;
 pub mod groups;
+pub mod heatmap;
 pub mod histogram;
 pub mod history;
 pub mod host;

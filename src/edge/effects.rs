@@ -50,7 +50,7 @@ impl Shared {
             | Effect::StoreEvent { .. }
             | Effect::StoreCandles { .. }
             | Effect::WipeEvents { .. }) => self.store(e),
-            Effect::Fetch { id, url } => self.fetch_candles(id, url),
+            Effect::Fetch { id, url } => self.fetch_rest(id, url),
             Effect::CandlesReady => self.candles_ready(),
             Effect::Timer { at_ms } => self.set_timer(at_ms),
             Effect::SseWake { conns } => {

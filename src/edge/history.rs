@@ -1,6 +1,6 @@
-//! The leader's candle history at the edge: `/api/candles` reads (held while the backfill
-//! they asked for is under way, up to a few seconds) and the REST requests the core's book
-//! asks for, whose answers go back to it.
+//! The leader's history at the edge: `/api/candles` reads (held while the backfill they
+//! asked for is under way, up to a few seconds) and the REST requests the core asks for (the
+//! candle backfill, the heat map's open interest), whose answers go back to it.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use worker::{wasm_bindgen_futures::spawn_local, Delay, Fetch, Response, Result, 
 use super::env::{jitter, now_ms};
 use super::http;
 use super::shared::Shared;
+use crate::core::effect::FetchId;
 use crate::core::error::ApiError;
 use crate::core::history::api::CandlesRead;
 use crate::core::history::book::Answer;
@@ -68,8 +69,9 @@ impl Shared {
         }
     }
 
-    /// Carries out one backfill request and hands its answer to the hub.
-    pub(super) fn fetch_candles(self: &Rc<Self>, id: u64, url: String) {
+    /// Carries out one REST request of the core's (a klines backfill, an open-interest poll)
+    /// and hands its answer to the hub.
+    pub(super) fn fetch_rest(self: &Rc<Self>, id: FetchId, url: String) {
         let shared = self.clone();
         spawn_local(async move {
             let timeout = Delay::from(Duration::from_millis(FETCH_TIMEOUT_MS));
@@ -77,7 +79,14 @@ impl Shared {
                 Either::Left((Ok(answer), _)) => answer,
                 Either::Left((Err(_), _)) | Either::Right(_) => Answer::Failed,
             };
+            let started = js_sys::Date::now();
             shared.run(|n| n.on_leader(|hub| hub.fetched(id, answer, now_ms(), jitter())));
+            if let FetchId::OpenInterest(_) = id {
+                let seconds = (js_sys::Date::now() - started) / 1000.0;
+                if let Some(hub) = shared.node.borrow_mut().leader() {
+                    hub.observe_heatmap(seconds);
+                }
+            }
         });
     }
 }

@@ -179,6 +179,22 @@ test('the chart starts full from the history and moves with live prices', async 
     { timeout: 10_000 },
   );
   await control('pause?on=0');
+  // The liquidation heat map of the charted symbol: a map at once, then, with open interest
+  // rising, positions placed on it.
+  await control('open-interest?symbol=BTCUSDT&value=10000');
+  const liq = () => window.edgetickLiquidations.last;
+  await page.waitForFunction(() => document.querySelectorAll('#liq .liq-row').length === 41, null, { timeout: 15_000 });
+  assert.match(await page.locator('#liq-title').textContent(), /^Liquidation heat map · BTCUSDT$/);
+  await control('open-interest?symbol=BTCUSDT&value=10500');
+  await page.waitForFunction(
+    () => window.edgetickLiquidations.last?.data.positions_created !== '0',
+    null,
+    { timeout: 20_000 },
+  );
+  const map = await page.evaluate(liq);
+  assert.ok(map.data.levels.some((l) => l.long_density > 0 || l.short_density > 0), 'densities drawn');
+  assert.equal(await page.locator('#liq .liq-row.here').count(), 1, 'the current price marked');
+  await control('open-interest?symbol=BTCUSDT');
   // Screenshots once the grid has prices too (a symbol quiet for a while has none cached).
   const priced = () => Number(document.querySelector('#updates').textContent) > 0;
   await page.waitForFunction(priced, null, { timeout: 10_000 });

@@ -2,7 +2,7 @@
 //! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
 //! scenarios, which run in any order: each sets up the state it needs. Scenarios live in
 //! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`, `events`,
-//! `market`, `private`, `socketio`, `polling`, `sources`, `history`) and are
+//! `market`, `private`, `socketio`, `polling`, `sources`, `history`, `heatmap`) and are
 //! registered once, in `main`.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
@@ -14,6 +14,7 @@
 
 mod browser;
 mod events;
+mod heatmap;
 mod history;
 mod limits;
 mod market;
@@ -272,6 +273,7 @@ fn main() {
         sources::on_demand_follows_each_source_apart,
         history::candles_are_backfilled_then_extended_by_closes,
         history::candle_backfill_backs_off_on_429_and_recovers,
+        heatmap::heatmap_subscribers_get_a_map_at_once_and_updates_only_on_change,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

@@ -12,6 +12,8 @@
 //   node tests/e2e/socketio-client.mjs BASE query TOKEN     join /prices with ?token=
 //   node tests/e2e/socketio-client.mjs BASE resubscribe SYMBOL  the seed's page: reconnect by
 //       itself (the client's defaults) and subscribe SYMBOL on every connect
+//   node tests/e2e/socketio-client.mjs BASE channel NAME    join /prices, subscribe {channel: NAME}
+//       with an ack (market channels' frames come as events named by their type)
 // It runs until its stdin closes (the test ends it) or for 30 s (120 s when reconnecting).
 import { io } from 'socket.io-client';
 
@@ -21,7 +23,7 @@ const out = (ev, data) => {
   const ms = Math.round(performance.now() - started);
   process.stdout.write(JSON.stringify({ ev, data: data ?? null, ms }) + '\n');
 };
-const nsp = { prices: '/prices', unsubscribe: '/prices', root: '/', auth: '/prices', query: '/prices', resubscribe: '/prices' }[mode] ?? arg;
+const nsp = { prices: '/prices', unsubscribe: '/prices', root: '/', auth: '/prices', query: '/prices', resubscribe: '/prices', channel: '/prices' }[mode] ?? arg;
 const reconnection = mode === 'resubscribe';
 const options = { reconnection, timeout: 10_000 };
 if (transport === 'websocket') options.transports = ['websocket'];
@@ -36,6 +38,7 @@ socket.on('connect', () => {
   out('connect', { transport: socket.io.engine.transport.name });
   if (mode === 'resubscribe') socket.emit('subscribe', { symbol: arg }, (ack) => out('ack', ack));
   if (mode === 'unsubscribe') unsubscribeOnce(...arg.split(','));
+  if (mode === 'channel') socket.emit('subscribe', { channel: arg }, (ack) => out('ack', ack));
   if (mode !== 'prices') return;
   socket.emit('subscribe', { symbol: arg }, (ack) => {
     out('ack', ack);
@@ -54,7 +57,7 @@ function unsubscribeOnce(first, then) {
   };
   socket.on('priceUpdate', leave);
 }
-for (const ev of ['priceUpdate', 'price_update', 'exception', 'connected']) {
+for (const ev of ['priceUpdate', 'price_update', 'exception', 'connected', 'heatmap']) {
   socket.on(ev, (data) => out(ev, data));
 }
 socket.on('connect_error', (e) => out('connect_error', { message: e.message }));

@@ -16,7 +16,7 @@ use super::support::{self, epoch_ms, Client, Exchange, Frame, Service};
 use super::{wait_connected, Ctx, T};
 
 /// A `tests/e2e/socketio-client.mjs` process and what it has printed.
-struct SioClient {
+pub struct SioClient {
     child: Child,
     _stdin: ChildStdin,
     lines: Receiver<Value>,
@@ -24,7 +24,8 @@ struct SioClient {
 }
 
 impl SioClient {
-    fn start(svc: &Service, args: &[&str]) -> SioClient {
+    /// Starts the client against `svc` with the script's arguments.
+    pub fn start(svc: &Service, args: &[&str]) -> SioClient {
         let mut child = Command::new("node")
             .arg(support::root().join("tests/e2e/socketio-client.mjs"))
             .arg(svc.url(""))
@@ -52,7 +53,7 @@ impl SioClient {
     }
 
     /// Waits for a line that `want` accepts; every line read is kept in `seen`.
-    fn wait(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + T;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -234,8 +234,9 @@ pub struct Service {
 
 impl Service {
     /// Starts `wrangler dev` with `--var` overrides and its own persistence folder. A service
-    /// whose `UPSTREAM_URL` is a fake exchange's backfills its candles from the same fake
-    /// (`BINANCE_REST_URL`) unless told otherwise: no test reaches for the real Binance.
+    /// whose `UPSTREAM_URL` is a fake exchange's backfills its candles and reads open interest
+    /// from the same fake (`BINANCE_REST_URL`, `FUTURES_REST_URL`) unless told otherwise: no
+    /// test reaches for the real Binance.
     pub fn start(name: &str, vars: &[(&str, &str)]) -> Service {
         let persist = root().join("target/e2e-state").join(name);
         let _ = std::fs::remove_dir_all(&persist);
@@ -247,9 +248,11 @@ impl Service {
             let rest = v.strip_prefix("ws://127.0.0.1:")?.strip_suffix("/stream")?;
             (k == "UPSTREAM_URL").then(|| format!("http://127.0.0.1:{rest}"))
         });
-        if let Some(url) = fake_rest.filter(|_| !vars.iter().any(|(k, _)| k == "BINANCE_REST_URL"))
-        {
-            vars.push(("BINANCE_REST_URL".into(), url));
+        for name in ["BINANCE_REST_URL", "FUTURES_REST_URL"] {
+            let given = vars.iter().any(|(k, _)| k == name);
+            if let Some(url) = fake_rest.clone().filter(|_| !given) {
+                vars.push((name.into(), url));
+            }
         }
         let mut s = Service {
             port: free_port(),

@@ -86,9 +86,12 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }: {
 /** @typedef {{type: 'trades', channel: string, trades: Trade[]}} TradesFrame */
 /** @typedef {{type: 'candle', channel: string, candle: Candle}} CandleFrame */
 /** @typedef {{type: 'book', channel: string, bids: [string, string][], asks: [string, string][], u?: number}} BookFrame */
+/** @typedef {{price: string, long_density: number, short_density: number}} HeatLevel */
+/** @typedef {{levels: HeatLevel[], current_price: string, positions_created: string, positions_consumed: string}} HeatData */
+/** @typedef {{type: 'heatmap', channel: string, timestamp: string, data: HeatData}} HeatmapFrame */
 /**
- * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`), as sent.
- * @typedef {TradesFrame | CandleFrame | BookFrame} MarketFrame
+ * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`, `heatmap:`), as sent.
+ * @typedef {TradesFrame | CandleFrame | BookFrame | HeatmapFrame} MarketFrame
  */
 /**
  * Where the feed stands in an event channel.
@@ -135,7 +138,7 @@ export function feedStatus({ open, everOpened, upstream, stale, slow }: {
 /** @typedef {Targets & {type: 'subscriptions'}} SubscriptionsFrame */
 /**
  * Every frame the service sends, told apart by `type`.
- * @typedef {SnapshotFrame | PricesFrame | StatusFrame | WarningFrame | ErrorFrame | PongFrame | SubscribedFrame | UnsubscribedFrame | SubscriptionsFrame | ChannelEvent | TradesFrame | CandleFrame | BookFrame} Frame
+ * @typedef {SnapshotFrame | PricesFrame | StatusFrame | WarningFrame | ErrorFrame | PongFrame | SubscribedFrame | UnsubscribedFrame | SubscriptionsFrame | ChannelEvent | TradesFrame | CandleFrame | BookFrame | HeatmapFrame} Frame
  */
 /** @typedef {Frame['type']} FrameType */
 /**
@@ -244,10 +247,27 @@ export type BookFrame = {
     asks: [string, string][];
     u?: number;
 };
+export type HeatLevel = {
+    price: string;
+    long_density: number;
+    short_density: number;
+};
+export type HeatData = {
+    levels: HeatLevel[];
+    current_price: string;
+    positions_created: string;
+    positions_consumed: string;
+};
+export type HeatmapFrame = {
+    type: "heatmap";
+    channel: string;
+    timestamp: string;
+    data: HeatData;
+};
 /**
- * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`), as sent.
+ * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`, `heatmap:`), as sent.
  */
-export type MarketFrame = TradesFrame | CandleFrame | BookFrame;
+export type MarketFrame = TradesFrame | CandleFrame | BookFrame | HeatmapFrame;
 /**
  * Where the feed stands in an event channel.
  */
@@ -368,5 +388,5 @@ export type SubscriptionsFrame = Targets & {
 /**
  * Every frame the service sends, told apart by `type`.
  */
-export type Frame = SnapshotFrame | PricesFrame | StatusFrame | WarningFrame | ErrorFrame | PongFrame | SubscribedFrame | UnsubscribedFrame | SubscriptionsFrame | ChannelEvent | TradesFrame | CandleFrame | BookFrame;
+export type Frame = SnapshotFrame | PricesFrame | StatusFrame | WarningFrame | ErrorFrame | PongFrame | SubscribedFrame | UnsubscribedFrame | SubscriptionsFrame | ChannelEvent | TradesFrame | CandleFrame | BookFrame | HeatmapFrame;
 export type FrameType = Frame["type"];

@@ -40,10 +40,13 @@
 /** @typedef {{type: 'trades', channel: string, trades: Trade[]}} TradesFrame */
 /** @typedef {{type: 'candle', channel: string, candle: Candle}} CandleFrame */
 /** @typedef {{type: 'book', channel: string, bids: [string, string][], asks: [string, string][], u?: number}} BookFrame */
+/** @typedef {{price: string, long_density: number, short_density: number}} HeatLevel */
+/** @typedef {{levels: HeatLevel[], current_price: string, positions_created: string, positions_consumed: string}} HeatData */
+/** @typedef {{type: 'heatmap', channel: string, timestamp: string, data: HeatData}} HeatmapFrame */
 
 /**
- * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`), as sent.
- * @typedef {TradesFrame | CandleFrame | BookFrame} MarketFrame
+ * A frame of a market channel the feed follows (`trades:`, `candles:`, `book:`, `heatmap:`), as sent.
+ * @typedef {TradesFrame | CandleFrame | BookFrame | HeatmapFrame} MarketFrame
  */
 
 /**
@@ -97,7 +100,7 @@
 
 /**
  * Every frame the service sends, told apart by `type`.
- * @typedef {SnapshotFrame | PricesFrame | StatusFrame | WarningFrame | ErrorFrame | PongFrame | SubscribedFrame | UnsubscribedFrame | SubscriptionsFrame | ChannelEvent | TradesFrame | CandleFrame | BookFrame} Frame
+ * @typedef {SnapshotFrame | PricesFrame | StatusFrame | WarningFrame | ErrorFrame | PongFrame | SubscribedFrame | UnsubscribedFrame | SubscriptionsFrame | ChannelEvent | TradesFrame | CandleFrame | BookFrame | HeatmapFrame} Frame
  */
 
 /** @typedef {Frame['type']} FrameType */
@@ -110,7 +113,7 @@
  */
 export const FRAME_TYPES = Object.freeze([
   'snapshot', 'prices', 'status', 'warning', 'error', 'pong', 'subscribed', 'unsubscribed',
-  'subscriptions', 'event', 'trades', 'candle', 'book',
+  'subscriptions', 'event', 'trades', 'candle', 'book', 'heatmap',
 ]);
 
 /**

@@ -1,6 +1,6 @@
 //! The `/control/*` endpoints: faults on demand (drop, stall, pause, quiet, garbage, refuse,
-//! shutdown, candle-close, Twelve Data's closed-market), the rate, single ticks, and the state
-//! the tests read back.
+//! shutdown, candle-close, Twelve Data's closed-market, REST faults, open interest held), the rate,
+//! single ticks, and the state the tests read back.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -47,6 +47,7 @@ pub(super) async fn control(
         "pause" => Ok(pause(ex, &q)),
         "closed-market" => Ok(closed_market(ex, &q)),
         "rest" => Ok(rest_fault(ex, &q)),
+        "open-interest" => Ok(hold_open_interest(ex, &q)),
         "quiet" => Ok(quiet(ex, &q)),
         "garbage" => Ok(garbage(ex, &q)),
         "refuse" => Ok(refuse(ex, &q)),
@@ -181,6 +182,22 @@ fn rest_fault(ex: &Exchange, q: &Query) -> Value {
     };
     lock(&ex.faults).rest = fault;
     json!({"rest_status": fault.status, "slow_ms": fault.slow_ms})
+}
+
+/// Holds `symbol`'s open interest at `value` (a decimal string), or lets it drift again
+/// without one.
+fn hold_open_interest(ex: &Exchange, q: &Query) -> Value {
+    let symbol = q
+        .get("symbol")
+        .cloned()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let mut f = lock(&ex.faults);
+    match q.get("value").filter(|v| !v.is_empty()) {
+        Some(v) => f.open_interest.insert(symbol.clone(), v.clone()),
+        None => f.open_interest.remove(&symbol),
+    };
+    json!({"symbol": symbol, "held": f.open_interest.get(&symbol)})
 }
 
 fn refuse(ex: &Exchange, q: &Query) -> Value {

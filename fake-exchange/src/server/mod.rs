@@ -3,7 +3,7 @@
 //! message limit, and `/control/*` endpoints that inject faults and report what it saw; and
 //! Twelve Data's price WebSocket beside it (`twelvedata`).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -131,6 +131,8 @@ struct Faults {
     closed_market: bool,
     /// The REST endpoints' fault.
     rest: rest::RestFault,
+    /// Open interest held at a value, by symbol (the `open-interest` control).
+    open_interest: BTreeMap<String, String>,
 }
 
 #[derive(Default, Serialize)]
@@ -150,6 +152,7 @@ struct Stats {
     updates: u64,
     rest_requests: u64,
     rest_refused: u64,
+    open_interest_requests: u64,
     /// Most connections open at once (2 during a make-before-break rotation).
     peak_connections: usize,
     attempt_times_ms: VecDeque<i64>,
@@ -197,6 +200,7 @@ impl Exchange {
             garbage_every: settings.garbage_every,
             closed_market: false,
             rest: rest::RestFault::default(),
+            open_interest: BTreeMap::new(),
         };
         Arc::new(Exchange {
             rate_millis: AtomicU64::new((settings.rate * 1000.0) as u64),

@@ -106,11 +106,21 @@ pub(super) async fn open_interest_of(
     State(ex): State<Arc<Exchange>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    lock(&ex.stats).open_interest_requests += 1;
     if let Some(refused) = faulted(&ex).await {
         return refused;
     }
     match q.get("symbol").map(|s| s.to_ascii_uppercase()) {
-        Some(s) if !s.is_empty() => Json(open_interest(&s, now_ms())).into_response(),
+        Some(s) if !s.is_empty() => {
+            let mut body = open_interest(&s, now_ms());
+            if let (Some(held), Some(obj)) = (
+                lock(&ex.faults).open_interest.get(&s).cloned(),
+                body.as_object_mut(),
+            ) {
+                obj.insert("openInterest".into(), json!(held));
+            }
+            Json(body).into_response()
+        }
         _ => {
             let body = json!({"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent."});
             (StatusCode::BAD_REQUEST, Json(body)).into_response()

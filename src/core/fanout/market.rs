@@ -18,10 +18,13 @@ use crate::core::effect::Effect;
 use crate::core::market::{trades_body, MarketKind};
 use crate::core::wire::{Kind, Payload};
 
-/// What a state channel's payload is: the book of a `book:` channel, else a candle.
+/// What a state channel's payload is: the book of a `book:` channel, the map of a
+/// `heatmap:` channel, else a candle.
 pub(super) fn state_kind(channel: &str) -> Kind {
     if channel.starts_with("book:") {
         Kind::Book
+    } else if channel.starts_with("heatmap:") {
+        Kind::Heatmap
     } else {
         Kind::Candle
     }
@@ -68,7 +71,7 @@ impl Fanout {
                     out.closed.push((u.channel.clone(), u.encoded.clone()));
                     out.dirty.remove(&u.channel);
                 }
-                MarketKind::Candle | MarketKind::Book => {
+                MarketKind::Candle | MarketKind::Book | MarketKind::Heatmap => {
                     out.dirty.insert(u.channel.clone());
                 }
             }

@@ -18,6 +18,7 @@ use crate::core::effect::Effect;
 use crate::core::error::ApiError;
 use crate::core::groups::{self, AssetGroup};
 use crate::core::ids::SourceId;
+use crate::core::market::MarketUpdate;
 use crate::core::price::Price;
 use crate::core::rest;
 use crate::core::upstream_state::UpstreamState;
@@ -161,6 +162,17 @@ impl Feed {
             market: self.market.all(),
             ..Batch::default()
         }
+    }
+
+    /// The latest price of `symbol`, as the exchange wrote it, while it is live.
+    pub fn price_text(&self, symbol: &str, now_ms: i64) -> Option<String> {
+        self.cache.get(symbol, now_ms)?.price.price.clone()
+    }
+
+    /// Keeps a market channel's state computed outside the feed (the heat map), so a new
+    /// link's snapshot carries it like the states the upstream sends.
+    pub fn keep_market(&mut self, update: &MarketUpdate) {
+        self.market.keep(update);
     }
 
     /// The upstream state clients are told: `connected`, `reconnecting`, `down`, or `idle`

@@ -78,10 +78,7 @@ impl Upstream {
         // docs/channels.md).
         let room = self.source.max_streams().saturating_sub(streams.len());
         let market = interest.iter().filter_map(|k| Market::of(k));
-        let mine = market.filter(|m| {
-            let (Market::Trades(s) | Market::Candles(s, _) | Market::Book(s)) = m;
-            self.symbols.contains(s)
-        });
+        let mine = market.filter(|m| m.has_stream() && self.symbols.contains(m.symbol()));
         let market = mine.filter_map(|m| self.source.market_stream(&m));
         streams.extend(market.take(room));
         streams

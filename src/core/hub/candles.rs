@@ -6,7 +6,7 @@
 use super::Hub;
 use crate::core::batch::Batch;
 use crate::core::channel::Market;
-use crate::core::effect::{Effect, Level};
+use crate::core::effect::{Effect, FetchId, Level};
 use crate::core::history::api::{self, CandlesAnswer, CandlesRead};
 use crate::core::history::book::Answer;
 use crate::core::history::candles::Candle;
@@ -35,8 +35,34 @@ impl Hub {
         (answer, fx)
     }
 
-    /// The answer to the backfill request `id`.
-    pub fn fetched(&mut self, id: u64, answer: Answer, now_ms: i64, jitter: f64) -> Vec<Effect> {
+    /// The answer to request `id`: a klines answer joins the candle history, an open-interest
+    /// answer the heat map.
+    pub fn fetched(
+        &mut self,
+        id: FetchId,
+        answer: Answer,
+        now_ms: i64,
+        jitter: f64,
+    ) -> Vec<Effect> {
+        match id {
+            FetchId::Klines(id) => self.klines_answered(id, answer, now_ms, jitter),
+            FetchId::OpenInterest(id) => {
+                let batch = Batch {
+                    market: self.open_interest(id, &answer, now_ms, jitter),
+                    ..Batch::default()
+                };
+                self.finish(now_ms, Vec::new(), Vec::new(), batch)
+            }
+        }
+    }
+
+    fn klines_answered(
+        &mut self,
+        id: u64,
+        answer: Answer,
+        now_ms: i64,
+        jitter: f64,
+    ) -> Vec<Effect> {
         let refused = match &answer {
             Answer::Reply { status, .. } if *status != 200 => Some(status.to_string()),
             Answer::Failed => Some("no answer".to_string()),
@@ -105,7 +131,7 @@ impl Hub {
     pub(super) fn poll_candles(&mut self, now_ms: i64, later: &mut Vec<Effect>) {
         if let Some(f) = self.candles.poll(now_ms) {
             later.push(Effect::Fetch {
-                id: f.id,
+                id: FetchId::Klines(f.id),
                 url: f.url,
             });
         }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::*;
+use crate::core::effect::FetchId;
 use crate::core::feed::neutral::{self, Neutral};
 use crate::core::history::api::CandlesRead;
 use crate::core::history::book::Answer;
@@ -39,10 +40,13 @@ fn hub() -> Hub {
     h
 }
 
-fn fetches(fx: &[Effect]) -> Vec<(u64, String)> {
+fn fetches(fx: &[Effect]) -> Vec<(FetchId, String)> {
     fx.iter()
         .filter_map(|e| match e {
-            Effect::Fetch { id, url } => Some((*id, url.clone())),
+            Effect::Fetch {
+                id: FetchId::Klines(id),
+                url,
+            } => Some((FetchId::Klines(*id), url.clone())),
             _ => None,
         })
         .collect()

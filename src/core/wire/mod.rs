@@ -91,6 +91,8 @@ pub enum Kind {
     Candle,
     /// The top of the book of a `book:` channel.
     Book,
+    /// The liquidation heat map of a `heatmap:` channel.
+    Heatmap,
     /// A warning (`SLOW_CONSUMER`).
     Warning,
     /// A refused command.
@@ -116,6 +118,7 @@ impl Kind {
             Kind::Trades => "trades",
             Kind::Candle => "candle",
             Kind::Book => "book",
+            Kind::Heatmap => "heatmap",
             Kind::Warning => "warning",
             Kind::Error => "error",
             Kind::Pong => "pong",

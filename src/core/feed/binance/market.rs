@@ -11,13 +11,14 @@ use crate::core::error::UpstreamError;
 use crate::core::market::{candle_body, candle_json, MarketKind, MarketUpdate};
 use crate::core::price::is_decimal;
 
-/// The stream that feeds a market channel, e.g. `btcusdt@kline_1m`.
-pub fn market_stream(market: &Market) -> String {
-    match market {
+/// The stream that feeds a market channel, e.g. `btcusdt@kline_1m` (none feeds the heat map).
+pub fn market_stream(market: &Market) -> Option<String> {
+    Some(match market {
         Market::Trades(s) => format!("{}@aggTrade", s.to_ascii_lowercase()),
         Market::Candles(s, i) => format!("{}@kline_{i}", s.to_ascii_lowercase()),
         Market::Book(s) => format!("{}@depth10@100ms", s.to_ascii_lowercase()),
-    }
+        Market::Heatmap(_) => return None,
+    })
 }
 
 /// The market channel a stream feeds (the inverse of [`market_stream`]).
@@ -50,6 +51,7 @@ pub fn parse(market: &Market, data: &Map<String, Value>) -> Result<MarketUpdate,
             candle(&channel, data)?
         }
         Market::Book(_) => (MarketKind::Book, book(&channel, data)?),
+        Market::Heatmap(_) => return Err(UpstreamError::MissingField("stream")),
     };
     Ok(MarketUpdate {
         channel,

@@ -93,7 +93,7 @@ impl Source for Binance {
     }
 
     fn market_stream(&self, market: &Market) -> Option<String> {
-        Some(market_stream(market))
+        market_stream(market)
     }
 
     fn parse(&self, text: &str) -> Result<SourceFrame, UpstreamError> {
@@ -131,8 +131,11 @@ mod tests {
         assert_eq!(b.cadence_ms("btcusdt@bookTicker"), None);
         for key in ["trades:BTCUSDT", "candles:BTCUSDT:1m", "book:BTCUSDT"] {
             let m = Market::of(key).unwrap();
-            assert_eq!(market_of_stream(&market_stream(&m)), Some(m), "{key}");
+            let stream = market_stream(&m).unwrap();
+            assert_eq!(market_of_stream(&stream), Some(m), "{key}");
         }
+        let heatmap = Market::of("heatmap:BTCUSDT").unwrap();
+        assert_eq!(b.market_stream(&heatmap), None, "the leader computes it");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::packet;
 use crate::core::price::json_number as number;
+use crate::core::text::iso8601;
 use crate::core::wire::{json, Kind, Payload};
 
 /// A Socket.IO session's namespace (one per connection: the seeds' clients each use one).
@@ -137,28 +138,6 @@ fn answer(nsp: &str, p: Payload<'_>) -> Vec<String> {
     }
 }
 
-/// Milliseconds since the epoch as ISO-8601 in UTC (`2024-01-01T12:00:00.000Z`).
-pub fn iso8601(ms: i64) -> String {
-    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1_000 % 60,
-        rest % 1_000,
-    );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,7 +202,5 @@ mod tests {
         assert_eq!(number("12"), "12");
         assert_eq!(number("01.5"), r#""01.5""#);
         assert_eq!(number("1e5"), r#""1e5""#);
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
     }
 }

@@ -29,13 +29,14 @@ CONFIG_VARS := UPSTREAM_URL SYMBOLS PRICE_TTL_SECONDS MAX_CONNECTIONS MAX_SYMBOL
   CANDLE_HISTORY BINANCE_REST_URL FUTURES_REST_URL HEATMAP_INTERVAL_SECONDS
 var_flags = $(foreach v,$(1),$(if $($(v)),--var '$(v):$($(v))'))
 
-.PHONY: help setup toolchain npm tools build dev demo test lint unit js types e2e deploy-check deploy bench clean
+.PHONY: help setup toolchain npm tools build dev demo test lint unit js types e2e deploy-check deploy bench sim clean
 
 help:
 	@echo "make dev    run the service on http://127.0.0.1:$(PORT) (real Binance upstream)"
 	@echo "make demo   run it offline against the bundled fake exchange"
 	@echo "make test   lint, unit tests and end-to-end tests"
 	@echo "make bench  load benchmark (results in target/bench/results.md)"
+	@echo "make sim    the deterministic simulation over SEEDS=N seeds"
 	@echo "make deploy build the optimised worker and run wrangler deploy"
 
 setup: toolchain npm
@@ -131,6 +132,13 @@ bench: setup
 	EDGETICK_OPT=1 sh scripts/build-worker.sh
 	cargo build -q --release -p fake-exchange -p edgetick-bench
 	target/release/edgetick-bench $(BENCH_ARGS)
+
+# The deterministic simulation over as many seeds as asked: SEEDS=N (1 to N), A-B, or A,B,C;
+# SEED=S replays one (a failing seed prints that command; TRACE=1 prints every step).
+SEEDS ?= 1000
+sim:
+	SIM_SEEDS=$(SEEDS) $(if $(SEED),SIM_SEED=$(SEED)) $(if $(TRACE),SIM_TRACE=1) \
+	  cargo test -q --release --lib sim::fixed_seeds -- --nocapture
 
 clean:
 	rm -rf build target node_modules .wrangler test-artifacts

@@ -24,5 +24,10 @@
 
 pub mod core;
 
+/// The deterministic simulation of the tree (a test target: `make test` runs its fixed seeds,
+/// `make sim SEEDS=…` as many as asked).
+#[cfg(test)]
+mod sim;
+
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -159,7 +159,14 @@ impl Shard {
             Uplink::Down => None,
             _ => self.idle_since.map(|t| t + IDLE_UNLINK_MS),
         };
-        let unsynced = self.link_deadline.filter(|_| !self.synced());
+        // Only a link under way has a deadline: a deadline left over from a link that has
+        // closed since would keep the timer due in the past, a busy loop (found by the
+        // simulation).
+        let linking = matches!(
+            self.uplink,
+            Uplink::Dialing { .. } | Uplink::Up { synced: false, .. }
+        );
+        let unsynced = self.link_deadline.filter(|_| linking);
         let due = [
             self.fanout.timer_due(),
             redial,
@@ -256,6 +263,7 @@ impl Shard {
         }
         self.uplink = Uplink::Down;
         self.report_at = None;
+        self.link_deadline = None;
         self.failures += 1;
         let delay = backoff::delay_ms(self.failures, jitter).min(RELINK_CAP_MS);
         self.retry_at = now_ms + delay;

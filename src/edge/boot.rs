@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use worker::{Env, State, WebSocketRequestResponsePair};
 
-use super::env::{load_config, log_error};
+use super::env::{load_config, log_error, now_ms};
 use super::restore::restore_clients;
 use super::shared::Shared;
 use super::storage::Store;
@@ -47,9 +47,15 @@ pub(super) fn boot(
     };
     auto_pong(&state);
     let clients = restore_clients(&state, &mut node);
-    let shared = Shared::new(state, env, node, store, shard_id);
+    let restored = !clients.is_empty();
+    let shared = Rc::new(Shared::new(state, env, node, store, shard_id));
     *shared.clients.borrow_mut() = clients;
-    Ok(Rc::new(shared))
+    // A shard created again with sockets that outlived the old instance links to the leader
+    // at once, rather than when one of its clients next speaks (found by the simulation).
+    if restored {
+        shared.run(|n| n.on_shard(|s| s.prepare(now_ms())));
+    }
+    Ok(shared)
 }
 
 /// `ping` text frames are answered by the runtime without waking the object.

@@ -56,7 +56,12 @@ impl Shared {
                 return Ok(resp);
             }
             let (tx, rx) = oneshot::channel();
-            self.candle_waiters.borrow_mut().push(tx);
+            {
+                // Reads that gave up left their senders behind: forget them.
+                let mut waiters = self.candle_waiters.borrow_mut();
+                waiters.retain(|w| !w.is_canceled());
+                waiters.push(tx);
+            }
             let left = (deadline - now_ms()).max(0) as u64;
             let _ = select(rx, Delay::from(Duration::from_millis(left))).await;
         }

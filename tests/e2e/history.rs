@@ -123,6 +123,8 @@ pub fn candles_are_backfilled_then_extended_by_closes(ctx: &mut Ctx) {
     let mut c = svc.ws();
     c.send_json(json!({"action": "subscribe", "channels": ["candles:XRPUSDT:1m"], "id": 1}));
     c.wait_for("subscribed", T, |v| v["type"] == "subscribed");
+    // The upstream follows the channel once its first candle arrives; then the close.
+    c.wait_for("the open candle", T, |v| v["type"] == "candle");
     ex.control("candle-close?symbol=XRPUSDT");
     let (closed, _) = c.wait_for("the close", T, |v| {
         v["type"] == "candle" && v["candle"]["closed"] == true

@@ -270,12 +270,23 @@ impl Fanout {
         }
         let answer = wanted.answer(recovered, &id);
         self.send(conn, Payload::new(Kind::Subscribed, &answer), fx);
+        // The snapshot and the channels' states are of what this subscribe added: a symbol
+        // already held has had its latest `seq`, and a client never gets a `seq` twice. For
+        // the same reason a symbol whose change waits for the flush at hand is left to it.
+        let fresh = |keys: &[String]| -> Vec<String> {
+            keys.iter()
+                .filter(|k| added.contains(*k))
+                .cloned()
+                .collect()
+        };
         if !wanted.symbols.is_empty() || wanted.channels.is_empty() {
-            let parts: Vec<Rc<str>> = self.latest.parts(&wanted.symbols, 0, now_ms);
+            let mut symbols = fresh(&wanted.symbols);
+            symbols.retain(|s| !self.dirty.contains(s));
+            let parts: Vec<Rc<str>> = self.latest.parts(&symbols, 0, now_ms);
             let snapshot = body::prices(&parts);
             self.send(conn, Payload::new(Kind::Snapshot, &snapshot), fx);
         }
-        for (key, state) in self.market_states(&wanted.channels) {
+        for (key, state) in self.market_states(&fresh(&wanted.channels)) {
             self.send(conn, Payload::new(market::state_kind(&key), &state), fx);
         }
     }

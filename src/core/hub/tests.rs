@@ -1291,3 +1291,29 @@ fn a_failed_send_closes_the_client_retryably_and_forgets_it() {
         "a client is closed once"
     );
 }
+
+/// Found by the simulation: subscribing again to a symbol already held sent its latest once
+/// more (a `seq` twice). The snapshot carries only what the subscribe added.
+#[test]
+fn subscribing_again_never_repeats_a_seq() {
+    let mut h = connected();
+    h.exchange_sends(1, &ticker("BTCUSDT", "100.5", 1_000), 10);
+    let (c, _) = h.client_open(Wire::Json, None, 20);
+    let sub = r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#;
+    let f = frames(&h.client_says(c, sub, 21), c);
+    assert_eq!(f[1]["prices"][0]["seq"], 1);
+    let f = frames(&h.client_says(c, sub, 22), c);
+    assert_eq!(f[0]["type"], "subscribed");
+    assert_eq!(f[1]["type"], "snapshot");
+    assert_eq!(f[1]["prices"], json!([]), "already held: not repeated");
+    let both = r#"{"action":"subscribe","symbols":["BTCUSDT","ETHUSDT"]}"#;
+    h.exchange_sends(1, &ticker("ETHUSDT", "5.0", 1_000), 23);
+    let f = frames(&h.client_says(c, both, 24), c);
+    let symbols: Vec<&Value> = f[1]["prices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["symbol"])
+        .collect();
+    assert_eq!(symbols, [&json!("ETHUSDT")], "only the one it added");
+}

@@ -391,3 +391,29 @@ fn a_link_that_never_brings_the_snapshot_is_given_up_and_dialled_again() {
     assert_eq!(kinds, ["status", "subscribed", "snapshot"], "{f:?}");
     assert_eq!(f[0]["upstream"], "connected", "told the link is back");
 }
+
+/// Found by the simulation (seed 303): a link that closed while dialing, with no client left,
+/// kept its deadline, and the timer stayed due in the past: a busy loop.
+#[test]
+fn a_closed_link_with_no_client_leaves_no_timer_due_in_the_past() {
+    let mut s = Shard::new(config(&[]));
+    let (c, fx) = s.client_open(Wire::Json, None, 20);
+    let generation = dialed(&fx).expect("a dial");
+    s.client(ClientInput::Closed { conn: c }, 21);
+    let timers = |fx: &[Effect]| -> Vec<i64> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Timer { at_ms } => Some(*at_ms),
+                _ => None,
+            })
+            .collect()
+    };
+    let fx = s.leader_closed(generation, 22, 0.5);
+    assert!(timers(&fx).iter().all(|t| *t > 22), "{fx:?}");
+    let late = 22 + LINK_TIMEOUT_MS + 1_000;
+    let fx = s.timer(late);
+    assert!(
+        timers(&fx).iter().all(|t| *t > late),
+        "nothing due at or before now: {fx:?}"
+    );
+}

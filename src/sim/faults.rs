@@ -1,0 +1,99 @@
+//! The simulation's faults that end objects and links: the leader or a shard evicted and
+//! created again (memory lost, storage kept, sockets surviving through their attachments, as
+//! hibernation keeps them), and a shard's link broken.
+
+use std::rc::Rc;
+
+use super::world::{key, World};
+use crate::core::feed::neutral::Neutral;
+use crate::core::host::ClientHost;
+use crate::core::hub::Hub;
+use crate::core::ids::{Holder, ShardId};
+use crate::core::price::Price;
+use crate::core::shard::Shard;
+use crate::core::wire::Wire;
+
+impl World {
+    /// The leader is evicted and created again: memory lost, storage kept; its links and its
+    /// upstream end; its own sockets survive (hibernation) and come back from attachments.
+    pub fn restart_leader(&mut self) {
+        self.trace(|| "the leader restarts".into());
+        for s in 0..self.shards.len() {
+            if let Some((g, _)) = self.links[s].take() {
+                let jitter = self.rng.unit();
+                let fx = self.shards[s].leader_closed(g, self.now, jitter);
+                self.shard_effects(s as ShardId, fx);
+            }
+        }
+        self.exchange.conn = None;
+        self.leader_timer = None;
+        let mut hub = Hub::with_source(self.cfg.clone(), Rc::new(Neutral));
+        let prices: Vec<Price> = self
+            .stored
+            .0
+            .values()
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect();
+        hub.restore_prices(prices, self.stored.1, self.now);
+        hub.restore_events("sim".into(), Vec::new());
+        self.restore_clients(Holder::Leader, &mut hub);
+        self.leader = hub;
+        let fx = self.leader.start(self.now);
+        self.leader_effects(fx);
+    }
+
+    /// Shard `s` is evicted and created again: its link ends, its sockets survive and come
+    /// back from their attachments.
+    pub fn restart_shard(&mut self, s: ShardId) {
+        self.trace(|| format!("shard {s} restarts"));
+        if let Some((_, lg)) = self.links[s as usize].take() {
+            let fx = self.leader.shard_closed(s, lg, self.now);
+            self.leader_effects(fx);
+        }
+        self.shard_timers[s as usize] = None;
+        let mut shard = Shard::new(self.cfg.clone());
+        self.restore_clients(Holder::Shard(s), &mut shard);
+        self.shards[s as usize] = shard;
+        // As the edge does for a shard created again with surviving sockets: link at once.
+        if self
+            .clients
+            .iter()
+            .any(|c| c.open && c.holder == Holder::Shard(s))
+        {
+            let fx = self.shards[s as usize].prepare(self.now);
+            self.shard_effects(s, fx);
+        }
+    }
+
+    /// Re-registers `holder`'s open sockets from their attachments; one without an
+    /// attachment is closed, as the edge does.
+    fn restore_clients(&mut self, holder: Holder, host: &mut dyn ClientHost) {
+        for c in self
+            .clients
+            .iter_mut()
+            .filter(|c| c.open && c.holder == holder)
+        {
+            match self.attachments.get(&(key(holder), c.conn)) {
+                Some(keys) => {
+                    host.client_restore(c.conn, Wire::Json, keys, None);
+                    c.may_repeat = c.subs.clone();
+                    // What the old instance held unanswered (its link down) died with it.
+                    c.pending = 0;
+                }
+                None => c.open = false,
+            }
+        }
+    }
+
+    /// Breaks shard `s`'s link, if it has one.
+    pub fn break_link(&mut self, s: ShardId) {
+        self.trace(|| format!("shard {s}'s link breaks"));
+        if let Some((g, lg)) = self.links[s as usize].take() {
+            let jitter = self.rng.unit();
+            let fx = self.shards[s as usize].leader_closed(g, self.now, jitter);
+            self.shard_effects(s, fx);
+            let fx = self.leader.shard_closed(s, lg, self.now);
+            self.leader_effects(fx);
+        }
+    }
+}

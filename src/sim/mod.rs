@@ -1,0 +1,255 @@
+//! Deterministic simulation of the tree (docs/testing.md#the-simulation): the leader, its
+//! shards, JSON WebSocket clients and the exchange run in virtual time from one seed, through
+//! random faults (link breaks, delays, restarts with hibernated sockets, upstream drops, clock
+//! jumps), with the invariants checked after every step and, after a quiet end, every
+//! client's last value compared with the exchange's. A failing seed prints the one command
+//! that replays it.
+//!
+//! # Layout
+//! [`rng`] the seeded randomness; [`world`] the objects, the network and time; [`faults`]
+//! restarts and broken links; [`clients`] the clients and the per-frame checks; this module the scenario: the
+//! configuration a seed draws, the actions, the quiet end and the final check.
+
+mod clients;
+mod faults;
+mod rng;
+mod world;
+
+use std::collections::HashMap;
+
+use crate::core::config::Config;
+use crate::core::feed::link::Failure;
+use crate::core::ids::{ShardId, SourceId};
+use crate::core::input::UpstreamEvent;
+use world::World;
+
+const SYMBOLS: [&str; 4] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"];
+
+/// The configuration a seed runs: 0 to 3 shards, a flush window or none.
+fn config(w_seed: u64) -> Config {
+    let shards = (w_seed % 4).to_string();
+    let flush = if w_seed.is_multiple_of(3) { "0" } else { "5" };
+    let map: HashMap<&str, &str> = [
+        ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT"),
+        ("UPSTREAM_URL", "ws://sim.invalid/stream"),
+        ("FANOUT_SHARDS", shards.as_str()),
+        ("FLUSH_MS", flush),
+        ("CLIENT_MESSAGES_PER_SECOND", "1000"),
+    ]
+    .into_iter()
+    .collect();
+    Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Clients opened.
+    pub clients: usize,
+    /// Frames the clients received.
+    pub frames: u64,
+}
+
+/// One random action.
+fn act(w: &mut World) {
+    let symbol = SYMBOLS[w.rng.below(SYMBOLS.len())].to_string();
+    let open: Vec<usize> = (0..w.clients.len())
+        .filter(|i| w.clients[*i].open)
+        .collect();
+    let pick = |w: &mut World| open.get(w.rng.below(open.len())).copied();
+    let shards = w.shards.len();
+    match w.rng.below(100) {
+        0..=49 => w.tick(&symbol),
+        50..=59 if open.len() < 40 => {
+            let i = w.open_client();
+            subscribe(w, i, &symbol);
+        }
+        60..=69 => {
+            if let Some(i) = pick(w) {
+                subscribe(w, i, &symbol);
+            }
+        }
+        70..=74 => {
+            if let Some(i) = pick(w) {
+                let text = format!(r#"{{"action":"unsubscribe","symbols":["{symbol}"]}}"#);
+                w.client_says(i, &text);
+            }
+        }
+        75..=77 => {
+            if let Some(i) = pick(w) {
+                w.client_leaves(i);
+            }
+        }
+        78..=81 if shards > 0 => {
+            let s = w.rng.below(shards) as ShardId;
+            w.break_link(s);
+        }
+        82..=83 if shards > 0 => {
+            let s = w.rng.below(shards) as ShardId;
+            w.restart_shard(s);
+        }
+        84 => w.restart_leader(),
+        85..=87 => drop_upstream(w),
+        88..=89 => {
+            let jump = w.rng.between(1_000, 15_000);
+            w.advance_to(w.now + jump);
+        }
+        _ => {}
+    }
+}
+
+fn subscribe(w: &mut World, i: usize, symbol: &str) {
+    let text = format!(r#"{{"action":"subscribe","symbols":["{symbol}"]}}"#);
+    w.client_says(i, &text);
+}
+
+/// The exchange drops the upstream connection.
+fn drop_upstream(w: &mut World) {
+    if let Some(generation) = w.exchange.conn.take() {
+        let failure = Failure::Closed {
+            code: 1006,
+            reason: "sim: dropped".into(),
+        };
+        let event = UpstreamEvent::Failed {
+            generation,
+            failure,
+        };
+        let jitter = w.rng.unit();
+        let fx = w.leader.upstream(SourceId::Neutral, event, w.now, jitter);
+        w.leader_effects(fx);
+    }
+}
+
+/// Runs `seed` for `steps` random steps, then a quiet end; `Err` names the first violation.
+pub fn run(seed: u64, steps: usize) -> Result<Summary, String> {
+    let mut w = World::new(config(seed), seed);
+    for step in 0..steps {
+        act(&mut w);
+        let dt = w.rng.between(0, 40);
+        w.advance_to(w.now + dt);
+        if let Some(v) = w.violations.first() {
+            return Err(format!("step {step}: {v}"));
+        }
+    }
+    quiet_end(&mut w)?;
+    Ok(Summary {
+        clients: w.clients.len(),
+        frames: w.clients.iter().map(|c| c.frames).sum(),
+    })
+}
+
+/// Faults stop; the tree gets time to heal (reconnects back off up to a minute) while the
+/// exchange repeats its tickers every second, as Binance does; every symbol moves once more;
+/// then every open client must hold the exchange's last price of every symbol it holds.
+fn quiet_end(w: &mut World) -> Result<(), String> {
+    for _ in 0..120 {
+        w.cadence();
+        w.advance_to(w.now + 1_000);
+    }
+    for s in SYMBOLS {
+        w.tick(s);
+    }
+    for _ in 0..30 {
+        w.cadence();
+        w.advance_to(w.now + 1_000);
+    }
+    if let Some(v) = w.violations.first() {
+        return Err(format!("the quiet end: {v}"));
+    }
+    for c in w.clients.iter().filter(|c| c.open) {
+        if c.pending > 0 {
+            return Err(format!(
+                "after quiet, conn {} on {:?} has {} commands unanswered",
+                c.conn, c.holder, c.pending
+            ));
+        }
+        for s in &c.subs {
+            let want = w.exchange.prices.get(s).map(|p| p.0.as_str());
+            let got = c.last.get(s).map(|p| p.1.as_str());
+            if want != got {
+                return Err(format!(
+                    "after quiet, conn {} on {:?} holds {s} at {got:?}, the exchange at {want:?}",
+                    c.conn, c.holder
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The command that replays `seed`, step by step.
+pub fn replay_command(seed: u64) -> String {
+    format!("make sim SEED={seed} TRACE=1")
+}
+
+/// The seed of `SIM_SEED`, or the seeds of `SIM_SEEDS` (`N`: 1 to N; `A-B`; `A,B,C`), or
+/// `default` seeds.
+fn seeds(default: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+    if let Some(seed) = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        return vec![seed];
+    }
+    let Ok(spec) = std::env::var("SIM_SEEDS") else {
+        return default.collect();
+    };
+    if let Some((a, b)) = spec.split_once('-') {
+        let (a, b) = (a.trim().parse().unwrap_or(1), b.trim().parse().unwrap_or(1));
+        return (a..=b).collect();
+    }
+    if spec.contains(',') {
+        return spec
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+    }
+    spec.trim()
+        .parse()
+        .map(|n: u64| (1..=n).collect())
+        .unwrap_or_default()
+}
+
+fn run_all(list: &[u64], steps: usize) {
+    let mut failed = Vec::new();
+    for &seed in list {
+        if let Err(why) = run(seed, steps) {
+            eprintln!(
+                "sim: seed {seed} failed: {why}\n  replay: {}",
+                replay_command(seed)
+            );
+            failed.push(seed);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "sim: {} of {} seeds failed: {failed:?}",
+        failed.len(),
+        list.len()
+    );
+}
+
+#[test]
+fn fixed_seeds_find_no_violation() {
+    run_all(&seeds(1..=200), 400);
+}
+
+/// Seeds that found a bug while the simulation was built, kept as regressions (each one
+/// failed before its fix):
+/// - 5: a subscribe held while a shard's link was down got the symbol in its snapshot and
+///   again in the catch-up of the same relink (a `seq` twice);
+/// - 10: a shard created again with surviving sockets did not link to the leader until one
+///   of its clients spoke: its clients got nothing;
+/// - 303: a shard whose link closed with no client left kept its timer due in the past (a
+///   busy loop).
+#[test]
+fn seeds_that_found_bugs_stay_fixed() {
+    run_all(&[5, 10, 303], 400);
+}
+
+#[test]
+fn the_same_seed_runs_the_same_way() {
+    let a = run(7, 300).map(|s| (s.clients, s.frames));
+    let b = run(7, 300).map(|s| (s.clients, s.frames));
+    assert_eq!(a, b);
+}

@@ -1,0 +1,488 @@
+//! The simulated tree: the leader [`Hub`], its fan-out shards, the exchange, the clients and
+//! the network between them, driven in virtual time. Every message between objects goes
+//! through the real encoding and arrives later, in order per link (a WebSocket is FIFO);
+//! every timer and alarm an object asks for fires when it is due; storage keeps what the
+//! leader persisted, and attachments what each socket saved, for restarts.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::clients::SimClient;
+use super::rng::Rng;
+use crate::core::config::Config;
+use crate::core::effect::Effect;
+use crate::core::feed::neutral::{self, Neutral};
+use crate::core::host::ClientHost;
+use crate::core::hub::Hub;
+use crate::core::ids::{ConnId, Holder, ShardId, SourceId};
+use crate::core::input::UpstreamEvent;
+use crate::core::shard::Shard;
+use crate::core::wire::Wire;
+
+/// An object as a map key: `None` for the leader.
+pub(super) fn key(holder: Holder) -> Option<ShardId> {
+    match holder {
+        Holder::Leader => None,
+        Holder::Shard(s) => Some(s),
+    }
+}
+
+/// Something on its way.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The exchange accepted upstream connection `generation`.
+    UpstreamOpened(u64),
+    /// A frame from the exchange on connection `generation`.
+    UpstreamText(u64, String),
+    /// A shard's dial of `generation` reaches the leader.
+    Dialed(ShardId, u64),
+    /// A message of the leader to a shard, on the leader's link `generation`.
+    ToShard(ShardId, u64, Rc<str>),
+    /// A message of a shard to the leader, on the leader's link `generation`.
+    ToLeader(ShardId, u64, String),
+}
+
+/// The exchange: the latest price of each symbol, and its one upstream connection.
+#[derive(Debug, Default)]
+pub struct Exchange {
+    /// Symbol → (price, event time).
+    pub prices: BTreeMap<String, (String, i64)>,
+    /// The connection it streams to.
+    pub conn: Option<u64>,
+}
+
+/// The world.
+pub struct World {
+    /// The randomness.
+    pub rng: Rng,
+    /// Virtual time (ms).
+    pub now: i64,
+    /// The configuration every object runs.
+    pub cfg: Config,
+    /// The leader.
+    pub leader: Hub,
+    /// The shards.
+    pub shards: Vec<Shard>,
+    /// Per shard, its link while open: (the shard's generation, the leader's).
+    pub links: Vec<Option<(u64, u64)>>,
+    /// Every client ever opened.
+    pub clients: Vec<SimClient>,
+    /// The exchange.
+    pub exchange: Exchange,
+    pub(super) queue: BTreeMap<(i64, u64), Event>,
+    pub(super) order: u64,
+    pub(super) leader_timer: Option<i64>,
+    pub(super) leader_alarm: Option<i64>,
+    pub(super) shard_timers: Vec<Option<i64>>,
+    /// The time of the last message queued on each link direction (FIFO).
+    pub(super) fifo: BTreeMap<(bool, ShardId, u64), i64>,
+    /// The leader's storage: prices by symbol, and the `seq` floor.
+    pub(super) stored: (BTreeMap<String, Rc<str>>, u64),
+    /// Each socket's attachment: its subscription keys.
+    pub(super) attachments: BTreeMap<(Option<ShardId>, ConnId), Vec<String>>,
+    /// Violations found so far.
+    pub violations: Vec<String>,
+}
+
+impl World {
+    /// A world of `cfg` with no client yet, the leader started.
+    pub fn new(cfg: Config, seed: u64) -> World {
+        let shards = cfg.fanout_shards as usize;
+        let mut w = World {
+            rng: Rng::new(seed),
+            now: 1_000_000,
+            leader: Hub::with_source(cfg.clone(), Rc::new(Neutral)),
+            shards: (0..shards).map(|_| Shard::new(cfg.clone())).collect(),
+            links: vec![None; shards],
+            cfg,
+            clients: Vec::new(),
+            exchange: Exchange::default(),
+            queue: BTreeMap::new(),
+            order: 0,
+            leader_timer: None,
+            leader_alarm: None,
+            shard_timers: vec![None; shards],
+            fifo: BTreeMap::new(),
+            stored: (BTreeMap::new(), 0),
+            attachments: BTreeMap::new(),
+            violations: Vec::new(),
+        };
+        w.leader.restore_events("sim".into(), Vec::new());
+        let fx = w.leader.start(w.now);
+        w.leader_effects(fx);
+        w
+    }
+
+    /// Queues `event` at `at`.
+    pub fn push(&mut self, at: i64, event: Event) {
+        self.order += 1;
+        self.queue.insert((at.max(self.now), self.order), event);
+    }
+
+    /// A delay on the network: usually a few ms, now and then much longer.
+    pub fn delay(&mut self) -> i64 {
+        if self.rng.chance(0.05) {
+            self.rng.between(50, 1_500)
+        } else {
+            self.rng.between(0, 20)
+        }
+    }
+
+    /// When a message on a link direction arrives: after a delay, never before the last one.
+    fn fifo_at(&mut self, to_shard: bool, shard: ShardId, generation: u64) -> i64 {
+        let at = self.now + self.delay();
+        let last = self.fifo.entry((to_shard, shard, generation)).or_insert(0);
+        *last = (*last).max(at);
+        *last
+    }
+
+    // ----- effects ------------------------------------------------------------------------
+
+    /// Carries out the leader's effects.
+    pub fn leader_effects(&mut self, fx: Vec<Effect>) {
+        for e in fx {
+            match e {
+                Effect::ConnectUpstream { generation, .. } => {
+                    let at = self.now + self.delay();
+                    self.push(at, Event::UpstreamOpened(generation));
+                }
+                Effect::CloseUpstream { generation, .. } => {
+                    if self.exchange.conn == Some(generation) {
+                        self.exchange.conn = None;
+                    }
+                }
+                Effect::Persist { prices, seq_floor } => {
+                    for (symbol, json, _) in prices {
+                        self.stored.0.insert(symbol, json);
+                    }
+                    self.stored.1 = self.stored.1.max(seq_floor);
+                }
+                Effect::Forget { symbols } => symbols.iter().for_each(|s| {
+                    self.stored.0.remove(s);
+                }),
+                Effect::Timer { at_ms } => self.leader_timer = Some(at_ms),
+                Effect::SetAlarm { at_ms } => self.leader_alarm = Some(at_ms),
+                Effect::SendShards { links, text } => {
+                    for (shard, generation) in links {
+                        let at = self.fifo_at(true, shard, generation);
+                        self.push(at, Event::ToShard(shard, generation, text.clone()));
+                    }
+                }
+                other => self.client_effect(Holder::Leader, other),
+            }
+        }
+    }
+
+    /// Carries out shard `s`'s effects.
+    pub fn shard_effects(&mut self, s: ShardId, fx: Vec<Effect>) {
+        for e in fx {
+            match e {
+                Effect::DialLeader { generation } => {
+                    let at = self.now + self.delay();
+                    self.push(at, Event::Dialed(s, generation));
+                }
+                Effect::SendLeader { generation, text } => {
+                    if let Some((g, lg)) = self.links[s as usize] {
+                        if g == generation {
+                            let at = self.fifo_at(false, s, lg);
+                            self.push(at, Event::ToLeader(s, lg, text));
+                        }
+                    }
+                }
+                Effect::HangUpLeader { generation } => {
+                    if let Some((g, lg)) = self.links[s as usize] {
+                        if g == generation {
+                            self.links[s as usize] = None;
+                            let fx = self.leader.shard_closed(s, lg, self.now);
+                            self.leader_effects(fx);
+                        }
+                    }
+                }
+                Effect::Timer { at_ms } => self.shard_timers[s as usize] = Some(at_ms),
+                other => self.client_effect(Holder::Shard(s), other),
+            }
+        }
+    }
+
+    /// What an object does to its clients (frames, closes, attachments); the rest (logs, the
+    /// history's requests, SSE wakes) has no client here.
+    fn client_effect(&mut self, holder: Holder, e: Effect) {
+        match e {
+            Effect::Send { conn, frame } => self.deliver(holder, &[conn], &frame),
+            Effect::Fanout { conns, frame } => self.deliver(holder, &conns, &frame),
+            Effect::Close { conn, .. } => {
+                for c in self
+                    .clients
+                    .iter_mut()
+                    .filter(|c| c.holder == holder && c.conn == conn)
+                {
+                    c.open = false;
+                }
+                self.attachments.remove(&(key(holder), conn));
+            }
+            Effect::SaveSubscriptions { conn, keys, .. } => {
+                self.attachments.insert((key(holder), conn), keys);
+            }
+            _ => {}
+        }
+    }
+
+    fn deliver(&mut self, holder: Holder, conns: &[ConnId], frame: &str) {
+        for c in self.clients.iter_mut() {
+            if c.open && c.holder == holder && conns.contains(&c.conn) {
+                if let Err(v) = c.take(frame) {
+                    self.violations.push(v);
+                }
+            }
+        }
+    }
+
+    // ----- time ---------------------------------------------------------------------------
+
+    /// The earliest thing due: a queued event, or an object's timer or alarm.
+    fn next_due(&self) -> Option<i64> {
+        let timers = self.shard_timers.iter().flatten().copied();
+        let queued = self.queue.keys().next().map(|(at, _)| *at);
+        [queued, self.leader_timer, self.leader_alarm]
+            .into_iter()
+            .flatten()
+            .chain(timers)
+            .min()
+    }
+
+    /// Runs everything due up to `t`, in time order, then sets the clock to `t`.
+    pub fn advance_to(&mut self, t: i64) {
+        let mut fired_now = 0;
+        while let Some(at) = self.next_due().filter(|at| *at <= t) {
+            fired_now = if at <= self.now { fired_now + 1 } else { 0 };
+            if fired_now > 10_000 {
+                let what = self.what_is_due(at);
+                self.violations.push(format!(
+                    "a livelock at {}: {what} keeps coming due",
+                    self.now
+                ));
+                return;
+            }
+            self.now = self.now.max(at);
+            self.fire(at);
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// What is due at `at` (for a livelock's report).
+    fn what_is_due(&self, at: i64) -> String {
+        if self.leader_timer == Some(at) {
+            return "the leader's timer".into();
+        }
+        if self.leader_alarm == Some(at) {
+            return "the leader's alarm".into();
+        }
+        if let Some(s) = self.shard_timers.iter().position(|t| *t == Some(at)) {
+            return format!("shard {s}'s timer");
+        }
+        format!("{:?}", self.queue.values().next())
+    }
+
+    fn fire(&mut self, at: i64) {
+        let jitter = self.rng.unit();
+        if self.leader_timer == Some(at) {
+            self.leader_timer = None;
+            let fx = self.leader.timer(self.now);
+            return self.leader_effects(fx);
+        }
+        if self.leader_alarm == Some(at) {
+            self.leader_alarm = None;
+            let fx = self.leader.alarm(self.now, jitter);
+            return self.leader_effects(fx);
+        }
+        if let Some(s) = self.shard_timers.iter().position(|t| *t == Some(at)) {
+            self.shard_timers[s] = None;
+            let fx = self.shards[s].timer(self.now);
+            return self.shard_effects(s as ShardId, fx);
+        }
+        let Some(key) = self.queue.keys().next().copied() else {
+            return;
+        };
+        if let Some(event) = self.queue.remove(&key) {
+            self.event(event, jitter);
+        }
+    }
+
+    fn event(&mut self, event: Event, jitter: f64) {
+        let now = self.now;
+        match event {
+            Event::UpstreamOpened(generation) => {
+                self.exchange.conn = Some(generation);
+                let opened = UpstreamEvent::Opened { generation };
+                let fx = self.leader.upstream(SourceId::Neutral, opened, now, jitter);
+                self.leader_effects(fx);
+            }
+            Event::UpstreamText(generation, text) => {
+                let frame = UpstreamEvent::Text {
+                    generation,
+                    text: &text,
+                };
+                let fx = self.leader.upstream(SourceId::Neutral, frame, now, jitter);
+                self.leader_effects(fx);
+            }
+            Event::Dialed(s, generation) => self.dialed(s, generation),
+            Event::ToShard(s, lg, text) => {
+                self.trace(|| {
+                    format!(
+                        "leader -> shard {s} ({lg}): {}",
+                        &text[..text.len().min(150)]
+                    )
+                });
+                if let Some((g, _)) = self.links[s as usize].filter(|(_, l)| *l == lg) {
+                    let fx = self.shards[s as usize].leader_text(g, &text, now);
+                    self.shard_effects(s, fx);
+                }
+            }
+            Event::ToLeader(s, lg, text) => {
+                self.trace(|| {
+                    format!(
+                        "shard {s} -> leader ({lg}): {}",
+                        &text[..text.len().min(150)]
+                    )
+                });
+                if self.links[s as usize].is_some_and(|(_, l)| l == lg) {
+                    let fx = self.leader.shard_text(s, lg, &text, now);
+                    self.leader_effects(fx);
+                }
+            }
+        }
+    }
+
+    /// Prints `what` with the time when `SIM_TRACE` is set (a replay's log).
+    pub fn trace(&self, what: impl FnOnce() -> String) {
+        if std::env::var_os("SIM_TRACE").is_some() {
+            eprintln!("{} {}", self.now, what());
+        }
+    }
+
+    /// A shard's dial reaches the leader: the link opens at both ends.
+    fn dialed(&mut self, s: ShardId, generation: u64) {
+        self.trace(|| format!("shard {s} dial {generation} reaches the leader"));
+        let Some((lg, lfx)) = self.leader.shard_linked(s, self.now) else {
+            return;
+        };
+        // The leader closes the link this one replaces (as the edge does), and the shard
+        // hears of it.
+        if let Some((old_g, old)) = self.links[s as usize].replace((generation, lg)) {
+            let fx = self.leader.shard_closed(s, old, self.now);
+            self.leader_effects(fx);
+            let jitter = self.rng.unit();
+            let fx = self.shards[s as usize].leader_closed(old_g, self.now, jitter);
+            self.shard_effects(s, fx);
+        }
+        self.leader_effects(lfx);
+        let fx = self.shards[s as usize].leader_opened(generation, self.now);
+        self.shard_effects(s, fx);
+    }
+
+    // ----- what the exchange and the clients do -------------------------------------------
+
+    /// The exchange moves `symbol` and sends it on its connection, if it has one.
+    pub fn tick(&mut self, symbol: &str) {
+        if std::env::var_os("SIM_TRACE").is_some() {
+            eprintln!("{} tick {symbol}", self.now);
+        }
+        let last_at = self.exchange.prices.get(symbol).map_or(0, |p| p.1);
+        let at = self.now.max(last_at + 1);
+        let cents = self.rng.between(10_000, 20_000);
+        let price = format!("{}.{:02}", cents / 100, cents % 100);
+        self.exchange
+            .prices
+            .insert(symbol.to_string(), (price.clone(), at));
+        if let Some(conn) = self.exchange.conn {
+            let when = self.now + self.rng.between(0, 5);
+            self.push(
+                when,
+                Event::UpstreamText(conn, neutral::ticker(symbol, &price, at)),
+            );
+        }
+    }
+
+    /// The exchange sends every symbol's latest ticker again (Binance's `@ticker` comes every
+    /// second even in a quiet market), on its connection if it has one.
+    pub fn cadence(&mut self) {
+        let Some(conn) = self.exchange.conn else {
+            return;
+        };
+        let latest: Vec<(String, String, i64)> = self
+            .exchange
+            .prices
+            .iter()
+            .map(|(s, (p, at))| (s.clone(), p.clone(), *at))
+            .collect();
+        for (symbol, price, at) in latest {
+            let when = self.now + self.rng.between(0, 5);
+            self.push(
+                when,
+                Event::UpstreamText(conn, neutral::ticker(&symbol, &price, at)),
+            );
+        }
+    }
+
+    /// Opens a client on a random object (a shard when there are shards).
+    pub fn open_client(&mut self) -> usize {
+        let n = self.shards.len();
+        let holder = if n == 0 {
+            Holder::Leader
+        } else {
+            Holder::Shard(self.rng.below(n) as ShardId)
+        };
+        let now = self.now;
+        let (conn, fx) = match holder {
+            Holder::Leader => self.leader.client_open(Wire::Json, None, now),
+            Holder::Shard(s) => self.shards[s as usize].client_open(Wire::Json, None, now),
+        };
+        self.clients.push(SimClient::new(holder, conn));
+        self.effects_of(holder, fx);
+        self.clients.len() - 1
+    }
+
+    /// Client `i` sends `text` (when it is open).
+    pub fn client_says(&mut self, i: usize, text: &str) {
+        let Some(c) = self.clients.get(i).filter(|c| c.open) else {
+            return;
+        };
+        if std::env::var_os("SIM_TRACE").is_some() {
+            eprintln!("{} conn {} on {:?} -> {text}", self.now, c.conn, c.holder);
+        }
+        let (holder, conn) = (c.holder, c.conn);
+        if let Some(c) = self.clients.get_mut(i) {
+            c.pending += 1;
+        }
+        let input = crate::core::input::ClientInput::Text { conn, text };
+        let fx = match holder {
+            Holder::Leader => self.leader.client(input, self.now),
+            Holder::Shard(s) => self.shards[s as usize].client(input, self.now),
+        };
+        self.effects_of(holder, fx);
+    }
+
+    /// Client `i` goes away.
+    pub fn client_leaves(&mut self, i: usize) {
+        let Some(c) = self.clients.get_mut(i).filter(|c| c.open) else {
+            return;
+        };
+        c.open = false;
+        let (holder, conn) = (c.holder, c.conn);
+        self.attachments.remove(&(key(holder), conn));
+        let input = crate::core::input::ClientInput::Closed { conn };
+        let fx = match holder {
+            Holder::Leader => self.leader.client(input, self.now),
+            Holder::Shard(s) => self.shards[s as usize].client(input, self.now),
+        };
+        self.effects_of(holder, fx);
+    }
+
+    /// Routes `fx` to the effects of `holder`.
+    pub fn effects_of(&mut self, holder: Holder, fx: Vec<Effect>) {
+        match holder {
+            Holder::Leader => self.leader_effects(fx),
+            Holder::Shard(s) => self.shard_effects(s, fx),
+        }
+    }
+}

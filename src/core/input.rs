@@ -55,6 +55,8 @@ pub struct StreamOpen {
     pub symbols: Vec<String>,
     /// Served channels.
     pub channels: Vec<String>,
+    /// Channels asked for that are not served: told in a `warning` after `subscribed`.
+    pub refused: Vec<String>,
     /// The `Last-Event-ID` it resumes from.
     pub last: Option<String>,
     /// Whose it is (with `JWT_SECRET`).

@@ -49,6 +49,8 @@ pub mod market;
 pub mod metrics;
 pub mod node;
 pub mod price;
+#[cfg(test)]
+mod property_tests;
 pub mod protocol;
 pub mod report;
 pub mod request;

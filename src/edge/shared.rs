@@ -113,9 +113,13 @@ impl Shared {
             ObjectRequest::Stream {
                 symbols,
                 channels,
+                refused,
                 last,
                 token,
-            } => self.open_stream(&symbols, &channels, last, token).await,
+            } => {
+                let lists = (&symbols[..], &channels[..], refused);
+                self.open_stream(lists, last, token).await
+            }
             _ => http::error(&ApiError::NotFound("not a client connection".into())),
         }
     }

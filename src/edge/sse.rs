@@ -92,11 +92,11 @@ impl Shared {
         }
     }
 
-    /// Opens an SSE stream of `symbols` and `channels`, resuming from the stream id `last`.
+    /// Opens an SSE stream of `symbols` and `channels` (and the names the Worker refused, to
+    /// say so), resuming from the stream id `last`.
     pub(super) async fn open_stream(
         self: &Rc<Self>,
-        symbols: &[String],
-        channels: &[String],
+        (symbols, channels, refused): (&[String], &[String], Vec<String>),
         last: Option<String>,
         token: Option<String>,
     ) -> Result<Response> {
@@ -114,7 +114,8 @@ impl Shared {
             } else {
                 parse_symbol_query(node.config(), &symbols.join(","))
             };
-            symbols.and_then(|s| Ok((s, stream_channels(node.config(), &channels.join(","))?)))
+            let channels = stream_channels(node.config(), &channels.join(","));
+            symbols.and_then(|s| Ok((s, channels?.0)))
         };
         let (symbols, channels) = match checked {
             Ok(v) => v,
@@ -124,6 +125,7 @@ impl Shared {
         let open = StreamOpen {
             symbols,
             channels,
+            refused,
             last,
             who,
         };

@@ -193,6 +193,10 @@ pub fn each_publish_refusal_has_its_status(ctx: &mut Ctx) {
         (413, json!("TOO_LARGE"))
     );
     assert_eq!(request("GET", &url).map(|r| r.status), Ok(405));
+    // The scheme is case-insensitive (RFC 7235), as on the stream routes.
+    let lower = format!("bearer {TOKEN}");
+    let r = send(&[("Authorization", &lower)], body);
+    assert_eq!(r.status, 200, "lower-case bearer: {}", r.body);
     let statuses: Vec<u16> = (0..8)
         .map(|_| send(&[("Authorization", &auth)], body).status)
         .collect();

@@ -231,6 +231,7 @@ fn main() {
         sse::sse_snapshot_then_live_events_with_the_pairs_alias,
         sse::sse_read_by_a_real_event_source_client,
         sse::sse_resumes_with_last_event_id,
+        sse::sse_leaves_out_unserved_channels_and_says_so,
         sse::sse_keepalive_comes_at_least_every_15_seconds,
         sse::sse_disconnect_is_removed_promptly,
         sse::a_reader_that_stops_does_not_delay_a_bystander,

@@ -73,7 +73,7 @@ impl Fanout {
         let since = resumed.as_ref().map(EventsAt::since).unwrap_or_default();
         let (recovered, missed) = self.recover(channels, &since);
         let tops = self.positions(&evented, resumed.as_ref(), recovered);
-        let first = self.sse_first(
+        let mut first = self.sse_first(
             conn,
             symbols,
             channels,
@@ -85,6 +85,7 @@ impl Fanout {
             },
             now_ms,
         );
+        first.push_str(&left_out(&open.refused));
         self.count_sent(1, first.len());
         Ok((conn, first))
     }
@@ -211,4 +212,17 @@ impl Fanout {
         }
         SseTake::Data(out)
     }
+}
+
+/// The `warning` naming the channels a stream left out (nothing when it left none out).
+fn left_out(refused: &[String]) -> String {
+    if refused.is_empty() {
+        return String::new();
+    }
+    let message = format!(
+        "not served, left out of this stream: {}",
+        refused.join(", ")
+    );
+    let warning = body::warning("UNKNOWN_CHANNEL", &message);
+    sse::frame(Payload::new(Kind::Warning, &warning), None)
 }

@@ -66,6 +66,7 @@ pub(crate) fn stream(
     StreamOpen {
         symbols: symbols.to_vec(),
         channels: channels.to_vec(),
+        refused: Vec::new(),
         last: last.map(str::to_string),
         who,
     }
@@ -1316,4 +1317,26 @@ fn subscribing_again_never_repeats_a_seq() {
         .map(|p| &p["symbol"])
         .collect();
     assert_eq!(symbols, [&json!("ETHUSDT")], "only the one it added");
+}
+
+/// One SSE URL with a channel the service does not serve opens with what is served and says
+/// the rest in a `warning`.
+#[test]
+fn a_stream_names_the_channels_it_left_out() {
+    let mut h = connected();
+    let open = StreamOpen {
+        refused: vec!["trades:NOPEUSDT".into()],
+        ..stream(&["BTCUSDT".to_string()], &[], None, None)
+    };
+    let (_, first, _) = h.sse_open(&open, 10).unwrap();
+    let warning = first
+        .split("\n\n")
+        .find(|e| e.starts_with("event: warning"))
+        .expect("a warning");
+    assert!(warning.contains(r#""code":"UNKNOWN_CHANNEL""#), "{warning}");
+    assert!(warning.contains("trades:NOPEUSDT"), "{warning}");
+    assert!(
+        first.contains("event: snapshot"),
+        "the stream opened: {first}"
+    );
 }

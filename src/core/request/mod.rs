@@ -372,6 +372,7 @@ mod tests {
             Ok(Route::Leader(ObjectRequest::Stream {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
                 channels: vec![],
+                refused: vec![],
                 last: Some("42".into()),
                 token: None,
             }))
@@ -458,18 +459,21 @@ mod tests {
             ObjectRequest::Stream {
                 symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
                 channels: vec![],
+                refused: vec![],
                 last: Some("7".into()),
                 token: None,
             },
             ObjectRequest::Stream {
                 symbols: vec!["BTCUSDT".into()],
                 channels: vec!["events:signals".into()],
+                refused: vec!["trades:NOPE".into(), "events:x".into()],
                 last: Some("7_e1_3".into()),
                 token: Some("h.c.s".into()),
             },
             ObjectRequest::Stream {
                 symbols: vec![],
                 channels: vec!["events:signals".into()],
+                refused: vec![],
                 last: None,
                 token: None,
             },
@@ -526,6 +530,27 @@ mod tests {
             ObjectRequest::parse("/link", &[]).is_err(),
             "a link names its shard"
         );
+    }
+
+    #[test]
+    fn a_stream_opens_with_the_channels_served_and_names_the_rest() {
+        let c = cfg(&[]);
+        let ask = |channels: &str| {
+            let query = q(&[("channels", channels)]);
+            classify(&c, &CorsDecision::NoOrigin, &get("/api/stream", &query))
+        };
+        let opened = ask("trades:btc-usdt,trades:NOPEUSDT,events:nope&x");
+        assert_eq!(
+            opened,
+            Ok(Route::Leader(ObjectRequest::Stream {
+                symbols: vec![],
+                channels: vec!["trades:BTCUSDT".into()],
+                refused: vec!["trades:NOPEUSDT".into(), "events:nopex".into()],
+                last: None,
+                token: None,
+            }))
+        );
+        assert_eq!(code(ask("trades:NOPEUSDT,events:nope")), "UNKNOWN_CHANNEL");
     }
 
     #[test]

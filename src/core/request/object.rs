@@ -51,6 +51,8 @@ pub enum ObjectRequest {
         symbols: Vec<String>,
         /// Served channels.
         channels: Vec<String>,
+        /// Channels asked for that are not served (the stream says so in a `warning`).
+        refused: Vec<String>,
         /// The id the reader already has.
         last: Option<String>,
         /// The reader's JWT, for the object to know whose stream it is (with `JWT_SECRET`).
@@ -129,6 +131,7 @@ impl ObjectRequest {
             ObjectRequest::Stream {
                 symbols,
                 channels,
+                refused,
                 last,
                 token,
             } => {
@@ -138,6 +141,9 @@ impl ObjectRequest {
                 }
                 if !channels.is_empty() {
                     path.push_str(&format!("&channels={}", channels.join(",")));
+                }
+                if !refused.is_empty() {
+                    path.push_str(&format!("&refused={}", refused.join(",")));
                 }
                 if let Some(id) = last {
                     path.push_str(&format!("&last={id}"));
@@ -192,6 +198,7 @@ impl ObjectRequest {
             "/stream" => ObjectRequest::Stream {
                 symbols: list("symbols").unwrap_or_default(),
                 channels: list("channels").unwrap_or_default(),
+                refused: list("refused").unwrap_or_default(),
                 last: param("last").cloned().filter(|v| cursor::well_formed(v)),
                 token: param("token").cloned(),
             },

@@ -2,42 +2,21 @@
 //! backfilled, closes from the stream extend it (stored after the fan-out), `/api/candles`
 //! waits for an incomplete series, and a restarted leader fetches only the gap.
 
-use std::collections::HashMap;
-use std::rc::Rc;
-
 use serde_json::Value;
 
 use super::*;
 use crate::core::effect::FetchId;
-use crate::core::feed::neutral::{self, Neutral};
+use crate::core::feed::neutral;
 use crate::core::history::api::CandlesRead;
 use crate::core::history::book::Answer;
 use crate::core::history::candles::Candle;
-use crate::core::hub::tests::Drive;
-use crate::core::input::UpstreamEvent;
+use crate::core::hub::tests::{open_hub, Drive};
 
 const MIN: i64 = 60_000;
 const NOW: i64 = 1_000 * MIN + 20_000;
 
 fn hub() -> Hub {
-    let map: HashMap<&str, &str> = [
-        ("SYMBOLS", "BTCUSDT,ETHUSDT"),
-        ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),
-        ("BINANCE_REST_URL", "http://rest.test"),
-        ("CANDLE_HISTORY", "50"),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap();
-    let mut h = Hub::with_source(cfg, Rc::new(Neutral));
-    h.start(NOW);
-    h.upstream(
-        SourceId::Neutral,
-        UpstreamEvent::Opened { generation: 1 },
-        NOW,
-        0.0,
-    );
-    h
+    open_hub(&[("CANDLE_HISTORY", "50")], NOW)
 }
 
 fn fetches(fx: &[Effect]) -> Vec<(FetchId, String)> {

@@ -2,39 +2,24 @@
 //! interest and follow the 5-minute candles, each answer brings a map (sent only when it
 //! changed), a later subscriber gets the current map at once, and nobody listening stops it.
 
-use std::collections::HashMap;
-use std::rc::Rc;
-
 use serde_json::Value;
 
 use super::tests::frames;
 use super::*;
 use crate::core::effect::FetchId;
-use crate::core::feed::neutral::{self, Neutral};
+use crate::core::feed::neutral;
 use crate::core::history::book::Answer;
-use crate::core::hub::tests::Drive;
-use crate::core::input::UpstreamEvent;
+use crate::core::hub::tests::{open_hub, Drive};
 
 const NOW: i64 = 1_000 * 60_000;
 
 fn hub() -> Hub {
-    let map: HashMap<&str, &str> = [
-        ("SYMBOLS", "BTCUSDT,ETHUSDT"),
-        ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),
-        ("BINANCE_REST_URL", "http://rest.test"),
-        ("FUTURES_REST_URL", "http://futures.test"),
-        ("HEATMAP_INTERVAL_SECONDS", "5"),
-    ]
-    .into_iter()
-    .collect();
-    let cfg = Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap();
-    let mut h = Hub::with_source(cfg, Rc::new(Neutral));
-    h.start(NOW);
-    h.upstream(
-        SourceId::Neutral,
-        UpstreamEvent::Opened { generation: 1 },
+    let mut h = open_hub(
+        &[
+            ("FUTURES_REST_URL", "http://futures.test"),
+            ("HEATMAP_INTERVAL_SECONDS", "5"),
+        ],
         NOW,
-        0.0,
     );
     h.exchange_sends(1, &neutral::ticker("BTCUSDT", "100.0", NOW), NOW);
     h

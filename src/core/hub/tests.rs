@@ -51,6 +51,25 @@ impl Hub {
     }
 }
 
+/// A leader over BTCUSDT and ETHUSDT following the neutral source, with `vars` besides,
+/// started and its upstream open at `now_ms` (the history's and the heat map's tests).
+pub(crate) fn open_hub(vars: &[(&str, &str)], now_ms: i64) -> Hub {
+    let mut map: HashMap<&str, &str> = [
+        ("SYMBOLS", "BTCUSDT,ETHUSDT"),
+        ("UPSTREAM_URL", "ws://127.0.0.1:1/stream"),
+        ("BINANCE_REST_URL", "http://rest.test"),
+    ]
+    .into_iter()
+    .collect();
+    map.extend(vars.iter().copied());
+    let cfg = Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap();
+    let mut h = Hub::with_source(cfg, Rc::new(Neutral));
+    h.start(now_ms);
+    let opened = UpstreamEvent::Opened { generation: 1 };
+    h.upstream(SourceId::Neutral, opened, now_ms, 0.0);
+    h
+}
+
 /// The upstream state the hub's feed is in.
 fn state(h: &Hub) -> UpstreamState {
     h.feed.state()

@@ -19,7 +19,8 @@ use std::collections::HashMap;
 
 use crate::core::config::Config;
 use crate::core::feed::link::Failure;
-use crate::core::ids::{ShardId, SourceId};
+use crate::core::host::ClientHost;
+use crate::core::ids::{Holder, ShardId, SourceId};
 use crate::core::input::UpstreamEvent;
 use world::World;
 
@@ -98,6 +99,24 @@ fn act(w: &mut World) {
     }
 }
 
+/// Each object holds exactly the clients that are open on it: none forgotten, none leaked.
+fn bounds(w: &World) -> Option<String> {
+    let open_on = |holder: Holder| {
+        w.clients
+            .iter()
+            .filter(|c| c.open && c.holder == holder)
+            .count()
+    };
+    let mut held = vec![(Holder::Leader, w.leader.fanout().report().websocket)];
+    for (s, shard) in w.shards.iter().enumerate() {
+        held.push((Holder::Shard(s as ShardId), shard.report().websocket));
+    }
+    held.into_iter().find_map(|(holder, n)| {
+        let open = open_on(holder);
+        (n != open).then(|| format!("{holder:?} holds {n} WebSocket clients, {open} are open"))
+    })
+}
+
 fn subscribe(w: &mut World, i: usize, symbol: &str) {
     let text = format!(r#"{{"action":"subscribe","symbols":["{symbol}"]}}"#);
     w.client_says(i, &text);
@@ -127,7 +146,7 @@ pub fn run(seed: u64, steps: usize) -> Result<Summary, String> {
         act(&mut w);
         let dt = w.rng.between(0, 40);
         w.advance_to(w.now + dt);
-        if let Some(v) = w.violations.first() {
+        if let Some(v) = w.violations.first().cloned().or_else(|| bounds(&w)) {
             return Err(format!("step {step}: {v}"));
         }
     }

@@ -148,11 +148,8 @@ fn resolve_market(cfg: &Config, raw: &str) -> Option<Market> {
         Some((s, i)) => (s, Some(i)),
         None => (rest, None),
     };
-    let symbol = cfg.symbols.resolve(sym)?;
     // Market streams are Binance's: Twelve Data's price stream has no trades, candles or book.
-    if cfg.symbols.source_of(&symbol) != Some(SourceId::Binance) {
-        return None;
-    }
+    let symbol = cfg.symbols.resolve_of(sym, SourceId::Binance)?;
     match (kind, interval) {
         ("trades", None) => Some(Market::Trades(symbol)),
         ("book", None) => Some(Market::Book(symbol)),

@@ -263,7 +263,6 @@ impl Shard {
         }
         self.uplink = Uplink::Down;
         self.report_at = None;
-        self.link_deadline = None;
         self.failures += 1;
         let delay = backoff::delay_ms(self.failures, jitter).min(RELINK_CAP_MS);
         self.retry_at = now_ms + delay;

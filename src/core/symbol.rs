@@ -102,6 +102,13 @@ impl Whitelist {
         canonical(input).and_then(|c| self.aliases.get(&c).cloned())
     }
 
+    /// Resolves any accepted spelling to a symbol `source` serves (the market channels and
+    /// the candle history are Binance's only).
+    pub fn resolve_of(&self, input: &str, source: SourceId) -> Option<String> {
+        self.resolve(input)
+            .filter(|s| self.source_of(s) == Some(source))
+    }
+
     /// True when the symbol is served (in its canonical spelling).
     pub fn contains(&self, symbol: &str) -> bool {
         self.symbols.contains_key(symbol)

@@ -15,6 +15,15 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// A comma-separated list of URLs or origins as configured: each trimmed, its trailing
+/// slashes dropped, empty entries left out.
+pub fn comma_list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
 /// True for what an upstream endpoint may be: a `ws://` or `wss://` URL with no query (the
 /// source adds its own) and no whitespace.
 pub fn is_socket_url(u: &str) -> bool {

@@ -384,9 +384,7 @@ impl World {
 
     /// The exchange moves `symbol` and sends it on its connection, if it has one.
     pub fn tick(&mut self, symbol: &str) {
-        if std::env::var_os("SIM_TRACE").is_some() {
-            eprintln!("{} tick {symbol}", self.now);
-        }
+        self.trace(|| format!("tick {symbol}"));
         let last_at = self.exchange.prices.get(symbol).map_or(0, |p| p.1);
         let at = self.now.max(last_at + 1);
         let cents = self.rng.between(10_000, 20_000);
@@ -395,12 +393,15 @@ impl World {
             .prices
             .insert(symbol.to_string(), (price.clone(), at));
         if let Some(conn) = self.exchange.conn {
-            let when = self.now + self.rng.between(0, 5);
-            self.push(
-                when,
-                Event::UpstreamText(conn, neutral::ticker(symbol, &price, at)),
-            );
+            self.send_ticker(conn, symbol, &price, at);
         }
+    }
+
+    /// The exchange's ticker of `symbol` on connection `conn`, a few ms from now.
+    fn send_ticker(&mut self, conn: u64, symbol: &str, price: &str, at: i64) {
+        let when = self.now + self.rng.between(0, 5);
+        let frame = neutral::ticker(symbol, price, at);
+        self.push(when, Event::UpstreamText(conn, frame));
     }
 
     /// The exchange sends every symbol's latest ticker again (Binance's `@ticker` comes every
@@ -416,11 +417,7 @@ impl World {
             .map(|(s, (p, at))| (s.clone(), p.clone(), *at))
             .collect();
         for (symbol, price, at) in latest {
-            let when = self.now + self.rng.between(0, 5);
-            self.push(
-                when,
-                Event::UpstreamText(conn, neutral::ticker(&symbol, &price, at)),
-            );
+            self.send_ticker(conn, &symbol, &price, at);
         }
     }
 
@@ -433,10 +430,7 @@ impl World {
             Holder::Shard(self.rng.below(n) as ShardId)
         };
         let now = self.now;
-        let (conn, fx) = match holder {
-            Holder::Leader => self.leader.client_open(Wire::Json, None, now),
-            Holder::Shard(s) => self.shards[s as usize].client_open(Wire::Json, None, now),
-        };
+        let (conn, fx) = self.host(holder).client_open(Wire::Json, None, now);
         self.clients.push(SimClient::new(holder, conn));
         self.effects_of(holder, fx);
         self.clients.len() - 1
@@ -447,18 +441,14 @@ impl World {
         let Some(c) = self.clients.get(i).filter(|c| c.open) else {
             return;
         };
-        if std::env::var_os("SIM_TRACE").is_some() {
-            eprintln!("{} conn {} on {:?} -> {text}", self.now, c.conn, c.holder);
-        }
         let (holder, conn) = (c.holder, c.conn);
+        self.trace(|| format!("conn {conn} on {holder:?} -> {text}"));
         if let Some(c) = self.clients.get_mut(i) {
             c.pending += 1;
         }
         let input = crate::core::input::ClientInput::Text { conn, text };
-        let fx = match holder {
-            Holder::Leader => self.leader.client(input, self.now),
-            Holder::Shard(s) => self.shards[s as usize].client(input, self.now),
-        };
+        let now = self.now;
+        let fx = self.host(holder).client(input, now);
         self.effects_of(holder, fx);
     }
 
@@ -471,11 +461,17 @@ impl World {
         let (holder, conn) = (c.holder, c.conn);
         self.attachments.remove(&(key(holder), conn));
         let input = crate::core::input::ClientInput::Closed { conn };
-        let fx = match holder {
-            Holder::Leader => self.leader.client(input, self.now),
-            Holder::Shard(s) => self.shards[s as usize].client(input, self.now),
-        };
+        let now = self.now;
+        let fx = self.host(holder).client(input, now);
         self.effects_of(holder, fx);
+    }
+
+    /// The object `holder` names.
+    fn host(&mut self, holder: Holder) -> &mut dyn ClientHost {
+        match holder {
+            Holder::Leader => &mut self.leader,
+            Holder::Shard(s) => &mut self.shards[s as usize],
+        }
     }
 
     /// Routes `fx` to the effects of `holder`.

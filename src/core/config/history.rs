@@ -34,11 +34,7 @@ fn is_rest_url(u: &str) -> bool {
 
 /// Reads a comma-separated list of REST bases (trailing slashes dropped).
 pub fn rest_urls(name: &'static str, raw: &str) -> Result<Vec<String>, ConfigError> {
-    let urls: Vec<String> = raw
-        .split(',')
-        .map(|u| u.trim().trim_end_matches('/').to_string())
-        .filter(|u| !u.is_empty())
-        .collect();
+    let urls = crate::core::text::comma_list(raw);
     match urls.iter().find(|u| !is_rest_url(u)) {
         None if !urls.is_empty() => Ok(urls),
         bad => Err(ConfigError {

@@ -308,11 +308,7 @@ fn parse_broadcast(raw: Option<String>, served: &Whitelist) -> Result<Vec<String
 }
 
 fn parse_urls(raw: &str) -> Result<Vec<String>, ConfigError> {
-    let urls: Vec<String> = raw
-        .split(',')
-        .map(|u| u.trim().trim_end_matches('/').to_string())
-        .filter(|u| !u.is_empty())
-        .collect();
+    let urls = crate::core::text::comma_list(raw);
     for u in &urls {
         if !crate::core::text::is_socket_url(u) {
             return Err(ConfigError {
@@ -396,11 +392,7 @@ fn parse_symbols(raw: &str) -> Result<Whitelist, ConfigError> {
 }
 
 fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
-    let origins: Vec<String> = raw
-        .split(',')
-        .map(|o| o.trim().trim_end_matches('/').to_string())
-        .filter(|o| !o.is_empty())
-        .collect();
+    let origins = crate::core::text::comma_list(raw);
     for o in &origins {
         if !(o.starts_with("http://") || o.starts_with("https://")) || o.contains('*') {
             return Err(ConfigError {

@@ -163,13 +163,6 @@ impl CandleBook {
         }))
     }
 
-    /// Starts keeping `symbol`'s candles of `interval` (true when new; false for an interval
-    /// that is not one, or one already kept).
-    pub fn follow(&mut self, symbol: &str, interval: &str) -> bool {
-        let fresh = !self.series.contains_key(&(symbol.into(), interval.into()));
-        fresh && self.kept(symbol, interval).is_some()
-    }
-
     /// The `candles:` channels followed upstream are `interest`'s: their series are kept and
     /// live, every other one is not live.
     pub fn set_live(&mut self, interest: &BTreeSet<String>, now_ms: i64) {
@@ -453,10 +446,17 @@ mod tests {
     #[test]
     fn an_asked_series_is_backfilled_once_then_kept_by_the_stream() {
         let mut b = book();
-        assert!(b.follow("BTCUSDT", "1m") && !b.follow("BTCUSDT", "1m"));
-        assert!(!b.follow("BTCUSDT", "2m"));
+        // Kept (from storage, empty here), neither live nor asked for.
+        b.restore("BTCUSDT", "1m", Vec::new());
+        b.restore("BTCUSDT", "1m", Vec::new());
+        b.restore("BTCUSDT", "2m", Vec::new());
+        assert_eq!(
+            b.len(),
+            1,
+            "one series, and no series of an interval that is not one"
+        );
         let now = 100 * MIN + 10;
-        assert_eq!(b.poll(now), None, "followed, but nobody asked or listens");
+        assert_eq!(b.poll(now), None, "kept, but nobody asked or listens");
         assert!(!b.ask("BTCUSDT", "1m", now), "incomplete");
         let f = b.poll(now).unwrap();
         assert!(f

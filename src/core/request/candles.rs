@@ -20,8 +20,7 @@ pub(super) fn route(cfg: &Config, req: &Incoming<'_>) -> Result<ObjectRequest, A
     })?;
     let symbol = cfg
         .symbols
-        .resolve(&raw)
-        .filter(|s| cfg.symbols.source_of(s) == Some(SourceId::Binance))
+        .resolve_of(&raw, SourceId::Binance)
         .ok_or_else(|| {
             ApiError::UnknownSymbol(format!(
                 "{:?} is not a served Binance symbol (candles come from Binance)",

@@ -2,8 +2,8 @@
 
 use std::rc::Rc;
 
-use super::ids::{ConnId, Identity, LinkId, SourceId};
-use super::wire::Wire;
+use super::attachment::Attachment;
+use super::ids::{ConnId, LinkId, SourceId};
 
 /// Log severity, mapped by the edge to `console.*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +40,20 @@ pub enum Effect {
         /// Short reason text.
         reason: &'static str,
     },
-    /// Store the connection's subscriptions where they survive hibernation.
-    SaveSubscriptions {
+    /// Write the socket's attachment: what the connection carries through hibernation.
+    SaveAttachment {
         /// Whose.
         conn: ConnId,
-        /// Its wire (recorded beside them).
-        wire: Wire,
-        /// Its full, sorted subscription set: symbols and channel keys.
-        keys: Vec<String>,
-        /// Whose connection it is (with `JWT_SECRET`), kept through hibernation.
-        who: Option<Identity>,
+        /// Its id, wire, subscriptions and identity, or only the word that they are stored.
+        attachment: Attachment,
+    },
+    /// Keep (`Some`) or forget (`None`) a connection's whole attachment in the object's
+    /// storage: only for one that outgrew what a socket may carry.
+    StoreAttachment {
+        /// Whose.
+        conn: ConnId,
+        /// The encoded attachment.
+        json: Option<String>,
     },
     /// Open an upstream WebSocket; report back with the same `source` and `generation`.
     ConnectUpstream {

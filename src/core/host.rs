@@ -2,6 +2,7 @@
 //! and every fan-out shard. Client inputs are data ([`ClientInput`], [`StreamOpen`]) and
 //! reach either through one method; what both do the same way is written here once.
 
+use super::attachment::Attachment;
 use super::config::Config;
 use super::effect::Effect;
 use super::error::ApiError;
@@ -58,9 +59,10 @@ pub trait ClientHost {
         self.fanout_mut().admit_client()
     }
 
-    /// Re-registers a connection of `wire` found after the object woke from hibernation.
-    fn client_restore(&mut self, conn: ConnId, wire: Wire, keys: &[String], who: Option<Identity>) {
-        self.fanout_mut().client_restore(conn, wire, keys, who);
+    /// Re-registers a connection found after the object woke from hibernation, from its
+    /// (whole) attachment.
+    fn client_restore(&mut self, attachment: Attachment) {
+        self.fanout_mut().client_restore(attachment);
     }
 
     /// A Socket.IO session whose upgrade presented no valid token: it joins a namespace only

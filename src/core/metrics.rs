@@ -80,7 +80,15 @@ impl Exposition {
 /// `GET /metrics` from the two reports.
 pub fn render(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) -> String {
     let mut e = Exposition::default();
-    fanout_metrics(&mut e, fanout, &Totals::of(fanout, shards));
+    let totals = Totals::of(fanout, shards);
+    fanout_metrics(&mut e, fanout, &totals);
+    e.single(
+        "edgetick_stored_attachments",
+        "gauge",
+        "WebSockets whose state outgrew the socket's attachment and is kept in storage (with \
+         shards: all of them).",
+        totals.stored_attachments as f64,
+    );
     feed_metrics(&mut e, feed);
     symbol_metrics(&mut e, fanout, shards);
     if !shards.is_empty() {

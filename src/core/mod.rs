@@ -8,7 +8,7 @@
 //! the seams between them, then the objects that compose them.
 //! - Leaves: [`ids`], [`upstream_state`], [`histogram`], [`text`], [`cursor`], [`fastmap`],
 //!   [`backoff`], [`error`], [`symbol`], [`price`], [`config`], [`market`], [`channel`],
-//!   [`auth`], [`events`], [`protocol`], [`input`], [`effect`], [`batch`].
+//!   [`auth`], [`events`], [`protocol`], [`input`], [`attachment`], [`effect`], [`batch`].
 //! - [`wire`] — the client protocols: a payload (a kind and a body encoded once) framed by
 //!   each wire (the JSON WebSocket, SSE).
 //! - [`feed`] — the upstream side: its [`feed::source::Source`]s ([`feed::binance`],
@@ -25,6 +25,7 @@
 //!   book planning the backfill, `/api/candles`' answer); [`heatmap`] — the liquidation heat
 //!   map of `heatmap:` channels (its model, the open-interest polling). The leader runs both.
 
+pub mod attachment;
 pub mod auth;
 pub mod backoff;
 pub mod batch;

@@ -66,6 +66,8 @@ pub struct Totals {
     pub polling: usize,
     /// SSE clients.
     pub sse: usize,
+    /// WebSockets whose attachment is kept in storage.
+    pub stored_attachments: usize,
     /// Connections the tree may hold.
     pub max_connections: usize,
 }
@@ -78,12 +80,19 @@ impl Totals {
         let (websocket, sse, socketio, polling) = reports.fold(start, |(w, s, io, p), r| {
             (w + r.websocket, s + r.sse, io + r.socketio, p + r.polling)
         });
+        let stored_attachments = own.stored_attachments
+            + shards
+                .iter()
+                .filter_map(|s| s.report.as_ref())
+                .map(|r| r.stored_attachments)
+                .sum::<usize>();
         let carriers = if shards.is_empty() { 1 } else { shards.len() };
         Totals {
             websocket,
             socketio,
             polling,
             sse,
+            stored_attachments,
             max_connections: carriers * own.max_connections,
         }
     }
@@ -200,7 +209,7 @@ pub fn health(feed: &FeedReport, fanout: &FanoutReport, shards: &[ShardView]) ->
         "status": status,
         "upstream": feed.primary().map(|u| upstream_json(u, feed.mode)),
         "upstreams": upstreams,
-        "clients": {"websocket": totals.websocket, "sse": totals.sse, "socketio": totals.socketio, "polling": totals.polling},
+        "clients": {"websocket": totals.websocket, "sse": totals.sse, "socketio": totals.socketio, "polling": totals.polling, "stored_attachments": totals.stored_attachments},
         "shards": shards,
         "symbols": feed.symbols,
         "capacity": {"used_pct": totals.used_pct(), "max_connections": totals.max_connections},

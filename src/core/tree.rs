@@ -285,6 +285,7 @@ mod tests {
             socketio: 0,
             polling: 0,
             sse: 0,
+            stored_attachments: 0,
             max_connections: 10,
             subscribers: Default::default(),
             stats: FanoutStats::default(),

@@ -13,7 +13,6 @@ use super::shared::Shared;
 use crate::core::auth;
 use crate::core::effect::Level;
 use crate::core::error::ApiError;
-use crate::core::fanout::session::Attachment;
 use crate::core::ids::Identity;
 use crate::core::protocol::close;
 use crate::core::wire::Wire;
@@ -71,8 +70,6 @@ impl Shared {
             }
             (conn, fx)
         };
-        pair.server
-            .serialize_attachment(Attachment::new(conn, wire, Vec::new(), who))?;
         self.remember(&pair.server, conn);
         self.clients.borrow_mut().insert(conn, pair.server);
         self.execute(fx);

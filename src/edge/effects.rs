@@ -8,12 +8,13 @@ use futures::future::abortable;
 use wasm_bindgen::prelude::*;
 use worker::{wasm_bindgen_futures::spawn_local, Delay};
 
+use super::attachments;
 use super::env::{log, log_error, log_fields, now_ms};
 use super::links;
 use super::send::SendTarget;
 use super::shared::Shared;
+use crate::core::attachment::Attachment;
 use crate::core::effect::{Effect, Level};
-use crate::core::fanout::session::Attachment;
 use crate::core::ids::ConnId;
 use crate::core::input::ClientInput;
 
@@ -35,12 +36,10 @@ impl Shared {
             Effect::Send { conn, frame } => self.send_one(conn, &frame, failed),
             Effect::Fanout { conns, frame } => self.fan_out(&conns, &frame, failed),
             Effect::Close { conn, code, reason } => self.close(conn, code, reason),
-            Effect::SaveSubscriptions {
-                conn,
-                wire,
-                keys,
-                who,
-            } => self.save_attachment(conn, Attachment::new(conn, wire, keys, who)),
+            Effect::SaveAttachment { conn, attachment } => self.save_attachment(conn, attachment),
+            Effect::StoreAttachment { conn, json } => {
+                attachments::store(&self.state, conn, json.as_deref())
+            }
             e @ (Effect::ConnectUpstream { .. }
             | Effect::CloseUpstream { .. }
             | Effect::SendUpstream { .. }) => self.upstream_effect(e),

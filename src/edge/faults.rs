@@ -1,6 +1,7 @@
 //! Test faults (`TEST_FAULTS=on` only): a broken link between the leader and its shards,
-//! and a restarted leader or shard, emulated the way a new instance starts: its sockets
-//! closed, a fresh core (the leader's restored from storage).
+//! a restarted leader or shard, emulated the way a new instance starts (its sockets closed,
+//! a fresh core, the leader's restored from storage), and hibernation: the same fresh core
+//! with the client sockets kept, taken back from their attachments as a woken object does.
 
 use std::rc::Rc;
 
@@ -8,7 +9,7 @@ use worker::{Response, Result, WebSocket};
 
 use super::env::now_ms;
 use super::http;
-use super::restore::restore_storage;
+use super::restore::{restore_clients, restore_storage};
 use super::shared::Shared;
 use crate::core::events::History;
 use crate::core::hub::Hub;
@@ -52,6 +53,38 @@ impl Shared {
         self.run(|n| n.on_leader(|hub| hub.wipe_events(e, now_ms())));
         self.unlink_all();
         http::json(200, serde_json::json!({ "epoch": epoch }).to_string())
+    }
+
+    /// Hibernates and wakes: what a woken instance has (its storage, and the client sockets
+    /// with their attachments, read back through the runtime) and nothing else. Links and
+    /// upstreams go first: an object holding an outbound socket does not hibernate.
+    pub(super) fn hibernate(self: &Rc<Self>) -> Result<Response> {
+        let cfg = self.node.borrow().config().clone();
+        let mut node = if self.node.borrow_mut().leader().is_some() {
+            self.unlink_all();
+            for (_, ws) in self.upstreams.borrow_mut().drain() {
+                let _ = ws.close(Some(close::NORMAL), Some("fault: hibernate"));
+            }
+            let mut hub = Hub::new(cfg);
+            restore_storage(&self.state, &mut hub);
+            Node::Leader(Box::new(hub))
+        } else {
+            if let Some((_, ws)) = self.leader_link.borrow_mut().take() {
+                let _ = ws.close(Some(close::NORMAL), Some("fault: hibernate"));
+            }
+            Node::Shard(Box::new(Shard::new(cfg)))
+        };
+        // SSE streams do not outlive an instance.
+        for (_, waker) in self.sse_wakers.borrow_mut().drain() {
+            waker.wake();
+        }
+        let clients = restore_clients(&self.state, &mut node);
+        let woken = clients.len();
+        *self.clients.borrow_mut() = clients;
+        *self.node.borrow_mut() = node;
+        self.kick();
+        self.run(|n| n.on_shard(|s| s.prepare(now_ms())));
+        http::json(200, format!(r#"{{"woken":{woken}}}"#))
     }
 
     /// (Shard) Starts over as a new instance would: clients closed with 1012 (they retry),

@@ -69,6 +69,7 @@ impl DurableObject for PriceHub {
                     }
                     FaultKind::Restart => shared.restart_leader(),
                     FaultKind::WipeHistory => shared.wipe_history(),
+                    FaultKind::Hibernate => shared.hibernate(),
                 }
             }
             Ok(ObjectRequest::Candles {

@@ -18,11 +18,13 @@
 //!   of the candle history and the `/api/candles` reads.
 //! - [`storage`]: SQLite persistence of the latest prices, the `seq` high-water mark and the
 //!   event history, [`candle_store`] the candle history; [`persist`] carries the core's
-//!   storage effects out against them.
+//!   storage effects out against them; [`attachments`] the socket attachments that outgrew
+//!   a socket (in every object).
 //! - [`http`]: JSON responses and the one mapping from [`crate::core::error::ApiError`].
 //! - [`env`]: configuration, clock, randomness and logging from the runtime.
 
 mod accept;
+mod attachments;
 mod boot;
 mod candle_store;
 mod edge_cache;

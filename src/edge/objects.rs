@@ -60,19 +60,20 @@ pub(super) async fn publish_to_leader(env: &Env, cfg: &Config, body: String) -> 
 }
 
 pub(super) async fn inject(env: &Env, cfg: &Config, fault: Fault) -> Result<Response> {
-    let (unlink, restart) = (FaultKind::Unlink, FaultKind::Restart);
+    let kind = match fault {
+        Fault::Unlink => FaultKind::Unlink,
+        Fault::RestartLeader | Fault::RestartShard(_) => FaultKind::Restart,
+        Fault::WipeHistory => FaultKind::WipeHistory,
+        Fault::Hibernate(_) => FaultKind::Hibernate,
+    };
+    let request = ObjectRequest::Fault { kind };
     match fault {
-        Fault::Unlink => ask_leader(env, cfg, &ObjectRequest::Fault { kind: unlink }).await,
-        Fault::RestartLeader => ask_leader(env, cfg, &ObjectRequest::Fault { kind: restart }).await,
-        Fault::WipeHistory => {
-            let kind = FaultKind::WipeHistory;
-            ask_leader(env, cfg, &ObjectRequest::Fault { kind }).await
-        }
-        Fault::RestartShard(n) => {
-            let path = ObjectRequest::Fault { kind: restart }.path();
+        Fault::RestartShard(n) | Fault::Hibernate(Some(n)) => {
+            let path = request.path();
             shard(env, n)?
                 .fetch_with_str(&format!("https://edgetick{path}"))
                 .await
         }
+        _ => ask_leader(env, cfg, &request).await,
     }
 }

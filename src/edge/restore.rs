@@ -3,10 +3,10 @@
 
 use worker::{State, WebSocket};
 
+use super::attachments;
 use super::env::{log_error, now_ms};
 use super::storage::{Store, EPOCH_KEY};
 use crate::core::events::History;
-use crate::core::fanout::session::Attachment;
 use crate::core::fastmap::FastMap;
 use crate::core::hub::Hub;
 use crate::core::ids::ConnId;
@@ -83,25 +83,28 @@ fn restore_events(store: &Store, hub: &mut Hub) {
     hub.restore_events(epoch, events);
 }
 
-/// Re-registers the sockets that survived hibernation; one whose attachment cannot be
-/// trusted is closed with a retryable code, so its client reconnects and resubscribes.
+/// Re-registers the sockets that survived hibernation (with the attachments some of them
+/// keep in storage; those of connections gone meanwhile are forgotten); one whose attachment
+/// cannot be trusted is closed with a retryable code, so its client reconnects and
+/// resubscribes.
 pub(super) fn restore_clients(state: &State, node: &mut Node) -> FastMap<ConnId, WebSocket> {
+    attachments::open(state);
     let mut clients = FastMap::default();
+    let mut stored = Vec::new();
     for ws in state.get_websockets() {
-        let attachment = ws
-            .deserialize_attachment::<Attachment>()
-            .ok()
-            .flatten()
-            .and_then(Attachment::valid);
-        match attachment {
+        match attachments::read(state, &ws) {
             Some(a) => {
-                node.host().client_restore(a.id, a.wire, &a.subs, a.who);
+                if a.stored {
+                    stored.push(a.id);
+                }
                 clients.insert(a.id, ws);
+                node.host().client_restore(a);
             }
             None => {
                 let _ = ws.close(Some(close::INTERNAL), Some("session state lost; reconnect"));
             }
         }
     }
+    attachments::keep_only(state, &stored);
     clients
 }

@@ -58,9 +58,12 @@ impl DurableObject for FanoutShard {
         let query = http::query_pairs(&url);
         match ObjectRequest::parse(url.path(), &query) {
             Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
-            Ok(ObjectRequest::Fault {
-                kind: FaultKind::Restart,
-            }) if shared.node.borrow().config().test_faults => shared.restart_shard(),
+            Ok(ObjectRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
+                match kind {
+                    FaultKind::Hibernate => shared.hibernate(),
+                    _ => shared.restart_shard(),
+                }
+            }
             Ok(_) => http::error(&ApiError::NotFound("a shard serves /ws and streams".into())),
             Err(e) => http::error(&e),
         }

@@ -15,12 +15,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use worker::{Env, Request, Response, Result, State, WebSocket};
 
+use super::attachments;
 use super::env::now_ms;
 use super::http;
 use super::storage::Store;
 use crate::core::effect::Effect;
 use crate::core::error::ApiError;
-use crate::core::fanout::session::Attachment;
 use crate::core::fastmap::FastMap;
 use crate::core::ids::ConnId;
 use crate::core::ids::{ShardId, SourceId};
@@ -134,19 +134,16 @@ impl Shared {
                 return Some(id);
             }
         }
-        let a = ws
-            .deserialize_attachment::<Attachment>()
-            .ok()
-            .flatten()?
-            .valid()?;
+        let a = attachments::read(&self.state, ws)?;
+        let id = a.id;
         let mut node = self.node.borrow_mut();
         let host = node.host();
-        if !host.has_client(a.id) {
-            host.client_restore(a.id, a.wire, &a.subs, a.who);
-            self.clients.borrow_mut().insert(a.id, ws.clone());
+        if !host.has_client(id) {
+            host.client_restore(a);
+            self.clients.borrow_mut().insert(id, ws.clone());
         }
-        self.remember(ws, a.id);
-        Some(a.id)
+        self.remember(ws, id);
+        Some(id)
     }
 
     /// Keeps `conn` findable from its socket object without reading the attachment back

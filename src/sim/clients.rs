@@ -20,6 +20,8 @@ pub struct SimClient {
     pub open: bool,
     /// The symbols it holds.
     pub subs: BTreeSet<String>,
+    /// The channels it holds.
+    pub channels: BTreeSet<String>,
     /// Per symbol held: the last `seq` and price it saw.
     pub last: BTreeMap<String, (u64, String)>,
     /// Frames received.
@@ -43,6 +45,7 @@ impl SimClient {
             conn,
             open: true,
             subs: BTreeSet::new(),
+            channels: BTreeSet::new(),
             last: BTreeMap::new(),
             frames: 0,
             errors: 0,
@@ -51,9 +54,16 @@ impl SimClient {
         }
     }
 
-    /// The symbols of an answer.
-    fn symbols(v: &Value) -> Vec<String> {
-        let list = v.get("symbols").and_then(Value::as_array);
+    /// Every key it holds, sorted: symbols and channels.
+    pub fn keys_held(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.subs.iter().chain(&self.channels).cloned().collect();
+        all.sort();
+        all
+    }
+
+    /// The symbols (or the channels) of an answer.
+    fn keys(v: &Value, field: &str) -> Vec<String> {
+        let list = v.get(field).and_then(Value::as_array);
         let names = list.into_iter().flatten().filter_map(Value::as_str);
         names.map(str::to_string).collect()
     }
@@ -78,13 +88,17 @@ impl SimClient {
             }
             Some("subscribed") => {
                 self.pending = self.pending.saturating_sub(1);
-                self.subs.extend(Self::symbols(&v));
+                self.subs.extend(Self::keys(&v, "symbols"));
+                self.channels.extend(Self::keys(&v, "channels"));
             }
             Some("unsubscribed") => {
                 self.pending = self.pending.saturating_sub(1);
-                for s in Self::symbols(&v) {
+                for s in Self::keys(&v, "symbols") {
                     self.subs.remove(&s);
                     self.last.remove(&s);
+                }
+                for c in Self::keys(&v, "channels") {
+                    self.channels.remove(&c);
                 }
             }
             Some("error") => {

@@ -11,7 +11,6 @@ use crate::core::hub::Hub;
 use crate::core::ids::{Holder, ShardId};
 use crate::core::price::Price;
 use crate::core::shard::Shard;
-use crate::core::wire::Wire;
 
 impl World {
     /// The leader is evicted and created again: memory lost, storage kept; its links and its
@@ -73,9 +72,11 @@ impl World {
             .iter_mut()
             .filter(|c| c.open && c.holder == holder)
         {
-            match self.attachments.get(&(key(holder), c.conn)) {
-                Some(keys) => {
-                    host.client_restore(c.conn, Wire::Json, keys, None);
+            let stored = |conn| self.stored_attachments.get(&(key(holder), conn)).cloned();
+            let attachment = self.attachments.get(&(key(holder), c.conn)).cloned();
+            match attachment.and_then(|a| a.restored(stored)) {
+                Some(a) => {
+                    host.client_restore(a);
                     c.may_repeat = c.subs.clone();
                     // What the old instance held unanswered (its link down) died with it.
                     c.pending = 0;

@@ -26,16 +26,29 @@ use world::World;
 
 const SYMBOLS: [&str; 4] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"];
 
+/// Event channels enough, with names long enough, that a client holding many of them
+/// outgrows a socket's attachment (kept in storage then).
+const DESKS: usize = 60;
+
+fn desk(n: usize) -> String {
+    format!("events:signals-of-the-trading-desk-{n:02}")
+}
+
 /// The configuration a seed runs: 0 to 3 shards, a flush window or none.
 fn config(w_seed: u64) -> Config {
     let shards = (w_seed % 4).to_string();
     let flush = if w_seed.is_multiple_of(3) { "0" } else { "5" };
+    let desks: Vec<String> = (0..DESKS)
+        .map(|n| desk(n)["events:".len()..].to_string())
+        .collect();
+    let desks = desks.join(",");
     let map: HashMap<&str, &str> = [
         ("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT"),
         ("UPSTREAM_URL", "ws://sim.invalid/stream"),
         ("FANOUT_SHARDS", shards.as_str()),
         ("FLUSH_MS", flush),
         ("CLIENT_MESSAGES_PER_SECOND", "1000"),
+        ("EVENT_CHANNELS", desks.as_str()),
     ]
     .into_iter()
     .collect();
@@ -95,12 +108,60 @@ fn act(w: &mut World) {
             let jump = w.rng.between(1_000, 15_000);
             w.advance_to(w.now + jump);
         }
+        90..=92 => {
+            if let Some(i) = pick(w) {
+                desks(w, i, "subscribe");
+            }
+        }
+        93..=94 => {
+            if let Some(i) = pick(w) {
+                desks(w, i, "unsubscribe");
+            }
+        }
         _ => {}
     }
 }
 
-/// Each object holds exactly the clients that are open on it: none forgotten, none leaked.
+/// Each object holds exactly the clients that are open on it (none forgotten, none leaked),
+/// each with what its answers said it holds, and keeps a stored attachment only for an open
+/// client.
 fn bounds(w: &World) -> Option<String> {
+    held_clients(w)
+        .or_else(|| held_keys(w))
+        .or_else(|| stored_attachments(w))
+}
+
+fn held_keys(w: &World) -> Option<String> {
+    w.clients
+        .iter()
+        .filter(|c| c.open && c.pending == 0)
+        .find_map(|c| {
+            let held = match c.holder {
+                Holder::Leader => w.leader.fanout().subscriptions(c.conn),
+                Holder::Shard(s) => w.shards[s as usize].fanout().subscriptions(c.conn),
+            };
+            let model = c.keys_held();
+            (held != model).then(|| {
+                format!(
+                    "conn {} on {:?} holds {held:?}, its answers said {model:?}",
+                    c.conn, c.holder
+                )
+            })
+        })
+}
+
+fn stored_attachments(w: &World) -> Option<String> {
+    w.stored_attachments.keys().find_map(|(holder, conn)| {
+        let holder = holder.map_or(Holder::Leader, Holder::Shard);
+        let open = w
+            .clients
+            .iter()
+            .any(|c| c.open && c.holder == holder && c.conn == *conn);
+        (!open).then(|| format!("a stored attachment of conn {conn} on {holder:?}, not open"))
+    })
+}
+
+fn held_clients(w: &World) -> Option<String> {
     let open_on = |holder: Holder| {
         w.clients
             .iter()
@@ -115,6 +176,19 @@ fn bounds(w: &World) -> Option<String> {
         let open = open_on(holder);
         (n != open).then(|| format!("{holder:?} holds {n} WebSocket clients, {open} are open"))
     })
+}
+
+/// Client `i` subscribes to (or unsubscribes from) a random run of the event channels: many
+/// at once outgrow its attachment, few fit again.
+fn desks(w: &mut World, i: usize, action: &str) {
+    let from = w.rng.below(DESKS);
+    let to = (from + w.rng.between(1, DESKS as i64) as usize).min(DESKS);
+    let names: Vec<String> = (from..to).map(|n| format!("\"{}\"", desk(n))).collect();
+    let text = format!(
+        r#"{{"action":"{action}","channels":[{}]}}"#,
+        names.join(",")
+    );
+    w.client_says(i, &text);
 }
 
 fn subscribe(w: &mut World, i: usize, symbol: &str) {

@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use super::clients::SimClient;
 use super::rng::Rng;
+use crate::core::attachment::Attachment;
 use crate::core::config::Config;
 use crate::core::effect::Effect;
 use crate::core::feed::neutral::{self, Neutral};
@@ -78,8 +79,11 @@ pub struct World {
     pub(super) fifo: BTreeMap<(bool, ShardId, u64), i64>,
     /// The leader's storage: prices by symbol, and the `seq` floor.
     pub(super) stored: (BTreeMap<String, Rc<str>>, u64),
-    /// Each socket's attachment: its subscription keys.
-    pub(super) attachments: BTreeMap<(Option<ShardId>, ConnId), Vec<String>>,
+    /// Each socket's attachment.
+    pub(super) attachments: BTreeMap<(Option<ShardId>, ConnId), Attachment>,
+    /// The attachments that outgrew a socket's, in their object's storage (kept through
+    /// restarts, as storage is).
+    pub(super) stored_attachments: BTreeMap<(Option<ShardId>, ConnId), String>,
     /// Violations found so far.
     pub violations: Vec<String>,
 }
@@ -105,6 +109,7 @@ impl World {
             fifo: BTreeMap::new(),
             stored: (BTreeMap::new(), 0),
             attachments: BTreeMap::new(),
+            stored_attachments: BTreeMap::new(),
             violations: Vec::new(),
         };
         w.leader.restore_events("sim".into(), Vec::new());
@@ -220,9 +225,17 @@ impl World {
                 }
                 self.attachments.remove(&(key(holder), conn));
             }
-            Effect::SaveSubscriptions { conn, keys, .. } => {
-                self.attachments.insert((key(holder), conn), keys);
+            Effect::SaveAttachment { conn, attachment } => {
+                self.attachments.insert((key(holder), conn), attachment);
             }
+            Effect::StoreAttachment { conn, json } => match json {
+                Some(json) => {
+                    self.stored_attachments.insert((key(holder), conn), json);
+                }
+                None => {
+                    self.stored_attachments.remove(&(key(holder), conn));
+                }
+            },
             _ => {}
         }
     }

@@ -31,19 +31,12 @@ fn events_service(extra: &[(&str, &str)]) -> (Exchange, Service) {
 }
 
 fn publish(svc: &Service, channel: &str, n: u64) -> Value {
-    let body =
-        json!({"channel": channel, "event": "signal_generated", "data": {"n": n, "px": "101.50"}});
-    let auth = format!("Bearer {TOKEN}");
-    let r = post(
-        &svc.url("/api/publish"),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        &body.to_string(),
-    );
-    assert_eq!(r.status, 200, "publish: {}", r.body);
-    r.json()
+    let data = json!({"n": n, "px": "101.50"});
+    publish_json(
+        svc,
+        TOKEN,
+        &json!({"channel": channel, "event": "signal_generated", "data": data}),
+    )
 }
 
 /// Subscribes with `since` and returns the `subscribed` frame and the offsets of the events

@@ -2,7 +2,8 @@
 //! process, real WebSocket and HTTP clients. One exchange and one service are shared by the
 //! scenarios, which run in any order: each sets up the state it needs. Scenarios live in
 //! files by area (`websocket`, `sse`, `rest`, `upstream`, `limits`, `browser`, `shards`, `events`,
-//! `market`, `private`, `socketio`, `polling`, `sources`, `history`, `heatmap`) and are
+//! `market`, `private`, `socketio`, `polling`, `sources`, `history`, `heatmap`,
+//! `hibernation`) and are
 //! registered once, in `main`.
 //!
 //! Run with `make test` (or `make e2e` after `make build`). `cargo test --features e2e
@@ -15,6 +16,7 @@
 mod browser;
 mod events;
 mod heatmap;
+mod hibernation;
 mod history;
 mod limits;
 mod market;
@@ -275,6 +277,7 @@ fn main() {
         history::candles_are_backfilled_then_extended_by_closes,
         history::candle_backfill_backs_off_on_429_and_recovers,
         heatmap::heatmap_subscribers_get_a_map_at_once_and_updates_only_on_change,
+        hibernation::subscriptions_of_any_size_survive_hibernation,
     ];
     let mut selected: Vec<&Scenario> = scenarios
         .iter()

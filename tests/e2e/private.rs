@@ -39,14 +39,7 @@ fn private_service() -> (Exchange, Service) {
 
 fn publish(svc: &Service, channel: &str, n: u64) -> Value {
     let body = json!({"channel": channel, "event": "portfolio_update", "data": {"n": n}});
-    let auth = format!("Bearer {PUBLISH}");
-    let r = post(
-        &svc.url("/api/publish"),
-        &[("Authorization", &auth)],
-        &body.to_string(),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()
+    publish_json(svc, PUBLISH, &body)
 }
 
 fn subscribe_private(c: &mut Client, channel: &str, since: Option<Value>) -> Value {

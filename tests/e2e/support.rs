@@ -120,6 +120,21 @@ pub fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
 }
 
 /// GET that must reach the server.
+/// Publishes `body` to `/api/publish` with the publish token; the answer must be 200.
+pub fn publish_json(svc: &Service, token: &str, body: &Value) -> Value {
+    let auth = format!("Bearer {token}");
+    let r = post(
+        &svc.url("/api/publish"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        &body.to_string(),
+    );
+    assert_eq!(r.status, 200, "publish: {}", r.body);
+    r.json()
+}
+
 pub fn get(url: &str) -> Reply {
     request("GET", url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }

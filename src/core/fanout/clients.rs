@@ -263,6 +263,8 @@ pub struct Client {
     pub last_price_at: Option<i64>,
     /// Whose connection it is (with `JWT_SECRET`).
     pub who: Option<Identity>,
+    /// Its attachment outgrew the socket's and is kept in the object's storage.
+    pub stored: bool,
     subs: BTreeSet<String>,
 }
 
@@ -297,6 +299,7 @@ impl Client {
             pong_due: None,
             last_price_at: None,
             who: None,
+            stored: false,
             subs: BTreeSet::new(),
         }
     }
@@ -377,6 +380,11 @@ impl Clients {
     pub fn socketio(&self) -> impl Iterator<Item = ConnId> + '_ {
         let sio = |(id, c): (&ConnId, &Client)| matches!(c.wire, Wire::SocketIo(_)).then_some(*id);
         self.by_conn.iter().filter_map(sio)
+    }
+
+    /// Clients whose attachment is kept in storage.
+    pub fn stored(&self) -> usize {
+        self.by_conn.values().filter(|c| c.stored).count()
     }
 
     /// Every client, in a deterministic order.

@@ -7,13 +7,14 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::{market, Carrier, Fanout};
+use crate::core::attachment::Attachment;
 use crate::core::auth;
 use crate::core::channel;
 use crate::core::effect::Effect;
 use crate::core::error::{ClientError, ErrorCode};
 use crate::core::events::Since;
 use crate::core::fanout::session::RateVerdict;
-use crate::core::ids::ConnId;
+use crate::core::ids::{ConnId, Transport};
 use crate::core::input::ClientInput;
 use crate::core::protocol::{self, close, Command};
 use crate::core::wire::body::{self, Targets};
@@ -61,7 +62,7 @@ impl Fanout {
         match input {
             ClientInput::Text { conn, text } => self.client_text(conn, text, now_ms, fx),
             ClientInput::Binary { conn, len } => self.client_binary(conn, len, now_ms, fx),
-            ClientInput::Closed { conn } => self.client_closed(conn, now_ms),
+            ClientInput::Closed { conn } => self.client_closed(conn, now_ms, fx),
             ClientInput::SendFailed { conn } => self.send_failed(conn, now_ms, fx),
         }
     }
@@ -261,7 +262,7 @@ impl Fanout {
         }
         let added = self.clients.subscribe(conn, &all);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
-        fx.extend(self.save(conn));
+        self.save(conn, fx);
         // What was missed comes first, in order; `subscribed` then says whether that was all
         // (`recovered`), as docs/events.md promises.
         let (recovered, missed) = self.recover(&wanted.channels, since);
@@ -301,7 +302,7 @@ impl Fanout {
         let all = wanted.keys();
         let removed = self.clients.unsubscribe(conn, &all);
         self.interest_changed |= removed.iter().any(|k| channel::from_upstream(k));
-        fx.extend(self.save(conn));
+        self.save(conn, fx);
         let answer = wanted.answer(None, &id);
         self.send(conn, Payload::new(Kind::Unsubscribed, &answer), fx);
     }
@@ -344,19 +345,24 @@ impl Fanout {
         ))
     }
 
-    /// The attachment of a client's socket, written again (none for a polling session: it
-    /// has no socket of its own until it upgrades).
-    pub(super) fn save(&mut self, conn: ConnId) -> Option<Effect> {
-        if self.clients.is_polling(conn) {
-            return None;
+    /// The attachment of a client's socket, written again (none for an SSE stream or a
+    /// polling session: neither has a socket, until the session upgrades); one that outgrew
+    /// the socket's is kept in storage, and forgotten there once it fits again.
+    pub(super) fn save(&mut self, conn: ConnId, fx: &mut Vec<Effect>) {
+        let wire = self.clients.wire(conn).unwrap_or(Wire::Json);
+        let keys = self.clients.subscriptions(conn);
+        let Some(client) = self.clients.get_mut(conn) else {
+            return;
+        };
+        if client.carrier.transport() != Transport::WebSocket {
+            return;
         }
-        let who = self.clients.get_mut(conn).and_then(|c| c.who.clone());
-        Some(Effect::SaveSubscriptions {
-            conn,
-            wire: self.clients.wire(conn).unwrap_or(Wire::Json),
-            keys: self.clients.subscriptions(conn),
-            who,
-        })
+        let (attachment, json) = Attachment::fitted(conn, wire, keys, client.who.clone());
+        fx.push(Effect::SaveAttachment { conn, attachment });
+        if json.is_some() || client.stored {
+            client.stored = json.is_some();
+            fx.push(Effect::StoreAttachment { conn, json });
+        }
     }
 
     /// Why this connection may not read one of `channels`, if it may not.

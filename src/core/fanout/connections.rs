@@ -4,6 +4,7 @@
 
 use super::socketio::Beat;
 use super::{Carrier, Fanout};
+use crate::core::attachment::Attachment;
 use crate::core::channel;
 use crate::core::effect::Effect;
 use crate::core::ids::{ConnId, Identity, Transport};
@@ -21,8 +22,8 @@ impl Fanout {
         ok
     }
 
-    /// Registers a new connection and returns its id. The edge stores the id (with the empty
-    /// subscription set) in the socket's attachment.
+    /// Registers a new connection and returns its id; a WebSocket's attachment (its id,
+    /// wire and identity) is written at once.
     pub fn client_open(
         &mut self,
         wire: Wire,
@@ -31,6 +32,7 @@ impl Fanout {
         fx: &mut Vec<Effect>,
     ) -> ConnId {
         let id = self.register(wire, who, now_ms);
+        self.save(id, fx);
         if let Wire::SocketIo(_) = wire {
             self.socketio_open(id, None, now_ms, fx);
         }
@@ -52,18 +54,14 @@ impl Fanout {
         id
     }
 
-    /// Re-registers a WebSocket of `wire` found after the object woke from hibernation.
-    pub fn client_restore(
-        &mut self,
-        conn: ConnId,
-        wire: Wire,
-        symbols: &[String],
-        who: Option<Identity>,
-    ) {
-        let served: Vec<String> = symbols
-            .iter()
+    /// Re-registers a WebSocket found after the object woke from hibernation, from its
+    /// attachment (the whole one, read back from storage by the edge when it was stored).
+    pub fn client_restore(&mut self, a: Attachment) {
+        let (conn, wire) = (a.id, a.wire);
+        let served: Vec<String> = a
+            .subs
+            .into_iter()
             .filter(|s| self.cfg.symbols.contains(s) || channel::resolve(&self.cfg, s).is_ok())
-            .cloned()
             .collect();
         let rate = self.cfg.client_messages_per_second;
         self.clients.insert(conn, wire, rate, 0);
@@ -77,7 +75,10 @@ impl Fanout {
             // after a ping interval and timeout without one.
             self.beat.get_or_insert((0, Beat::Ping));
         }
-        self.identify(conn, who);
+        self.identify(conn, a.who);
+        if let Some(c) = self.clients.get_mut(conn) {
+            c.stored = a.stored;
+        }
         let added = self.clients.subscribe(conn, &served);
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         self.next_conn = self.next_conn.max(conn + 1);
@@ -90,16 +91,24 @@ impl Fanout {
         }
     }
 
+    /// A connection's subscriptions, sorted: symbols and channel keys.
+    pub fn subscriptions(&self, conn: ConnId) -> Vec<String> {
+        self.clients.subscriptions(conn)
+    }
+
     /// True when the connection is registered.
     pub fn has_client(&self, conn: ConnId) -> bool {
         self.clients.contains(conn)
     }
 
-    /// A connection closed or errored.
-    pub(super) fn client_closed(&mut self, conn: ConnId, now_ms: i64) {
+    /// A connection closed or errored; an attachment it kept in storage is forgotten there.
+    pub(super) fn client_closed(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
         if let Some(client) = self.clients.remove(conn) {
             if let Some(who) = &client.who {
                 self.expiries.remove(&(who.exp_ms, conn));
+            }
+            if client.stored {
+                fx.push(Effect::StoreAttachment { conn, json: None });
             }
             self.churn(false, now_ms);
             self.interest_changed |= client.has_subscriptions();
@@ -117,7 +126,7 @@ impl Fanout {
         fx: &mut Vec<Effect>,
     ) {
         let polling = self.clients.is_polling(conn);
-        self.client_closed(conn, now_ms);
+        self.client_closed(conn, now_ms, fx);
         fx.push(Effect::Close { conn, code, reason });
         if polling {
             // Its held GET ends with the close packet.

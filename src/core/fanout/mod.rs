@@ -102,6 +102,9 @@ pub struct FanoutReport {
     pub polling: usize,
     /// SSE clients.
     pub sse: usize,
+    /// WebSockets whose attachment outgrew the socket's and is kept in storage.
+    #[serde(default)]
+    pub stored_attachments: usize,
     /// `MAX_CONNECTIONS`.
     pub max_connections: usize,
     /// Subscribers of each served symbol that has any.
@@ -461,6 +464,7 @@ impl Fanout {
             socketio: self.clients.socketio().count(),
             polling,
             sse,
+            stored_attachments: self.clients.stored(),
             max_connections: self.cfg.max_connections,
             subscribers: self.subscribers_by_symbol(),
             stats: self.stats.clone(),

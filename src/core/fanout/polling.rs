@@ -253,7 +253,7 @@ impl Fanout {
         for frame in self.price_packets(conn, &pending, now) {
             self.emit(conn, frame, fx);
         }
-        fx.extend(self.save(conn));
+        self.save(conn, fx);
     }
 
     /// One frame for one client: queued for a polling session (its held GET woken), sent

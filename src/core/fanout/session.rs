@@ -1,6 +1,6 @@
 //! Per-client state kept by the fan-out's client table: the message rate limiter, WebSocket
 //! flow control, the conflated pending set that an SSE stream drains, a long-polling
-//! session's queue, and the socket attachment that survives hibernation.
+//! session's queue.
 //!
 //! Prices are state, not events: an SSE client that does not read keeps one pending entry per
 //! symbol (the newest value is read from the cache when it finally pulls), never a backlog.
@@ -8,8 +8,6 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use crate::core::cursor::{self, EventsAt};
-use crate::core::ids::{ConnId, Identity};
-use crate::core::wire::Wire;
 
 /// What an SSE stream gets when it asks for more.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,54 +239,6 @@ impl WsFlow {
     }
 }
 
-/// Version of the per-socket attachment: 2 records the wire. Version 1 (before wires
-/// existed, every socket spoke the JSON protocol) reads as the JSON wire; a socket carrying
-/// any other version is closed with a retryable code so its client reconnects and
-/// resubscribes.
-pub const ATTACHMENT_VERSION: u8 = 2;
-
-/// What each client socket carries through hibernation: its connection id, its wire and
-/// its subscriptions. The one codec of it: [`Attachment::new`] writes, [`Attachment::valid`]
-/// reads back (serialised by the edge with the runtime's attachment API).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Attachment {
-    v: u8,
-    /// The connection id.
-    pub id: ConnId,
-    /// How the socket's frames are framed (absent in version 1: the JSON wire).
-    #[serde(default = "json_wire")]
-    pub wire: Wire,
-    /// Its subscriptions.
-    pub subs: Vec<String>,
-    /// Whose connection it is (with `JWT_SECRET`); absent in attachments written before
-    /// private channels, which read as no identity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub who: Option<Identity>,
-}
-
-fn json_wire() -> Wire {
-    Wire::Json
-}
-
-impl Attachment {
-    /// The current version's attachment.
-    pub fn new(id: ConnId, wire: Wire, subs: Vec<String>, who: Option<Identity>) -> Attachment {
-        Attachment {
-            v: ATTACHMENT_VERSION,
-            id,
-            wire,
-            subs,
-            who,
-        }
-    }
-
-    /// The attachment when it is of a version this code reads (the current one, or 1 as
-    /// the JSON wire); another version cannot be trusted.
-    pub fn valid(self) -> Option<Attachment> {
-        (self.v == ATTACHMENT_VERSION || self.v == 1).then_some(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,23 +328,5 @@ mod tests {
         assert!(!f.settle(3));
         assert_eq!((f.unacked, f.acking), (50, false));
         assert_eq!(f.window(), NO_ACK_WINDOW_BYTES);
-    }
-
-    #[test]
-    fn an_attachment_of_another_version_is_not_trusted() {
-        let a = Attachment::new(7, Wire::Json, vec!["BTCUSDT".into()], None);
-        assert_eq!(a.clone().valid(), Some(a.clone()));
-        let old = Attachment { v: 0, ..a };
-        assert_eq!(old.valid(), None);
-    }
-
-    #[test]
-    fn a_version_1_attachment_reads_as_the_json_wire() {
-        let v1: Attachment = serde_json::from_str(r#"{"v":1,"id":3,"subs":["BTCUSDT"]}"#).unwrap();
-        let a = v1.valid().unwrap();
-        assert_eq!((a.id, a.wire, a.subs.len()), (3, Wire::Json, 1));
-        let sse = Attachment::new(4, Wire::Sse, vec![], None);
-        let back: Attachment = serde_json::from_str(&serde_json::to_string(&sse).unwrap()).unwrap();
-        assert_eq!(back.valid(), Some(sse));
     }
 }

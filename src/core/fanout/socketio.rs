@@ -110,7 +110,7 @@ impl Fanout {
                 let keys = self.clients.subscriptions(conn);
                 self.clients.unsubscribe(conn, &keys);
                 self.interest_changed = true;
-                fx.extend(self.save(conn));
+                self.save(conn, fx);
             }
             PacketType::Event if Nsp::of(p.nsp) == Some(nsp) => {
                 self.socketio_event(conn, &p, now_ms, fx)
@@ -179,7 +179,7 @@ impl Fanout {
             };
             self.command(conn, cmd, now_ms, fx);
         } else {
-            fx.extend(self.save(conn));
+            self.save(conn, fx);
         }
     }
 

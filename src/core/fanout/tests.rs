@@ -117,3 +117,73 @@ fn events_and_market_bodies_are_framed_by_the_subscribers_wire() {
         ]
     );
 }
+
+#[test]
+fn an_attachment_is_stored_only_while_it_outgrows_the_socket_and_forgotten_on_close() {
+    let cfg = Config::from_lookup(|k| match k {
+        "SYMBOLS" => Some("BTCUSDT".into()),
+        "EVENT_CHANNELS" => Some(
+            (0..60)
+                .map(|i| format!("signals-of-the-trading-desk-{i:02}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    })
+    .unwrap();
+    let mut f = Fanout::new(Rc::new(cfg));
+    // What each effect does with the connection's attachment.
+    let stored = |fx: &[Effect]| -> Vec<&str> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::SaveAttachment { attachment, .. } if attachment.stored => Some("slim"),
+                Effect::SaveAttachment { .. } => Some("whole"),
+                Effect::StoreAttachment { json: Some(_), .. } => Some("store"),
+                Effect::StoreAttachment { json: None, .. } => Some("forget"),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut fx = Vec::new();
+    let c = f.client_open(Wire::Json, None, 0, &mut fx);
+    assert_eq!(
+        stored(&fx),
+        ["whole"],
+        "an attachment at once, in the socket"
+    );
+    let all: Vec<String> = (0..60)
+        .map(|i| format!("\"events:signals-of-the-trading-desk-{i:02}\""))
+        .collect();
+    let text = format!(r#"{{"action":"subscribe","channels":[{}]}}"#, all.join(","));
+    let says = |f: &mut Fanout, text: &str| {
+        let mut fx = Vec::new();
+        f.client(ClientInput::Text { conn: c, text }, 1, &mut fx);
+        fx
+    };
+    assert_eq!(stored(&says(&mut f, &text)), ["slim", "store"]);
+    assert_eq!(f.report().stored_attachments, 1);
+    let text = text.replace("subscribe", "unsubscribe");
+    assert_eq!(
+        stored(&says(&mut f, &text)),
+        ["whole", "forget"],
+        "fits again"
+    );
+    let mut fx = Vec::new();
+    say(&mut f, c, r#"{"action":"subscribe","symbols":["BTCUSDT"]}"#);
+    f.client(ClientInput::Closed { conn: c }, 3, &mut fx);
+    assert!(stored(&fx).is_empty(), "nothing stored, nothing to forget");
+    let text = text.replace("unsubscribe", "subscribe");
+    let c = f.client_open(Wire::Json, None, 4, &mut Vec::new());
+    f.client(
+        ClientInput::Text {
+            conn: c,
+            text: &text,
+        },
+        4,
+        &mut Vec::new(),
+    );
+    let mut fx = Vec::new();
+    f.client(ClientInput::Closed { conn: c }, 5, &mut fx);
+    assert_eq!(stored(&fx), ["forget"], "closed: the stored copy forgotten");
+    assert_eq!(f.report().stored_attachments, 0);
+}

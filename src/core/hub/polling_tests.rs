@@ -215,7 +215,7 @@ fn the_upgrade_probes_ends_the_poll_with_a_noop_and_moves_the_session_to_the_soc
     assert!(sent[1].contains(r#""price":"9""#), "{sent:?}");
     assert!(fx
         .iter()
-        .any(|e| matches!(e, Effect::SaveSubscriptions { conn: c, .. } if *c == conn)));
+        .any(|e| matches!(e, Effect::SaveAttachment { conn: c, .. } if *c == conn)));
     let fx = h.exchange_sends(1, &neutral::ticker("BTCUSDT", "10", 25_003), 25_003);
     assert!(!nothing_sent(&fx, conn), "pushed over the socket now");
     let (after, _) = get(&mut h, &sid, false, 25_004);

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use super::tests::Drive;
 use super::*;
+use crate::core::attachment::Attachment;
 use crate::core::feed::neutral::{self, Neutral};
 use crate::core::host::ClientHost;
 use crate::core::ids::SourceId;
@@ -170,12 +171,12 @@ fn the_heartbeat_pings_everyone_at_once_and_closes_the_silent() {
 #[test]
 fn a_session_restored_after_hibernation_is_pinged_at_once_and_keeps_its_room() {
     let mut h = hub();
-    h.client_restore(
+    h.client_restore(Attachment::new(
         9,
         Wire::SocketIo(Nsp::Prices),
-        &["BTCUSDT".to_string()],
+        vec!["BTCUSDT".to_string()],
         None,
-    );
+    ));
     let fx = h.timer(1);
     assert_eq!(sent(&fx, 9), ["2"], "pinged at once");
     let fx = h.exchange_sends(1, &neutral::ticker("BTCUSDT", "7", 3), 3);

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::core::attachment::Attachment;
 use crate::core::fanout::SseTake;
 use crate::core::fanout::{KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
 use crate::core::feed::link::Failure;
@@ -186,11 +187,14 @@ fn subscribe_answers_subscribed_then_snapshot_then_live_prices() {
         "only BTC has a value"
     );
     assert_eq!(f[1]["prices"][0]["price"], "100.5");
-    assert!(fx.contains(&Effect::SaveSubscriptions {
+    assert!(fx.contains(&Effect::SaveAttachment {
         conn: c,
-        wire: Wire::Json,
-        keys: vec!["BTCUSDT".into(), "ETHUSDT".into()],
-        who: None,
+        attachment: Attachment::new(
+            c,
+            Wire::Json,
+            vec!["BTCUSDT".into(), "ETHUSDT".into()],
+            None
+        ),
     }));
     let fx = h.exchange_sends(1, &ticker("ETHUSDT", "2000.1", 2), 30);
     let f = frames(&fx, c);
@@ -676,12 +680,12 @@ fn restored_clients_and_prices_continue_where_they_were() {
         ..Price::default()
     };
     h.restore_prices(vec![p], 50, 1_000);
-    h.client_restore(
+    h.client_restore(Attachment::new(
         9,
         Wire::Json,
-        &["BTCUSDT".to_string(), "NOTSERVED".to_string()],
+        vec!["BTCUSDT".to_string(), "NOTSERVED".to_string()],
         None,
-    );
+    ));
     assert_eq!(
         h.client_open(Wire::Json, None, 0).0,
         10,

@@ -62,6 +62,9 @@ pub enum Fault {
     RestartShard(u32),
     /// The leader forgets its event history (a new epoch).
     WipeHistory,
+    /// The leader (`None`) or shard `n` hibernates and wakes: its memory is lost, its
+    /// client sockets stay open and are taken back from their attachments.
+    Hibernate(Option<u32>),
 }
 
 /// Why a request was refused, for the edge's counters of refused stream connections.
@@ -183,6 +186,10 @@ fn fault_of(req: &Incoming<'_>) -> Option<Fault> {
         "/fault/restart-leader" => Some(Fault::RestartLeader),
         "/fault/wipe-history" => Some(Fault::WipeHistory),
         "/fault/restart-shard" => find(req, &["shard"])?.parse().ok().map(Fault::RestartShard),
+        "/fault/hibernate" => match find(req, &["shard"]) {
+            Some(n) => n.parse().ok().map(|n| Fault::Hibernate(Some(n))),
+            None => Some(Fault::Hibernate(None)),
+        },
         _ => None,
     }
 }

@@ -21,6 +21,8 @@ pub enum FaultKind {
     Restart,
     /// Forget the event history (the leader).
     WipeHistory,
+    /// Hibernate and wake, the client sockets kept.
+    Hibernate,
 }
 
 /// What the Worker asks an object (the leader, or a shard for its clients).
@@ -169,6 +171,7 @@ impl ObjectRequest {
                 FaultKind::Unlink => "/fault?kind=unlink".into(),
                 FaultKind::Restart => "/fault?kind=restart".into(),
                 FaultKind::WipeHistory => "/fault?kind=wipe-history".into(),
+                FaultKind::Hibernate => "/fault?kind=hibernate".into(),
             },
             ObjectRequest::Publish => "/publish".into(),
         }
@@ -261,6 +264,7 @@ fn fault_kind(kind: Option<&str>) -> Result<FaultKind, ApiError> {
         Some("unlink") => Ok(FaultKind::Unlink),
         Some("restart") => Ok(FaultKind::Restart),
         Some("wipe-history") => Ok(FaultKind::WipeHistory),
+        Some("hibernate") => Ok(FaultKind::Hibernate),
         _ => Err(ApiError::BadRequest("/fault?kind=unlink|restart".into())),
     }
 }

@@ -417,3 +417,36 @@ fn a_closed_link_with_no_client_leaves_no_timer_due_in_the_past() {
         "nothing due at or before now: {fx:?}"
     );
 }
+
+#[test]
+fn an_event_published_while_the_link_is_down_reaches_the_shards_client_on_relink() {
+    let cfg = [("EVENT_CHANNELS", "signals")];
+    let mut h = leader(&cfg);
+    h.restore_events("e1".into(), Vec::new());
+    let mut s = Shard::new(config(&cfg));
+    let c = 7;
+    let keys = vec!["events:signals".to_string()];
+    s.client_restore(crate::core::attachment::Attachment::new(
+        c,
+        Wire::Json,
+        keys,
+        None,
+    ));
+    s.prepare(20);
+    let (_, g) = link(&mut h, &mut s, 0, 20);
+    s.leader_closed(current(&s), 100, 0.5);
+    h.shard_closed(0, g, 100);
+    let mut h = leader(&cfg);
+    h.restore_events("e1".into(), Vec::new());
+    let body = r#"{"channel":"events:signals","event":"x","data":{"n":1}}"#;
+    h.publish(body, 110).unwrap();
+    let fx = s.timer(100 + RELINK_CAP_MS);
+    assert!(dialed(&fx).is_some(), "a dial");
+    let (fx, _) = link(&mut h, &mut s, 0, 100 + RELINK_CAP_MS);
+    let f = frames(&fx, c);
+    assert!(
+        f.iter()
+            .any(|x| x["type"] == "event" && x["data"]["n"] == 1),
+        "the missed event: {f:?}"
+    );
+}

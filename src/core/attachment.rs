@@ -60,55 +60,53 @@ impl Attachment {
         }
     }
 
-    /// The attachment to write for this connection, and the whole of it, encoded, when it
-    /// would outgrow [`ATTACHMENT_BUDGET`] (many subscriptions, or a token listing many
-    /// channels): that goes to the object's storage, and the socket's attachment keeps only
-    /// the id, the wire and the word that the rest is stored. Small ones (the common case)
-    /// cost no storage write.
+    /// The attachment to write for this connection, and the whole of it when it would
+    /// outgrow [`ATTACHMENT_BUDGET`] (many subscriptions, or a token listing many channels):
+    /// that goes to the object's storage, and the socket's attachment keeps only the id, the
+    /// wire and the word that the rest is stored. Small ones (the common case) cost no
+    /// storage write.
     pub fn fitted(
         id: ConnId,
         wire: Wire,
         subs: Vec<String>,
         who: Option<Identity>,
-    ) -> (Attachment, Option<String>) {
+    ) -> (Attachment, Option<Attachment>) {
         let whole = Attachment::new(id, wire, subs, who);
-        let encoded = serde_json::to_string(&whole).unwrap_or_default();
-        if encoded.len() <= ATTACHMENT_BUDGET {
+        if whole.size_bound() <= ATTACHMENT_BUDGET {
             return (whole, None);
         }
         let slim = Attachment {
             stored: true,
             ..Attachment::new(id, wire, Vec::new(), None)
         };
-        (slim, Some(encoded))
+        (slim, Some(whole))
     }
 
-    /// The whole attachment read back from storage for a socket whose attachment says it is
-    /// `stored`: only one of this connection's, of a version this code reads.
-    pub fn from_stored(&self, json: &str) -> Option<Attachment> {
-        let whole: Attachment = serde_json::from_str(json).ok()?;
-        (whole.id == self.id && !whole.stored)
-            .then_some(whole)?
-            .valid()
-    }
-
-    /// Its serialised size as this codec measures it (JSON).
-    pub fn size(&self) -> usize {
-        serde_json::to_string(self).map_or(usize::MAX, |s| s.len())
+    /// An upper bound of its JSON's length, counted rather than encoded (an encoder here
+    /// would be one more in the worker): subscription keys are validated ASCII without
+    /// quotes; the identity's strings are counted twice over, for any escaping.
+    pub fn size_bound(&self) -> usize {
+        let quoted = |s: &String| s.len() + 3;
+        let escaped = |s: &String| 2 * s.len() + 3;
+        let who = self.who.as_ref().map_or(0, |w| {
+            let channels = w.channels.iter().flatten().map(escaped).sum::<usize>();
+            48 + escaped(&w.sub) + channels
+        });
+        96 + self.subs.iter().map(quoted).sum::<usize>() + who
     }
 
     /// The attachment a woken object restores its connection from: this one, or, when it
     /// says the whole is stored, the whole read through `stored` (`None` when that is
     /// missing or not this connection's: the socket cannot be trusted and is closed).
-    pub fn restored(self, stored: impl FnOnce(ConnId) -> Option<String>) -> Option<Attachment> {
+    pub fn restored(self, stored: impl FnOnce(ConnId) -> Option<Attachment>) -> Option<Attachment> {
         let a = self.valid()?;
         if !a.stored {
             return Some(a);
         }
+        let whole = stored(a.id)?.valid()?;
         // Still `stored`: the client's later saves and its close must know to keep or
         // forget that copy.
-        let whole = a.from_stored(&stored(a.id)?)?;
-        Some(Attachment {
+        (whole.id == a.id && !whole.stored).then_some(Attachment {
             stored: true,
             ..whole
         })
@@ -143,6 +141,10 @@ mod tests {
         assert_eq!(back.valid(), Some(sse));
     }
 
+    fn json_len(a: &Attachment) -> usize {
+        serde_json::to_string(a).unwrap().len()
+    }
+
     #[test]
     fn an_attachment_that_outgrows_the_socket_goes_to_storage_and_small_ones_stay() {
         let few: Vec<String> = (0..10).map(|i| format!("SYM{i}USDT")).collect();
@@ -151,42 +153,58 @@ mod tests {
         let many: Vec<String> = (0..200)
             .map(|i| format!("candles:SYM{i}USDT:15m"))
             .collect();
-        let (a, stored) = Attachment::fitted(2, Wire::Sse, many.clone(), None);
-        assert!(a.stored && a.subs.is_empty(), "{a:?}");
-        assert!(a.size() <= ATTACHMENT_BUDGET);
-        let back: Attachment = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
-        let stored = stored.unwrap();
-        let whole = back.clone().from_stored(&stored).unwrap();
+        let (slim, stored) = Attachment::fitted(2, Wire::Sse, many.clone(), None);
+        assert!(slim.stored && slim.subs.is_empty(), "{slim:?}");
+        assert!(json_len(&slim) <= ATTACHMENT_BUDGET);
+        let whole = stored.unwrap();
         assert_eq!(whole, Attachment::new(2, Wire::Sse, many, None));
-        let restored = back.restored(|conn| (conn == 2).then_some(stored)).unwrap();
+        let back: Attachment =
+            serde_json::from_str(&serde_json::to_string(&slim).unwrap()).unwrap();
+        let restored = back
+            .clone()
+            .restored(|conn| (conn == 2).then_some(whole.clone()));
+        let restored = restored.unwrap();
         assert!(
             restored.stored,
             "restored, it still knows its copy is in storage"
         );
         assert_eq!(restored.subs, whole.subs);
+        assert_eq!(
+            back.clone().restored(|_| None),
+            None,
+            "its stored copy is gone"
+        );
+        let other = Attachment::new(4, Wire::Json, Vec::new(), None);
+        assert_eq!(back.restored(|_| Some(other)), None, "another connection's");
     }
 
     #[test]
-    fn the_budget_is_judged_on_the_whole_attachment_and_a_stored_one_is_checked() {
-        // Keys under the budget alone, pushed over by a token listing many channels.
+    fn the_size_bound_is_never_below_the_json_and_counts_the_identity() {
         let keys: Vec<String> = (0..80).map(|i| format!("events:ch{i:07}")).collect();
-        let (alone, stored) = Attachment::fitted(3, Wire::Json, keys.clone(), None);
-        assert!(
-            stored.is_none() && alone.size() <= ATTACHMENT_BUDGET,
-            "{}",
-            alone.size()
-        );
         let who = Identity {
-            sub: "u".repeat(64),
+            sub: "u\"".repeat(32),
             exp_ms: i64::MAX,
-            channels: Some(keys.clone()),
+            channels: Some(keys.iter().map(|k| format!("{k}\\")).collect()),
         };
+        for wire in [
+            Wire::Json,
+            Wire::Sse,
+            Wire::SocketIo(crate::core::wire::socketio::Nsp::Pending),
+        ] {
+            for who in [None, Some(who.clone())] {
+                for n in [0, 1, 40, 80] {
+                    let a = Attachment::new(u64::MAX >> 11, wire, keys[..n].to_vec(), who.clone());
+                    assert!(a.size_bound() >= json_len(&a), "{a:?}");
+                    let stored = Attachment { stored: true, ..a };
+                    assert!(stored.size_bound() >= json_len(&stored));
+                }
+            }
+        }
+        // Keys under the budget alone, pushed over by a token listing many channels.
+        let (alone, stored) = Attachment::fitted(3, Wire::Json, keys.clone(), None);
+        assert!(stored.is_none() && alone.size_bound() <= ATTACHMENT_BUDGET);
         let (slim, stored) = Attachment::fitted(3, Wire::Json, keys, Some(who.clone()));
-        assert!(slim.stored && slim.who.is_none() && slim.size() <= ATTACHMENT_BUDGET);
-        let stored = stored.unwrap();
-        assert_eq!(slim.from_stored(&stored).unwrap().who, Some(who));
-        let other = Attachment::new(4, Wire::Json, Vec::new(), None);
-        assert_eq!(other.from_stored(&stored), None, "another connection's");
-        assert_eq!(slim.from_stored("{not json"), None);
+        assert!(slim.stored && slim.who.is_none() && json_len(&slim) <= ATTACHMENT_BUDGET);
+        assert_eq!(stored.unwrap().who, Some(who));
     }
 }

@@ -52,8 +52,8 @@ pub enum Effect {
     StoreAttachment {
         /// Whose.
         conn: ConnId,
-        /// The encoded attachment.
-        json: Option<String>,
+        /// The whole attachment.
+        whole: Option<Attachment>,
     },
     /// Open an upstream WebSocket; report back with the same `source` and `generation`.
     ConnectUpstream {
@@ -110,6 +110,14 @@ pub enum Effect {
         body: Rc<str>,
         /// Events kept per channel.
         keep: usize,
+    },
+    /// Forget stored events of private channels evicted by their bound (each channel through
+    /// an offset) and store the floor new private channels start above.
+    ForgetEvents {
+        /// Each channel and the offset it was evicted through.
+        through: Vec<(String, u64)>,
+        /// The private channels' floor.
+        floor: u64,
     },
     /// Forget every stored event and store the new epoch (history was wiped).
     WipeEvents {

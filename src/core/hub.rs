@@ -105,7 +105,8 @@ impl Hub {
         let candles = CandleBook::new(history.rest_urls.clone(), history.candles);
         let heat = HeatBook::new(history.futures_url.clone(), history.heatmap_interval_ms);
         Hub {
-            history: History::new(String::new(), cfg.events.history),
+            history: History::new(String::new(), cfg.events.history)
+                .bound_private(cfg.events.private_history.0, cfg.events.private_history.1),
             feed: Feed::new(cfg.clone(), sources),
             fanout: Fanout::new(cfg.clone()),
             shards: ShardTable::new(cfg.fanout_shards, cfg.flush_ms),

@@ -1,9 +1,11 @@
 //! The socket attachments that outgrew what the runtime lets a socket carry (2,048 bytes):
 //! kept whole in the object's SQLite database under the connection id, read back when the
-//! object wakes, forgotten when the connection closes. Small ones never touch storage.
+//! object wakes, forgotten when the connection closes. Small ones never touch storage. They
+//! go through the same codec as the runtime's attachments (to a JS value, then JSON), so
+//! the worker carries no second one.
 
 use serde::Deserialize;
-use worker::{SqlStorage, State, WebSocket};
+use worker::{SqlStorage, SqlStorageValue, State, WebSocket};
 
 use super::env::log_error;
 use crate::core::attachment::Attachment;
@@ -31,21 +33,26 @@ pub(super) fn open(state: &State) {
 }
 
 /// Keeps (`Some`) or forgets (`None`) `conn`'s whole attachment.
-pub(super) fn store(state: &State, conn: ConnId, json: Option<&str>) {
+pub(super) fn store(state: &State, conn: ConnId, whole: Option<&Attachment>) {
     let sql = state.storage().sql();
-    let done = match json {
-        Some(json) => sql.exec(
+    let id = || SqlStorageValue::from(conn as i64);
+    let done = match whole.map(encode) {
+        Some(Ok(json)) => sql.exec(
             "INSERT OR REPLACE INTO attachments (conn, json) VALUES (?, ?)",
-            vec![(conn as i64).into(), json.into()],
+            vec![id(), json.into()],
         ),
-        None => sql.exec(
-            "DELETE FROM attachments WHERE conn = ?",
-            vec![(conn as i64).into()],
-        ),
+        Some(Err(e)) => Err(e),
+        None => sql.exec("DELETE FROM attachments WHERE conn = ?", vec![id()]),
     };
     if let Err(e) = done {
         log_error("store_attachment_failed", &e.to_string());
     }
+}
+
+fn encode(a: &Attachment) -> worker::Result<String> {
+    let value = serde_wasm_bindgen::to_value(a)?;
+    let text = js_sys::JSON::stringify(&value)?;
+    Ok(String::from(text))
 }
 
 /// A socket's attachment as the core restores it (the whole one, when it is stored); `None`
@@ -55,7 +62,7 @@ pub(super) fn read(state: &State, ws: &WebSocket) -> Option<Attachment> {
     a.restored(|conn| stored(&state.storage().sql(), conn))
 }
 
-fn stored(sql: &SqlStorage, conn: ConnId) -> Option<String> {
+fn stored(sql: &SqlStorage, conn: ConnId) -> Option<Attachment> {
     let rows: Vec<JsonRow> = sql
         .exec(
             "SELECT json FROM attachments WHERE conn = ?",
@@ -64,7 +71,9 @@ fn stored(sql: &SqlStorage, conn: ConnId) -> Option<String> {
         .and_then(|c| c.to_array())
         .map_err(|e| log_error("read_attachment_failed", &e.to_string()))
         .ok()?;
-    rows.into_iter().next().map(|r| r.json)
+    let json = &rows.first()?.json;
+    let value = js_sys::JSON::parse(json).ok()?;
+    serde_wasm_bindgen::from_value(value).ok()
 }
 
 /// Forgets the stored attachments of connections that did not survive (closed while the

@@ -37,8 +37,8 @@ impl Shared {
             Effect::Fanout { conns, frame } => self.fan_out(&conns, &frame, failed),
             Effect::Close { conn, code, reason } => self.close(conn, code, reason),
             Effect::SaveAttachment { conn, attachment } => self.save_attachment(conn, attachment),
-            Effect::StoreAttachment { conn, json } => {
-                attachments::store(&self.state, conn, json.as_deref())
+            Effect::StoreAttachment { conn, whole } => {
+                attachments::store(&self.state, conn, whole.as_ref())
             }
             e @ (Effect::ConnectUpstream { .. }
             | Effect::CloseUpstream { .. }
@@ -47,6 +47,7 @@ impl Shared {
             | Effect::SaveLink { .. }
             | Effect::Forget { .. }
             | Effect::StoreEvent { .. }
+            | Effect::ForgetEvents { .. }
             | Effect::StoreCandles { .. }
             | Effect::WipeEvents { .. }) => self.store(e),
             Effect::Fetch { id, url } => self.fetch_rest(id, url),

@@ -31,6 +31,9 @@ impl Shared {
             Effect::StoreCandles { gained } => {
                 self.with_store("store_candles_failed", |s| s.save_candles(&gained))
             }
+            Effect::ForgetEvents { through, floor } => {
+                self.with_store("forget_events_failed", |s| s.forget_events(&through, floor))
+            }
             Effect::WipeEvents { epoch } => {
                 self.with_store("wipe_events_failed", |s| s.wipe_events(&epoch))
             }

@@ -5,7 +5,7 @@ use worker::{State, WebSocket};
 
 use super::attachments;
 use super::env::{log_error, now_ms};
-use super::storage::{Store, EPOCH_KEY};
+use super::storage::{Store, EPOCH_KEY, PRIVATE_FLOOR_KEY};
 use crate::core::events::History;
 use crate::core::fastmap::FastMap;
 use crate::core::hub::Hub;
@@ -76,6 +76,9 @@ fn restore_events(store: &Store, hub: &mut Hub) {
             epoch
         }
     };
+    if let Ok(Some(floor)) = store.get_text(PRIVATE_FLOOR_KEY) {
+        hub.restore_private_floor(floor.parse().unwrap_or(0));
+    }
     let events = store.load_events().unwrap_or_else(|e| {
         log_error("restore_events_failed", &e.to_string());
         Vec::new()

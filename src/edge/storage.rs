@@ -18,6 +18,9 @@ struct JsonRow {
 /// Where the events' epoch is kept.
 pub const EPOCH_KEY: &str = "events_epoch";
 
+/// Where the floor private channels start above is kept.
+pub const PRIVATE_FLOOR_KEY: &str = "private_events_floor";
+
 #[derive(Deserialize)]
 struct EventRow {
     channel: String,
@@ -103,13 +106,13 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a small JSON document under `key` (the upstream link's memory).
-    /// Every stored event, channel by channel in offset order.
+    /// Every stored event in the order it was stored (so in offset order per channel): the
+    /// order the history took them, which its bound on private channels evicts by.
     pub fn load_events(&self) -> worker::Result<Vec<Event>> {
         let rows: Vec<EventRow> = self
             .sql
             .exec(
-                "SELECT channel, offset, json FROM events ORDER BY channel, offset",
+                "SELECT channel, offset, json FROM events ORDER BY rowid",
                 None,
             )?
             .to_array()?;
@@ -140,12 +143,26 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the events of private channels their bound evicted, and keeps the floor.
+    pub fn forget_events(&self, through: &[(String, u64)], floor: u64) -> worker::Result<()> {
+        for (channel, offset) in through {
+            let at = SqlStorageValue::try_from_i64(*offset as i64)?;
+            self.sql.exec(
+                "DELETE FROM events WHERE channel = ? AND offset <= ?",
+                vec![channel.as_str().into(), at],
+            )?;
+        }
+        self.put_text(PRIVATE_FLOOR_KEY, &floor.to_string())
+    }
+
     /// Forgets every event and stores a new epoch.
     pub fn wipe_events(&self, epoch: &str) -> worker::Result<()> {
         self.sql.exec("DELETE FROM events", None)?;
         self.put_text(EPOCH_KEY, epoch)
     }
 
+    /// Stores a small document under `key` (a link's memory, the events' epoch, the private
+    /// channels' floor).
     pub fn put_text(&self, key: &str, value: &str) -> worker::Result<()> {
         self.sql.exec(
             "INSERT INTO kv (key, value) VALUES (?, ?) \

@@ -83,7 +83,7 @@ pub struct World {
     pub(super) attachments: BTreeMap<(Option<ShardId>, ConnId), Attachment>,
     /// The attachments that outgrew a socket's, in their object's storage (kept through
     /// restarts, as storage is).
-    pub(super) stored_attachments: BTreeMap<(Option<ShardId>, ConnId), String>,
+    pub(super) stored_attachments: BTreeMap<(Option<ShardId>, ConnId), Attachment>,
     /// Violations found so far.
     pub violations: Vec<String>,
 }
@@ -228,9 +228,9 @@ impl World {
             Effect::SaveAttachment { conn, attachment } => {
                 self.attachments.insert((key(holder), conn), attachment);
             }
-            Effect::StoreAttachment { conn, json } => match json {
-                Some(json) => {
-                    self.stored_attachments.insert((key(holder), conn), json);
+            Effect::StoreAttachment { conn, whole } => match whole {
+                Some(whole) => {
+                    self.stored_attachments.insert((key(holder), conn), whole);
                 }
                 None => {
                     self.stored_attachments.remove(&(key(holder), conn));

@@ -258,6 +258,7 @@ fn main() {
         market::market_channels_stream_over_sse_and_the_upstream_follows_them,
         private::private_channels_reach_only_their_owner,
         private::a_token_expiring_mid_connection_closes_4401,
+        private::private_history_is_bounded_oldest_first_and_never_reuses_an_offset,
         socketio::socketio_prices_clients_get_their_rooms_acks_and_exceptions,
         socketio::socketio_root_clients_get_the_broadcast,
         socketio::socketio_unknown_namespaces_are_refused,

@@ -1,7 +1,8 @@
 //! Private channels end to end (`JWT_SECRET`), through two fan-out shards: a bad, forged or
 //! expired token is refused at connect, a user reads only their own `user:<id>:` channels
 //! (live, recovered and over SSE), and a token that expires on an open connection closes it
-//! with 4401.
+//! with 4401; what private channels keep together is bounded, the oldest evicted first, and
+//! a channel forgotten by the bound never reuses an offset, across a restart too.
 
 use std::time::Duration;
 
@@ -20,19 +21,19 @@ fn token(secret: &str, sub: &str, secs: i64) -> String {
     edgetick::core::auth::sign_hs256(secret, &claims)
 }
 
-fn private_service() -> (Exchange, Service) {
+fn private_service(extra: &[(&str, &str)]) -> (Exchange, Service) {
     let ex = Exchange::start(&["--rate", "5"]);
-    let svc = Service::start(
-        "private",
-        &[
-            ("UPSTREAM_URL", &ex.stream_url()),
-            ("SYMBOLS", "BTCUSDT"),
-            ("FANOUT_SHARDS", "2"),
-            ("JWT_SECRET", SECRET),
-            ("PUBLISH_TOKEN", PUBLISH),
-            ("EVENT_CHANNELS", "signals,portfolio"),
-        ],
-    );
+    let url = ex.stream_url();
+    let mut vars = vec![
+        ("UPSTREAM_URL", url.as_str()),
+        ("SYMBOLS", "BTCUSDT"),
+        ("FANOUT_SHARDS", "2"),
+        ("JWT_SECRET", SECRET),
+        ("PUBLISH_TOKEN", PUBLISH),
+        ("EVENT_CHANNELS", "signals,portfolio"),
+    ];
+    vars.extend_from_slice(extra);
+    let svc = Service::start("private", &vars);
     wait_connected(&svc);
     (ex, svc)
 }
@@ -52,7 +53,7 @@ fn subscribe_private(c: &mut Client, channel: &str, since: Option<Value>) -> Val
 }
 
 pub fn private_channels_reach_only_their_owner(_ctx: &mut Ctx) {
-    let (_ex, svc) = private_service();
+    let (_ex, svc) = private_service(&[]);
     let refused = |q: &str| svc.ws_with(&format!("/ws{q}"), &[]).err();
     assert_eq!(refused(""), Some(401), "no token");
     let forged = token("not-the-secret", "alice", 600);
@@ -117,7 +118,7 @@ pub fn private_channels_reach_only_their_owner(_ctx: &mut Ctx) {
 }
 
 pub fn a_token_expiring_mid_connection_closes_4401(_ctx: &mut Ctx) {
-    let (_ex, svc) = private_service();
+    let (_ex, svc) = private_service(&[]);
     let short = token(SECRET, "alice", 2);
     let mut c = svc
         .ws_with(&format!("/ws?token={short}"), &[])
@@ -127,4 +128,59 @@ pub fn a_token_expiring_mid_connection_closes_4401(_ctx: &mut Ctx) {
         "subscribed"
     );
     assert_eq!(c.wait_closed(Duration::from_secs(15)), 4401);
+}
+
+/// Where `c`, as `user`, stands after subscribing to its portfolio from `offset`: the
+/// `recovered` flag and the `n` of each event replayed.
+fn recover_from(svc: &Service, user: &str, offset: u64, epoch: &Value) -> (Value, Vec<u64>) {
+    let t = token(SECRET, user, 600);
+    let mut c = svc
+        .ws_with(&format!("/ws?token={t}"), &[])
+        .expect("connects");
+    let channel = format!("user:{user}:portfolio");
+    let since = json!({ channel.clone(): {"offset": offset, "epoch": epoch} });
+    c.send_json(json!({"action": "subscribe", "channels": [channel], "since": since, "id": 3}));
+    let (ack, before) = c.wait_for("subscribed", T, |v| v["id"] == 3);
+    let replayed = before
+        .iter()
+        .filter(|v| v["type"] == "event")
+        .filter_map(|v| v["data"]["n"].as_u64())
+        .collect();
+    (ack["recovered"].clone(), replayed)
+}
+
+pub fn private_history_is_bounded_oldest_first_and_never_reuses_an_offset(_ctx: &mut Ctx) {
+    let (_ex, mut svc) = private_service(&[("PRIVATE_HISTORY_EVENTS", "3")]);
+    let first = publish(&svc, "user:alice:portfolio", 1);
+    let epoch = first["epoch"].clone();
+    publish(&svc, "user:bob:portfolio", 2);
+    publish(&svc, "user:alice:portfolio", 3);
+    publish(&svc, "user:carol:portfolio", 4);
+    // Four private events, three kept: alice's first, the oldest, is gone.
+    assert_eq!(
+        recover_from(&svc, "alice", 0, &epoch),
+        (json!(false), vec![])
+    );
+    assert_eq!(
+        recover_from(&svc, "alice", 1, &epoch),
+        (json!(true), vec![3])
+    );
+    // Bob's only event goes next: his channel is forgotten whole.
+    publish(&svc, "user:carol:portfolio", 5);
+    assert_eq!(recover_from(&svc, "bob", 0, &epoch), (json!(false), vec![]));
+    // Storage forgot them too, and kept the floor: after a restart nothing comes back, and
+    // bob's next event takes an offset he never had.
+    svc.restart();
+    wait_connected(&svc);
+    assert_eq!(
+        recover_from(&svc, "alice", 0, &epoch),
+        (json!(false), vec![])
+    );
+    assert_eq!(
+        recover_from(&svc, "carol", 0, &epoch),
+        (json!(true), vec![4, 5])
+    );
+    let again = publish(&svc, "user:bob:portfolio", 6);
+    assert_eq!(again["offset"], 2, "above bob's last offset, 1");
+    assert_eq!(again["epoch"], epoch);
 }

@@ -124,6 +124,9 @@ pub struct EventsConfig {
     pub publish_per_second: u32,
     /// `EVENT_HISTORY`: events kept per channel for recovery.
     pub history: usize,
+    /// `PRIVATE_HISTORY_EVENTS` and `PRIVATE_HISTORY_BYTES`: what every private channel
+    /// keeps together, at most (the oldest evicted first).
+    pub private_history: (usize, usize),
 }
 
 /// The variables as `get` gives them: trimmed, unset or empty meaning "use the default".
@@ -225,15 +228,7 @@ impl Config {
             shared_send: v.choice("SEND_MODE", &sends)?,
             fanout_shards: v.number("FANOUT_SHARDS", 0, 0, 64)? as u32,
             test_faults: v.choice("TEST_FAULTS", &[("off", false), ("on", true)])?,
-            events: EventsConfig {
-                publish_token: v.text("PUBLISH_TOKEN"),
-                channels: parse_event_channels(
-                    &v.text("EVENT_CHANNELS").unwrap_or("signals".into()),
-                )?,
-                max_event_bytes: v.number("MAX_EVENT_BYTES", 16_384, 64, 1 << 20)? as usize,
-                publish_per_second: v.number("PUBLISH_PER_SECOND", 100, 1, 10_000)? as u32,
-                history: v.number("EVENT_HISTORY", 100, 1, 10_000)? as usize,
-            },
+            events: events_of(&v)?,
             socketio: SocketIoConfig {
                 ping_interval_ms: sec("SOCKETIO_PING_INTERVAL_SECONDS", 25, 1, 300)?,
                 ping_timeout_ms: sec("SOCKETIO_PING_TIMEOUT_SECONDS", 20, 1, 300)?,
@@ -242,6 +237,21 @@ impl Config {
             history: history_of(&v)?,
         })
     }
+}
+
+/// The event channels' variables.
+fn events_of<F: Fn(&str) -> Option<String>>(v: &Vars<F>) -> Result<EventsConfig, ConfigError> {
+    Ok(EventsConfig {
+        publish_token: v.text("PUBLISH_TOKEN"),
+        channels: parse_event_channels(&v.text("EVENT_CHANNELS").unwrap_or("signals".into()))?,
+        max_event_bytes: v.number("MAX_EVENT_BYTES", 16_384, 64, 1 << 20)? as usize,
+        publish_per_second: v.number("PUBLISH_PER_SECOND", 100, 1, 10_000)? as u32,
+        history: v.number("EVENT_HISTORY", 100, 1, 10_000)? as usize,
+        private_history: (
+            v.number("PRIVATE_HISTORY_EVENTS", 10_000, 1, 1_000_000)? as usize,
+            v.number("PRIVATE_HISTORY_BYTES", 4 << 20, 1 << 16, 1 << 28)? as usize,
+        ),
+    })
 }
 
 /// Twelve Data's variables (see [`twelvedata::parse`]); its symbols join `symbols`.

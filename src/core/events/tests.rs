@@ -106,3 +106,103 @@ fn events_stored_as_frames_by_an_earlier_version_read_back_as_bodies() {
     let body = r#"{"channel":"events:a","offset":4}"#;
     assert_eq!(&*Event::stored("events:a".into(), 4, body).encoded, body);
 }
+
+const ALICE: &str = "user:alice:portfolio";
+const BOB: &str = "user:bob:portfolio";
+const CAROL: &str = "user:carol:portfolio";
+
+#[test]
+fn private_channels_together_keep_at_most_the_bound_the_oldest_evicted_first() {
+    let mut h = History::new("e1".into(), 10).bound_private(3, usize::MAX);
+    h.append(ALICE, "x", &data("1"), 0);
+    h.append(BOB, "x", &data("1"), 0);
+    h.append(ALICE, "x", &data("2"), 0);
+    h.append("events:signals", "x", &data("1"), 0);
+    assert!(
+        h.take_evicted().is_empty(),
+        "three private, one public: within"
+    );
+    h.append(CAROL, "x", &data("1"), 0);
+    assert_eq!(
+        h.take_evicted(),
+        [(ALICE.to_string(), 1)],
+        "alice's first, the oldest"
+    );
+    assert_eq!(h.private_kept().0, 3);
+    assert_eq!(h.recover(ALICE, &since(0, "e1")), Recovery::Lost);
+    assert_eq!(replayed(h.recover(ALICE, &since(1, "e1"))), [2]);
+    // Bob's only event goes next: his channel is forgotten, and its offsets go on above it.
+    h.append(CAROL, "x", &data("2"), 0);
+    assert_eq!(h.take_evicted(), [(BOB.to_string(), 1)]);
+    assert_eq!(h.private_floor(), 1);
+    assert_eq!(h.recover(BOB, &since(0, "e1")), Recovery::Lost);
+    assert_eq!(
+        h.recover(BOB, &since(1, "e1")),
+        Recovery::Lost,
+        "a forgotten channel"
+    );
+    assert_eq!(
+        h.recover("user:dan:portfolio", &since(0, "e1")),
+        Recovery::Lost
+    );
+    let again = h.append(BOB, "x", &data("2"), 0);
+    assert_eq!(again.offset, 2, "never an offset twice");
+    assert_eq!(
+        h.top("events:signals"),
+        1,
+        "public channels are not bounded by it"
+    );
+}
+
+#[test]
+fn the_bytes_bound_evicts_too_and_never_the_event_that_just_came() {
+    let big = format!("\"{}\"", "x".repeat(500));
+    let mut h = History::new("e1".into(), 10).bound_private(100, 1_000);
+    h.append(ALICE, "x", &data(&big), 0);
+    h.append(BOB, "x", &data(&big), 0);
+    assert_eq!(h.take_evicted(), [(ALICE.to_string(), 1)]);
+    assert!(h.private_kept().1 <= 1_000);
+    let huge = format!("\"{}\"", "x".repeat(5_000));
+    h.append(CAROL, "x", &data(&huge), 0);
+    assert_eq!(h.take_evicted(), [(BOB.to_string(), 1)]);
+    assert_eq!(h.private_kept().0, 1, "the newest stays, whatever its size");
+    assert_eq!(h.private_floor(), 1);
+}
+
+#[test]
+fn the_counts_match_what_is_kept_through_caps_evictions_and_copies() {
+    let mut h = History::new("e1".into(), 4).bound_private(25, 20_000);
+    let mut copy = History::new("e1".into(), 4).bound_private(25, 20_000);
+    let mut x: u64 = 7;
+    for i in 0..2_000 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let user = format!("user:u{}:portfolio", (x >> 33) % 40);
+        let body = format!("\"{}\"", "y".repeat(((x >> 20) % 300) as usize));
+        let e = h.append(&user, "x", &data(&body), i);
+        for (channel, through) in h.take_evicted() {
+            let missed = since(through - 1, "e1");
+            assert_eq!(
+                h.recover(&channel, &missed),
+                Recovery::Lost,
+                "{channel} {through}"
+            );
+        }
+        copy.record(e);
+        for hist in [&h, &copy] {
+            let private: Vec<&Event> = hist
+                .events()
+                .filter(|e| e.channel.starts_with(USER))
+                .collect();
+            let bytes = private.iter().map(|e| e.encoded.len()).sum::<usize>();
+            let (events, kept_bytes, order) = hist.private_kept();
+            assert_eq!((events, kept_bytes), (private.len(), bytes));
+            assert!(private.len() <= 25 && bytes <= 20_000);
+            assert!(
+                order <= 2 * events + 65,
+                "the eviction order stays bounded: {order}"
+            );
+        }
+    }
+}

@@ -357,11 +357,11 @@ impl Fanout {
         if client.carrier.transport() != Transport::WebSocket {
             return;
         }
-        let (attachment, json) = Attachment::fitted(conn, wire, keys, client.who.clone());
+        let (attachment, whole) = Attachment::fitted(conn, wire, keys, client.who.clone());
         fx.push(Effect::SaveAttachment { conn, attachment });
-        if json.is_some() || client.stored {
-            client.stored = json.is_some();
-            fx.push(Effect::StoreAttachment { conn, json });
+        if whole.is_some() || client.stored {
+            client.stored = whole.is_some();
+            fx.push(Effect::StoreAttachment { conn, whole });
         }
     }
 

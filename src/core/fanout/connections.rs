@@ -108,7 +108,7 @@ impl Fanout {
                 self.expiries.remove(&(who.exp_ms, conn));
             }
             if client.stored {
-                fx.push(Effect::StoreAttachment { conn, json: None });
+                fx.push(Effect::StoreAttachment { conn, whole: None });
             }
             self.churn(false, now_ms);
             self.interest_changed |= client.has_subscriptions();

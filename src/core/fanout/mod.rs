@@ -149,7 +149,8 @@ impl Fanout {
     /// A fan-out with no clients.
     pub fn new(cfg: Rc<Config>) -> Fanout {
         Fanout {
-            history: History::new(String::new(), cfg.events.history),
+            history: History::new(String::new(), cfg.events.history)
+                .bound_private(cfg.events.private_history.0, cfg.events.private_history.1),
             market: market::MarketOut::default(),
             expiries: BTreeSet::new(),
             latest: Latest::new(cfg.price_ttl_ms),

@@ -138,8 +138,8 @@ fn an_attachment_is_stored_only_while_it_outgrows_the_socket_and_forgotten_on_cl
             .filter_map(|e| match e {
                 Effect::SaveAttachment { attachment, .. } if attachment.stored => Some("slim"),
                 Effect::SaveAttachment { .. } => Some("whole"),
-                Effect::StoreAttachment { json: Some(_), .. } => Some("store"),
-                Effect::StoreAttachment { json: None, .. } => Some("forget"),
+                Effect::StoreAttachment { whole: Some(_), .. } => Some("store"),
+                Effect::StoreAttachment { whole: None, .. } => Some("forget"),
                 _ => None,
             })
             .collect()

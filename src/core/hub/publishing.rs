@@ -13,6 +13,11 @@ use crate::core::events::{publish, Event};
 const CATCH_UP_BYTES: usize = 256 * 1024;
 
 impl Hub {
+    /// Takes back the floor private channels start above (stored when the bound forgot one).
+    pub fn restore_private_floor(&mut self, floor: u64) {
+        self.history.restore_private_floor(floor);
+    }
+
     /// Takes back the stored history (`events` in offset order per channel) under `epoch`.
     pub fn restore_events(&mut self, epoch: String, events: Vec<Event>) {
         self.history.reset(epoch.clone());
@@ -45,18 +50,23 @@ impl Hub {
             "epoch": self.history.epoch(),
         })
         .to_string();
-        let store = Effect::StoreEvent {
+        let mut stores = vec![Effect::StoreEvent {
             channel: event.channel.clone(),
             offset: event.offset,
             body: event.encoded.clone(),
             keep: self.cfg.events.history,
-        };
+        }];
+        let through = self.history.take_evicted();
+        if !through.is_empty() {
+            let floor = self.history.private_floor();
+            stores.push(Effect::ForgetEvents { through, floor });
+        }
         let batch = Batch {
             events: vec![event],
             epoch: Some(self.history.epoch().to_string()),
             ..Batch::default()
         };
-        Ok((answer, self.finish(now_ms, vec![store], Vec::new(), batch)))
+        Ok((answer, self.finish(now_ms, stores, Vec::new(), batch)))
     }
 
     /// Forgets every event under a new epoch (a test fault: what a lost history looks like).

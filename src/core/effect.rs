@@ -218,13 +218,24 @@ impl OneTimer {
         now_ms: i64,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(want) = due.into_iter().flatten().min() else {
-            return;
-        };
+        if let Some(at_ms) = self.wanted(due, now_ms) {
+            fx.push(Effect::Timer { at_ms });
+        }
+    }
+
+    /// The earliest of `due`, when that needs a new request (nothing pending, or it is
+    /// earlier than what is): the one slot of a timer or of an alarm.
+    pub fn wanted(
+        &mut self,
+        due: impl IntoIterator<Item = Option<i64>>,
+        now_ms: i64,
+    ) -> Option<i64> {
+        let want = due.into_iter().flatten().min()?;
         if self.0.is_none_or(|t| t <= now_ms || want < t) {
             self.0 = Some(want);
-            fx.push(Effect::Timer { at_ms: want });
+            return Some(want);
         }
+        None
     }
 
     /// The timer fired: nothing is pending any more.

@@ -162,6 +162,8 @@ impl Hub {
             }
         }
         self.poll_candles(now_ms, &mut later);
+        let expiry = self.fanout.expiry_due();
+        self.feed.alarm_also_at(expiry, now_ms, &mut later);
         fx.append(&mut later);
         self.arm_timer(now_ms, &mut fx);
         fx
@@ -237,9 +239,10 @@ impl Hub {
 
     /// The object's alarm fired.
     pub fn alarm(&mut self, now_ms: i64, jitter: f64) -> Vec<Effect> {
-        let (mut later, mut batch) = (Vec::new(), Batch::default());
+        let (mut fx, mut later, mut batch) = (Vec::new(), Vec::new(), Batch::default());
+        self.fanout.alarm(now_ms, &mut fx);
         self.feed.alarm(now_ms, jitter, &mut later, &mut batch);
-        self.finish(now_ms, Vec::new(), later, batch)
+        self.finish(now_ms, fx, later, batch)
     }
 
     // ----- fan-out shards ---------------------------------------------------------------

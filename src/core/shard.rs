@@ -81,6 +81,9 @@ pub struct Shard {
     /// When the current link must have brought the snapshot.
     link_deadline: Option<i64>,
     timer: OneTimer,
+    /// The object's alarm: a token's expiry (never the in-memory timer, which would keep a
+    /// shard with idle clients from hibernating).
+    alarm: OneTimer,
 }
 
 impl Shard {
@@ -100,6 +103,7 @@ impl Shard {
             report_at: None,
             link_deadline: None,
             timer: OneTimer::default(),
+            alarm: OneTimer::default(),
         }
     }
 
@@ -131,7 +135,20 @@ impl Shard {
             }
         }
         self.arm_timer(now_ms, &mut fx);
+        if let Some(at) = self.alarm.wanted([self.fanout.expiry_due()], now_ms) {
+            fx.push(Effect::SetAlarm {
+                at_ms: at.max(now_ms + 1),
+            });
+        }
         fx
+    }
+
+    /// The object's alarm fired: connections whose token expired are closed.
+    pub fn alarm(&mut self, now_ms: i64) -> Vec<Effect> {
+        self.alarm.fired();
+        let mut fx = Vec::new();
+        self.fanout.alarm(now_ms, &mut fx);
+        self.finish(now_ms, fx)
     }
 
     fn dial(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {

@@ -74,7 +74,10 @@ impl Shared {
             }
             Node::Shard(Box::new(Shard::new(cfg)))
         };
-        // SSE streams do not outlive an instance.
+        // Neither a pending timer nor an SSE stream outlives an instance (its alarm does).
+        if let Some(timer) = self.timer.borrow_mut().take() {
+            timer.abort();
+        }
         for (_, waker) in self.sse_wakers.borrow_mut().drain() {
             waker.wake();
         }

@@ -9,6 +9,7 @@ use worker::{
 };
 
 use super::boot::{boot, Start};
+use super::env::now_ms;
 use super::http;
 use super::shared::Shared;
 use super::sockets;
@@ -67,6 +68,13 @@ impl DurableObject for FanoutShard {
             Ok(_) => http::error(&ApiError::NotFound("a shard serves /ws and streams".into())),
             Err(e) => http::error(&e),
         }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Ok(shared) = self.shared() {
+            shared.run(|n| n.on_shard(|s| s.alarm(now_ms())));
+        }
+        Response::ok("")
     }
 
     async fn websocket_message(

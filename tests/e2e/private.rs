@@ -118,8 +118,8 @@ pub fn private_channels_reach_only_their_owner(_ctx: &mut Ctx) {
 }
 
 pub fn a_token_expiring_mid_connection_closes_4401(_ctx: &mut Ctx) {
-    let (_ex, svc) = private_service(&[]);
-    let short = token(SECRET, "alice", 2);
+    let (_ex, svc) = private_service(&[("TEST_FAULTS", "on")]);
+    let short = token(SECRET, "alice", 3);
     let mut c = svc
         .ws_with(&format!("/ws?token={short}"), &[])
         .expect("connects");
@@ -127,6 +127,11 @@ pub fn a_token_expiring_mid_connection_closes_4401(_ctx: &mut Ctx) {
         subscribe_private(&mut c, "user:alice:portfolio", None)["type"],
         "subscribed"
     );
+    // The expiry is the object's alarm: it fires even after the object lost its memory
+    // (an in-memory timer would not have, and would have kept the object awake meanwhile).
+    for path in ["/fault/hibernate?shard=0", "/fault/hibernate?shard=1"] {
+        assert_eq!(get(&svc.url(path)).status, 200, "{path}");
+    }
     assert_eq!(c.wait_closed(Duration::from_secs(15)), 4401);
 }
 

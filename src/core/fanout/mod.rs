@@ -322,12 +322,23 @@ impl Fanout {
 
     /// When the fan-out next needs [`Fanout::timer`]: a flush, the churn line or the check.
     pub fn timer_due(&self) -> Option<i64> {
-        let expiry = self.expiries.first().map(|(at, _)| *at);
         let beat = self.beat.map(|(at, _)| at);
-        [self.pacer.due(), self.churn_due, self.tick_at, expiry, beat]
+        [self.pacer.due(), self.churn_due, self.tick_at, beat]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// When a connection's token next expires. That is the object's alarm, not its in-memory
+    /// timer: a pending timer keeps an object from hibernating for as long as a token lives
+    /// (an hour, say), an alarm wakes it when it is due.
+    pub fn expiry_due(&self) -> Option<i64> {
+        self.expiries.first().map(|(at, _)| *at)
+    }
+
+    /// The object's alarm fired: the connections whose token expired are closed.
+    pub fn alarm(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
+        self.expire(now_ms, fx);
     }
 
     /// The timer fired: flush what is due, log churn, and run the periodic check when due.

@@ -70,6 +70,8 @@ pub struct Feed {
     reported: UpstreamState,
     announced: UpstreamState,
     alarm_at: Option<i64>,
+    /// When the object's alarm is also wanted for something else (a token's expiry).
+    also_at: Option<i64>,
     /// The symbols clients listen to.
     interest: BTreeSet<String>,
     /// Market channels' states, and the channels forgotten since the last batch.
@@ -99,6 +101,7 @@ impl Feed {
             reported: UpstreamState::Reconnecting,
             announced: UpstreamState::Reconnecting,
             alarm_at: None,
+            also_at: None,
             interest: BTreeSet::new(),
             market: MarketStates::default(),
             forgotten: Vec::new(),
@@ -279,7 +282,7 @@ impl Feed {
     }
 
     /// Keeps exactly one alarm set, at the earliest time the feed has something to do: the
-    /// link's next deadline or the next TTL expiry. With nothing to do (an idle on-demand feed
+    /// link's next deadline, the next TTL expiry, or what the hub asked for. With nothing to do (an idle on-demand feed
     /// with an empty cache) no alarm is set and the object may hibernate.
     fn schedule(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
         for u in &mut self.upstreams {
@@ -293,6 +296,7 @@ impl Feed {
         let links = self.upstreams.iter().filter_map(|u| u.link.next_wake());
         let want = links
             .chain(self.cache.next_expiry())
+            .chain(self.also_at)
             .min()
             .map(|t| t.max(now_ms + 1));
         let Some(want) = want else {
@@ -304,6 +308,15 @@ impl Feed {
                 self.alarm_at = Some(want);
                 fx.push(Effect::SetAlarm { at_ms: want });
             }
+        }
+    }
+
+    /// The object has one alarm, which the feed keeps: it is also wanted at `at` (or no
+    /// longer, with `None`), for the hub's own use.
+    pub fn alarm_also_at(&mut self, at: Option<i64>, now_ms: i64, fx: &mut Vec<Effect>) {
+        if self.also_at != at {
+            self.also_at = at;
+            self.schedule(now_ms, fx);
         }
     }
 

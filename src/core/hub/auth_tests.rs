@@ -108,13 +108,17 @@ fn a_private_channel_reaches_its_owner_only() {
 #[test]
 fn an_expired_token_closes_its_connection_4401() {
     let mut h = hub();
-    let (c, _) = h.client_open(Wire::Json, user("alice", 5_000), 1);
+    let (c, fx) = h.client_open(Wire::Json, user("alice", 5_000), 1);
+    // The expiry is the object's alarm, never its in-memory timer (which would keep the
+    // object from hibernating until then).
+    assert!(fx.contains(&Effect::SetAlarm { at_ms: 5_000 }), "{fx:?}");
+    assert!(!fx.contains(&Effect::Timer { at_ms: 5_000 }));
     let (d, _) = h.client_open(Wire::Json, user("bob", 9_000), 1);
     assert!(!h
-        .timer(4_999)
+        .alarm(4_999, 0.0)
         .iter()
         .any(|e| matches!(e, Effect::Close { .. })));
-    let fx = h.timer(5_000);
+    let fx = h.alarm(5_000, 0.0);
     let closed: Vec<(ConnId, u16)> = fx
         .iter()
         .filter_map(|e| match e {

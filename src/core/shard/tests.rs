@@ -450,3 +450,26 @@ fn an_event_published_while_the_link_is_down_reaches_the_shards_client_on_relink
         "the missed event: {f:?}"
     );
 }
+
+#[test]
+fn a_token_expiry_is_the_shards_alarm_and_closes_4401_when_it_fires() {
+    let mut s = Shard::new(config(&[("JWT_SECRET", "s")]));
+    let who = crate::core::ids::Identity {
+        sub: "alice".into(),
+        exp_ms: 60_000,
+        channels: None,
+    };
+    let (c, fx) = s.client_open(Wire::Json, Some(who), 20);
+    assert!(fx.contains(&Effect::SetAlarm { at_ms: 60_000 }), "{fx:?}");
+    assert!(!fx
+        .iter()
+        .any(|e| matches!(e, Effect::Timer { at_ms } if *at_ms >= 60_000)));
+    assert!(!s
+        .alarm(59_999)
+        .iter()
+        .any(|e| matches!(e, Effect::Close { .. })));
+    let fx = s.alarm(60_000);
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Close { conn, code, .. } if *conn == c && *code == crate::core::protocol::close::TOKEN_EXPIRED)));
+}

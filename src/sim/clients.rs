@@ -22,6 +22,12 @@ pub struct SimClient {
     pub subs: BTreeSet<String>,
     /// The channels it holds.
     pub channels: BTreeSet<String>,
+    /// Per event channel held: the last offset it got.
+    pub offsets: BTreeMap<String, u64>,
+    /// Event channels whose events may repeat until one past the last arrives: the object
+    /// carrying it was created again, and its new copy of the history catches its clients
+    /// up with all of it (the browser module drops what it had by offset).
+    pub events_may_repeat: BTreeSet<String>,
     /// Per symbol held: the last `seq` and price it saw.
     pub last: BTreeMap<String, (u64, String)>,
     /// Frames received.
@@ -46,6 +52,8 @@ impl SimClient {
             open: true,
             subs: BTreeSet::new(),
             channels: BTreeSet::new(),
+            offsets: BTreeMap::new(),
+            events_may_repeat: BTreeSet::new(),
             last: BTreeMap::new(),
             frames: 0,
             errors: 0,
@@ -98,15 +106,43 @@ impl SimClient {
                     self.last.remove(&s);
                 }
                 for c in Self::keys(&v, "channels") {
+                    self.offsets.remove(&c);
                     self.channels.remove(&c);
                 }
             }
+            Some("event") => self.event(&v)?,
             Some("error") => {
                 self.pending = self.pending.saturating_sub(1);
                 self.errors += 1;
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// An event: of a channel it holds, and per channel each offset once, in order, none
+    /// missed (it never asks to recover, so nothing may be lost without a word).
+    fn event(&mut self, v: &Value) -> Result<(), String> {
+        let channel = v["channel"].as_str().unwrap_or_default();
+        let offset = v["offset"].as_u64().unwrap_or(0);
+        let conn = self.conn;
+        if !self.channels.contains(channel) {
+            return Err(format!(
+                "conn {conn}: an event of {channel}, which it does not hold"
+            ));
+        }
+        if let Some(&last) = self.offsets.get(channel) {
+            if offset <= last && self.events_may_repeat.contains(channel) {
+                return Ok(());
+            }
+            if offset != last + 1 {
+                return Err(format!(
+                    "conn {conn}: {channel} offset {offset} after {last} (twice, backwards or a gap)"
+                ));
+            }
+        }
+        self.events_may_repeat.remove(channel);
+        self.offsets.insert(channel.to_string(), offset);
         Ok(())
     }
 

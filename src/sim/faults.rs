@@ -9,7 +9,6 @@ use crate::core::feed::neutral::Neutral;
 use crate::core::host::ClientHost;
 use crate::core::hub::Hub;
 use crate::core::ids::{Holder, ShardId};
-use crate::core::price::Price;
 use crate::core::shard::Shard;
 
 impl World {
@@ -27,14 +26,7 @@ impl World {
         self.exchange.conn = None;
         self.leader_timer = None;
         let mut hub = Hub::with_source(self.cfg.clone(), Rc::new(Neutral));
-        let prices: Vec<Price> = self
-            .stored
-            .0
-            .values()
-            .filter_map(|j| serde_json::from_str(j).ok())
-            .collect();
-        hub.restore_prices(prices, self.stored.1, self.now);
-        hub.restore_events("sim".into(), Vec::new());
+        self.storage.restore(&mut hub, self.now);
         self.restore_clients(Holder::Leader, &mut hub);
         self.leader = hub;
         let fx = self.leader.start(self.now);
@@ -78,6 +70,7 @@ impl World {
                 Some(a) => {
                     host.client_restore(a);
                     c.may_repeat = c.subs.clone();
+                    c.events_may_repeat = c.channels.clone();
                     // What the old instance held unanswered (its link down) died with it.
                     c.pending = 0;
                 }

@@ -13,6 +13,7 @@
 mod clients;
 mod faults;
 mod rng;
+mod storage;
 mod world;
 
 use std::collections::HashMap;
@@ -49,6 +50,7 @@ fn config(w_seed: u64) -> Config {
         ("FLUSH_MS", flush),
         ("CLIENT_MESSAGES_PER_SECOND", "1000"),
         ("EVENT_CHANNELS", desks.as_str()),
+        ("PUBLISH_PER_SECOND", "10000"),
     ]
     .into_iter()
     .collect();
@@ -117,6 +119,10 @@ fn act(w: &mut World) {
             if let Some(i) = pick(w) {
                 desks(w, i, "unsubscribe");
             }
+        }
+        95..=97 => {
+            let (channel, n) = (desk(w.rng.below(DESKS)), w.rng.between(0, 1_000_000) as u64);
+            publish(w, &channel, n);
         }
         _ => {}
     }
@@ -191,6 +197,25 @@ fn desks(w: &mut World, i: usize, action: &str) {
     w.client_says(i, &text);
 }
 
+/// The publisher sends event `n` to `channel`; the answer's offset is the channel's top.
+fn publish(w: &mut World, channel: &str, n: u64) {
+    w.trace(|| format!("publish {n} to {channel}"));
+    let body = format!(r#"{{"channel":"{channel}","event":"e","data":{{"n":{n}}}}}"#);
+    match w.leader.publish(&body, w.now) {
+        Ok((answer, fx)) => {
+            let offset = serde_json::from_str::<serde_json::Value>(&answer)
+                .ok()
+                .and_then(|v| v["offset"].as_u64())
+                .unwrap_or(0);
+            w.published.insert(channel.to_string(), offset);
+            w.leader_effects(fx);
+        }
+        Err(e) => w
+            .violations
+            .push(format!("publish to {channel} refused: {e}")),
+    }
+}
+
 fn subscribe(w: &mut World, i: usize, symbol: &str) {
     let text = format!(r#"{{"action":"subscribe","symbols":["{symbol}"]}}"#);
     w.client_says(i, &text);
@@ -255,6 +280,15 @@ fn quiet_end(w: &mut World) -> Result<(), String> {
                 "after quiet, conn {} on {:?} has {} commands unanswered",
                 c.conn, c.holder, c.pending
             ));
+        }
+        for (channel, last) in &c.offsets {
+            let top = w.published.get(channel).copied().unwrap_or(0);
+            if *last != top {
+                return Err(format!(
+                    "after quiet, conn {} on {:?} is at {channel} offset {last}, its top is {top}",
+                    c.conn, c.holder
+                ));
+            }
         }
         for s in &c.subs {
             let want = w.exchange.prices.get(s).map(|p| p.0.as_str());

@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use super::clients::SimClient;
 use super::rng::Rng;
+use super::storage::Storage;
 use crate::core::attachment::Attachment;
 use crate::core::config::Config;
 use crate::core::effect::Effect;
@@ -77,8 +78,10 @@ pub struct World {
     pub(super) shard_timers: Vec<Option<i64>>,
     /// The time of the last message queued on each link direction (FIFO).
     pub(super) fifo: BTreeMap<(bool, ShardId, u64), i64>,
-    /// The leader's storage: prices by symbol, and the `seq` floor.
-    pub(super) stored: (BTreeMap<String, Rc<str>>, u64),
+    /// The leader's storage.
+    pub(super) storage: Storage,
+    /// The top offset of each event channel, as the publisher's answers said.
+    pub published: BTreeMap<String, u64>,
     /// Each socket's attachment.
     pub(super) attachments: BTreeMap<(Option<ShardId>, ConnId), Attachment>,
     /// The attachments that outgrew a socket's, in their object's storage (kept through
@@ -107,7 +110,8 @@ impl World {
             leader_alarm: None,
             shard_timers: vec![None; shards],
             fifo: BTreeMap::new(),
-            stored: (BTreeMap::new(), 0),
+            storage: Storage::default(),
+            published: BTreeMap::new(),
             attachments: BTreeMap::new(),
             stored_attachments: BTreeMap::new(),
             violations: Vec::new(),
@@ -156,15 +160,13 @@ impl World {
                         self.exchange.conn = None;
                     }
                 }
-                Effect::Persist { prices, seq_floor } => {
-                    for (symbol, json, _) in prices {
-                        self.stored.0.insert(symbol, json);
-                    }
-                    self.stored.1 = self.stored.1.max(seq_floor);
+                e @ (Effect::Persist { .. }
+                | Effect::Forget { .. }
+                | Effect::StoreEvent { .. }
+                | Effect::ForgetEvents { .. }
+                | Effect::WipeEvents { .. }) => {
+                    self.storage.apply(e);
                 }
-                Effect::Forget { symbols } => symbols.iter().for_each(|s| {
-                    self.stored.0.remove(s);
-                }),
                 Effect::Timer { at_ms } => self.leader_timer = Some(at_ms),
                 Effect::SetAlarm { at_ms } => self.leader_alarm = Some(at_ms),
                 Effect::SendShards { links, text } => {

@@ -18,6 +18,8 @@ pub struct SimClient {
     pub conn: ConnId,
     /// False once it was closed (by the server, or by a fault).
     pub open: bool,
+    /// An SSE stream (its keys fixed when it opened), not a JSON WebSocket.
+    pub sse: bool,
     /// The symbols it holds.
     pub subs: BTreeSet<String>,
     /// The channels it holds.
@@ -50,6 +52,7 @@ impl SimClient {
             holder,
             conn,
             open: true,
+            sse: false,
             subs: BTreeSet::new(),
             channels: BTreeSet::new(),
             offsets: BTreeMap::new(),
@@ -74,6 +77,28 @@ impl SimClient {
         let list = v.get(field).and_then(Value::as_array);
         let names = list.into_iter().flatten().filter_map(Value::as_str);
         names.map(str::to_string).collect()
+    }
+
+    /// Bytes of an SSE stream: each event (`event:` and `data:`) checked as the JSON wire's
+    /// frame of the same type would be; comments (keepalives) and `retry:` pass.
+    pub fn take_sse(&mut self, text: &str) -> Result<(), String> {
+        for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim_start().to_string()))
+            };
+            let (Some(kind), Some(data)) = (field("event:"), field("data:")) else {
+                continue;
+            };
+            let mut v: Value = serde_json::from_str(&data)
+                .map_err(|e| format!("conn {}: SSE data not JSON ({e}): {data}", self.conn))?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("type".into(), Value::String(kind));
+            }
+            self.take(&v.to_string())?;
+        }
+        Ok(())
     }
 
     /// One frame: a violation is returned as its description.

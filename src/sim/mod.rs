@@ -12,6 +12,7 @@
 
 mod clients;
 mod faults;
+mod io;
 mod rng;
 mod storage;
 mod world;
@@ -74,7 +75,8 @@ fn act(w: &mut World) {
         .collect();
     let pick = |w: &mut World| open.get(w.rng.below(open.len())).copied();
     let shards = w.shards.len();
-    match w.rng.below(100) {
+    let roll = w.rng.below(100);
+    match roll {
         0..=49 => w.tick(&symbol),
         50..=59 if open.len() < 40 => {
             let i = w.open_client();
@@ -110,20 +112,7 @@ fn act(w: &mut World) {
             let jump = w.rng.between(1_000, 15_000);
             w.advance_to(w.now + jump);
         }
-        90..=92 => {
-            if let Some(i) = pick(w) {
-                desks(w, i, "subscribe");
-            }
-        }
-        93..=94 => {
-            if let Some(i) = pick(w) {
-                desks(w, i, "unsubscribe");
-            }
-        }
-        95..=97 => {
-            let (channel, n) = (desk(w.rng.below(DESKS)), w.rng.between(0, 1_000_000) as u64);
-            publish(w, &channel, n);
-        }
+        90..=99 => channels_and_streams(w, roll, &open),
         _ => {}
     }
 }
@@ -169,18 +158,18 @@ fn stored_attachments(w: &World) -> Option<String> {
 
 fn held_clients(w: &World) -> Option<String> {
     let open_on = |holder: Holder| {
-        w.clients
-            .iter()
-            .filter(|c| c.open && c.holder == holder)
-            .count()
+        let on = w.clients.iter().filter(|c| c.open && c.holder == holder);
+        let sse = on.clone().filter(|c| c.sse).count();
+        (on.count() - sse, sse)
     };
-    let mut held = vec![(Holder::Leader, w.leader.fanout().report().websocket)];
+    let counts = |r: crate::core::fanout::FanoutReport| (r.websocket, r.sse);
+    let mut held = vec![(Holder::Leader, counts(w.leader.fanout().report()))];
     for (s, shard) in w.shards.iter().enumerate() {
-        held.push((Holder::Shard(s as ShardId), shard.report().websocket));
+        held.push((Holder::Shard(s as ShardId), counts(shard.report())));
     }
     held.into_iter().find_map(|(holder, n)| {
         let open = open_on(holder);
-        (n != open).then(|| format!("{holder:?} holds {n} WebSocket clients, {open} are open"))
+        (n != open).then(|| format!("{holder:?} holds (WebSocket, SSE) {n:?}, open are {open:?}"))
     })
 }
 
@@ -195,6 +184,42 @@ fn desks(w: &mut World, i: usize, action: &str) {
         names.join(",")
     );
     w.client_says(i, &text);
+}
+
+/// The actions on event channels and SSE streams: a run of channels subscribed to or left,
+/// an event published, a stream opened.
+fn channels_and_streams(w: &mut World, roll: usize, open: &[usize]) {
+    let pick = |w: &mut World, open: &[usize]| open.get(w.rng.below(open.len())).copied();
+    match roll {
+        90..=92 => {
+            if let Some(i) = pick(w, open) {
+                desks(w, i, "subscribe");
+            }
+        }
+        93..=94 => {
+            if let Some(i) = pick(w, open) {
+                desks(w, i, "unsubscribe");
+            }
+        }
+        95..=97 => {
+            let (channel, n) = (desk(w.rng.below(DESKS)), w.rng.between(0, 1_000_000) as u64);
+            publish(w, &channel, n);
+        }
+        _ if open.len() < 40 => {
+            let mut keys: Vec<String> = SYMBOLS
+                .iter()
+                .filter(|_| w.rng.chance(0.5))
+                .map(|s| s.to_string())
+                .collect();
+            keys.extend((0..w.rng.below(3)).map(|_| desk(w.rng.below(DESKS))));
+            keys.sort();
+            keys.dedup();
+            if !keys.is_empty() {
+                w.ask_stream(keys);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The publisher sends event `n` to `channel`; the answer's offset is the channel's top.

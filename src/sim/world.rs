@@ -19,7 +19,6 @@ use crate::core::hub::Hub;
 use crate::core::ids::{ConnId, Holder, ShardId, SourceId};
 use crate::core::input::UpstreamEvent;
 use crate::core::shard::Shard;
-use crate::core::wire::Wire;
 
 /// An object as a map key: `None` for the leader.
 pub(super) fn key(holder: Holder) -> Option<ShardId> {
@@ -42,7 +41,15 @@ pub enum Event {
     ToShard(ShardId, u64, Rc<str>),
     /// A message of a shard to the leader, on the leader's link `generation`.
     ToLeader(ShardId, u64, String),
+    /// An SSE stream of these keys asks to open on an object, waiting until a deadline for
+    /// a shard's snapshot.
+    Stream(Holder, Vec<String>, i64),
+    /// An SSE stream pulls its next bytes.
+    SsePull(Holder, ConnId),
 }
+
+/// How long a stream opening at a shard waits for the leader's snapshot (as the edge does).
+pub const SYNC_WAIT_MS: i64 = 5_000;
 
 /// The exchange: the latest price of each symbol, and its one upstream connection.
 #[derive(Debug, Default)]
@@ -211,49 +218,6 @@ impl World {
         }
     }
 
-    /// What an object does to its clients (frames, closes, attachments); the rest (logs, the
-    /// history's requests, SSE wakes) has no client here.
-    fn client_effect(&mut self, holder: Holder, e: Effect) {
-        match e {
-            Effect::Send { conn, frame } => self.deliver(holder, &[conn], &frame),
-            Effect::Fanout { conns, frame } => self.deliver(holder, &conns, &frame),
-            Effect::Close { conn, .. } => {
-                for c in self
-                    .clients
-                    .iter_mut()
-                    .filter(|c| c.holder == holder && c.conn == conn)
-                {
-                    c.open = false;
-                }
-                self.attachments.remove(&(key(holder), conn));
-            }
-            Effect::SaveAttachment { conn, attachment } => {
-                self.attachments.insert((key(holder), conn), attachment);
-            }
-            Effect::StoreAttachment { conn, whole } => match whole {
-                Some(whole) => {
-                    self.stored_attachments.insert((key(holder), conn), whole);
-                }
-                None => {
-                    self.stored_attachments.remove(&(key(holder), conn));
-                }
-            },
-            _ => {}
-        }
-    }
-
-    fn deliver(&mut self, holder: Holder, conns: &[ConnId], frame: &str) {
-        for c in self.clients.iter_mut() {
-            if c.open && c.holder == holder && conns.contains(&c.conn) {
-                if let Err(v) = c.take(frame) {
-                    self.violations.push(v);
-                }
-            }
-        }
-    }
-
-    // ----- time ---------------------------------------------------------------------------
-
     /// The earliest thing due: a queued event, or an object's timer or alarm.
     fn next_due(&self) -> Option<i64> {
         let timers = self.shard_timers.iter().flatten().copied();
@@ -353,6 +317,8 @@ impl World {
                     self.shard_effects(s, fx);
                 }
             }
+            Event::Stream(holder, keys, deadline) => self.open_stream(holder, keys, deadline),
+            Event::SsePull(holder, conn) => self.pull(holder, conn),
             Event::ToLeader(s, lg, text) => {
                 self.trace(|| {
                     format!(
@@ -436,53 +402,8 @@ impl World {
         }
     }
 
-    /// Opens a client on a random object (a shard when there are shards).
-    pub fn open_client(&mut self) -> usize {
-        let n = self.shards.len();
-        let holder = if n == 0 {
-            Holder::Leader
-        } else {
-            Holder::Shard(self.rng.below(n) as ShardId)
-        };
-        let now = self.now;
-        let (conn, fx) = self.host(holder).client_open(Wire::Json, None, now);
-        self.clients.push(SimClient::new(holder, conn));
-        self.effects_of(holder, fx);
-        self.clients.len() - 1
-    }
-
-    /// Client `i` sends `text` (when it is open).
-    pub fn client_says(&mut self, i: usize, text: &str) {
-        let Some(c) = self.clients.get(i).filter(|c| c.open) else {
-            return;
-        };
-        let (holder, conn) = (c.holder, c.conn);
-        self.trace(|| format!("conn {conn} on {holder:?} -> {text}"));
-        if let Some(c) = self.clients.get_mut(i) {
-            c.pending += 1;
-        }
-        let input = crate::core::input::ClientInput::Text { conn, text };
-        let now = self.now;
-        let fx = self.host(holder).client(input, now);
-        self.effects_of(holder, fx);
-    }
-
-    /// Client `i` goes away.
-    pub fn client_leaves(&mut self, i: usize) {
-        let Some(c) = self.clients.get_mut(i).filter(|c| c.open) else {
-            return;
-        };
-        c.open = false;
-        let (holder, conn) = (c.holder, c.conn);
-        self.attachments.remove(&(key(holder), conn));
-        let input = crate::core::input::ClientInput::Closed { conn };
-        let now = self.now;
-        let fx = self.host(holder).client(input, now);
-        self.effects_of(holder, fx);
-    }
-
     /// The object `holder` names.
-    fn host(&mut self, holder: Holder) -> &mut dyn ClientHost {
+    pub(super) fn host(&mut self, holder: Holder) -> &mut dyn ClientHost {
         match holder {
             Holder::Leader => &mut self.leader,
             Holder::Shard(s) => &mut self.shards[s as usize],

@@ -28,7 +28,7 @@ use crate::core::ids::{ConnId, Transport};
 use crate::core::protocol::close;
 use crate::core::upstream_state::UpstreamState;
 use crate::core::wire::{body, Kind, Payload, Wire};
-use pacer::{Pace, Pacer};
+use pacer::Pacer;
 
 mod clients;
 mod commands;
@@ -190,10 +190,7 @@ impl Fanout {
                 continue;
             }
             self.dirty.insert(symbol.clone());
-            if self.pacer.change(now_ms) == Pace::Now {
-                self.stats.flushes_immediate += 1;
-                self.flush(now_ms, fx);
-            }
+            self.pacer.change(now_ms);
         }
         if let Some(s) = batch.state {
             self.state = s.state;
@@ -202,9 +199,8 @@ impl Fanout {
             }
         }
         self.apply_events(batch, true, now_ms, fx);
-        if self.apply_market(batch, true) && self.pacer.change(now_ms) == Pace::Now {
-            self.stats.flushes_immediate += 1;
-            self.flush(now_ms, fx);
+        if self.apply_market(batch, true) {
+            self.pacer.change(now_ms);
         }
     }
 

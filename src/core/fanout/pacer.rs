@@ -26,8 +26,6 @@ const LEAVE_BATCHING: f64 = 0.3;
 /// What to do with a change that just arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pace {
-    /// Flush now, synchronously (`FLUSH_MS=0`).
-    Now,
     /// A flush is now scheduled at this time (arm a timer for it): the arrival time itself
     /// when clients are far apart, one window later while they are crowded.
     At(i64),
@@ -47,7 +45,8 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A pacer with the configured window (`0`: always flush at once).
+    /// A pacer with the configured window (`0`: never a window; what arrived together still
+    /// goes out together).
     pub fn new(window_ms: i64) -> Pacer {
         Pacer {
             window_ms: window_ms.max(0),
@@ -64,7 +63,9 @@ impl Pacer {
             return Pace::Pending;
         }
         if self.window_ms == 0 {
-            return Pace::Now;
+            // No window, but still what arrived together goes out together: a flush due now.
+            self.due = Some((now, false));
+            return Pace::At(now);
         }
         let burst = self.last_flush_at == Some(now);
         let windowed = self.batching || burst;
@@ -197,11 +198,25 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_window_always_flushes_at_once() {
+    fn a_zero_window_flushes_what_arrived_together_and_never_waits_for_a_window() {
         let mut p = Pacer::new(0);
         for t in [0, 0, 0, 1] {
-            assert_eq!(p.change(t), Pace::Now);
+            assert_eq!(
+                p.change(t),
+                Pace::At(t),
+                "due at once, after the input at hand"
+            );
+            assert_eq!(
+                p.change(t),
+                Pace::Pending,
+                "what arrives meanwhile joins it"
+            );
             p.flushed(t, 10, 10);
+        }
+        // However crowded the clients, no window.
+        for t in 2..50 {
+            assert_eq!(p.change(t), Pace::At(t));
+            p.flushed(t, 100, 100);
         }
     }
 

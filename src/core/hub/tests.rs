@@ -36,19 +36,25 @@ impl<T: ClientHost> Drive for T {
 }
 
 impl Hub {
-    /// The exchange sends `text` on upstream connection `generation`.
+    /// The exchange sends `text` on upstream connection `generation`; with `FLUSH_MS=0` the
+    /// flush that change is due for right away runs too (its zero-delay timer, as the edge
+    /// fires it once the input at hand is done).
     pub(crate) fn exchange_sends(
         &mut self,
         generation: u64,
         text: &str,
         now_ms: i64,
     ) -> Vec<Effect> {
-        self.upstream(
+        let mut fx = self.upstream(
             SourceId::Neutral,
             UpstreamEvent::Text { generation, text },
             now_ms,
             0.0,
-        )
+        );
+        if self.config().flush_ms == 0 && self.fanout().timer_due().is_some_and(|t| t <= now_ms) {
+            fx.extend(self.timer(now_ms));
+        }
+        fx
     }
 }
 

@@ -98,6 +98,16 @@ fn current(s: &Shard) -> u64 {
     }
 }
 
+/// The shard takes a message of the leader, and with it the flush due at once (its
+/// zero-delay timer, as the edge fires it once the message is done).
+fn take(s: &mut Shard, generation: u64, text: &str, now: i64) -> Vec<Effect> {
+    let mut fx = s.leader_text(generation, text, now);
+    if s.fanout().timer_due().is_some_and(|t| t <= now) {
+        fx.extend(s.timer(now));
+    }
+    fx
+}
+
 /// Links `shard` (its pending dial answered) and delivers the leader's snapshot and the
 /// shard's first messages both ways; returns the shard's effects and the leader's link.
 fn link(h: &mut Hub, s: &mut Shard, shard: ShardId, now: i64) -> (Vec<Effect>, u64) {
@@ -108,7 +118,7 @@ fn link(h: &mut Hub, s: &mut Shard, shard: ShardId, now: i64) -> (Vec<Effect>, u
         h.shard_text(shard, leader_gen, &text, now);
     }
     for text in to_shard(&lfx, shard, leader_gen) {
-        fx.extend(s.leader_text(generation, &text, now));
+        fx.extend(take(s, generation, &text, now));
     }
     for text in to_leader(&fx) {
         h.shard_text(shard, leader_gen, &text, now);
@@ -141,7 +151,8 @@ fn a_shard_dials_on_its_first_client_and_holds_commands_until_the_snapshot() {
     );
     let texts = to_shard(&h.timer(30), 0, g);
     assert_eq!(texts.len(), 1, "one message per flush per linked shard");
-    let fx = s.leader_text(current(&s), &texts[0], 31);
+    let g = current(&s);
+    let fx = take(&mut s, g, &texts[0], 31);
     let f = frames(&fx, c);
     assert_eq!(f[0]["prices"][0]["price"], "101.0");
 }
@@ -181,11 +192,10 @@ fn a_broken_link_relinks_and_catches_up_without_a_seq_twice_or_backwards() {
         seen.windows(2).all(|w| w[1] > w[0]),
         "every seq once, growing: {seen:?}"
     );
-    assert_eq!(f.last().unwrap()["type"], "status");
-    assert_eq!(
-        f.last().unwrap()["upstream"],
-        "connected",
-        "told the link is back"
+    assert!(
+        f.iter()
+            .any(|x| x["type"] == "status" && x["upstream"] == "connected"),
+        "told the link is back: {f:?}"
     );
     assert!(
         f.iter().any(|x| x["prices"][0]["price"] == "102.0"),
@@ -198,7 +208,8 @@ fn a_broken_link_relinks_and_catches_up_without_a_seq_twice_or_backwards() {
     let t = s.timer(retry + 1 + RELINK_CAP_MS);
     assert!(dialed(&t).is_some(), "a dial");
     let mut fx = s.leader_opened(current(&s), retry + 2 + RELINK_CAP_MS);
-    fx.extend(s.leader_text(current(&s), &text, retry + 2 + RELINK_CAP_MS));
+    let g = current(&s);
+    fx.extend(take(&mut s, g, &text, retry + 2 + RELINK_CAP_MS));
     assert!(
         seqs(&frames(&fx, c)).is_empty(),
         "nothing new, nothing sent"

@@ -90,9 +90,9 @@ impl Attachment {
         let escaped = |s: &String| 2 * s.len() + 3;
         let who = self.who.as_ref().map_or(0, |w| {
             let channels = w.channels.iter().flatten().map(escaped).sum::<usize>();
-            48 + escaped(&w.sub) + channels
+            64 + escaped(&w.sub) + channels
         });
-        96 + self.subs.iter().map(quoted).sum::<usize>() + who
+        128 + self.subs.iter().map(quoted).sum::<usize>() + who
     }
 
     /// The attachment a woken object restores its connection from: this one, or, when it
@@ -186,12 +186,17 @@ mod tests {
             exp_ms: i64::MAX,
             channels: Some(keys.iter().map(|k| format!("{k}\\")).collect()),
         };
+        let bare = Identity {
+            sub: "u".into(),
+            exp_ms: i64::MIN,
+            channels: Some(Vec::new()),
+        };
         for wire in [
             Wire::Json,
             Wire::Sse,
             Wire::SocketIo(crate::core::wire::socketio::Nsp::Pending),
         ] {
-            for who in [None, Some(who.clone())] {
+            for who in [None, Some(who.clone()), Some(bare.clone())] {
                 for n in [0, 1, 40, 80] {
                     let a = Attachment::new(u64::MAX >> 11, wire, keys[..n].to_vec(), who.clone());
                     assert!(a.size_bound() >= json_len(&a), "{a:?}");

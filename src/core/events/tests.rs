@@ -173,6 +173,9 @@ fn the_bytes_bound_evicts_too_and_never_the_event_that_just_came() {
 fn the_counts_match_what_is_kept_through_caps_evictions_and_copies() {
     let mut h = History::new("e1".into(), 4).bound_private(25, 20_000);
     let mut copy = History::new("e1".into(), 4).bound_private(25, 20_000);
+    // A copy that links half way: the catch-up (every kept event, in arrival order), then
+    // the rest live.
+    let mut late: Option<History> = None;
     let mut x: u64 = 7;
     for i in 0..2_000 {
         x = x
@@ -189,7 +192,31 @@ fn the_counts_match_what_is_kept_through_caps_evictions_and_copies() {
                 "{channel} {through}"
             );
         }
-        copy.record(e);
+        copy.record(e.clone());
+        let kept = |hist: &History| -> Vec<(String, u64)> {
+            hist.events()
+                .map(|e| (e.channel.clone(), e.offset))
+                .collect()
+        };
+        assert_eq!(
+            kept(&h),
+            kept(&copy),
+            "a copy fed the same events keeps the same"
+        );
+        match late.as_mut() {
+            Some(l) => {
+                l.record(e.clone());
+                assert_eq!(kept(&h), kept(l), "a copy that caught up keeps the same");
+            }
+            None if i == 1_000 => {
+                let mut l = History::new("e1".into(), 4).bound_private(25, 20_000);
+                h.events().cloned().for_each(|e| {
+                    l.record(e);
+                });
+                late = Some(l);
+            }
+            None => {}
+        }
         for hist in [&h, &copy] {
             let private: Vec<&Event> = hist
                 .events()

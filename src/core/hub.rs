@@ -241,6 +241,7 @@ impl Hub {
     pub fn alarm(&mut self, now_ms: i64, jitter: f64) -> Vec<Effect> {
         let (mut fx, mut later, mut batch) = (Vec::new(), Vec::new(), Batch::default());
         self.fanout.alarm(now_ms, &mut fx);
+        self.feed.set_alarm_also(self.fanout.expiry_due());
         self.feed.alarm(now_ms, jitter, &mut later, &mut batch);
         self.finish(now_ms, fx, later, batch)
     }

@@ -87,8 +87,10 @@ pub(super) fn keep_only(state: &State, kept: &[ConnId]) {
         Ok(rows) => rows,
         Err(e) => return log_error("read_attachment_failed", &e.to_string()),
     };
+    let mut kept = kept.to_vec();
+    kept.sort_unstable();
     for row in rows {
-        if !kept.contains(&(row.conn as ConnId)) {
+        if kept.binary_search(&(row.conn as ConnId)).is_err() {
             store(state, row.conn as ConnId, None);
         }
     }

@@ -320,6 +320,12 @@ impl Feed {
         }
     }
 
+    /// The hub's due time, updated before the alarm it fired is handled (so the alarm is not
+    /// set again for a time already dealt with).
+    pub fn set_alarm_also(&mut self, at: Option<i64>) {
+        self.also_at = at;
+    }
+
     /// Reports a change of the upstream state into `out`: every change for the fan-out's
     /// own record, and as news for clients when it is client-facing and differs from what
     /// they were last told (`idle` is not: whoever is connected then listens to nothing).

@@ -119,6 +119,15 @@ fn an_expired_token_closes_its_connection_4401() {
         .iter()
         .any(|e| matches!(e, Effect::Close { .. })));
     let fx = h.alarm(5_000, 0.0);
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::SetAlarm { at_ms } if *at_ms <= 5_001)),
+        "not set again for what was just dealt with: {fx:?}"
+    );
+    assert!(
+        fx.contains(&Effect::SetAlarm { at_ms: 9_000 }),
+        "bob's: {fx:?}"
+    );
     let closed: Vec<(ConnId, u16)> = fx
         .iter()
         .filter_map(|e| match e {

@@ -20,6 +20,21 @@ pub const USER: &str = "user:";
 /// Candle intervals served (Binance's `@kline_<interval>`).
 pub const INTERVALS: [&str; 6] = ["1m", "5m", "15m", "1h", "4h", "1d"];
 
+/// A served interval's length in ms, read from its name (a count and `m`, `h` or `d`), so
+/// the names above are the one list of them.
+pub fn interval_ms(interval: &str) -> Option<i64> {
+    if !INTERVALS.contains(&interval) {
+        return None;
+    }
+    let (count, unit) = interval.split_at(interval.len() - 1);
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => 86_400_000,
+    };
+    Some(count.parse::<i64>().ok()? * unit_ms)
+}
+
 /// A market channel: one Binance stream of one symbol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Market {
@@ -175,6 +190,17 @@ pub fn resolve_all(cfg: &Config, raw: &[String]) -> Result<Vec<String>, ClientEr
 mod tests {
     use super::*;
     use crate::core::text::valid_name;
+
+    #[test]
+    fn every_served_interval_has_its_length_and_nothing_else_has_one() {
+        let ms: Vec<Option<i64>> = INTERVALS.iter().map(|i| interval_ms(i)).collect();
+        let min = 60_000;
+        let want = [1, 5, 15, 60, 240, 1_440].map(|m| Some(m * min));
+        assert_eq!(ms, want);
+        for other in ["2m", "", "m", "1w", "1M", "01m"] {
+            assert_eq!(interval_ms(other), None, "{other:?}");
+        }
+    }
 
     fn cfg() -> Config {
         Config::from_lookup(|k| (k == "EVENT_CHANNELS").then(|| "signals,alerts".to_string()))

@@ -15,10 +15,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::candles::{interval_ms, Backfill, Candle, CandleSeries};
+use super::candles::{Backfill, Candle, CandleSeries};
 use super::klines;
 use crate::core::backoff;
-use crate::core::channel::Market;
+use crate::core::channel::{interval_ms, Market};
 
 /// Failures on one endpoint before the next one is tried.
 const FAILURES_PER_ENDPOINT: u32 = 3;

@@ -30,19 +30,6 @@ impl Candle {
     }
 }
 
-/// An interval's length in ms (`1m` … `1d`, the intervals the candle channels serve).
-pub fn interval_ms(interval: &str) -> Option<i64> {
-    Some(match interval {
-        "1m" => 60_000,
-        "5m" => 300_000,
-        "15m" => 900_000,
-        "1h" => 3_600_000,
-        "4h" => 14_400_000,
-        "1d" => 86_400_000,
-        _ => return None,
-    })
-}
-
 /// What to ask the REST klines endpoint for: `limit` candles starting at `start_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backfill {
@@ -216,8 +203,6 @@ mod tests {
                 limit: 500
             })
         );
-        assert_eq!(interval_ms("5m"), Some(5 * MIN));
-        assert_eq!(interval_ms("2m"), None);
     }
 
     #[test]

@@ -31,16 +31,32 @@ impl Shared {
         links.len()
     }
 
+    /// The core a new instance of this object starts with (the leader's restored from
+    /// storage, a shard's empty), its outbound sockets closed first (`why`): the shards'
+    /// links and the upstream on the leader, the link to the leader on a shard.
+    fn new_instance(self: &Rc<Self>, why: &'static str) -> Node {
+        let cfg = self.node.borrow().config().clone();
+        let leader = self.node.borrow_mut().leader().is_some();
+        if leader {
+            self.unlink_all();
+            for (_, ws) in self.upstreams.borrow_mut().drain() {
+                let _ = ws.close(Some(close::NORMAL), Some(why));
+            }
+            let mut hub = Hub::new(cfg);
+            restore_storage(&self.state, &mut hub);
+            return Node::Leader(Box::new(hub));
+        }
+        if let Some((_, ws)) = self.leader_link.borrow_mut().take() {
+            let _ = ws.close(Some(close::NORMAL), Some(why));
+        }
+        Node::Shard(Box::new(Shard::new(cfg)))
+    }
+
     /// (Leader) Starts over as a new instance would: links and upstream closed, the core
     /// restored from storage (prices, the `seq` floor, the link's memory).
     pub(super) fn restart_leader(self: &Rc<Self>) -> Result<Response> {
-        self.unlink_all();
-        for (_, ws) in self.upstreams.borrow_mut().drain() {
-            let _ = ws.close(Some(close::NORMAL), Some("fault: restart"));
-        }
-        let mut hub = Hub::new(self.node.borrow().config().clone());
-        restore_storage(&self.state, &mut hub);
-        *self.node.borrow_mut() = Node::Leader(Box::new(hub));
+        let node = self.new_instance("fault: restart");
+        *self.node.borrow_mut() = node;
         self.kick();
         http::json(200, r#"{"restarted":"leader"}"#.to_string())
     }
@@ -59,21 +75,7 @@ impl Shared {
     /// with their attachments, read back through the runtime) and nothing else. Links and
     /// upstreams go first: an object holding an outbound socket does not hibernate.
     pub(super) fn hibernate(self: &Rc<Self>) -> Result<Response> {
-        let cfg = self.node.borrow().config().clone();
-        let mut node = if self.node.borrow_mut().leader().is_some() {
-            self.unlink_all();
-            for (_, ws) in self.upstreams.borrow_mut().drain() {
-                let _ = ws.close(Some(close::NORMAL), Some("fault: hibernate"));
-            }
-            let mut hub = Hub::new(cfg);
-            restore_storage(&self.state, &mut hub);
-            Node::Leader(Box::new(hub))
-        } else {
-            if let Some((_, ws)) = self.leader_link.borrow_mut().take() {
-                let _ = ws.close(Some(close::NORMAL), Some("fault: hibernate"));
-            }
-            Node::Shard(Box::new(Shard::new(cfg)))
-        };
+        let mut node = self.new_instance("fault: hibernate");
         // Neither a pending timer nor an SSE stream outlives an instance (its alarm does).
         if let Some(timer) = self.timer.borrow_mut().take() {
             timer.abort();
@@ -96,11 +98,8 @@ impl Shared {
         for (_, ws) in self.clients.borrow_mut().drain() {
             let _ = ws.close(Some(close::RESTART), Some("shard restarting"));
         }
-        if let Some((_, ws)) = self.leader_link.borrow_mut().take() {
-            let _ = ws.close(Some(close::NORMAL), Some("fault: restart"));
-        }
-        let fresh = Shard::new(self.node.borrow().config().clone());
-        *self.node.borrow_mut() = Node::Shard(Box::new(fresh));
+        let node = self.new_instance("fault: restart");
+        *self.node.borrow_mut() = node;
         for (_, waker) in self.sse_wakers.borrow_mut().drain() {
             waker.wake();
         }

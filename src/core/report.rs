@@ -76,23 +76,15 @@ impl Totals {
     /// The leader's clients plus every shard's last report.
     pub fn of(own: &FanoutReport, shards: &[ShardView]) -> Totals {
         let reports = shards.iter().filter_map(|s| s.report.as_ref());
-        let start = (own.websocket, own.sse, own.socketio, own.polling);
-        let (websocket, sse, socketio, polling) = reports.fold(start, |(w, s, io, p), r| {
-            (w + r.websocket, s + r.sse, io + r.socketio, p + r.polling)
-        });
-        let stored_attachments = own.stored_attachments
-            + shards
-                .iter()
-                .filter_map(|s| s.report.as_ref())
-                .map(|r| r.stored_attachments)
-                .sum::<usize>();
+        let all = std::iter::once(own).chain(reports);
+        let sum = |count: fn(&FanoutReport) -> usize| all.clone().map(count).sum::<usize>();
         let carriers = if shards.is_empty() { 1 } else { shards.len() };
         Totals {
-            websocket,
-            socketio,
-            polling,
-            sse,
-            stored_attachments,
+            websocket: sum(|r| r.websocket),
+            socketio: sum(|r| r.socketio),
+            polling: sum(|r| r.polling),
+            sse: sum(|r| r.sse),
+            stored_attachments: sum(|r| r.stored_attachments),
             max_connections: carriers * own.max_connections,
         }
     }

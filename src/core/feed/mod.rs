@@ -282,8 +282,9 @@ impl Feed {
     }
 
     /// Keeps exactly one alarm set, at the earliest time the feed has something to do: the
-    /// link's next deadline, the next TTL expiry, or what the hub asked for. With nothing to do (an idle on-demand feed
-    /// with an empty cache) no alarm is set and the object may hibernate.
+    /// link's next deadline, the next TTL expiry, or what the hub asked for. With nothing to
+    /// do (an idle on-demand feed with an empty cache, no token to expire) no alarm is set and
+    /// the object may hibernate.
     fn schedule(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
         for u in &mut self.upstreams {
             if u.link.take_dirty() {

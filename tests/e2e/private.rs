@@ -45,12 +45,18 @@ fn publish(svc: &Service, channel: &str, n: u64) -> Value {
 }
 
 fn subscribe_private(c: &mut Client, channel: &str, since: Option<Value>) -> Value {
+    subscribe_replaying(c, channel, since).0
+}
+
+/// The answer to a subscribe of `channel` (from `since`), and the frames before it (what a
+/// recovery replays comes first).
+fn subscribe_replaying(c: &mut Client, channel: &str, since: Option<Value>) -> (Value, Vec<Value>) {
     let mut cmd = json!({"action": "subscribe", "channels": [channel], "id": 3});
     if let Some(s) = since {
         cmd["since"] = s;
     }
     c.send_json(cmd);
-    c.wait_for("an answer", T, |v| v["id"] == 3).0
+    c.wait_for("an answer", T, |v| v["id"] == 3)
 }
 
 pub fn private_channels_reach_only_their_owner(_ctx: &mut Ctx) {
@@ -145,8 +151,7 @@ fn recover_from(svc: &Service, user: &str, offset: u64, epoch: &Value) -> (Value
         .expect("connects");
     let channel = format!("user:{user}:portfolio");
     let since = json!({ channel.clone(): {"offset": offset, "epoch": epoch} });
-    c.send_json(json!({"action": "subscribe", "channels": [channel], "since": since, "id": 3}));
-    let (ack, before) = c.wait_for("subscribed", T, |v| v["id"] == 3);
+    let (ack, before) = subscribe_replaying(&mut c, &channel, Some(since));
     let replayed = before
         .iter()
         .filter(|v| v["type"] == "event")

@@ -20,6 +20,7 @@ use super::events::publish::Bucket;
 use super::events::History;
 use super::fanout::Fanout;
 use super::feed::binance::Binance;
+use super::feed::cache::StoredPrice;
 use super::feed::source::Source;
 use super::feed::twelvedata::TwelveData;
 use super::feed::Feed;
@@ -30,7 +31,6 @@ use super::host::ClientHost;
 use super::ids::{ConnId, Identity, ShardId, SourceId};
 use super::input::{ClientInput, StreamOpen, UpstreamEvent};
 use super::metrics;
-use super::price::Price;
 use super::report;
 use super::rest;
 use super::tree::{ShardMessage, ShardTable, ShardView};
@@ -121,7 +121,7 @@ impl Hub {
     }
 
     /// Loads persisted prices; the fan-out starts from them too.
-    pub fn restore_prices(&mut self, prices: Vec<Price>, seq_floor: u64, now_ms: i64) {
+    pub fn restore_prices(&mut self, prices: Vec<StoredPrice>, seq_floor: u64, now_ms: i64) {
         self.feed.restore_prices(prices, seq_floor, now_ms);
         self.fanout.load(&self.feed.snapshot(now_ms));
     }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::core::events::Event;
-use crate::core::price::Price;
+use crate::core::feed::cache::{read_stored, StoredPrice};
 
 #[derive(Deserialize)]
 struct JsonRow {
@@ -70,13 +70,10 @@ impl Store {
 
     /// Every stored price (rows that no longer parse are skipped and reported in the count)
     /// and the `seq` high-water mark.
-    pub fn load(&self) -> worker::Result<(Vec<Price>, u64, usize)> {
+    pub fn load(&self) -> worker::Result<(Vec<StoredPrice>, u64, usize)> {
         let rows: Vec<JsonRow> = self.sql.exec("SELECT json FROM prices", None)?.to_array()?;
         let total = rows.len();
-        let prices: Vec<Price> = rows
-            .iter()
-            .filter_map(|r| serde_json::from_str(&r.json).ok())
-            .collect();
+        let prices: Vec<StoredPrice> = rows.iter().filter_map(|r| read_stored(&r.json)).collect();
         let skipped = total - prices.len();
         let seq: Vec<SeqRow> = self
             .sql

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::sio::Sio;
 use crate::core::ids::{ConnId, Holder};
 
 /// One client connection.
@@ -20,6 +21,8 @@ pub struct SimClient {
     pub open: bool,
     /// An SSE stream (its keys fixed when it opened), not a JSON WebSocket.
     pub sse: bool,
+    /// A Socket.IO session's own state (a Socket.IO client, not a JSON WebSocket).
+    pub sio: Option<Sio>,
     /// The symbols it holds.
     pub subs: BTreeSet<String>,
     /// The channels it holds.
@@ -32,6 +35,9 @@ pub struct SimClient {
     pub events_may_repeat: BTreeSet<String>,
     /// Per symbol held: the last `seq` and price it saw.
     pub last: BTreeMap<String, (u64, String)>,
+    /// Per symbol held: the latest exchange time of a price it saw (a stale upstream frame
+    /// must never take a newer price's place).
+    pub times: BTreeMap<String, i64>,
     /// Frames received.
     pub frames: u64,
     /// Error frames received (a command refused: not a violation by itself).
@@ -43,6 +49,10 @@ pub struct SimClient {
     /// repeats the latest value; when the leader restarted within its persistence window
     /// too, that value may be the stored one, up to a second older (docs/testing.md).
     pub may_repeat: BTreeSet<String>,
+    /// Symbols whose prices may be older than the last one it saw (never a `seq` twice):
+    /// the leader restarted before it stored the latest and has not had a newer one since,
+    /// so it knows only what storage kept (set by the world before each delivery).
+    pub may_be_older: BTreeSet<String>,
 }
 
 impl SimClient {
@@ -53,15 +63,18 @@ impl SimClient {
             conn,
             open: true,
             sse: false,
+            sio: None,
             subs: BTreeSet::new(),
             channels: BTreeSet::new(),
             offsets: BTreeMap::new(),
             events_may_repeat: BTreeSet::new(),
             last: BTreeMap::new(),
+            times: BTreeMap::new(),
             frames: 0,
             errors: 0,
             pending: 0,
             may_repeat: BTreeSet::new(),
+            may_be_older: BTreeSet::new(),
         }
     }
 
@@ -129,6 +142,7 @@ impl SimClient {
                 for s in Self::keys(&v, "symbols") {
                     self.subs.remove(&s);
                     self.last.remove(&s);
+                    self.times.remove(&s);
                 }
                 for c in Self::keys(&v, "channels") {
                     self.offsets.remove(&c);
@@ -182,10 +196,25 @@ impl SimClient {
             ));
         }
         let exempt = self.may_repeat.remove(symbol);
-        if let Some((before, _)) = self.last.get(symbol).filter(|_| !exempt) {
-            if seq <= *before {
+        let older = self.may_be_older.contains(symbol);
+        // A Socket.IO price carries its time, not a `seq`: the same value again (a new
+        // leader's catch-up) is no news, but never an older one.
+        let sio = self.sio.is_some();
+        let again = |before: &u64, was: &String| sio && seq == *before && was == price;
+        let seq_exempt = exempt || (sio && older);
+        if let Some((before, was)) = self.last.get(symbol).filter(|_| !seq_exempt) {
+            if seq <= *before && !again(before, was) {
                 return Err(format!(
                     "conn {}: {symbol} seq {seq} after {before} (a seq twice or backwards)",
+                    self.conn
+                ));
+            }
+        }
+        if let Some(at) = p.get("event_time").and_then(Value::as_i64) {
+            let before = self.times.insert(symbol.to_string(), at);
+            if before.is_some_and(|b| at < b) && !exempt && !older {
+                return Err(format!(
+                    "conn {}: {symbol} at exchange time {at} after {before:?} (a stale price)",
                     self.conn
                 ));
             }

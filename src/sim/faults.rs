@@ -1,11 +1,12 @@
-//! The simulation's faults that end objects and links: the leader or a shard evicted and
-//! created again (memory lost, storage kept, sockets surviving through their attachments, as
-//! hibernation keeps them), and a shard's link broken.
+//! The simulation's faults: the leader or a shard evicted and created again (memory lost,
+//! storage kept, sockets surviving through their attachments, as hibernation keeps them), a
+//! shard's link broken, and the exchange sending garbage or stalling its connection.
 
 use std::rc::Rc;
 
+use super::world::Event;
 use super::world::{key, World};
-use crate::core::feed::neutral::Neutral;
+use crate::core::feed::neutral::{self, Neutral};
 use crate::core::host::ClientHost;
 use crate::core::hub::Hub;
 use crate::core::ids::{Holder, ShardId};
@@ -25,6 +26,14 @@ impl World {
         }
         self.exchange.conn = None;
         self.leader_timer = None;
+        // Prices the old instance applied but had not stored yet are lost with it: until the
+        // new one has the exchange's latest, a client may get an older one (the stored one,
+        // or a stale frame newer than that).
+        let unstored: Vec<String> = (self.exchange.prices.iter())
+            .filter(|(s, (_, at))| self.storage.price_time(s) != Some(*at))
+            .map(|(s, _)| s.clone())
+            .collect();
+        self.unsettled.extend(unstored);
         let mut hub = Hub::with_source(self.cfg.clone(), Rc::new(Neutral));
         self.storage.restore(&mut hub, self.now);
         self.restore_clients(Holder::Leader, &mut hub);
@@ -89,5 +98,36 @@ impl World {
             let fx = self.leader.shard_closed(s, lg, self.now);
             self.leader_effects(fx);
         }
+    }
+}
+
+impl World {
+    /// The exchange sends something that is not a good price on its connection: text that is
+    /// not JSON, a frame cut short, a price of a symbol not served or not a number, or one
+    /// symbol's price from seconds ago (stale: it must never take the latest one's place).
+    pub fn garbage(&mut self, symbol: &str) {
+        let Some(conn) = self.exchange.conn else {
+            return;
+        };
+        let at = self.exchange.prices.get(symbol).map_or(self.now, |p| p.1);
+        let good = neutral::ticker(symbol, "123.45", at);
+        let frame = match self.rng.below(6) {
+            0 => String::new(),
+            1 => "not json {".to_string(),
+            2 => good[..self.rng.below(good.len())].to_string(),
+            3 => neutral::ticker("DOGEUSDT", "0.1", at),
+            4 => neutral::ticker(symbol, "a lot", at + 1),
+            _ => neutral::ticker(symbol, "99.99", at - self.rng.between(1, 5_000)),
+        };
+        self.trace(|| format!("the exchange sends garbage: {frame}"));
+        let when = self.now + self.rng.between(0, 5);
+        self.push(when, Event::UpstreamText(conn, frame));
+    }
+
+    /// The exchange goes silent on its connection (it stays open): only the leader's
+    /// watchdog can tell, and replace it.
+    pub fn stall(&mut self) {
+        self.trace(|| "the exchange stalls its connection".into());
+        self.exchange.stalled = self.exchange.conn;
     }
 }

@@ -3,12 +3,16 @@
 //! edge waits for it), pulled whenever their object wakes them, and ended with their
 //! object; and what objects send their clients.
 
+use std::collections::BTreeSet;
+
 use super::clients::SimClient;
+use super::sio::Sio;
 use super::world::{key, Event, World, SYNC_WAIT_MS};
 use crate::core::effect::Effect;
 use crate::core::fanout::SseTake;
 use crate::core::ids::{ConnId, Holder, ShardId};
 use crate::core::input::{ClientInput, StreamOpen};
+use crate::core::wire::socketio::Nsp;
 use crate::core::wire::Wire;
 
 impl World {
@@ -18,7 +22,11 @@ impl World {
         match e {
             Effect::Send { conn, frame } => self.deliver(holder, &[conn], &frame),
             Effect::Fanout { conns, frame } => self.deliver(holder, &conns, &frame),
-            Effect::Close { conn, .. } => {
+            Effect::Close { conn, reason, .. } => {
+                if reason == "ping timeout" {
+                    let v = format!("conn {conn} on {holder:?}: closed for a ping timeout, though it answers every ping");
+                    self.violations.push(v);
+                }
                 for c in self
                     .clients
                     .iter_mut()
@@ -44,21 +52,46 @@ impl World {
         }
     }
 
+    /// The symbols still unsettled after a leader's restart: those whose price at the leader
+    /// is not the exchange's latest yet.
+    fn settle(&mut self) -> BTreeSet<String> {
+        for s in self.unsettled.clone() {
+            let body = self.leader.rest_price(&s, self.now).map(|(_, b)| b);
+            let v: Option<serde_json::Value> =
+                body.ok().and_then(|b| serde_json::from_str(&b).ok());
+            let at = v.and_then(|v| v["event_time"].as_i64());
+            if at.is_some() && at == self.exchange.prices.get(&s).map(|p| p.1) {
+                self.unsettled.remove(&s);
+            }
+        }
+        self.unsettled.clone()
+    }
+
     fn deliver(&mut self, holder: Holder, conns: &[ConnId], frame: &str) {
-        for c in self.clients.iter_mut() {
+        let now = self.now;
+        let unsettled = self.settle();
+        let mut replies = Vec::new();
+        for (i, c) in self.clients.iter_mut().enumerate() {
             if c.open && c.holder == holder && conns.contains(&c.conn) {
-                let taken = if c.sse {
-                    Err(format!(
+                c.may_be_older.clone_from(&unsettled);
+                let taken = match (c.sse, c.sio.is_some()) {
+                    (true, _) => Err(format!(
                         "conn {}: a socket's frame sent to an SSE stream",
                         c.conn
-                    ))
-                } else {
-                    c.take(frame)
+                    )),
+                    (false, true) => c
+                        .take_sio(frame, now)
+                        .map(|r| replies.extend(r.into_iter().map(|r| (i, r)))),
+                    (false, false) => c.take(frame),
                 };
                 if let Err(v) = taken {
                     self.violations.push(v);
                 }
             }
+        }
+        for (i, reply) in replies {
+            let at = self.now + self.delay();
+            self.push(at, Event::ClientSends(i, reply));
         }
     }
 
@@ -74,16 +107,74 @@ impl World {
         self.clients.len() - 1
     }
 
-    /// Client `i` sends `text` (when it is open and not an SSE stream, which cannot speak).
+    /// Opens a Socket.IO session on a random object, which joins `/` (`root`) or `/prices`.
+    pub fn open_sio(&mut self, root: bool) -> usize {
+        let holder = self.pick_holder();
+        let now = self.now;
+        let wire = Wire::SocketIo(Nsp::Pending);
+        let (conn, fx) = self.host(holder).client_open(wire, None, now);
+        let mut c = SimClient::new(holder, conn);
+        let broadcast = self.cfg.socketio.broadcast.clone();
+        c.sio = Some(Sio {
+            root,
+            broadcast,
+            ..Sio::default()
+        });
+        self.clients.push(c);
+        self.effects_of(holder, fx);
+        let i = self.clients.len() - 1;
+        let connect = if root { "40" } else { "40/prices," };
+        self.client_says(i, connect);
+        i
+    }
+
+    /// Client `i` subscribes to (or leaves) `keys`: one command on the JSON wire, one packet
+    /// per key with its ack on `/prices`; a root session, or one not joined yet, sends none.
+    pub fn ask(&mut self, i: usize, subscribe: bool, keys: &[String]) {
+        let Some(c) = self.clients.get_mut(i) else {
+            return;
+        };
+        let Some(sio) = c.sio.as_mut() else {
+            let (symbols, channels): (Vec<&String>, Vec<&String>) =
+                keys.iter().partition(|k| !k.contains(':'));
+            let action = if subscribe {
+                "subscribe"
+            } else {
+                "unsubscribe"
+            };
+            let mut command = serde_json::json!({ "action": action });
+            for (field, keys) in [("symbols", symbols), ("channels", channels)] {
+                if !keys.is_empty() {
+                    command[field] = serde_json::json!(keys);
+                }
+            }
+            return self.client_says(i, &command.to_string());
+        };
+        if sio.root || !sio.joined {
+            return;
+        }
+        let packets: Vec<String> = keys.iter().map(|k| sio.command(subscribe, k)).collect();
+        for p in packets {
+            self.client_says(i, &p);
+        }
+    }
+
+    /// Client `i` sends `text` (when it is open and not an SSE stream, which cannot speak),
+    /// a command awaiting its answer.
     pub fn client_says(&mut self, i: usize, text: &str) {
+        if let Some(c) = self.clients.get_mut(i).filter(|c| c.open && !c.sse) {
+            c.pending += 1;
+        }
+        self.client_sends(i, text);
+    }
+
+    /// Client `i` sends `text`, which no answer follows (a pong).
+    pub(super) fn client_sends(&mut self, i: usize, text: &str) {
         let Some(c) = self.clients.get(i).filter(|c| c.open && !c.sse) else {
             return;
         };
         let (holder, conn) = (c.holder, c.conn);
         self.trace(|| format!("conn {conn} on {holder:?} -> {text}"));
-        if let Some(c) = self.clients.get_mut(i) {
-            c.pending += 1;
-        }
         let input = ClientInput::Text { conn, text };
         let now = self.now;
         let fx = self.host(holder).client(input, now);
@@ -146,6 +237,7 @@ impl World {
         self.trace(|| format!("SSE conn {conn} on {holder:?} opens: {symbols:?} {channels:?}"));
         let mut c = SimClient::new(holder, conn);
         c.sse = true;
+        c.may_be_older = self.settle();
         c.subs.extend(symbols);
         c.channels.extend(channels);
         if let Err(v) = c.take_sse(&first) {
@@ -177,6 +269,8 @@ impl World {
             return;
         };
         let now = self.now;
+        let unsettled = self.settle();
+        self.clients[i].may_be_older = unsettled;
         match self.host(holder).sse_take(conn, now) {
             SseTake::Data(text) => {
                 if let Err(v) = self.clients[i].take_sse(&text) {

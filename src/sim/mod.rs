@@ -14,6 +14,8 @@ mod clients;
 mod faults;
 mod io;
 mod rng;
+mod sio;
+mod socketio;
 mod storage;
 mod world;
 
@@ -79,7 +81,11 @@ fn act(w: &mut World) {
     match roll {
         0..=49 => w.tick(&symbol),
         50..=59 if open.len() < 40 => {
-            let i = w.open_client();
+            let i = match w.rng.below(8) {
+                0..=1 => w.open_sio(false),
+                2 => w.open_sio(true),
+                _ => w.open_client(),
+            };
             subscribe(w, i, &symbol);
         }
         60..=69 => {
@@ -89,8 +95,7 @@ fn act(w: &mut World) {
         }
         70..=74 => {
             if let Some(i) = pick(w) {
-                let text = format!(r#"{{"action":"unsubscribe","symbols":["{symbol}"]}}"#);
-                w.client_says(i, &text);
+                w.ask(i, false, &[symbol]);
             }
         }
         75..=77 => {
@@ -107,7 +112,9 @@ fn act(w: &mut World) {
             w.restart_shard(s);
         }
         84 => w.restart_leader(),
-        85..=87 => drop_upstream(w),
+        85 => drop_upstream(w),
+        86 => w.garbage(&symbol),
+        87 => w.stall(),
         88..=89 => {
             let jump = w.rng.between(1_000, 15_000);
             w.advance_to(w.now + jump);
@@ -124,6 +131,25 @@ fn bounds(w: &World) -> Option<String> {
     held_clients(w)
         .or_else(|| held_keys(w))
         .or_else(|| stored_attachments(w))
+        .or_else(|| pinged(w))
+}
+
+/// Every open Socket.IO session heard a ping within the interval and timeout the handshake
+/// told it (a stock client gives up on a server silent for longer).
+fn pinged(w: &World) -> Option<String> {
+    let sio = &w.cfg.socketio;
+    let limit = sio.ping_interval_ms + sio.ping_timeout_ms;
+    w.clients.iter().filter(|c| c.open).find_map(|c| {
+        let last = c.sio.as_ref()?.last_ping;
+        (w.now - last > limit).then(|| {
+            format!(
+                "conn {} on {:?}: no ping for {} ms (a stock client gives up after {limit})",
+                c.conn,
+                c.holder,
+                w.now - last
+            )
+        })
+    })
 }
 
 fn held_keys(w: &World) -> Option<String> {
@@ -175,15 +201,11 @@ fn held_clients(w: &World) -> Option<String> {
 
 /// Client `i` subscribes to (or unsubscribes from) a random run of the event channels: many
 /// at once outgrow its attachment, few fit again.
-fn desks(w: &mut World, i: usize, action: &str) {
+fn desks(w: &mut World, i: usize, subscribe: bool) {
     let from = w.rng.below(DESKS);
     let to = (from + w.rng.between(1, DESKS as i64) as usize).min(DESKS);
-    let names: Vec<String> = (from..to).map(|n| format!("\"{}\"", desk(n))).collect();
-    let text = format!(
-        r#"{{"action":"{action}","channels":[{}]}}"#,
-        names.join(",")
-    );
-    w.client_says(i, &text);
+    let names: Vec<String> = (from..to).map(desk).collect();
+    w.ask(i, subscribe, &names);
 }
 
 /// The actions on event channels and SSE streams: a run of channels subscribed to or left,
@@ -193,12 +215,12 @@ fn channels_and_streams(w: &mut World, roll: usize, open: &[usize]) {
     match roll {
         90..=92 => {
             if let Some(i) = pick(w, open) {
-                desks(w, i, "subscribe");
+                desks(w, i, true);
             }
         }
         93..=94 => {
             if let Some(i) = pick(w, open) {
-                desks(w, i, "unsubscribe");
+                desks(w, i, false);
             }
         }
         95..=97 => {
@@ -242,8 +264,7 @@ fn publish(w: &mut World, channel: &str, n: u64) {
 }
 
 fn subscribe(w: &mut World, i: usize, symbol: &str) {
-    let text = format!(r#"{{"action":"subscribe","symbols":["{symbol}"]}}"#);
-    w.client_says(i, &text);
+    w.ask(i, true, &[symbol.to_string()]);
 }
 
 /// The exchange drops the upstream connection.
@@ -318,7 +339,10 @@ fn quiet_end(w: &mut World) -> Result<(), String> {
         for s in &c.subs {
             let want = w.exchange.prices.get(s).map(|p| p.0.as_str());
             let got = c.last.get(s).map(|p| p.1.as_str());
-            if want != got {
+            // `/` sends prices as JSON numbers: the same number, however written.
+            let number = |p: Option<&str>| p.and_then(|p| p.parse::<f64>().ok());
+            let root = c.sio.as_ref().is_some_and(|s| s.root);
+            if want != got && !(root && number(want).is_some() && number(want) == number(got)) {
                 return Err(format!(
                     "after quiet, conn {} on {:?} holds {s} at {got:?}, the exchange at {want:?}",
                     c.conn, c.holder
@@ -393,10 +417,12 @@ fn fixed_seeds_find_no_violation() {
 /// - 10: a shard created again with surviving sockets did not link to the leader until one
 ///   of its clients spoke: its clients got nothing;
 /// - 303: a shard whose link closed with no client left kept its timer due in the past (a
-///   busy loop).
+///   busy loop);
+/// - 707: a restarted leader took its stored prices back without the order of their
+///   streams, so a stale frame from the exchange took the latest price's place.
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
-    run_all(&[5, 10, 303], 400);
+    run_all(&[5, 10, 303, 707], 400);
 }
 
 #[test]

@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use crate::core::effect::Effect;
 use crate::core::events::Event;
+use crate::core::feed::cache::read_stored;
 use crate::core::hub::Hub;
-use crate::core::price::Price;
 
 /// What the leader's storage holds.
 #[derive(Debug, Default)]
@@ -56,12 +56,18 @@ impl Storage {
         None
     }
 
+    /// The exchange time of the price stored for `symbol`.
+    pub fn price_time(&self, symbol: &str) -> Option<i64> {
+        let (price, _) = read_stored(self.prices.get(symbol)?)?;
+        price.event_time
+    }
+
     /// A new leader as a restarted instance starts: from what storage holds.
     pub fn restore(&self, hub: &mut Hub, now_ms: i64) {
-        let prices: Vec<Price> = self
+        let prices: Vec<_> = self
             .prices
             .values()
-            .filter_map(|j| serde_json::from_str(j).ok())
+            .filter_map(|j| read_stored(j))
             .collect();
         hub.restore_prices(prices, self.seq_floor, now_ms);
         hub.restore_private_floor(self.private_floor);

@@ -4,7 +4,7 @@
 //! every timer and alarm an object asks for fires when it is due; storage keeps what the
 //! leader persisted, and attachments what each socket saved, for restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::clients::SimClient;
@@ -46,6 +46,8 @@ pub enum Event {
     Stream(Holder, Vec<String>, i64),
     /// An SSE stream pulls its next bytes.
     SsePull(Holder, ConnId),
+    /// Client `i` sends a reply that no answer follows (a Socket.IO pong).
+    ClientSends(usize, String),
 }
 
 /// How long a stream opening at a shard waits for the leader's snapshot (as the edge does).
@@ -58,6 +60,8 @@ pub struct Exchange {
     pub prices: BTreeMap<String, (String, i64)>,
     /// The connection it streams to.
     pub conn: Option<u64>,
+    /// A connection it keeps open and sends nothing on.
+    pub stalled: Option<u64>,
 }
 
 /// The world.
@@ -94,6 +98,9 @@ pub struct World {
     /// The attachments that outgrew a socket's, in their object's storage (kept through
     /// restarts, as storage is).
     pub(super) stored_attachments: BTreeMap<(Option<ShardId>, ConnId), Attachment>,
+    /// Symbols whose latest price a restarted leader lost (not stored yet) and has not had
+    /// again since: their prices may go back in time.
+    pub(super) unsettled: BTreeSet<String>,
     /// Violations found so far.
     pub violations: Vec<String>,
 }
@@ -121,6 +128,7 @@ impl World {
             published: BTreeMap::new(),
             attachments: BTreeMap::new(),
             stored_attachments: BTreeMap::new(),
+            unsettled: BTreeSet::new(),
             violations: Vec::new(),
         };
         w.leader.restore_events("sim".into(), Vec::new());
@@ -319,6 +327,7 @@ impl World {
             }
             Event::Stream(holder, keys, deadline) => self.open_stream(holder, keys, deadline),
             Event::SsePull(holder, conn) => self.pull(holder, conn),
+            Event::ClientSends(i, text) => self.client_sends(i, &text),
             Event::ToLeader(s, lg, text) => {
                 self.trace(|| {
                     format!(
@@ -380,6 +389,9 @@ impl World {
 
     /// The exchange's ticker of `symbol` on connection `conn`, a few ms from now.
     fn send_ticker(&mut self, conn: u64, symbol: &str, price: &str, at: i64) {
+        if self.exchange.stalled == Some(conn) {
+            return;
+        }
         let when = self.now + self.rng.between(0, 5);
         let frame = neutral::ticker(symbol, price, at);
         self.push(when, Event::UpstreamText(conn, frame));

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use serde::Deserialize;
+
 use super::source::{Update, LANES};
 use crate::core::price::Price;
 
@@ -47,6 +49,28 @@ impl Freshness {
     }
 }
 
+/// Per ordering lane, the key of the last update applied.
+pub type Lanes = [Option<i64>; LANES];
+
+/// A price as storage gives it back: the price and its lanes' keys.
+pub type StoredPrice = (Price, Lanes);
+
+/// What storage keeps of a price beside its JSON: the keys of its lanes.
+#[derive(Deserialize)]
+struct StoredLanes {
+    #[serde(default)]
+    lanes: Lanes,
+}
+
+/// A stored price record (see [`Entry::stored`]) read back: the price and its lanes' keys
+/// (none for a record written before they were kept). `None` when it does not parse.
+pub fn read_stored(json: &str) -> Option<StoredPrice> {
+    let price = serde_json::from_str(json).ok()?;
+    let lanes =
+        serde_json::from_str::<StoredLanes>(json).map_or_else(|_| Lanes::default(), |l| l.lanes);
+    Some((price, lanes))
+}
+
 /// One cached price with its encoding.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -56,11 +80,11 @@ pub struct Entry {
     pub encoded: Rc<str>,
     /// Per ordering lane, the key of the last update applied (see
     /// [`crate::core::feed::source::Order`]): a late update is dropped.
-    order: [Option<i64>; LANES],
+    order: Lanes,
 }
 
 impl Entry {
-    fn new(price: Price, order: [Option<i64>; LANES]) -> Entry {
+    fn new(price: Price, order: Lanes) -> Entry {
         // Invariant: `Price` holds only strings and integers, which always serialise.
         let encoded: Rc<str> = serde_json::to_string(&price).unwrap_or_default().into();
         Entry {
@@ -68,6 +92,19 @@ impl Entry {
             encoded,
             order,
         }
+    }
+
+    /// The record storage keeps: the price's JSON with the keys of its lanes under `lanes`,
+    /// so a restarted hub still drops an update older than one this instance applied (a
+    /// stale frame must not take the latest price's place after a restart).
+    pub fn stored(&self) -> Rc<str> {
+        let base = self.encoded.strip_suffix('}').unwrap_or(&self.encoded);
+        let keys: Vec<String> = self
+            .order
+            .iter()
+            .map(|k| k.map_or("null".into(), |k| k.to_string()))
+            .collect();
+        format!(r#"{base},"lanes":[{}]}}"#, keys.join(",")).into()
     }
 
     /// Age at `now`, never negative (clocks may disagree by a little).
@@ -109,16 +146,16 @@ impl PriceCache {
     /// numbering continues above everything a client may have seen. Expired entries are skipped.
     pub fn restore(
         &mut self,
-        prices: impl IntoIterator<Item = Price>,
+        prices: impl IntoIterator<Item = StoredPrice>,
         seq_floor: u64,
         now_ms: i64,
     ) {
         self.seq = self.seq.max(seq_floor);
-        for price in prices {
+        for (price, lanes) in prices {
             self.seq = self.seq.max(price.seq);
             if now_ms - price.received_at <= self.ttl_ms {
                 self.entries
-                    .insert(price.symbol.clone(), Entry::new(price, Default::default()));
+                    .insert(price.symbol.clone(), Entry::new(price, lanes));
             }
         }
     }
@@ -325,6 +362,27 @@ mod tests {
         assert_eq!(e.price.bid.as_deref(), Some("9.9"));
     }
 
+    /// Found by the simulation: a restarted hub took its prices back without their lanes'
+    /// keys, so a stale ticker (older than the stored one) took the latest price's place.
+    #[test]
+    fn a_restored_price_keeps_its_lanes_so_a_stale_frame_is_still_late() {
+        let mut c = PriceCache::new(300_000);
+        c.apply(&px("BTCUSDT", "10", 500), 1_000).unwrap();
+        let record = c.get("BTCUSDT", 1_000).unwrap().stored();
+        let (price, lanes) = read_stored(&record).unwrap();
+        assert_eq!(price.price.as_deref(), Some("10"));
+        let mut again = PriceCache::new(300_000);
+        again.restore([(price, lanes)], 0, 1_001);
+        assert!(
+            again.apply(&px("BTCUSDT", "9", 499), 1_002).is_none(),
+            "older than the stored price"
+        );
+        assert!(again.apply(&px("BTCUSDT", "11", 501), 1_003).is_some());
+        let plain = r#"{"symbol":"BTCUSDT","price":"10","seq":1,"received_at":1000}"#;
+        let (_, none) = read_stored(plain).expect("a record from before the lanes were kept");
+        assert_eq!(none, Lanes::default());
+    }
+
     #[test]
     fn ttl_drops_old_entries_at_explicit_times() {
         let mut c = PriceCache::new(300_000);
@@ -358,7 +416,11 @@ mod tests {
             seq: 5,
             ..Price::default()
         };
-        c.restore([old, live], 12, 10_000);
+        c.restore(
+            [(old, Lanes::default()), (live, Lanes::default())],
+            12,
+            10_000,
+        );
         assert!(c.get("BTCUSDT", 10_000).is_none());
         assert_eq!(c.get("ETHUSDT", 10_000).unwrap().price.seq, 5);
         assert_eq!(

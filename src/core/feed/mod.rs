@@ -19,10 +19,9 @@ use crate::core::error::ApiError;
 use crate::core::groups::{self, AssetGroup};
 use crate::core::ids::SourceId;
 use crate::core::market::MarketUpdate;
-use crate::core::price::Price;
 use crate::core::rest;
 use crate::core::upstream_state::UpstreamState;
-use cache::{Entry, PriceCache};
+use cache::{Entry, PriceCache, StoredPrice};
 use source::Source;
 use states::MarketStates;
 use upstream::Upstream;
@@ -114,10 +113,10 @@ impl Feed {
     }
 
     /// Loads persisted prices (see [`PriceCache::restore`]).
-    pub fn restore_prices(&mut self, prices: Vec<Price>, seq_floor: u64, now_ms: i64) {
-        let served: Vec<Price> = prices
+    pub fn restore_prices(&mut self, prices: Vec<StoredPrice>, seq_floor: u64, now_ms: i64) {
+        let served: Vec<StoredPrice> = prices
             .into_iter()
-            .filter(|p| self.cfg.symbols.contains(&p.symbol))
+            .filter(|(p, _)| self.cfg.symbols.contains(&p.symbol))
             .collect();
         self.cache.restore(served, seq_floor, now_ms);
     }
@@ -240,7 +239,7 @@ impl Feed {
         let prices = std::mem::take(&mut self.unsaved)
             .into_iter()
             .filter_map(|s| self.cache.get(&s, now_ms))
-            .map(|e| (e.price.symbol.clone(), e.encoded.clone(), e.price.seq))
+            .map(|e| (e.price.symbol.clone(), e.stored(), e.price.seq))
             .collect();
         fx.push(Effect::Persist {
             prices,

@@ -16,6 +16,7 @@ use crate::core::host::ClientHost;
 use crate::core::ids::SourceId;
 use crate::core::ids::{ConnId, Identity};
 use crate::core::input::{ClientInput, StreamOpen, UpstreamEvent};
+use crate::core::price::Price;
 use crate::core::protocol::close;
 use crate::core::request::{parse_stream_symbols, parse_symbol_query};
 use crate::core::upstream_state::UpstreamState;
@@ -685,7 +686,7 @@ fn restored_clients_and_prices_continue_where_they_were() {
         seq: 41,
         ..Price::default()
     };
-    h.restore_prices(vec![p], 50, 1_000);
+    h.restore_prices(vec![(p, Default::default())], 50, 1_000);
     h.client_restore(Attachment::new(
         9,
         Wire::Json,

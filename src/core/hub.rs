@@ -126,6 +126,11 @@ impl Hub {
         self.fanout.load(&self.feed.snapshot(now_ms));
     }
 
+    /// The event history the leader keeps (and stores).
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
     /// The highest `seq` handed out.
     pub fn seq(&self) -> u64 {
         self.feed.seq()

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::sio::Sio;
-use crate::core::ids::{ConnId, Holder};
+use crate::core::ids::{ConnId, Holder, Identity};
 
 /// One client connection.
 #[derive(Debug, Clone)]
@@ -21,6 +21,13 @@ pub struct SimClient {
     pub open: bool,
     /// An SSE stream (its keys fixed when it opened), not a JSON WebSocket.
     pub sse: bool,
+    /// Whose it is (with JWTs): its private channels are `user:<sub>:…`, and it must be
+    /// closed once its token expires.
+    pub who: Option<Identity>,
+    /// Per private channel, the gaps in its offsets it saw (last, next): a private channel
+    /// forgotten whole continues above the private floor, so a gap is a loss only when an
+    /// event in between was published (the world checks).
+    pub gaps: Vec<(String, u64, u64)>,
     /// A Socket.IO session's own state (a Socket.IO client, not a JSON WebSocket).
     pub sio: Option<Sio>,
     /// The symbols it holds.
@@ -64,6 +71,8 @@ impl SimClient {
             open: true,
             sse: false,
             sio: None,
+            who: None,
+            gaps: Vec::new(),
             subs: BTreeSet::new(),
             channels: BTreeSet::new(),
             offsets: BTreeMap::new(),
@@ -75,6 +84,27 @@ impl SimClient {
             pending: 0,
             may_repeat: BTreeSet::new(),
             may_be_older: BTreeSet::new(),
+        }
+    }
+
+    /// The client with its identity.
+    pub fn with(mut self, who: Option<Identity>) -> SimClient {
+        self.who = who;
+        self
+    }
+
+    /// An error when `channel` is another user's private channel: it must never be granted.
+    pub fn not_its_own(&self, channel: &str) -> Result<(), String> {
+        let Some(rest) = channel.strip_prefix("user:") else {
+            return Ok(());
+        };
+        let owner = rest.split(':').next().unwrap_or_default();
+        match &self.who {
+            Some(who) if who.sub == owner => Ok(()),
+            _ => Err(format!(
+                "conn {}: granted {channel}, not its own",
+                self.conn
+            )),
         }
     }
 
@@ -135,7 +165,10 @@ impl SimClient {
             Some("subscribed") => {
                 self.pending = self.pending.saturating_sub(1);
                 self.subs.extend(Self::keys(&v, "symbols"));
-                self.channels.extend(Self::keys(&v, "channels"));
+                for c in Self::keys(&v, "channels") {
+                    self.not_its_own(&c)?;
+                    self.channels.insert(c);
+                }
             }
             Some("unsubscribed") => {
                 self.pending = self.pending.saturating_sub(1);
@@ -174,7 +207,9 @@ impl SimClient {
             if offset <= last && self.events_may_repeat.contains(channel) {
                 return Ok(());
             }
-            if offset != last + 1 {
+            if offset > last + 1 && channel.starts_with("user:") {
+                self.gaps.push((channel.to_string(), last, offset));
+            } else if offset != last + 1 {
                 return Err(format!(
                     "conn {conn}: {channel} offset {offset} after {last} (twice, backwards or a gap)"
                 ));

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 
 use super::clients::SimClient;
 use super::sio::Sio;
-use super::world::{key, Event, World, SYNC_WAIT_MS};
+use super::world::{key, Event, World, SYNC_WAIT_MS, USERS};
 use crate::core::effect::Effect;
 use crate::core::fanout::SseTake;
-use crate::core::ids::{ConnId, Holder, ShardId};
+use crate::core::ids::{ConnId, Holder, Identity, ShardId};
 use crate::core::input::{ClientInput, StreamOpen};
 use crate::core::wire::socketio::Nsp;
 use crate::core::wire::Wire;
@@ -22,7 +22,8 @@ impl World {
         match e {
             Effect::Send { conn, frame } => self.deliver(holder, &[conn], &frame),
             Effect::Fanout { conns, frame } => self.deliver(holder, &conns, &frame),
-            Effect::Close { conn, reason, .. } => {
+            Effect::Close { conn, code, reason } => {
+                self.trace(|| format!("conn {conn} on {holder:?} closed: {code} {reason}"));
                 if reason == "ping timeout" {
                     let v = format!("conn {conn} on {holder:?}: closed for a ping timeout, though it answers every ping");
                     self.violations.push(v);
@@ -101,8 +102,9 @@ impl World {
     pub fn open_client(&mut self) -> usize {
         let holder = self.pick_holder();
         let now = self.now;
-        let (conn, fx) = self.host(holder).client_open(Wire::Json, None, now);
-        self.clients.push(SimClient::new(holder, conn));
+        let who = self.identity();
+        let (conn, fx) = self.host(holder).client_open(Wire::Json, who.clone(), now);
+        self.clients.push(SimClient::new(holder, conn).with(who));
         self.effects_of(holder, fx);
         self.clients.len() - 1
     }
@@ -112,8 +114,9 @@ impl World {
         let holder = self.pick_holder();
         let now = self.now;
         let wire = Wire::SocketIo(Nsp::Pending);
-        let (conn, fx) = self.host(holder).client_open(wire, None, now);
-        let mut c = SimClient::new(holder, conn);
+        let who = self.identity();
+        let (conn, fx) = self.host(holder).client_open(wire, who.clone(), now);
+        let mut c = SimClient::new(holder, conn).with(who);
         let broadcast = self.cfg.socketio.broadcast.clone();
         c.sio = Some(Sio {
             root,
@@ -204,21 +207,46 @@ impl World {
     }
 
     /// An SSE stream of `keys` (symbols and channels) asks to open on a random object.
-    pub fn ask_stream(&mut self, keys: Vec<String>) {
+    pub fn ask_stream(&mut self, keys: Vec<String>, who: Option<Identity>) {
         let holder = self.pick_holder();
         let at = self.now + self.delay();
-        self.push(at, Event::Stream(holder, keys, self.now + SYNC_WAIT_MS));
+        let deadline = self.now + SYNC_WAIT_MS;
+        self.push(at, Event::Stream(holder, keys, deadline, who));
+    }
+
+    /// A new client's identity when tokens are JWTs (none otherwise): one of three users,
+    /// its token expiring within a minute now and then, else in an hour.
+    pub fn identity(&mut self) -> Option<Identity> {
+        self.cfg.jwt_secret.as_ref()?;
+        let sub = format!("u{}", self.rng.below(USERS));
+        let life = if self.rng.chance(0.3) {
+            self.rng.between(2_000, 60_000)
+        } else {
+            3_600_000
+        };
+        let exp_ms = self.now + life;
+        Some(Identity {
+            sub,
+            exp_ms,
+            channels: None,
+        })
     }
 
     /// The stream opens when its object is in sync (a shard waits up to `deadline` for the
     /// leader's snapshot, dialling if it must), with whatever it has then.
-    pub(super) fn open_stream(&mut self, holder: Holder, keys: Vec<String>, deadline: i64) {
+    pub(super) fn open_stream(
+        &mut self,
+        holder: Holder,
+        keys: Vec<String>,
+        deadline: i64,
+        who: Option<Identity>,
+    ) {
         let now = self.now;
         if let Holder::Shard(s) = holder {
             if !self.shards[s as usize].synced() && now < deadline {
                 let fx = self.shards[s as usize].prepare(now);
                 self.shard_effects(s, fx);
-                return self.push(now + 10, Event::Stream(holder, keys, deadline));
+                return self.push(now + 10, Event::Stream(holder, keys, deadline, who));
             }
         }
         let (channels, symbols): (Vec<String>, Vec<String>) =
@@ -228,14 +256,14 @@ impl World {
             channels: channels.clone(),
             refused: Vec::new(),
             last: None,
-            who: None,
+            who: who.clone(),
         };
         let (conn, first, fx) = match self.host(holder).sse_open(&open, now) {
             Ok(opened) => opened,
             Err(_) => return,
         };
         self.trace(|| format!("SSE conn {conn} on {holder:?} opens: {symbols:?} {channels:?}"));
-        let mut c = SimClient::new(holder, conn);
+        let mut c = SimClient::new(holder, conn).with(who);
         c.sse = true;
         c.may_be_older = self.settle();
         c.subs.extend(symbols);

@@ -1,17 +1,22 @@
 //! Deterministic simulation of the tree (docs/testing.md#the-simulation): the leader, its
-//! shards, JSON WebSocket clients and the exchange run in virtual time from one seed, through
-//! random faults (link breaks, delays, restarts with hibernated sockets, upstream drops, clock
-//! jumps), with the invariants checked after every step and, after a quiet end, every
-//! client's last value compared with the exchange's. A failing seed prints the one command
-//! that replays it.
+//! shards, JSON WebSocket, Socket.IO and SSE clients and the exchange run in virtual time
+//! from one seed, through random faults (link breaks, delays, restarts with hibernated
+//! sockets, upstream drops, stalls and garbage, clock jumps, expiring tokens), with the
+//! invariants checked after every step and, after a quiet end, every client's last value
+//! compared with the exchange's. A failing seed prints the one command that replays it.
 //!
 //! # Layout
 //! [`rng`] the seeded randomness; [`world`] the objects, the network and time; [`faults`]
-//! restarts and broken links; [`clients`] the clients and the per-frame checks; this module the scenario: the
-//! configuration a seed draws, the actions, the quiet end and the final check.
+//! restarts, broken links and the exchange's faults; [`io`] what clients do and get;
+//! [`invariants`] what is checked after every step beyond each frame;
+//! [`clients`] the clients and the per-frame checks, [`socketio`] a Socket.IO client's
+//! packets and [`sio`] its state; [`storage`] the leader's storage; this module the scenario:
+//! the configuration a seed draws, the actions, the invariants, the quiet end and the final
+//! check.
 
 mod clients;
 mod faults;
+mod invariants;
 mod io;
 mod rng;
 mod sio;
@@ -23,8 +28,7 @@ use std::collections::HashMap;
 
 use crate::core::config::Config;
 use crate::core::feed::link::Failure;
-use crate::core::host::ClientHost;
-use crate::core::ids::{Holder, ShardId, SourceId};
+use crate::core::ids::{ShardId, SourceId};
 use crate::core::input::UpstreamEvent;
 use world::World;
 
@@ -38,10 +42,17 @@ fn desk(n: usize) -> String {
     format!("events:signals-of-the-trading-desk-{n:02}")
 }
 
-/// The configuration a seed runs: 0 to 3 shards, a flush window or none.
+/// User `u`'s private channel of desk `n`.
+fn private_desk(u: &str, n: usize) -> String {
+    format!("user:{u}:{}", &desk(n)["events:".len()..])
+}
+
+/// The configuration a seed runs: 0 to 3 shards, a flush window or none, JWTs (with
+/// private channels and expiring tokens) or no tokens.
 fn config(w_seed: u64) -> Config {
     let shards = (w_seed % 4).to_string();
     let flush = if w_seed.is_multiple_of(3) { "0" } else { "5" };
+    let jwt = (w_seed / 4) % 2 == 1;
     let desks: Vec<String> = (0..DESKS)
         .map(|n| desk(n)["events:".len()..].to_string())
         .collect();
@@ -54,8 +65,11 @@ fn config(w_seed: u64) -> Config {
         ("CLIENT_MESSAGES_PER_SECOND", "1000"),
         ("EVENT_CHANNELS", desks.as_str()),
         ("PUBLISH_PER_SECOND", "10000"),
+        ("PRIVATE_HISTORY_EVENTS", "40"),
+        ("EVENT_HISTORY", "8"),
     ]
     .into_iter()
+    .chain(jwt.then_some(("JWT_SECRET", "sim-secret-of-at-least-32-bytes-long")))
     .collect();
     Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -124,87 +138,21 @@ fn act(w: &mut World) {
     }
 }
 
-/// Each object holds exactly the clients that are open on it (none forgotten, none leaked),
-/// each with what its answers said it holds, and keeps a stored attachment only for an open
-/// client.
-fn bounds(w: &World) -> Option<String> {
-    held_clients(w)
-        .or_else(|| held_keys(w))
-        .or_else(|| stored_attachments(w))
-        .or_else(|| pinged(w))
-}
-
-/// Every open Socket.IO session heard a ping within the interval and timeout the handshake
-/// told it (a stock client gives up on a server silent for longer).
-fn pinged(w: &World) -> Option<String> {
-    let sio = &w.cfg.socketio;
-    let limit = sio.ping_interval_ms + sio.ping_timeout_ms;
-    w.clients.iter().filter(|c| c.open).find_map(|c| {
-        let last = c.sio.as_ref()?.last_ping;
-        (w.now - last > limit).then(|| {
-            format!(
-                "conn {} on {:?}: no ping for {} ms (a stock client gives up after {limit})",
-                c.conn,
-                c.holder,
-                w.now - last
-            )
-        })
-    })
-}
-
-fn held_keys(w: &World) -> Option<String> {
-    w.clients
-        .iter()
-        .filter(|c| c.open && c.pending == 0)
-        .find_map(|c| {
-            let held = match c.holder {
-                Holder::Leader => w.leader.fanout().subscriptions(c.conn),
-                Holder::Shard(s) => w.shards[s as usize].fanout().subscriptions(c.conn),
-            };
-            let model = c.keys_held();
-            (held != model).then(|| {
-                format!(
-                    "conn {} on {:?} holds {held:?}, its answers said {model:?}",
-                    c.conn, c.holder
-                )
-            })
-        })
-}
-
-fn stored_attachments(w: &World) -> Option<String> {
-    w.stored_attachments.keys().find_map(|(holder, conn)| {
-        let holder = holder.map_or(Holder::Leader, Holder::Shard);
-        let open = w
-            .clients
-            .iter()
-            .any(|c| c.open && c.holder == holder && c.conn == *conn);
-        (!open).then(|| format!("a stored attachment of conn {conn} on {holder:?}, not open"))
-    })
-}
-
-fn held_clients(w: &World) -> Option<String> {
-    let open_on = |holder: Holder| {
-        let on = w.clients.iter().filter(|c| c.open && c.holder == holder);
-        let sse = on.clone().filter(|c| c.sse).count();
-        (on.count() - sse, sse)
-    };
-    let counts = |r: crate::core::fanout::FanoutReport| (r.websocket, r.sse);
-    let mut held = vec![(Holder::Leader, counts(w.leader.fanout().report()))];
-    for (s, shard) in w.shards.iter().enumerate() {
-        held.push((Holder::Shard(s as ShardId), counts(shard.report())));
-    }
-    held.into_iter().find_map(|(holder, n)| {
-        let open = open_on(holder);
-        (n != open).then(|| format!("{holder:?} holds (WebSocket, SSE) {n:?}, open are {open:?}"))
-    })
-}
-
 /// Client `i` subscribes to (or unsubscribes from) a random run of the event channels: many
 /// at once outgrow its attachment, few fit again.
 fn desks(w: &mut World, i: usize, subscribe: bool) {
     let from = w.rng.below(DESKS);
     let to = (from + w.rng.between(1, DESKS as i64) as usize).min(DESKS);
-    let names: Vec<String> = (from..to).map(desk).collect();
+    // With a JWT, now and then its own private channels, rarely another user's (refused).
+    let own = w.clients[i].who.as_ref().map(|who| who.sub.clone());
+    let user = match own.filter(|_| w.rng.chance(0.3)) {
+        Some(_) if w.rng.chance(0.1) => Some(format!("u{}", w.rng.below(world::USERS))),
+        own => own,
+    };
+    let names: Vec<String> = match user {
+        Some(u) => (from..to).map(|n| private_desk(&u, n)).collect(),
+        None => (from..to).map(desk).collect(),
+    };
     w.ask(i, subscribe, &names);
 }
 
@@ -224,7 +172,11 @@ fn channels_and_streams(w: &mut World, roll: usize, open: &[usize]) {
             }
         }
         95..=97 => {
-            let (channel, n) = (desk(w.rng.below(DESKS)), w.rng.between(0, 1_000_000) as u64);
+            let (d, n) = (w.rng.below(DESKS), w.rng.between(0, 1_000_000) as u64);
+            let channel = match w.cfg.jwt_secret.is_some() && w.rng.chance(0.4) {
+                true => private_desk(&format!("u{}", w.rng.below(world::USERS)), d),
+                false => desk(d),
+            };
             publish(w, &channel, n);
         }
         _ if open.len() < 40 => {
@@ -234,10 +186,14 @@ fn channels_and_streams(w: &mut World, roll: usize, open: &[usize]) {
                 .map(|s| s.to_string())
                 .collect();
             keys.extend((0..w.rng.below(3)).map(|_| desk(w.rng.below(DESKS))));
+            let who = w.identity();
+            if let Some(who) = who.as_ref().filter(|_| w.rng.chance(0.5)) {
+                keys.push(private_desk(&who.sub, w.rng.below(DESKS)));
+            }
             keys.sort();
             keys.dedup();
             if !keys.is_empty() {
-                w.ask_stream(keys);
+                w.ask_stream(keys, who);
             }
         }
         _ => {}
@@ -255,6 +211,8 @@ fn publish(w: &mut World, channel: &str, n: u64) {
                 .and_then(|v| v["offset"].as_u64())
                 .unwrap_or(0);
             w.published.insert(channel.to_string(), offset);
+            let all = w.published_all.entry(channel.to_string()).or_default();
+            all.insert(offset);
             w.leader_effects(fx);
         }
         Err(e) => w
@@ -291,7 +249,12 @@ pub fn run(seed: u64, steps: usize) -> Result<Summary, String> {
         act(&mut w);
         let dt = w.rng.between(0, 40);
         w.advance_to(w.now + dt);
-        if let Some(v) = w.violations.first().cloned().or_else(|| bounds(&w)) {
+        if let Some(v) = w
+            .violations
+            .first()
+            .cloned()
+            .or_else(|| invariants::bounds(&w))
+        {
             return Err(format!("step {step}: {v}"));
         }
     }

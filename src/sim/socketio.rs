@@ -84,6 +84,9 @@ impl SimClient {
             self.errors += 1;
             return Ok(());
         }
+        if subscribe {
+            self.not_its_own(&key)?;
+        }
         let set = if key.contains(':') {
             &mut self.channels
         } else {

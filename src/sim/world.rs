@@ -16,7 +16,7 @@ use crate::core::effect::Effect;
 use crate::core::feed::neutral::{self, Neutral};
 use crate::core::host::ClientHost;
 use crate::core::hub::Hub;
-use crate::core::ids::{ConnId, Holder, ShardId, SourceId};
+use crate::core::ids::{ConnId, Holder, Identity, ShardId, SourceId};
 use crate::core::input::UpstreamEvent;
 use crate::core::shard::Shard;
 
@@ -43,12 +43,15 @@ pub enum Event {
     ToLeader(ShardId, u64, String),
     /// An SSE stream of these keys asks to open on an object, waiting until a deadline for
     /// a shard's snapshot.
-    Stream(Holder, Vec<String>, i64),
+    Stream(Holder, Vec<String>, i64, Option<Identity>),
     /// An SSE stream pulls its next bytes.
     SsePull(Holder, ConnId),
     /// Client `i` sends a reply that no answer follows (a Socket.IO pong).
     ClientSends(usize, String),
 }
+
+/// The users clients are (with JWTs): `u0`, `u1`, `u2`.
+pub const USERS: usize = 3;
 
 /// How long a stream opening at a shard waits for the leader's snapshot (as the edge does).
 pub const SYNC_WAIT_MS: i64 = 5_000;
@@ -87,12 +90,16 @@ pub struct World {
     pub(super) leader_timer: Option<i64>,
     pub(super) leader_alarm: Option<i64>,
     pub(super) shard_timers: Vec<Option<i64>>,
+    /// Each shard's alarm (kept through a restart, as the platform keeps an alarm).
+    pub(super) shard_alarms: Vec<Option<i64>>,
     /// The time of the last message queued on each link direction (FIFO).
     pub(super) fifo: BTreeMap<(bool, ShardId, u64), i64>,
     /// The leader's storage.
     pub(super) storage: Storage,
     /// The top offset of each event channel, as the publisher's answers said.
     pub published: BTreeMap<String, u64>,
+    /// Every offset each event channel was published at.
+    pub published_all: BTreeMap<String, BTreeSet<u64>>,
     /// Each socket's attachment.
     pub(super) attachments: BTreeMap<(Option<ShardId>, ConnId), Attachment>,
     /// The attachments that outgrew a socket's, in their object's storage (kept through
@@ -123,9 +130,11 @@ impl World {
             leader_timer: None,
             leader_alarm: None,
             shard_timers: vec![None; shards],
+            shard_alarms: vec![None; shards],
             fifo: BTreeMap::new(),
             storage: Storage::default(),
             published: BTreeMap::new(),
+            published_all: BTreeMap::new(),
             attachments: BTreeMap::new(),
             stored_attachments: BTreeMap::new(),
             unsettled: BTreeSet::new(),
@@ -221,6 +230,7 @@ impl World {
                     }
                 }
                 Effect::Timer { at_ms } => self.shard_timers[s as usize] = Some(at_ms),
+                Effect::SetAlarm { at_ms } => self.shard_alarms[s as usize] = Some(at_ms),
                 other => self.client_effect(Holder::Shard(s), other),
             }
         }
@@ -228,7 +238,8 @@ impl World {
 
     /// The earliest thing due: a queued event, or an object's timer or alarm.
     fn next_due(&self) -> Option<i64> {
-        let timers = self.shard_timers.iter().flatten().copied();
+        let timers = self.shard_timers.iter().chain(&self.shard_alarms);
+        let timers = timers.flatten().copied();
         let queued = self.queue.keys().next().map(|(at, _)| *at);
         [queued, self.leader_timer, self.leader_alarm]
             .into_iter()
@@ -267,6 +278,9 @@ impl World {
         if let Some(s) = self.shard_timers.iter().position(|t| *t == Some(at)) {
             return format!("shard {s}'s timer");
         }
+        if let Some(s) = self.shard_alarms.iter().position(|t| *t == Some(at)) {
+            return format!("shard {s}'s alarm");
+        }
         format!("{:?}", self.queue.values().next())
     }
 
@@ -285,6 +299,11 @@ impl World {
         if let Some(s) = self.shard_timers.iter().position(|t| *t == Some(at)) {
             self.shard_timers[s] = None;
             let fx = self.shards[s].timer(self.now);
+            return self.shard_effects(s as ShardId, fx);
+        }
+        if let Some(s) = self.shard_alarms.iter().position(|t| *t == Some(at)) {
+            self.shard_alarms[s] = None;
+            let fx = self.shards[s].alarm(self.now);
             return self.shard_effects(s as ShardId, fx);
         }
         let Some(key) = self.queue.keys().next().copied() else {
@@ -325,7 +344,9 @@ impl World {
                     self.shard_effects(s, fx);
                 }
             }
-            Event::Stream(holder, keys, deadline) => self.open_stream(holder, keys, deadline),
+            Event::Stream(holder, keys, deadline, who) => {
+                self.open_stream(holder, keys, deadline, who)
+            }
             Event::SsePull(holder, conn) => self.pull(holder, conn),
             Event::ClientSends(i, text) => self.client_sends(i, &text),
             Event::ToLeader(s, lg, text) => {

@@ -140,8 +140,16 @@ pub fn sse_keepalive_comes_at_least_every_15_seconds(ctx: &mut Ctx) {
 pub fn sse_disconnect_is_removed_promptly(ctx: &mut Ctx) {
     let count = |svc: &Service| health(svc)["clients"]["sse"].as_u64().unwrap_or(0);
     ctx.ex.control("pause?on=0");
-    // Streams of earlier scenarios are gone first, so the count below is ours alone.
-    wait_until("no SSE clients", Duration::from_secs(20), || {
+    // Usually the runtime cancels a closed stream's body at once (~0.2 s). Now and then
+    // wrangler's local proxy keeps the runtime's side of a closed stream open without pulling
+    // from it; the hub then ends it as a reader that stopped reading (SLOW_CLOSE_MS, 30 s,
+    // counted from the first bytes it left unread: for a quiet stream, its next keepalive).
+    // Either way it is forgotten: a stream that lingered past that bound would be a leak.
+    use edgetick::core::fanout::{KEEPALIVE_MS, SLOW_CLOSE_MS};
+    let bound = Duration::from_millis((KEEPALIVE_MS + SLOW_CLOSE_MS) as u64 + 5_000);
+    // Streams of earlier scenarios (a quiet one among them) are gone first, so the count
+    // below is ours alone.
+    wait_until("no SSE clients", bound, || {
         (count(&ctx.svc) == 0).then_some(())
     });
     let mut s = ctx.svc.sse("/api/stream?symbols=BTCUSDT", &[]).unwrap();
@@ -149,11 +157,6 @@ pub fn sse_disconnect_is_removed_promptly(ctx: &mut Ctx) {
     assert_eq!(count(&ctx.svc), 1);
     drop(s);
     let t0 = Instant::now();
-    // Usually the runtime cancels the body at once (~0.2 s). Now and then wrangler's local
-    // proxy keeps the runtime's side of a closed stream open without pulling from it; the
-    // hub then ends it as a reader that stopped reading (SLOW_CLOSE_MS, 30 s). Either way it
-    // is forgotten: a stream that lingered past that bound would be a leak.
-    let bound = Duration::from_millis(edgetick::core::fanout::SLOW_CLOSE_MS as u64 + 5_000);
     wait_until("the closed stream to be forgotten", bound, || {
         (count(&ctx.svc) == 0).then_some(())
     });

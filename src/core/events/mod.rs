@@ -292,6 +292,12 @@ impl History {
         all.into_iter().map(|(_, e)| e)
     }
 
+    /// The most events any one channel keeps (at most the configured history, a bound the
+    /// simulation checks).
+    pub fn longest(&self) -> usize {
+        self.logs.values().map(|l| l.kept.len()).max().unwrap_or(0)
+    }
+
     /// Events and bytes the private channels keep together, and the entries of their
     /// eviction order.
     pub fn private_kept(&self) -> (usize, usize, usize) {

@@ -235,9 +235,16 @@ fn sse_tick(sse: &mut SseState, now_ms: i64) -> Tick {
         }
         _ => {}
     }
-    if sse.waiting && now_ms - sse.last_sent >= KEEPALIVE_MS {
+    if now_ms - sse.last_sent >= KEEPALIVE_MS {
         sse.keepalive_due = true;
-        return Tick::Keepalive;
+        if sse.waiting {
+            return Tick::Keepalive;
+        }
+        // It has not come back for more in a keepalive's interval: its reader stopped (or
+        // a proxy holds the stream open without reading). The keepalive it cannot take is
+        // pending like an update, so a quiet stream is closed as a slow one is, instead of
+        // lingering for ever.
+        sse.pending_since.get_or_insert(now_ms);
     }
     Tick::Fine
 }

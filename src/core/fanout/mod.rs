@@ -146,6 +146,11 @@ pub struct Fanout {
 }
 
 impl Fanout {
+    /// This object's copy of the event history.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
     /// A fan-out with no clients.
     pub fn new(cfg: Rc<Config>) -> Fanout {
         Fanout {

@@ -1073,6 +1073,30 @@ fn sse_never_repeats_what_the_snapshot_carried() {
     assert!(d.starts_with("event: prices\nid: 2\n"), "{d}");
 }
 
+/// Found by the e2e suite (a quiet stream of an earlier scenario still counted 20 s after its
+/// reader left): a stream that stopped pulling while nothing changed had nothing pending, so
+/// it was never closed.
+#[test]
+fn a_quiet_stream_whose_reader_stopped_is_closed_too() {
+    let mut h = live_with(&[]);
+    let (conn, _, _) = h
+        .sse_open(&stream(&["BTCUSDT".into()], &[], None, None), 0)
+        .unwrap();
+    assert_eq!(h.sse_take(conn, 0), SseTake::Pending);
+    h.timer(KEEPALIVE_MS);
+    let keepalive = SseTake::Data(": keepalive\n\n".into());
+    assert_eq!(h.sse_take(conn, KEEPALIVE_MS), keepalive);
+    // It never pulls again, and BTCUSDT never moves.
+    let stopped = 2 * KEEPALIVE_MS;
+    h.timer(stopped);
+    h.timer(stopped + SLOW_WARN_MS);
+    assert_eq!(h.fanout.stats().slow_consumers, 1);
+    let fx = h.timer(stopped + SLOW_CLOSE_MS);
+    assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
+    assert_eq!(h.sse_take(conn, stopped + SLOW_CLOSE_MS), SseTake::Closed);
+    assert_eq!(h.fanout.stats().slow_consumer_closes, 1);
+}
+
 #[test]
 fn sse_keepalive_slow_warning_and_close() {
     let mut h = live_with(&[]);

@@ -14,6 +14,7 @@ use super::history::klines;
 use super::ids::Holder;
 use super::market::{candle_body, candle_json, candle_of_body};
 use super::protocol::parse_command;
+use super::request::Href;
 use super::tree::ShardMessage;
 use super::wire::socketio::engine::{split_body, EnginePacket};
 use super::wire::socketio::packet::Packet;
@@ -158,5 +159,29 @@ proptest! {
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
         let changed = String::from_utf8(bytes).unwrap();
         prop_assert!(auth::identify(Some("s3cret"), Some(&changed), 0).is_err(), "{}", changed);
+    }
+
+    #[test]
+    fn a_request_url_splits_as_the_url_crate_parses_it(
+        host in "[a-z0-9][a-z0-9.-]{0,15}",
+        port in proptest::option::of(any::<u16>()),
+        path in "(/[a-zA-Z0-9%._~!$&'()*+,;=:@ -]{0,10}){0,4}",
+        query in proptest::option::of("[ -~]{0,40}"),
+        fragment in proptest::option::of("[a-z?#]{0,5}"),
+    ) {
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+        let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+        let raw = format!("https://{host}{port}{path}{query}{fragment}");
+        if let Ok(u) = url::Url::parse(&raw) {
+            // What the runtime hands over is the serialised form.
+            let href = Href::split(u.as_str());
+            prop_assert_eq!(href.origin, u.origin().ascii_serialization());
+            prop_assert_eq!(href.path, u.path());
+            prop_assert_eq!(href.query, u.query().unwrap_or(""));
+            let pairs: Vec<(String, String)> =
+                u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            prop_assert_eq!(href.query_pairs(), pairs);
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::env::{log_error, now_ms};
 use super::http;
 use super::objects::ask_leader;
 use crate::core::config::Config;
-use crate::core::request::ObjectRequest;
+use crate::core::request::{Href, ObjectRequest};
 use crate::core::rest::{self, CacheSource as Source};
 
 /// A leader answer as the edge keeps it.
@@ -68,12 +68,12 @@ pub(super) async fn cached_read(
     to: &ObjectRequest,
 ) -> Result<Response> {
     let target = to.path();
-    let url = req.url()?;
-    let key = format!(
-        "{}://{}/edge-cache{target}",
-        url.scheme(),
-        url.host_str().unwrap_or("edgetick")
-    );
+    let href = req.inner().url();
+    let origin = match Href::split(&href).origin {
+        "" => "https://edgetick",
+        origin => origin,
+    };
+    let key = format!("{origin}/edge-cache{target}");
     let max_age_ms = i64::from(cfg.rest_cache_seconds) * 1000;
     let (reply, source) = fetch_through(env, cfg, &key, to, max_age_ms).await?;
     count(source);

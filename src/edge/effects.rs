@@ -76,7 +76,7 @@ impl Shared {
 
     fn save_attachment(&self, conn: ConnId, attachment: Attachment) {
         if let Some(ws) = self.clients.borrow().get(&conn) {
-            if let Err(e) = ws.serialize_attachment(attachment) {
+            if let Err(e) = attachments::save(ws, &attachment) {
                 log_error("attachment_failed", &e.to_string());
             }
         }

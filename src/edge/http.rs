@@ -51,10 +51,3 @@ pub async fn body_within(
         false => Ok(body),
     })
 }
-
-/// A URL's query pairs, decoded and owned.
-pub fn query_pairs(url: &worker::Url) -> Vec<(String, String)> {
-    url.query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}

@@ -21,7 +21,7 @@ use crate::core::error::ApiError;
 use crate::core::host::ClientHost;
 use crate::core::hub::Hub;
 use crate::core::node::Node;
-use crate::core::request::{parse_symbol_query, FaultKind, ObjectRequest};
+use crate::core::request::{parse_symbol_query, FaultKind, Href, ObjectRequest};
 
 /// The leader object. Holds either its running state or the configuration error that
 /// stops it from starting.
@@ -56,9 +56,10 @@ impl DurableObject for PriceHub {
             Err(e) => return http::error(&e),
         };
         shared.kick();
-        let url = req.url()?;
-        let query = http::query_pairs(&url);
-        match ObjectRequest::parse(url.path(), &query) {
+        let href = req.inner().url();
+        let url = Href::split(&href);
+        let query = url.query_pairs();
+        match ObjectRequest::parse(url.path, &query) {
             Err(e) => http::error(&e),
             Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
             Ok(ObjectRequest::Link { shard }) => links::accept_shard(&shared, shard),

@@ -16,7 +16,7 @@ use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
 use crate::core::events;
 use crate::core::metrics;
-use crate::core::request::{classify, Incoming, ObjectRequest, Route, StreamRefusal};
+use crate::core::request::{classify, Href, Incoming, ObjectRequest, Route, StreamRefusal};
 use crate::core::rest::{self, CorsDecision};
 
 thread_local! {
@@ -63,11 +63,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
     };
     let origin = req.headers().get("Origin").ok().flatten();
-    let own = req
-        .url()
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
-    let decision = rest::cors(&cfg.allowed_origins, origin.as_deref(), &own);
+    let href = req.inner().url();
+    let own = Href::split(&href).origin;
+    let decision = rest::cors(&cfg.allowed_origins, origin.as_deref(), own);
     let resp = match route(req, &env, &cfg, &decision).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -105,8 +103,9 @@ fn with_cors(resp: Response, decision: &CorsDecision) -> Result<Response> {
 
 /// Reads what the core's classifier needs, routes, and carries the decision out.
 async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Result<Response> {
-    let url = req.url()?;
-    let query = http::query_pairs(&url);
+    let href = req.inner().url();
+    let url = Href::split(&href);
+    let query = url.query_pairs();
     let headers = req.headers();
     let (upgrade, authorization, last_event_id) = (
         headers.get("Upgrade")?,
@@ -116,7 +115,7 @@ async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Re
     let method = req.method();
     let incoming = Incoming {
         method: method.as_ref(),
-        path: url.path(),
+        path: url.path,
         query: &query,
         upgrade: upgrade.as_deref(),
         authorization: authorization.as_deref(),

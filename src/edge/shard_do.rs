@@ -15,7 +15,7 @@ use super::shared::Shared;
 use super::sockets;
 use crate::core::error::ApiError;
 use crate::core::node::Node;
-use crate::core::request::{FaultKind, ObjectRequest};
+use crate::core::request::{FaultKind, Href, ObjectRequest};
 use crate::core::shard::Shard;
 
 /// A shard. Holds either its running state or the configuration error that stops it.
@@ -55,9 +55,10 @@ impl DurableObject for FanoutShard {
             Ok(s) => s,
             Err(e) => return http::error(&e),
         };
-        let url = req.url()?;
-        let query = http::query_pairs(&url);
-        match ObjectRequest::parse(url.path(), &query) {
+        let href = req.inner().url();
+        let url = Href::split(&href);
+        let query = url.query_pairs();
+        match ObjectRequest::parse(url.path, &query) {
             Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
             Ok(ObjectRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
                 match kind {

@@ -28,6 +28,12 @@ pub struct SimClient {
     /// forgotten whole continues above the private floor, so a gap is a loss only when an
     /// event in between was published (the world checks).
     pub gaps: Vec<(String, u64, u64)>,
+    /// Channels it asked to recover (`since` its offsets) and has had no answer for: their
+    /// replayed events come before the answer, and may jump only if it says
+    /// `recovered:false`.
+    pub recovering: BTreeSet<String>,
+    /// It came back as another client (its positions are that one's).
+    pub returned: bool,
     /// A Socket.IO session's own state (a Socket.IO client, not a JSON WebSocket).
     pub sio: Option<Sio>,
     /// The symbols it holds.
@@ -73,6 +79,8 @@ impl SimClient {
             sio: None,
             who: None,
             gaps: Vec::new(),
+            recovering: BTreeSet::new(),
+            returned: false,
             subs: BTreeSet::new(),
             channels: BTreeSet::new(),
             offsets: BTreeMap::new(),
@@ -106,6 +114,11 @@ impl SimClient {
                 self.conn
             )),
         }
+    }
+
+    /// A JSON client that left, had events, and has not come back yet.
+    pub fn may_come_back(&self) -> bool {
+        !self.open && !self.returned && !self.sse && self.sio.is_none() && !self.offsets.is_empty()
     }
 
     /// Every key it holds, sorted: symbols and channels.
@@ -169,6 +182,7 @@ impl SimClient {
                     self.not_its_own(&c)?;
                     self.channels.insert(c);
                 }
+                self.recovered(v.get("recovered").and_then(Value::as_bool));
             }
             Some("unsubscribed") => {
                 self.pending = self.pending.saturating_sub(1);
@@ -184,6 +198,7 @@ impl SimClient {
             }
             Some("event") => self.event(&v)?,
             Some("error") => {
+                self.recovering.clear();
                 self.pending = self.pending.saturating_sub(1);
                 self.errors += 1;
             }
@@ -198,7 +213,8 @@ impl SimClient {
         let channel = v["channel"].as_str().unwrap_or_default();
         let offset = v["offset"].as_u64().unwrap_or(0);
         let conn = self.conn;
-        if !self.channels.contains(channel) {
+        let recovering = self.recovering.contains(channel);
+        if !self.channels.contains(channel) && !recovering {
             return Err(format!(
                 "conn {conn}: an event of {channel}, which it does not hold"
             ));
@@ -207,7 +223,7 @@ impl SimClient {
             if offset <= last && self.events_may_repeat.contains(channel) {
                 return Ok(());
             }
-            if offset > last + 1 && channel.starts_with("user:") {
+            if offset > last + 1 && (recovering || channel.starts_with("user:")) {
                 self.gaps.push((channel.to_string(), last, offset));
             } else if offset != last + 1 {
                 return Err(format!(
@@ -218,6 +234,16 @@ impl SimClient {
         self.events_may_repeat.remove(channel);
         self.offsets.insert(channel.to_string(), offset);
         Ok(())
+    }
+
+    /// The answer to a recovery: with `recovered:false` the jumps of its channels were
+    /// announced (what it missed is gone), with `true` they must hide nothing published (the
+    /// world checks the gaps left).
+    fn recovered(&mut self, recovered: Option<bool>) {
+        let asked = std::mem::take(&mut self.recovering);
+        if recovered == Some(false) {
+            self.gaps.retain(|(c, _, _)| !asked.contains(c));
+        }
     }
 
     fn price(&mut self, p: &Value) -> Result<(), String> {

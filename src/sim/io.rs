@@ -100,9 +100,14 @@ impl World {
 
     /// Opens a client on a random object (a shard when there are shards).
     pub fn open_client(&mut self) -> usize {
+        let who = self.identity();
+        self.open_client_as(who)
+    }
+
+    /// Opens a client of `who` on a random object.
+    fn open_client_as(&mut self, who: Option<Identity>) -> usize {
         let holder = self.pick_holder();
         let now = self.now;
-        let who = self.identity();
         let (conn, fx) = self.host(holder).client_open(Wire::Json, who.clone(), now);
         self.clients.push(SimClient::new(holder, conn).with(who));
         self.effects_of(holder, fx);
@@ -182,6 +187,33 @@ impl World {
         let now = self.now;
         let fx = self.host(holder).client(input, now);
         self.effects_of(holder, fx);
+    }
+
+    /// A JSON client that left comes back as a new one (the same user, a fresh token) and
+    /// recovers every event channel it had events of, `since` its last offsets.
+    pub fn come_back(&mut self, i: usize) {
+        let Some(old) = self.clients.get_mut(i).filter(|c| c.may_come_back()) else {
+            return;
+        };
+        old.returned = true;
+        let (offsets, sub) = (old.offsets.clone(), old.who.as_ref().map(|w| w.sub.clone()));
+        // The same user as before, with a fresh token.
+        let who = self.identity().map(|mut who| {
+            who.sub = sub.unwrap_or(who.sub);
+            who
+        });
+        let j = self.open_client_as(who);
+        let c = &mut self.clients[j];
+        c.offsets = offsets.clone();
+        c.recovering = offsets.keys().cloned().collect();
+        let since: serde_json::Map<String, serde_json::Value> = offsets
+            .iter()
+            .map(|(ch, o)| (ch.clone(), serde_json::json!({"offset": o, "epoch": "sim"})))
+            .collect();
+        let channels: Vec<&String> = offsets.keys().collect();
+        let command =
+            serde_json::json!({"action": "subscribe", "channels": channels, "since": since});
+        self.client_says(j, &command.to_string());
     }
 
     /// Client `i` goes away.

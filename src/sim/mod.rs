@@ -112,11 +112,12 @@ fn act(w: &mut World) {
                 w.ask(i, false, &[symbol]);
             }
         }
-        75..=77 => {
+        75..=76 => {
             if let Some(i) = pick(w) {
                 w.client_leaves(i);
             }
         }
+        77 => come_back(w),
         78..=81 if shards > 0 => {
             let s = w.rng.below(shards) as ShardId;
             w.break_link(s);
@@ -135,6 +136,16 @@ fn act(w: &mut World) {
         }
         90..=99 => channels_and_streams(w, roll, &open),
         _ => {}
+    }
+}
+
+/// A JSON client that left comes back and recovers its channels.
+fn come_back(w: &mut World) {
+    let gone: Vec<usize> = (0..w.clients.len())
+        .filter(|i| w.clients[*i].may_come_back())
+        .collect();
+    if let Some(&i) = gone.get(w.rng.below(gone.len().max(1))) {
+        w.come_back(i);
     }
 }
 

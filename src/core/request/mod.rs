@@ -26,7 +26,7 @@ mod stream;
 pub use object::{FaultKind, ObjectRequest};
 use query::{authorized, bearer, find};
 pub use query::{
-    parse_stream_symbols, parse_symbol_query, presented_token, token_matches, Incoming,
+    parse_stream_symbols, parse_symbol_query, presented_token, token_matches, Href, Incoming,
 };
 pub use stream::stream_channels;
 

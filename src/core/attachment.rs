@@ -12,13 +12,13 @@ use crate::core::wire::Wire;
 pub const ATTACHMENT_VERSION: u8 = 2;
 
 /// The most a serialised attachment may take here. The runtime refuses an attachment over
-/// 2,048 bytes; its structured clone of these fields (ASCII keys, numbers) is no longer than
-/// their JSON, so a JSON length under this budget leaves room to spare.
+/// 2,048 bytes; the edge writes it as its JSON text, whose structured clone is that length
+/// and a few bytes, so a JSON length under this budget leaves room to spare.
 pub const ATTACHMENT_BUDGET: usize = 1_800;
 
 /// What each client socket carries through hibernation: its connection id, its wire and
 /// its subscriptions. The one codec of it: [`Attachment::fitted`] writes, [`Attachment::valid`]
-/// reads back (serialised by the edge with the runtime's attachment API).
+/// reads back (written by the edge as JSON text with the runtime's attachment API).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attachment {
     v: u8,

@@ -14,7 +14,8 @@
 //! - [`sockets`]: client socket events, the same for both kinds of object.
 //! - [`send`]: one JS string handed to many sockets.
 //! - [`faults`]: the test faults of `TEST_FAULTS=on`.
-//! - [`upstream`]: the outbound WebSocket to the exchange; [`history`] the REST requests
+//! - [`upstream`]: the outbound WebSocket to the exchange ([`listeners`] hands its frames to
+//!   the leader); [`history`] the REST requests
 //!   of the candle history and the `/api/candles` reads.
 //! - [`storage`]: SQLite persistence of the latest prices, the `seq` high-water mark and the
 //!   event history, [`candle_store`] the candle history; [`persist`] carries the core's
@@ -35,6 +36,7 @@ mod history;
 mod http;
 pub mod hub_do;
 mod links;
+mod listeners;
 mod objects;
 mod persist;
 mod polling;

@@ -3,13 +3,12 @@
 
 use std::rc::Rc;
 
-use futures::StreamExt;
 use worker::{
-    wasm_bindgen_futures::spawn_local, EventStream, Fetch, Headers, Method, Request, RequestInit,
-    Url, WebSocket, WebsocketEvent,
+    wasm_bindgen_futures::spawn_local, Fetch, Headers, Method, Request, RequestInit, Url, WebSocket,
 };
 
 use super::env::{jitter, log_error, now_ms};
+use super::listeners::Listeners;
 use super::shared::Shared;
 use crate::core::effect::Effect;
 use crate::core::feed::link::Failure;
@@ -77,49 +76,25 @@ pub fn spawn(shared: Rc<Shared>, source: SourceId, generation: u64, url: String)
 }
 
 /// Listens, then accepts (listeners first: frames that arrive in between are not lost),
-/// and pumps the socket's frames into the leader until it ends; returns why it ended.
+/// and hands every frame to the leader until the socket ends; returns why it ended.
 async fn run(shared: &Rc<Shared>, source: SourceId, generation: u64, ws: &WebSocket) -> Failure {
-    let events = match ws.events() {
-        Ok(events) => events,
-        Err(e) => return Failure::Network(format!("cannot listen on the socket: {e}")),
+    let (listeners, ended) = match Listeners::add(shared, source, generation, ws) {
+        Ok(added) => added,
+        Err(e) => return Failure::Network(format!("cannot listen on the socket: {e:?}")),
     };
     if let Err(e) = ws.accept() {
+        listeners.remove(ws);
         return Failure::Network(format!("cannot accept the socket: {e}"));
     }
     let key = (source, generation);
     shared.upstreams.borrow_mut().insert(key, ws.clone());
     shared.upstream(source, UpstreamEvent::Opened { generation });
-    let failure = pump(shared, source, generation, events).await;
+    let failure = ended
+        .await
+        .unwrap_or_else(|_| Failure::Network("the socket's listeners went away".into()));
+    listeners.remove(ws);
     shared.upstreams.borrow_mut().remove(&key);
     failure
-}
-
-/// Hands every frame to the leader until the socket ends; returns why it ended.
-async fn pump(
-    shared: &Rc<Shared>,
-    source: SourceId,
-    generation: u64,
-    mut events: EventStream<'_>,
-) -> Failure {
-    loop {
-        match events.next().await {
-            Some(Ok(WebsocketEvent::Message(msg))) => match msg.text() {
-                Some(text) => {
-                    let text = &text;
-                    shared.upstream(source, UpstreamEvent::Text { generation, text })
-                }
-                None => shared.upstream(source, UpstreamEvent::Binary { generation }),
-            },
-            Some(Ok(WebsocketEvent::Close(c))) => {
-                return Failure::Closed {
-                    code: c.code(),
-                    reason: c.reason(),
-                }
-            }
-            Some(Err(e)) => return Failure::Network(format!("socket error: {e}")),
-            None => return Failure::Network("event stream ended".into()),
-        }
-    }
 }
 
 /// Upgrades a `ws://`/`wss://` URL through `fetch`, so a refusal reports its HTTP status

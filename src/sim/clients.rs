@@ -32,6 +32,8 @@ pub struct SimClient {
     /// replayed events come before the answer, and may jump only if it says
     /// `recovered:false`.
     pub recovering: BTreeSet<String>,
+    /// An SSE stream's id of the last event it got (what `Last-Event-ID` resumes).
+    pub sse_id: Option<String>,
     /// It came back as another client (its positions are that one's).
     pub returned: bool,
     /// A Socket.IO session's own state (a Socket.IO client, not a JSON WebSocket).
@@ -81,6 +83,7 @@ impl SimClient {
             gaps: Vec::new(),
             recovering: BTreeSet::new(),
             returned: false,
+            sse_id: None,
             subs: BTreeSet::new(),
             channels: BTreeSet::new(),
             offsets: BTreeMap::new(),
@@ -116,9 +119,15 @@ impl SimClient {
         }
     }
 
-    /// A JSON client that left, had events, and has not come back yet.
+    /// A JSON client that left and had events, or an SSE stream that ended and had an id,
+    /// and has not come back yet.
     pub fn may_come_back(&self) -> bool {
-        !self.open && !self.returned && !self.sse && self.sio.is_none() && !self.offsets.is_empty()
+        let had = if self.sse {
+            self.sse_id.is_some()
+        } else {
+            !self.offsets.is_empty()
+        };
+        !self.open && !self.returned && self.sio.is_none() && had
     }
 
     /// Every key it holds, sorted: symbols and channels.
@@ -153,6 +162,9 @@ impl SimClient {
                 o.insert("type".into(), Value::String(kind));
             }
             self.take(&v.to_string())?;
+            if let Some(id) = field("id:") {
+                self.sse_id = Some(id);
+            }
         }
         Ok(())
     }

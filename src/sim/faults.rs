@@ -80,8 +80,12 @@ impl World {
                     host.client_restore(a);
                     c.may_repeat = c.subs.clone();
                     c.events_may_repeat = c.channels.clone();
-                    // What the old instance held unanswered (its link down) died with it.
+                    // What the old instance held unanswered (its link down) died with it,
+                    // a recovery among it: positions it never had again are dropped.
                     c.pending = 0;
+                    c.recovering.clear();
+                    let held = c.channels.clone();
+                    c.offsets.retain(|ch, _| held.contains(ch));
                 }
                 None => c.open = false,
             }

@@ -7,11 +7,10 @@ use std::collections::BTreeSet;
 
 use super::clients::SimClient;
 use super::sio::Sio;
-use super::world::{key, Event, World, SYNC_WAIT_MS, USERS};
+use super::world::{key, Event, World, USERS};
 use crate::core::effect::Effect;
-use crate::core::fanout::SseTake;
 use crate::core::ids::{ConnId, Holder, Identity, ShardId};
-use crate::core::input::{ClientInput, StreamOpen};
+use crate::core::input::ClientInput;
 use crate::core::wire::socketio::Nsp;
 use crate::core::wire::Wire;
 
@@ -55,7 +54,7 @@ impl World {
 
     /// The symbols still unsettled after a leader's restart: those whose price at the leader
     /// is not the exchange's latest yet.
-    fn settle(&mut self) -> BTreeSet<String> {
+    pub(super) fn settle(&mut self) -> BTreeSet<String> {
         for s in self.unsettled.clone() {
             let body = self.leader.rest_price(&s, self.now).map(|(_, b)| b);
             let v: Option<serde_json::Value> =
@@ -192,7 +191,11 @@ impl World {
     /// A JSON client that left comes back as a new one (the same user, a fresh token) and
     /// recovers every event channel it had events of, `since` its last offsets.
     pub fn come_back(&mut self, i: usize) {
-        let Some(old) = self.clients.get_mut(i).filter(|c| c.may_come_back()) else {
+        let Some(old) = self
+            .clients
+            .get_mut(i)
+            .filter(|c| c.may_come_back() && !c.sse)
+        else {
             return;
         };
         old.returned = true;
@@ -231,19 +234,11 @@ impl World {
     }
 
     /// A random object (a shard when there are shards).
-    fn pick_holder(&mut self) -> Holder {
+    pub(super) fn pick_holder(&mut self) -> Holder {
         match self.shards.len() {
             0 => Holder::Leader,
             n => Holder::Shard(self.rng.below(n) as ShardId),
         }
-    }
-
-    /// An SSE stream of `keys` (symbols and channels) asks to open on a random object.
-    pub fn ask_stream(&mut self, keys: Vec<String>, who: Option<Identity>) {
-        let holder = self.pick_holder();
-        let at = self.now + self.delay();
-        let deadline = self.now + SYNC_WAIT_MS;
-        self.push(at, Event::Stream(holder, keys, deadline, who));
     }
 
     /// A new client's identity when tokens are JWTs (none otherwise): one of three users,
@@ -262,89 +257,5 @@ impl World {
             exp_ms,
             channels: None,
         })
-    }
-
-    /// The stream opens when its object is in sync (a shard waits up to `deadline` for the
-    /// leader's snapshot, dialling if it must), with whatever it has then.
-    pub(super) fn open_stream(
-        &mut self,
-        holder: Holder,
-        keys: Vec<String>,
-        deadline: i64,
-        who: Option<Identity>,
-    ) {
-        let now = self.now;
-        if let Holder::Shard(s) = holder {
-            if !self.shards[s as usize].synced() && now < deadline {
-                let fx = self.shards[s as usize].prepare(now);
-                self.shard_effects(s, fx);
-                return self.push(now + 10, Event::Stream(holder, keys, deadline, who));
-            }
-        }
-        let (channels, symbols): (Vec<String>, Vec<String>) =
-            keys.into_iter().partition(|k| k.contains(':'));
-        let open = StreamOpen {
-            symbols: symbols.clone(),
-            channels: channels.clone(),
-            refused: Vec::new(),
-            last: None,
-            who: who.clone(),
-        };
-        let (conn, first, fx) = match self.host(holder).sse_open(&open, now) {
-            Ok(opened) => opened,
-            Err(_) => return,
-        };
-        self.trace(|| format!("SSE conn {conn} on {holder:?} opens: {symbols:?} {channels:?}"));
-        let mut c = SimClient::new(holder, conn).with(who);
-        c.sse = true;
-        c.may_be_older = self.settle();
-        c.subs.extend(symbols);
-        c.channels.extend(channels);
-        if let Err(v) = c.take_sse(&first) {
-            self.violations.push(v);
-        }
-        self.clients.push(c);
-        self.effects_of(holder, fx);
-        // The body asks for more as soon as its first bytes are out.
-        let at = now + self.rng.between(0, 20);
-        self.push(at, Event::SsePull(holder, conn));
-    }
-
-    /// A stream's object woke it: it pulls soon.
-    fn woken(&mut self, holder: Holder, conns: &[ConnId]) {
-        for conn in conns {
-            let at = self.now + self.rng.between(0, 5);
-            self.push(at, Event::SsePull(holder, *conn));
-        }
-    }
-
-    /// Stream `conn` pulls its next bytes: after data it pulls again, when nothing is ready
-    /// it waits to be woken, and when its object ends it, it is gone.
-    pub(super) fn pull(&mut self, holder: Holder, conn: ConnId) {
-        let Some(i) = self
-            .clients
-            .iter()
-            .position(|c| c.open && c.sse && c.holder == holder && c.conn == conn)
-        else {
-            return;
-        };
-        let now = self.now;
-        let unsettled = self.settle();
-        self.clients[i].may_be_older = unsettled;
-        match self.host(holder).sse_take(conn, now) {
-            SseTake::Data(text) => {
-                if let Err(v) = self.clients[i].take_sse(&text) {
-                    self.violations.push(v);
-                }
-                let at = now + self.rng.between(0, 20);
-                self.push(at, Event::SsePull(holder, conn));
-            }
-            SseTake::Pending => {}
-            SseTake::Closed => {
-                self.clients[i].open = false;
-                let fx = self.host(holder).client(ClientInput::Closed { conn }, now);
-                self.effects_of(holder, fx);
-            }
-        }
     }
 }

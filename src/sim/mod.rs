@@ -8,11 +8,11 @@
 //! # Layout
 //! [`rng`] the seeded randomness; [`world`] the objects, the network and time; [`faults`]
 //! restarts, broken links and the exchange's faults; [`io`] what clients do and get;
-//! [`invariants`] what is checked after every step beyond each frame;
-//! [`clients`] the clients and the per-frame checks, [`socketio`] a Socket.IO client's
-//! packets and [`sio`] its state; [`storage`] the leader's storage; this module the scenario:
-//! the configuration a seed draws, the actions, the invariants, the quiet end and the final
-//! check.
+//! [`streams`] SSE streams (and their resumption); [`invariants`] what is checked after
+//! every step beyond each frame; [`clients`] the clients and the per-frame checks,
+//! [`socketio`] a Socket.IO client's packets and [`sio`] its state; [`storage`] the
+//! leader's storage; this module the scenario: the configuration a seed draws, the
+//! actions, the quiet end and the final check.
 
 mod clients;
 mod faults;
@@ -22,6 +22,7 @@ mod rng;
 mod sio;
 mod socketio;
 mod storage;
+mod streams;
 mod world;
 
 use std::collections::HashMap;
@@ -145,7 +146,11 @@ fn come_back(w: &mut World) {
         .filter(|i| w.clients[*i].may_come_back())
         .collect();
     if let Some(&i) = gone.get(w.rng.below(gone.len().max(1))) {
-        w.come_back(i);
+        if w.clients[i].sse {
+            w.resume_stream(i);
+        } else {
+            w.come_back(i);
+        }
     }
 }
 
@@ -204,7 +209,7 @@ fn channels_and_streams(w: &mut World, roll: usize, open: &[usize]) {
             keys.sort();
             keys.dedup();
             if !keys.is_empty() {
-                w.ask_stream(keys, who);
+                w.ask_stream(keys, who, None);
             }
         }
         _ => {}

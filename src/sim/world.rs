@@ -41,13 +41,27 @@ pub enum Event {
     ToShard(ShardId, u64, Rc<str>),
     /// A message of a shard to the leader, on the leader's link `generation`.
     ToLeader(ShardId, u64, String),
-    /// An SSE stream of these keys asks to open on an object, waiting until a deadline for
-    /// a shard's snapshot.
-    Stream(Holder, Vec<String>, i64, Option<Identity>),
+    /// An SSE stream asks to open on an object.
+    Stream(Box<StreamAsk>),
     /// An SSE stream pulls its next bytes.
     SsePull(Holder, ConnId),
     /// Client `i` sends a reply that no answer follows (a Socket.IO pong).
     ClientSends(usize, String),
+}
+
+/// An SSE stream asking to open.
+#[derive(Debug, Clone)]
+pub struct StreamAsk {
+    /// The object it opens on.
+    pub holder: Holder,
+    /// Its symbols and channels.
+    pub keys: Vec<String>,
+    /// Until when a shard's snapshot is waited for.
+    pub deadline: i64,
+    /// Whose it is (with JWTs).
+    pub who: Option<Identity>,
+    /// The stream it resumes (by index among the clients).
+    pub from: Option<usize>,
 }
 
 /// The users clients are (with JWTs): `u0`, `u1`, `u2`.
@@ -344,9 +358,7 @@ impl World {
                     self.shard_effects(s, fx);
                 }
             }
-            Event::Stream(holder, keys, deadline, who) => {
-                self.open_stream(holder, keys, deadline, who)
-            }
+            Event::Stream(ask) => self.open_stream(ask),
             Event::SsePull(holder, conn) => self.pull(holder, conn),
             Event::ClientSends(i, text) => self.client_sends(i, &text),
             Event::ToLeader(s, lg, text) => {

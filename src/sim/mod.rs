@@ -398,10 +398,14 @@ fn fixed_seeds_find_no_violation() {
 /// - 303: a shard whose link closed with no client left kept its timer due in the past (a
 ///   busy loop);
 /// - 707: a restarted leader took its stored prices back without the order of their
-///   streams, so a stale frame from the exchange took the latest price's place.
+///   streams, so a stale frame from the exchange took the latest price's place;
+/// - 3930: a client that came back `since` an offset its new shard had not got yet was told
+///   `recovered:false`, then got the event it had again when it arrived;
+/// - 14770: an SSE stream that resumed at a shard behind the one it left got prices it had
+///   (older than its `Last-Event-ID`) again.
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
-    run_all(&[5, 10, 303, 707], 400);
+    run_all(&[5, 10, 303, 707, 3930, 14770], 400);
 }
 
 #[test]

@@ -258,10 +258,13 @@ impl History {
             return Recovery::Lost;
         }
         let Some(log) = self.logs.get(channel) else {
-            // Nothing kept: nothing was missed only by a client that saw nothing of a public
-            // channel never written. A private channel may have been forgotten whole by the
-            // bound, and a copy that linked later cannot tell, so its answer is `Lost`.
-            return if since.offset == 0 && !channel.starts_with(USER) {
+            // Nothing kept of a public channel: it was never written, or this copy has not
+            // got its events yet (the client came from an object whose link is further on;
+            // they come, and the ones it had are not sent to it again). Nothing is lost: a
+            // public channel is never forgotten whole, and a wiped history has a new epoch.
+            // A private channel may have been forgotten whole by the bound, and a copy that
+            // linked later cannot tell, so its answer is `Lost`.
+            return if !channel.starts_with(USER) {
                 Recovery::Replay(Vec::new())
             } else {
                 Recovery::Lost

@@ -266,6 +266,7 @@ impl Fanout {
         // What was missed comes first, in order; `subscribed` then says whether that was all
         // (`recovered`), as docs/events.md promises.
         let (recovered, missed) = self.recover(&wanted.channels, since);
+        self.keep_floors(conn, since);
         for event in missed {
             self.send(conn, Payload::new(Kind::Event, &event.encoded), fx);
         }

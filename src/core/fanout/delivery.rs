@@ -40,7 +40,8 @@ impl Fanout {
     fn deliver(&mut self, event: &Event, now_ms: i64, fx: &mut Vec<Effect>) {
         let payload = Payload::new(Kind::Event, &event.encoded);
         let route = |c: &mut Carrier, now: i64| c.event(event, now);
-        let slow = self.deliver_whole(&event.channel, payload, route, now_ms, fx);
+        let at = Some(event.offset);
+        let slow = self.deliver_whole(&event.channel, at, payload, route, now_ms, fx);
         let mut wake = Vec::new();
         for conn in slow {
             self.stats.slow_consumer_closes += 1;
@@ -59,10 +60,12 @@ impl Fanout {
     /// A payload delivered whole to every subscriber of `channel` (an event, a market
     /// frame), each client routing it its own way (`route`): one frame per wire, shared by
     /// every pushed-to client of that wire, and a wake for the SSE readers it was queued
-    /// for. Returns the clients too slow for it, for the caller to deal with.
+    /// for; an event (`offset`) skips the clients that had it. Returns the clients too slow
+    /// for it, for the caller to deal with.
     pub(super) fn deliver_whole(
         &mut self,
         channel: &str,
+        offset: Option<u64>,
         payload: Payload<'_>,
         route: impl Fn(&mut Carrier, i64) -> EventRoute,
         now_ms: i64,
@@ -76,6 +79,9 @@ impl Fanout {
             let Some(client) = self.clients.get_mut(conn) else {
                 continue;
             };
+            if offset.is_some_and(|o| client.had(channel, o)) {
+                continue;
+            }
             match route(&mut client.carrier, now_ms) {
                 EventRoute::Send { fell_behind: f } => {
                     fell_behind |= f;
@@ -118,6 +124,23 @@ impl Fanout {
             }
         }
         (recovered, frames)
+    }
+
+    /// Where a client that resumes `since` positions is ahead of this copy of the history
+    /// (it came from an object whose link is further on), the events up to its position are
+    /// not sent to it again when they arrive here.
+    pub(super) fn keep_floors(&mut self, conn: ConnId, since: &[(String, Since)]) {
+        let ahead: Vec<(String, u64)> = since
+            .iter()
+            .filter(|(c, at)| at.epoch == self.history.epoch() && at.offset > self.history.top(c))
+            .map(|(c, at)| (c.clone(), at.offset))
+            .collect();
+        if let Some(client) = self.clients.get_mut(conn) {
+            client
+                .floors
+                .retain(|(c, _)| !ahead.iter().any(|(a, _)| a == c));
+            client.floors.extend(ahead);
+        }
     }
 
     /// The events' epoch this fan-out knows.

@@ -42,12 +42,14 @@ pub mod session;
 mod socketio;
 mod streams;
 mod symbols;
+mod table;
 
 pub use clients::{Carrier, KEEPALIVE_MS, SLOW_CLOSE_MS, SLOW_WARN_MS};
-use clients::{Clients, Route, Tick};
+use clients::{Route, Tick};
 use latest::Latest;
 pub use session::SseTake;
 pub use session::SymbolCounts;
+use table::Clients;
 
 /// Connections opened and closed are logged as one summary line at most this often: a line
 /// per connection costs more than the connection itself in a storm (each line crosses to

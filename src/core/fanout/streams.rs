@@ -72,6 +72,7 @@ impl Fanout {
         self.interest_changed |= added.iter().any(|k| channel::from_upstream(k));
         let since = resumed.as_ref().map(EventsAt::since).unwrap_or_default();
         let (recovered, missed) = self.recover(channels, &since);
+        self.keep_floors(conn, &since);
         let tops = self.positions(&evented, resumed.as_ref(), recovered);
         let mut first = self.sse_first(
             conn,
@@ -128,7 +129,8 @@ impl Fanout {
         let seq = self.latest.seq();
         let mut first = String::from("retry: 1000\n\n");
         if let Some(Carrier::Sse(sse)) = self.clients.get_mut(conn).map(|c| &mut c.carrier) {
-            sse.delivered = seq;
+            // A reader resuming further on than this object's link has got holds those.
+            sse.delivered = seq.max(after);
             if !tops.is_empty() {
                 sse.events_at = Some(EventsAt::new(self.history.epoch(), &tops));
             }

@@ -187,3 +187,82 @@ fn an_attachment_is_stored_only_while_it_outgrows_the_socket_and_forgotten_on_cl
     assert_eq!(stored(&fx), ["forget"], "closed: the stored copy forgotten");
     assert_eq!(f.report().stored_attachments, 0);
 }
+
+fn signal(offset: u64) -> Event {
+    Event {
+        channel: "events:signals".into(),
+        offset,
+        encoded: format!(
+            r#"{{"channel":"events:signals","offset":{offset},"epoch":"e1","event":"x","data":0,"ts":1}}"#
+        )
+        .into(),
+    }
+}
+
+fn signals(offsets: &[u64]) -> Batch {
+    Batch {
+        events: offsets.iter().map(|o| signal(*o)).collect(),
+        epoch: Some("e1".into()),
+        ..Batch::default()
+    }
+}
+
+/// Found by the simulation: a client that left an object whose link was further on and
+/// resumed here, where those events had not arrived yet, got them again when they came
+/// (and a channel this copy had nothing of answered `recovered:false`).
+#[test]
+fn a_client_resuming_ahead_of_this_copy_gets_no_event_twice() {
+    let mut f = fanout();
+    f.apply(&signals(&[1]), 1, &mut Vec::new());
+    let c = f.client_open(Wire::Json, None, 1, &mut Vec::new());
+    let mut fx = Vec::new();
+    let resume = r#"{"action":"subscribe","channels":["events:signals"],"since":{"events:signals":{"offset":3,"epoch":"e1"}}}"#;
+    f.client(
+        ClientInput::Text {
+            conn: c,
+            text: resume,
+        },
+        2,
+        &mut fx,
+    );
+    let answer = fx.iter().find_map(|e| match e {
+        Effect::Send { frame, .. } => Some(frame.to_string()),
+        _ => None,
+    });
+    assert!(answer.is_some_and(|a| a.contains(r#""recovered":true"#)));
+    let mut fx = Vec::new();
+    f.apply(&signals(&[2, 3, 4]), 3, &mut fx);
+    let got: Vec<String> = fanouts(&fx).into_iter().map(|(_, f)| f).collect();
+    assert_eq!(got.len(), 1, "only what it had not: {got:?}");
+    assert!(got[0].contains(r#""offset":4"#), "{got:?}");
+}
+
+/// Found by the simulation: an SSE reader resuming with a `Last-Event-ID` further on than
+/// this object's `seq` got the prices up to it again, older than what it held.
+#[test]
+fn an_sse_reader_resuming_ahead_of_this_object_gets_no_older_price() {
+    let mut f = fanout();
+    f.apply(&price(2, "1.00"), 1, &mut Vec::new());
+    let open = StreamOpen {
+        symbols: vec!["BTCUSDT".into()],
+        last: Some("5".into()),
+        ..StreamOpen::default()
+    };
+    let (s, first) = f.sse_open(&open, 2).unwrap();
+    assert!(first.contains("id: 5\n"), "it stays where it was: {first}");
+    assert_eq!(f.sse_take(s, 3), SseTake::Pending);
+    let mut fx = Vec::new();
+    f.apply(&price(4, "1.20"), 4, &mut fx);
+    f.timer(10, &mut fx);
+    assert_eq!(
+        f.sse_take(s, 11),
+        SseTake::Pending,
+        "seq 4 is older than its 5"
+    );
+    f.apply(&price(6, "1.30"), 12, &mut fx);
+    f.timer(20, &mut fx);
+    let SseTake::Data(event) = f.sse_take(s, 21) else {
+        panic!("the newer price comes");
+    };
+    assert!(event.contains(r#""seq":6"#), "{event}");
+}

@@ -84,7 +84,8 @@ pub enum Effect {
     /// Each write holds later outgoing messages behind the output gate until it is durable,
     /// so the hub asks for one at most about once a second, always after the fan-out.
     Persist {
-        /// Changed prices: canonical symbol, the price's JSON, its `seq`.
+        /// Changed prices: canonical symbol, the stored record (the price's JSON with its
+        /// lanes' keys, see `Entry::stored`), its `seq`.
         prices: Vec<(String, Rc<str>, u64)>,
         /// The reserved `seq` high-water mark: a restarted hub starts above it, so a `seq`
         /// handed out before a crash is never handed out again.

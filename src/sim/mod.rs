@@ -402,10 +402,12 @@ fn fixed_seeds_find_no_violation() {
 /// - 3930: a client that came back `since` an offset its new shard had not got yet was told
 ///   `recovered:false`, then got the event it had again when it arrived;
 /// - 14770: an SSE stream that resumed at a shard behind the one it left got prices it had
-///   (older than its `Last-Event-ID`) again.
+///   (older than its `Last-Event-ID`) again;
+/// - 54158: a stream told `recovered:false` at such a shard restarted its position at that
+///   shard's top, behind where it was, so its next resumption got an event again.
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
-    run_all(&[5, 10, 303, 707, 3930, 14770], 400);
+    run_all(&[5, 10, 303, 707, 3930, 14770, 54158], 400);
 }
 
 #[test]

@@ -99,13 +99,15 @@ impl Fanout {
         resumed: Option<&EventsAt>,
         recovered: Option<bool>,
     ) -> Vec<(String, u64)> {
-        let start = |c: &String| match (resumed, recovered) {
-            (Some(at), Some(true)) => at
-                .offsets
-                .iter()
-                .find(|(k, _)| k == c)
-                .map_or(0, |(_, o)| *o),
-            _ => self.history.top(c),
+        let had = |c: &String| {
+            let at = resumed.filter(|at| at.epoch == self.history.epoch());
+            let offset = at.and_then(|at| at.offsets.iter().find(|(k, _)| k == c));
+            offset.map_or(0, |(_, o)| *o)
+        };
+        // Never behind where the reader was: a copy whose link lags may not have got there.
+        let start = |c: &String| match recovered {
+            Some(true) => had(c),
+            _ => self.history.top(c).max(had(c)),
         };
         evented.iter().map(|c| (c.clone(), start(c))).collect()
     }

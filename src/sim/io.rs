@@ -200,11 +200,7 @@ impl World {
         };
         old.returned = true;
         let (offsets, sub) = (old.offsets.clone(), old.who.as_ref().map(|w| w.sub.clone()));
-        // The same user as before, with a fresh token.
-        let who = self.identity().map(|mut who| {
-            who.sub = sub.unwrap_or(who.sub);
-            who
-        });
+        let who = self.identity_again(sub);
         let j = self.open_client_as(who);
         let c = &mut self.clients[j];
         c.offsets = offsets.clone();
@@ -239,6 +235,14 @@ impl World {
             0 => Holder::Leader,
             n => Holder::Shard(self.rng.below(n) as ShardId),
         }
+    }
+
+    /// A returning client's identity: the user it was (`sub`), with a fresh token.
+    pub(super) fn identity_again(&mut self, sub: Option<String>) -> Option<Identity> {
+        self.identity().map(|mut who| {
+            who.sub = sub.unwrap_or(who.sub);
+            who
+        })
     }
 
     /// A new client's identity when tokens are JWTs (none otherwise): one of three users,

@@ -39,10 +39,7 @@ impl World {
         old.returned = true;
         let keys = old.keys_held();
         let sub = old.who.as_ref().map(|w| w.sub.clone());
-        let who = self.identity().map(|mut who| {
-            who.sub = sub.unwrap_or(who.sub);
-            who
-        });
+        let who = self.identity_again(sub);
         self.ask_stream(keys, who, Some(i));
     }
 

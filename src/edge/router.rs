@@ -66,7 +66,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let href = req.inner().url();
     let own = Href::split(&href).origin;
     let decision = rest::cors(&cfg.allowed_origins, origin.as_deref(), own);
-    let resp = match route(req, &env, &cfg, &decision).await {
+    let resp = match route(req, &href, &env, &cfg, &decision).await {
         Ok(resp) => resp,
         Err(e) => {
             log_error("request_failed", &e.to_string());
@@ -101,10 +101,16 @@ fn with_cors(resp: Response, decision: &CorsDecision) -> Result<Response> {
     Ok(resp.with_headers(headers))
 }
 
-/// Reads what the core's classifier needs, routes, and carries the decision out.
-async fn route(req: Request, env: &Env, cfg: &Config, cors: &CorsDecision) -> Result<Response> {
-    let href = req.inner().url();
-    let url = Href::split(&href);
+/// Reads what the core's classifier needs (`href` is the request's URL, read once), routes,
+/// and carries the decision out.
+async fn route(
+    req: Request,
+    href: &str,
+    env: &Env,
+    cfg: &Config,
+    cors: &CorsDecision,
+) -> Result<Response> {
+    let url = Href::split(href);
     let query = url.query_pairs();
     let headers = req.headers();
     let (upgrade, authorization, last_event_id) = (

@@ -48,7 +48,6 @@ pub(super) async fn ask_leader(env: &Env, cfg: &Config, to: &ObjectRequest) -> R
         .await
 }
 
-/// Hands a test fault to the object it concerns (`TEST_FAULTS=on` only).
 /// Hands a publish body to the leader.
 pub(super) async fn publish_to_leader(env: &Env, cfg: &Config, body: String) -> Result<Response> {
     let mut init = RequestInit::new();
@@ -59,6 +58,7 @@ pub(super) async fn publish_to_leader(env: &Env, cfg: &Config, body: String) -> 
     leader(env, cfg)?.fetch_with_request(req).await
 }
 
+/// Hands a test fault to the object it concerns (`TEST_FAULTS=on` only).
 pub(super) async fn inject(env: &Env, cfg: &Config, fault: Fault) -> Result<Response> {
     let kind = match fault {
         Fault::Unlink => FaultKind::Unlink,

@@ -3,6 +3,7 @@
 //! attachments, Socket.IO heartbeats, token expiry, and private channels' offsets.
 
 use super::world::World;
+use crate::core::fanout::Fanout;
 use crate::core::host::ClientHost;
 use crate::core::ids::{Holder, ShardId};
 
@@ -89,15 +90,23 @@ fn pinged(w: &World) -> Option<String> {
     })
 }
 
+/// The fan-out of the object `holder`.
+fn fanout_of(w: &World, holder: Holder) -> &Fanout {
+    match holder {
+        Holder::Leader => w.leader.fanout(),
+        Holder::Shard(s) => w.shards[s as usize].fanout(),
+    }
+}
+
+/// Every open client holds what its answers said (an SSE stream its object ended, waiting
+/// for its next pull to learn it, holds nothing).
 fn held_keys(w: &World) -> Option<String> {
     w.clients
         .iter()
         .filter(|c| c.open && c.pending == 0)
+        .filter(|c| !c.sse || fanout_of(w, c.holder).has_client(c.conn))
         .find_map(|c| {
-            let held = match c.holder {
-                Holder::Leader => w.leader.fanout().subscriptions(c.conn),
-                Holder::Shard(s) => w.shards[s as usize].fanout().subscriptions(c.conn),
-            };
+            let held = fanout_of(w, c.holder).subscriptions(c.conn);
             let model = c.keys_held();
             (held != model).then(|| {
                 format!(
@@ -119,19 +128,25 @@ fn stored_attachments(w: &World) -> Option<String> {
     })
 }
 
+/// Every open client is held by its object, and nothing else is. An SSE stream the object
+/// ended (too slow, token expired) is forgotten there at once; its reader learns it at its
+/// next pull, so until then it is open here and not held there.
 fn held_clients(w: &World) -> Option<String> {
-    let open_on = |holder: Holder| {
-        let on = w.clients.iter().filter(|c| c.open && c.holder == holder);
-        let sse = on.clone().filter(|c| c.sse).count();
-        (on.count() - sse, sse)
-    };
-    let counts = |r: crate::core::fanout::FanoutReport| (r.websocket, r.sse);
-    let mut held = vec![(Holder::Leader, counts(w.leader.fanout().report()))];
+    let mut fanouts = vec![(Holder::Leader, w.leader.fanout())];
     for (s, shard) in w.shards.iter().enumerate() {
-        held.push((Holder::Shard(s as ShardId), counts(shard.report())));
+        fanouts.push((Holder::Shard(s as ShardId), shard.fanout()));
     }
-    held.into_iter().find_map(|(holder, n)| {
-        let open = open_on(holder);
-        (n != open).then(|| format!("{holder:?} holds (WebSocket, SSE) {n:?}, open are {open:?}"))
+    fanouts.into_iter().find_map(|(holder, fanout)| {
+        let on = w.clients.iter().filter(|c| c.open && c.holder == holder);
+        let ws = on.clone().filter(|c| !c.sse).count();
+        let sse = on.filter(|c| c.sse && fanout.has_client(c.conn)).count();
+        let r = fanout.report();
+        let n = (r.websocket, r.sse);
+        (n != (ws, sse)).then(|| {
+            format!(
+                "{holder:?} holds (WebSocket, SSE) {n:?}, open are {:?}",
+                (ws, sse)
+            )
+        })
     })
 }

@@ -143,12 +143,13 @@ pub fn sse_disconnect_is_removed_promptly(ctx: &mut Ctx) {
     // Usually the runtime cancels a closed stream's body at once (~0.2 s). Now and then
     // wrangler's local proxy keeps the runtime's side of a closed stream open without pulling
     // from it; the hub then ends it as a reader that stopped reading (SLOW_CLOSE_MS, 30 s,
-    // counted from the first bytes it left unread: for a quiet stream, its next keepalive).
-    // Either way it is forgotten: a stream that lingered past that bound would be a leak.
+    // counted from the first bytes it left unread: for a quiet stream, its next keepalive)
+    // and forgets it there and then, without waiting for a pull that may never come (it
+    // used to wait, and such a stream was counted until the proxy let go: one fresh run
+    // timed out at 45 s). Either way it is forgotten: a stream that lingered past that bound
+    // would be a leak.
     use edgetick::core::fanout::{KEEPALIVE_MS, SLOW_CLOSE_MS};
-    // Measured: once in a while it took longer still (one fresh run timed out at 45 s, not
-    // understood yet), so the bound is twice that.
-    let bound = Duration::from_millis(2 * (KEEPALIVE_MS + SLOW_CLOSE_MS) as u64 + 10_000);
+    let bound = Duration::from_millis((KEEPALIVE_MS + SLOW_CLOSE_MS) as u64 + 10_000);
     // Streams of earlier scenarios (a quiet one among them) are gone first, so the count
     // below is ours alone.
     wait_until("no SSE clients", bound, || {

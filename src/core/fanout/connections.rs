@@ -3,7 +3,7 @@
 //! forgotten.
 
 use super::socketio::Beat;
-use super::{Carrier, Fanout};
+use super::Fanout;
 use crate::core::attachment::Attachment;
 use crate::core::channel;
 use crate::core::effect::Effect;
@@ -134,6 +134,21 @@ impl Fanout {
         }
     }
 
+    /// Ends SSE streams: forgotten now, and woken so that a pull parked in one ends its
+    /// response (a later pull finds nothing and ends it too). Forgotten at once, not at the
+    /// stream's next pull, because that pull may never come: wrangler's local proxy has been
+    /// seen holding the runtime's side of a stream whose reader left, open and unread, and a
+    /// stream kept until then would be a client that lingers for ever.
+    pub(super) fn end_streams(&mut self, conns: Vec<ConnId>, now_ms: i64, fx: &mut Vec<Effect>) {
+        if conns.is_empty() {
+            return;
+        }
+        for &conn in &conns {
+            self.client_closed(conn, now_ms, fx);
+        }
+        fx.push(Effect::SseWake { conns });
+    }
+
     /// A send to the client failed: close it with 1011 (its client retries) and forget it.
     pub(super) fn send_failed(&mut self, conn: ConnId, now_ms: i64, fx: &mut Vec<Effect>) {
         if self.clients.contains(conn) {
@@ -159,10 +174,7 @@ impl Fanout {
             self.expiries.pop_first();
             let sse = self.clients.get_mut(conn).is_some_and(|c| c.is_sse());
             if sse {
-                if let Some(Carrier::Sse(s)) = self.clients.get_mut(conn).map(|c| &mut c.carrier) {
-                    s.closing = true;
-                }
-                fx.push(Effect::SseWake { conns: vec![conn] });
+                self.end_streams(vec![conn], now_ms, fx);
             } else {
                 self.close_client(conn, close::TOKEN_EXPIRED, "token expired", now_ms, fx);
             }

@@ -52,9 +52,7 @@ impl Fanout {
                 self.close_client(conn, close::SLOW_CONSUMER, why, now_ms, fx);
             }
         }
-        if !wake.is_empty() {
-            fx.push(Effect::SseWake { conns: wake });
-        }
+        self.end_streams(wake, now_ms, fx);
     }
 
     /// A payload delivered whole to every subscriber of `channel` (an event, a market

@@ -108,9 +108,7 @@ impl Fanout {
         let route = |c: &mut Carrier, now: i64| c.market(payload, now);
         // An SSE reader too slow for market frames ends (its stream is already closing).
         let slow = self.deliver_whole(channel, None, payload, route, now_ms, fx);
-        if !slow.is_empty() {
-            fx.push(Effect::SseWake { conns: slow });
-        }
+        self.end_streams(slow, now_ms, fx);
     }
 
     /// The current bodies of the state channels among `channels` (a new subscriber's first).

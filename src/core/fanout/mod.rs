@@ -368,7 +368,7 @@ impl Fanout {
     /// behind.
     fn tick(&mut self, now_ms: i64, fx: &mut Vec<Effect>) {
         let (mut wake, mut warn, mut too_slow) = (Vec::new(), Vec::new(), Vec::new());
-        let mut warn_sse = Vec::new();
+        let (mut warn_sse, mut ended) = (Vec::new(), Vec::new());
         let mut watched = false;
         for (conn, client) in self.clients.iter_mut() {
             let sse = client.carrier.transport() == Transport::Sse;
@@ -382,7 +382,7 @@ impl Fanout {
                 (Tick::Warn, false) => warn.push(*conn),
                 (Tick::Close, true) => {
                     self.stats.slow_consumer_closes += 1;
-                    wake.push(*conn);
+                    ended.push(*conn);
                 }
                 (Tick::Close, false) => too_slow.push(*conn),
             }
@@ -395,6 +395,7 @@ impl Fanout {
         for conn in warn_sse {
             self.count_slow(conn);
         }
+        self.end_streams(ended, now_ms, fx);
         for conn in warn {
             self.stats.slow_consumers += 1;
             self.count_slow(conn);

@@ -1093,6 +1093,9 @@ fn a_quiet_stream_whose_reader_stopped_is_closed_too() {
     assert_eq!(h.fanout.stats().slow_consumers, 1);
     let fx = h.timer(stopped + SLOW_CLOSE_MS);
     assert!(fx.contains(&Effect::SseWake { conns: vec![conn] }));
+    // Forgotten at once, not at its next pull: a proxy that holds the stream open unread
+    // may never pull again.
+    assert_eq!(h.client_counts(), (0, 0));
     assert_eq!(h.sse_take(conn, stopped + SLOW_CLOSE_MS), SseTake::Closed);
     assert_eq!(h.fanout.stats().slow_consumer_closes, 1);
 }

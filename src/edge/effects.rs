@@ -2,11 +2,9 @@
 //! sockets, the links between the leader and its shards, storage, timers and alarms, logs.
 
 use std::rc::Rc;
-use std::time::Duration;
 
-use futures::future::abortable;
 use wasm_bindgen::prelude::*;
-use worker::{wasm_bindgen_futures::spawn_local, Delay};
+use worker::wasm_bindgen_futures::spawn_local;
 
 use super::attachments;
 use super::env::{log, log_error, log_fields, now_ms};
@@ -134,20 +132,16 @@ impl Shared {
         }
     }
 
-    /// One timer at a time: the hub asks for an earlier one only, and the one it replaces
-    /// would wake it for nothing.
+    /// Wakes the core at `at_ms` (see [`super::timer::Timer`]).
     fn set_timer(self: &Rc<Self>, at_ms: i64) {
-        let shared = self.clone();
-        let wait = (at_ms - now_ms()).max(0) as u64;
-        let (task, handle) = abortable(async move {
-            Delay::from(Duration::from_millis(wait)).await;
-            shared.run(|n| n.host().timer(now_ms()));
-        });
-        if let Some(old) = self.timer.replace(Some(handle)) {
-            old.abort();
-        }
-        spawn_local(async move {
-            let _ = task.await;
+        let weak = Rc::downgrade(self);
+        self.timer.arm(at_ms, now_ms(), move || {
+            Closure::new(move || {
+                if let Some(shared) = weak.upgrade() {
+                    shared.timer.fired();
+                    shared.run(|n| n.host().timer(now_ms()));
+                }
+            })
         });
     }
 }

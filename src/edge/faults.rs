@@ -77,9 +77,7 @@ impl Shared {
     pub(super) fn hibernate(self: &Rc<Self>) -> Result<Response> {
         let mut node = self.new_instance("fault: hibernate");
         // Neither a pending timer nor an SSE stream outlives an instance (its alarm does).
-        if let Some(timer) = self.timer.borrow_mut().take() {
-            timer.abort();
-        }
+        self.timer.cancel();
         for (_, waker) in self.sse_wakers.borrow_mut().drain() {
             waker.wake();
         }

@@ -48,4 +48,5 @@ mod shared;
 mod sockets;
 mod sse;
 mod storage;
+mod timer;
 mod upstream;

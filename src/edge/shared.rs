@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::task::Waker;
 
-use futures::future::AbortHandle;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
 use worker::{Env, Request, Response, Result, State, WebSocket};
@@ -19,6 +18,7 @@ use super::attachments;
 use super::env::now_ms;
 use super::http;
 use super::storage::Store;
+use super::timer::Timer;
 use crate::core::effect::Effect;
 use crate::core::error::ApiError;
 use crate::core::fastmap::FastMap;
@@ -47,8 +47,8 @@ pub struct Shared {
     pub(super) sse_wakers: RefCell<FastMap<ConnId, Waker>>,
     /// `SEND_MODE=shared`: one JS string per fan-out.
     pub(super) shared_send: bool,
-    /// The pending in-memory timer, cancelled when the core asks for an earlier one.
-    pub(super) timer: RefCell<Option<AbortHandle>>,
+    /// The in-memory timer that wakes the core.
+    pub(super) timer: Timer,
     /// Connection ids by socket object (see [`Shared::remember`]).
     pub(super) conn_ids: js_sys::WeakMap,
     /// (Leader) `/api/candles` reads waiting for a backfill.
@@ -77,7 +77,7 @@ impl Shared {
             leader_link: RefCell::new(None),
             sse_wakers: RefCell::new(FastMap::default()),
             shared_send,
-            timer: RefCell::new(None),
+            timer: Timer::default(),
             conn_ids: js_sys::WeakMap::new(),
             candle_waiters: RefCell::new(Vec::new()),
         }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::auth;
 use super::batch::{Batch, Change, WireKind};
 use super::cursor::{self, EventsAt};
-use super::feed::binance::frames as binance;
+use super::feed::binance;
 use super::feed::twelvedata::frames as twelvedata;
 use super::history::klines;
 use super::ids::Holder;

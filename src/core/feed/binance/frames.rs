@@ -4,6 +4,8 @@
 //! Every frame is validated before it can touch the cache: decimal fields must be decimal
 //! strings and the payload's symbol must match its stream name.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::market::market_of_stream;
@@ -126,8 +128,9 @@ pub enum UpstreamFrame {
     },
 }
 
-/// Parses one text frame of the combined-stream endpoint.
-pub fn parse_frame(text: &str) -> Result<UpstreamFrame, UpstreamError> {
+/// Parses one frame through a JSON tree: every kind of frame, and every error (the common
+/// price frames are read without one first: see [`super::parse_frame`]).
+pub(super) fn parse_tree(text: &str) -> Result<UpstreamFrame, UpstreamError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| UpstreamError::BadJson(e.to_string()))?;
     let Value::Object(obj) = value else {
@@ -173,19 +176,26 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
     let (sym, suffix) = stream.split_once('@').ok_or_else(unknown)?;
     let kind = StreamKind::from_suffix(suffix).ok_or_else(unknown)?;
     let symbol = crate::core::symbol::canonical(sym).ok_or_else(unknown)?;
-    let data_symbol = data
-        .get("s")
-        .and_then(Value::as_str)
-        .ok_or(UpstreamError::MissingField("s"))?;
+    price_update(stream, symbol, kind, data)
+}
+
+/// The update a price stream's payload makes, once its payload names the stream's symbol.
+pub(super) fn price_update(
+    stream: &str,
+    symbol: String,
+    kind: StreamKind,
+    data: &impl Fields,
+) -> Result<UpstreamFrame, UpstreamError> {
+    let data_symbol = data.text("s").ok_or(UpstreamError::MissingField("s"))?;
     if data_symbol != symbol {
         return Err(UpstreamError::SymbolMismatch {
             stream: stream.to_string(),
-            data: data_symbol.to_string(),
+            data: data_symbol.into_owned(),
         });
     }
     let fields = fields_of(kind, data)?;
     let book_update_id = match kind {
-        StreamKind::BookTicker => data.get("u").and_then(Value::as_u64),
+        StreamKind::BookTicker => data.uint("u"),
         _ => None,
     };
     Ok(UpstreamFrame::Update(StreamUpdate {
@@ -196,9 +206,41 @@ fn parse_stream(stream: &str, data: &Map<String, Value>) -> Result<UpstreamFrame
     }))
 }
 
+/// Read access to a frame's payload, however it was read.
+pub(super) trait Fields {
+    /// The string field `name`.
+    fn text(&self, name: &'static str) -> Option<Cow<'_, str>>;
+    /// The integer field `name`, when it fits an `i64`.
+    fn int(&self, name: &'static str) -> Option<i64>;
+    /// The integer field `name`, when it fits a `u64`.
+    fn uint(&self, name: &'static str) -> Option<u64>;
+    /// A kline's close (`k.c`), or which of the two is missing.
+    fn kline_close(&self) -> Result<Cow<'_, str>, UpstreamError>;
+}
+
+impl Fields for Map<String, Value> {
+    fn text(&self, name: &'static str) -> Option<Cow<'_, str>> {
+        self.get(name).and_then(Value::as_str).map(Cow::Borrowed)
+    }
+
+    fn int(&self, name: &'static str) -> Option<i64> {
+        self.get(name).and_then(Value::as_i64)
+    }
+
+    fn uint(&self, name: &'static str) -> Option<u64> {
+        self.get(name).and_then(Value::as_u64)
+    }
+
+    fn kline_close(&self) -> Result<Cow<'_, str>, UpstreamError> {
+        let k = self.get("k").and_then(Value::as_object);
+        let k = k.ok_or(UpstreamError::MissingField("k"))?;
+        k.text("c").ok_or(UpstreamError::MissingField("c"))
+    }
+}
+
 /// The price fields a stream kind carries (decimal strings checked, never parsed to floats).
-fn fields_of(kind: StreamKind, data: &Map<String, Value>) -> Result<PriceFields, UpstreamError> {
-    let event_time = data.get("E").and_then(Value::as_i64);
+fn fields_of(kind: StreamKind, data: &impl Fields) -> Result<PriceFields, UpstreamError> {
+    let event_time = data.int("E");
     Ok(match kind {
         StreamKind::Ticker => PriceFields {
             price: Some(dec(data, "c")?),
@@ -233,24 +275,16 @@ fn fields_of(kind: StreamKind, data: &Map<String, Value>) -> Result<PriceFields,
             event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
             ..PriceFields::default()
         },
-        StreamKind::Kline => {
-            let k = data
-                .get("k")
-                .and_then(Value::as_object)
-                .ok_or(UpstreamError::MissingField("k"))?;
-            PriceFields {
-                price: Some(dec(k, "c")?),
-                event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
-                ..PriceFields::default()
-            }
-        }
+        StreamKind::Kline => PriceFields {
+            price: Some(checked(&data.kline_close()?, "c", false)?),
+            event_time: Some(event_time.ok_or(UpstreamError::MissingField("E"))?),
+            ..PriceFields::default()
+        },
     })
 }
 
-fn field<'a>(data: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, UpstreamError> {
-    data.get(name)
-        .and_then(Value::as_str)
-        .ok_or(UpstreamError::MissingField(name))
+fn field<'a>(data: &'a impl Fields, name: &'static str) -> Result<Cow<'a, str>, UpstreamError> {
+    data.text(name).ok_or(UpstreamError::MissingField(name))
 }
 
 fn checked(value: &str, name: &'static str, signed: bool) -> Result<String, UpstreamError> {
@@ -264,12 +298,12 @@ fn checked(value: &str, name: &'static str, signed: bool) -> Result<String, Upst
     }
 }
 
-fn dec(data: &Map<String, Value>, name: &'static str) -> Result<String, UpstreamError> {
-    checked(field(data, name)?, name, false)
+fn dec(data: &impl Fields, name: &'static str) -> Result<String, UpstreamError> {
+    checked(&field(data, name)?, name, false)
 }
 
-fn signed_dec(data: &Map<String, Value>, name: &'static str) -> Result<String, UpstreamError> {
-    checked(field(data, name)?, name, true)
+fn signed_dec(data: &impl Fields, name: &'static str) -> Result<String, UpstreamError> {
+    checked(&field(data, name)?, name, true)
 }
 
 #[cfg(test)]
@@ -287,7 +321,7 @@ mod tests {
     }
 
     fn update(line: &str) -> StreamUpdate {
-        match parse_frame(line).unwrap() {
+        match parse_tree(line).unwrap() {
             UpstreamFrame::Update(u) => u,
             other => panic!("expected an update, got {other:?}"),
         }
@@ -297,7 +331,7 @@ mod tests {
     fn every_fixture_line_is_classified() {
         let mut kinds = Vec::new();
         for line in FIXTURES.lines().filter(|l| !l.trim().is_empty()) {
-            let frame = parse_frame(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let frame = parse_tree(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             kinds.push(match frame {
                 UpstreamFrame::Update(u) => u.kind.suffix(),
                 UpstreamFrame::Market(m) => m.kind.code(),
@@ -363,11 +397,11 @@ mod tests {
         let trade = update(fixture("bnbbtc@trade"));
         assert_eq!(trade.fields.price.as_deref(), Some("0.001"));
         assert_eq!(trade.fields.event_time, Some(1672515782136));
-        let Ok(UpstreamFrame::Market(agg)) = parse_frame(fixture("btcusdt@aggTrade")) else {
+        let Ok(UpstreamFrame::Market(agg)) = parse_tree(fixture("btcusdt@aggTrade")) else {
             panic!("an aggregate trade feeds trades:BTCUSDT");
         };
         assert_eq!(agg.channel, "trades:BTCUSDT");
-        let Ok(UpstreamFrame::Market(k)) = parse_frame(fixture("btcusdt@kline_1m")) else {
+        let Ok(UpstreamFrame::Market(k)) = parse_tree(fixture("btcusdt@kline_1m")) else {
             panic!("a kline feeds candles:BTCUSDT:1m");
         };
         assert_eq!(k.channel, "candles:BTCUSDT:1m");
@@ -376,18 +410,18 @@ mod tests {
     #[test]
     fn control_answers_are_recognised() {
         assert_eq!(
-            parse_frame(fixture("\"result\"")).unwrap(),
+            parse_tree(fixture("\"result\"")).unwrap(),
             UpstreamFrame::Ack {
                 id: Some(1),
                 result: Value::Null
             }
         );
         assert!(matches!(
-            parse_frame(fixture("\"code\"")).unwrap(),
+            parse_tree(fixture("\"code\"")).unwrap(),
             UpstreamFrame::Refusal { code: 3, .. }
         ));
         assert_eq!(
-            parse_frame(fixture("serverShutdown")).unwrap(),
+            parse_tree(fixture("serverShutdown")).unwrap(),
             UpstreamFrame::ServerShutdown {
                 event_time: Some(1770123456789)
             }
@@ -397,37 +431,37 @@ mod tests {
     #[test]
     fn bad_frames_are_rejected_with_their_reason() {
         assert!(matches!(
-            parse_frame("not json"),
+            parse_tree("not json"),
             Err(UpstreamError::BadJson(_))
         ));
         assert!(matches!(
-            parse_frame("[1,2]"),
+            parse_tree("[1,2]"),
             Err(UpstreamError::BadJson(_))
         ));
         assert!(matches!(
-            parse_frame(r#"{"stream":"btcusdt@depth","data":{"s":"BTCUSDT"}}"#),
+            parse_tree(r#"{"stream":"btcusdt@depth","data":{"s":"BTCUSDT"}}"#),
             Err(UpstreamError::UnknownStream(_))
         ));
         assert!(matches!(
-            parse_frame(
+            parse_tree(
                 r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"ETHUSDT","p":"1"}}"#
             ),
             Err(UpstreamError::SymbolMismatch { .. })
         ));
         assert!(matches!(
-            parse_frame(
+            parse_tree(
                 r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":1.5}}"#
             ),
             Err(UpstreamError::MissingField("p"))
         ));
         assert!(matches!(
-            parse_frame(
+            parse_tree(
                 r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"1e9"}}"#
             ),
             Err(UpstreamError::BadDecimal { field: "p", .. })
         ));
         assert!(matches!(
-            parse_frame(r#"{"stream":"btcusdt@miniTicker","data":{"s":"BTCUSDT"}}"#),
+            parse_tree(r#"{"stream":"btcusdt@miniTicker","data":{"s":"BTCUSDT"}}"#),
             Err(UpstreamError::MissingField(_))
         ));
     }

@@ -4,7 +4,7 @@
 //! proof of life, lower-case stream names (`btcusdt@ticker`).
 //!
 //! # Layout
-//! [`frames`] reads its frames (prices); [`market`] its market streams (trades, klines,
+//! [`frames`] reads its frames (prices; `fast` the common ones without a tree); [`market`] its market streams (trades, klines,
 //! depth); this module names its streams and speaks for it to the feed.
 
 use std::collections::BTreeSet;
@@ -16,10 +16,11 @@ use crate::core::channel::Market;
 use crate::core::error::UpstreamError;
 use crate::core::ids::SourceId;
 
+mod fast;
 pub mod frames;
 pub mod market;
 
-use frames::{parse_frame, StreamKind, StreamUpdate, UpstreamFrame};
+use frames::{parse_tree, StreamKind, StreamUpdate, UpstreamFrame};
 pub use market::{market_of_stream, market_stream};
 
 /// Streams subscribed per symbol: 24 h statistics and the real-time best bid/ask.
@@ -33,6 +34,12 @@ pub const MAX_STREAMS: usize = 1024;
 /// The Binance source.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Binance;
+
+/// Parses one text frame of the combined-stream endpoint: a price the quick way when it is
+/// one (see [`fast`]), anything else through a JSON tree.
+pub fn parse_frame(text: &str) -> Result<UpstreamFrame, UpstreamError> {
+    fast::price_frame(text).unwrap_or_else(|| parse_tree(text))
+}
 
 /// Binance's stream name for a canonical symbol, e.g. `btcusdt@ticker`.
 pub fn stream_name(symbol: &str, kind: StreamKind) -> String {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::markets::{self, Seen};
 use super::sio::Sio;
 use crate::core::ids::{ConnId, Holder, Identity};
 
@@ -53,6 +54,8 @@ pub struct SimClient {
     /// Per symbol held: the latest exchange time of a price it saw (a stale upstream frame
     /// must never take a newer price's place).
     pub times: BTreeMap<String, i64>,
+    /// Per market channel held: the last trade id or book version it saw.
+    pub seen: Seen,
     /// Frames received.
     pub frames: u64,
     /// Error frames received (a command refused: not a violation by itself).
@@ -90,6 +93,7 @@ impl SimClient {
             events_may_repeat: BTreeSet::new(),
             last: BTreeMap::new(),
             times: BTreeMap::new(),
+            seen: Seen::new(),
             frames: 0,
             errors: 0,
             pending: 0,
@@ -205,10 +209,14 @@ impl SimClient {
                 }
                 for c in Self::keys(&v, "channels") {
                     self.offsets.remove(&c);
+                    self.seen.remove(&c);
                     self.channels.remove(&c);
                 }
             }
             Some("event") => self.event(&v)?,
+            Some("trades" | "book") => {
+                markets::check(self.conn, &v, &self.channels, &mut self.seen)?
+            }
             Some("error") => {
                 self.recovering.clear();
                 self.pending = self.pending.saturating_sub(1);
@@ -270,10 +278,11 @@ impl SimClient {
         }
         let exempt = self.may_repeat.remove(symbol);
         let older = self.may_be_older.contains(symbol);
-        // A Socket.IO price carries its time, not a `seq`: the same value again (a new
-        // leader's catch-up) is no news, but never an older one.
+        // A Socket.IO price carries its time, not a `seq`: the same time again is allowed (a
+        // new leader's catch-up; several prices of one second from a source that stamps whole
+        // seconds, as Twelve Data does), never an older one.
         let sio = self.sio.is_some();
-        let again = |before: &u64, was: &String| sio && seq == *before && was == price;
+        let again = |before: &u64, _: &String| sio && seq == *before;
         let seq_exempt = exempt || (sio && older);
         if let Some((before, was)) = self.last.get(symbol).filter(|_| !seq_exempt) {
             if seq <= *before && !again(before, was) {

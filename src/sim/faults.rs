@@ -2,13 +2,11 @@
 //! storage kept, sockets surviving through their attachments, as hibernation keeps them), a
 //! shard's link broken, and the exchange sending garbage or stalling its connection.
 
-use std::rc::Rc;
-
+use super::twelve;
 use super::world::Event;
 use super::world::{key, World};
-use crate::core::feed::neutral::{self, Neutral};
+use crate::core::feed::neutral;
 use crate::core::host::ClientHost;
-use crate::core::hub::Hub;
 use crate::core::ids::{Holder, ShardId};
 use crate::core::shard::Shard;
 
@@ -25,6 +23,8 @@ impl World {
             }
         }
         self.exchange.conn = None;
+        self.td.conn = None;
+        self.td.subscribed.clear();
         self.leader_timer = None;
         // Prices the old instance applied but had not stored yet are lost with it: until the
         // new one has the exchange's latest, a client may get an older one (the stored one,
@@ -34,7 +34,7 @@ impl World {
             .map(|(s, _)| s.clone())
             .collect();
         self.unsettled.extend(unstored);
-        let mut hub = Hub::with_source(self.cfg.clone(), Rc::new(Neutral));
+        let mut hub = twelve::leader(&self.cfg);
         self.storage.restore(&mut hub, self.now);
         self.restore_clients(Holder::Leader, &mut hub);
         self.leader = hub;
@@ -110,6 +110,9 @@ impl World {
     /// not JSON, a frame cut short, a price of a symbol not served or not a number, or one
     /// symbol's price from seconds ago (stale: it must never take the latest one's place).
     pub fn garbage(&mut self, symbol: &str) {
+        if self.is_td(symbol) {
+            return self.td_garbage(symbol);
+        }
         let Some(conn) = self.exchange.conn else {
             return;
         };
@@ -131,6 +134,11 @@ impl World {
     /// The exchange goes silent on its connection (it stays open): only the leader's
     /// watchdog can tell, and replace it.
     pub fn stall(&mut self) {
+        if self.cfg.twelvedata.is_some() && self.rng.chance(0.3) {
+            self.trace(|| "Twelve Data stalls its connection".into());
+            self.td.stalled = self.td.conn;
+            return;
+        }
         self.trace(|| "the exchange stalls its connection".into());
         self.exchange.stalled = self.exchange.conn;
     }

@@ -1,28 +1,35 @@
 //! Deterministic simulation of the tree (docs/testing.md#the-simulation): the leader, its
-//! shards, JSON WebSocket, Socket.IO and SSE clients and the exchange run in virtual time
-//! from one seed, through random faults (link breaks, delays, restarts with hibernated
-//! sockets, upstream drops, stalls and garbage, clock jumps, expiring tokens), with the
-//! invariants checked after every step and, after a quiet end, every client's last value
-//! compared with the exchange's. A failing seed prints the one command that replays it.
+//! shards, JSON WebSocket, Socket.IO and SSE clients, the exchange and (on some seeds)
+//! Twelve Data as a second source run in virtual time from one seed, through random faults
+//! (link breaks, delays, restarts with hibernated sockets, upstream drops, stalls and
+//! garbage, clock jumps, expiring tokens), with the invariants checked after every step and,
+//! after a quiet end, every client's last value compared with the source's. A failing seed
+//! prints the one command that replays it.
 //!
 //! # Layout
 //! [`rng`] the seeded randomness; [`world`] the objects, the network and time; [`faults`]
 //! restarts, broken links and the exchange's faults; [`io`] what clients do and get;
 //! [`streams`] SSE streams (and their resumption); [`invariants`] what is checked after
 //! every step beyond each frame; [`clients`] the clients and the per-frame checks,
-//! [`socketio`] a Socket.IO client's packets and [`sio`] its state; [`storage`] the
-//! leader's storage; this module the scenario: the configuration a seed draws, the
-//! actions, the quiet end and the final check.
+//! [`socketio`] a Socket.IO client's packets and [`sio`] its state; [`twelve`] Twelve
+//! Data's side and [`twelve_io`] what it does; [`markets`] the market channels' checks
+//! and [`market_io`] the exchange's trades and books; [`storage`] the leader's storage; this
+//! module the scenario: the configuration a seed draws, the actions, the quiet end and the
+//! final check.
 
 mod clients;
 mod faults;
 mod invariants;
 mod io;
+mod market_io;
+mod markets;
 mod rng;
 mod sio;
 mod socketio;
 mod storage;
 mod streams;
+mod twelve;
+mod twelve_io;
 mod world;
 
 use std::collections::HashMap;
@@ -32,8 +39,6 @@ use crate::core::feed::link::Failure;
 use crate::core::ids::{ShardId, SourceId};
 use crate::core::input::UpstreamEvent;
 use world::World;
-
-const SYMBOLS: [&str; 4] = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"];
 
 /// Event channels enough, with names long enough, that a client holding many of them
 /// outgrows a socket's attachment (kept in storage then).
@@ -71,6 +76,11 @@ fn config(w_seed: u64) -> Config {
     ]
     .into_iter()
     .chain(jwt.then_some(("JWT_SECRET", "sim-secret-of-at-least-32-bytes-long")))
+    .chain(
+        twelve::variables()
+            .into_iter()
+            .filter(|_| twelve::with_twelve_data(w_seed)),
+    )
     .collect();
     Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -86,7 +96,8 @@ pub struct Summary {
 
 /// One random action.
 fn act(w: &mut World) {
-    let symbol = SYMBOLS[w.rng.below(SYMBOLS.len())].to_string();
+    let symbols = w.symbols();
+    let symbol = symbols[w.rng.below(symbols.len())].clone();
     let open: Vec<usize> = (0..w.clients.len())
         .filter(|i| w.clients[*i].open)
         .collect();
@@ -94,23 +105,22 @@ fn act(w: &mut World) {
     let shards = w.shards.len();
     let roll = w.rng.below(100);
     match roll {
-        0..=49 => w.tick(&symbol),
-        50..=59 if open.len() < 40 => {
-            let i = match w.rng.below(8) {
-                0..=1 => w.open_sio(false),
-                2 => w.open_sio(true),
-                _ => w.open_client(),
-            };
-            subscribe(w, i, &symbol);
+        0..=49 if w.with_markets() && w.rng.chance(0.3) => {
+            let channel = w.any_market();
+            w.market_tick(&channel);
         }
+        0..=49 => w.tick(&symbol),
+        50..=59 if open.len() < 40 => open_one(w, &symbol),
         60..=69 => {
             if let Some(i) = pick(w) {
-                subscribe(w, i, &symbol);
+                let key = key_of(w, symbol);
+                w.ask(i, true, &[key]);
             }
         }
         70..=74 => {
             if let Some(i) = pick(w) {
-                w.ask(i, false, &[symbol]);
+                let key = key_of(w, symbol);
+                w.ask(i, false, &[key]);
             }
         }
         75..=76 => {
@@ -138,6 +148,16 @@ fn act(w: &mut World) {
         90..=99 => channels_and_streams(w, roll, &open),
         _ => {}
     }
+}
+
+/// A client opens (a Socket.IO session now and then) and subscribes to `symbol`.
+fn open_one(w: &mut World, symbol: &str) {
+    let i = match w.rng.below(8) {
+        0..=1 => w.open_sio(false),
+        2 => w.open_sio(true),
+        _ => w.open_client(),
+    };
+    subscribe(w, i, symbol);
 }
 
 /// A JSON client that left comes back and recovers its channels.
@@ -196,12 +216,15 @@ fn channels_and_streams(w: &mut World, roll: usize, open: &[usize]) {
             publish(w, &channel, n);
         }
         _ if open.len() < 40 => {
-            let mut keys: Vec<String> = SYMBOLS
-                .iter()
+            let mut keys: Vec<String> = w
+                .symbols()
+                .into_iter()
                 .filter(|_| w.rng.chance(0.5))
-                .map(|s| s.to_string())
                 .collect();
             keys.extend((0..w.rng.below(3)).map(|_| desk(w.rng.below(DESKS))));
+            if w.with_markets() && w.rng.chance(0.3) {
+                keys.push(w.any_market());
+            }
             let who = w.identity();
             if let Some(who) = who.as_ref().filter(|_| w.rng.chance(0.5)) {
                 keys.push(private_desk(&who.sub, w.rng.below(DESKS)));
@@ -237,12 +260,24 @@ fn publish(w: &mut World, channel: &str, n: u64) {
     }
 }
 
+/// What a client asks for: `symbol`, or now and then a market channel (on the seeds that
+/// stream them).
+fn key_of(w: &mut World, symbol: String) -> String {
+    if w.with_markets() && w.rng.chance(0.3) {
+        return w.any_market();
+    }
+    symbol
+}
+
 fn subscribe(w: &mut World, i: usize, symbol: &str) {
     w.ask(i, true, &[symbol.to_string()]);
 }
 
 /// The exchange drops the upstream connection.
 fn drop_upstream(w: &mut World) {
+    if w.cfg.twelvedata.is_some() && w.rng.chance(0.3) {
+        return w.td_drop();
+    }
     if let Some(generation) = w.exchange.conn.take() {
         let failure = Failure::Closed {
             code: 1006,
@@ -289,8 +324,13 @@ fn quiet_end(w: &mut World) -> Result<(), String> {
         w.cadence();
         w.advance_to(w.now + 1_000);
     }
-    for s in SYMBOLS {
-        w.tick(s);
+    for s in w.symbols() {
+        w.tick(&s);
+    }
+    if w.with_markets() {
+        for m in markets::MARKETS {
+            w.market_tick(m);
+        }
     }
     for _ in 0..30 {
         w.cadence();
@@ -300,33 +340,53 @@ fn quiet_end(w: &mut World) -> Result<(), String> {
         return Err(format!("the quiet end: {v}"));
     }
     for c in w.clients.iter().filter(|c| c.open) {
-        if c.pending > 0 {
+        holds_the_last(w, c)?;
+    }
+    Ok(())
+}
+
+/// After quiet, open client `c` has every answer, is at the top of every event channel it
+/// had events of, and holds the source's last value of every symbol and market channel.
+fn holds_the_last(w: &World, c: &clients::SimClient) -> Result<(), String> {
+    if c.pending > 0 {
+        return Err(format!(
+            "after quiet, conn {} on {:?} has {} commands unanswered",
+            c.conn, c.holder, c.pending
+        ));
+    }
+    for (channel, last) in &c.offsets {
+        let top = w.published.get(channel).copied().unwrap_or(0);
+        if *last != top {
             return Err(format!(
-                "after quiet, conn {} on {:?} has {} commands unanswered",
-                c.conn, c.holder, c.pending
+                "after quiet, conn {} on {:?} is at {channel} offset {last}, its top is {top}",
+                c.conn, c.holder
             ));
         }
-        for (channel, last) in &c.offsets {
-            let top = w.published.get(channel).copied().unwrap_or(0);
-            if *last != top {
-                return Err(format!(
-                    "after quiet, conn {} on {:?} is at {channel} offset {last}, its top is {top}",
-                    c.conn, c.holder
-                ));
-            }
+    }
+    for market in c
+        .channels
+        .iter()
+        .filter(|ch| ch.starts_with("book:") || ch.starts_with("trades:"))
+    {
+        let (want, got) = (w.exchange.markets.get(market), c.seen.get(market));
+        if want != got {
+            return Err(format!(
+                "after quiet, conn {} on {:?} holds {market} at {got:?}, the exchange at {want:?}",
+                c.conn, c.holder
+            ));
         }
-        for s in &c.subs {
-            let want = w.exchange.prices.get(s).map(|p| p.0.as_str());
-            let got = c.last.get(s).map(|p| p.1.as_str());
-            // `/` sends prices as JSON numbers: the same number, however written.
-            let number = |p: Option<&str>| p.and_then(|p| p.parse::<f64>().ok());
-            let root = c.sio.as_ref().is_some_and(|s| s.root);
-            if want != got && !(root && number(want).is_some() && number(want) == number(got)) {
-                return Err(format!(
-                    "after quiet, conn {} on {:?} holds {s} at {got:?}, the exchange at {want:?}",
-                    c.conn, c.holder
-                ));
-            }
+    }
+    for s in &c.subs {
+        let want = w.exchange.prices.get(s).map(|p| p.0.as_str());
+        let got = c.last.get(s).map(|p| p.1.as_str());
+        // `/` sends prices as JSON numbers: the same number, however written.
+        let number = |p: Option<&str>| p.and_then(|p| p.parse::<f64>().ok());
+        let root = c.sio.as_ref().is_some_and(|s| s.root);
+        if want != got && !(root && number(want).is_some() && number(want) == number(got)) {
+            return Err(format!(
+                "after quiet, conn {} on {:?} holds {s} at {got:?}, the exchange at {want:?}",
+                c.conn, c.holder
+            ));
         }
     }
     Ok(())

@@ -10,10 +10,11 @@ use std::rc::Rc;
 use super::clients::SimClient;
 use super::rng::Rng;
 use super::storage::Storage;
+use super::twelve::{self, Twelve};
 use crate::core::attachment::Attachment;
 use crate::core::config::Config;
 use crate::core::effect::Effect;
-use crate::core::feed::neutral::{self, Neutral};
+use crate::core::feed::neutral;
 use crate::core::host::ClientHost;
 use crate::core::hub::Hub;
 use crate::core::ids::{ConnId, Holder, Identity, ShardId, SourceId};
@@ -47,6 +48,8 @@ pub enum Event {
     SsePull(Holder, ConnId),
     /// Client `i` sends a reply that no answer follows (a Socket.IO pong).
     ClientSends(usize, String),
+    /// Twelve Data's connection `generation` opens (`None`) or a frame on it arrives.
+    Td(u64, Option<String>),
 }
 
 /// An SSE stream asking to open.
@@ -79,6 +82,10 @@ pub struct Exchange {
     pub conn: Option<u64>,
     /// A connection it keeps open and sends nothing on.
     pub stalled: Option<u64>,
+    /// Market channel → its last trade id or book version.
+    pub markets: BTreeMap<String, u64>,
+    /// Per connection, when its last market frame arrives (they arrive in order).
+    pub market_last: BTreeMap<u64, i64>,
 }
 
 /// The world.
@@ -99,6 +106,8 @@ pub struct World {
     pub clients: Vec<SimClient>,
     /// The exchange.
     pub exchange: Exchange,
+    /// Twelve Data, when the seed runs it.
+    pub td: Twelve,
     pub(super) queue: BTreeMap<(i64, u64), Event>,
     pub(super) order: u64,
     pub(super) leader_timer: Option<i64>,
@@ -133,12 +142,13 @@ impl World {
         let mut w = World {
             rng: Rng::new(seed),
             now: 1_000_000,
-            leader: Hub::with_source(cfg.clone(), Rc::new(Neutral)),
+            leader: twelve::leader(&cfg),
             shards: (0..shards).map(|_| Shard::new(cfg.clone())).collect(),
             links: vec![None; shards],
             cfg,
             clients: Vec::new(),
             exchange: Exchange::default(),
+            td: Twelve::default(),
             queue: BTreeMap::new(),
             order: 0,
             leader_timer: None,
@@ -189,6 +199,20 @@ impl World {
     pub fn leader_effects(&mut self, fx: Vec<Effect>) {
         for e in fx {
             match e {
+                Effect::ConnectUpstream {
+                    source: SourceId::TwelveData,
+                    generation,
+                    ..
+                } => self.td_connect(generation),
+                Effect::CloseUpstream {
+                    source: SourceId::TwelveData,
+                    generation,
+                } => self.td_closed(generation),
+                Effect::SendUpstream {
+                    source: SourceId::TwelveData,
+                    generation,
+                    text,
+                } => self.td_request(generation, &text),
                 Effect::ConnectUpstream { generation, .. } => {
                     let at = self.now + self.delay();
                     self.push(at, Event::UpstreamOpened(generation));
@@ -346,6 +370,7 @@ impl World {
                 self.leader_effects(fx);
             }
             Event::Dialed(s, generation) => self.dialed(s, generation),
+            Event::Td(generation, frame) => self.td_event(generation, frame, jitter),
             Event::ToShard(s, lg, text) => {
                 self.trace(|| {
                     format!(
@@ -408,6 +433,9 @@ impl World {
     /// The exchange moves `symbol` and sends it on its connection, if it has one.
     pub fn tick(&mut self, symbol: &str) {
         self.trace(|| format!("tick {symbol}"));
+        if self.is_td(symbol) {
+            return self.td_tick(symbol);
+        }
         let last_at = self.exchange.prices.get(symbol).map_or(0, |p| p.1);
         let at = self.now.max(last_at + 1);
         let cents = self.rng.between(10_000, 20_000);
@@ -440,6 +468,7 @@ impl World {
             .exchange
             .prices
             .iter()
+            .filter(|(s, _)| !self.is_td(s))
             .map(|(s, (p, at))| (s.clone(), p.clone(), *at))
             .collect();
         for (symbol, price, at) in latest {

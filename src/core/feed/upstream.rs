@@ -38,8 +38,9 @@ impl Upstream {
         };
         let symbols = match id {
             SourceId::Binance | SourceId::TwelveData => cfg.symbols.of(id).cloned().collect(),
+            // The tests' source stands in for Binance.
             #[cfg(test)]
-            SourceId::Neutral => cfg.symbols.iter().cloned().collect(),
+            SourceId::Neutral => cfg.symbols.of(SourceId::Binance).cloned().collect(),
         };
         let settings = LinkSettings {
             urls,

@@ -85,13 +85,21 @@ pub struct Entry {
 
 impl Entry {
     fn new(price: Price, order: Lanes) -> Entry {
-        // Invariant: `Price` holds only strings and integers, which always serialise.
-        let encoded: Rc<str> = serde_json::to_string(&price).unwrap_or_default().into();
-        Entry {
+        let mut e = Entry {
             price,
-            encoded,
+            encoded: Rc::from(""),
             order,
-        }
+        };
+        e.encode();
+        e
+    }
+
+    /// Encodes the price again, after it changed.
+    fn encode(&mut self) {
+        // Invariant: `Price` holds only strings and integers, which always serialise.
+        self.encoded = serde_json::to_string(&self.price)
+            .unwrap_or_default()
+            .into();
     }
 
     /// The record storage keeps: the price's JSON with the keys of its lanes under `lanes`,
@@ -167,6 +175,11 @@ impl PriceCache {
     /// An update without an event time (Binance's book ticker) sets `event_time` to the
     /// receive time when it changes something.
     pub fn apply(&mut self, update: &Update, now_ms: i64) -> Option<&Entry> {
+        let ttl = self.ttl_ms;
+        let live = |e: &Entry| now_ms - e.price.received_at <= ttl;
+        if self.entries.get(&update.symbol).is_some_and(live) {
+            return self.apply_live(update, now_ms);
+        }
         let key = update.order.key();
         let (mut price, mut order) = match self.entries.get(&update.symbol) {
             Some(e) if now_ms - e.price.received_at <= self.ttl_ms => (e.price.clone(), e.order),
@@ -201,6 +214,31 @@ impl PriceCache {
         self.entries
             .insert(update.symbol.clone(), Entry::new(price, order));
         self.entries.get(&update.symbol)
+    }
+
+    /// [`PriceCache::apply`] to a live entry, in place: nearly every update, so it neither
+    /// copies the price nor its key (a profile of the leader put that copy, the old entry's
+    /// drop and the key's at about a third of applying a price).
+    fn apply_live(&mut self, update: &Update, now_ms: i64) -> Option<&Entry> {
+        let e = self.entries.get_mut(&update.symbol)?;
+        let held = e.order.get(update.lane).copied().flatten();
+        if held.is_some_and(|held| update.order.is_late(held)) {
+            return None;
+        }
+        if let (Some(key), Some(slot)) = (update.order.key(), e.order.get_mut(update.lane)) {
+            *slot = Some(key);
+        }
+        if !update.fields.merge_into(&mut e.price) {
+            return None;
+        }
+        if update.fields.event_time.is_none() {
+            e.price.event_time = Some(now_ms);
+        }
+        self.seq += 1;
+        e.price.seq = self.seq;
+        e.price.received_at = now_ms;
+        e.encode();
+        Some(e)
     }
 
     /// The live entry for `symbol` (expired entries count as absent).

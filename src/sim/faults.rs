@@ -5,9 +5,11 @@
 use super::twelve;
 use super::world::Event;
 use super::world::{key, World};
+use crate::core::feed::link::Failure;
 use crate::core::feed::neutral;
 use crate::core::host::ClientHost;
-use crate::core::ids::{Holder, ShardId};
+use crate::core::ids::{Holder, ShardId, SourceId};
+use crate::core::input::UpstreamEvent;
 use crate::core::shard::Shard;
 
 impl World {
@@ -129,6 +131,21 @@ impl World {
         self.trace(|| format!("the exchange sends garbage: {frame}"));
         let when = self.now + self.rng.between(0, 5);
         self.push(when, Event::UpstreamText(conn, frame));
+    }
+
+    /// `source`'s connection `generation` drops (1006, no close frame): the leader hears it.
+    pub fn dropped(&mut self, source: SourceId, generation: u64) {
+        let failure = Failure::Closed {
+            code: 1006,
+            reason: "sim: dropped".into(),
+        };
+        let event = UpstreamEvent::Failed {
+            generation,
+            failure,
+        };
+        let jitter = self.rng.unit();
+        let fx = self.leader.upstream(source, event, self.now, jitter);
+        self.leader_effects(fx);
     }
 
     /// The exchange goes silent on its connection (it stays open): only the leader's

@@ -35,9 +35,7 @@ mod world;
 use std::collections::HashMap;
 
 use crate::core::config::Config;
-use crate::core::feed::link::Failure;
 use crate::core::ids::{ShardId, SourceId};
-use crate::core::input::UpstreamEvent;
 use world::World;
 
 /// Event channels enough, with names long enough, that a client holding many of them
@@ -279,17 +277,7 @@ fn drop_upstream(w: &mut World) {
         return w.td_drop();
     }
     if let Some(generation) = w.exchange.conn.take() {
-        let failure = Failure::Closed {
-            code: 1006,
-            reason: "sim: dropped".into(),
-        };
-        let event = UpstreamEvent::Failed {
-            generation,
-            failure,
-        };
-        let jitter = w.rng.unit();
-        let fx = w.leader.upstream(SourceId::Neutral, event, w.now, jitter);
-        w.leader_effects(fx);
+        w.dropped(SourceId::Neutral, generation);
     }
 }
 

@@ -138,19 +138,7 @@ impl World {
     pub(super) fn td_drop(&mut self) {
         if let Some(generation) = self.td.conn.take() {
             self.td.subscribed.clear();
-            let failure = crate::core::feed::link::Failure::Closed {
-                code: 1006,
-                reason: "sim: dropped".into(),
-            };
-            let event = UpstreamEvent::Failed {
-                generation,
-                failure,
-            };
-            let jitter = self.rng.unit();
-            let fx = self
-                .leader
-                .upstream(SourceId::TwelveData, event, self.now, jitter);
-            self.leader_effects(fx);
+            self.dropped(SourceId::TwelveData, generation);
         }
     }
 }

@@ -129,9 +129,20 @@ fn stored_attachments(w: &World) -> Option<String> {
 }
 
 /// Every open client is held by its object, and nothing else is. An SSE stream the object
-/// ended (too slow, token expired) is forgotten there at once; its reader learns it at its
-/// next pull, so until then it is open here and not held there.
+/// ended is forgotten there at once; its reader learns it at its next pull, so until then it
+/// is open here and not held there. Here streams pull whenever woken (never too slow), so
+/// the one reason the object may end one is its token's expiry.
 fn held_clients(w: &World) -> Option<String> {
+    let forgotten = w.clients.iter().filter(|c| c.open && c.sse).find(|c| {
+        let expired = c.who.as_ref().is_some_and(|who| who.exp_ms <= w.now);
+        !expired && !fanout_of(w, c.holder).has_client(c.conn)
+    });
+    if let Some(c) = forgotten {
+        return Some(format!(
+            "SSE conn {} on {:?} forgotten by its object, its token not expired",
+            c.conn, c.holder
+        ));
+    }
     let mut fanouts = vec![(Holder::Leader, w.leader.fanout())];
     for (s, shard) in w.shards.iter().enumerate() {
         fanouts.push((Holder::Shard(s as ShardId), shard.fanout()));

@@ -146,10 +146,11 @@ pub fn sse_disconnect_is_removed_promptly(ctx: &mut Ctx) {
     // counted from the first bytes it left unread: for a quiet stream, its next keepalive)
     // and forgets it there and then, without waiting for a pull that may never come (it
     // used to wait, and such a stream was counted until the proxy let go: one fresh run
-    // timed out at 45 s). Either way it is forgotten: a stream that lingered past that bound
-    // would be a leak.
+    // timed out at 45 s). While the socket's buffers still take its bytes the runtime keeps
+    // pulling, and the stream is not behind until they are full: the bound allows that
+    // twice over. Either way it is forgotten: a stream that lingered past it would be a leak.
     use edgetick::core::fanout::{KEEPALIVE_MS, SLOW_CLOSE_MS};
-    let bound = Duration::from_millis((KEEPALIVE_MS + SLOW_CLOSE_MS) as u64 + 10_000);
+    let bound = Duration::from_millis(2 * (KEEPALIVE_MS + SLOW_CLOSE_MS) as u64 + 10_000);
     // Streams of earlier scenarios (a quiet one among them) are gone first, so the count
     // below is ours alone.
     wait_until("no SSE clients", bound, || {

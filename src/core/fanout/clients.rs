@@ -55,7 +55,8 @@ pub enum EventRoute {
     Held,
     /// Queued for a parked SSE stream: wake it.
     Wake,
-    /// Too slow for events: close it (an SSE stream ends at its next pull).
+    /// Too slow for events: close it (an SSE stream is forgotten, its response ends at its
+    /// next pull).
     TooSlow,
 }
 
@@ -66,7 +67,8 @@ pub enum Tick {
     Fine,
     /// Behind for [`SLOW_WARN_MS`]: warn it (an SSE stream got its warning queued).
     Warn,
-    /// Behind for [`SLOW_CLOSE_MS`]: close it (an SSE stream ends at its next pull).
+    /// Behind for [`SLOW_CLOSE_MS`]: close it (an SSE stream is forgotten, its response ends
+    /// at its next pull).
     Close,
     /// A parked SSE stream is due a keepalive: wake it.
     Keepalive,
@@ -146,11 +148,7 @@ impl Carrier {
                 let fell_behind = flow.sent(flow.mark(), len, now_ms);
                 EventRoute::Send { fell_behind }
             }
-            Carrier::Sse(sse) if sse.closing => EventRoute::Held,
-            Carrier::Sse(sse) if sse.events.len() >= MAX_QUEUED_EVENTS => {
-                sse.closing = true;
-                EventRoute::TooSlow
-            }
+            Carrier::Sse(sse) if sse.events.len() >= MAX_QUEUED_EVENTS => EventRoute::TooSlow,
             Carrier::Sse(sse) => {
                 if let (Some(pos), Some((channel, offset))) = (&mut sse.events_at, at) {
                     pos.advance(channel, offset);
@@ -212,18 +210,12 @@ impl Carrier {
 
 /// An SSE stream is behind while updates wait and it is not parked waiting for them.
 fn sse_tick(sse: &mut SseState, now_ms: i64) -> Tick {
-    if sse.closing {
-        return Tick::Fine;
-    }
     let behind = sse
         .pending_since
         .filter(|_| !sse.waiting)
         .map(|t| now_ms - t);
     match behind {
-        Some(ms) if ms >= SLOW_CLOSE_MS => {
-            sse.closing = true;
-            return Tick::Close;
-        }
+        Some(ms) if ms >= SLOW_CLOSE_MS => return Tick::Close,
         Some(ms) if ms >= SLOW_WARN_MS && !sse.warned => {
             sse.warned = true;
             let warning = Payload::new(Kind::Warning, SSE_SLOW_WARNING);

@@ -106,7 +106,7 @@ impl Fanout {
         fx: &mut Vec<Effect>,
     ) {
         let route = |c: &mut Carrier, now: i64| c.market(payload, now);
-        // An SSE reader too slow for market frames ends (its stream is already closing).
+        // An SSE reader too slow for market frames ends.
         let slow = self.deliver_whole(channel, None, payload, route, now_ms, fx);
         self.end_streams(slow, now_ms, fx);
     }

@@ -103,8 +103,6 @@ pub struct SseState {
     pub keepalive_due: bool,
     /// `SLOW_CONSUMER` was sent for the current backlog.
     pub warned: bool,
-    /// The stream must end at its next pull.
-    pub closing: bool,
     /// Highest `seq` this stream has delivered (the snapshot's id, then each event's):
     /// a pending price at or below it is already with the reader.
     pub delivered: u64,

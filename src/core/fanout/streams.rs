@@ -181,9 +181,6 @@ impl Fanout {
         let Some(Carrier::Sse(sse)) = self.clients.get_mut(conn).map(|c| &mut c.carrier) else {
             return SseTake::Closed;
         };
-        if sse.closing {
-            return SseTake::Closed;
-        }
         let mut out = String::new();
         while let Some(e) = sse.events.pop_front() {
             out.push_str(&e);

@@ -71,6 +71,17 @@ pub fn read_stored(json: &str) -> Option<StoredPrice> {
     Some((price, lanes))
 }
 
+/// Marks `price` as changed by `update` at `now_ms`: the next `seq`, its receive time, and
+/// the receive time as its event time when the update carries none.
+fn stamp(seq: &mut u64, price: &mut Price, update: &Update, now_ms: i64) {
+    if update.fields.event_time.is_none() {
+        price.event_time = Some(now_ms);
+    }
+    *seq += 1;
+    price.seq = *seq;
+    price.received_at = now_ms;
+}
+
 /// One cached price with its encoding.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -180,37 +191,22 @@ impl PriceCache {
         if self.entries.get(&update.symbol).is_some_and(live) {
             return self.apply_live(update, now_ms);
         }
-        let key = update.order.key();
-        let (mut price, mut order) = match self.entries.get(&update.symbol) {
-            Some(e) if now_ms - e.price.received_at <= self.ttl_ms => (e.price.clone(), e.order),
-            _ => (
-                Price {
-                    symbol: update.symbol.clone(),
-                    ..Price::default()
-                },
-                Default::default(),
-            ),
+        // No live entry: the update starts a fresh one (nothing held, so it is never late).
+        let mut order = Lanes::default();
+        if let (Some(key), Some(slot)) = (update.order.key(), order.get_mut(update.lane)) {
+            *slot = Some(key);
+        }
+        let mut price = Price {
+            symbol: update.symbol.clone(),
+            ..Price::default()
         };
-        let held = order.get(update.lane).copied().flatten();
-        if held.is_some_and(|held| update.order.is_late(held)) {
-            return None;
-        }
-        if let (Some(_), Some(slot)) = (key, order.get_mut(update.lane)) {
-            *slot = key;
-        }
-        let changed = update.fields.merge_into(&mut price);
-        if !changed {
+        if !update.fields.merge_into(&mut price) {
             if let Some(e) = self.entries.get_mut(&update.symbol) {
                 e.order = order;
             }
             return None;
         }
-        if update.fields.event_time.is_none() {
-            price.event_time = Some(now_ms);
-        }
-        self.seq += 1;
-        price.seq = self.seq;
-        price.received_at = now_ms;
+        stamp(&mut self.seq, &mut price, update, now_ms);
         self.entries
             .insert(update.symbol.clone(), Entry::new(price, order));
         self.entries.get(&update.symbol)
@@ -231,12 +227,7 @@ impl PriceCache {
         if !update.fields.merge_into(&mut e.price) {
             return None;
         }
-        if update.fields.event_time.is_none() {
-            e.price.event_time = Some(now_ms);
-        }
-        self.seq += 1;
-        e.price.seq = self.seq;
-        e.price.received_at = now_ms;
+        stamp(&mut self.seq, &mut e.price, update, now_ms);
         e.encode();
         Some(e)
     }

@@ -2,7 +2,7 @@
 //! a trade or a new book version, sent in order on its connection.
 
 use super::markets::MARKETS;
-use super::world::{Event, World};
+use super::world::{in_order, Event, World};
 use crate::core::feed::neutral;
 
 impl World {
@@ -45,9 +45,7 @@ impl World {
         // In order on the connection, as a WebSocket delivers: a book carries no order of
         // its own, so a book overtaking the one before it would be the model's invention.
         let at = self.now + self.rng.between(0, 5);
-        let last = self.exchange.market_last.entry(conn).or_insert(0);
-        *last = (*last).max(at);
-        let when = *last;
+        let when = in_order(&mut self.exchange.market_last, conn, at);
         self.push(when, Event::UpstreamText(conn, frame));
     }
 }

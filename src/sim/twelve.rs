@@ -51,17 +51,7 @@ pub struct Twelve {
     /// The symbols subscribed on `conn`.
     pub subscribed: BTreeSet<String>,
     /// When the last frame on each connection arrives (FIFO).
-    last: BTreeMap<u64, i64>,
-}
-
-impl Twelve {
-    /// When a frame sent on `conn` to arrive at `at` does arrive: never before the one
-    /// before it.
-    pub fn arrival(&mut self, conn: u64, at: i64) -> i64 {
-        let last = self.last.entry(conn).or_insert(0);
-        *last = (*last).max(at);
-        *last
-    }
+    pub last: BTreeMap<u64, i64>,
 }
 
 /// A price frame as Twelve Data writes one: the price a JSON number, the time in seconds.

@@ -2,7 +2,7 @@
 //! its answers to the leader's requests, its prices, garbage and dropped connections.
 
 use super::twelve::price_frame;
-use super::world::{Event, World};
+use super::world::{in_order, Event, World};
 use crate::core::ids::SourceId;
 use crate::core::input::UpstreamEvent;
 
@@ -26,7 +26,7 @@ impl World {
             return;
         }
         let at = self.now + self.delay();
-        let when = self.td.arrival(conn, at);
+        let when = in_order(&mut self.td.last, conn, at);
         self.push(when, Event::Td(conn, Some(frame)));
     }
 

@@ -29,6 +29,13 @@ pub(super) fn key(holder: Holder) -> Option<ShardId> {
     }
 }
 
+/// When a message on connection `key` due at `at` arrives: never before the one before it.
+pub(super) fn in_order<K: Ord>(last: &mut BTreeMap<K, i64>, key: K, at: i64) -> i64 {
+    let last = last.entry(key).or_insert(0);
+    *last = (*last).max(at);
+    *last
+}
+
 /// Something on its way.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -188,9 +195,7 @@ impl World {
     /// When a message on a link direction arrives: after a delay, never before the last one.
     fn fifo_at(&mut self, to_shard: bool, shard: ShardId, generation: u64) -> i64 {
         let at = self.now + self.delay();
-        let last = self.fifo.entry((to_shard, shard, generation)).or_insert(0);
-        *last = (*last).max(at);
-        *last
+        in_order(&mut self.fifo, (to_shard, shard, generation), at)
     }
 
     // ----- effects ------------------------------------------------------------------------

@@ -323,8 +323,9 @@ fn ratio_row(item: &str, ours: &Value, floor: &Value) -> String {
         )
     } else if ours["load"] == "S" {
         format!(
-            "| {item} | all in {} | longest gap {} | slowest ping {} | slowest /health {} |",
+            "| {item} | all in {} | runtime CPU {} | longest gap {} | slowest ping {} | slowest /health {} |",
             ratio(ours, floor, &["all_in_seconds"]),
+            ratio(ours, floor, &["runtime_cpu_seconds"]),
             ratio(ours, floor, &["longest_gap_seconds"]),
             ratio(ours, floor, &["slowest_ping_ms"]),
             ratio(ours, floor, &["slowest_health_ms"]),
@@ -432,8 +433,8 @@ fn report(a: &Args, steady: &[String], storms: &[String], ratios: &[String]) -> 
     }
     if !storms.is_empty() {
         md.push_str(
-            "\n| load | relay | clients connect to | storm | admitted | watchers' longest gap | slowest ping | slowest /health |\n\
-             |---|---|---|---|---|---|---|---|\n",
+            "\n| load | relay | clients connect to | storm | admitted | CPU until all in | watchers' longest gap | slowest ping | slowest /health |\n\
+             |---|---|---|---|---|---|---|---|---|\n",
         );
         storms.iter().for_each(|r| md.push_str(&format!("{r}\n")));
     }

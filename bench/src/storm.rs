@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::Outcome;
-use crate::stack::{dial, Stack};
+use crate::stack::{dial, Role, Stack};
 
 /// A storm's shape.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +23,16 @@ pub struct Storm {
     pub watchers: usize,
     /// Exchange updates per second meanwhile.
     pub rate: u32,
+}
+
+/// How the newcomers got in: how many, when the last one was in, and the CPU seconds the
+/// runtime and the proxy spent from the storm's start until then (steadier than the time:
+/// it does not depend on what else the machine was doing).
+struct Admission {
+    admitted: usize,
+    all_in: Duration,
+    runtime_cpu: f64,
+    proxy_cpu: f64,
 }
 
 /// What the watchers saw during the storm.
@@ -124,6 +134,10 @@ pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Out
     std::thread::sleep(Duration::from_secs(3));
     let admitted = Arc::new(AtomicUsize::new(0));
     let health_slowest = Arc::new(Mutex::new(Duration::ZERO));
+    let cpu_at = |u: &std::collections::HashMap<Role, crate::stack::Usage>, r: Role| {
+        u.get(&r).map_or(0.0, |u| u.cpu_s)
+    };
+    let (before, _) = stack.usage();
     storming.store(true, Ordering::Relaxed);
     let started = Instant::now();
     for i in 0..storm.clients {
@@ -134,16 +148,23 @@ pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Out
         std::thread::sleep(Duration::from_millis(20));
     }
     let all_in = started.elapsed();
+    let (after, _) = stack.usage();
+    let spent = |r: Role| cpu_at(&after, r) - cpu_at(&before, r);
     // Watch one more second after the last admission, then stop.
     std::thread::sleep(Duration::from_secs(1));
     storming.store(false, Ordering::Relaxed);
     let _ = prober.join();
-    let n_in = admitted.load(Ordering::Relaxed);
+    let admission = Admission {
+        admitted: admitted.load(Ordering::Relaxed),
+        all_in,
+        runtime_cpu: spent(Role::Runtime),
+        proxy_cpu: spent(Role::Proxy),
+    };
     stack.control("pause?on=1");
     rt.shutdown_timeout(Duration::from_secs(5));
     let w = watch.lock().unwrap_or_else(|p| p.into_inner());
     let health = *health_slowest.lock().unwrap_or_else(|p| p.into_inner());
-    outcome(relay, storm, direct, (n_in, all_in), &w, health)
+    outcome(relay, storm, direct, &admission, &w, health)
 }
 
 /// `/health` every 100 ms while the storm lasts; the slowest answer is kept.
@@ -166,13 +187,13 @@ fn probe_health(
     })
 }
 
-/// The storm's row and details: admitted clients and when the last was in, the watchers'
-/// longest gap and slowest ping, the slowest `/health`.
+/// The storm's row and details: admitted clients and when the last was in, the CPU spent
+/// admitting them, the watchers' longest gap and slowest ping, the slowest `/health`.
 fn outcome(
     relay: &str,
     storm: &Storm,
     direct: bool,
-    (n_in, all_in): (usize, Duration),
+    a: &Admission,
     w: &Watch,
     health: Duration,
 ) -> Outcome {
@@ -182,12 +203,15 @@ fn outcome(
         "wrangler port"
     };
     let row = format!(
-        "| S | {relay} | {path} | {} at once, {} watching @ {}/s | {n_in}/{} in after {:.2} s | {:.2} s | {} ms ({} pings) | {} ms |",
+        "| S | {relay} | {path} | {} at once, {} watching @ {}/s | {}/{} in after {:.2} s | runtime {:.2} s, proxy {:.2} s | {:.2} s | {} ms ({} pings) | {} ms |",
         storm.clients,
         storm.watchers,
         storm.rate,
+        a.admitted,
         storm.clients,
-        all_in.as_secs_f64(),
+        a.all_in.as_secs_f64(),
+        a.runtime_cpu,
+        a.proxy_cpu,
         w.longest_gap.as_secs_f64(),
         w.slowest_ping.as_millis(),
         w.pings,
@@ -196,7 +220,8 @@ fn outcome(
     eprintln!("{row}");
     let detail = json!({
         "load": "S", "relay": relay, "clients": storm.clients, "watchers": storm.watchers,
-        "rate": storm.rate, "admitted": n_in, "all_in_seconds": all_in.as_secs_f64(),
+        "rate": storm.rate, "admitted": a.admitted, "all_in_seconds": a.all_in.as_secs_f64(),
+        "runtime_cpu_seconds": a.runtime_cpu, "proxy_cpu_seconds": a.proxy_cpu,
         "longest_gap_seconds": w.longest_gap.as_secs_f64(),
         "slowest_ping_ms": w.slowest_ping.as_millis() as u64, "pings": w.pings,
         "slowest_health_ms": health.as_millis() as u64, "direct": direct,

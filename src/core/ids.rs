@@ -63,7 +63,7 @@ pub type ShardId = u32;
 
 /// The object of the tree that holds a session: what an Engine.IO session id names, so the
 /// Worker sends every later request of the session to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Holder {
     /// The leader (without shards it carries the clients).
     Leader,

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use worker::{Cache, Delay, Env, Request, Response, Result};
+use worker::{Cache, Delay, Env, Response, Result};
 
 use super::env::{log_error, now_ms};
 use super::http;
@@ -62,14 +62,13 @@ pub(super) fn counts() -> [(&'static str, u64); 4] {
 
 /// Answers a REST read from the cheapest layer that has a fresh answer.
 pub(super) async fn cached_read(
-    req: &Request,
+    (href, if_none_match): (&str, Option<&str>),
     env: &Env,
     cfg: &Config,
     to: &ObjectRequest,
 ) -> Result<Response> {
     let target = to.path();
-    let href = req.inner().url();
-    let origin = match Href::split(&href).origin {
+    let origin = match Href::split(href).origin {
         "" => "https://edgetick",
         origin => origin,
     };
@@ -77,8 +76,7 @@ pub(super) async fn cached_read(
     let max_age_ms = i64::from(cfg.rest_cache_seconds) * 1000;
     let (reply, source) = fetch_through(env, cfg, &key, to, max_age_ms).await?;
     count(source);
-    let if_none_match = req.headers().get("If-None-Match")?;
-    respond(&reply, source, max_age_ms > 0, if_none_match.as_deref())
+    respond(&reply, source, max_age_ms > 0, if_none_match)
 }
 
 async fn fetch_through(

@@ -51,3 +51,15 @@ pub async fn body_within(
         false => Ok(body),
     })
 }
+
+/// The answer to a CORS preflight: what a browser may send cross-origin.
+pub fn preflight() -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")?;
+    headers.set(
+        "Access-Control-Allow-Headers",
+        "Authorization, Content-Type, If-None-Match, Last-Event-ID",
+    )?;
+    headers.set("Access-Control-Max-Age", "600")?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}

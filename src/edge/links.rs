@@ -17,7 +17,7 @@ use worker::{
 
 use super::env::{jitter, log_error, now_ms};
 use super::http;
-use super::objects::leader;
+use super::objects::to_leader;
 use super::send::SendTarget;
 use super::shared::Shared;
 use crate::core::error::ApiError;
@@ -122,7 +122,7 @@ async fn connect(shared: &Shared) -> Result<WebSocket> {
     }
     .path();
     let req = Request::new_with_init(&format!("https://leader{path}"), &init)?;
-    let resp = leader(&shared.env, &cfg)?.fetch_with_request(req).await?;
+    let resp = to_leader(&shared.env, &cfg, req).await?;
     let status = resp.status_code();
     resp.websocket()
         .ok_or_else(|| worker::Error::RustError(format!("the leader refused the link ({status})")))

@@ -6,17 +6,19 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{event, Context, Env, Headers, Request, Response, Result};
+use worker::{event, web_sys, Context, Env, Headers, Request, Response, Result};
 
 use super::edge_cache;
 use super::env::{load_config, log_error, now_ms};
 use super::http;
-use super::objects::{ask_leader, entry, holder, inject, publish_to_leader};
+use super::objects::{ask, ask_leader, entry, forward, inject, publish_to_leader};
 use crate::core::config::Config;
 use crate::core::error::{ApiError, ConfigError};
 use crate::core::events;
 use crate::core::metrics;
-use crate::core::request::{classify, Href, Incoming, ObjectRequest, Route, StreamRefusal};
+use crate::core::request::{
+    classify, reads_clock, Href, Incoming, ObjectRequest, Route, StreamRefusal,
+};
 use crate::core::rest::{self, CorsDecision};
 
 thread_local! {
@@ -53,39 +55,49 @@ fn config(env: &Env) -> std::result::Result<Rc<Config>, ConfigError> {
     Ok(cfg)
 }
 
+/// What a route answers: a response made here, or an object's passed on as it is.
+enum Answer {
+    Ours(Response),
+    Passed(web_sys::Response),
+}
+
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let cfg = match config(&env) {
         Ok(cfg) => cfg,
         Err(e) => {
             log_error("config_invalid", &e.to_string());
-            return http::error(&ApiError::Config(e.to_string()));
+            return Ok(http::error(&ApiError::Config(e.to_string()))?.into());
         }
     };
-    let origin = req.headers().get("Origin").ok().flatten();
-    let href = req.inner().url();
+    let headers = req.headers();
+    let origin = headers.get("Origin").ok().flatten();
+    let href = req.url();
     let own = Href::split(&href).origin;
     let decision = rest::cors(&cfg.allowed_origins, origin.as_deref(), own);
-    let resp = match route(req, &href, &env, &cfg, &decision).await {
-        Ok(resp) => resp,
+    let answer = match route(req, (&href, &headers), &env, &cfg, &decision).await {
+        Ok(answer) => answer,
         Err(e) => {
             log_error("request_failed", &e.to_string());
-            http::error(&ApiError::Internal)?
+            Answer::Ours(http::error(&ApiError::Internal)?)
         }
     };
-    with_cors(resp, &decision)
+    let resp = match answer {
+        Answer::Passed(resp) if resp.status() == 101 => return Ok(resp),
+        Answer::Passed(resp) if !matches!(decision, CorsDecision::Allow(_)) => return Ok(resp),
+        Answer::Passed(resp) => Response::from(resp),
+        Answer::Ours(resp) => resp,
+    };
+    Ok(with_cors(resp, &decision)?.into())
 }
 
-/// Adds the CORS headers an allowed cross-origin request gets (a WebSocket upgrade is
-/// returned untouched: its headers are the runtime's). Responses proxied from the leader
-/// have immutable headers, so the headers are copied into a fresh set first.
+/// Adds the CORS headers an allowed cross-origin request gets (never to a WebSocket upgrade:
+/// [`fetch`] passes a 101 on untouched, its headers are the runtime's). Responses proxied
+/// from an object have immutable headers, so the headers are copied into a fresh set first.
 fn with_cors(resp: Response, decision: &CorsDecision) -> Result<Response> {
     let CorsDecision::Allow(value) = decision else {
         return Ok(resp);
     };
-    if resp.status_code() == 101 {
-        return Ok(resp);
-    }
     let headers = Headers::new();
     for (k, v) in resp.headers().entries() {
         headers.append(&k, &v)?;
@@ -101,18 +113,18 @@ fn with_cors(resp: Response, decision: &CorsDecision) -> Result<Response> {
     Ok(resp.with_headers(headers))
 }
 
-/// Reads what the core's classifier needs (`href` is the request's URL, read once), routes,
-/// and carries the decision out.
+/// Reads what the core's classifier needs (`href`, the request's URL, and its headers are
+/// read once), routes, and carries the decision out. A client connection's request is
+/// handed to its object as it came, and the object's answer passed back as it is.
 async fn route(
-    req: Request,
-    href: &str,
+    req: web_sys::Request,
+    (href, headers): (&str, &web_sys::Headers),
     env: &Env,
     cfg: &Config,
     cors: &CorsDecision,
-) -> Result<Response> {
+) -> Result<Answer> {
     let url = Href::split(href);
     let query = url.query_pairs();
-    let headers = req.headers();
     let (upgrade, authorization, last_event_id) = (
         headers.get("Upgrade")?,
         headers.get("Authorization")?,
@@ -120,42 +132,47 @@ async fn route(
     );
     let method = req.method();
     let incoming = Incoming {
-        method: method.as_ref(),
+        method: &method,
         path: url.path,
         query: &query,
         upgrade: upgrade.as_deref(),
         authorization: authorization.as_deref(),
         last_event_id: last_event_id.as_deref(),
-        now_ms: now_ms(),
+        now_ms: if reads_clock(cfg) { now_ms() } else { 0 },
     };
-    match classify(cfg, cors, &incoming) {
-        Err((e, refusal)) => {
-            if let Some(why) = refusal {
-                count_refused(why == StreamRefusal::Token);
-            }
-            let mut resp = http::error(&e)?;
-            if matches!(e, ApiError::Unauthorized(_)) {
-                resp.headers_mut()
-                    .set("WWW-Authenticate", "Bearer realm=\"edgetick\"")?;
-            }
-            Ok(resp)
-        }
-        Ok(Route::Preflight) => preflight(),
+    let ours = match classify(cfg, cors, &incoming) {
+        Err((e, refusal)) => refused(&e, refusal),
+        Ok(Route::Preflight) => http::preflight(),
         Ok(Route::Leader(ObjectRequest::WebSocket { .. } | ObjectRequest::Polling { .. })) => {
-            entry(env, cfg)?.fetch_with_request(req).await
+            return Ok(Answer::Passed(forward(env, cfg, entry(cfg), &req).await?));
         }
-        Ok(Route::Held(h)) => holder(env, cfg, h)?.fetch_with_request(req).await,
+        Ok(Route::Held(h)) => return Ok(Answer::Passed(forward(env, cfg, h, &req).await?)),
         Ok(Route::Leader(to @ ObjectRequest::Stream { .. })) => {
-            entry(env, cfg)?
-                .fetch_with_str(&format!("https://edgetick{}", to.path()))
-                .await
+            ask(env, cfg, entry(cfg), &to.path()).await
         }
         Ok(Route::Leader(to)) => ask_leader(env, cfg, &to).await,
         Ok(Route::Metrics) => metrics(env, cfg).await,
-        Ok(Route::CachedRead(to)) => edge_cache::cached_read(&req, env, cfg, &to).await,
+        Ok(Route::CachedRead(to)) => {
+            let if_none_match = headers.get("If-None-Match")?;
+            edge_cache::cached_read((href, if_none_match.as_deref()), env, cfg, &to).await
+        }
         Ok(Route::Fault(fault)) => inject(env, cfg, fault).await,
-        Ok(Route::Publish) => publish(req, env, cfg).await,
+        Ok(Route::Publish) => publish(Request::from(req), env, cfg).await,
+    };
+    ours.map(Answer::Ours)
+}
+
+/// A request refused before it reached an object (a refused stream is counted).
+fn refused(e: &ApiError, refusal: Option<StreamRefusal>) -> Result<Response> {
+    if let Some(why) = refusal {
+        count_refused(why == StreamRefusal::Token);
     }
+    let mut resp = http::error(e)?;
+    if matches!(e, ApiError::Unauthorized(_)) {
+        resp.headers_mut()
+            .set("WWW-Authenticate", "Bearer realm=\"edgetick\"")?;
+    }
+    Ok(resp)
 }
 
 /// `POST /api/publish` past its token check: the body's size is checked before it is read
@@ -165,17 +182,6 @@ async fn publish(mut req: Request, env: &Env, cfg: &Config) -> Result<Response> 
         Ok(body) => publish_to_leader(env, cfg, body).await,
         Err(len) => http::error(&events::publish::too_large(&cfg.events, len)),
     }
-}
-
-fn preflight() -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")?;
-    headers.set(
-        "Access-Control-Allow-Headers",
-        "Authorization, Content-Type, If-None-Match, Last-Event-ID",
-    )?;
-    headers.set("Access-Control-Max-Age", "600")?;
-    Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
 /// The leader's metrics plus this isolate's REST cache counters.

@@ -76,6 +76,12 @@ pub enum StreamRefusal {
     Token,
 }
 
+/// Whether [`classify`] reads [`Incoming::now_ms`]: only a JWT's expiry is checked against
+/// the clock, so without `JWT_SECRET` the edge need not read it for every request.
+pub fn reads_clock(cfg: &Config) -> bool {
+    cfg.jwt_secret.is_some()
+}
+
 /// Routes a request: the route table, methods, CORS, the token on the streams, query
 /// parameters, symbols and `Last-Event-ID`, in that order (each refusal is the first check a
 /// request fails). A refusal of a stream connection also says why, for the edge's counters.
@@ -291,6 +297,42 @@ mod tests {
 
     fn code(r: Result<Route, (ApiError, Option<StreamRefusal>)>) -> &'static str {
         r.err().map_or("ok", |(e, _)| e.code())
+    }
+
+    /// The edge skips the clock when `reads_clock` says so: without `JWT_SECRET` no decision
+    /// may depend on `now_ms`.
+    #[test]
+    fn only_a_jwt_secret_makes_the_clock_matter() {
+        assert!(reads_clock(&cfg(&[(
+            "JWT_SECRET",
+            "k".repeat(32).as_str()
+        )])));
+        let token = q(&[("token", "s3cret")]);
+        let paths = [
+            "/ws",
+            "/api/stream",
+            "/socket.io/",
+            "/api/prices",
+            "/health",
+        ];
+        for c in [cfg(&[]), cfg(&[("AUTH_TOKEN", "s3cret")])] {
+            assert!(!reads_clock(&c));
+            for path in paths {
+                for query in [&q(&[]), &token] {
+                    let at = |now_ms| Incoming {
+                        upgrade: Some("websocket"),
+                        now_ms,
+                        ..get(path, query)
+                    };
+                    let cors = CorsDecision::NoOrigin;
+                    let (early, late) = (
+                        classify(&c, &cors, &at(0)),
+                        classify(&c, &cors, &at(i64::MAX)),
+                    );
+                    assert_eq!(early, late, "{path} {query:?}");
+                }
+            }
+        }
     }
 
     #[test]

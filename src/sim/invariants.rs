@@ -2,6 +2,7 @@
 //! (in [`super::clients`]): what each object holds against what its clients were told, stored
 //! attachments, Socket.IO heartbeats, token expiry, and private channels' offsets.
 
+use super::clients::SimClient;
 use super::world::World;
 use crate::core::fanout::Fanout;
 use crate::core::host::ClientHost;
@@ -42,12 +43,12 @@ fn histories(w: &World) -> Option<String> {
     })
 }
 
-/// No client stays open past its token's expiry (an SSE stream ends at its next pull, which
-/// its object wakes at once).
+/// No client stays open past its token's expiry (an SSE stream or a polling session ends at
+/// its next pull or GET, which its object wakes at once).
 fn expired(w: &World) -> Option<String> {
     w.clients.iter().filter(|c| c.open).find_map(|c| {
         let exp = c.who.as_ref()?.exp_ms;
-        let pull = if c.sse { SSE_END_MS } else { 0 };
+        let pull = if c.sse || c.polling() { SSE_END_MS } else { 0 };
         (exp + pull < w.now).then(|| {
             format!(
                 "conn {} on {:?}: open at {}, its token expired at {exp}",
@@ -98,13 +99,13 @@ fn fanout_of(w: &World, holder: Holder) -> &Fanout {
     }
 }
 
-/// Every open client holds what its answers said (an SSE stream its object ended, waiting
-/// for its next pull to learn it, holds nothing).
+/// Every open client holds what its answers said (an SSE stream or polling session its
+/// object ended, waiting for its next pull or GET to learn it, holds nothing).
 fn held_keys(w: &World) -> Option<String> {
     w.clients
         .iter()
         .filter(|c| c.open && c.pending == 0)
-        .filter(|c| !c.sse || fanout_of(w, c.holder).has_client(c.conn))
+        .filter(|c| !(c.sse || c.polling()) || fanout_of(w, c.holder).has_client(c.conn))
         .find_map(|c| {
             let held = fanout_of(w, c.holder).subscriptions(c.conn);
             let model = c.keys_held();
@@ -128,18 +129,20 @@ fn stored_attachments(w: &World) -> Option<String> {
     })
 }
 
-/// Every open client is held by its object, and nothing else is. An SSE stream the object
-/// ended is forgotten there at once; its reader learns it at its next pull, so until then it
-/// is open here and not held there. Here streams pull whenever woken (never too slow), so
-/// the one reason the object may end one is its token's expiry.
+/// Every open client is held by its object, and nothing else is. An SSE stream (or polling
+/// session) the object ended is forgotten there at once; its reader learns it at its next
+/// pull (or GET), so until then it is open here and not held there. Here streams pull and
+/// sessions GET whenever woken (never too slow), and sessions answer every ping, so the one
+/// reason the object may end one is its token's expiry.
 fn held_clients(w: &World) -> Option<String> {
-    let forgotten = w.clients.iter().filter(|c| c.open && c.sse).find(|c| {
+    let pulled = |c: &&SimClient| c.open && (c.sse || c.polling());
+    let forgotten = w.clients.iter().filter(pulled).find(|c| {
         let expired = c.who.as_ref().is_some_and(|who| who.exp_ms <= w.now);
         !expired && !fanout_of(w, c.holder).has_client(c.conn)
     });
     if let Some(c) = forgotten {
         return Some(format!(
-            "SSE conn {} on {:?} forgotten by its object, its token not expired",
+            "conn {} on {:?} (SSE or polling) forgotten by its object, its token not expired",
             c.conn, c.holder
         ));
     }
@@ -149,14 +152,16 @@ fn held_clients(w: &World) -> Option<String> {
     }
     fanouts.into_iter().find_map(|(holder, fanout)| {
         let on = w.clients.iter().filter(|c| c.open && c.holder == holder);
-        let ws = on.clone().filter(|c| !c.sse).count();
-        let sse = on.filter(|c| c.sse && fanout.has_client(c.conn)).count();
+        let ws = on.clone().filter(|c| !c.sse && !c.polling()).count();
+        let held = |c: &&SimClient| fanout.has_client(c.conn);
+        let sse = on.clone().filter(|c| c.sse).filter(held).count();
+        let polling = on.filter(|c| c.polling()).filter(held).count();
         let r = fanout.report();
-        let n = (r.websocket, r.sse);
-        (n != (ws, sse)).then(|| {
+        let n = (r.websocket, r.sse, r.polling);
+        (n != (ws, sse, polling)).then(|| {
             format!(
-                "{holder:?} holds (WebSocket, SSE) {n:?}, open are {:?}",
-                (ws, sse)
+                "{holder:?} holds (WebSocket, SSE, polling) {n:?}, open are {:?}",
+                (ws, sse, polling)
             )
         })
     })

@@ -18,6 +18,16 @@ impl World {
     /// What an object does to its clients (frames, closes, attachments, SSE wakes); the rest
     /// (logs, the history's requests) has no client here.
     pub(super) fn client_effect(&mut self, holder: Holder, e: Effect) {
+        if let Effect::Close { conn, .. }
+        | Effect::SaveAttachment { conn, .. }
+        | Effect::StoreAttachment { conn, .. } = &e
+        {
+            // The edge carries these out on the connection's socket: a polling session has
+            // none (it learns of its end from its next GET).
+            if self.is_polling(holder, *conn) {
+                return;
+            }
+        }
         match e {
             Effect::Send { conn, frame } => self.deliver(holder, &[conn], &frame),
             Effect::Fanout { conns, frame } => self.deliver(holder, &conns, &frame),
@@ -74,9 +84,9 @@ impl World {
         for (i, c) in self.clients.iter_mut().enumerate() {
             if c.open && c.holder == holder && conns.contains(&c.conn) {
                 c.may_be_older.clone_from(&unsettled);
-                let taken = match (c.sse, c.sio.is_some()) {
+                let taken = match (c.sse || c.polling(), c.sio.is_some()) {
                     (true, _) => Err(format!(
-                        "conn {}: a socket's frame sent to an SSE stream",
+                        "conn {}: a socket's frame sent to an SSE stream or polling session",
                         c.conn
                     )),
                     (false, true) => c
@@ -175,11 +185,14 @@ impl World {
         self.client_sends(i, text);
     }
 
-    /// Client `i` sends `text`, which no answer follows (a pong).
+    /// Client `i` sends `text`, which no answer follows (a pong); a polling session posts it.
     pub(super) fn client_sends(&mut self, i: usize, text: &str) {
         let Some(c) = self.clients.get(i).filter(|c| c.open && !c.sse) else {
             return;
         };
+        if c.polling() {
+            return self.post(i, text);
+        }
         let (holder, conn) = (c.holder, c.conn);
         self.trace(|| format!("conn {conn} on {holder:?} -> {text}"));
         let input = ClientInput::Text { conn, text };
@@ -215,8 +228,14 @@ impl World {
         self.client_says(j, &command.to_string());
     }
 
-    /// Client `i` goes away.
+    /// Client `i` goes away (a polling session says so by posting the close packet, as
+    /// `socket.disconnect()` does).
     pub fn client_leaves(&mut self, i: usize) {
+        if self.clients.get(i).is_some_and(|c| c.open && c.polling()) {
+            self.post(i, "1");
+            self.clients[i].open = false;
+            return;
+        }
         let Some(c) = self.clients.get_mut(i).filter(|c| c.open) else {
             return;
         };
@@ -227,6 +246,12 @@ impl World {
         let now = self.now;
         let fx = self.host(holder).client(input, now);
         self.effects_of(holder, fx);
+    }
+
+    /// Whether `conn` on `holder` is an open long-polling session.
+    fn is_polling(&self, holder: Holder, conn: ConnId) -> bool {
+        let on = |c: &&SimClient| c.open && c.holder == holder && c.conn == conn;
+        self.clients.iter().filter(on).any(SimClient::polling)
     }
 
     /// A random object (a shard when there are shards).

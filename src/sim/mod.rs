@@ -1,6 +1,7 @@
 //! Deterministic simulation of the tree (docs/testing.md#the-simulation): the leader, its
-//! shards, JSON WebSocket, Socket.IO and SSE clients, the exchange and (on some seeds)
-//! Twelve Data as a second source run in virtual time from one seed, through random faults
+//! shards, JSON WebSocket, Socket.IO (over WebSocket and, on some seeds, long-polling) and
+//! SSE clients, the exchange and (on those seeds) Twelve Data as a second source run in
+//! virtual time from one seed, through random faults
 //! (link breaks, delays, restarts with hibernated sockets, upstream drops, stalls and
 //! garbage, clock jumps, expiring tokens), with the invariants checked after every step and,
 //! after a quiet end, every client's last value compared with the source's. A failing seed
@@ -11,7 +12,8 @@
 //! restarts, broken links and the exchange's faults; [`io`] what clients do and get;
 //! [`streams`] SSE streams (and their resumption); [`invariants`] what is checked after
 //! every step beyond each frame; [`clients`] the clients and the per-frame checks,
-//! [`socketio`] a Socket.IO client's packets and [`sio`] its state; [`twelve`] Twelve
+//! [`socketio`] a Socket.IO client's packets, [`sio`] its state and [`polling`] the
+//! long-polling sessions' GETs and POSTs; [`twelve`] Twelve
 //! Data's side and [`twelve_io`] what it does; [`markets`] the market channels' checks
 //! and [`market_io`] the exchange's trades and books; [`storage`] the leader's storage; this
 //! module the scenario: the configuration a seed draws, the actions, the quiet end and the
@@ -23,6 +25,7 @@ mod invariants;
 mod io;
 mod market_io;
 mod markets;
+mod polling;
 mod rng;
 mod sio;
 mod socketio;
@@ -148,14 +151,18 @@ fn act(w: &mut World) {
     }
 }
 
-/// A client opens (a Socket.IO session now and then) and subscribes to `symbol`.
+/// A client opens (a Socket.IO session now and then, on some seeds long-polling half the
+/// time) and subscribes to `symbol`.
 fn open_one(w: &mut World, symbol: &str) {
     let i = match w.rng.below(8) {
-        0..=1 => w.open_sio(false),
-        2 => w.open_sio(true),
-        _ => w.open_client(),
+        n @ 0..=2 if w.with_polling() && w.rng.chance(0.5) => w.open_polling(n == 2),
+        0..=1 => Some(w.open_sio(false)),
+        2 => Some(w.open_sio(true)),
+        _ => Some(w.open_client()),
     };
-    subscribe(w, i, symbol);
+    if let Some(i) = i {
+        subscribe(w, i, symbol);
+    }
 }
 
 /// A JSON client that left comes back and recovers its channels.

@@ -1,5 +1,6 @@
 //! A simulated Socket.IO session's own state: its namespace, whether it joined, the acks it
-//! waits for and when it last heard a ping; its packets are read in [`super::socketio`].
+//! waits for, when it last heard a ping and, long-polling, its GET's state; its packets are
+//! read in [`super::socketio`].
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,8 @@ pub struct Sio {
     pub last_ping: i64,
     /// What `/` broadcasts (the symbols a root session holds once joined).
     pub broadcast: Vec<String>,
+    /// A long-polling session's transport (none on a WebSocket).
+    pub poll: Option<Poll>,
 }
 
 impl Sio {
@@ -50,4 +53,16 @@ impl Sio {
         let arg = json!({ field: key });
         format!("42{}{id}{}", self.nsp(), json!([name, arg]))
     }
+}
+
+/// A polling session's transport state.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    /// The session id its handshake gave it.
+    pub sid: String,
+    /// Its GET is held by its object, waiting to be woken.
+    pub parked: bool,
+    /// Its next GET is on its way (a wake meanwhile is not another GET: a client never has
+    /// two out at once).
+    pub sent: bool,
 }

@@ -107,15 +107,19 @@ impl World {
     }
 
     /// Stream `conn` pulls its next bytes: after data it pulls again, when nothing is ready
-    /// it waits to be woken, and when its object ends it, it is gone.
+    /// it waits to be woken, and when its object ends it, it is gone. (A polling session's
+    /// GET goes the same way.)
     pub(super) fn pull(&mut self, holder: Holder, conn: ConnId) {
         let Some(i) = self
             .clients
             .iter()
-            .position(|c| c.open && c.sse && c.holder == holder && c.conn == conn)
+            .position(|c| c.open && (c.sse || c.polling()) && c.holder == holder && c.conn == conn)
         else {
             return;
         };
+        if self.clients[i].polling() {
+            return self.get(i);
+        }
         let now = self.now;
         let unsettled = self.settle();
         self.clients[i].may_be_older = unsettled;

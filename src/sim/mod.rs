@@ -459,10 +459,12 @@ fn fixed_seeds_find_no_violation() {
 /// - 14770: an SSE stream that resumed at a shard behind the one it left got prices it had
 ///   (older than its `Last-Event-ID`) again;
 /// - 54158: a stream told `recovered:false` at such a shard restarted its position at that
-///   shard's top, behind where it was, so its next resumption got an event again.
+///   shard's top, behind where it was, so its next resumption got an event again;
+/// - 8546: a long-polling session that left a symbol got the price noted for its next GET
+///   while it held it, after the answer to its `unsubscribe`.
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
-    run_all(&[5, 10, 303, 707, 3930, 14770, 54158], 400);
+    run_all(&[5, 10, 303, 707, 3930, 8546, 14770, 54158], 400);
 }
 
 #[test]

@@ -139,6 +139,7 @@ impl Fanout {
         }
         let mut packets: Vec<String> = poll.queue.drain(..).collect();
         let pending = std::mem::take(&mut poll.pending);
+        let pending = self.still_held(conn, pending);
         let prices = self.price_packets(conn, &pending, now_ms);
         if !prices.is_empty() {
             self.count_symbols(&pending, 1);
@@ -156,6 +157,15 @@ impl Fanout {
             packets.push(EnginePacket::Noop.encode());
         }
         Ok(PollAnswer::Body(join_body(&packets)))
+    }
+
+    /// Of the symbols whose prices a session has pending, those it still holds: one it left
+    /// since its price was noted must not reach it after the answer to its `unsubscribe`.
+    fn still_held(&self, conn: ConnId, pending: BTreeSet<String>) -> BTreeSet<String> {
+        pending
+            .into_iter()
+            .filter(|s| self.clients.holds(conn, s))
+            .collect()
     }
 
     /// The newest value of each of `pending`, as the session's packets.
@@ -250,6 +260,7 @@ impl Fanout {
                 frame: frame.into(),
             });
         }
+        let pending = self.still_held(conn, pending);
         for frame in self.price_packets(conn, &pending, now) {
             self.emit(conn, frame, fx);
         }

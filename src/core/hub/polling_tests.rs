@@ -1,5 +1,5 @@
 //! Engine.IO long-polling sessions through the leader: the handshake, packets by POST and
-//! GET, a held GET woken, conflated prices, overlapping GETs, the heartbeat of a session
+//! GET, a held GET woken, conflated prices (none of a symbol left), overlapping GETs, the heartbeat of a session
 //! that stops polling, and the upgrade to a WebSocket (probe, `6`, `5`).
 
 use super::tests::Drive;
@@ -120,6 +120,37 @@ fn prices_wait_conflated_for_the_next_get() {
     let updates: Vec<&String> = taken.iter().filter(|p| p.contains("priceUpdate")).collect();
     assert_eq!(updates.len(), 1, "{taken:?}");
     assert!(updates[0].contains(r#""price":"3""#));
+}
+
+/// Found by the simulation (seed 8546): a price noted for the next GET while the session held
+/// the symbol came after the answer to its `unsubscribe`.
+#[test]
+fn a_symbol_left_before_the_get_brings_no_price_after_the_ack() {
+    let mut h = hub();
+    let (sid, conn) = session(&mut h);
+    post(
+        &mut h,
+        &sid,
+        "42/prices,1[\"subscribe\",{\"symbol\":\"ETHUSDT\"}]",
+        4,
+    );
+    let fx = h.exchange_sends(1, &neutral::ticker("ETHUSDT", "7", 10), 10);
+    assert!(nothing_sent(&fx, conn));
+    post(
+        &mut h,
+        &sid,
+        "42/prices,2[\"unsubscribe\",{\"symbol\":\"ETHUSDT\"}]",
+        11,
+    );
+    let taken = packets(get(&mut h, &sid, false, 12).0);
+    assert!(
+        taken.iter().any(|p| p.starts_with("43/prices,2")),
+        "the unsubscribe is answered: {taken:?}"
+    );
+    assert!(
+        !taken.iter().any(|p| p.contains("priceUpdate")),
+        "no price of a symbol it left: {taken:?}"
+    );
 }
 
 #[test]

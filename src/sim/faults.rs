@@ -30,11 +30,21 @@ impl World {
         self.leader_timer = None;
         // Prices the old instance applied but had not stored yet are lost with it: until the
         // new one has the exchange's latest, a client may get an older one (the stored one,
-        // or a stale frame newer than that).
-        let unstored: Vec<String> = (self.exchange.prices.iter())
-            .filter(|(s, (_, at))| self.storage.price_time(s) != Some(*at))
-            .map(|(s, _)| s.clone())
+        // or a stale frame newer than that). What it held counts, not only the exchange's
+        // latest: a stale frame it took for a symbol not ticked yet is lost the same way, and
+        // a staler one may follow (seed 61271).
+        let held: Vec<(String, Option<i64>)> = (self.symbols().into_iter())
+            .map(|s| (s.clone(), self.held_time(&s)))
             .collect();
+        let unstored: Vec<String> = (held.into_iter())
+            .filter(|(s, held)| {
+                let latest = self.exchange.prices.get(s).map(|p| p.1);
+                let stored = self.storage.price_time(s);
+                (latest.is_some() && latest != stored) || (held.is_some() && *held != stored)
+            })
+            .map(|(s, _)| s)
+            .collect();
+        self.trace(|| format!("unsettled after the restart: {unstored:?}"));
         self.unsettled.extend(unstored);
         let mut hub = twelve::leader(&self.cfg);
         self.storage.restore(&mut hub, self.now);
@@ -42,6 +52,13 @@ impl World {
         self.leader = hub;
         let fx = self.leader.start(self.now);
         self.leader_effects(fx);
+    }
+
+    /// The exchange time of the price the leader holds for `symbol`.
+    fn held_time(&mut self, symbol: &str) -> Option<i64> {
+        let (body, _etag) = self.leader.rest_price(symbol, self.now).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["event_time"].as_i64()
     }
 
     /// Shard `s` is evicted and created again: its link ends, its sockets survive and come

@@ -66,7 +66,10 @@ impl World {
     /// is not the exchange's latest yet.
     pub(super) fn settle(&mut self) -> BTreeSet<String> {
         for s in self.unsettled.clone() {
-            let body = self.leader.rest_price(&s, self.now).map(|(_, b)| b);
+            let body = self
+                .leader
+                .rest_price(&s, self.now)
+                .map(|(body, _etag)| body);
             let v: Option<serde_json::Value> =
                 body.ok().and_then(|b| serde_json::from_str(&b).ok());
             let at = v.and_then(|v| v["event_time"].as_i64());

@@ -67,10 +67,17 @@ pub struct SimClient {
     /// repeats the latest value; when the leader restarted within its persistence window
     /// too, that value may be the stored one, up to a second older (docs/testing.md).
     pub may_repeat: BTreeSet<String>,
-    /// Symbols whose prices may be older than the last one it saw (never a `seq` twice):
-    /// the leader restarted before it stored the latest and has not had a newer one since,
-    /// so it knows only what storage kept (set by the world before each delivery).
-    pub may_be_older: BTreeSet<String>,
+    /// Symbols whose prices may be older than the last one it saw (never a `seq` twice),
+    /// until the new leader (a `seq` above the floor given) sent it one of at least the
+    /// exchange time given: the leader restarted before it stored the latest it held, so it
+    /// knows only what storage kept and cannot tell a stale frame from a newer one; once it
+    /// holds a price this new, it refuses older frames, and what it sent before comes first
+    /// on the same links. (A Socket.IO price carries no `seq`: its allowance stays.) Set by
+    /// the world before each delivery.
+    pub may_be_older: BTreeMap<String, (i64, u64)>,
+    /// Per symbol, the newest exchange time the new leader sent it since the last restart
+    /// that unsettled the symbol.
+    pub reached: BTreeMap<String, i64>,
 }
 
 impl SimClient {
@@ -98,7 +105,8 @@ impl SimClient {
             errors: 0,
             pending: 0,
             may_repeat: BTreeSet::new(),
-            may_be_older: BTreeSet::new(),
+            may_be_older: BTreeMap::new(),
+            reached: BTreeMap::new(),
         }
     }
 
@@ -277,7 +285,16 @@ impl SimClient {
             ));
         }
         let exempt = self.may_repeat.remove(symbol);
-        let older = self.may_be_older.contains(symbol);
+        let reached = self.reached.get(symbol).copied();
+        let unsettled = self.may_be_older.get(symbol).copied();
+        let older = unsettled.is_some_and(|(t, _)| reached.is_none_or(|r| r < t));
+        let time = p.get("event_time").and_then(Value::as_i64);
+        if let (Some(at), Some((_, floor))) = (time, unsettled) {
+            if seq > floor {
+                let newest = reached.map_or(at, |r| r.max(at));
+                self.reached.insert(symbol.to_string(), newest);
+            }
+        }
         // A Socket.IO price carries its time, not a `seq`: the same time again is allowed (a
         // new leader's catch-up; several prices of one second from a source that stamps whole
         // seconds, as Twelve Data does), never an older one.

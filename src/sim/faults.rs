@@ -36,16 +36,25 @@ impl World {
         let held: Vec<(String, Option<i64>)> = (self.symbols().into_iter())
             .map(|s| (s.clone(), self.held_time(&s)))
             .collect();
-        let unstored: Vec<String> = (held.into_iter())
-            .filter(|(s, held)| {
-                let latest = self.exchange.prices.get(s).map(|p| p.1);
-                let stored = self.storage.price_time(s);
-                (latest.is_some() && latest != stored) || (held.is_some() && *held != stored)
+        let unstored: Vec<(String, i64)> = (held.into_iter())
+            .filter_map(|(s, held)| {
+                let latest = self.exchange.prices.get(&s).map(|p| p.1);
+                let stored = self.storage.price_time(&s);
+                let lost =
+                    (latest.is_some() && latest != stored) || (held.is_some() && held != stored);
+                lost.then(|| (s, latest.max(held).unwrap_or(0)))
             })
-            .map(|(s, _)| s)
             .collect();
         self.trace(|| format!("unsettled after the restart: {unstored:?}"));
-        self.unsettled.extend(unstored);
+        let floor = self.storage.seq_floor();
+        for (s, newest) in unstored {
+            // What a client had before does not count: it must reach `newest` from now on.
+            for c in &mut self.clients {
+                c.reached.remove(&s);
+            }
+            let t = self.unsettled.entry(s).or_insert((newest, floor));
+            *t = (t.0.max(newest), floor);
+        }
         let mut hub = twelve::leader(&self.cfg);
         self.storage.restore(&mut hub, self.now);
         self.restore_clients(Holder::Leader, &mut hub);

@@ -3,7 +3,7 @@
 //! edge waits for it), pulled whenever their object wakes them, and ended with their
 //! object; and what objects send their clients.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use super::clients::SimClient;
 use super::sio::Sio;
@@ -62,21 +62,9 @@ impl World {
         }
     }
 
-    /// The symbols still unsettled after a leader's restart: those whose price at the leader
-    /// is not the exchange's latest yet.
-    pub(super) fn settle(&mut self) -> BTreeSet<String> {
-        for s in self.unsettled.clone() {
-            let body = self
-                .leader
-                .rest_price(&s, self.now)
-                .map(|(body, _etag)| body);
-            let v: Option<serde_json::Value> =
-                body.ok().and_then(|b| serde_json::from_str(&b).ok());
-            let at = v.and_then(|v| v["event_time"].as_i64());
-            if at.is_some() && at == self.exchange.prices.get(&s).map(|p| p.1) {
-                self.unsettled.remove(&s);
-            }
-        }
+    /// The symbols a leader's restart left unsettled, each with the exchange time a client
+    /// must reach before its prices may no longer go back (see [`SimClient::may_be_older`]).
+    pub(super) fn settle(&self) -> BTreeMap<String, (i64, u64)> {
         self.unsettled.clone()
     }
 

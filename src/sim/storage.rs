@@ -62,6 +62,11 @@ impl Storage {
         price.event_time
     }
 
+    /// The `seq` floor stored: a restarted leader numbers every price above it.
+    pub fn seq_floor(&self) -> u64 {
+        self.seq_floor
+    }
+
     /// A new leader as a restarted instance starts: from what storage holds.
     pub fn restore(&self, hub: &mut Hub, now_ms: i64) {
         let prices: Vec<_> = self

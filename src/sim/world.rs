@@ -135,9 +135,9 @@ pub struct World {
     /// The attachments that outgrew a socket's, in their object's storage (kept through
     /// restarts, as storage is).
     pub(super) stored_attachments: BTreeMap<(Option<ShardId>, ConnId), Attachment>,
-    /// Symbols whose latest price a restarted leader lost (not stored yet) and has not had
-    /// again since: their prices may go back in time.
-    pub(super) unsettled: BTreeSet<String>,
+    /// Symbols whose latest price a restarted leader lost, with the newest exchange time then
+    /// and the new leader's `seq` floor (see [`SimClient::may_be_older`]).
+    pub(super) unsettled: BTreeMap<String, (i64, u64)>,
     /// Violations found so far.
     pub violations: Vec<String>,
 }
@@ -168,7 +168,7 @@ impl World {
             published_all: BTreeMap::new(),
             attachments: BTreeMap::new(),
             stored_attachments: BTreeMap::new(),
-            unsettled: BTreeSet::new(),
+            unsettled: BTreeMap::new(),
             violations: Vec::new(),
         };
         w.leader.restore_events("sim".into(), Vec::new());

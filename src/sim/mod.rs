@@ -462,11 +462,16 @@ fn fixed_seeds_find_no_violation() {
 ///   shard's top, behind where it was, so its next resumption got an event again;
 /// - 8546: a long-polling session that left a symbol got the price noted for its next GET
 ///   while it held it, after the answer to its `unsubscribe`;
-/// - 61271 (the model's): a restarted leader's allowance for older prices missed a symbol
-///   whose only price was a stale frame, and never ended for any symbol.
+/// - 7785 and 61271 (the model's): a restarted leader's allowance for older prices missed a
+///   symbol whose only price was a stale frame and never ended; ended when the leader had
+///   the latest, it flagged older prices still on the links, and ended by a client's newest
+///   price, one a shard kept from the old leader.
 #[test]
 fn seeds_that_found_bugs_stay_fixed() {
-    run_all(&[5, 10, 303, 707, 3930, 8546, 14770, 54158, 61271], 400);
+    run_all(
+        &[5, 10, 303, 707, 3930, 7785, 8546, 14770, 54158, 61271],
+        400,
+    );
 }
 
 #[test]

@@ -28,11 +28,10 @@ impl World {
         self.td.conn = None;
         self.td.subscribed.clear();
         self.leader_timer = None;
-        // Prices the old instance applied but had not stored yet are lost with it: until the
-        // new one has the exchange's latest, a client may get an older one (the stored one,
-        // or a stale frame newer than that). What it held counts, not only the exchange's
-        // latest: a stale frame it took for a symbol not ticked yet is lost the same way, and
-        // a staler one may follow (seed 61271).
+        // Prices the old instance applied but had not stored yet are lost with it: until a
+        // client has had a price as new from the new one, it may get an older one (the stored
+        // one, or a stale frame). What it held counts, not only the exchange's latest: a stale
+        // frame it took for a symbol not ticked yet is lost the same way (seed 61271).
         let held: Vec<(String, Option<i64>)> = (self.symbols().into_iter())
             .map(|s| (s.clone(), self.held_time(&s)))
             .collect();

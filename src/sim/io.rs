@@ -3,8 +3,6 @@
 //! edge waits for it), pulled whenever their object wakes them, and ended with their
 //! object; and what objects send their clients.
 
-use std::collections::BTreeMap;
-
 use super::clients::SimClient;
 use super::sio::Sio;
 use super::world::{key, Event, World, USERS};
@@ -62,15 +60,9 @@ impl World {
         }
     }
 
-    /// The symbols a leader's restart left unsettled, each with the exchange time a client
-    /// must reach before its prices may no longer go back (see [`SimClient::may_be_older`]).
-    pub(super) fn settle(&self) -> BTreeMap<String, (i64, u64)> {
-        self.unsettled.clone()
-    }
-
     fn deliver(&mut self, holder: Holder, conns: &[ConnId], frame: &str) {
         let now = self.now;
-        let unsettled = self.settle();
+        let unsettled = self.unsettled.clone();
         let mut replies = Vec::new();
         for (i, c) in self.clients.iter_mut().enumerate() {
             if c.open && c.holder == holder && conns.contains(&c.conn) {

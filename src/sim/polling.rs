@@ -133,7 +133,7 @@ impl World {
     /// would be; its pongs go up by POST; the close packet ends it.
     fn polled(&mut self, i: usize, body: &str) {
         let now = self.now;
-        let unsettled = self.settle();
+        let unsettled = self.unsettled.clone();
         let c = &mut self.clients[i];
         c.may_be_older = unsettled;
         let mut replies = Vec::new();

@@ -85,7 +85,7 @@ impl World {
             c.sse_id = old.sse_id;
         }
         c.sse = true;
-        c.may_be_older = self.settle();
+        c.may_be_older = self.unsettled.clone();
         c.subs.extend(symbols);
         c.channels.extend(channels);
         if let Err(v) = c.take_sse(&first) {
@@ -121,7 +121,7 @@ impl World {
             return self.get(i);
         }
         let now = self.now;
-        let unsettled = self.settle();
+        let unsettled = self.unsettled.clone();
         self.clients[i].may_be_older = unsettled;
         match self.host(holder).sse_take(conn, now) {
             SseTake::Data(text) => {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::clients::SimClient;
 use super::sio::{Poll, Sio};
 use super::world::{Event, World};
+use crate::core::ids::Holder;
 use crate::core::input::{PollAnswer, PollInput};
 use crate::core::wire::socketio::engine::EnginePacket;
 use crate::core::wire::socketio::sid::Sid;
@@ -164,7 +165,7 @@ impl World {
     }
 
     /// Open session `i`'s object and id.
-    fn session(&self, i: usize) -> Option<(crate::core::ids::Holder, String)> {
+    fn session(&self, i: usize) -> Option<(Holder, String)> {
         let c = self.clients.get(i).filter(|c| c.open)?;
         let poll = c.sio.as_ref()?.poll.as_ref()?;
         Some((c.holder, poll.sid.clone()))

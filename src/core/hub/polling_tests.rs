@@ -1,6 +1,7 @@
 //! Engine.IO long-polling sessions through the leader: the handshake, packets by POST and
-//! GET, a held GET woken, conflated prices (none of a symbol left), overlapping GETs, the heartbeat of a session
-//! that stops polling, and the upgrade to a WebSocket (probe, `6`, `5`).
+//! GET, a held GET woken, conflated prices (none of a symbol left), overlapping GETs, the
+//! heartbeat of a session that stops polling, and the upgrade to a WebSocket (probe, `6`,
+//! `5`).
 
 use super::tests::Drive;
 use super::*;

@@ -48,7 +48,7 @@ fn histories(w: &World) -> Option<String> {
 fn expired(w: &World) -> Option<String> {
     w.clients.iter().filter(|c| c.open).find_map(|c| {
         let exp = c.who.as_ref()?.exp_ms;
-        let pull = if c.sse || c.polling() { SSE_END_MS } else { 0 };
+        let pull = if c.pulls() { SSE_END_MS } else { 0 };
         (exp + pull < w.now).then(|| {
             format!(
                 "conn {} on {:?}: open at {}, its token expired at {exp}",
@@ -105,7 +105,7 @@ fn held_keys(w: &World) -> Option<String> {
     w.clients
         .iter()
         .filter(|c| c.open && c.pending == 0)
-        .filter(|c| !(c.sse || c.polling()) || fanout_of(w, c.holder).has_client(c.conn))
+        .filter(|c| !c.pulls() || fanout_of(w, c.holder).has_client(c.conn))
         .find_map(|c| {
             let held = fanout_of(w, c.holder).subscriptions(c.conn);
             let model = c.keys_held();
@@ -135,8 +135,7 @@ fn stored_attachments(w: &World) -> Option<String> {
 /// sessions GET whenever woken (never too slow), and sessions answer every ping, so the one
 /// reason the object may end one is its token's expiry.
 fn held_clients(w: &World) -> Option<String> {
-    let pulled = |c: &&SimClient| c.open && (c.sse || c.polling());
-    let forgotten = w.clients.iter().filter(pulled).find(|c| {
+    let forgotten = w.clients.iter().filter(|c| c.open && c.pulls()).find(|c| {
         let expired = c.who.as_ref().is_some_and(|who| who.exp_ms <= w.now);
         !expired && !fanout_of(w, c.holder).has_client(c.conn)
     });

@@ -67,7 +67,7 @@ impl World {
         for (i, c) in self.clients.iter_mut().enumerate() {
             if c.open && c.holder == holder && conns.contains(&c.conn) {
                 c.may_be_older.clone_from(&unsettled);
-                let taken = match (c.sse || c.polling(), c.sio.is_some()) {
+                let taken = match (c.pulls(), c.sio.is_some()) {
                     (true, _) => Err(format!(
                         "conn {}: a socket's frame sent to an SSE stream or polling session",
                         c.conn

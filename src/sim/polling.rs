@@ -189,6 +189,12 @@ impl SimClient {
     pub fn polling(&self) -> bool {
         self.sio.as_ref().is_some_and(|s| s.poll.is_some())
     }
+
+    /// An SSE stream or a polling session: it takes what its object keeps for it when it
+    /// asks (a pull, a GET), never a socket's frame, and learns of its end only then.
+    pub fn pulls(&self) -> bool {
+        self.sse || self.polling()
+    }
 }
 
 /// The session id of a handshake's body (its first packet, `0{"sid":…}`).

@@ -113,7 +113,7 @@ impl World {
         let Some(i) = self
             .clients
             .iter()
-            .position(|c| c.open && (c.sse || c.polling()) && c.holder == holder && c.conn == conn)
+            .position(|c| c.open && c.pulls() && c.holder == holder && c.conn == conn)
         else {
             return;
         };

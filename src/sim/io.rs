@@ -82,6 +82,11 @@ impl World {
                 }
             }
         }
+        self.reply(replies);
+    }
+
+    /// Each client's reply (a Socket.IO pong) goes up after a network delay.
+    pub(super) fn reply(&mut self, replies: Vec<(usize, String)>) {
         for (i, reply) in replies {
             let at = self.now + self.delay();
             self.push(at, Event::ClientSends(i, reply));

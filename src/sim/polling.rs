@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::clients::SimClient;
 use super::sio::{Poll, Sio};
-use super::world::{Event, World};
+use super::world::World;
 use crate::core::ids::Holder;
 use crate::core::input::{PollAnswer, PollInput};
 use crate::core::wire::socketio::engine::EnginePacket;
@@ -69,8 +69,7 @@ impl World {
         self.effects_of(holder, fx);
         self.polled(i, &body);
         self.client_says(i, if root { "40" } else { "40/prices," });
-        let at = now + self.rng.between(0, 20);
-        self.push(at, Event::SsePull(holder, conn));
+        self.pull_soon(holder, conn);
         Some(i)
     }
 
@@ -115,9 +114,7 @@ impl World {
                 self.polled(i, &body);
                 if self.clients[i].open {
                     self.set_state(i, (false, true));
-                    let conn = self.clients[i].conn;
-                    let at = now + self.rng.between(0, 20);
-                    self.push(at, Event::SsePull(holder, conn));
+                    self.pull_soon(holder, self.clients[i].conn);
                 }
             }
             Ok(PollAnswer::Wait(_)) => self.set_state(i, (true, false)),
@@ -150,10 +147,7 @@ impl World {
                 Err(v) => self.violations.push(v),
             }
         }
-        for reply in replies {
-            let at = self.now + self.delay();
-            self.push(at, Event::ClientSends(i, reply));
-        }
+        self.reply(replies.into_iter().map(|r| (i, r)).collect());
     }
 
     /// Session `i` learns that it ended.

@@ -94,7 +94,12 @@ impl World {
         self.clients.push(c);
         self.effects_of(holder, fx);
         // The body asks for more as soon as its first bytes are out.
-        let at = now + self.rng.between(0, 20);
+        self.pull_soon(holder, conn);
+    }
+
+    /// Stream (or polling session) `conn` asks again soon, its last answer just taken.
+    pub(super) fn pull_soon(&mut self, holder: Holder, conn: ConnId) {
+        let at = self.now + self.rng.between(0, 20);
         self.push(at, Event::SsePull(holder, conn));
     }
 
@@ -128,8 +133,7 @@ impl World {
                 if let Err(v) = self.clients[i].take_sse(&text) {
                     self.violations.push(v);
                 }
-                let at = now + self.rng.between(0, 20);
-                self.push(at, Event::SsePull(holder, conn));
+                self.pull_soon(holder, conn);
             }
             SseTake::Pending => {}
             SseTake::Closed => {

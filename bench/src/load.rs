@@ -2,6 +2,7 @@
 //! ticks at R updates per second; latency from each price's `event_time`, deliveries and
 //! frames per second, connections held, costs by process, and the loss check.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -129,8 +130,8 @@ fn wait_connected(crowd: &Crowd, clients: usize) -> usize {
 /// One process's memory and descriptors before and after the clients connected.
 fn connection_cost(
     role: Role,
-    before: &std::collections::HashMap<Role, Usage>,
-    after: &std::collections::HashMap<Role, Usage>,
+    before: &HashMap<Role, Usage>,
+    after: &HashMap<Role, Usage>,
     connected: usize,
 ) -> Value {
     let (b, c) = (
@@ -161,6 +162,12 @@ struct Run {
     peak_rss: u64,
 }
 
+/// The CPU seconds `role`'s processes spent between two of [`Stack::usage`]'s readings.
+pub fn cpu_spent(before: &HashMap<Role, Usage>, after: &HashMap<Role, Usage>, role: Role) -> f64 {
+    let cpu = |u: &HashMap<Role, Usage>| u.get(&role).map_or(0.0, |u| u.cpu_s);
+    cpu(after) - cpu(before)
+}
+
 /// The exchange runs for `duration` while latencies are recorded; CPU by process.
 fn measure(
     stack: &Stack,
@@ -184,8 +191,7 @@ fn measure(
     let measured = t_start.elapsed().as_secs_f64();
     let (cpu_by_role_end, (cpu_end, _)) = stack.usage();
     for (role, v) in Role::ALL.iter().zip(roles.iter_mut()) {
-        let spent = cpu_by_role_end.get(role).map_or(0.0, |u| u.cpu_s)
-            - cpu_by_role_start.get(role).map_or(0.0, |u| u.cpu_s);
+        let spent = cpu_spent(&cpu_by_role_start, &cpu_by_role_end, *role);
         let pct = spent / measured * 100.0;
         eprintln!("  {}: {pct:.0}% of a core while measured", role.label());
         if let Some(v) = v.as_object_mut() {

@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::load::Outcome;
+use crate::load::{cpu_spent, Outcome};
 use crate::stack::{dial, Role, Stack};
 
 /// A storm's shape.
@@ -134,9 +134,6 @@ pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Out
     std::thread::sleep(Duration::from_secs(3));
     let admitted = Arc::new(AtomicUsize::new(0));
     let health_slowest = Arc::new(Mutex::new(Duration::ZERO));
-    let cpu_at = |u: &std::collections::HashMap<Role, crate::stack::Usage>, r: Role| {
-        u.get(&r).map_or(0.0, |u| u.cpu_s)
-    };
     let (before, _) = stack.usage();
     storming.store(true, Ordering::Relaxed);
     let started = Instant::now();
@@ -149,7 +146,7 @@ pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Out
     }
     let all_in = started.elapsed();
     let (after, _) = stack.usage();
-    let spent = |r: Role| cpu_at(&after, r) - cpu_at(&before, r);
+    let spent = |r: Role| cpu_spent(&before, &after, r);
     // Watch one more second after the last admission, then stop.
     std::thread::sleep(Duration::from_secs(1));
     storming.store(false, Ordering::Relaxed);

@@ -18,13 +18,15 @@
 //!                [--no-floor]
 //!                [--send-mode shared|per-socket] [--flush-ms 5] [--no-inspector]
 //!                [--idle-clients 10000] [--proxy-idle-clients 2500] [--storm 2000]
+//!                [--storm-in-flight 0]
 //!                [--out target/bench/results.md]
 //! ```
 //!
 //! Loads: A 200 × 5 @ 100/s; B 1,000 × 5 @ 100/s; H 1,000 × 20 @ 400/s (every client gets
 //! every update); C 2,000 × 1 @ 20/s; D idle connections; I 15,000 idle connections while 100
 //! active clients (5 symbols each, 20 updates/s) keep receiving (run it `:direct`); S a storm
-//! of connections opened at once while 20 watchers keep receiving (see `storm.rs`).
+//! of connections opened at once while 20 watchers keep receiving (see `storm.rs`; with
+//! `--storm-in-flight 1` one at a time, for what admitting one connection costs).
 //!
 //! `:sio`: the load's clients speak Socket.IO (the NestJS seed's `/prices`: `subscribe` per
 //! symbol, `priceUpdate` per change, pongs to the server's pings), on edgetick and, in place
@@ -105,6 +107,7 @@ struct Args {
     idle_clients: usize,
     proxy_idle_clients: usize,
     storm_clients: usize,
+    storm_in_flight: usize,
     floor: bool,
     out: PathBuf,
 }
@@ -122,6 +125,7 @@ fn parse_args() -> Args {
         idle_clients: 10_000,
         proxy_idle_clients: 2_500,
         storm_clients: 2_000,
+        storm_in_flight: 0,
         floor: true,
         out: root().join("target/bench/results.md"),
     };
@@ -138,6 +142,7 @@ fn parse_args() -> Args {
                 a.proxy_idle_clients = value().parse().unwrap_or(a.proxy_idle_clients)
             }
             "--storm" => a.storm_clients = value().parse().unwrap_or(a.storm_clients),
+            "--storm-in-flight" => a.storm_in_flight = value().parse().unwrap_or(0),
             "--no-inspector" => a.settings.inspector = false,
             "--no-floor" => a.floor = false,
             "--out" => a.out = PathBuf::from(value()),
@@ -272,6 +277,7 @@ fn run_special(name: &str, stack: &Stack, relay: &str, direct: bool, a: &Args) -
         "S" => {
             let storm = Storm {
                 clients: a.storm_clients,
+                in_flight: a.storm_in_flight,
                 watchers: 20,
                 rate: 100,
             };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::load::{cpu_spent, Outcome};
@@ -23,6 +24,10 @@ pub struct Storm {
     pub watchers: usize,
     /// Exchange updates per second meanwhile.
     pub rate: u32,
+    /// Newcomers between dialling and their snapshot at any time (0: no limit, all at once).
+    /// One at a time gives a steady measure of what admitting one connection costs the
+    /// runtime, without the storm's noise.
+    pub in_flight: usize,
 }
 
 /// How the newcomers got in: how many, when the last one was in, and the CPU seconds the
@@ -32,6 +37,8 @@ struct Admission {
     admitted: usize,
     all_in: Duration,
     runtime_cpu: f64,
+    /// The runtime's CPU less what serving the watchers alone costs over the same time.
+    admission_cpu: f64,
     proxy_cpu: f64,
 }
 
@@ -98,7 +105,11 @@ async fn watcher(port: u16, i: usize, storming: Arc<AtomicBool>, watch: Arc<Mute
 
 /// One newcomer: connects, subscribes to one symbol, counts itself in at its snapshot, and
 /// stays connected until the runtime is dropped.
-async fn newcomer(port: u16, i: usize, admitted: Arc<AtomicUsize>) {
+async fn newcomer(port: u16, i: usize, admitted: Arc<AtomicUsize>, gate: Option<Arc<Semaphore>>) {
+    let permit = match &gate {
+        Some(g) => g.clone().acquire_owned().await.ok(),
+        None => None,
+    };
     let Ok(Ok(mut ws)) = tokio::time::timeout(ADMIT_TIMEOUT, dial(port, i)).await else {
         return;
     };
@@ -106,6 +117,7 @@ async fn newcomer(port: u16, i: usize, admitted: Arc<AtomicUsize>) {
     if ws.send(Message::text(sub.to_string())).await.is_err() {
         return;
     }
+    let mut permit = permit;
     let mut counted = false;
     while let Some(Ok(msg)) = ws.next().await {
         if !counted
@@ -115,6 +127,7 @@ async fn newcomer(port: u16, i: usize, admitted: Arc<AtomicUsize>) {
         {
             admitted.fetch_add(1, Ordering::Relaxed);
             counted = true;
+            permit.take();
         }
     }
 }
@@ -130,15 +143,22 @@ pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Out
     for i in 0..storm.watchers {
         rt.spawn(watcher(port, i, storming.clone(), watch.clone()));
     }
-    // Let the watchers settle into a steady stream before the storm.
-    std::thread::sleep(Duration::from_secs(3));
+    // Let the watchers settle into a steady stream before the storm; the last two seconds
+    // give the runtime's CPU rate for the watchers alone, to take out of the admission's.
+    std::thread::sleep(Duration::from_secs(1));
+    let (quiet, _) = stack.usage();
+    let quiet_from = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
     let admitted = Arc::new(AtomicUsize::new(0));
     let health_slowest = Arc::new(Mutex::new(Duration::ZERO));
     let (before, _) = stack.usage();
+    let watchers_rate =
+        cpu_spent(&quiet, &before, Role::Runtime) / quiet_from.elapsed().as_secs_f64();
     storming.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let gate = (storm.in_flight > 0).then(|| Arc::new(Semaphore::new(storm.in_flight)));
     for i in 0..storm.clients {
-        rt.spawn(newcomer(port, i, admitted.clone()));
+        rt.spawn(newcomer(port, i, admitted.clone(), gate.clone()));
     }
     let prober = probe_health(stack.port, storming.clone(), health_slowest.clone());
     while admitted.load(Ordering::Relaxed) < storm.clients && started.elapsed() < ADMIT_TIMEOUT {
@@ -155,6 +175,7 @@ pub fn run_storm(stack: &Stack, relay: &str, storm: &Storm, direct: bool) -> Out
         admitted: admitted.load(Ordering::Relaxed),
         all_in,
         runtime_cpu: spent(Role::Runtime),
+        admission_cpu: spent(Role::Runtime) - watchers_rate * all_in.as_secs_f64(),
         proxy_cpu: spent(Role::Proxy),
     };
     stack.control("pause?on=1");
@@ -199,8 +220,13 @@ fn outcome(
     } else {
         "wrangler port"
     };
+    let pace = match storm.in_flight {
+        0 => "at once".to_string(),
+        n => format!("{n} at a time"),
+    };
+    let each_ms = a.admission_cpu * 1000.0 / a.admitted.max(1) as f64;
     let row = format!(
-        "| S | {relay} | {path} | {} at once, {} watching @ {}/s | {}/{} in after {:.2} s | runtime {:.2} s, proxy {:.2} s | {:.2} s | {} ms ({} pings) | {} ms |",
+        "| S | {relay} | {path} | {} {pace}, {} watching @ {}/s | {}/{} in after {:.2} s | runtime {:.2} s (admission {each_ms:.2} ms each), proxy {:.2} s | {:.2} s | {} ms ({} pings) | {} ms |",
         storm.clients,
         storm.watchers,
         storm.rate,
@@ -217,8 +243,8 @@ fn outcome(
     eprintln!("{row}");
     let detail = json!({
         "load": "S", "relay": relay, "clients": storm.clients, "watchers": storm.watchers,
-        "rate": storm.rate, "admitted": a.admitted, "all_in_seconds": a.all_in.as_secs_f64(),
-        "runtime_cpu_seconds": a.runtime_cpu, "proxy_cpu_seconds": a.proxy_cpu,
+        "rate": storm.rate, "in_flight": storm.in_flight, "admitted": a.admitted, "all_in_seconds": a.all_in.as_secs_f64(),
+        "runtime_cpu_seconds": a.runtime_cpu, "admission_cpu_ms_each": each_ms, "proxy_cpu_seconds": a.proxy_cpu,
         "longest_gap_seconds": w.longest_gap.as_secs_f64(),
         "slowest_ping_ms": w.slowest_ping.as_millis() as u64, "pings": w.pings,
         "slowest_health_ms": health.as_millis() as u64, "direct": direct,

@@ -1,9 +1,20 @@
 //! JSON responses, the single place an [`ApiError`] becomes an HTTP response, and a request's
 //! body read within a cap.
 
-use worker::{Headers, Response, Result};
+use wasm_bindgen::JsValue;
+use worker::js_sys::Promise;
+use worker::{web_sys, Headers, Response, Result};
 
 use crate::core::error::ApiError;
+
+/// A response (or the error in making it) as the runtime takes it from a handler that answers
+/// without awaiting anything.
+pub fn settled(answer: Result<Response>) -> Promise {
+    match answer.map(web_sys::Response::from) {
+        Ok(resp) => Promise::resolve(&JsValue::from(resp)),
+        Err(e) => Promise::reject(&JsValue::from(e)),
+    }
+}
 
 /// A JSON response with the given status. REST answers are not cacheable by browsers here;
 /// edge caching is the Worker's decision, made explicitly.

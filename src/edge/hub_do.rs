@@ -5,40 +5,36 @@
 
 use std::rc::Rc;
 
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
-    WebSocketIncomingMessage,
-};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::js_sys::Promise;
+use worker::worker_sys::DurableObjectState;
+use worker::{web_sys, Env, Request, Response, Result, State};
 
 use super::boot::{boot, Start};
 use super::env::{jitter, now_ms};
+use super::glue::{self, socket_events, Held};
 use super::http;
 use super::links;
 use super::restore::restore_storage;
 use super::shared::Shared;
-use super::sockets;
 use crate::core::error::ApiError;
 use crate::core::host::ClientHost;
 use crate::core::hub::Hub;
 use crate::core::node::Node;
 use crate::core::request::{parse_symbol_query, FaultKind, Href, ObjectRequest};
 
-/// The leader object. Holds either its running state or the configuration error that
-/// stops it from starting.
-#[durable_object]
+/// The leader object. Holds either its running state or the configuration error that stops
+/// it from starting. Its methods are the runtime's (see [`super::glue`]).
+#[wasm_bindgen]
 pub struct PriceHub {
-    shared: std::result::Result<Rc<Shared>, String>,
+    held: Held,
 }
 
+#[wasm_bindgen]
 impl PriceHub {
-    fn shared(&self) -> std::result::Result<Rc<Shared>, ApiError> {
-        self.shared.clone().map_err(ApiError::Config)
-    }
-}
-
-impl DurableObject for PriceHub {
-    fn new(state: State, env: Env) -> Self {
-        let shared = boot(state, env, |cfg, state| {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, env: Env) -> PriceHub {
+        let held = boot(State::from(state), env, |cfg, state| {
             let mut hub = Hub::new(cfg);
             let store = restore_storage(state, &mut hub);
             Ok(Start {
@@ -47,76 +43,52 @@ impl DurableObject for PriceHub {
                 shard_id: 0,
             })
         });
-        PriceHub { shared }
+        PriceHub { held }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let shared = match self.shared() {
-            Ok(s) => s,
-            Err(e) => return http::error(&e),
-        };
-        shared.kick();
-        let href = req.inner().url();
-        let url = Href::split(&href);
-        let query = url.query_pairs();
-        match ObjectRequest::parse(url.path, &query) {
-            Err(e) => http::error(&e),
-            Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
-            Ok(ObjectRequest::Link { shard }) => links::accept_shard(&shared, shard),
-            Ok(ObjectRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
-                match kind {
-                    FaultKind::Unlink => {
-                        http::json(200, format!(r#"{{"unlinked":{}}}"#, shared.unlink_all()))
-                    }
-                    FaultKind::Restart => shared.restart_leader(),
-                    FaultKind::WipeHistory => shared.wipe_history(),
-                    FaultKind::Hibernate => shared.hibernate(),
-                }
-            }
-            Ok(ObjectRequest::Candles {
-                symbol,
-                interval,
-                limit,
-            }) => shared.serve_candles(&symbol, &interval, limit).await,
-            Ok(ObjectRequest::Publish) => {
-                let mut req = req;
-                let body = req.text().await?;
-                publish(&shared, &body)
-            }
-            Ok(read) => answer(&shared, read),
-        }
+    pub fn fetch(&self, req: web_sys::Request) -> Promise {
+        glue::fetch(&self.held, req, routes)
     }
 
-    async fn alarm(&self) -> Result<Response> {
-        if let Ok(shared) = self.shared() {
+    pub fn alarm(&self) -> Promise {
+        glue::alarm(&self.held, |shared| {
             shared.run(|n| n.on_leader(|hub| hub.alarm(now_ms(), jitter())));
+        })
+    }
+}
+
+socket_events!(PriceHub);
+
+/// The leader's requests other than a client's WebSocket upgrade.
+async fn routes(shared: Rc<Shared>, req: Request) -> Result<Response> {
+    let href = req.inner().url();
+    let url = Href::split(&href);
+    let query = url.query_pairs();
+    match ObjectRequest::parse(url.path, &query) {
+        Err(e) => http::error(&e),
+        Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
+        Ok(ObjectRequest::Link { shard }) => links::accept_shard(&shared, shard),
+        Ok(ObjectRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
+            match kind {
+                FaultKind::Unlink => {
+                    http::json(200, format!(r#"{{"unlinked":{}}}"#, shared.unlink_all()))
+                }
+                FaultKind::Restart => shared.restart_leader(),
+                FaultKind::WipeHistory => shared.wipe_history(),
+                FaultKind::Hibernate => shared.hibernate(),
+            }
         }
-        Response::ok("")
-    }
-
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> Result<()> {
-        sockets::on_message(&self.shared, &ws, message);
-        Ok(())
-    }
-
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        _clean: bool,
-    ) -> Result<()> {
-        sockets::on_close(&self.shared, &ws, code, reason);
-        Ok(())
-    }
-
-    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
-        sockets::on_error(&self.shared, &ws, &error);
-        Ok(())
+        Ok(ObjectRequest::Candles {
+            symbol,
+            interval,
+            limit,
+        }) => shared.serve_candles(&symbol, &interval, limit).await,
+        Ok(ObjectRequest::Publish) => {
+            let mut req = req;
+            let body = req.text().await?;
+            publish(&shared, &body)
+        }
+        Ok(read) => answer(&shared, read),
     }
 }
 

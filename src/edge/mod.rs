@@ -1,8 +1,9 @@
 //! The thin edge (wasm32 only): translates workerd events into core inputs and carries out
 //! the core's effects. It makes no decisions of its own.
 //!
-//! - [`router`]: the stateless Worker, run in every isolate; [`edge_cache`] its REST cache,
-//!   [`objects`] the objects it reaches.
+//! - [`entry`]: the stateless Worker's `fetch`, run in every isolate: reads a request once
+//!   ([`read`]) and hands a WebSocket upgrade to its object; [`router`] its other routes,
+//!   [`edge_cache`] its REST cache, [`objects`] the objects it reaches.
 //! - [`hub_do`]: the `PriceHub` Durable Object, the single leader; [`shared`] its state and
 //!   client table, [`effects`] the effects it carries out, [`sse`] its SSE bodies,
 //!   [`restore`] what it takes back when it is created again.
@@ -11,7 +12,8 @@
 //!   `FANOUT_SHARDS` > 0; [`links`] the links between them and the leader.
 //! - [`accept`]: a client's WebSocket upgrade; [`polling`] Engine.IO's long-polling
 //!   requests and the WebSocket that upgrades them.
-//! - [`sockets`]: client socket events, the same for both kinds of object.
+//! - [`glue`]: the runtime's methods of both kinds of object; [`sockets`]: client socket
+//!   events, the same for both.
 //! - [`send`]: one JS string handed to many sockets.
 //! - [`faults`]: the test faults of `TEST_FAULTS=on`.
 //! - [`upstream`]: the outbound WebSocket to the exchange ([`listeners`] hands its frames to
@@ -30,8 +32,10 @@ mod boot;
 mod candle_store;
 mod edge_cache;
 mod effects;
+mod entry;
 mod env;
 mod faults;
+mod glue;
 mod history;
 mod http;
 pub mod hub_do;
@@ -40,6 +44,7 @@ mod listeners;
 mod objects;
 mod persist;
 mod polling;
+mod read;
 mod restore;
 mod router;
 mod send;

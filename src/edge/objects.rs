@@ -89,6 +89,16 @@ async fn answer(promise: Promise) -> Result<web_sys::Response> {
     Ok(JsFuture::from(promise).await?.dyn_into()?)
 }
 
+/// Hands a client's request to `holder`: the object's own promise of its answer.
+pub(super) fn hand_over(
+    env: &Env,
+    cfg: &Config,
+    holder: Holder,
+    req: &web_sys::Request,
+) -> Result<Promise> {
+    Ok(stub(env, cfg, holder)?.fetch_with_request(req)?)
+}
+
 /// Hands a client's request to `holder` and returns the object's response as it is (a
 /// WebSocket upgrade's included).
 pub(super) async fn forward(
@@ -97,7 +107,7 @@ pub(super) async fn forward(
     holder: Holder,
     req: &web_sys::Request,
 ) -> Result<web_sys::Response> {
-    answer(stub(env, cfg, holder)?.fetch_with_request(req)?).await
+    answer(hand_over(env, cfg, holder, req)?).await
 }
 
 /// Asks `holder` for `path`.

@@ -1,25 +1,23 @@
-//! The stateless Worker: reads what the core's request classifier needs, carries out its
-//! decision (CORS, the leader, the edge cache of [`super::edge_cache`]) and adds this
-//! isolate's counters to the leader's metrics. Static files in `public/` are served by the
+//! The stateless Worker's routes: carries out the core's decision on a request that
+//! [`super::entry`] read (CORS, the leader, the edge cache of [`super::edge_cache`]) and adds
+//! this isolate's counters to the leader's metrics. Static files in `public/` are served by the
 //! assets binding before this runs.
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
-use worker::{event, web_sys, Context, Env, Headers, Request, Response, Result};
+use worker::{event, web_sys, Env, Headers, Request, Response, Result};
 
 use super::edge_cache;
-use super::env::{load_config, log_error, now_ms};
+use super::env::log_error;
 use super::http;
 use super::objects::{ask, ask_leader, entry, forward, inject, publish_to_leader};
+use super::read::Read;
 use crate::core::config::Config;
-use crate::core::error::{ApiError, ConfigError};
+use crate::core::error::ApiError;
 use crate::core::events;
 use crate::core::metrics;
-use crate::core::request::{
-    classify, reads_clock, Href, Incoming, ObjectRequest, Route, StreamRefusal,
-};
-use crate::core::rest::{self, CorsDecision};
+use crate::core::request::{ObjectRequest, Route, StreamRefusal};
+use crate::core::rest::CorsDecision;
 
 thread_local! {
     /// Stream connections refused at this isolate: [origin, unauthorized].
@@ -39,43 +37,27 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-thread_local! {
-    /// The configuration, parsed once per isolate: `env` does not change while an isolate
-    /// lives, and parsing every variable again for each request (each new connection, too)
-    /// is work for nothing. A configuration error is not kept: it is reported every time.
-    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
-}
-
-fn config(env: &Env) -> std::result::Result<Rc<Config>, ConfigError> {
-    if let Some(cfg) = CONFIG.with(|c| c.borrow().clone()) {
-        return Ok(cfg);
-    }
-    let cfg = Rc::new(load_config(env)?);
-    CONFIG.with(|c| *c.borrow_mut() = Some(cfg.clone()));
-    Ok(cfg)
-}
-
 /// What a route answers: a response made here, or an object's passed on as it is.
 enum Answer {
     Ours(Response),
     Passed(web_sys::Response),
 }
 
-#[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
-    let cfg = match config(&env) {
-        Ok(cfg) => cfg,
+/// Every request but a client's WebSocket upgrade (see [`super::entry`]), routed as `read`
+/// says. An error is logged and answered 500.
+pub(super) async fn serve(req: web_sys::Request, env: &Env, read: Read) -> web_sys::Response {
+    match answer(req, env, &read).await {
+        Ok(resp) => resp,
         Err(e) => {
-            log_error("config_invalid", &e.to_string());
-            return Ok(http::error(&ApiError::Config(e.to_string()))?.into());
+            log_error("request_failed", &e.to_string());
+            let internal = http::error(&ApiError::Internal).map(web_sys::Response::from);
+            internal.unwrap_or_else(|_| web_sys::Response::error())
         }
-    };
-    let headers = req.headers();
-    let origin = headers.get("Origin").ok().flatten();
-    let href = req.url();
-    let own = Href::split(&href).origin;
-    let decision = rest::cors(&cfg.allowed_origins, origin.as_deref(), own);
-    let answer = match route(req, (&href, &headers), &env, &cfg, &decision).await {
+    }
+}
+
+async fn answer(req: web_sys::Request, env: &Env, read: &Read) -> Result<web_sys::Response> {
+    let answer = match route(req, env, read).await {
         Ok(answer) => answer,
         Err(e) => {
             log_error("request_failed", &e.to_string());
@@ -84,11 +66,11 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     };
     let resp = match answer {
         Answer::Passed(resp) if resp.status() == 101 => return Ok(resp),
-        Answer::Passed(resp) if !matches!(decision, CorsDecision::Allow(_)) => return Ok(resp),
+        Answer::Passed(resp) if !matches!(read.cors, CorsDecision::Allow(_)) => return Ok(resp),
         Answer::Passed(resp) => Response::from(resp),
         Answer::Ours(resp) => resp,
     };
-    Ok(with_cors(resp, &decision)?.into())
+    Ok(with_cors(resp, &read.cors)?.into())
 }
 
 /// Adds the CORS headers an allowed cross-origin request gets (never to a WebSocket upgrade:
@@ -113,50 +95,28 @@ fn with_cors(resp: Response, decision: &CorsDecision) -> Result<Response> {
     Ok(resp.with_headers(headers))
 }
 
-/// Reads what the core's classifier needs (`href`, the request's URL, and its headers are
-/// read once), routes, and carries the decision out. A client connection's request is
-/// handed to its object as it came, and the object's answer passed back as it is.
-async fn route(
-    req: web_sys::Request,
-    (href, headers): (&str, &web_sys::Headers),
-    env: &Env,
-    cfg: &Config,
-    cors: &CorsDecision,
-) -> Result<Answer> {
-    let url = Href::split(href);
-    let query = url.query_pairs();
-    let (upgrade, authorization, last_event_id) = (
-        headers.get("Upgrade")?,
-        headers.get("Authorization")?,
-        headers.get("Last-Event-ID")?,
-    );
-    let method = req.method();
-    let incoming = Incoming {
-        method: &method,
-        path: url.path,
-        query: &query,
-        upgrade: upgrade.as_deref(),
-        authorization: authorization.as_deref(),
-        last_event_id: last_event_id.as_deref(),
-        now_ms: if reads_clock(cfg) { now_ms() } else { 0 },
-    };
-    let ours = match classify(cfg, cors, &incoming) {
-        Err((e, refusal)) => refused(&e, refusal),
+/// Carries out the core's decision. A client connection's request is handed to its object
+/// as it came, and the object's answer passed back as it is.
+async fn route(req: web_sys::Request, env: &Env, read: &Read) -> Result<Answer> {
+    let cfg = &read.cfg;
+    let ours = match &read.route {
+        Err((e, refusal)) => refused(e, *refusal),
         Ok(Route::Preflight) => http::preflight(),
         Ok(Route::Leader(ObjectRequest::WebSocket { .. } | ObjectRequest::Polling { .. })) => {
             return Ok(Answer::Passed(forward(env, cfg, entry(cfg), &req).await?));
         }
-        Ok(Route::Held(h)) => return Ok(Answer::Passed(forward(env, cfg, h, &req).await?)),
+        Ok(Route::Held(h)) => return Ok(Answer::Passed(forward(env, cfg, *h, &req).await?)),
         Ok(Route::Leader(to @ ObjectRequest::Stream { .. })) => {
             ask(env, cfg, entry(cfg), &to.path()).await
         }
-        Ok(Route::Leader(to)) => ask_leader(env, cfg, &to).await,
+        Ok(Route::Leader(to)) => ask_leader(env, cfg, to).await,
         Ok(Route::Metrics) => metrics(env, cfg).await,
         Ok(Route::CachedRead(to)) => {
-            let if_none_match = headers.get("If-None-Match")?;
-            edge_cache::cached_read((href, if_none_match.as_deref()), env, cfg, &to).await
+            let if_none_match = read.headers.get("If-None-Match")?;
+            let key = (read.href.as_str(), if_none_match.as_deref());
+            edge_cache::cached_read(key, env, cfg, to).await
         }
-        Ok(Route::Fault(fault)) => inject(env, cfg, fault).await,
+        Ok(Route::Fault(fault)) => inject(env, cfg, *fault).await,
         Ok(Route::Publish) => publish(Request::from(req), env, cfg).await,
     };
     ours.map(Answer::Ours)

@@ -3,31 +3,26 @@
 
 use std::rc::Rc;
 
-use worker::{
-    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
-    WebSocketIncomingMessage,
-};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::js_sys::Promise;
+use worker::worker_sys::DurableObjectState;
+use worker::{web_sys, Env, Request, Response, Result, State};
 
 use super::boot::{boot, Start};
 use super::env::now_ms;
+use super::glue::{self, socket_events, Held};
 use super::http;
 use super::shared::Shared;
-use super::sockets;
 use crate::core::error::ApiError;
 use crate::core::node::Node;
 use crate::core::request::{FaultKind, Href, ObjectRequest};
 use crate::core::shard::Shard;
 
-/// A shard. Holds either its running state or the configuration error that stops it.
-#[durable_object]
+/// A shard. Holds either its running state or the configuration error that stops it. Its
+/// methods are the runtime's (see [`super::glue`]).
+#[wasm_bindgen]
 pub struct FanoutShard {
-    shared: std::result::Result<Rc<Shared>, String>,
-}
-
-impl FanoutShard {
-    fn shared(&self) -> std::result::Result<Rc<Shared>, ApiError> {
-        self.shared.clone().map_err(ApiError::Config)
-    }
+    held: Held,
 }
 
 /// The shard's number from its object name, `fanout-{n}`.
@@ -38,68 +33,47 @@ fn shard_number(state: &State) -> std::result::Result<u32, String> {
         .ok_or_else(|| format!("a fan-out shard must be named fanout-N, not {name:?}"))
 }
 
-impl DurableObject for FanoutShard {
-    fn new(state: State, env: Env) -> Self {
-        let shared = boot(state, env, |cfg, state| {
+#[wasm_bindgen]
+impl FanoutShard {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: DurableObjectState, env: Env) -> FanoutShard {
+        let held = boot(State::from(state), env, |cfg, state| {
             Ok(Start {
                 node: Node::Shard(Box::new(Shard::new(cfg))),
                 store: None,
                 shard_id: shard_number(state)?,
             })
         });
-        FanoutShard { shared }
+        FanoutShard { held }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let shared = match self.shared() {
-            Ok(s) => s,
-            Err(e) => return http::error(&e),
-        };
-        let href = req.inner().url();
-        let url = Href::split(&href);
-        let query = url.query_pairs();
-        match ObjectRequest::parse(url.path, &query) {
-            Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
-            Ok(ObjectRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
-                match kind {
-                    FaultKind::Hibernate => shared.hibernate(),
-                    _ => shared.restart_shard(),
-                }
-            }
-            Ok(_) => http::error(&ApiError::NotFound("a shard serves /ws and streams".into())),
-            Err(e) => http::error(&e),
-        }
+    pub fn fetch(&self, req: web_sys::Request) -> Promise {
+        glue::fetch(&self.held, req, routes)
     }
 
-    async fn alarm(&self) -> Result<Response> {
-        if let Ok(shared) = self.shared() {
+    pub fn alarm(&self) -> Promise {
+        glue::alarm(&self.held, |shared| {
             shared.run(|n| n.on_shard(|s| s.alarm(now_ms())));
+        })
+    }
+}
+
+socket_events!(FanoutShard);
+
+/// The shard's requests other than a client's WebSocket upgrade.
+async fn routes(shared: Rc<Shared>, req: Request) -> Result<Response> {
+    let href = req.inner().url();
+    let url = Href::split(&href);
+    let query = url.query_pairs();
+    match ObjectRequest::parse(url.path, &query) {
+        Ok(to) if to.is_client_connection() => shared.serve_client(req, &query, to).await,
+        Ok(ObjectRequest::Fault { kind }) if shared.node.borrow().config().test_faults => {
+            match kind {
+                FaultKind::Hibernate => shared.hibernate(),
+                _ => shared.restart_shard(),
+            }
         }
-        Response::ok("")
-    }
-
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> Result<()> {
-        sockets::on_message(&self.shared, &ws, message);
-        Ok(())
-    }
-
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        _clean: bool,
-    ) -> Result<()> {
-        sockets::on_close(&self.shared, &ws, code, reason);
-        Ok(())
-    }
-
-    async fn websocket_error(&self, ws: WebSocket, error: worker::Error) -> Result<()> {
-        sockets::on_error(&self.shared, &ws, &error);
-        Ok(())
+        Ok(_) => http::error(&ApiError::NotFound("a shard serves /ws and streams".into())),
+        Err(e) => http::error(&e),
     }
 }

@@ -19,6 +19,7 @@ thread_local! {
     static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
 }
 
+/// This isolate's configuration (parsed on first use), or why it is invalid.
 pub(super) fn config(env: &Env) -> std::result::Result<Rc<Config>, ConfigError> {
     if let Some(cfg) = CONFIG.with(|c| c.borrow().clone()) {
         return Ok(cfg);

@@ -1,6 +1,7 @@
 // The official socket.io-client (npm, pinned) against edgetick, printing what it gets as
 // JSON lines: {ev, data, ms} (ms since io()). With default options, as the seeds' pages use
-// it (long-polling first, then the upgrade, printed as `upgrade`); a last argument
+// it (long-polling first, printed as `open`, then the upgrade, printed as `upgrade`, which
+// may come before or after `connect`: the two race, as with any server); a last argument
 // `websocket` opens the WebSocket directly (`transports: ['websocket']`). Modes:
 //   node tests/e2e/socketio-client.mjs BASE prices SYMBOL   join /prices, subscribe SYMBOL with
 //       an ack, then an unknown symbol without one (NestJS's `exception` comes back)
@@ -31,6 +32,7 @@ if (mode === 'auth' && arg) options.auth = { token: arg };
 if (mode === 'query' && arg) options.query = { token: arg };
 const socket = io(base + nsp, options);
 socket.io.on('open', () => {
+  out('open', { transport: socket.io.engine.transport.name });
   socket.io.engine.on('upgrade', (t) => out('upgrade', { transport: t.name }));
 });
 

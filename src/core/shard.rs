@@ -348,14 +348,17 @@ impl ClientHost for Shard {
     }
 
     /// Client messages are carried out once the leader's snapshot is in, held until then; a
-    /// closed connection takes what it sent and was held with it.
+    /// closed connection takes what it sent and was held with it. A long-polling session's
+    /// upgrade socket is not held: its probe and `5` are the transport's own, and a client
+    /// that said `5` stops polling (held, its pings would queue for a GET that never comes).
     fn client(&mut self, input: ClientInput<'_>, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
+        let held = !self.synced() && !self.fanout.is_polling(input.conn());
         match input {
-            ClientInput::Text { conn, text } if !self.synced() => {
+            ClientInput::Text { conn, text } if held => {
                 self.hold(Held::Text(conn, text.to_string()), &mut fx)
             }
-            ClientInput::Binary { conn, len } if !self.synced() => {
+            ClientInput::Binary { conn, len } if held => {
                 self.hold(Held::Binary(conn, len), &mut fx)
             }
             ClientInput::Closed { conn } => {

@@ -5,6 +5,7 @@
 
 use super::clients::SimClient;
 use super::sio::Sio;
+use super::upgrade;
 use super::world::{key, Event, World, USERS};
 use crate::core::effect::Effect;
 use crate::core::ids::{ConnId, Holder, Identity, ShardId};
@@ -21,8 +22,12 @@ impl World {
         | Effect::StoreAttachment { conn, .. } = &e
         {
             // The edge carries these out on the connection's socket: a polling session has
-            // none (it learns of its end from its next GET).
-            if self.is_polling(holder, *conn) {
+            // none (it learns of its end from its next GET) but its upgrade's probe, which a
+            // close ends.
+            if let Some(i) = self.polling_index(holder, *conn) {
+                if matches!(e, Effect::Close { .. }) && self.clients[i].probing() {
+                    self.probe_closed(i);
+                }
                 return;
             }
         }
@@ -68,6 +73,7 @@ impl World {
             if c.open && c.holder == holder && conns.contains(&c.conn) {
                 c.may_be_older.clone_from(&unsettled);
                 let taken = match (c.pulls(), c.sio.is_some()) {
+                    (true, _) if c.probing() => c.probe_answer(frame),
                     (true, _) => Err(format!(
                         "conn {}: a socket's frame sent to an SSE stream or polling session",
                         c.conn
@@ -178,6 +184,10 @@ impl World {
         let Some(c) = self.clients.get(i).filter(|c| c.open && !c.sse) else {
             return;
         };
+        if text == upgrade::PROBE || text == upgrade::UPGRADE {
+            // Said on a polling session's probe socket (nothing else says them).
+            return self.probe_says(i, text);
+        }
         if c.polling() {
             return self.post(i, text);
         }
@@ -236,10 +246,10 @@ impl World {
         self.effects_of(holder, fx);
     }
 
-    /// Whether `conn` on `holder` is an open long-polling session.
-    fn is_polling(&self, holder: Holder, conn: ConnId) -> bool {
-        let on = |c: &&SimClient| c.open && c.holder == holder && c.conn == conn;
-        self.clients.iter().filter(on).any(SimClient::polling)
+    /// The open long-polling session that is `conn` on `holder`, if it is one.
+    fn polling_index(&self, holder: Holder, conn: ConnId) -> Option<usize> {
+        let on = |c: &SimClient| c.open && c.holder == holder && c.conn == conn;
+        self.clients.iter().position(|c| on(c) && c.polling())
     }
 
     /// A random object (a shard when there are shards).

@@ -1,8 +1,9 @@
 //! The simulation's long-polling Socket.IO sessions (on the seeds that also run Twelve Data),
 //! as a stock `socket.io-client` starts before it upgrades: the handshake is a GET, its
 //! packets go up by POST, and one GET is always out, held by its object until it has packets
-//! (woken as an SSE stream is). A session never upgrades here. It ends when a GET brings the
-//! close packet or is refused (its object was created again and knows it no more).
+//! (woken as an SSE stream is). Half of them upgrade to a WebSocket ([`super::upgrade`]). It
+//! ends when a GET brings the close packet or is refused (its object was created again and
+//! knows it no more).
 
 use serde_json::Value;
 
@@ -60,6 +61,8 @@ impl World {
                 sid,
                 parked: false,
                 sent: true,
+                socket: false,
+                probed: false,
             }),
             ..Sio::default()
         });
@@ -70,6 +73,10 @@ impl World {
         self.polled(i, &body);
         self.client_says(i, if root { "40" } else { "40/prices," });
         self.pull_soon(holder, conn);
+        if self.rng.chance(0.5) {
+            let after = self.rng.between(0, 50);
+            self.upgrade_soon(i, after);
+        }
         Some(i)
     }
 
@@ -112,10 +119,15 @@ impl World {
         match answer {
             Ok(PollAnswer::Body(body)) => {
                 self.polled(i, &body);
-                if self.clients[i].open {
+                if self.clients[i].open && !self.upgrades_after_get(i) {
                     self.set_state(i, (false, true));
                     self.pull_soon(holder, self.clients[i].conn);
                 }
+            }
+            Ok(PollAnswer::Wait(_)) if self.clients[i].probed() => {
+                let v = format!("session {sid}: a GET held after its probe was answered");
+                self.violations.push(v);
+                self.set_state(i, (true, false));
             }
             Ok(PollAnswer::Wait(_)) => self.set_state(i, (true, false)),
             Ok(other) => {
@@ -166,12 +178,12 @@ impl World {
     }
 
     /// Session `i`'s GET: (held by its object, on its way).
-    fn state(&self, i: usize) -> (bool, bool) {
+    pub(super) fn state(&self, i: usize) -> (bool, bool) {
         let poll = self.clients[i].sio.as_ref().and_then(|s| s.poll.as_ref());
         poll.map_or((false, false), |p| (p.parked, p.sent))
     }
 
-    fn set_state(&mut self, i: usize, (parked, sent): (bool, bool)) {
+    pub(super) fn set_state(&mut self, i: usize, (parked, sent): (bool, bool)) {
         if let Some(p) = self.clients[i].sio.as_mut().and_then(|s| s.poll.as_mut()) {
             (p.parked, p.sent) = (parked, sent);
         }

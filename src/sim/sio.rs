@@ -65,4 +65,8 @@ pub struct Poll {
     /// Its next GET is on its way (a wake meanwhile is not another GET: a client never has
     /// two out at once).
     pub sent: bool,
+    /// Its upgrade's probe socket is open ([`super::upgrade`]).
+    pub socket: bool,
+    /// That socket answered the probe: the session says `5` once its GET is back.
+    pub probed: bool,
 }

@@ -201,6 +201,11 @@ impl Fanout {
         Ok(PollAnswer::Taken)
     }
 
+    /// True when `conn` is a long-polling session: what its socket says is its upgrade's.
+    pub fn is_polling(&self, conn: ConnId) -> bool {
+        self.clients.is_polling(conn)
+    }
+
     /// What the upgrade's WebSocket of a polling session says or does.
     pub(super) fn probe_input(&mut self, input: ClientInput<'_>, now: i64, fx: &mut Vec<Effect>) {
         let conn = input.conn();

@@ -484,3 +484,40 @@ fn a_token_expiry_is_the_shards_alarm_and_closes_4401_when_it_fires() {
         .iter()
         .any(|e| matches!(e, Effect::Close { conn, code, .. } if *conn == c && *code == crate::core::protocol::close::TOKEN_EXPIRED)));
 }
+
+#[test]
+fn a_polling_sessions_upgrade_goes_through_while_the_link_is_down() {
+    use crate::core::ids::Holder;
+    use crate::core::input::{PollAnswer, PollInput};
+    let mut s = Shard::new(config(&[]));
+    let open = PollInput::Open {
+        holder: Holder::Shard(0),
+        nonce: 7,
+        who: None,
+        owes_token: false,
+    };
+    let Ok(PollAnswer::Body(body)) = s.poll(open, 1).0 else {
+        panic!("a handshake")
+    };
+    let v: Value = serde_json::from_str(body.strip_prefix('0').unwrap()).unwrap();
+    let sid = v["sid"].as_str().unwrap().to_string();
+    assert!(!s.synced(), "no link yet");
+    let Ok(PollAnswer::Upgrade(conn)) = s.poll(PollInput::Upgrade { sid: &sid }, 2).0 else {
+        panic!("the upgrade's socket taken")
+    };
+    let fx = s.client_says(conn, "2probe", 3);
+    let probe = Effect::Send {
+        conn,
+        frame: "3probe".into(),
+    };
+    assert!(fx.contains(&probe), "answered at once: {fx:?}");
+    let get = PollInput::Get {
+        sid: &sid,
+        parked: false,
+    };
+    assert_eq!(s.poll(get, 4).0, Ok(PollAnswer::Body("6".into())));
+    let fx = s.client_says(conn, "5", 5);
+    let saved = |e: &Effect| matches!(e, Effect::SaveAttachment { conn: c, .. } if *c == conn);
+    assert!(fx.iter().any(saved), "the session is the socket's: {fx:?}");
+    assert!(!s.fanout().is_polling(conn));
+}

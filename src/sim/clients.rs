@@ -54,7 +54,7 @@ pub struct SimClient {
     /// Per symbol held: the latest exchange time of a price it saw (a stale upstream frame
     /// must never take a newer price's place).
     pub times: BTreeMap<String, i64>,
-    /// Per market channel held: the last trade id or book version it saw.
+    /// Per market channel held: the last trade id, book version or candle it saw.
     pub seen: Seen,
     /// Frames received.
     pub frames: u64,
@@ -222,7 +222,7 @@ impl SimClient {
                 }
             }
             Some("event") => self.event(&v)?,
-            Some("trades" | "book") => {
+            Some("trades" | "book" | "candle") => {
                 markets::check(self.conn, &v, &self.channels, &mut self.seen)?
             }
             Some("error") => {

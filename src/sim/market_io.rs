@@ -1,9 +1,11 @@
 //! What the exchange does with market channels in the simulation (see [`super::markets`]):
-//! a trade or a new book version, sent in order on its connection.
+//! a trade, a new book version or a candle's update or close, sent in order on its
+//! connection.
 
-use super::markets::MARKETS;
+use super::markets::{candle_key, MARKETS, MINUTE};
 use super::world::{in_order, Event, World};
 use crate::core::feed::neutral;
+use crate::core::market::{candle_body, candle_json};
 
 impl World {
     /// Whether this seed streams market channels.
@@ -16,9 +18,14 @@ impl World {
         MARKETS[self.rng.below(MARKETS.len())].to_string()
     }
 
-    /// A new trade or book version of `channel` at the exchange, sent on its connection if
-    /// it has one (it streams every channel; the leader keeps those it follows).
+    /// A new trade, book version or candle update of `channel` at the exchange, sent on its
+    /// connection if it has one (it streams every channel; the leader keeps those it
+    /// follows).
     pub fn market_tick(&mut self, channel: &str) {
+        if channel.starts_with("candles:") {
+            let frame = self.candle_tick(channel);
+            return self.market_send(frame);
+        }
         let n = self
             .exchange
             .markets
@@ -35,6 +42,34 @@ impl World {
                 &format!(r#"{{"channel":"{channel}","version":{n}}}"#),
             ),
         };
+        self.market_send(frame);
+    }
+
+    /// The candle's next update: now and then it closes, and after a close the next minute's
+    /// opens. Its close price counts its updates; the exchange keeps its place
+    /// ([`candle_key`]).
+    fn candle_tick(&mut self, channel: &str) -> String {
+        let key = self.exchange.markets.get(channel).copied();
+        let (t, closed, n) = key.map_or((MINUTE, true, 0), |k| {
+            ((k >> 20) as i64 * MINUTE, k >> 19 & 1 == 1, k & 0x7_ffff)
+        });
+        let (t, closed, n) = match (closed, self.rng.chance(0.3)) {
+            (true, _) if key.is_none() => (t, false, 1),
+            (true, _) => (t + MINUTE, false, 1),
+            (false, true) => (t, true, n),
+            (false, false) => (t, false, n + 1),
+        };
+        let key = candle_key(t, closed, n);
+        self.exchange.markets.insert(channel.to_string(), key);
+        self.trace(|| format!("market {channel} {t} {n} closed {closed}"));
+        let price = n.to_string();
+        let candle = candle_json(t, ["1", &price, "1", &price, "1"], closed);
+        let kind = if closed { "x" } else { "c" };
+        neutral::market(channel, kind, &candle_body(channel, &candle))
+    }
+
+    /// Sends a market frame on the exchange's connection, if it has one that is not stalled.
+    fn market_send(&mut self, frame: String) {
         let Some(conn) = self
             .exchange
             .conn

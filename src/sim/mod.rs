@@ -14,11 +14,10 @@
 //! every step beyond each frame; [`clients`] the clients and the per-frame checks,
 //! [`socketio`] a Socket.IO client's packets, [`sio`] its state, [`polling`] the
 //! long-polling sessions' GETs and POSTs and [`upgrade`] their upgrade to a WebSocket;
-//! [`twelve`] Twelve
-//! Data's side and [`twelve_io`] what it does; [`markets`] the market channels' checks
-//! and [`market_io`] the exchange's trades and books; [`storage`] the leader's storage; this
-//! module the scenario: the configuration a seed draws, the actions, the quiet end and the
-//! final check.
+//! [`twelve`] Twelve Data's side and [`twelve_io`] what it does; [`markets`] the market
+//! channels' checks and [`market_io`] the exchange's trades, books and candles; [`storage`]
+//! the leader's storage; this module the scenario: the configuration a seed draws, the
+//! actions, the quiet end and the final check.
 
 mod clients;
 mod faults;
@@ -360,11 +359,11 @@ fn holds_the_last(w: &World, c: &clients::SimClient) -> Result<(), String> {
             ));
         }
     }
-    for market in c
-        .channels
-        .iter()
-        .filter(|ch| ch.starts_with("book:") || ch.starts_with("trades:"))
-    {
+    for market in c.channels.iter().filter(|ch| {
+        ["book:", "trades:", "candles:"]
+            .iter()
+            .any(|m| ch.starts_with(m))
+    }) {
         let (want, got) = (w.exchange.markets.get(market), c.seen.get(market));
         if want != got {
             return Err(format!(

@@ -348,12 +348,18 @@ impl ClientHost for Shard {
     }
 
     /// Client messages are carried out once the leader's snapshot is in, held until then; a
-    /// closed connection takes what it sent and was held with it. A long-polling session's
-    /// upgrade socket is not held: its probe and `5` are the transport's own, and a client
-    /// that said `5` stops polling (held, its pings would queue for a GET that never comes).
+    /// closed connection takes what it sent and was held with it. The transport's own words
+    /// are not held ([`Fanout::transport_only`]): a long-polling session's probe and `5` (a
+    /// client that said `5` stops polling: held, its pings would queue for a GET that never
+    /// comes) and a Socket.IO session's pongs (held, it would be closed for a ping timeout
+    /// while it answers every ping).
     fn client(&mut self, input: ClientInput<'_>, now_ms: i64) -> Vec<Effect> {
         let mut fx = Vec::new();
-        let held = !self.synced() && !self.fanout.is_polling(input.conn());
+        let held = !self.synced()
+            && match input {
+                ClientInput::Text { conn, text } => !self.fanout.transport_only(conn, text),
+                _ => !self.fanout.is_polling(input.conn()),
+            };
         match input {
             ClientInput::Text { conn, text } if held => {
                 self.hold(Held::Text(conn, text.to_string()), &mut fx)

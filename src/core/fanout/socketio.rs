@@ -52,6 +52,21 @@ impl Fanout {
             .get_or_insert((now_ms + sio.ping_interval_ms, Beat::Ping));
     }
 
+    /// Whether `text` from `conn` is the transport's own and needs nothing from the leader:
+    /// whatever a polling session's upgrade socket says, or a Socket.IO session's Engine.IO
+    /// ping or pong. A shard carries these out while its link is down, where it holds
+    /// commands: a held pong would close a session that answers every ping.
+    pub fn transport_only(&self, conn: ConnId, text: &str) -> bool {
+        if self.clients.is_polling(conn) {
+            return true;
+        }
+        let heartbeat = matches!(
+            EnginePacket::decode(text),
+            Ok(EnginePacket::Pong(_) | EnginePacket::Ping(_))
+        );
+        heartbeat && matches!(self.clients.wire(conn), Some(Wire::SocketIo(_)))
+    }
+
     /// One text frame of a Socket.IO client (of namespace `nsp`).
     pub(super) fn socketio_text(
         &mut self,

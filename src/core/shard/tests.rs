@@ -521,3 +521,39 @@ fn a_polling_sessions_upgrade_goes_through_while_the_link_is_down() {
     assert!(fx.iter().any(saved), "the session is the socket's: {fx:?}");
     assert!(!s.fanout().is_polling(conn));
 }
+
+#[test]
+fn a_socketio_session_answering_its_pings_outlives_a_long_link_outage() {
+    use crate::core::wire::socketio::Nsp;
+    let cfg = [
+        ("SOCKETIO_PING_INTERVAL_SECONDS", "25"),
+        ("SOCKETIO_PING_TIMEOUT_SECONDS", "20"),
+    ];
+    let mut s = Shard::new(config(&cfg));
+    let (conn, _) = s.client_open(Wire::SocketIo(Nsp::Pending), None, 0);
+    s.client_says(conn, "40/prices,", 1);
+    assert!(!s.synced(), "the leader never answers");
+    let pinged = |fx: &[Effect]| {
+        fx.iter().any(|e| match e {
+            Effect::Send { conn: c, frame } => *c == conn && &**frame == "2",
+            Effect::Fanout { conns, frame } => conns.contains(&conn) && &**frame == "2",
+            _ => false,
+        })
+    };
+    let mut pings = 0;
+    for now in (1_000..200_000).step_by(1_000) {
+        let fx = s.timer(now);
+        let timed_out = fx.iter().any(|e| {
+            matches!(e, Effect::Close { conn: c, reason, .. } if *c == conn && *reason == "ping timeout")
+        });
+        assert!(
+            !timed_out,
+            "closed at {now} ms though it answered every ping"
+        );
+        if pinged(&fx) {
+            pings += 1;
+            s.client_says(conn, "3", now + 10);
+        }
+    }
+    assert!(pings >= 4, "pinged through the outage ({pings})");
+}

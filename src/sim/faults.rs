@@ -1,6 +1,7 @@
 //! The simulation's faults: the leader or a shard evicted and created again (memory lost,
 //! storage kept, sockets surviving through their attachments, as hibernation keeps them), a
-//! shard's link broken, and the exchange sending garbage or stalling its connection.
+//! shard's link broken, the leader out of the shards' reach for a while, and the exchange
+//! sending garbage or stalling its connection; and a shard's dial reaching the leader.
 
 use super::twelve;
 use super::world::Event;
@@ -117,6 +118,43 @@ impl World {
                 None => c.open = false,
             }
         }
+    }
+
+    /// The leader is out of the shards' reach for `ms` while time passes: every link breaks
+    /// and no dial gets through (each hangs until its shard gives it up). The shards' clients
+    /// must live through it: a Socket.IO session answers every ping, so none may be closed
+    /// for a ping timeout, however long the outage.
+    pub fn leader_out_of_reach(&mut self, ms: i64) {
+        self.trace(|| format!("the leader is out of the shards' reach for {ms} ms"));
+        for s in 0..self.shards.len() {
+            self.break_link(s as ShardId);
+        }
+        self.unreachable_until = self.now + ms;
+        self.advance_to(self.now + ms);
+    }
+
+    /// A shard's dial reaches the leader: the link opens at both ends.
+    pub(super) fn dialed(&mut self, s: ShardId, generation: u64) {
+        if self.now < self.unreachable_until {
+            // It hangs: the shard gives the link up and dials again.
+            return self.trace(|| format!("shard {s} dial {generation} is lost"));
+        }
+        self.trace(|| format!("shard {s} dial {generation} reaches the leader"));
+        let Some((lg, lfx)) = self.leader.shard_linked(s, self.now) else {
+            return;
+        };
+        // The leader closes the link this one replaces (as the edge does), and the shard
+        // hears of it.
+        if let Some((old_g, old)) = self.links[s as usize].replace((generation, lg)) {
+            let fx = self.leader.shard_closed(s, old, self.now);
+            self.leader_effects(fx);
+            let jitter = self.rng.unit();
+            let fx = self.shards[s as usize].leader_closed(old_g, self.now, jitter);
+            self.shard_effects(s, fx);
+        }
+        self.leader_effects(lfx);
+        let fx = self.shards[s as usize].leader_opened(generation, self.now);
+        self.shard_effects(s, fx);
     }
 
     /// Breaks shard `s`'s link, if it has one.

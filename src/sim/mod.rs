@@ -1,11 +1,11 @@
 //! Deterministic simulation of the tree (docs/testing.md#the-simulation): the leader, its
 //! shards, JSON WebSocket, Socket.IO (over WebSocket and, on some seeds, long-polling) and
 //! SSE clients, the exchange and (on those seeds) Twelve Data as a second source run in
-//! virtual time from one seed, through random faults
-//! (link breaks, delays, restarts with hibernated sockets, upstream drops, stalls and
-//! garbage, clock jumps, expiring tokens), with the invariants checked after every step and,
-//! after a quiet end, every client's last value compared with the source's. A failing seed
-//! prints the one command that replays it.
+//! virtual time from one seed, through random faults (link breaks, delays, restarts with
+//! hibernated sockets, upstream drops, stalls and garbage, clock jumps, the leader out of
+//! the shards' reach for a minute, expiring tokens), with the invariants checked after every
+//! step and, after a quiet end, every client's last value compared with the source's. A
+//! failing seed prints the one command that replays it.
 //!
 //! # Layout
 //! [`rng`] the seeded randomness; [`world`] the objects, the network and time; [`faults`]
@@ -143,6 +143,10 @@ fn act(w: &mut World) {
         85 => drop_upstream(w),
         86 => w.garbage(&symbol),
         87 => w.stall(),
+        89 if shards > 0 && w.rng.chance(0.2) => {
+            let ms = w.rng.between(30_000, 90_000);
+            w.leader_out_of_reach(ms);
+        }
         88..=89 => {
             let jump = w.rng.between(1_000, 15_000);
             w.advance_to(w.now + jump);

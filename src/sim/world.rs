@@ -138,6 +138,8 @@ pub struct World {
     /// Symbols whose latest price a restarted leader lost, with the newest exchange time then
     /// and the new leader's `seq` floor (see [`SimClient::may_be_older`]).
     pub(super) unsettled: BTreeMap<String, (i64, u64)>,
+    /// Until when no shard's dial reaches the leader ([`World::leader_out_of_reach`]).
+    pub(super) unreachable_until: i64,
     /// Violations found so far.
     pub violations: Vec<String>,
 }
@@ -169,6 +171,7 @@ impl World {
             attachments: BTreeMap::new(),
             stored_attachments: BTreeMap::new(),
             unsettled: BTreeMap::new(),
+            unreachable_until: 0,
             violations: Vec::new(),
         };
         w.leader.restore_events("sim".into(), Vec::new());
@@ -411,26 +414,6 @@ impl World {
         if std::env::var_os("SIM_TRACE").is_some() {
             eprintln!("{} {}", self.now, what());
         }
-    }
-
-    /// A shard's dial reaches the leader: the link opens at both ends.
-    fn dialed(&mut self, s: ShardId, generation: u64) {
-        self.trace(|| format!("shard {s} dial {generation} reaches the leader"));
-        let Some((lg, lfx)) = self.leader.shard_linked(s, self.now) else {
-            return;
-        };
-        // The leader closes the link this one replaces (as the edge does), and the shard
-        // hears of it.
-        if let Some((old_g, old)) = self.links[s as usize].replace((generation, lg)) {
-            let fx = self.leader.shard_closed(s, old, self.now);
-            self.leader_effects(fx);
-            let jitter = self.rng.unit();
-            let fx = self.shards[s as usize].leader_closed(old_g, self.now, jitter);
-            self.shard_effects(s, fx);
-        }
-        self.leader_effects(lfx);
-        let fx = self.shards[s as usize].leader_opened(generation, self.now);
-        self.shard_effects(s, fx);
     }
 
     // ----- what the exchange and the clients do -------------------------------------------

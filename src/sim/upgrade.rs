@@ -21,8 +21,8 @@ const PROBE_ANSWER: &str = "3probe";
 pub const UPGRADE: &str = "5";
 
 impl World {
-    /// Session `i` asks to upgrade, `after` ms from now (it does so once its handshake is
-    /// in, and again later if a probe failed).
+    /// Session `i` asks to upgrade, `after` ms from now (once, its handshake in, as the
+    /// stock client does: a failed probe is not tried again).
     pub(super) fn upgrade_soon(&mut self, i: usize, after: i64) {
         let at = self.now + after;
         self.push(at, Event::ClientSends(i, PROBE.to_string()));

@@ -68,6 +68,27 @@ impl World {
         neutral::market(channel, kind, &candle_body(channel, &candle))
     }
 
+    /// After the quiet end: one new client for each state channel (a book, a candle) some
+    /// open client holds, subscribed to it, so that its first frame, the channel's current
+    /// state, can be checked against the exchange's last (a channel nobody holds is not
+    /// followed upstream, and its state comes with the next update).
+    pub fn state_newcomers(&mut self) {
+        let held: Vec<String> = (MARKETS.iter())
+            .filter(|m| !m.starts_with("trades:"))
+            .filter(|m| {
+                self.clients
+                    .iter()
+                    .any(|c| c.open && c.channels.contains(**m))
+            })
+            .map(|m| m.to_string())
+            .collect();
+        for channel in held {
+            let i = self.open_client();
+            self.trace(|| format!("a newcomer for {channel}'s state"));
+            self.ask(i, true, &[channel]);
+        }
+    }
+
     /// Sends a market frame on the exchange's connection, if it has one that is not stalled.
     fn market_send(&mut self, frame: String) {
         let Some(conn) = self

@@ -318,7 +318,8 @@ pub fn run(seed: u64, steps: usize) -> Result<Summary, String> {
 
 /// Faults stop; the tree gets time to heal (reconnects back off up to a minute) while the
 /// exchange repeats its tickers every second, as Binance does; every symbol moves once more;
-/// then every open client must hold the exchange's last price of every symbol it holds.
+/// newcomers subscribe to the state channels held; then every open client must hold the
+/// exchange's last price of every symbol it holds (and the last of its market channels).
 fn quiet_end(w: &mut World) -> Result<(), String> {
     for _ in 0..120 {
         w.cadence();
@@ -333,6 +334,11 @@ fn quiet_end(w: &mut World) -> Result<(), String> {
         }
     }
     for _ in 0..30 {
+        w.cadence();
+        w.advance_to(w.now + 1_000);
+    }
+    w.state_newcomers();
+    for _ in 0..5 {
         w.cadence();
         w.advance_to(w.now + 1_000);
     }

@@ -2,7 +2,7 @@
 //! a trade, a new book version or a candle's update or close, sent in order on its
 //! connection.
 
-use super::markets::{candle_key, MARKETS, MINUTE};
+use super::markets::{candle_key, candle_parts, MARKETS, MINUTE};
 use super::world::{in_order, Event, World};
 use crate::core::feed::neutral;
 use crate::core::market::{candle_body, candle_json};
@@ -49,15 +49,11 @@ impl World {
     /// opens. Its close price counts its updates; the exchange keeps its place
     /// ([`candle_key`]).
     fn candle_tick(&mut self, channel: &str) -> String {
-        let key = self.exchange.markets.get(channel).copied();
-        let (t, closed, n) = key.map_or((MINUTE, true, 0), |k| {
-            ((k >> 20) as i64 * MINUTE, k >> 19 & 1 == 1, k & 0x7_ffff)
-        });
-        let (t, closed, n) = match (closed, self.rng.chance(0.3)) {
-            (true, _) if key.is_none() => (t, false, 1),
-            (true, _) => (t + MINUTE, false, 1),
-            (false, true) => (t, true, n),
-            (false, false) => (t, false, n + 1),
+        let close = self.rng.chance(0.3);
+        let (t, closed, n) = match self.exchange.markets.get(channel).map(|&k| candle_parts(k)) {
+            None => (MINUTE, false, 1),
+            Some((t, true, _)) => (t + MINUTE, false, 1),
+            Some((t, false, n)) => (t, close, if close { n } else { n + 1 }),
         };
         let key = candle_key(t, closed, n);
         self.exchange.markets.insert(channel.to_string(), key);

@@ -31,6 +31,15 @@ pub fn candle_key(t: i64, closed: bool, updates: u64) -> u64 {
     ((t / MINUTE) as u64) << 20 | u64::from(closed) << 19 | updates
 }
 
+/// The open time, closed or not, and updates of a [`candle_key`].
+pub fn candle_parts(key: u64) -> (i64, bool, u64) {
+    (
+        (key >> 20) as i64 * MINUTE,
+        key >> 19 & 1 == 1,
+        key & 0x7_ffff,
+    )
+}
+
 /// The place of a `candle` frame's candle (see [`candle_key`]).
 fn candle_of(v: &serde_json::Value) -> u64 {
     let c = &v["candle"];
@@ -66,11 +75,11 @@ pub fn check(
         _ => vec![v["version"].as_u64().unwrap_or(0)],
     };
     // A state (a book, a candle) may come again; a trade never.
-    let book = v["type"] != "trades";
+    let state = v["type"] != "trades";
     for n in numbers {
         let before = seen.get(channel).copied();
         let wrong = match before {
-            Some(b) if book => n < b,
+            Some(b) if state => n < b,
             Some(b) => n <= b,
             None => false,
         };

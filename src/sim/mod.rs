@@ -369,11 +369,11 @@ fn holds_the_last(w: &World, c: &clients::SimClient) -> Result<(), String> {
             ));
         }
     }
-    for market in c.channels.iter().filter(|ch| {
-        ["book:", "trades:", "candles:"]
-            .iter()
-            .any(|m| ch.starts_with(m))
-    }) {
+    for market in c
+        .channels
+        .iter()
+        .filter(|ch| markets::MARKETS.contains(&ch.as_str()))
+    {
         let (want, got) = (w.exchange.markets.get(market), c.seen.get(market));
         if want != got {
             return Err(format!(

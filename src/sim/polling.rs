@@ -178,7 +178,7 @@ impl World {
     }
 
     /// Session `i`'s GET: (held by its object, on its way).
-    pub(super) fn state(&self, i: usize) -> (bool, bool) {
+    fn state(&self, i: usize) -> (bool, bool) {
         let poll = self.clients[i].sio.as_ref().and_then(|s| s.poll.as_ref());
         poll.map_or((false, false), |p| (p.parked, p.sent))
     }
